@@ -1,0 +1,1 @@
+"""Adapters: the ports implemented on real technology, each with an in-memory twin."""

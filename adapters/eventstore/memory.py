@@ -1,0 +1,43 @@
+"""The in-memory event store: the reference behaviour every store must match."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import replace
+
+from application.errors import ConcurrencyConflict
+from domain.events import Recorded
+
+
+class InMemoryEventStore:
+    def __init__(self) -> None:
+        self._all: list[Recorded] = []
+        self._streams: dict[str, list[Recorded]] = {}
+        self._lock = asyncio.Lock()
+
+    async def append(self, events: Sequence[Recorded]) -> list[Recorded]:
+        async with self._lock:
+            versions: dict[str, int] = {}
+            for ev in events:
+                current = versions.get(ev.stream_id, len(self._streams.get(ev.stream_id, ())))
+                if ev.version != current + 1:
+                    raise ConcurrencyConflict(ev.stream_id, ev.version - 1, current)
+                versions[ev.stream_id] = ev.version
+            stored = []
+            for ev in events:
+                rec = replace(ev, position=len(self._all) + 1)
+                self._all.append(rec)
+                self._streams.setdefault(ev.stream_id, []).append(rec)
+                stored.append(rec)
+            return stored
+
+    async def load(self, stream_id: str) -> list[Recorded]:
+        return list(self._streams.get(stream_id, ()))
+
+    async def read_all(self, after: int = 0, limit: int | None = None) -> list[Recorded]:
+        chunk = self._all[after:]
+        return list(chunk if limit is None else chunk[:limit])
+
+    async def last_position(self) -> int:
+        return len(self._all)

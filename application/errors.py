@@ -1,0 +1,75 @@
+"""Errors the use cases and ports speak. Adapters raise these; entrypoints translate them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+
+class ApplicationError(Exception):
+    """Something a caller can act on went wrong."""
+
+
+class NotFound(ApplicationError):
+    """No such target, position or stream."""
+
+
+class ConcurrencyConflict(ApplicationError):
+    """Someone else appended to the stream since we loaded it."""
+
+    def __init__(self, stream_id: str, expected_version: int, actual_version: int | None = None) -> None:
+        detail = f", it is at {actual_version}" if actual_version is not None else ""
+        super().__init__(f"stream {stream_id} moved on: expected version {expected_version}{detail}")
+        self.stream_id = stream_id
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+
+
+class ConfigurationError(ApplicationError):
+    """A setting or an input file is not usable. The message names it."""
+
+
+# --- exchange replies, classified ---------------------------------------------------------
+
+class ExchangeError(ApplicationError):
+    """The exchange answered with an error (or did not answer)."""
+
+    code: str = "exchange"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class NotYetOpen(ExchangeError):
+    """The pair is not (yet) tradable by API (MEXC 10007): retry until the snipe deadline."""
+
+    code = "10007"
+
+
+class RateLimited(ExchangeError):
+    """429/418: wait at least `retry_after` before the next call."""
+
+    code = "429"
+
+    def __init__(self, message: str, retry_after: timedelta, code: str | None = None) -> None:
+        super().__init__(message, code)
+        self.retry_after = retry_after
+
+
+class ClockSkew(ExchangeError):
+    """700003: our timestamp fell outside recvWindow; re-sync the clock and retry."""
+
+    code = "700003"
+
+
+class AmbiguousOutcome(ExchangeError):
+    """Timeout or 5xx: the order may or may not exist. Resolve by client order id before any resend."""
+
+    code = "ambiguous"
+
+
+class OrderRefused(ExchangeError):
+    """A final refusal (balance, disabled market orders, invalid symbol...): fail fast with the reason."""
+
+    code = "refused"

@@ -1,0 +1,231 @@
+"""Ports: what the use cases need from the outside world, named by what they do."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import Enum
+from typing import Protocol
+
+from domain.events import Recorded
+from domain.exit_plans import ExitPlan
+from domain.risk import DEFAULT_RISK_PROFILE, RiskProfile
+from domain.values import ClientOrderId, Symbol, SymbolState
+
+
+# --- event store ------------------------------------------------------------------------
+
+class EventStore(Protocol):
+    """Append-only trade history with optimistic concurrency per stream and a global order."""
+
+    async def append(self, events: Sequence[Recorded]) -> list[Recorded]:
+        """Append events, possibly of several streams, all or nothing.
+
+        Each event carries its stream version; the first new event of a stream must be the
+        stream's current version + 1, or ConcurrencyConflict is raised and nothing is written.
+        Returns the events with their global `position` set, in append order.
+        """
+        ...
+
+    async def load(self, stream_id: str) -> list[Recorded]:
+        """Every event of one stream in version order; empty if the stream does not exist."""
+        ...
+
+    async def read_all(self, after: int = 0, limit: int | None = None) -> list[Recorded]:
+        """Events with position > `after`, in global order, at most `limit` of them."""
+        ...
+
+    async def last_position(self) -> int:
+        """The highest global position stored, 0 when empty."""
+        ...
+
+
+# --- time -------------------------------------------------------------------------------
+
+class Clock(Protocol):
+    """Time as the application sees it. The demo and tests pass a controllable clock."""
+
+    def now(self) -> datetime:
+        """Aware UTC datetime."""
+        ...
+
+    async def sleep(self, delay: timedelta) -> None: ...
+
+    async def sleep_until(self, moment: datetime) -> None: ...
+
+
+# --- listings ----------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class CalendarEntry:
+    coin_id: str
+    ticker: str
+    full_name: str
+    symbol: Symbol
+    launch_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolStateReport:
+    coin_id: str
+    ticker: str
+    state: SymbolState
+
+
+class ListingFeed(Protocol):
+    """MEXC's new-coin calendar and per-symbol web states."""
+
+    async def calendar(self) -> list[CalendarEntry]: ...
+
+    async def symbol_states(self) -> list[SymbolStateReport]: ...
+
+
+# --- market data -------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class SymbolRules:
+    symbol: Symbol
+    price_scale: int
+    quantity_scale: int
+    min_notional: Decimal = Decimal(0)
+    taker_fee: Decimal = Decimal("0.0005")
+
+
+@dataclass(frozen=True, slots=True)
+class PriceTick:
+    symbol: Symbol
+    price: Decimal
+    at: datetime
+
+
+class MarketData(Protocol):
+    async def symbol_rules(self, symbol: Symbol) -> SymbolRules:
+        """Precision and fees; raises NotFound for a symbol the exchange does not list."""
+        ...
+
+    async def last_price(self, symbol: Symbol) -> Decimal | None: ...
+
+
+# --- trading -----------------------------------------------------------------------------
+
+class OrderSide(Enum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class OrderStatus(Enum):
+    NEW = "NEW"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELED = "CANCELED"
+    PARTIALLY_CANCELED = "PARTIALLY_CANCELED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.PARTIALLY_CANCELED)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderReport:
+    """An order as the exchange reports it. Amounts are what actually executed."""
+
+    symbol: Symbol
+    client_order_id: ClientOrderId
+    exchange_order_id: str
+    side: OrderSide
+    status: OrderStatus
+    executed_quantity: Decimal
+    executed_quote: Decimal
+    average_price: Decimal
+    fee: Decimal = Decimal(0)
+    fee_asset: str = ""
+    created_at: datetime | None = None
+
+
+class ExchangeTrading(Protocol):
+    """Placing and resolving orders. Errors come as application.errors.ExchangeError kinds."""
+
+    async def prepare(self, symbol: Symbol) -> None:
+        """Warm the connection and sync the clock ahead of a timed order (may be a no-op)."""
+        ...
+
+    async def place_market_buy(self, symbol: Symbol, quote_amount: Decimal, client_order_id: ClientOrderId) -> OrderReport: ...
+
+    async def place_market_sell(self, symbol: Symbol, quantity: Decimal, client_order_id: ClientOrderId) -> OrderReport: ...
+
+    async def query_order(self, symbol: Symbol, client_order_id: ClientOrderId) -> OrderReport | None:
+        """None when the exchange knows no order with that client id."""
+        ...
+
+    async def cancel_order(self, symbol: Symbol, client_order_id: ClientOrderId) -> OrderReport | None: ...
+
+    async def open_orders(self, symbol: Symbol | None = None) -> list[OrderReport]: ...
+
+
+# --- users -------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class TraderSettings:
+    """What one user wants the sniper to do for them."""
+
+    user_id: str
+    auto_snipe: bool = True
+    quote_amount: Decimal = Decimal("10")
+    quote_asset: str = "USDT"
+    exit_strategy: str = "balanced"
+    custom_exit_plans: dict[str, ExitPlan] = field(default_factory=dict)
+    risk: RiskProfile = DEFAULT_RISK_PROFILE
+    min_confidence: Decimal = Decimal("0.80")
+    only_tickers: frozenset[str] = frozenset()
+    skip_tickers: frozenset[str] = frozenset()
+
+    def wants(self, ticker: str, quote_asset: str) -> bool:
+        if not self.auto_snipe or quote_asset != self.quote_asset:
+            return False
+        if self.only_tickers and ticker not in self.only_tickers:
+            return False
+        return ticker not in self.skip_tickers
+
+
+class TraderDirectory(Protocol):
+    async def auto_snipers(self) -> list[TraderSettings]:
+        """Every user with auto-snipe on."""
+        ...
+
+    async def settings_for(self, user_id: str) -> TraderSettings:
+        """Raises NotFound for an unknown user."""
+        ...
+
+
+# --- coordination ------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class ScheduledJob:
+    kind: str
+    key: str
+    run_at: datetime
+
+
+class Scheduler(Protocol):
+    """Durable timed jobs. Scheduling the same (kind, key) twice keeps one job."""
+
+    async def schedule(self, job: ScheduledJob) -> None: ...
+
+    async def cancel(self, kind: str, key: str) -> None: ...
+
+
+class LockService(Protocol):
+    def lease(self, key: str, ttl: timedelta) -> AbstractAsyncContextManager[bool]:
+        """Enter to try to hold `key`; yields True when held (release on exit), False when another holds it."""
+        ...
+
+
+class Cache(Protocol):
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def set(self, key: str, value: bytes, ttl: timedelta | None = None) -> None: ...
+
+    async def delete(self, key: str) -> None: ...

@@ -1,0 +1,286 @@
+"""Domain events: the trade history. Each is a frozen dataclass of its own fields;
+the envelope `Recorded` carries stream id, version, time, user and correlation id.
+
+The adapters serialise these with msgspec; the names of the classes are the stored
+event types, so renaming one is a migration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from domain.exit_plans import ExitPlan
+
+
+@dataclass(frozen=True, slots=True)
+class DomainEvent:
+    """Marker base for every event of the trade history."""
+
+    @property
+    def type_name(self) -> str:
+        return type(self).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """When a command happened and which flow it belongs to (both passed in, never read)."""
+
+    at: datetime
+    correlation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """One event as stored: its stream, version within the stream, and the global position
+    the store gave it (None until appended)."""
+
+    stream_id: str
+    version: int
+    occurred_at: datetime
+    user_id: str
+    correlation_id: str
+    event: DomainEvent
+    position: int | None = None
+
+
+# --- listings -------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class ListingAnnounced(DomainEvent):
+    coin_id: str
+    ticker: str
+    full_name: str
+    symbol: str
+    launch_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ListingReadyDetected(DomainEvent):
+    coin_id: str
+    symbol: str
+    sts: int
+    st: int
+    tt: int
+    launch_at: datetime
+    lead_seconds: int
+
+
+# --- snipe targets --------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class SnipeTargetCreated(DomainEvent):
+    target_id: str
+    coin_id: str
+    symbol: str
+    launch_at: datetime
+    quote_amount: Decimal
+    quote_asset: str
+    exit_plan: ExitPlan
+    confidence: Decimal
+    live: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SnipeTargetReady(DomainEvent):
+    target_id: str
+    pattern: str
+    confidence: Decimal
+    lead_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class SnipeScheduled(DomainEvent):
+    target_id: str
+    execute_at: datetime
+    deadline_at: datetime
+    client_order_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SnipeOrderSubmitted(DomainEvent):
+    target_id: str
+    client_order_id: str
+    symbol: str
+    quote_amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class SnipeOrderFilled(DomainEvent):
+    target_id: str
+    client_order_id: str
+    exchange_order_id: str
+    price: Decimal
+    quantity: Decimal
+    quote_spent: Decimal
+    fee: Decimal
+    fee_asset: str
+    attempts: int
+    latency_ms: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class SnipeOrderRejected(DomainEvent):
+    target_id: str
+    client_order_id: str
+    code: str
+    reason: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class SnipeFailed(DomainEvent):
+    target_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SnipeExpired(DomainEvent):
+    target_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SnipeTargetCancelled(DomainEvent):
+    target_id: str
+    reason: str
+    cancelled_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class RiskCheckFailed(DomainEvent):
+    target_id: str
+    reasons: tuple[str, ...]
+
+
+# --- positions ------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class PositionOpened(DomainEvent):
+    position_id: str
+    target_id: str
+    symbol: str
+    quote_asset: str
+    entry_price: Decimal
+    quantity: Decimal
+    cost: Decimal
+    entry_fee: Decimal
+    entry_fee_asset: str
+    quantity_scale: int
+    exit_plan: ExitPlan
+    opened_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ExitOrderSubmitted(DomainEvent):
+    position_id: str
+    client_order_id: str
+    reason: str
+    level: int | None
+    quantity: Decimal
+    trigger_price: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class ExitOrderFailed(DomainEvent):
+    """The exchange refused an exit; the position stays as it was and may try again."""
+
+    position_id: str
+    client_order_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PositionPeakRaised(DomainEvent):
+    """The highest price seen since entry rose; a trailing stop follows it."""
+
+    position_id: str
+    peak_price: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class ExitFilled(DomainEvent):
+    """Fields shared by every kind of exit fill."""
+
+    position_id: str
+    client_order_id: str
+    level: int | None
+    price: Decimal
+    quantity: Decimal
+    proceeds: Decimal
+    fee: Decimal
+    cost_released: Decimal
+    realised_pnl: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class TakeProfitHit(ExitFilled):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class StopLossHit(ExitFilled):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class TrailingStopHit(ExitFilled):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class MaxHoldTimeReached(ExitFilled):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyExitFilled(ExitFilled):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class PositionClosed(DomainEvent):
+    position_id: str
+    total_cost: Decimal
+    total_proceeds: Decimal
+    total_fees: Decimal
+    realised_pnl: Decimal
+
+
+# --- safety ---------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class EmergencyStopActivated(DomainEvent):
+    scope: str
+    reason: str
+    activated_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyStopCleared(DomainEvent):
+    scope: str
+    cleared_by: str
+
+
+# --- credentials ----------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class CredentialsStored(DomainEvent):
+    key_version: int
+    api_key_hint: str
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialsRotated(DomainEvent):
+    key_version: int
+    api_key_hint: str
+
+
+# The stored event types, by name. Built from this module's classes (dataclass(slots=True)
+# replaces each class, so __subclasses__ would also see the discarded originals).
+EVENT_TYPES: dict[str, type[DomainEvent]] = {
+    name: cls
+    for name, cls in dict(globals()).items()
+    if isinstance(cls, type) and issubclass(cls, DomainEvent) and cls not in (DomainEvent, ExitFilled)
+}

@@ -1,0 +1,267 @@
+"""Position: what a filled snipe holds, and how the exit plan sells it."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import Enum
+
+from domain.aggregate import Aggregate
+from domain.errors import InvalidTransition, InvalidValue
+from domain.events import (
+    Cause,
+    DomainEvent,
+    EmergencyExitFilled,
+    ExitFilled,
+    ExitOrderFailed,
+    ExitOrderSubmitted,
+    MaxHoldTimeReached,
+    PositionClosed,
+    PositionOpened,
+    PositionPeakRaised,
+    StopLossHit,
+    TakeProfitHit,
+    TrailingStopHit,
+)
+from domain.exit_plans import HUNDRED, ExitPlan
+from domain.specifications import PricePoint, stop_loss_hit, take_profit_reached
+from domain.values import ClientOrderId, Symbol, quantize_money, round_down_to_scale
+
+
+class PositionStatus(Enum):
+    OPEN = "open"
+    PARTIALLY_EXITED = "partially exited"
+    CLOSED = "closed"
+
+
+class ExitReason(Enum):
+    TAKE_PROFIT = "take_profit"
+    STOP_LOSS = "stop_loss"
+    TRAILING_STOP = "trailing_stop"
+    MAX_HOLD = "max_hold"
+    EMERGENCY = "emergency"
+
+
+_FILL_EVENT: dict[ExitReason, type[ExitFilled]] = {
+    ExitReason.TAKE_PROFIT: TakeProfitHit,
+    ExitReason.STOP_LOSS: StopLossHit,
+    ExitReason.TRAILING_STOP: TrailingStopHit,
+    ExitReason.MAX_HOLD: MaxHoldTimeReached,
+    ExitReason.EMERGENCY: EmergencyExitFilled,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ExitDecision:
+    reason: ExitReason
+    level: int | None
+    quantity: Decimal
+    trigger_price: Decimal
+
+
+def position_stream(position_id: str) -> str:
+    return f"position-{position_id}"
+
+
+def position_id_for(target_id: str) -> str:
+    """A target fills at most once, so its position id is derived from it."""
+    return "p-" + target_id.removeprefix("t-")
+
+
+class Position(Aggregate):
+    kind = "position"
+
+    def _blank(self) -> None:
+        self.position_id = ""
+        self.target_id = ""
+        self.symbol: Symbol | None = None
+        self.entry_price = Decimal(0)
+        self.quantity = Decimal(0)
+        self.remaining = Decimal(0)
+        self.total_cost = Decimal(0)
+        self.remaining_cost = Decimal(0)
+        self.proceeds = Decimal(0)
+        self.fees = Decimal(0)
+        self.realised_pnl = Decimal(0)
+        self.quantity_scale = 8
+        self.exit_plan: ExitPlan | None = None
+        self.opened_at: datetime | None = None
+        self.levels_hit: set[int] = set()
+        self.peak_price = Decimal(0)
+        self.pending_exit: ExitOrderSubmitted | None = None
+        self.exits = 0
+        self.status = PositionStatus.OPEN
+
+    @classmethod
+    def open(
+        cls,
+        target_id: str,
+        user_id: str,
+        symbol: Symbol,
+        price: Decimal,
+        quantity: Decimal,
+        quote_spent: Decimal,
+        fee: Decimal,
+        fee_asset: str,
+        quantity_scale: int,
+        exit_plan: ExitPlan,
+        cause: Cause,
+    ) -> "Position":
+        """Open from a buy fill. A fee in the base asset reduces what we hold;
+        a fee in the quote asset adds to what the position cost."""
+        if price <= 0 or quantity <= 0:
+            raise InvalidValue("a position opens from a fill with positive price and quantity")
+        if fee_asset == symbol.base:
+            held, cost = quantity - fee, quote_spent
+        else:
+            held, cost = quantity, quote_spent + fee
+        if held <= 0:
+            raise InvalidValue("the fee leaves nothing to hold")
+        pid = position_id_for(target_id)
+        pos = cls(position_stream(pid), user_id)
+        pos._blank()
+        pos._record(
+            PositionOpened(
+                pid, target_id, symbol.code, symbol.quote, price, held, cost, fee, fee_asset, quantity_scale, exit_plan,
+                cause.at,
+            ), cause
+        )
+        return pos
+
+    # --- queries --------------------------------------------------------------------
+
+    def unrealised_pnl(self, price: Decimal) -> Decimal:
+        return quantize_money(self.remaining * price - self.remaining_cost)
+
+    def decide_exit(self, price: Decimal, now: datetime) -> ExitDecision | None:
+        """What the exit plan says to do at this price and time, if anything.
+
+        Stop-loss is looked at first: on a tick that satisfies both, we protect the capital.
+        """
+        if self.status is PositionStatus.CLOSED or self.pending_exit is not None or self.remaining <= 0:
+            return None
+        plan = self.exit_plan
+        assert plan is not None and self.opened_at is not None
+        point = PricePoint(self.entry_price, price)
+        if stop_loss_hit(plan.stop_loss_percent).is_satisfied_by(point):
+            return ExitDecision(ExitReason.STOP_LOSS, None, self.remaining, price)
+        if plan.trailing_stop_percent is not None and self.peak_price > self.entry_price:
+            trail_at = self.peak_price * (1 - plan.trailing_stop_percent / HUNDRED)
+            if price <= trail_at:
+                return ExitDecision(ExitReason.TRAILING_STOP, None, self.remaining, price)
+        if plan.max_hold_seconds is not None and now - self.opened_at >= timedelta(seconds=plan.max_hold_seconds):
+            return ExitDecision(ExitReason.MAX_HOLD, None, self.remaining, price)
+        for index, level in enumerate(plan.take_profits):
+            if index in self.levels_hit:
+                continue
+            if take_profit_reached(level.gain_percent).is_satisfied_by(point):
+                return ExitDecision(ExitReason.TAKE_PROFIT, index, self._level_quantity(index), price)
+            break
+        return None
+
+    def _level_quantity(self, index: int) -> Decimal:
+        plan = self.exit_plan
+        assert plan is not None
+        sold_share = sum((plan.take_profits[i].sell_percent for i in range(index + 1)), Decimal(0))
+        if sold_share >= HUNDRED:
+            return self.remaining
+        qty = round_down_to_scale(self.quantity * plan.take_profits[index].sell_percent / HUNDRED, self.quantity_scale)
+        if qty <= 0 or qty >= self.remaining:
+            return self.remaining
+        return qty
+
+    # --- commands -------------------------------------------------------------------
+
+    def observe(self, price: Decimal, cause: Cause) -> None:
+        """Follow the peak for a trailing stop; recorded so a restart keeps it."""
+        plan = self.exit_plan
+        if self.status is PositionStatus.CLOSED or plan is None or plan.trailing_stop_percent is None:
+            return
+        if price > self.peak_price:
+            self._record(PositionPeakRaised(self.position_id, price), cause)
+
+    def submit_exit(self, decision: ExitDecision, cause: Cause) -> ClientOrderId:
+        if self.status is PositionStatus.CLOSED:
+            raise InvalidTransition(f"position {self.position_id}", "closed", "submit an exit")
+        if self.pending_exit is not None:
+            raise InvalidTransition(f"position {self.position_id}", "awaiting an exit fill", "submit another exit")
+        if not (0 < decision.quantity <= self.remaining):
+            raise InvalidValue(f"exit quantity {decision.quantity} is not within the {self.remaining} held")
+        digest = hashlib.sha256(f"{self.position_id}:{self.exits}".encode()).hexdigest()[:24]
+        coid = ClientOrderId("ext" + digest)
+        self._record(
+            ExitOrderSubmitted(
+                self.position_id, coid.value, decision.reason.value, decision.level, decision.quantity, decision.trigger_price
+            ),
+            cause,
+        )
+        return coid
+
+    def record_exit_fill(self, price: Decimal, quantity: Decimal, fee: Decimal, cause: Cause) -> None:
+        pending = self.pending_exit
+        if pending is None:
+            raise InvalidTransition(f"position {self.position_id}", self.status.value, "record an exit fill without an order")
+        if price <= 0 or not (0 < quantity <= self.remaining) or fee < 0:
+            raise InvalidValue(f"exit fill {quantity} at {price} does not fit the {self.remaining} held")
+        proceeds = price * quantity
+        closing = quantity == self.remaining
+        released = self.remaining_cost if closing else quantize_money(self.remaining_cost * quantity / self.remaining)
+        pnl = proceeds - fee - released
+        kind = _FILL_EVENT[ExitReason(pending.reason)]
+        self._record(
+            kind(self.position_id, pending.client_order_id, pending.level, price, quantity, proceeds, fee, released, pnl),
+            cause,
+        )
+        if closing:
+            self._record(
+                PositionClosed(self.position_id, self.total_cost, self.proceeds, self.fees, self.realised_pnl), cause
+            )
+
+    def record_exit_failure(self, reason: str, cause: Cause) -> None:
+        pending = self.pending_exit
+        if pending is None:
+            raise InvalidTransition(f"position {self.position_id}", self.status.value, "fail an exit it did not submit")
+        self._record(ExitOrderFailed(self.position_id, pending.client_order_id, reason), cause)
+
+    # --- fold -----------------------------------------------------------------------
+
+    def _apply(self, event: DomainEvent) -> None:
+        match event:
+            case PositionOpened():
+                self.position_id = event.position_id
+                self.target_id = event.target_id
+                self.symbol = Symbol.parse(event.symbol, event.quote_asset)
+                self.entry_price = event.entry_price
+                self.quantity = self.remaining = event.quantity
+                self.total_cost = self.remaining_cost = event.cost
+                # A fee paid in the base asset is already out of the quantity held.
+                self.fees = event.entry_fee if event.entry_fee_asset == event.quote_asset else Decimal(0)
+                self.quantity_scale = event.quantity_scale
+                self.exit_plan = event.exit_plan
+                self.opened_at = event.opened_at
+                self.peak_price = event.entry_price
+                self.status = PositionStatus.OPEN
+            case PositionPeakRaised():
+                self.peak_price = event.peak_price
+            case ExitOrderSubmitted():
+                self.pending_exit = event
+                self.exits += 1
+            case ExitOrderFailed():
+                self.pending_exit = None
+            case ExitFilled():
+                self.pending_exit = None
+                if isinstance(event, TakeProfitHit) and event.level is not None:
+                    self.levels_hit.add(event.level)
+                self.remaining -= event.quantity
+                self.remaining_cost -= event.cost_released
+                self.proceeds += event.proceeds
+                self.fees += event.fee
+                self.realised_pnl += event.realised_pnl
+                self.status = PositionStatus.CLOSED if self.remaining == 0 else PositionStatus.PARTIALLY_EXITED
+            case PositionClosed():
+                self.status = PositionStatus.CLOSED
+            case _:
+                raise TypeError(f"position cannot apply {type(event).__name__}")
+

@@ -1,0 +1,218 @@
+"""SnipeTarget: one user's intent to buy one listing at launch."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+
+from domain.aggregate import Aggregate
+from domain.errors import InvalidTransition, InvalidValue
+from domain.events import (
+    Cause,
+    DomainEvent,
+    RiskCheckFailed,
+    SnipeExpired,
+    SnipeFailed,
+    SnipeOrderFilled,
+    SnipeOrderRejected,
+    SnipeOrderSubmitted,
+    SnipeScheduled,
+    SnipeTargetCancelled,
+    SnipeTargetCreated,
+    SnipeTargetReady,
+)
+from domain.exit_plans import ExitPlan
+from domain.values import ClientOrderId, Symbol, to_decimal
+
+
+class TargetStatus(Enum):
+    WATCHING = "watching"
+    READY = "ready"
+    SCHEDULED = "scheduled"
+    EXECUTING = "executing"
+    FILLED = "filled"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL
+
+
+_FINAL = {TargetStatus.FILLED, TargetStatus.FAILED, TargetStatus.CANCELLED, TargetStatus.EXPIRED}
+_OPEN_BEFORE_SEND = {TargetStatus.WATCHING, TargetStatus.READY, TargetStatus.SCHEDULED}
+
+
+def target_stream(target_id: str) -> str:
+    return f"target-{target_id}"
+
+
+def snipe_client_order_id(target_id: str) -> ClientOrderId:
+    """Derived from the target, so every attempt (and every worker) sends the same id:
+    the exchange and our query-before-resend see one order, never two."""
+    return ClientOrderId("snp" + hashlib.sha256(target_id.encode()).hexdigest()[:24])
+
+
+class SnipeTarget(Aggregate):
+    kind = "snipe target"
+
+    def _blank(self) -> None:
+        self.target_id = ""
+        self.coin_id = ""
+        self.symbol: Symbol | None = None
+        self.launch_at: datetime | None = None
+        self.quote_amount = Decimal(0)
+        self.quote_asset = "USDT"
+        self.exit_plan: ExitPlan | None = None
+        self.confidence = Decimal(0)
+        self.live = False
+        self.status = TargetStatus.WATCHING
+        self.execute_at: datetime | None = None
+        self.deadline_at: datetime | None = None
+        self.client_order_id: str | None = None
+        self.fill: SnipeOrderFilled | None = None
+        self.failure: str | None = None
+
+    @classmethod
+    def create(
+        cls,
+        target_id: str,
+        user_id: str,
+        coin_id: str,
+        symbol: Symbol,
+        launch_at: datetime,
+        quote_amount: Decimal,
+        exit_plan: ExitPlan,
+        confidence: Decimal,
+        live: bool,
+        cause: Cause,
+    ) -> "SnipeTarget":
+        amount = to_decimal(quote_amount, "quote amount")
+        if amount <= 0:
+            raise InvalidValue(f"quote amount must be positive: {amount}")
+        if not user_id:
+            raise InvalidValue("a snipe target belongs to a user")
+        conf = to_decimal(confidence, "confidence")
+        if not (0 <= conf <= 1):
+            raise InvalidValue(f"confidence must be between 0 and 1: {conf}")
+        target = cls(target_stream(target_id), user_id)
+        target._blank()
+        target._record(
+            SnipeTargetCreated(target_id, coin_id, symbol.code, launch_at, amount, symbol.quote, exit_plan, conf, live),
+            cause,
+        )
+        return target
+
+    # --- commands -------------------------------------------------------------------
+
+    def mark_ready(self, pattern: str, confidence: Decimal, lead_seconds: int, cause: Cause) -> None:
+        self._require({TargetStatus.WATCHING}, "become ready")
+        self._record(SnipeTargetReady(self.target_id, pattern, confidence, lead_seconds), cause)
+
+    def schedule(self, execute_at: datetime, deadline_at: datetime, cause: Cause) -> None:
+        self._require({TargetStatus.READY}, "be scheduled")
+        if deadline_at <= execute_at:
+            raise InvalidValue("snipe deadline must come after its start")
+        coid = snipe_client_order_id(self.target_id)
+        self._record(SnipeScheduled(self.target_id, execute_at, deadline_at, coid.value), cause)
+
+    def submit_order(self, cause: Cause) -> None:
+        self._require({TargetStatus.SCHEDULED}, "submit its order")
+        assert self.symbol is not None and self.client_order_id is not None
+        self._record(SnipeOrderSubmitted(self.target_id, self.client_order_id, self.symbol.code, self.quote_amount), cause)
+
+    def record_fill(
+        self,
+        exchange_order_id: str,
+        price: Decimal,
+        quantity: Decimal,
+        quote_spent: Decimal,
+        fee: Decimal,
+        fee_asset: str,
+        attempts: int,
+        latency_ms: Decimal,
+        cause: Cause,
+    ) -> None:
+        self._require({TargetStatus.EXECUTING}, "record a fill")
+        if price <= 0 or quantity <= 0 or quote_spent <= 0 or fee < 0:
+            raise InvalidValue(f"a fill needs positive price, quantity and amount: {price} x {quantity} = {quote_spent}")
+        assert self.client_order_id is not None
+        self._record(
+            SnipeOrderFilled(
+                self.target_id, self.client_order_id, exchange_order_id, price, quantity, quote_spent, fee, fee_asset,
+                attempts, latency_ms,
+            ),
+            cause,
+        )
+
+    def record_rejection(self, code: str, reason: str, attempts: int, cause: Cause) -> None:
+        self._require({TargetStatus.EXECUTING}, "record a rejection")
+        assert self.client_order_id is not None
+        self._record(SnipeOrderRejected(self.target_id, self.client_order_id, code, reason, attempts), cause)
+        self._record(SnipeFailed(self.target_id, f"order rejected: {reason}"), cause)
+
+    def fail(self, reason: str, cause: Cause) -> None:
+        self._require(_OPEN_BEFORE_SEND | {TargetStatus.EXECUTING}, "fail")
+        self._record(SnipeFailed(self.target_id, reason), cause)
+
+    def refuse_by_risk(self, reasons: list[str], cause: Cause) -> None:
+        self._require(_OPEN_BEFORE_SEND, "be refused by risk checks")
+        self._record(RiskCheckFailed(self.target_id, tuple(reasons)), cause)
+        self._record(SnipeFailed(self.target_id, "refused by risk limits: " + "; ".join(reasons)), cause)
+
+    def expire(self, reason: str, cause: Cause) -> None:
+        self._require(_OPEN_BEFORE_SEND, "expire")
+        self._record(SnipeExpired(self.target_id, reason), cause)
+
+    def cancel(self, reason: str, by: str, cause: Cause) -> None:
+        self._require(_OPEN_BEFORE_SEND, "be cancelled")
+        self._record(SnipeTargetCancelled(self.target_id, reason, by), cause)
+
+    def _require(self, allowed: set[TargetStatus], action: str) -> None:
+        if self.status not in allowed:
+            raise InvalidTransition(f"snipe target {self.target_id}", self.status.value, action)
+
+    # --- fold -----------------------------------------------------------------------
+
+    def _apply(self, event: DomainEvent) -> None:
+        match event:
+            case SnipeTargetCreated():
+                self.target_id = event.target_id
+                self.coin_id = event.coin_id
+                self.quote_asset = event.quote_asset
+                self.symbol = Symbol.parse(event.symbol, event.quote_asset)
+                self.launch_at = event.launch_at
+                self.quote_amount = event.quote_amount
+                self.exit_plan = event.exit_plan
+                self.confidence = event.confidence
+                self.live = event.live
+                self.status = TargetStatus.WATCHING
+            case SnipeTargetReady():
+                self.confidence = event.confidence
+                self.status = TargetStatus.READY
+            case SnipeScheduled():
+                self.execute_at = event.execute_at
+                self.deadline_at = event.deadline_at
+                self.client_order_id = event.client_order_id
+                self.status = TargetStatus.SCHEDULED
+            case SnipeOrderSubmitted():
+                self.status = TargetStatus.EXECUTING
+            case SnipeOrderFilled():
+                self.fill = event
+                self.status = TargetStatus.FILLED
+            case SnipeOrderRejected() | RiskCheckFailed():
+                pass
+            case SnipeFailed():
+                self.failure = event.reason
+                self.status = TargetStatus.FAILED
+            case SnipeExpired():
+                self.failure = event.reason
+                self.status = TargetStatus.EXPIRED
+            case SnipeTargetCancelled():
+                self.failure = event.reason
+                self.status = TargetStatus.CANCELLED
+            case _:
+                raise TypeError(f"snipe target cannot apply {type(event).__name__}")
