@@ -15,6 +15,8 @@ from domain.values import Symbol, SymbolState
 
 SYSTEM_USER = "system"
 DEFAULT_LEAD_WINDOW = timedelta(hours=3, minutes=30)
+# Before any symbol state is seen, an announcement alone says little.
+ANNOUNCED_CONFIDENCE = Decimal("0.20")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +43,7 @@ def assess(state: SymbolState, launch_at: datetime, now: datetime, lead_window: 
     elif (state.sts, state.st) == (2, 1):
         pattern, confidence = "approved", Decimal("0.40")
     else:
-        pattern, confidence = "announced", Decimal("0.20")
+        pattern, confidence = "announced", ANNOUNCED_CONFIDENCE
     return ListingAssessment(pattern, ready, in_window, lead, confidence)
 
 

@@ -110,7 +110,10 @@ class SnipeTarget(Aggregate):
 
     def mark_ready(self, pattern: str, confidence: Decimal, lead_seconds: int, cause: Cause) -> None:
         self._require({TargetStatus.WATCHING}, "become ready")
-        self._record(SnipeTargetReady(self.target_id, pattern, confidence, lead_seconds), cause)
+        conf = to_decimal(confidence, "confidence")
+        if not (0 <= conf <= 1):
+            raise InvalidValue(f"confidence must be between 0 and 1: {conf}")
+        self._record(SnipeTargetReady(self.target_id, pattern, conf, lead_seconds), cause)
 
     def schedule(self, execute_at: datetime, deadline_at: datetime, cause: Cause) -> None:
         self._require({TargetStatus.READY}, "be scheduled")

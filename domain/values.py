@@ -53,7 +53,7 @@ class Symbol:
 
     def __post_init__(self) -> None:
         for part, name in ((self.base, "base asset"), (self.quote, "quote asset")):
-            if not _ASSET_RE.match(part):
+            if not _ASSET_RE.fullmatch(part):
                 raise InvalidValue(f"{name} must be 1-16 upper-case letters or digits: {part!r}")
 
     @property
@@ -66,7 +66,7 @@ class Symbol:
     @classmethod
     def parse(cls, code: str, quote: str = "USDT") -> "Symbol":
         code = code.strip().upper()
-        if not _SYMBOL_RE.match(code) or not code.endswith(quote) or len(code) == len(quote):
+        if not _SYMBOL_RE.fullmatch(code) or not code.endswith(quote) or len(code) == len(quote):
             raise InvalidValue(f"symbol {code!r} is not a {quote} pair")
         return cls(code[: -len(quote)], quote)
 
@@ -76,8 +76,8 @@ class Price:
     value: Decimal
 
     def __post_init__(self) -> None:
-        if not isinstance(self.value, Decimal):
-            object.__setattr__(self, "value", to_decimal(self.value, "price"))
+        # Always through to_decimal: a Decimal can still be NaN or infinite.
+        object.__setattr__(self, "value", to_decimal(self.value, "price"))
         if self.value <= 0:
             raise InvalidValue(f"price must be positive: {self.value}")
 
@@ -90,8 +90,8 @@ class Quantity:
     value: Decimal
 
     def __post_init__(self) -> None:
-        if not isinstance(self.value, Decimal):
-            object.__setattr__(self, "value", to_decimal(self.value, "quantity"))
+        # Always through to_decimal: a Decimal can still be NaN or infinite.
+        object.__setattr__(self, "value", to_decimal(self.value, "quantity"))
         if self.value < 0:
             raise InvalidValue(f"quantity must not be negative: {self.value}")
 
@@ -107,11 +107,11 @@ class QuoteAmount:
     asset: str = "USDT"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.value, Decimal):
-            object.__setattr__(self, "value", to_decimal(self.value, "quote amount"))
+        # Always through to_decimal: a Decimal can still be NaN or infinite.
+        object.__setattr__(self, "value", to_decimal(self.value, "quote amount"))
         if self.value < 0:
             raise InvalidValue(f"quote amount must not be negative: {self.value}")
-        if not _ASSET_RE.match(self.asset):
+        if not _ASSET_RE.fullmatch(self.asset):
             raise InvalidValue(f"quote asset must be upper-case letters or digits: {self.asset!r}")
 
     def __str__(self) -> str:
@@ -125,8 +125,8 @@ class Percentage:
     value: Decimal
 
     def __post_init__(self) -> None:
-        if not isinstance(self.value, Decimal):
-            object.__setattr__(self, "value", to_decimal(self.value, "percentage"))
+        # Always through to_decimal: a Decimal can still be NaN or infinite.
+        object.__setattr__(self, "value", to_decimal(self.value, "percentage"))
 
     @property
     def fraction(self) -> Decimal:
@@ -149,7 +149,7 @@ class ClientOrderId:
     value: str
 
     def __post_init__(self) -> None:
-        if not _CLIENT_ORDER_ID_RE.match(self.value):
+        if not _CLIENT_ORDER_ID_RE.fullmatch(self.value):
             raise InvalidValue(f"client order id must be 1-32 of [A-Za-z0-9_-]: {self.value!r}")
 
     def __str__(self) -> str:

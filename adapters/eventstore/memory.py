@@ -36,7 +36,9 @@ class InMemoryEventStore:
         return list(self._streams.get(stream_id, ()))
 
     async def read_all(self, after: int = 0, limit: int | None = None) -> list[Recorded]:
-        chunk = self._all[after:]
+        if limit is not None and limit < 0:
+            return []
+        chunk = self._all[max(after, 0):]
         return list(chunk if limit is None else chunk[:limit])
 
     async def last_position(self) -> int:

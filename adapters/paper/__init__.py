@@ -1,0 +1,1 @@
+"""The paper exchange: MEXC's ports answered from a replay scenario, no real money."""

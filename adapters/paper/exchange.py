@@ -1,0 +1,192 @@
+"""PaperExchange: answers the listing feed, market data and trading ports from a scenario.
+
+Market orders fill at the scenario price in force at the moment of the order, with the
+scenario's taker fee charged in the quote asset. Before a pair opens, orders get the same
+"not yet open" reply MEXC gives (10007). Faults can be queued to rehearse what the real
+exchange does on a bad day.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import Enum
+
+from application.errors import AmbiguousOutcome, NotFound, NotYetOpen, OrderRefused, RateLimited
+from application.ports import (
+    CalendarEntry,
+    Clock,
+    OrderReport,
+    OrderSide,
+    OrderStatus,
+    PriceTick,
+    SymbolRules,
+    SymbolStateReport,
+)
+from adapters.paper.scenario import ListingSpec, Scenario, open_time, state_of, symbol_of
+from domain.values import ClientOrderId, Symbol, round_down_to_scale
+
+
+class Fault(Enum):
+    """A misbehaviour to inject into the next order call."""
+
+    TIMEOUT_BEFORE_ACCEPT = "timeout_before_accept"  # lost on the way: no order exists
+    TIMEOUT_AFTER_ACCEPT = "timeout_after_accept"  # order placed, the reply lost
+    RATE_LIMITED = "rate_limited"
+    INSUFFICIENT_BALANCE = "insufficient_balance"
+
+
+class PaperExchange:
+    def __init__(self, scenario: Scenario, clock: Clock) -> None:
+        self.scenario = scenario
+        self.clock = clock
+        self._by_symbol = {symbol_of(spec).code: spec for spec in scenario.listings}
+        self._orders: dict[str, OrderReport] = {}
+        self._sequence = 0
+        self.faults: deque[Fault] = deque()
+        self.calls: list[str] = []  # what was asked, in order, for tests and the timeline
+
+    # --- ListingFeed ---------------------------------------------------------------------
+
+    async def calendar(self) -> list[CalendarEntry]:
+        now = self.clock.now()
+        return [
+            CalendarEntry(spec.coin_id, spec.ticker, spec.full_name or spec.ticker, symbol_of(spec), spec.launch_at)
+            for spec in self.scenario.listings
+            if spec.announced_at <= now
+        ]
+
+    async def symbol_states(self) -> list[SymbolStateReport]:
+        now = self.clock.now()
+        reports = []
+        for spec in self.scenario.listings:
+            if spec.announced_at > now:
+                continue
+            current = None
+            for st in spec.states:
+                if st.at <= now:
+                    current = st
+            if current is not None:
+                reports.append(SymbolStateReport(spec.coin_id, spec.ticker, state_of(current, spec.launch_at)))
+        return reports
+
+    # --- MarketData ----------------------------------------------------------------------
+
+    async def symbol_rules(self, symbol: Symbol) -> SymbolRules:
+        spec = self._spec(symbol)
+        if spec is None:
+            raise NotFound(f"the paper exchange lists no {symbol}")
+        return SymbolRules(symbol, spec.price_scale, spec.quantity_scale, spec.min_notional, self.scenario.taker_fee)
+
+    async def last_price(self, symbol: Symbol) -> Decimal | None:
+        spec = self._spec(symbol)
+        return None if spec is None else self._price_at(spec, self.clock.now())
+
+    def ticks_between(self, after: datetime, until: datetime) -> list[PriceTick]:
+        """Every scenario price point that falls in (after, until], in time order."""
+        ticks = []
+        for spec in self.scenario.listings:
+            opened = open_time(spec)
+            for point in spec.prices:
+                at = opened + timedelta(seconds=float(point.t))
+                if after < at <= until:
+                    ticks.append(PriceTick(symbol_of(spec), point.price, at))
+        return sorted(ticks, key=lambda t: (t.at, t.symbol.code))
+
+    # --- ExchangeTrading -------------------------------------------------------------------
+
+    async def prepare(self, symbol: Symbol) -> None:
+        self.calls.append(f"prepare {symbol}")
+
+    async def place_market_buy(self, symbol: Symbol, quote_amount: Decimal, client_order_id: ClientOrderId) -> OrderReport:
+        self.calls.append(f"buy {symbol} {quote_amount} {client_order_id}")
+        spec, price, lose_reply = self._tradable(symbol, client_order_id)
+        quantity = round_down_to_scale(quote_amount / price, spec.quantity_scale)
+        return self._fill(spec, symbol, OrderSide.BUY, client_order_id, quantity, price, lose_reply)
+
+    async def place_market_sell(self, symbol: Symbol, quantity: Decimal, client_order_id: ClientOrderId) -> OrderReport:
+        self.calls.append(f"sell {symbol} {quantity} {client_order_id}")
+        spec, price, lose_reply = self._tradable(symbol, client_order_id)
+        return self._fill(spec, symbol, OrderSide.SELL, client_order_id, quantity, price, lose_reply)
+
+    async def query_order(self, symbol: Symbol, client_order_id: ClientOrderId) -> OrderReport | None:
+        self.calls.append(f"query {symbol} {client_order_id}")
+        report = self._orders.get(client_order_id.value)
+        return report if report is not None and report.symbol == symbol else None
+
+    async def cancel_order(self, symbol: Symbol, client_order_id: ClientOrderId) -> OrderReport | None:
+        # Market orders fill at once on paper: there is never anything left to cancel.
+        self.calls.append(f"cancel {symbol} {client_order_id}")
+        return None
+
+    async def open_orders(self, symbol: Symbol | None = None) -> list[OrderReport]:
+        return [
+            o for o in self._orders.values() if not o.status.is_final and (symbol is None or o.symbol == symbol)
+        ]
+
+    # --- inside ------------------------------------------------------------------------------
+
+    def _spec(self, symbol: Symbol) -> ListingSpec | None:
+        return self._by_symbol.get(symbol.code)
+
+    @staticmethod
+    def _price_at(spec: ListingSpec, now: datetime) -> Decimal | None:
+        opened = open_time(spec)
+        if now < opened:
+            return None
+        price = None
+        for point in spec.prices:
+            if opened + timedelta(seconds=float(point.t)) <= now:
+                price = point.price
+        return price
+
+    def _tradable(self, symbol: Symbol, client_order_id: ClientOrderId) -> tuple[ListingSpec, Decimal, bool]:
+        spec = self._spec(symbol)
+        if spec is None:
+            raise OrderRefused(f"invalid symbol {symbol}", "30014")
+        if client_order_id.value in self._orders:
+            raise OrderRefused(f"duplicate client order id {client_order_id}", "30029")
+        fault = self.faults.popleft() if self.faults else None
+        if fault is Fault.RATE_LIMITED:
+            raise RateLimited("too many requests", timedelta(milliseconds=100))
+        if fault is Fault.TIMEOUT_BEFORE_ACCEPT:
+            raise AmbiguousOutcome("timed out waiting for the exchange")
+        if fault is Fault.INSUFFICIENT_BALANCE:
+            raise OrderRefused("insufficient balance", "10101")
+        price = self._price_at(spec, self.clock.now())
+        if price is None:
+            raise NotYetOpen(f"symbol {symbol} is not open for API trading yet")
+        return spec, price, fault is Fault.TIMEOUT_AFTER_ACCEPT
+
+    def _fill(
+        self,
+        spec: ListingSpec,
+        symbol: Symbol,
+        side: OrderSide,
+        coid: ClientOrderId,
+        quantity: Decimal,
+        price: Decimal,
+        lose_reply: bool,
+    ) -> OrderReport:
+        notional = quantity * price
+        if quantity <= 0 or notional < spec.min_notional:
+            raise OrderRefused(f"order value {notional} is below the minimum {spec.min_notional}", "30002")
+        self._sequence += 1
+        report = OrderReport(
+            symbol=symbol,
+            client_order_id=coid,
+            exchange_order_id=f"paper-{self._sequence}",
+            side=side,
+            status=OrderStatus.FILLED,
+            executed_quantity=quantity,
+            executed_quote=notional,
+            average_price=price,
+            fee=notional * self.scenario.taker_fee,
+            fee_asset=symbol.quote,
+            created_at=self.clock.now(),
+        )
+        self._orders[coid.value] = report
+        if lose_reply:
+            raise AmbiguousOutcome("the reply was lost after the exchange accepted the order")
+        return report

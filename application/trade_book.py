@@ -1,0 +1,207 @@
+"""The trade book: a read model folded from the trade history.
+
+It answers what the use cases and queries ask of the whole book (which targets are
+watching, which positions are open on a symbol, how much a user lost today) without
+loading every stream. It follows the store by global position, so it can catch up
+from where it stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+from application.ports import EventStore
+from domain.events import (
+    EmergencyStopActivated,
+    EmergencyStopCleared,
+    ExitFilled,
+    ExitOrderSubmitted,
+    ListingAnnounced,
+    ListingReadyDetected,
+    PositionClosed,
+    PositionOpened,
+    Recorded,
+    RiskCheckFailed,
+    SnipeExpired,
+    SnipeFailed,
+    SnipeOrderFilled,
+    SnipeOrderSubmitted,
+    SnipeScheduled,
+    SnipeTargetCancelled,
+    SnipeTargetCreated,
+    SnipeTargetReady,
+)
+
+
+@dataclass(slots=True)
+class ListingView:
+    coin_id: str
+    ticker: str
+    symbol: str
+    launch_at: datetime
+    ready: bool = False
+
+
+@dataclass(slots=True)
+class TargetView:
+    target_id: str
+    user_id: str
+    coin_id: str
+    symbol: str
+    launch_at: datetime
+    quote_amount: Decimal
+    exit_strategy: str
+    status: str = "watching"
+    confidence: Decimal = Decimal(0)
+    execute_at: datetime | None = None
+    reason: str | None = None
+
+
+@dataclass(slots=True)
+class PositionView:
+    position_id: str
+    target_id: str
+    user_id: str
+    symbol: str
+    entry_price: Decimal
+    quantity: Decimal
+    remaining: Decimal
+    cost: Decimal
+    remaining_cost: Decimal
+    proceeds: Decimal = Decimal(0)
+    fees: Decimal = Decimal(0)
+    realised_pnl: Decimal = Decimal(0)
+    status: str = "open"
+    last_exit: str | None = None
+    opened_at: datetime | None = None
+    closed_at: datetime | None = None
+    exits: list[str] = field(default_factory=list)
+
+
+class TradeBook:
+    def __init__(self) -> None:
+        self.position = 0
+        self.listings: dict[str, ListingView] = {}
+        self.targets: dict[str, TargetView] = {}
+        self.positions: dict[str, PositionView] = {}
+        self._daily_pnl: dict[tuple[str, date], Decimal] = {}
+        self.stops: dict[str, str] = {}
+
+    # --- following the store ---------------------------------------------------------
+
+    async def catch_up(self, store: EventStore, batch: int = 1000) -> int:
+        """Apply every event stored after what we have seen. Returns how many were applied."""
+        applied = 0
+        while True:
+            chunk = await store.read_all(after=self.position, limit=batch)
+            for rec in chunk:
+                self.apply(rec)
+            applied += len(chunk)
+            if len(chunk) < batch:
+                return applied
+
+    def apply(self, rec: Recorded) -> None:
+        if rec.position is not None:
+            if rec.position <= self.position:
+                return
+            self.position = rec.position
+        ev = rec.event
+        match ev:
+            case ListingAnnounced():
+                self.listings[ev.coin_id] = ListingView(ev.coin_id, ev.ticker, ev.symbol, ev.launch_at)
+            case ListingReadyDetected():
+                if ev.coin_id in self.listings:
+                    self.listings[ev.coin_id].ready = True
+            case SnipeTargetCreated():
+                self.targets[ev.target_id] = TargetView(
+                    ev.target_id, rec.user_id, ev.coin_id, ev.symbol, ev.launch_at, ev.quote_amount, ev.exit_plan.name,
+                    confidence=ev.confidence,
+                )
+            case SnipeTargetReady():
+                self._target(ev.target_id, "ready").confidence = ev.confidence
+            case SnipeScheduled():
+                self._target(ev.target_id, "scheduled").execute_at = ev.execute_at
+            case SnipeOrderSubmitted():
+                self._target(ev.target_id, "executing")
+            case SnipeOrderFilled():
+                self._target(ev.target_id, "filled")
+            case RiskCheckFailed():
+                self._target(ev.target_id, None).reason = "; ".join(ev.reasons)
+            case SnipeFailed():
+                self._target(ev.target_id, "failed").reason = ev.reason
+            case SnipeExpired():
+                self._target(ev.target_id, "expired").reason = ev.reason
+            case SnipeTargetCancelled():
+                self._target(ev.target_id, "cancelled").reason = ev.reason
+            case PositionOpened():
+                self.positions[ev.position_id] = PositionView(
+                    ev.position_id, ev.target_id, rec.user_id, ev.symbol, ev.entry_price, ev.quantity, ev.quantity,
+                    ev.cost, ev.cost, fees=ev.entry_fee if ev.entry_fee_asset == ev.quote_asset else Decimal(0),
+                    opened_at=ev.opened_at,
+                )
+            case ExitOrderSubmitted():
+                pass
+            case ExitFilled():
+                pos = self.positions.get(ev.position_id)
+                if pos is not None:
+                    pos.remaining -= ev.quantity
+                    pos.remaining_cost -= ev.cost_released
+                    pos.proceeds += ev.proceeds
+                    pos.fees += ev.fee
+                    pos.realised_pnl += ev.realised_pnl
+                    pos.last_exit = type(ev).__name__
+                    pos.exits.append(type(ev).__name__)
+                    pos.status = "closed" if pos.remaining == 0 else "partially exited"
+                    key = (rec.user_id, rec.occurred_at.date())
+                    self._daily_pnl[key] = self._daily_pnl.get(key, Decimal(0)) + ev.realised_pnl
+            case PositionClosed():
+                pos = self.positions.get(ev.position_id)
+                if pos is not None:
+                    pos.status = "closed"
+                    pos.closed_at = rec.occurred_at
+            case EmergencyStopActivated():
+                self.stops[ev.scope] = ev.reason
+            case EmergencyStopCleared():
+                self.stops.pop(ev.scope, None)
+            case _:
+                pass
+
+    def _target(self, target_id: str, status: str | None) -> TargetView:
+        view = self.targets.get(target_id)
+        if view is None:  # an event for a target we never saw created: keep a placeholder
+            view = TargetView(target_id, "", "", "", datetime.min, Decimal(0), "")
+            self.targets[target_id] = view
+        if status is not None:
+            view.status = status
+        return view
+
+    # --- questions ---------------------------------------------------------------------
+
+    def halted(self, user_id: str) -> str | None:
+        """Why trading is halted for this user (global stop first), or None."""
+        if "global" in self.stops:
+            return f"global emergency stop: {self.stops['global']}"
+        if user_id in self.stops:
+            return f"emergency stop: {self.stops[user_id]}"
+        return None
+
+    def targets_of_coin(self, coin_id: str, statuses: set[str]) -> list[TargetView]:
+        return [t for t in self.targets.values() if t.coin_id == coin_id and t.status in statuses]
+
+    def targets_in(self, statuses: set[str]) -> list[TargetView]:
+        return [t for t in self.targets.values() if t.status in statuses]
+
+    def open_positions(self, user_id: str | None = None, symbol: str | None = None) -> list[PositionView]:
+        return [
+            p
+            for p in self.positions.values()
+            if p.status != "closed" and (user_id is None or p.user_id == user_id) and (symbol is None or p.symbol == symbol)
+        ]
+
+    def open_exposure(self, user_id: str) -> Decimal:
+        return sum((p.remaining_cost for p in self.open_positions(user_id)), Decimal(0))
+
+    def realised_pnl_on(self, user_id: str, day: date) -> Decimal:
+        return self._daily_pnl.get((user_id, day), Decimal(0))

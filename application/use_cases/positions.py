@@ -1,0 +1,91 @@
+"""Managing open positions: on each price tick, let the exit plan decide and sell."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from application import repository
+from application.errors import AmbiguousOutcome, ConcurrencyConflict, ExchangeError
+from application.ports import Clock, EventStore, ExchangeTrading, OrderReport, PriceTick
+from application.trade_book import TradeBook
+from domain.events import Cause
+from domain.position import ExitDecision, Position, PositionStatus, position_stream
+
+
+@dataclass(frozen=True, slots=True)
+class ExitOutcome:
+    position_id: str
+    reason: str
+    quantity: str
+    price: str
+    filled: bool
+    detail: str = ""
+
+
+class ManagePositions:
+    """Stop-loss is decided before take-profit on the same tick (see Position.decide_exit).
+
+    While an emergency stop is active for the user, no exit order is placed either:
+    the stop halts every new order until a person clears it.
+    """
+
+    def __init__(self, store: EventStore, exchange: ExchangeTrading, clock: Clock, book: TradeBook) -> None:
+        self.store, self.exchange, self.clock, self.book = store, exchange, clock, book
+
+    async def on_tick(self, tick: PriceTick) -> list[ExitOutcome]:
+        await self.book.catch_up(self.store)
+        outcomes: list[ExitOutcome] = []
+        for view in self.book.open_positions(symbol=tick.symbol.code):
+            if self.book.halted(view.user_id):
+                continue
+            try:
+                outcomes += await self._manage(view.position_id, tick)
+            except ConcurrencyConflict:
+                continue  # another process handled this position on this tick
+        if outcomes:
+            await self.book.catch_up(self.store)
+        return outcomes
+
+    async def _manage(self, position_id: str, tick: PriceTick) -> list[ExitOutcome]:
+        position = await repository.get(self.store, Position, position_stream(position_id))
+        cause = Cause(self.clock.now(), position.target_id)
+        position.observe(tick.price, cause)
+        outcomes = []
+        while position.status is not PositionStatus.CLOSED:
+            decision = position.decide_exit(tick.price, cause.at)
+            if decision is None:
+                break
+            outcome = await self._exit(position, decision, cause)
+            outcomes.append(outcome)
+            if not outcome.filled:
+                break
+        await repository.save(self.store, position)
+        return outcomes
+
+    async def _exit(self, position: Position, decision: ExitDecision, cause: Cause) -> ExitOutcome:
+        assert position.symbol is not None
+        coid = position.submit_exit(decision, cause)
+        # Recorded before the send, like the snipe: a crash leaves a trace to reconcile.
+        await repository.save(self.store, position)
+        report: OrderReport | None
+        try:
+            report = await self.exchange.place_market_sell(position.symbol, decision.quantity, coid)
+        except AmbiguousOutcome:
+            report = await self.exchange.query_order(position.symbol, coid)
+        except ExchangeError as exc:
+            position.record_exit_failure(str(exc), cause)
+            return self._outcome(position, decision, False, str(exc))
+        if report is None or report.executed_quantity <= 0:
+            reason = "the exchange has no fill for the exit order"
+            position.record_exit_failure(reason, cause)
+            return self._outcome(position, decision, False, reason)
+        position.record_exit_fill(report.average_price, report.executed_quantity, report.fee, cause)
+        return self._outcome(position, decision, True, "", report)
+
+    @staticmethod
+    def _outcome(
+        position: Position, decision: ExitDecision, filled: bool, detail: str, report: OrderReport | None = None
+    ) -> ExitOutcome:
+        price = report.average_price if report is not None else decision.trigger_price
+        qty = report.executed_quantity if report is not None else decision.quantity
+        return ExitOutcome(position.position_id, decision.reason.value, format(qty, "f"), format(price, "f"), filled, detail)

@@ -1,0 +1,253 @@
+"""Executing a snipe: the timed market buy at launch, and the position it opens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import Enum
+
+from application import repository
+from application.errors import (
+    AmbiguousOutcome,
+    ClockSkew,
+    ConcurrencyConflict,
+    ExchangeError,
+    NotFound,
+    NotYetOpen,
+    OrderRefused,
+    RateLimited,
+)
+from application.ports import (
+    Clock,
+    EventStore,
+    ExchangeTrading,
+    LockService,
+    MarketData,
+    OrderReport,
+    OrderStatus,
+    TraderDirectory,
+)
+from application.timing import SnipeTiming
+from application.trade_book import TradeBook
+from domain.events import Cause
+from domain.position import Position
+from domain.risk import TradeProposal, risk_limits
+from domain.target import SnipeTarget, TargetStatus, target_stream
+from domain.values import ClientOrderId
+
+
+class SnipeResult(Enum):
+    FILLED = "filled"
+    FAILED = "failed"
+    REFUSED = "refused"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class SnipeOutcome:
+    target_id: str
+    result: SnipeResult
+    detail: str
+    attempts: int = 0
+    fill: OrderReport | None = None
+
+
+class ExecuteSnipe:
+    """Buy one target at launch: at most one buy per target, whatever happens in between.
+
+    The client order id is derived from the target, the order is recorded as submitted
+    before it is sent, and an unclear reply is resolved by querying that id before any
+    resend. A target found already executing (a restart, or a second worker after the
+    lease lapsed) is resolved the same way before anything is sent.
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        exchange: ExchangeTrading,
+        market: MarketData,
+        traders: TraderDirectory,
+        locks: LockService,
+        clock: Clock,
+        book: TradeBook,
+        timing: SnipeTiming,
+    ) -> None:
+        self.store, self.exchange, self.market, self.traders = store, exchange, market, traders
+        self.locks, self.clock, self.book, self.timing = locks, clock, book, timing
+
+    async def __call__(self, target_id: str) -> SnipeOutcome:
+        async with self.locks.lease(f"snipe:{target_id}", self.timing.lease_ttl) as held:
+            if not held:
+                return SnipeOutcome(target_id, SnipeResult.SKIPPED, "another executor holds this snipe")
+            return await self._execute(target_id)
+
+    async def _execute(self, target_id: str) -> SnipeOutcome:
+        target = await repository.get(self.store, SnipeTarget, target_stream(target_id))
+        if target.status not in (TargetStatus.SCHEDULED, TargetStatus.EXECUTING):
+            return SnipeOutcome(target_id, SnipeResult.SKIPPED, f"target is {target.status.value}")
+        assert target.symbol is not None and target.deadline_at is not None and target.execute_at is not None
+        assert target.client_order_id is not None
+        coid = ClientOrderId(target.client_order_id)
+
+        if target.status is TargetStatus.SCHEDULED:
+            refusal = await self._pre_trade_refusal(target)
+            if refusal is not None:
+                return refusal
+            if self.clock.now() >= target.deadline_at:
+                target.fail("snipe window closed before the executor ran", self._cause(target))
+                await repository.save(self.store, target)
+                return SnipeOutcome(target_id, SnipeResult.FAILED, "snipe window closed")
+            rules = await self.market.symbol_rules(target.symbol)
+            await self.exchange.prepare(target.symbol)
+            # Recorded before the send: after a crash we know an order may exist.
+            target.submit_order(self._cause(target))
+            await repository.save(self.store, target)
+            await self.clock.sleep_until(target.execute_at)
+            halted = await self._halted(target.user_id)
+            if halted:
+                target.fail(halted, self._cause(target))
+                await repository.save(self.store, target)
+                return SnipeOutcome(target_id, SnipeResult.REFUSED, halted)
+            report, attempts, error = await self._send_until_deadline(target, coid, target.deadline_at)
+        else:
+            rules = await self.market.symbol_rules(target.symbol)
+            report, attempts, error = await self._resume(target, coid)
+
+        if report is not None:
+            return await self._record_fill(target, report, attempts, rules.quantity_scale)
+        cause = self._cause(target)
+        if isinstance(error, OrderRefused):
+            target.record_rejection(error.code, str(error), attempts, cause)
+            detail = f"rejected: {error}"
+        else:
+            detail = f"no fill by the deadline after {attempts} attempts" + (f" (last reply: {error})" if error else "")
+            target.fail(detail, cause)
+        await repository.save(self.store, target)
+        return SnipeOutcome(target_id, SnipeResult.FAILED, detail, attempts)
+
+    # --- steps -----------------------------------------------------------------------------
+
+    async def _pre_trade_refusal(self, target: SnipeTarget) -> SnipeOutcome | None:
+        halted = await self._halted(target.user_id)
+        cause = self._cause(target)
+        if halted:
+            target.fail(halted, cause)
+            await repository.save(self.store, target)
+            return SnipeOutcome(target.target_id, SnipeResult.REFUSED, halted)
+        try:
+            settings = await self.traders.settings_for(target.user_id)
+        except NotFound:
+            target.fail("the user no longer exists", cause)
+            await repository.save(self.store, target)
+            return SnipeOutcome(target.target_id, SnipeResult.REFUSED, "unknown user")
+        proposal = TradeProposal(
+            quote_amount=target.quote_amount,
+            quote_asset=target.quote_asset,
+            open_positions=len(self.book.open_positions(target.user_id)),
+            open_exposure=self.book.open_exposure(target.user_id),
+            realised_pnl_today=self.book.realised_pnl_on(target.user_id, cause.at.date()),
+            profile=settings.risk,
+        )
+        reasons = risk_limits().unmet(proposal)
+        if target.live and not settings.risk.live:
+            reasons.append("live trading is not enabled for this user")
+        if reasons:
+            target.refuse_by_risk(reasons, cause)
+            await repository.save(self.store, target)
+            return SnipeOutcome(target.target_id, SnipeResult.REFUSED, "; ".join(reasons))
+        return None
+
+    async def _halted(self, user_id: str) -> str | None:
+        await self.book.catch_up(self.store)
+        return self.book.halted(user_id)
+
+    async def _send_until_deadline(
+        self, target: SnipeTarget, coid: ClientOrderId, deadline: datetime
+    ) -> tuple[OrderReport | None, int, ExchangeError | None]:
+        assert target.symbol is not None
+        attempts = 0
+        last_error: ExchangeError | None = None
+        while self.clock.now() < deadline:
+            attempts += 1
+            try:
+                report = await self.exchange.place_market_buy(target.symbol, target.quote_amount, coid)
+                return await self._confirm(target, report, deadline), attempts, None
+            except NotYetOpen as exc:
+                last_error = exc
+                await self.clock.sleep(self.timing.retry_interval)
+            except RateLimited as exc:
+                last_error = exc
+                await self.clock.sleep(max(exc.retry_after, self.timing.retry_interval))
+            except ClockSkew as exc:
+                last_error = exc
+                await self.exchange.prepare(target.symbol)
+            except AmbiguousOutcome as exc:
+                last_error = exc
+                found = await self._resolve(target, coid)
+                if found is not None:
+                    return await self._confirm(target, found, deadline), attempts, None
+                # The exchange has no such order: sending again cannot make two.
+            except OrderRefused as exc:
+                return None, attempts, exc
+        # One last look: an ambiguous send may have landed after all.
+        found = await self._resolve(target, coid)
+        if found is not None:
+            return await self._confirm(target, found, deadline), attempts, None
+        return None, attempts, last_error
+
+    async def _resume(self, target: SnipeTarget, coid: ClientOrderId) -> tuple[OrderReport | None, int, ExchangeError | None]:
+        """The target was left executing: find out what the exchange did before sending again."""
+        assert target.deadline_at is not None
+        found = await self._resolve(target, coid)
+        if found is not None:
+            return await self._confirm(target, found, target.deadline_at), 0, None
+        return await self._send_until_deadline(target, coid, target.deadline_at)
+
+    async def _resolve(self, target: SnipeTarget, coid: ClientOrderId) -> OrderReport | None:
+        assert target.symbol is not None
+        for _ in range(3):
+            try:
+                return await self.exchange.query_order(target.symbol, coid)
+            except (AmbiguousOutcome, RateLimited):
+                await self.clock.sleep(self.timing.retry_interval)
+        raise AmbiguousOutcome(f"could not learn whether order {coid} exists; not resending")
+
+    async def _confirm(self, target: SnipeTarget, report: OrderReport, deadline: datetime) -> OrderReport | None:
+        """A market order may be acknowledged before it fills: follow it to a final status."""
+        assert target.symbol is not None
+        give_up = deadline + timedelta(seconds=10)
+        while not report.status.is_final and self.clock.now() < give_up:
+            await self.clock.sleep(self.timing.retry_interval)
+            again = await self.exchange.query_order(target.symbol, report.client_order_id)
+            if again is not None:
+                report = again
+        if report.executed_quantity > 0 and report.status in (
+            OrderStatus.FILLED, OrderStatus.PARTIALLY_CANCELED, OrderStatus.PARTIALLY_FILLED
+        ):
+            return report
+        return None
+
+    async def _record_fill(self, target: SnipeTarget, report: OrderReport, attempts: int, quantity_scale: int) -> SnipeOutcome:
+        assert target.symbol is not None and target.execute_at is not None and target.exit_plan is not None
+        now = self.clock.now()
+        cause = self._cause(target, now)
+        latency = Decimal((now - target.execute_at) // timedelta(microseconds=1)) / 1000
+        target.record_fill(
+            report.exchange_order_id, report.average_price, report.executed_quantity, report.executed_quote,
+            report.fee, report.fee_asset, attempts, latency, cause,
+        )
+        position = Position.open(
+            target.target_id, target.user_id, target.symbol, report.average_price, report.executed_quantity,
+            report.executed_quote, report.fee, report.fee_asset, quantity_scale, target.exit_plan, cause,
+        )
+        try:
+            await repository.save(self.store, target, position)
+        except ConcurrencyConflict as exc:
+            # Someone recorded this fill already; the exchange still holds one order.
+            return SnipeOutcome(target.target_id, SnipeResult.SKIPPED, f"fill already recorded ({exc})", attempts, report)
+        await self.book.catch_up(self.store)
+        return SnipeOutcome(target.target_id, SnipeResult.FILLED, f"filled after {attempts} attempts", attempts, report)
+
+    def _cause(self, target: SnipeTarget, at: datetime | None = None) -> Cause:
+        return Cause(at or self.clock.now(), target.target_id)

@@ -1,0 +1,109 @@
+"""Settings from environment variables, checked at start.
+
+Every variable has a default that runs on a fresh laptop. A bad value stops the program
+with one line naming the variable and what it needs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from application.errors import ConfigurationError
+from application.timing import SnipeTiming
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///sniper.db"
+BUNDLED_SCENARIO = Path(__file__).resolve().parent.parent / "adapters" / "paper" / "scenarios" / "demo.json"
+
+
+@dataclass(frozen=True, slots=True)
+class EnvVar:
+    name: str
+    default: str
+    meaning: str
+
+
+# The one list of variables: read here, printed by `sniper config`, documented in README.md.
+ENV_VARS: tuple[EnvVar, ...] = (
+    EnvVar("DATABASE_URL", DEFAULT_DATABASE_URL,
+           "Event store. sqlite+aiosqlite:///FILE (embedded default), postgresql+asyncpg://USER@HOST:PORT/DB, or memory://"),
+    EnvVar("SNIPER_SCENARIO", "(bundled demo)", "Replay scenario file the paper exchange plays"),
+    EnvVar("SNIPER_CALENDAR_POLL_SECONDS", "30", "How often the new-coin calendar is polled"),
+    EnvVar("SNIPER_STATE_POLL_SECONDS", "10", "How often symbol states of watched listings are polled"),
+    EnvVar("SNIPER_LEAD_WINDOW_MINUTES", "210", "Advance-detection window: launches closer than this are prepared for"),
+    EnvVar("SNIPER_PREPARE_AHEAD_SECONDS", "2", "The snipe executor starts this long before launch"),
+    EnvVar("SNIPER_SNIPE_WINDOW_SECONDS", "30", "After launch, 'not yet open' is retried this long"),
+    EnvVar("SNIPER_RETRY_INTERVAL_MS", "20", "Pause between 'not yet open' retries"),
+    EnvVar("SNIPER_EXPIRY_GRACE_SECONDS", "300", "A target not ready this long after launch expires"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    scenario_path: Path = BUNDLED_SCENARIO
+    calendar_poll: timedelta = timedelta(seconds=30)
+    state_poll: timedelta = timedelta(seconds=10)
+    timing: SnipeTiming = field(default_factory=SnipeTiming)
+
+
+def _number(env: Mapping[str, str], name: str, default: str, low: float, high: float, integer: bool = False) -> float:
+    raw = env.get(name, default).strip()
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        kind = "a whole number" if integer else "a number"
+        raise ConfigurationError(f"{name} must be {kind} between {low:g} and {high:g}, got {raw!r}") from None
+    if not (low <= value <= high):
+        raise ConfigurationError(f"{name} must be between {low:g} and {high:g}, got {raw!r}")
+    return value
+
+
+def _database_url(env: Mapping[str, str]) -> str:
+    url = env.get("DATABASE_URL", DEFAULT_DATABASE_URL).strip()
+    if url == "memory://":
+        return url
+    if url.startswith("sqlite+aiosqlite:///") and len(url) > len("sqlite+aiosqlite:///"):
+        return url
+    if url.startswith("postgresql+asyncpg://") and len(url) > len("postgresql+asyncpg://"):
+        return url
+    if url.startswith(("postgres://", "postgresql://")):
+        raise ConfigurationError(f"DATABASE_URL must name the asyncpg driver: use postgresql+asyncpg://..., got {_redact(url)!r}")
+    if url.startswith("sqlite://"):
+        raise ConfigurationError(f"DATABASE_URL must name the aiosqlite driver: use sqlite+aiosqlite:///FILE, got {url!r}")
+    raise ConfigurationError(
+        f"DATABASE_URL must be sqlite+aiosqlite:///FILE, postgresql+asyncpg://... or memory://, got {_redact(url)!r}"
+    )
+
+
+def _redact(url: str) -> str:
+    """Never echo a password back."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+    return url
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    scenario = env.get("SNIPER_SCENARIO", "").strip()
+    scenario_path = Path(scenario) if scenario else BUNDLED_SCENARIO
+    timing = SnipeTiming(
+        lead_window=timedelta(minutes=_number(env, "SNIPER_LEAD_WINDOW_MINUTES", "210", 1, 7 * 24 * 60)),
+        prepare_ahead=timedelta(seconds=_number(env, "SNIPER_PREPARE_AHEAD_SECONDS", "2", 0, 600)),
+        snipe_window=timedelta(seconds=_number(env, "SNIPER_SNIPE_WINDOW_SECONDS", "30", 0.1, 3600)),
+        retry_interval=timedelta(milliseconds=_number(env, "SNIPER_RETRY_INTERVAL_MS", "20", 1, 10_000)),
+        expiry_grace=timedelta(seconds=_number(env, "SNIPER_EXPIRY_GRACE_SECONDS", "300", 0, 86_400)),
+    )
+    return Settings(
+        database_url=_database_url(env),
+        scenario_path=scenario_path,
+        calendar_poll=timedelta(seconds=_number(env, "SNIPER_CALENDAR_POLL_SECONDS", "30", 1, 3600)),
+        state_poll=timedelta(seconds=_number(env, "SNIPER_STATE_POLL_SECONDS", "10", 0.1, 3600)),
+        timing=timing,
+    )

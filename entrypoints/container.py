@@ -1,0 +1,140 @@
+"""The one place where adapters are chosen and wired (dishka).
+
+APP scope throughout: the CLI and the demo run one flow per process. The HTTP app will
+add a REQUEST scope for per-request sessions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from enum import Enum
+
+from dishka import AnyOf, AsyncContainer, Provider, Scope, from_context, make_async_container, provide
+
+from adapters.eventstore.memory import InMemoryEventStore
+from adapters.eventstore.sqlalchemy_store import SqlEventStore, make_engine, sqlite_path
+from adapters.memory import InMemoryCache, InMemoryLockService, InMemoryScheduler, InMemoryTraderDirectory
+from adapters.paper.exchange import PaperExchange
+from adapters.paper.scenario import Scenario
+from application.errors import ConfigurationError
+from application.ports import (
+    Cache,
+    Clock,
+    EventStore,
+    ExchangeTrading,
+    ListingFeed,
+    LockService,
+    MarketData,
+    Scheduler,
+    TraderDirectory,
+)
+from application.timing import SnipeTiming
+from application.trade_book import TradeBook
+from application.use_cases.listings import DetectReadyStates, SyncCalendar
+from application.use_cases.positions import ManagePositions
+from application.use_cases.queries import GetAuditTrail, GetPortfolio, GetTargetHistory
+from application.use_cases.safety import ActivateEmergencyStop, ClearEmergencyStop
+from application.use_cases.snipe import ExecuteSnipe
+from entrypoints.config import Settings
+
+
+class StoreAccess(Enum):
+    """WRITE creates the schema if needed; READ refuses to create anything."""
+
+    READ = "read"
+    WRITE = "write"
+
+
+class StorageProvider(Provider):
+    settings = from_context(provides=Settings, scope=Scope.APP)
+    access = from_context(provides=StoreAccess, scope=Scope.APP)
+
+    @provide(scope=Scope.APP)
+    async def event_store(self, settings: Settings, access: StoreAccess) -> AsyncIterator[EventStore]:
+        url = settings.database_url
+        if url == "memory://":
+            yield InMemoryEventStore()
+            return
+        path = sqlite_path(url)
+        if access is StoreAccess.READ and path is not None and not path.exists():
+            raise ConfigurationError(f"no trade history at {path} (run `sniper demo` first, or set DATABASE_URL)")
+        engine = make_engine(url)
+        try:
+            store = SqlEventStore(engine)
+            if access is StoreAccess.WRITE:
+                await store.create_schema()
+            yield store
+        finally:
+            await engine.dispose()
+
+    @provide(scope=Scope.APP)
+    def audit_trail(self, store: EventStore) -> GetAuditTrail:
+        return GetAuditTrail(store)
+
+    @provide(scope=Scope.APP)
+    def target_history(self, store: EventStore) -> GetTargetHistory:
+        return GetTargetHistory(store)
+
+
+class PaperExchangeProvider(Provider):
+    """The embedded default exchange: a replay scenario, paper fills, in-process coordination."""
+
+    scenario = from_context(provides=Scenario, scope=Scope.APP)
+    clock = from_context(provides=Clock, scope=Scope.APP)
+
+    @provide(scope=Scope.APP)
+    def paper(self, scenario: Scenario, clock: Clock) -> AnyOf[PaperExchange, ListingFeed, MarketData, ExchangeTrading]:
+        return PaperExchange(scenario, clock)
+
+    @provide(scope=Scope.APP)
+    def traders(self, scenario: Scenario) -> TraderDirectory:
+        return InMemoryTraderDirectory(scenario.trader_settings())
+
+    @provide(scope=Scope.APP)
+    def scheduler(self) -> AnyOf[InMemoryScheduler, Scheduler]:
+        return InMemoryScheduler()
+
+    @provide(scope=Scope.APP)
+    def locks(self, clock: Clock) -> LockService:
+        return InMemoryLockService(clock)
+
+    @provide(scope=Scope.APP)
+    def cache(self, clock: Clock) -> Cache:
+        return InMemoryCache(clock)
+
+
+class TradingProvider(Provider):
+    scope = Scope.APP
+
+    @provide
+    def timing(self, settings: Settings) -> SnipeTiming:
+        return settings.timing
+
+    @provide
+    def book(self) -> TradeBook:
+        return TradeBook()
+
+    @provide
+    def portfolio(self, store: EventStore, market: MarketData) -> GetPortfolio:
+        return GetPortfolio(store, market)
+
+    sync_calendar = provide(SyncCalendar)
+    detect_ready = provide(DetectReadyStates)
+    execute_snipe = provide(ExecuteSnipe)
+    manage_positions = provide(ManagePositions)
+    activate_stop = provide(ActivateEmergencyStop)
+    clear_stop = provide(ClearEmergencyStop)
+
+
+def history_container(settings: Settings) -> AsyncContainer:
+    """Reads the trade history; never creates a database."""
+    return make_async_container(StorageProvider(), context={Settings: settings, StoreAccess: StoreAccess.READ})
+
+
+def paper_trading_container(settings: Settings, scenario: Scenario, clock: Clock) -> AsyncContainer:
+    return make_async_container(
+        StorageProvider(),
+        PaperExchangeProvider(),
+        TradingProvider(),
+        context={Settings: settings, StoreAccess: StoreAccess.WRITE, Scenario: scenario, Clock: clock},
+    )

@@ -1,0 +1,55 @@
+"""Shared test fixtures: the services some tests need (the local Postgres)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+POSTGRES_UNREACHABLE = (
+    "Postgres not reachable at 127.0.0.1:5432 — start it "
+    "(pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start) or run .ci/run"
+)
+
+
+def services_required() -> bool:
+    """In CI (or when asked to), a missing service is a failure, not a skip."""
+    return bool(os.environ.get("CI")) or os.environ.get("SNIPER_REQUIRE_SERVICES") == "1"
+
+
+def _probe_postgres(url: str, timeout: float = 3.0) -> str | None:
+    """None when a connection and a query work, else why not."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(dsn, timeout=timeout)
+        try:
+            await conn.fetchval("SELECT 1")
+        finally:
+            await conn.close()
+
+    # Its own thread and event loop: leaves the test loops of pytest-asyncio alone.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+            pool.submit(asyncio.run, probe()).result(timeout=timeout + 2)
+        except Exception as exc:  # noqa: BLE001 - any failure means "not usable"
+            return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """The URL of the local test Postgres; skips (or fails in CI) when it does not answer."""
+    problem = _probe_postgres(POSTGRES_URL)
+    if problem is not None:
+        if services_required():
+            pytest.fail(f"{POSTGRES_UNREACHABLE} [required: CI or SNIPER_REQUIRE_SERVICES=1; {problem}]", pytrace=False)
+        pytest.skip(POSTGRES_UNREACHABLE)
+    yield POSTGRES_URL

@@ -1,0 +1,140 @@
+"""Risk profile and pre-trade checks."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+
+import pytest
+
+from domain.errors import DomainError, InvalidValue, RiskLimitExceeded
+from domain.risk import DEFAULT_RISK_PROFILE, RiskProfile, TradeProposal, risk_limits
+
+PROFILE = RiskProfile(
+    max_quote_per_snipe=Decimal("100"),
+    max_concurrent_positions=3,
+    max_daily_loss=Decimal("50"),
+    max_total_exposure=Decimal("300"),
+    allowed_quote_assets=("USDT", "USDC"),
+)
+
+FINE = TradeProposal(
+    quote_amount=Decimal("50"),
+    quote_asset="USDT",
+    open_positions=1,
+    open_exposure=Decimal("100"),
+    realised_pnl_today=Decimal("-10"),
+    profile=PROFILE,
+)
+
+
+class TestRiskProfile:
+    def test_default_profile(self) -> None:
+        p = DEFAULT_RISK_PROFILE
+        assert (p.max_quote_per_snipe, p.max_concurrent_positions, p.max_daily_loss, p.max_total_exposure) == (
+            Decimal("100"), 3, Decimal("50"), Decimal("300"),
+        )
+        assert p.allowed_quote_assets == ("USDT",)
+        assert p.live is False
+
+    def test_strings_become_decimals_and_lists_tuples(self) -> None:
+        p = RiskProfile("10.5", 1, "2", "30", ["USDT"])  # type: ignore[arg-type]
+        assert p.max_quote_per_snipe == Decimal("10.5") and isinstance(p.max_quote_per_snipe, Decimal)
+        assert isinstance(p.max_daily_loss, Decimal) and isinstance(p.max_total_exposure, Decimal)
+        assert p.allowed_quote_assets == ("USDT",)
+
+    @pytest.mark.parametrize(
+        "field", ["max_quote_per_snipe", "max_daily_loss", "max_total_exposure"]
+    )
+    def test_negative_limits_refused(self, field: str) -> None:
+        with pytest.raises(InvalidValue, match="negative"):
+            replace(PROFILE, **{field: Decimal("-1")})
+
+    @pytest.mark.parametrize(
+        "field", ["max_quote_per_snipe", "max_daily_loss", "max_total_exposure"]
+    )
+    def test_float_limits_refused(self, field: str) -> None:
+        with pytest.raises(InvalidValue):
+            replace(PROFILE, **{field: 1.0})
+
+    @pytest.mark.parametrize("n", [-1, True, 2.0, "3"])
+    def test_concurrency_must_be_non_negative_int(self, n: object) -> None:
+        with pytest.raises(InvalidValue, match="concurrent"):
+            replace(PROFILE, max_concurrent_positions=n)
+
+    def test_some_quote_asset_must_be_allowed(self) -> None:
+        with pytest.raises(InvalidValue, match="quote asset"):
+            replace(PROFILE, allowed_quote_assets=())
+
+
+class TestRiskLimits:
+    def test_fine_proposal_passes(self) -> None:
+        assert risk_limits().unmet(FINE) == []
+        assert risk_limits().is_satisfied_by(FINE)
+
+    def test_default_profile_is_used_when_none_is_given(self) -> None:
+        p = TradeProposal(Decimal("150"), "USDT", 0, Decimal("0"), Decimal("0"))
+        assert p.profile is DEFAULT_RISK_PROFILE
+        assert risk_limits().unmet(p) == ["quote amount 150 exceeds the per-snipe limit 100"]
+
+    @pytest.mark.parametrize(
+        "changes",
+        [
+            {"quote_amount": Decimal("100")},  # exactly the per-snipe limit
+            {"quote_amount": Decimal("100"), "open_exposure": Decimal("200")},  # exactly the exposure limit
+            {"open_positions": 2},  # one below the limit
+            {"realised_pnl_today": Decimal("-49.99999999")},  # just under the daily loss
+            {"realised_pnl_today": Decimal("500")},  # profit
+            {"quote_asset": "USDC"},
+        ],
+    )
+    def test_boundaries_that_still_pass(self, changes: dict[str, object]) -> None:
+        assert risk_limits().unmet(replace(FINE, **changes)) == []
+
+    @pytest.mark.parametrize(
+        ("changes", "reason"),
+        [
+            ({"quote_amount": Decimal("0")}, "quote amount must be positive: 0"),
+            ({"quote_amount": Decimal("-5")}, "quote amount must be positive: -5"),
+            ({"quote_amount": Decimal("100.01")}, "quote amount 100.01 exceeds the per-snipe limit 100"),
+            ({"quote_asset": "BTC"}, "quote asset BTC is not allowed (USDT, USDC)"),
+            ({"open_positions": 3}, "3 positions already open, limit 3"),
+            ({"open_exposure": Decimal("250.01")}, "exposure 250.01 + 50 would exceed the limit 300"),
+            ({"realised_pnl_today": Decimal("-50")}, "today's loss 50 has reached the daily limit 50"),
+            ({"realised_pnl_today": Decimal("-80")}, "today's loss 80 has reached the daily limit 50"),
+        ],
+    )
+    def test_each_broken_limit_gives_its_reason(self, changes: dict[str, object], reason: str) -> None:
+        proposal = replace(FINE, **changes)
+        assert risk_limits().unmet(proposal) == [reason]
+        assert not risk_limits().is_satisfied_by(proposal)
+
+    def test_every_broken_limit_is_reported(self) -> None:
+        bad = TradeProposal(
+            quote_amount=Decimal("500"),
+            quote_asset="BTC",
+            open_positions=5,
+            open_exposure=Decimal("250"),
+            realised_pnl_today=Decimal("-75.5"),
+            profile=PROFILE,
+        )
+        assert risk_limits().unmet(bad) == [
+            "quote amount 500 exceeds the per-snipe limit 100",
+            "quote asset BTC is not allowed (USDT, USDC)",
+            "5 positions already open, limit 3",
+            "exposure 250 + 500 would exceed the limit 300",
+            "today's loss 75.5 has reached the daily limit 50",
+        ]
+
+    def test_zero_concurrency_blocks_every_trade(self) -> None:
+        proposal = replace(FINE, open_positions=0, profile=replace(PROFILE, max_concurrent_positions=0))
+        assert risk_limits().unmet(proposal) == ["0 positions already open, limit 0"]
+
+
+class TestRiskLimitExceeded:
+    def test_carries_every_reason(self) -> None:
+        reasons = risk_limits().unmet(replace(FINE, quote_asset="BTC", open_positions=3))
+        err = RiskLimitExceeded(reasons)
+        assert isinstance(err, DomainError)
+        assert err.reasons == reasons
+        assert str(err) == "quote asset BTC is not allowed (USDT, USDC); 3 positions already open, limit 3"
