@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+import adapters.paper
 from application.errors import ConfigurationError
 from application.timing import SnipeTiming
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///sniper.db"
-BUNDLED_SCENARIO = Path(__file__).resolve().parent.parent / "adapters" / "paper" / "scenarios" / "demo.json"
+BUNDLED_SCENARIO = Path(adapters.paper.__file__).resolve().parent / "scenarios" / "demo.json"
 
 
 @dataclass(frozen=True, slots=True)
