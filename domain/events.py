@@ -54,6 +54,7 @@ class ListingAnnounced(DomainEvent):
     full_name: str
     symbol: str
     launch_at: datetime
+    quote_asset: str = "USDT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +242,13 @@ class EmergencyExitFilled(ExitFilled):
 
 @dataclass(frozen=True, slots=True)
 class PositionClosed(DomainEvent):
+    """Totals of a closed position, all in the quote asset.
+
+    `total_cost` already includes an entry fee paid in the quote asset, and `total_fees`
+    counts that fee too (with the exit fees): realised P&L = total_proceeds - exit fees -
+    total_cost, not total_proceeds - total_fees - total_cost.
+    """
+
     position_id: str
     total_cost: Decimal
     total_proceeds: Decimal

@@ -76,7 +76,7 @@ class Listing(Aggregate):
             raise InvalidValue("launch time must carry a time zone")
         listing = cls(listing_stream(coin_id), SYSTEM_USER)
         listing._blank()
-        listing._record(ListingAnnounced(coin_id, ticker, full_name, symbol.code, launch_at), cause)
+        listing._record(ListingAnnounced(coin_id, ticker, full_name, symbol.code, launch_at, symbol.quote), cause)
         return listing
 
     def detect_ready(self, state: SymbolState, cause: Cause) -> None:
@@ -98,13 +98,10 @@ class Listing(Aggregate):
                 self.coin_id = event.coin_id
                 self.ticker = event.ticker
                 self.full_name = event.full_name
-                self.symbol = Symbol.parse(event.symbol, _quote_of(event.symbol, event.ticker))
+                self.symbol = Symbol.parse(event.symbol, event.quote_asset)
                 self.launch_at = event.launch_at
             case ListingReadyDetected():
                 self.ready = True
             case _:
                 raise TypeError(f"listing cannot apply {type(event).__name__}")
 
-
-def _quote_of(symbol: str, ticker: str) -> str:
-    return symbol[len(ticker):] if symbol.startswith(ticker) and len(symbol) > len(ticker) else "USDT"

@@ -113,10 +113,15 @@ class Position(Aggregate):
         a fee in the quote asset adds to what the position cost."""
         if price <= 0 or quantity <= 0:
             raise InvalidValue("a position opens from a fill with positive price and quantity")
+        if quote_spent <= 0 or fee < 0 or quantity_scale < 0:
+            raise InvalidValue("a position opens from a positive spend, a non-negative fee and a quantity scale")
         if fee_asset == symbol.base:
             held, cost = quantity - fee, quote_spent
-        else:
+        elif fee_asset in (symbol.quote, "") or fee == 0:
             held, cost = quantity, quote_spent + fee
+        else:
+            # A fee in a third asset (e.g. MX) has no price here; refuse rather than guess.
+            raise InvalidValue(f"a fee in {fee_asset} cannot be valued in {symbol.quote}")
         if held <= 0:
             raise InvalidValue("the fee leaves nothing to hold")
         pid = position_id_for(target_id)

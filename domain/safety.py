@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from domain.aggregate import Aggregate
 from domain.errors import InvalidTransition, InvalidValue
 from domain.events import Cause, DomainEvent, EmergencyStopActivated, EmergencyStopCleared
@@ -25,7 +23,6 @@ class SafetySwitch(Aggregate):
         self.active = False
         self.reason: str | None = None
         self.activated_by: str | None = None
-        self.activated_at: datetime | None = None
 
     @classmethod
     def for_scope(cls, scope: str) -> "SafetySwitch":

@@ -95,6 +95,8 @@ class SnipeTarget(Aggregate):
             raise InvalidValue(f"quote amount must be positive: {amount}")
         if not user_id:
             raise InvalidValue("a snipe target belongs to a user")
+        if launch_at.tzinfo is None:
+            raise InvalidValue("launch time must carry a time zone")
         conf = to_decimal(confidence, "confidence")
         if not (0 <= conf <= 1):
             raise InvalidValue(f"confidence must be between 0 and 1: {conf}")
@@ -163,6 +165,8 @@ class SnipeTarget(Aggregate):
 
     def refuse_by_risk(self, reasons: list[str], cause: Cause) -> None:
         self._require(_OPEN_BEFORE_SEND, "be refused by risk checks")
+        if not reasons:
+            raise InvalidValue("a risk refusal needs at least one reason")
         self._record(RiskCheckFailed(self.target_id, tuple(reasons)), cause)
         self._record(SnipeFailed(self.target_id, "refused by risk limits: " + "; ".join(reasons)), cause)
 

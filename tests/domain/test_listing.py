@@ -227,3 +227,16 @@ class TestListingRehydrate:
         rec = Recorded("listing-x", 1, T0, SYSTEM_USER, "c", SnipeFailed("t-1", "nope"))
         with pytest.raises(TypeError, match="SnipeFailed"):
             Listing.rehydrate("listing-x", [rec])
+
+
+def test_a_listing_quoted_in_another_asset_rebuilds_with_that_quote() -> None:
+    from datetime import UTC, datetime
+
+    from domain.events import Cause
+    from domain.listing import Listing
+    from domain.values import Symbol
+
+    at = datetime(2026, 11, 25, 8, tzinfo=UTC)
+    listing = Listing.announce("c-9", "NEWCOIN", "New Coin", Symbol("NEW", "USDC"), at.replace(hour=10), Cause(at, "x"))
+    rebuilt = Listing.rehydrate(listing.stream_id, listing.pending)
+    assert rebuilt.symbol == Symbol("NEW", "USDC")

@@ -495,3 +495,20 @@ class TestRehydrate:
         pos.record_exit_failure("refused", cause(2))
         self._check(pos)
         assert Position.rehydrate(pos.stream_id, pos.pending).exits == 1
+
+
+def test_a_fee_in_a_third_asset_is_refused_rather_than_guessed() -> None:
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    import pytest
+
+    from domain.errors import InvalidValue
+    from domain.events import Cause
+    from domain.exit_plans import PRESETS
+    from domain.position import Position
+    from domain.values import Symbol
+
+    with pytest.raises(InvalidValue, match="MX"):
+        Position.open("t-1", "u", Symbol("NEW", "USDT"), Decimal("1"), Decimal("10"), Decimal("10"), Decimal("0.01"),
+                      "MX", 2, PRESETS["balanced"], Cause(datetime(2026, 1, 1, tzinfo=UTC), "t-1"))
