@@ -39,20 +39,25 @@ class InMemoryScheduler:
 class InMemoryLockService:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
-        self._held: dict[str, datetime] = {}
+        # key -> (expires at, the holder's token)
+        self._held: dict[str, tuple[datetime, object]] = {}
 
     @asynccontextmanager
     async def lease(self, key: str, ttl: timedelta) -> AsyncIterator[bool]:
         now = self._clock.now()
-        expires = self._held.get(key)
-        if expires is not None and expires > now:
+        held = self._held.get(key)
+        if held is not None and held[0] > now:
             yield False
             return
-        self._held[key] = now + ttl
+        token = object()
+        self._held[key] = (now + ttl, token)
         try:
             yield True
         finally:
-            self._held.pop(key, None)
+            # A holder whose lease lapsed and was taken over must not release its successor.
+            current = self._held.get(key)
+            if current is not None and current[1] is token:
+                del self._held[key]
 
 
 class InMemoryCache:

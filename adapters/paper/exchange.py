@@ -125,6 +125,11 @@ class PaperExchange:
             o for o in self._orders.values() if not o.status.is_final and (symbol is None or o.symbol == symbol)
         ]
 
+    @property
+    def orders(self) -> list[OrderReport]:
+        """Every order the paper exchange has accepted, in the order it accepted them."""
+        return list(self._orders.values())
+
     # --- inside ------------------------------------------------------------------------------
 
     def _spec(self, symbol: Symbol) -> ListingSpec | None:

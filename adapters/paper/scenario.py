@@ -170,12 +170,21 @@ def _where(message: str) -> str:
     if " - at `$" in message:
         what, where = message.rsplit(" - at `$", 1)
         return f"{where.rstrip('`').lstrip('.') or 'top level'}: {what}"
-    return message
+    # At the root msgspec names no path at all.
+    return f"top level: {message}"
 
 
 def _aware(moment: datetime, where: str, problems: list[str]) -> None:
     if moment.tzinfo is None:
         problems.append(f"{where}: time must carry a time zone (e.g. 2026-11-25T10:00:00Z)")
+
+
+def _finite(value: Decimal, where: str, problems: list[str]) -> bool:
+    # NaN and infinities decode as Decimals too, and NaN cannot even be compared.
+    if value.is_finite():
+        return True
+    problems.append(f"{where}: must be a finite number, got {value}")
+    return False
 
 
 def _check(s: Scenario) -> list[str]:
@@ -188,7 +197,7 @@ def _check(s: Scenario) -> list[str]:
         problems.append("end: must come after start")
     if not s.listings:
         problems.append("listings: a scenario needs at least one listing")
-    if not (Decimal(0) <= s.taker_fee < Decimal("0.1")):
+    if _finite(s.taker_fee, "taker_fee", problems) and not (Decimal(0) <= s.taker_fee < Decimal("0.1")):
         problems.append(f"taker_fee: must be between 0 and 0.1, got {s.taker_fee}")
     seen_coins: set[str] = set()
     seen_symbols: set[str] = set()
@@ -213,7 +222,7 @@ def _check(s: Scenario) -> list[str]:
             problems.append(f"{where}.launch_at: must come after announced_at")
         if not (0 <= spec.price_scale <= 18) or not (0 <= spec.quantity_scale <= 18):
             problems.append(f"{where}: price_scale and quantity_scale must be between 0 and 18")
-        if spec.min_notional < 0:
+        if _finite(spec.min_notional, f"{where}.min_notional", problems) and spec.min_notional < 0:
             problems.append(f"{where}.min_notional: must not be negative")
         if not (0 <= spec.open_delay_ms <= 600_000):
             problems.append(f"{where}.open_delay_ms: must be between 0 and 600000")
@@ -229,6 +238,10 @@ def _check(s: Scenario) -> list[str]:
                 problems.append(f"{where}.states[{j}]: state codes must not be negative")
         last_t: Decimal | None = None
         for j, p in enumerate(spec.prices):
+            price_finite = _finite(p.price, f"{where}.prices[{j}].price", problems)
+            t_finite = _finite(p.t, f"{where}.prices[{j}].t", problems)
+            if not (price_finite and t_finite):
+                continue
             if p.price <= 0:
                 problems.append(f"{where}.prices[{j}].price: must be positive, got {p.price}")
             if p.t < 0:
@@ -246,9 +259,9 @@ def _check(s: Scenario) -> list[str]:
         if t.user_id in seen_users:
             problems.append(f"{where}.user_id: {t.user_id!r} appears twice")
         seen_users.add(t.user_id)
-        if t.quote_amount <= 0:
+        if _finite(t.quote_amount, f"{where}.quote_amount", problems) and t.quote_amount <= 0:
             problems.append(f"{where}.quote_amount: must be positive, got {t.quote_amount}")
-        if not (Decimal(0) <= t.min_confidence <= 1):
+        if _finite(t.min_confidence, f"{where}.min_confidence", problems) and not (Decimal(0) <= t.min_confidence <= 1):
             problems.append(f"{where}.min_confidence: must be between 0 and 1")
         try:
             settings = _settings(t)

@@ -13,7 +13,7 @@ from domain.errors import DomainError
 from domain.events import Cause
 from domain.exit_plans import resolve_exit_plan
 from domain.listing import ANNOUNCED_CONFIDENCE, Listing, assess, listing_stream, target_id_for
-from domain.target import SnipeTarget, target_stream
+from domain.target import SnipeTarget, TargetStatus, target_stream
 
 EXECUTE_SNIPE = "execute_snipe"
 
@@ -125,6 +125,8 @@ class DetectReadyStates:
             lead_seconds = int(verdict.lead.total_seconds())
             for view in self.book.targets_of_coin(coin_id, {"watching"}):
                 target = await repository.get(self.store, SnipeTarget, target_stream(view.target_id))
+                if target.status is not TargetStatus.WATCHING:
+                    continue  # another worker (or a person) moved it on since our book was read
                 cause = Cause(now, view.target_id)
                 target.mark_ready(verdict.pattern, verdict.confidence, lead_seconds, cause)
                 try:
@@ -156,6 +158,8 @@ class DetectReadyStates:
             if now < view.launch_at + self.timing.expiry_grace:
                 continue
             target = await repository.get(self.store, SnipeTarget, target_stream(view.target_id))
+            if target.status not in (TargetStatus.WATCHING, TargetStatus.READY):
+                continue  # moved on since our book was read
             reason = (
                 "never reached the ready state before launch"
                 if target.status.value == "watching"

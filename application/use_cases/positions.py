@@ -10,6 +10,7 @@ from application.ports import Clock, EventStore, ExchangeTrading, OrderReport, P
 from application.trade_book import TradeBook
 from domain.events import Cause
 from domain.position import ExitDecision, Position, PositionStatus, position_stream
+from domain.values import ClientOrderId
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +51,10 @@ class ManagePositions:
         position = await repository.get(self.store, Position, position_stream(position_id))
         cause = Cause(self.clock.now(), position.target_id)
         position.observe(tick.price, cause)
-        outcomes = []
+        outcomes: list[ExitOutcome] = []
+        if position.pending_exit is not None and not await self._settle_pending(position, cause):
+            await repository.save(self.store, position)
+            return outcomes
         while position.status is not PositionStatus.CLOSED:
             decision = position.decide_exit(tick.price, cause.at)
             if decision is None:
@@ -71,7 +75,11 @@ class ManagePositions:
         try:
             report = await self.exchange.place_market_sell(position.symbol, decision.quantity, coid)
         except AmbiguousOutcome:
-            report = await self.exchange.query_order(position.symbol, coid)
+            try:
+                report = await self.exchange.query_order(position.symbol, coid)
+            except ExchangeError as exc:
+                # Still unknown: the exit stays pending and the next tick asks again.
+                return self._outcome(position, decision, False, f"unresolved, will ask again: {exc}")
         except ExchangeError as exc:
             position.record_exit_failure(str(exc), cause)
             return self._outcome(position, decision, False, str(exc))
@@ -81,6 +89,23 @@ class ManagePositions:
             return self._outcome(position, decision, False, reason)
         position.record_exit_fill(report.average_price, report.executed_quantity, report.fee, cause)
         return self._outcome(position, decision, True, "", report)
+
+    async def _settle_pending(self, position: Position, cause: Cause) -> bool:
+        """An exit left pending (lost reply, crash) is resolved by its client order id
+        before anything new is decided, so the same shares are never sold twice."""
+        pending = position.pending_exit
+        assert pending is not None and position.symbol is not None
+        try:
+            report = await self.exchange.query_order(position.symbol, ClientOrderId(pending.client_order_id))
+        except ExchangeError:
+            return False
+        if report is not None and report.executed_quantity > 0:
+            position.record_exit_fill(report.average_price, report.executed_quantity, report.fee, cause)
+            return True
+        if report is not None and not report.status.is_final:
+            return False  # still working on the exchange
+        position.record_exit_failure("the exit order is not on the exchange", cause)
+        return True
 
     @staticmethod
     def _outcome(

@@ -103,16 +103,16 @@ class ExecuteSnipe:
             # Recorded before the send: after a crash we know an order may exist.
             target.submit_order(self._cause(target))
             await repository.save(self.store, target)
-            await self.clock.sleep_until(target.execute_at)
-            halted = await self._halted(target.user_id)
-            if halted:
-                target.fail(halted, self._cause(target))
-                await repository.save(self.store, target)
-                return SnipeOutcome(target_id, SnipeResult.REFUSED, halted)
+            refusal = await self._wait_for_launch(target)
+            if refusal is not None:
+                return refusal
             report, attempts, error = await self._send_until_deadline(target, coid, target.deadline_at)
         else:
             rules = await self.market.symbol_rules(target.symbol)
-            report, attempts, error = await self._resume(target, coid)
+            resumed = await self._resume(target, coid)
+            if isinstance(resumed, SnipeOutcome):
+                return resumed
+            report, attempts, error = resumed
 
         if report is not None:
             return await self._record_fill(target, report, attempts, rules.quantity_scale)
@@ -158,6 +158,17 @@ class ExecuteSnipe:
             return SnipeOutcome(target.target_id, SnipeResult.REFUSED, "; ".join(reasons))
         return None
 
+    async def _wait_for_launch(self, target: SnipeTarget) -> SnipeOutcome | None:
+        """Sleep until the send time; a halt that came meanwhile fails the snipe unsent."""
+        assert target.execute_at is not None
+        await self.clock.sleep_until(target.execute_at)
+        halted = await self._halted(target.user_id)
+        if halted:
+            target.fail(halted, self._cause(target))
+            await repository.save(self.store, target)
+            return SnipeOutcome(target.target_id, SnipeResult.REFUSED, halted)
+        return None
+
     async def _halted(self, user_id: str) -> str | None:
         await self.book.catch_up(self.store)
         return self.book.halted(user_id)
@@ -196,12 +207,21 @@ class ExecuteSnipe:
             return await self._confirm(target, found, deadline), attempts, None
         return None, attempts, last_error
 
-    async def _resume(self, target: SnipeTarget, coid: ClientOrderId) -> tuple[OrderReport | None, int, ExchangeError | None]:
-        """The target was left executing: find out what the exchange did before sending again."""
+    async def _resume(
+        self, target: SnipeTarget, coid: ClientOrderId
+    ) -> tuple[OrderReport | None, int, ExchangeError | None] | SnipeOutcome:
+        """The target was left executing: find out what the exchange did before sending again.
+
+        When nothing reached the exchange, the order is sent as a first run would send it:
+        at launch, and not while an emergency stop is active.
+        """
         assert target.deadline_at is not None
         found = await self._resolve(target, coid)
         if found is not None:
             return await self._confirm(target, found, target.deadline_at), 0, None
+        refusal = await self._wait_for_launch(target)
+        if refusal is not None:
+            return refusal
         return await self._send_until_deadline(target, coid, target.deadline_at)
 
     async def _resolve(self, target: SnipeTarget, coid: ClientOrderId) -> OrderReport | None:

@@ -1,0 +1,141 @@
+Feature: Executing a snipe
+  At launch the executor sends the timed market buy (quoteOrderQty) with a client order id
+  derived from the target. "Not yet open" replies are retried in a tight loop until the
+  snipe deadline (launch + 30 s); an unclear reply is resolved by querying the client order
+  id before any resend; a final refusal fails fast. One target, at most one buy, even with
+  two workers or a restart in between.
+
+  Background:
+    Given it is 2026-11-25 09:30 UTC
+    And the calendar announces NEW launching at 10:00
+    And NEW reaches the ready state at 09:30
+    And NEW trades at 0.00009512 from its opening
+    And NEW quantities have 0 decimal places
+    And trader "alice" snipes 10.01 USDT per listing
+
+  Scenario: "Not yet open" replies are retried until the pair opens, then the buy fills
+    Given NEW opens 45 ms after its launch
+    And alice's snipe of NEW was scheduled at 09:30
+    When alice's snipe of NEW runs at its scheduled time
+    Then alice's snipe of NEW is filled
+    And alice's snipe of NEW recorded, in order:
+      | SnipeTargetCreated  |
+      | SnipeTargetReady    |
+      | SnipeScheduled      |
+      | SnipeOrderSubmitted |
+      | SnipeOrderFilled    |
+    And SnipeOrderSubmitted was recorded at 09:59:58, before the first buy was sent
+    And the buy filled after 4 attempts at 10:00:00.060, 60 ms after launch
+    And the exchange received 4 buys for NEW, every one with the client order id of SnipeScheduled
+    And the exchange holds exactly one buy order for NEW
+    And alice holds an open position in NEW from that fill
+
+  Scenario Outline: The fill is recorded in exact decimals
+    Given NEW quantities have <scale> decimal places
+    And alice's snipe of NEW was scheduled at 09:30
+    When alice's snipe of NEW runs at its scheduled time
+    Then SnipeOrderFilled records price 0.00009512, quantity <quantity>, quote spent <spent> and fee <fee> USDT
+    And PositionOpened records entry price 0.00009512, quantity <quantity> and cost <cost>
+
+    Examples: quantity = floor(10.01 / 0.00009512) at the listing's scale, spent = quantity x price, fee = spent x 0.0005
+      | scale | quantity        | spent              | fee                   | cost                     |
+      | 0     | 105235          | 10.0099532         | 0.0050049766          | 10.0149581766            |
+      | 2     | 105235.49       | 10.0099998088      | 0.0050049999044       | 10.0150048087044         |
+      | 8     | 105235.49201009 | 10.0099999999997608 | 0.0050049999999998804 | 10.0150049999997606804  |
+
+  Scenario: A pair that never opens within the snipe window fails without an order
+    Given NEW opens 31 s after its launch
+    And alice's snipe of NEW was scheduled at 09:30
+    When alice's snipe of NEW runs at its scheduled time
+    Then alice's snipe of NEW failed because "no fill by the deadline after 1500 attempts"
+    And SnipeFailed was recorded at 10:00:30
+    And alice's snipe of NEW recorded, in order:
+      | SnipeTargetCreated  |
+      | SnipeTargetReady    |
+      | SnipeScheduled      |
+      | SnipeOrderSubmitted |
+      | SnipeFailed         |
+    And the exchange received 1500 buys for NEW, every one with the client order id of SnipeScheduled
+    And the exchange holds no buy order for NEW
+    And alice holds no position in NEW
+
+  Scenario Outline: A pair opening late but inside the window is still bought
+    Given NEW opens <delay> s after its launch
+    And alice's snipe of NEW was scheduled at 09:30
+    When alice's snipe of NEW runs at its scheduled time
+    Then alice's snipe of NEW is <status>
+    And the exchange holds <orders> buy order for NEW
+
+    Examples:
+      | delay | status | orders |
+      | 1     | filled | one    |
+      | 29    | filled | one    |
+      | 30    | failed | no     |
+
+  Scenario Outline: An unclear or throttled reply never leads to a second order
+    Given alice's snipe of NEW was scheduled at 09:30
+    And the exchange answers the next order call with <fault>
+    When alice's snipe of NEW runs at its scheduled time
+    Then alice's snipe of NEW is filled
+    And the exchange received, in order: <calls>
+    And the exchange holds exactly one buy order for NEW
+    And the buy filled after <attempts> attempts
+
+    Examples:
+      | fault                 | calls                     | attempts |
+      | TIMEOUT_AFTER_ACCEPT  | prepare, buy, query       | 1        |
+      | TIMEOUT_BEFORE_ACCEPT | prepare, buy, query, buy  | 2        |
+      | RATE_LIMITED          | prepare, buy, buy         | 2        |
+
+  Scenario: A final refusal such as insufficient balance fails fast
+    Given alice's snipe of NEW was scheduled at 09:30
+    And the exchange answers the next order call with INSUFFICIENT_BALANCE
+    When alice's snipe of NEW runs at its scheduled time
+    Then alice's snipe of NEW recorded, in order:
+      | SnipeTargetCreated  |
+      | SnipeTargetReady    |
+      | SnipeScheduled      |
+      | SnipeOrderSubmitted |
+      | SnipeOrderRejected  |
+      | SnipeFailed         |
+    And SnipeOrderRejected says code 10101, "insufficient balance", after 1 attempt
+    And alice's snipe of NEW failed because "order rejected: insufficient balance"
+    And SnipeFailed was recorded at 10:00:00
+    And the exchange received, in order: prepare, buy
+    And the exchange holds no buy order for NEW
+    And alice holds no position in NEW
+
+  Scenario: Running the same snipe again places no second order
+    Given alice's snipe of NEW was scheduled at 09:30
+    When alice's snipe of NEW runs at its scheduled time
+    And alice's snipe of NEW runs again
+    Then the second run was skipped because "target is filled"
+    And the exchange holds exactly one buy order for NEW
+    And the exchange received, in order: prepare, buy
+    And SnipeOrderFilled and PositionOpened are each recorded once
+
+  Scenario: Two workers running the same snipe side by side place one order
+    Given NEW opens 45 ms after its launch
+    And alice's snipe of NEW was scheduled at 09:30
+    When two workers run alice's snipe of NEW together at its scheduled time
+    Then one worker filled the snipe and the other skipped it
+    And alice's snipe of NEW is filled
+    And the exchange holds exactly one buy order for NEW
+    And SnipeOrderFilled and PositionOpened are each recorded once
+
+  Scenario Outline: A worker that dies during the send is resumed without a second order
+    Given alice's snipe of NEW was scheduled at 09:30
+    When alice's snipe of NEW runs at its scheduled time but the worker dies <when>
+    Then alice's snipe of NEW is executing
+    And the exchange holds <orders before> buy order for NEW
+    When a restarted worker runs alice's snipe of NEW at <restart>
+    Then alice's snipe of NEW is <status>
+    And the restarted worker asked the exchange, in order: <calls>
+    And the exchange holds <orders after> buy order for NEW
+
+    Examples:
+      | when                                | orders before | restart  | status | calls        | orders after |
+      | before the buy reaches the exchange | no            | 10:00:05 | filled | query, buy   | one          |
+      | after the exchange accepted the buy | one           | 10:00:05 | filled | query        | one          |
+      | after the exchange accepted the buy | one           | 10:05    | filled | query        | one          |
+      | before the buy reaches the exchange | no            | 10:05    | failed | query, query | no           |

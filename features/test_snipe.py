@@ -1,0 +1,192 @@
+"""Steps of snipe.feature: ExecuteSnipe against the paper exchange, with faults injected."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from pytest_bdd import given, scenarios, then, when
+
+from adapters.memory import InMemoryLockService
+from adapters.paper.exchange import Fault
+from application.ports import OrderSide
+from application.trade_book import TradeBook
+from application.use_cases.snipe import SnipeResult
+from features.conftest import step
+from features.world import DyingExchange, World, WorkerDied
+
+scenarios("snipe.feature")
+
+_COUNT = {"no": 0, "one": 1}
+
+
+def _listed(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _only(world: World, type_name: str):  # noqa: ANN202
+    found = world.events_named(type_name)
+    assert len(found) == 1, found
+    return found[0]
+
+
+@given(step("the exchange answers the next order call with {fault:w}"))
+def next_order_fault(world: World, fault: str) -> None:
+    world.paper.faults.append(Fault[fault])
+
+
+@when(step("{user:Name}'s snipe of {ticker:Name} runs again"))
+def snipe_runs_again(world: World, user: str, ticker: str) -> None:
+    world.begin_action()
+    world.execute(world.target_id(user, ticker))
+
+
+@when(step("two workers run {user:Name}'s snipe of {ticker:Name} together at its scheduled time"))
+def two_workers(world: World, user: str, ticker: str) -> None:
+    job = world.take_job(user, ticker)
+    # Two worker processes: each its own trade book, one shared lock service (Redis in production).
+    first = world.execute_snipe(book=TradeBook())
+    second = world.execute_snipe(book=TradeBook())
+    world.begin_action()
+    for outcome in world.run(world.clock.run_together([first(job.key), second(job.key)])):
+        world.record_outcome(outcome)
+
+
+@when(step("{user:Name}'s snipe of {ticker:Name} runs at its scheduled time but the worker dies {moment}"))
+def worker_dies(world: World, user: str, ticker: str, moment: str) -> None:
+    after_accept = {"before the buy reaches the exchange": False, "after the exchange accepted the buy": True}[moment]
+    job = world.take_job(user, ticker)
+    executor = world.execute_snipe(exchange=DyingExchange(world.paper, after_accept))
+    world.begin_action()
+    with pytest.raises(WorkerDied):
+        world.run(executor(job.key))
+
+
+@when(step("a restarted worker runs {user:Name}'s snipe of {ticker:Name} at {moment:Time}"))
+def restarted_worker(world: World, user: str, ticker: str, moment: str) -> None:
+    world.set_time(world.at(moment))
+    world.calls_at_restart = len(world.paper.calls)
+    # A new process: nothing in memory survives, only the trade history and the exchange.
+    executor = world.execute_snipe(book=TradeBook(), locks=InMemoryLockService(world.clock))
+    world.begin_action()
+    world.execute(world.target_id(user, ticker), executor)
+
+
+# --- Then ---------------------------------------------------------------------------------------
+
+
+@then(step("SnipeOrderSubmitted was recorded at {moment:Time}, before the first buy was sent"))
+def submitted_before_send(world: World, moment: str) -> None:
+    submitted = _only(world, "SnipeOrderSubmitted")
+    assert submitted.occurred_at == world.at(moment)
+    filled = _only(world, "SnipeOrderFilled")
+    assert submitted.position < filled.position
+    assert submitted.event.client_order_id == filled.event.client_order_id
+    assert submitted.event.quote_amount == Decimal("10.01")
+
+
+@then(step("the buy filled after {attempts:d} attempts at {moment:Time}, {latency:d} ms after launch"))
+def filled_after_at(world: World, attempts: int, moment: str, latency: int) -> None:
+    filled = _only(world, "SnipeOrderFilled")
+    assert filled.event.attempts == attempts
+    assert filled.occurred_at == world.at(moment)
+    assert filled.event.latency_ms == latency
+
+
+@then(step("the buy filled after {attempts:d} attempts"))
+def filled_after(world: World, attempts: int) -> None:
+    assert _only(world, "SnipeOrderFilled").event.attempts == attempts
+
+
+@then(step("the exchange received {count:d} buys for {ticker:Name}, every one with the client order id of SnipeScheduled"))
+def buys_with_coid(world: World, count: int, ticker: str) -> None:
+    coid = _only(world, "SnipeScheduled").event.client_order_id
+    buys = world.paper_calls("buy", ticker)
+    assert len(buys) == count
+    assert all(call.split()[-1] == coid for call in buys), set(buys)
+    assert {call.split()[2] for call in buys} == {"10.01"}
+
+
+@then(step("the exchange holds {count:w} buy order for {ticker:Name}"))
+def holds_buy_orders(world: World, count: str, ticker: str) -> None:
+    orders = world.orders(OrderSide.BUY, ticker)
+    assert len(orders) == _COUNT[count], orders
+    if orders:
+        assert orders[0].client_order_id.value == _only(world, "SnipeScheduled").event.client_order_id
+
+
+@then(step("{user:Name} holds an open position in {ticker:Name} from that fill"))
+def open_position_from_fill(world: World, user: str, ticker: str) -> None:
+    fill = _only(world, "SnipeOrderFilled").event
+    opened = world.position_events(user, ticker)
+    assert [r.event.type_name for r in opened] == ["PositionOpened"]
+    event = opened[0].event
+    assert event.target_id == world.target_id(user, ticker)
+    assert (event.entry_price, event.quantity) == (fill.price, fill.quantity)
+    assert event.cost == fill.quote_spent + fill.fee
+    assert event.exit_plan.name == "balanced"
+    position = world.position(user, ticker)
+    assert position.status.value == "open" and position.remaining == fill.quantity
+    assert [p.position_id for p in world.book.open_positions(user)] == [world.position_id(user, ticker)]
+
+
+@then(step(
+    "SnipeOrderFilled records price {price:Dec}, quantity {quantity:Dec}, quote spent {spent:Dec} and fee {fee:Dec} USDT"
+))
+def fill_amounts(world: World, price: Decimal, quantity: Decimal, spent: Decimal, fee: Decimal) -> None:
+    event = _only(world, "SnipeOrderFilled").event
+    assert event.price == price
+    assert event.quantity == quantity
+    assert event.quote_spent == spent
+    assert event.fee == fee
+    assert event.fee_asset == "USDT"
+
+
+@then(step("PositionOpened records entry price {price:Dec}, quantity {quantity:Dec} and cost {cost:Dec}"))
+def position_amounts(world: World, price: Decimal, quantity: Decimal, cost: Decimal) -> None:
+    event = _only(world, "PositionOpened").event
+    assert (event.entry_price, event.quantity, event.cost) == (price, quantity, cost)
+    assert event.quantity_scale == world.listings["NEW"]["quantity_scale"]
+
+
+@then(step("SnipeFailed was recorded at {moment:Time}"))
+def failed_at(world: World, moment: str) -> None:
+    assert _only(world, "SnipeFailed").occurred_at == world.at(moment)
+
+
+@then(step("the exchange received, in order: {calls}"))
+def exchange_received(world: World, calls: str) -> None:
+    assert [c.split()[0] for c in world.paper.calls] == _listed(calls)
+
+
+@then(step("the restarted worker asked the exchange, in order: {calls}"))
+def restarted_calls(world: World, calls: str) -> None:
+    assert [c.split()[0] for c in world.paper.calls[world.calls_at_restart:]] == _listed(calls)
+
+
+@then(step('SnipeOrderRejected says code {code}, "{reason}", after {attempts:d} attempt'))
+def rejected_says(world: World, code: str, reason: str, attempts: int) -> None:
+    event = _only(world, "SnipeOrderRejected").event
+    assert (event.code, event.reason, event.attempts) == (code, reason, attempts)
+
+
+@then(step('the second run was skipped because "{reason}"'))
+def second_run_skipped(world: World, reason: str) -> None:
+    (outcomes,) = world.snipe_outcomes.values()
+    assert [o.result for o in outcomes] == [SnipeResult.FILLED, SnipeResult.SKIPPED]
+    assert reason in outcomes[1].detail
+    assert world.events_since_mark() == []
+
+
+@then("one worker filled the snipe and the other skipped it")
+def one_filled_one_skipped(world: World) -> None:
+    (outcomes,) = world.snipe_outcomes.values()
+    assert sorted(o.result.value for o in outcomes) == ["filled", "skipped"]
+
+
+@then("SnipeOrderFilled and PositionOpened are each recorded once")
+def filled_and_opened_once(world: World) -> None:
+    assert len(world.events_named("SnipeOrderFilled")) == 1
+    assert len(world.events_named("PositionOpened")) == 1
+
+

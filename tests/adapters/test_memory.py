@@ -1,0 +1,153 @@
+"""In-process scheduler, locks and cache."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from adapters.clock import ManualClock
+from adapters.memory import InMemoryCache, InMemoryLockService, InMemoryScheduler, InMemoryTraderDirectory
+from application.errors import NotFound
+from application.ports import ScheduledJob, TraderSettings
+
+import pytest
+
+T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+S = timedelta(seconds=1)
+
+
+class TestScheduler:
+    async def test_the_same_kind_and_key_keeps_one_job(self) -> None:
+        scheduler = InMemoryScheduler()
+        await scheduler.schedule(ScheduledJob("snipe", "t-1", T0))
+        await scheduler.schedule(ScheduledJob("snipe", "t-1", T0 + 5 * S))
+        assert scheduler.pending == [ScheduledJob("snipe", "t-1", T0 + 5 * S)]
+        assert scheduler.take_due(T0 + 4 * S) == []
+        assert scheduler.take_due(T0 + 5 * S) == [ScheduledJob("snipe", "t-1", T0 + 5 * S)]
+
+    async def test_same_key_of_another_kind_is_another_job(self) -> None:
+        scheduler = InMemoryScheduler()
+        await scheduler.schedule(ScheduledJob("snipe", "t-1", T0))
+        await scheduler.schedule(ScheduledJob("expire", "t-1", T0))
+        assert len(scheduler.pending) == 2
+
+    async def test_take_due_returns_due_jobs_in_time_then_key_order_and_removes_them(self) -> None:
+        scheduler = InMemoryScheduler()
+        for key, offset in [("c", 2), ("b", 1), ("a", 2), ("late", 10), ("d", 0)]:
+            await scheduler.schedule(ScheduledJob("snipe", key, T0 + offset * S))
+        due = scheduler.take_due(T0 + 2 * S)
+        assert [j.key for j in due] == ["d", "b", "a", "c"]
+        assert scheduler.take_due(T0 + 2 * S) == []
+        assert [j.key for j in scheduler.pending] == ["late"]
+        assert scheduler.next_run_at() == T0 + 10 * S
+
+    async def test_cancel_removes_only_that_job_and_tolerates_unknown(self) -> None:
+        scheduler = InMemoryScheduler()
+        await scheduler.schedule(ScheduledJob("snipe", "t-1", T0))
+        await scheduler.schedule(ScheduledJob("snipe", "t-2", T0 + S))
+        await scheduler.cancel("snipe", "t-1")
+        await scheduler.cancel("snipe", "never")
+        await scheduler.cancel("other", "t-2")
+        assert [j.key for j in scheduler.take_due(T0 + timedelta(hours=1))] == ["t-2"]
+        assert scheduler.next_run_at() is None
+
+
+class TestLocks:
+    async def test_a_lease_is_exclusive_until_released(self) -> None:
+        locks = InMemoryLockService(ManualClock(T0))
+        async with locks.lease("snipe:t-1", timedelta(minutes=2)) as first:
+            assert first is True
+            async with locks.lease("snipe:t-1", timedelta(minutes=2)) as second:
+                assert second is False
+            async with locks.lease("snipe:t-2", timedelta(minutes=2)) as other_key:
+                assert other_key is True
+        async with locks.lease("snipe:t-1", timedelta(minutes=2)) as after:
+            assert after is True
+
+    async def test_a_refused_lease_does_not_release_the_holder(self) -> None:
+        locks = InMemoryLockService(ManualClock(T0))
+        async with locks.lease("k", timedelta(minutes=2)) as held:
+            assert held
+            async with locks.lease("k", timedelta(minutes=2)) as refused:
+                assert not refused
+            async with locks.lease("k", timedelta(minutes=2)) as still_refused:
+                assert not still_refused
+
+    async def test_released_on_error_too(self) -> None:
+        locks = InMemoryLockService(ManualClock(T0))
+        with pytest.raises(RuntimeError):
+            async with locks.lease("k", timedelta(minutes=2)):
+                raise RuntimeError("executor crashed")
+        async with locks.lease("k", timedelta(minutes=2)) as held:
+            assert held
+
+    async def test_a_lease_expires_after_its_ttl(self) -> None:
+        clock = ManualClock(T0)
+        locks = InMemoryLockService(clock)
+        async with locks.lease("k", timedelta(minutes=2)) as held:
+            assert held
+            clock.advance(timedelta(minutes=2) - timedelta(microseconds=1))
+            async with locks.lease("k", timedelta(minutes=2)) as before_expiry:
+                assert not before_expiry
+            clock.advance(timedelta(microseconds=1))
+            async with locks.lease("k", timedelta(minutes=2)) as taken_over:
+                assert taken_over
+
+    async def test_the_lapsed_holder_does_not_release_its_successor(self) -> None:
+        clock = ManualClock(T0)
+        locks = InMemoryLockService(clock)
+        stale = locks.lease("k", timedelta(minutes=2))
+        assert await stale.__aenter__() is True
+        clock.advance(timedelta(minutes=3))
+        async with locks.lease("k", timedelta(minutes=2)) as successor:
+            assert successor
+            await stale.__aexit__(None, None, None)  # the first executor finally finishes
+            async with locks.lease("k", timedelta(minutes=2)) as third:
+                assert third is False, "a third executor got the lease the second one holds"
+
+
+class TestCache:
+    async def test_set_get_delete(self) -> None:
+        cache = InMemoryCache(ManualClock(T0))
+        assert await cache.get("k") is None
+        await cache.set("k", b"v")
+        assert await cache.get("k") == b"v"
+        await cache.set("k", b"w")
+        assert await cache.get("k") == b"w"
+        await cache.delete("k")
+        await cache.delete("k")
+        assert await cache.get("k") is None
+
+    async def test_values_expire_after_their_ttl(self) -> None:
+        clock = ManualClock(T0)
+        cache = InMemoryCache(clock)
+        await cache.set("short", b"1", ttl=10 * S)
+        await cache.set("forever", b"2")
+        clock.advance(10 * S - timedelta(microseconds=1))
+        assert await cache.get("short") == b"1"
+        clock.advance(timedelta(microseconds=1))
+        assert await cache.get("short") is None
+        clock.advance(timedelta(days=365))
+        assert await cache.get("forever") == b"2"
+
+    async def test_setting_again_renews_the_ttl(self) -> None:
+        clock = ManualClock(T0)
+        cache = InMemoryCache(clock)
+        await cache.set("k", b"1", ttl=10 * S)
+        clock.advance(8 * S)
+        await cache.set("k", b"2", ttl=10 * S)
+        clock.advance(8 * S)
+        assert await cache.get("k") == b"2"
+        await cache.set("k", b"3")  # no ttl: kept until deleted
+        clock.advance(timedelta(days=1))
+        assert await cache.get("k") == b"3"
+
+
+class TestTraderDirectory:
+    async def test_auto_snipers_and_lookup(self) -> None:
+        directory = InMemoryTraderDirectory([TraderSettings("alice"), TraderSettings("bob", auto_snipe=False)])
+        assert [t.user_id for t in await directory.auto_snipers()] == ["alice"]
+        assert (await directory.settings_for("bob")).auto_snipe is False
+        with pytest.raises(NotFound):
+            await directory.settings_for("carol")
+        directory.put(TraderSettings("bob"))
+        assert {t.user_id for t in await directory.auto_snipers()} == {"alice", "bob"}
