@@ -40,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("target_id", nargs="?", help="a target id such as t-1a2b3c4d5e6f")
     which.add_argument("--all", action="store_true", help="every event in the store, in order")
 
+    sub.add_parser("migrate", help="bring the database schema (DATABASE_URL) to this version; safe to repeat")
     sub.add_parser("config", help="list every environment variable with its default and current value")
     return parser
 
@@ -55,6 +56,8 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
             return _history(args, out)
         if args.command == "config":
             return _config(out)
+        if args.command == "migrate":
+            return _migrate(out)
     except ConfigurationError as exc:
         err.write(f"sniper: {exc}\n")
         return EXIT_USAGE
@@ -107,6 +110,30 @@ async def _translate_store_errors(work):  # noqa: ANN001, ANN202
         return await work
     except OSError as exc:
         raise ConfigurationError(f"cannot open the trade history: {exc}") from None
+
+
+def _migrate(out: TextIO) -> int:
+    from adapters.eventstore.migrate import upgrade
+    from adapters.eventstore.sqlalchemy_store import make_engine
+
+    settings = load_settings()
+    if settings.database_url == "memory://":
+        out.write("memory:// keeps nothing: there is no schema to migrate\n")
+        return 0
+
+    async def run() -> tuple[str | None, str]:
+        engine = make_engine(settings.database_url)
+        try:
+            return await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    before, after = asyncio.run(_translate_store_errors(run()))
+    if before == after:
+        out.write(f"schema already at {after}\n")
+    else:
+        out.write(f"schema migrated from {before or 'nothing'} to {after}\n")
+    return 0
 
 
 def _config(out: TextIO) -> int:

@@ -12,6 +12,7 @@ from enum import Enum
 from dishka import AnyOf, AsyncContainer, Provider, Scope, from_context, make_async_container, provide
 
 from adapters.eventstore.memory import InMemoryEventStore
+from adapters.eventstore.migrate import ensure_schema
 from adapters.eventstore.sqlalchemy_store import SqlEventStore, make_engine, sqlite_path
 from adapters.memory import InMemoryCache, InMemoryLockService, InMemoryScheduler, InMemoryTraderDirectory
 from adapters.paper.exchange import PaperExchange
@@ -60,10 +61,9 @@ class StorageProvider(Provider):
             raise ConfigurationError(f"no trade history at {path} (run `sniper demo` first, or set DATABASE_URL)")
         engine = make_engine(url)
         try:
-            store = SqlEventStore(engine)
-            if access is StoreAccess.WRITE:
-                await store.create_schema()
-            yield store
+            # A new empty database starts at the newest schema; an old one must be migrated.
+            await ensure_schema(engine, initialise_empty=access is StoreAccess.WRITE)
+            yield SqlEventStore(engine)
         finally:
             await engine.dispose()
 

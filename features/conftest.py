@@ -17,6 +17,8 @@ import pytest
 from pytest_bdd import given, parsers, then, when
 
 from application.ports import OrderSide, TraderSettings
+from application.trade_book import PositionView
+from domain.events import ExitFilled, ExitOrderSubmitted
 from domain.exit_plans import ExitPlan, TakeProfitLevel
 from domain.risk import RiskProfile
 from features.world import World, dec, names
@@ -190,6 +192,11 @@ def trader_risk(world: World, user: str, datatable: list[list[str]]) -> None:
     world.update_trader(user, risk=profile)
 
 
+@given(step("{user:Name} only snipes {tickers}"))
+def trader_only_snipes(world: World, user: str, tickers: str) -> None:
+    world.update_trader(user, only_tickers=frozenset(t.strip() for t in tickers.split(",")))
+
+
 @given(step("{user:Name} wants a confidence of at least {confidence:Dec}"))
 def trader_min_confidence(world: World, user: str, confidence: Decimal) -> None:
     world.update_trader(user, min_confidence=confidence)
@@ -297,3 +304,41 @@ def holds_no_position(world: World, user: str, ticker: str) -> None:
 @then(step("nothing was recorded"))
 def nothing_recorded(world: World) -> None:
     assert world.events_since_mark() == []
+
+
+def book_position(world: World, user: str, ticker: str) -> PositionView:
+    """The trade book's view of a position, caught up with the store."""
+    world.run(world.book.catch_up(world.store))
+    return world.book.positions[world.position_id(user, ticker)]
+
+
+@then(step("{user:Name}'s position in {ticker:Name} is still open with no exit order"))
+def still_open(world: World, user: str, ticker: str) -> None:
+    events = world.position_events(user, ticker)
+    assert not any(isinstance(r.event, ExitOrderSubmitted | ExitFilled) for r in events), events
+    position = world.position(user, ticker)
+    assert position.status.value == "open" and position.remaining == position.quantity
+    assert book_position(world, user, ticker).status == "open"
+    assert world.paper_calls("sell", ticker) == []
+
+
+# --- the emergency stop ------------------------------------------------------------------------
+
+
+def activate_stop(world: World, scope: str, reason: str, by: str) -> None:
+    world.result = world.run(world.activate_stop()(scope, reason, by))
+
+
+def clear_stop(world: World, scope: str, by: str) -> None:
+    world.run(world.clear_stop()(scope, by))
+
+
+@given(step("{person:Name} activated the emergency stop for {scope:Name}"))
+def stop_was_activated(world: World, person: str, scope: str) -> None:
+    activate_stop(world, scope, "drill", person)
+
+
+@given(step("{person:Name} activated and cleared the emergency stop for {scope:Name}"))
+def stop_was_activated_and_cleared(world: World, person: str, scope: str) -> None:
+    activate_stop(world, scope, "drill", person)
+    clear_stop(world, scope, person)

@@ -8,7 +8,7 @@ from pytest_bdd import scenarios, then
 
 from domain.events import ExitFilled, ExitOrderSubmitted
 from domain.exit_plans import resolve_exit_plan
-from features.conftest import step
+from features.conftest import book_position, step
 from features.world import World, dec
 
 scenarios("exits.feature")
@@ -19,11 +19,6 @@ _REASON = {
     "TrailingStopHit": "trailing_stop",
     "MaxHoldTimeReached": "max_hold",
 }
-
-
-def _book_view(world: World, user: str, ticker: str):  # noqa: ANN202
-    world.run(world.book.catch_up(world.store))
-    return world.book.positions[world.position_id(user, ticker)]
 
 
 @then(step("the exits of {user:Name}'s position in {ticker:Name} are:"))
@@ -47,16 +42,6 @@ def exits_are(world: World, user: str, ticker: str, datatable: list[list[str]]) 
         assert (submitted.reason, submitted.quantity) == (_REASON[expected["exit"]], fill.quantity)
 
 
-@then(step("{user:Name}'s position in {ticker:Name} is still open with no exit order"))
-def still_open(world: World, user: str, ticker: str) -> None:
-    events = world.position_events(user, ticker)
-    assert not any(isinstance(r.event, ExitOrderSubmitted | ExitFilled) for r in events), events
-    position = world.position(user, ticker)
-    assert position.status.value == "open" and position.remaining == position.quantity
-    assert _book_view(world, user, ticker).status == "open"
-    assert world.paper_calls("sell", ticker) == []
-
-
 @then(step(
     "{user:Name}'s position in {ticker:Name} is partially exited, holding {held:Dec}, with realised P&L {pnl:Dec}"
 ))
@@ -64,7 +49,7 @@ def partially_exited(world: World, user: str, ticker: str, held: Decimal, pnl: D
     position = world.position(user, ticker)
     assert position.status.value == "partially exited"
     assert (position.remaining, position.realised_pnl) == (held, pnl)
-    view = _book_view(world, user, ticker)
+    view = book_position(world, user, ticker)
     assert (view.status, view.remaining, view.realised_pnl) == ("partially exited", held, pnl)
     assert "PositionClosed" not in [r.event.type_name for r in world.position_events(user, ticker)]
 
@@ -76,7 +61,7 @@ def closed_with(world: World, user: str, ticker: str, pnl: Decimal) -> None:
     assert events[-1].event.realised_pnl == pnl
     position = world.position(user, ticker)
     assert (position.status.value, position.remaining, position.realised_pnl) == ("closed", 0, pnl)
-    view = _book_view(world, user, ticker)
+    view = book_position(world, user, ticker)
     assert (view.status, view.remaining, view.realised_pnl) == ("closed", 0, pnl)
     assert view.closed_at == events[-1].occurred_at
 

@@ -75,6 +75,7 @@ class World:
         self.error: Exception | None = None
         self.result: Any = None
         self.calls_at_restart = 0
+        self.subject: str = ""
         # The worker loop's own bookkeeping (see play_until).
         self._next_calendar: datetime | None = None
         self._next_states: datetime | None = None

@@ -53,3 +53,33 @@ def postgres_url() -> Iterator[str]:
             pytest.fail(f"{POSTGRES_UNREACHABLE} [required: CI or SNIPER_REQUIRE_SERVICES=1; {problem}]", pytrace=False)
         pytest.skip(POSTGRES_UNREACHABLE)
     yield POSTGRES_URL
+
+
+
+def _run_aside(coro_factory):  # noqa: ANN001, ANN202
+    """Run a coroutine on its own loop in a thread: safe from sync fixtures and inside test loops."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(coro_factory())).result(timeout=30)
+
+
+@pytest.fixture
+def fresh_postgres_database(postgres_url: str) -> Iterator[str]:
+    """A new, empty Postgres database for one test, dropped afterwards. Yields its URL."""
+    import secrets
+
+    import asyncpg
+
+    name = f"sniper_test_{secrets.token_hex(4)}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/test")
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    _run_aside(lambda: admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        _run_aside(lambda: admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

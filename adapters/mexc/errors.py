@@ -1,0 +1,115 @@
+"""MEXC's replies, classified once into the application's exchange errors.
+
+The application knows five kinds (application.errors): NotYetOpen, RateLimited, ClockSkew,
+AmbiguousOutcome, OrderRefused. This module maps MEXC's error codes onto them and adds the
+few finer kinds the adapter needs, each a subclass of one of the five so that a caller who
+only knows the application's kinds still does the right thing:
+
+- `NotSent` (a RateLimited): the request never left this process (the circuit is open, the
+  local budget is spent, the connection could not be made). Nothing was placed, so sending
+  again later is safe; it must never be reported as ambiguous.
+- `CircuitOpen` (a NotSent): the endpoint group's breaker is open.
+- `UnknownOrder` (an OrderRefused, MEXC -2011): query and cancel turn it into None.
+- `UnexpectedReply` (an AmbiguousOutcome): a reply we could not read. For an order this is
+  ambiguous by nature: the exchange may have placed it before the reply went wrong.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from application.errors import AmbiguousOutcome, ClockSkew, NotYetOpen, OrderRefused, RateLimited
+
+NOT_YET_OPEN = 10007
+TIMESTAMP_OUTSIDE_RECV_WINDOW = 700003
+UNKNOWN_ORDER = -2011
+
+# Final refusals (FACTS.md): fail fast with MEXC's code and message, never retry.
+REFUSED_CODES: dict[int, str] = {
+    10101: "insufficient balance",
+    30002: "below the minimum transaction amount",
+    30003: "above the maximum transaction amount",
+    30004: "insufficient position",
+    30005: "oversold",
+    30010: "no valid trade price",
+    30014: "invalid symbol",
+    30016: "trading disabled",
+    30018: "market orders disabled",
+    30019: "API market orders disabled",
+    30020: "no permission for this symbol",
+    30021: "invalid symbol",
+    30029: "too many open orders",
+    30041: "order type not allowed",
+    70011: "the pair bans API trading",
+    700001: "API key format invalid",
+    700002: "signature invalid",
+    602: "signature invalid",
+    700005: "recvWindow too large",
+    700006: "IP not whitelisted",
+    700007: "no permission for this endpoint",
+    10072: "invalid API key",
+}
+
+# exchangeInfo / ticker for a symbol the exchange does not know (symbol_rules -> NotFound).
+INVALID_SYMBOL_CODES = frozenset({30014, 30021, -1121})
+
+
+class NotSent(RateLimited):
+    """The request never left: nothing was placed. Safe to send again after `retry_after`."""
+
+    code = "not-sent"
+
+
+class CircuitOpen(NotSent):
+    """The endpoint group's circuit breaker is open: failing fast without sending."""
+
+    code = "circuit-open"
+
+
+class UnknownOrder(OrderRefused):
+    """MEXC -2011: no order with that id (query and cancel answer None)."""
+
+    code = str(UNKNOWN_ORDER)
+
+
+class UnexpectedReply(AmbiguousOutcome):
+    """A reply that could not be read (malformed JSON, wrong shape)."""
+
+    code = "unexpected-reply"
+
+
+def classify(code: int | str | None, message: str, http_status: int) -> Exception:
+    """The error for a MEXC error body `{"code": N, "msg": ...}` (not for 429/418/5xx)."""
+    number = _as_int(code)
+    text = f"MEXC {code if code is not None else http_status}: {message}" if message else f"MEXC {code}"
+    if number == NOT_YET_OPEN:
+        return NotYetOpen(text, str(number))
+    if number == TIMESTAMP_OUTSIDE_RECV_WINDOW:
+        return ClockSkew(text, str(number))
+    if number == UNKNOWN_ORDER:
+        return UnknownOrder(text, str(number))
+    if number is not None and number in REFUSED_CODES:
+        if not message:
+            text = f"MEXC {number}: {REFUSED_CODES[number]}"
+        return OrderRefused(text, str(number))
+    # Any other 4xx is still a refusal by the exchange: final, nothing was placed.
+    label = str(number) if number is not None else f"http-{http_status}"
+    return OrderRefused(text if code is not None else f"MEXC HTTP {http_status}: {message or 'refused'}", label)
+
+
+def rate_limited(http_status: int, retry_after: timedelta) -> RateLimited:
+    what = "banned (418)" if http_status == 418 else "rate limited (429)"
+    return RateLimited(f"MEXC {what}: retry after {retry_after.total_seconds():g} s", retry_after, str(http_status))
+
+
+def _as_int(code: int | str | None) -> int | None:
+    if isinstance(code, bool):
+        return None
+    if isinstance(code, int):
+        return code
+    if isinstance(code, str):
+        try:
+            return int(code.strip())
+        except ValueError:
+            return None
+    return None

@@ -1,0 +1,330 @@
+"""Staying inside MEXC's request limits, and failing fast when an endpoint is sick.
+
+MEXC counts each endpoint separately: 500 weight units per 10 s, per IP and per UID
+(FACTS.md), with per-endpoint weights. `RateLimiter` keeps an exact sliding window per
+endpoint group ("METHOD /path") and makes a caller wait rather than exceed it. A 429 or 418
+from the exchange blocks that group for Retry-After, halves its budget, and lets the budget
+grow back linearly over `recovery` (slowly, so a storm does not restart at full speed).
+
+`CircuitBreaker` (one per group): closed -> open after `failure_threshold` consecutive
+failures (5xx, timeouts, connection errors, 429/418) -> after `cool_down`, half-open: exactly
+one probe goes out -> closed on its success, open again (with a longer cool-down) on its
+failure. While open, calls fail at once with CircuitOpen: they were never sent.
+
+The snipe path calls `RateLimiter.acquire` and `CircuitBreaker.before_call` once per order:
+under budget that is a deque append and a few comparisons (a couple of microseconds).
+Limits are per process; several workers sharing one IP need a shared counter (Redis).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
+from enum import Enum
+
+from application.errors import RateLimited
+from adapters.mexc.errors import CircuitOpen
+
+API = "/api/v3"
+WINDOW_SECONDS = 10.0
+ENDPOINT_BUDGET = 500
+
+# Request weights from FACTS.md, by "METHOD /path". Unlisted endpoints weigh 1.
+ENDPOINT_WEIGHTS: dict[str, int] = {
+    f"GET {API}/ping": 1,
+    f"GET {API}/time": 1,
+    f"GET {API}/exchangeInfo": 10,
+    f"GET {API}/defaultSymbols": 1,
+    f"GET {API}/depth": 1,
+    f"GET {API}/trades": 5,
+    f"GET {API}/klines": 1,
+    f"GET {API}/ticker/24hr": 1,
+    f"GET {API}/ticker/price": 1,
+    f"GET {API}/ticker/bookTicker": 1,
+    f"GET {API}/account": 10,
+    f"POST {API}/order": 1,
+    f"POST {API}/order/test": 1,
+    f"GET {API}/order": 2,
+    f"DELETE {API}/order": 1,
+    f"GET {API}/openOrders": 3,
+    f"DELETE {API}/openOrders": 1,
+    f"GET {API}/allOrders": 10,
+    f"GET {API}/myTrades": 10,
+    f"POST {API}/batchOrders": 1,
+}
+# Without a symbol these cost more.
+ALL_SYMBOLS_WEIGHTS: dict[str, int] = {
+    f"GET {API}/ticker/24hr": 40,
+    f"GET {API}/ticker/price": 2,
+}
+# Extra windows on top of the per-endpoint one: (budget, seconds).
+EXTRA_WINDOWS: dict[str, tuple[tuple[int, float], ...]] = {
+    f"GET {API}/account": ((2, 1.0),),
+}
+
+
+def group_of(method: str, path: str) -> str:
+    return f"{method} {path}"
+
+
+def weight_of(method: str, path: str, all_symbols: bool = False) -> int:
+    group = group_of(method, path)
+    if all_symbols and group in ALL_SYMBOLS_WEIGHTS:
+        return ALL_SYMBOLS_WEIGHTS[group]
+    return ENDPOINT_WEIGHTS.get(group, 1)
+
+
+class SlidingWindow:
+    """At most `budget` weight in any `seconds`-long span (exact: a log of what was taken)."""
+
+    __slots__ = ("budget", "seconds", "_log", "_used")
+
+    def __init__(self, budget: int, seconds: float) -> None:
+        self.budget = budget
+        self.seconds = seconds
+        self._log: deque[tuple[float, int]] = deque()
+        self._used = 0
+
+    @property
+    def used(self) -> int:
+        return self._used
+
+    def wait_for(self, weight: int, now: float, limit: int) -> float:
+        """0.0 when `weight` fits under `limit` now, else seconds until it will."""
+        log = self._log
+        horizon = now - self.seconds
+        while log and log[0][0] <= horizon:
+            self._used -= log.popleft()[1]
+        if self._used + weight <= limit:
+            return 0.0
+        need = self._used + weight - limit
+        freed = 0
+        for at, w in log:
+            freed += w
+            if freed >= need:
+                return max(at + self.seconds - now, 1e-6)
+        return self.seconds  # heavier than the whole (reduced) budget: try after a window
+
+    def take(self, weight: int, now: float) -> None:
+        self._log.append((now, weight))
+        self._used += weight
+
+
+class EndpointBudget:
+    """One endpoint group's windows, its Retry-After block and its adaptive budget."""
+
+    __slots__ = (
+        "group", "base", "window", "extra", "floor", "decrease", "recovery_per_second",
+        "blocked_until", "penalties", "_reduced", "_reduced_at",
+    )
+
+    def __init__(
+        self,
+        group: str,
+        budget: int = ENDPOINT_BUDGET,
+        seconds: float = WINDOW_SECONDS,
+        extra: Iterable[tuple[int, float]] = (),
+        recovery: float = 60.0,
+        decrease: float = 0.5,
+        floor: int = 1,
+    ) -> None:
+        self.group = group
+        self.base = budget
+        self.window = SlidingWindow(budget, seconds)
+        self.extra = tuple(SlidingWindow(b, s) for b, s in extra)
+        self.floor = max(1, min(floor, budget))
+        self.decrease = decrease
+        self.recovery_per_second = budget / recovery if recovery > 0 else float(budget)
+        self.blocked_until = 0.0
+        self.penalties = 0
+        self._reduced: float | None = None
+        self._reduced_at = 0.0
+
+    def limit(self, now: float) -> int:
+        """The budget in force: the base, or a reduced one growing back to it."""
+        if self._reduced is None:
+            return self.base
+        grown = self._reduced + max(0.0, now - self._reduced_at) * self.recovery_per_second
+        if grown >= self.base:
+            self._reduced = None
+            return self.base
+        return int(grown)
+
+    def try_take(self, weight: int, now: float) -> float:
+        """Take `weight` and return 0.0, or take nothing and return how long to wait."""
+        if now < self.blocked_until:
+            return self.blocked_until - now
+        wait = self.window.wait_for(weight, now, self.base if self._reduced is None else self.limit(now))
+        for extra in self.extra:
+            wait = max(wait, extra.wait_for(weight, now, extra.budget))
+        if wait:
+            return wait
+        self.window.take(weight, now)
+        for extra in self.extra:
+            extra.take(weight, now)
+        return 0.0
+
+    def penalize(self, retry_after: float, now: float) -> None:
+        """The exchange said 429/418: block for Retry-After, cut the budget, recover slowly."""
+        self.penalties += 1
+        self.blocked_until = max(self.blocked_until, now + retry_after)
+        current = self.limit(now)
+        self._reduced = float(max(self.floor, int(current * self.decrease)))
+        self._reduced_at = self.blocked_until  # growth starts once the block is over
+
+
+class RateLimiter:
+    """Per-endpoint-group budgets. `acquire` waits (up to `max_wait`) rather than exceed one;
+    a longer wait raises RateLimited at once, without sending, so the caller decides."""
+
+    def __init__(
+        self,
+        budgets: Mapping[str, tuple[int, float]] | None = None,
+        *,
+        default_budget: int = ENDPOINT_BUDGET,
+        window_seconds: float = WINDOW_SECONDS,
+        max_wait: float = 0.5,
+        recovery: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._overrides = dict(budgets or {})
+        self.default_budget = default_budget
+        self.window_seconds = window_seconds
+        self.max_wait = max_wait
+        self.recovery = recovery
+        self.clock = clock
+        self._groups: dict[str, EndpointBudget] = {}
+
+    def budget(self, group: str) -> EndpointBudget:
+        found = self._groups.get(group)
+        if found is None:
+            budget, seconds = self._overrides.get(group, (self.default_budget, self.window_seconds))
+            found = EndpointBudget(group, budget, seconds, EXTRA_WINDOWS.get(group, ()), self.recovery)
+            self._groups[group] = found
+        return found
+
+    async def acquire(self, budget: EndpointBudget, weight: int) -> None:
+        wait = budget.try_take(weight, self.clock())
+        if not wait:
+            return
+        deadline = self.clock() + self.max_wait
+        while wait:
+            now = self.clock()
+            if now + wait > deadline:
+                raise RateLimited(
+                    f"{budget.group}: local rate budget spent or Retry-After in force; not sent",
+                    timedelta(seconds=wait),
+                    "local-budget",
+                )
+            await asyncio.sleep(wait)
+            wait = budget.try_take(weight, self.clock())
+
+    def penalize(self, group: str, retry_after: float) -> None:
+        self.budget(group).penalize(retry_after, self.clock())
+
+    def penalize_all(self, retry_after: float) -> None:
+        """A 418 is a ban of the caller, not of one endpoint."""
+        now = self.clock()
+        for budget in self._groups.values():
+            budget.penalize(retry_after, now)
+
+
+class BreakerState(Enum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half-open"
+
+
+class CircuitBreaker:
+    def __init__(
+        self,
+        group: str,
+        failure_threshold: int = 5,
+        cool_down: float = 1.0,
+        max_cool_down: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.group = group
+        self.failure_threshold = failure_threshold
+        self.base_cool_down = cool_down
+        self.max_cool_down = max_cool_down
+        self.clock = clock
+        self.state = BreakerState.CLOSED
+        self.failures = 0
+        self.cool_down = cool_down
+        self.opened_at = 0.0
+        self._probing = False
+        self.transitions: deque[tuple[BreakerState, BreakerState]] = deque(maxlen=200)
+
+    def before_call(self) -> bool:
+        """Raise CircuitOpen, or let the call go; True when it is the half-open probe."""
+        if self.state is BreakerState.CLOSED:
+            return False
+        now = self.clock()
+        if self.state is BreakerState.OPEN:
+            remaining = self.opened_at + self.cool_down - now
+            if remaining > 0:
+                raise CircuitOpen(
+                    f"{self.group}: circuit open after {self.failures} failures; not sent",
+                    timedelta(seconds=remaining),
+                )
+            self._move(BreakerState.HALF_OPEN)
+        if self._probing:
+            raise CircuitOpen(f"{self.group}: circuit half-open, a probe is out; not sent", timedelta(seconds=self.cool_down / 4))
+        self._probing = True
+        return True
+
+    def on_success(self) -> None:
+        self._probing = False
+        self.failures = 0
+        if self.state is not BreakerState.CLOSED:
+            self.cool_down = self.base_cool_down
+            self._move(BreakerState.CLOSED)
+
+    def on_failure(self) -> None:
+        self._probing = False
+        self.failures += 1
+        if self.state is BreakerState.HALF_OPEN:
+            self.cool_down = min(self.cool_down * 2, self.max_cool_down)
+            self._open()
+        elif self.state is BreakerState.CLOSED and self.failures >= self.failure_threshold:
+            self._open()
+
+    def on_abandon(self) -> None:
+        """The probe never reached the exchange (cancelled, or held back by the limiter)."""
+        self._probing = False
+
+    def _open(self) -> None:
+        self.opened_at = self.clock()
+        self._move(BreakerState.OPEN)
+
+    def _move(self, to: BreakerState) -> None:
+        self.transitions.append((self.state, to))
+        self.state = to
+
+
+class CircuitBreakers:
+    """One breaker per endpoint group, made on first use with shared settings."""
+
+    def __init__(
+        self,
+        failure_threshold: int = 5,
+        cool_down: float = 1.0,
+        max_cool_down: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.failure_threshold = failure_threshold
+        self.cool_down = cool_down
+        self.max_cool_down = max_cool_down
+        self.clock = clock
+        self._breakers: dict[str, CircuitBreaker] = {}
+
+    def breaker(self, group: str) -> CircuitBreaker:
+        found = self._breakers.get(group)
+        if found is None:
+            found = CircuitBreaker(group, self.failure_threshold, self.cool_down, self.max_cool_down, self.clock)
+            self._breakers[group] = found
+        return found

@@ -1,0 +1,94 @@
+Feature: Emergency stop
+  A person (or the safety monitor) can halt trading for one user or for everyone
+  ('global'). While the stop is active no new order is sent: a scheduled snipe fails
+  without an order and exits are held. Only a person clears it, and trading resumes.
+  Clearing a stop that is not active is refused.
+
+  Background:
+    Given it is 2026-11-25 09:30 UTC
+    And the calendar announces NEW launching at 10:00
+    And NEW reaches the ready state at 09:30
+    And NEW trades at these prices after opening:
+      | seconds | price |
+      | 0       | 1.00  |
+      | 60      | 0.85  |
+      | 120     | 0.84  |
+    And trader "alice" snipes 100 USDT per listing with the "balanced" exit plan
+
+  Scenario Outline: An active emergency stop fails a scheduled snipe without an order
+    Given alice's snipe of NEW was scheduled at 09:30
+    When <person> activates the emergency stop for <scope> because "<reason>"
+    And alice's snipe of NEW runs at its scheduled time
+    Then EmergencyStopActivated was recorded for <scope> by <person> because "<reason>"
+    And alice's snipe of NEW failed because "<halt>"
+    And alice's snipe of NEW recorded, in order:
+      | SnipeTargetCreated |
+      | SnipeTargetReady   |
+      | SnipeScheduled     |
+      | SnipeFailed        |
+    And no buy was sent for NEW
+    And alice holds no position in NEW
+
+    Examples:
+      | scope  | person | reason              | halt                                       |
+      | alice  | alice  | I saw a rug pull    | emergency stop: I saw a rug pull           |
+      | global | ops    | exchange incident   | global emergency stop: exchange incident   |
+
+  Scenario: A stop for another user leaves this user's snipe alone
+    Given trader "bob" snipes 10 USDT per listing
+    And alice's snipe of NEW was scheduled at 09:30
+    When bob activates the emergency stop for bob because "holiday"
+    And alice's snipe of NEW runs at its scheduled time
+    Then alice's snipe of NEW is filled
+    And the exchange holds exactly one buy order for NEW
+
+  Scenario: A stop pressed in the last second before launch stops the snipe before the send
+    Given alice's snipe of NEW was scheduled at 09:30
+    When alice's snipe of NEW runs at its scheduled time while ops activates the global emergency stop at 09:59:59
+    Then alice's snipe of NEW recorded, in order:
+      | SnipeTargetCreated  |
+      | SnipeTargetReady    |
+      | SnipeScheduled      |
+      | SnipeOrderSubmitted |
+      | SnipeFailed         |
+    And alice's snipe of NEW failed because "global emergency stop"
+    And SnipeFailed was recorded at 10:00, after EmergencyStopActivated at 09:59:59
+    And no buy was sent for NEW
+
+  Scenario: Clearing the stop records EmergencyStopCleared and snipes go ahead again
+    Given alice's snipe of NEW was scheduled at 09:30
+    When ops activates the emergency stop for global because "exchange incident"
+    And ops clears the emergency stop for global
+    And alice's snipe of NEW runs at its scheduled time
+    Then EmergencyStopCleared was recorded for global by ops
+    And alice's snipe of NEW is filled
+    And the exchange holds exactly one buy order for NEW
+
+  Scenario: The emergency stop holds exits until it is cleared
+    Given alice's snipe of NEW has filled
+    When alice activates the emergency stop for alice because "hold everything"
+    And NEW's price ticks arrive until 10:01:30
+    Then alice's position in NEW is still open with no exit order
+    When alice clears the emergency stop for alice
+    And NEW's price ticks arrive until 10:02:30
+    Then EmergencyStopCleared was recorded for alice by alice
+    And alice's position in NEW was closed by StopLossHit at 0.84
+
+  Scenario Outline: Clearing a stop that is not active is refused
+    Given <history>
+    When ops tries to clear the emergency stop for <scope>
+    Then the request is refused: the emergency stop for <scope> cannot be cleared while not active
+    And nothing was recorded
+
+    Examples:
+      | scope  | history                                                  |
+      | alice  | no emergency stop was ever activated                     |
+      | global | no emergency stop was ever activated                     |
+      | global | ops activated and cleared the emergency stop for global  |
+      | alice  | ops activated the emergency stop for global              |
+
+  Scenario: Activating a stop that is already active is refused
+    Given ops activated the emergency stop for global
+    When ops tries to activate the emergency stop for global
+    Then the request is refused: the emergency stop for global cannot be activated while active
+    And nothing was recorded

@@ -1,0 +1,107 @@
+"""Steps of emergency_stop.feature: ActivateEmergencyStop / ClearEmergencyStop, and how
+ExecuteSnipe and ManagePositions obey an active stop."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pytest_bdd import given, scenarios, then, when
+
+from domain.errors import InvalidTransition
+from domain.events import ExitFilled
+from features.conftest import activate_stop as _activate, book_position, clear_stop as _clear, step
+from features.world import World
+
+scenarios("emergency_stop.feature")
+
+
+@given("no emergency stop was ever activated")
+def no_stop_ever(world: World) -> None:
+    assert world.events_named("EmergencyStopActivated") == []
+
+
+@when(step('{person:Name} activates the emergency stop for {scope:Name} because "{reason}"'))
+def activates(world: World, person: str, scope: str, reason: str) -> None:
+    world.begin_action()
+    _activate(world, scope, reason, person)
+
+
+@when(step("{person:Name} clears the emergency stop for {scope:Name}"))
+def clears(world: World, person: str, scope: str) -> None:
+    world.begin_action()
+    _clear(world, scope, person)
+
+
+@when(step("{person:Name} tries to clear the emergency stop for {scope:Name}"))
+def tries_to_clear(world: World, person: str, scope: str) -> None:
+    world.begin_action()
+    world.attempt(lambda: _clear(world, scope, person))
+
+
+@when(step("{person:Name} tries to activate the emergency stop for {scope:Name}"))
+def tries_to_activate(world: World, person: str, scope: str) -> None:
+    world.begin_action()
+    world.attempt(lambda: _activate(world, scope, "again", person))
+
+
+@when(step(
+    "{user:Name}'s snipe of {ticker:Name} runs at its scheduled time "
+    "while {person:Name} activates the global emergency stop at {moment:Time}"
+))
+def snipe_runs_while_stop_pressed(world: World, user: str, ticker: str, person: str, moment: str) -> None:
+    job = world.take_job(user, ticker)
+    pressed_at = world.at(moment)
+    assert job.run_at < pressed_at < world.launch_of(ticker)
+
+    async def press() -> None:
+        await world.clock.sleep_until(pressed_at)
+        await world.activate_stop()("global", "pressed before launch", person)
+
+    world.begin_action()
+    outcome, _ = world.run(world.clock.run_together([world.execute_snipe()(job.key), press()]))
+    world.record_outcome(outcome)
+
+
+@then(step('EmergencyStopActivated was recorded for {scope:Name} by {person:Name} because "{reason}"'))
+def stop_activated_recorded(world: World, scope: str, person: str, reason: str) -> None:
+    (activated,) = world.events_named("EmergencyStopActivated")
+    assert (activated.event.scope, activated.event.activated_by, activated.event.reason) == (scope, person, reason)
+    assert activated.stream_id == f"safety-{scope}"
+    assert world.book.halted(scope if scope != "global" else "anyone") is not None
+    assert world.result.scope == scope and world.result.cancel_failures == []
+
+
+@then(step("EmergencyStopCleared was recorded for {scope:Name} by {person:Name}"))
+def stop_cleared_recorded(world: World, scope: str, person: str) -> None:
+    (cleared,) = world.events_named("EmergencyStopCleared")
+    (activated,) = world.events_named("EmergencyStopActivated")
+    assert (cleared.event.scope, cleared.event.cleared_by) == (scope, person)
+    assert cleared.stream_id == activated.stream_id and cleared.version == activated.version + 1
+    world.run(world.book.catch_up(world.store))
+    assert world.book.halted("alice") is None
+
+
+@then(step("SnipeFailed was recorded at {failed_at:Time}, after EmergencyStopActivated at {activated_at:Time}"))
+def failed_after_stop(world: World, failed_at: str, activated_at: str) -> None:
+    (failed,) = world.events_named("SnipeFailed")
+    (activated,) = world.events_named("EmergencyStopActivated")
+    assert activated.occurred_at == world.at(activated_at)
+    assert failed.occurred_at == world.at(failed_at)
+    assert activated.position < failed.position
+
+
+@then(step("{user:Name}'s position in {ticker:Name} was closed by {exit:w} at {price:Dec}"))
+def closed_by(world: World, user: str, ticker: str, exit: str, price: Decimal) -> None:
+    events = world.position_events(user, ticker)
+    fills = [r.event for r in events if isinstance(r.event, ExitFilled)]
+    assert [type(f).__name__ for f in fills] == [exit]
+    assert fills[0].price == price and fills[0].quantity == world.position(user, ticker).quantity
+    assert events[-1].event.type_name == "PositionClosed"
+    assert book_position(world, user, ticker).status == "closed"
+
+
+@then(step("the request is refused: the emergency stop for {scope:Name} cannot {action} while {current}"))
+def refused(world: World, scope: str, action: str, current: str) -> None:
+    assert isinstance(world.error, InvalidTransition), world.error
+    assert world.error.aggregate == f"emergency stop ({scope})"
+    assert (world.error.action, world.error.current) == (action, current)
