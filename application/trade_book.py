@@ -78,6 +78,7 @@ class PositionView:
     opened_at: datetime | None = None
     closed_at: datetime | None = None
     exits: list[str] = field(default_factory=list)
+    quote_asset: str = "USDT"
 
 
 class TradeBook:
@@ -139,7 +140,7 @@ class TradeBook:
                 self.positions[ev.position_id] = PositionView(
                     ev.position_id, ev.target_id, rec.user_id, ev.symbol, ev.entry_price, ev.quantity, ev.quantity,
                     ev.cost, ev.cost, fees=ev.entry_fee if ev.entry_fee_asset == ev.quote_asset else Decimal(0),
-                    opened_at=ev.opened_at,
+                    opened_at=ev.opened_at, quote_asset=ev.quote_asset,
                 )
             case ExitOrderSubmitted():
                 pass

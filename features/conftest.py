@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -16,6 +17,7 @@ import parse
 import pytest
 from pytest_bdd import given, parsers, then, when
 
+from adapters.paper.exchange import Fault
 from application.ports import OrderSide, TraderSettings
 from application.trade_book import PositionView
 from domain.events import ExitFilled, ExitOrderSubmitted
@@ -133,6 +135,11 @@ def taker_fee(world: World, fee: Decimal) -> None:
     world.taker_fee = str(fee)
 
 
+@given(step("the exchange answers the next order call with {fault:w}"))
+def next_order_fault(world: World, fault: str) -> None:
+    world.paper.faults.append(Fault[fault])
+
+
 # --- traders ---------------------------------------------------------------------------------
 
 
@@ -144,6 +151,18 @@ def trader_with_plan(world: World, user: str, amount: Decimal, plan: str) -> Non
 @given(step('trader "{user:Name}" snipes {amount:Dec} USDT per listing'))
 def trader(world: World, user: str, amount: Decimal) -> None:
     world.put_trader(TraderSettings(user_id=user, quote_amount=amount))
+
+
+@given(step('trader "{user:Name}" snipes {amount:Dec} {asset:Name} per listing in {quote:Name}'))
+def trader_in_quote(world: World, user: str, amount: Decimal, asset: str, quote: str) -> None:
+    assert asset == quote
+    risk = replace(TraderSettings(user).risk, allowed_quote_assets=(quote,))
+    world.put_trader(TraderSettings(user_id=user, quote_amount=amount, quote_asset=quote, risk=risk))
+
+
+@given(step("{ticker:Name} is quoted in {quote:Name}"))
+def quoted_in(world: World, ticker: str, quote: str) -> None:
+    world.listing(ticker)["quote_asset"] = quote
 
 
 @given(step("{user:Name} snipes {amount:Dec} USDT per listing"))
@@ -195,6 +214,16 @@ def trader_risk(world: World, user: str, datatable: list[list[str]]) -> None:
 @given(step("{user:Name} only snipes {tickers}"))
 def trader_only_snipes(world: World, user: str, tickers: str) -> None:
     world.update_trader(user, only_tickers=frozenset(t.strip() for t in tickers.split(",")))
+
+
+@given(step("{user:Name} trades live"))
+def trader_live(world: World, user: str) -> None:
+    world.update_trader(user, risk=replace(world.trader(user).risk, live=True))
+
+
+@given(step("{user:Name} has turned live trading off"))
+def trader_live_off(world: World, user: str) -> None:
+    world.update_trader(user, risk=replace(world.trader(user).risk, live=False))
 
 
 @given(step("{user:Name} wants a confidence of at least {confidence:Dec}"))

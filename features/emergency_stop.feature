@@ -34,6 +34,12 @@ Feature: Emergency stop
       | alice  | alice  | I saw a rug pull    | emergency stop: I saw a rug pull           |
       | global | ops    | exchange incident   | global emergency stop: exchange incident   |
 
+  Scenario: Activating the stop cancels the orders still open on the exchange
+    Given the exchange holds the open orders lmt-1, lmt-2 on NEW
+    When ops activates the emergency stop for global because "exchange incident"
+    Then the open orders lmt-1, lmt-2 were cancelled
+    And the exchange holds no open order
+
   Scenario: A stop for another user leaves this user's snipe alone
     Given trader "bob" snipes 10 USDT per listing
     And alice's snipe of NEW was scheduled at 09:30

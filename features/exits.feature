@@ -183,3 +183,28 @@ Feature: Exits by plan
       | plan            |
       | conservative    |
       | my-conservative |
+
+  Scenario Outline: An exit order whose reply goes wrong never sells the same shares twice
+    Given alice's exit plan is "balanced"
+    And NEW trades at these prices after opening:
+      | seconds | price |
+      | 0       | 1.00  |
+      | 60      | 0.90  |
+      | 120     | 0.89  |
+    And alice's snipe of NEW has filled
+    And the exchange answers the next order call with <fault>
+    When NEW's price ticks arrive until 10:05
+    Then the exits of alice's position in NEW are:
+      | exit        | level | quantity | price   | proceeds   | fee   | realised P&L |
+      | StopLossHit | -     | 100.00   | <price> | <proceeds> | <fee> | <pnl>        |
+    And ExitOrderFailed was recorded <failed> times
+    And the exchange received sells of NEW: <sells>
+    And the exchange holds exactly one sell order for NEW
+    And alice's position in NEW is closed with realised P&L <pnl>
+
+    Examples: a sell that did not happen is tried again on the next tick (0.89)
+      | fault                 | failed | sells          | price | proceeds | fee    | pnl      |
+      | TIMEOUT_AFTER_ACCEPT  | 0      | 100.00         | 0.90  | 90.00    | 0.045  | -10.095  |
+      | TIMEOUT_BEFORE_ACCEPT | 1      | 100.00, 100.00 | 0.89  | 89.00    | 0.0445 | -11.0945 |
+      | RATE_LIMITED          | 1      | 100.00, 100.00 | 0.89  | 89.00    | 0.0445 | -11.0945 |
+      | INSUFFICIENT_BALANCE  | 1      | 100.00, 100.00 | 0.89  | 89.00    | 0.0445 | -11.0945 |

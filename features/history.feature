@@ -4,7 +4,7 @@ Feature: Trade history and queries
   realised and unrealised P&L, and the audit trail of every event in global order. Every
   aggregate rebuilt from its own events agrees with the trade book.
 
-  Background: a morning of four listings, played by the worker in virtual time
+  Background: a morning of four listings; each scenario lets the worker play it in virtual time
     Given it is 2026-11-25 08:00 UTC
     And the calendar announces PUMP launching at 10:00
     And PUMP reaches the ready state at 09:30
@@ -31,9 +31,9 @@ Feature: Trade history and queries
     And trader "alice" snipes 100 USDT per listing with the "balanced" exit plan
     And trader "bob" snipes 10.01 USDT per listing with the "conservative" exit plan
     And bob only snipes PUMP
-    And the worker has run until 11:00
 
   Scenario Outline: A target's history lists its events and its position's, in recorded order
+    Given the worker has run until 11:00
     When the history of <user>'s target on <ticker> is requested
     Then the history is, in order: <events>
     And every event of the history belongs to <user> and carries the target id as correlation id
@@ -48,6 +48,7 @@ Feature: Trade history and queries
       | alice | MOON   | SnipeTargetCreated, SnipeExpired |
 
   Scenario Outline: The history of a target that does not exist is not found
+    Given the worker has run until 11:00
     When the history of target "<target>" is requested
     Then the query fails with NotFound naming "<target>"
 
@@ -58,6 +59,7 @@ Feature: Trade history and queries
       | carol on PUMP   |
 
   Scenario Outline: The portfolio's totals are the sums over its positions
+    Given the worker has run until 11:00
     When the portfolio of <who> is requested
     Then the portfolio has <lines> lines
     And its realised P&L is <realised>, the sum of its positions' realised P&L
@@ -71,6 +73,7 @@ Feature: Trade history and queries
       | everyone | 5     | 34.774489 | 9.95       | 310.165005 |
 
   Scenario: Every aggregate rebuilt from its own events agrees with the trade book
+    Given the worker has run until 11:00
     When every snipe target and position is rebuilt from its stream
     Then each rebuilt aggregate has the status and P&L the trade book shows
     And they are:
@@ -82,7 +85,8 @@ Feature: Trade history and queries
       | bob   | PUMP   | filled  | closed   | 1.990989     | 0      |
 
   Scenario: The audit trail lists every event once, in global order
-    Given ops activated and cleared the emergency stop for global
+    Given the worker has run until 11:00
+    And ops activated and cleared the emergency stop for global
     When the audit trail is requested
     Then it lists every recorded event once, numbered 1 to the last position without a gap
     And it holds ListingAnnounced 4 times, SnipeTargetCreated 5 times and PositionOpened 4 times
@@ -91,3 +95,18 @@ Feature: Trade history and queries
     Then it holds every event of bob, of the system and of the global stop, and nothing of alice
     When the audit trail after position 10 is requested, 5 at most
     Then it lists positions 11 to 15
+
+  Scenario: The portfolio values an open position in a pair quoted in another asset
+    Given the calendar announces CASH launching at 11:30
+    And CASH is quoted in USDC
+    And CASH reaches the ready state at 11:00
+    And CASH trades at these prices after opening:
+      | seconds | price |
+      | 0       | 2.00  |
+      | 60      | 2.30  |
+    And trader "carol" snipes 20 USDC per listing in USDC
+    And the worker has run until 11:45
+    When the portfolio of carol is requested
+    Then the portfolio has 1 lines
+    And its realised P&L is 0, the sum of its positions' realised P&L
+    And its unrealised P&L is 2.99 and it invested 20.01

@@ -90,6 +90,7 @@ Feature: Ready-state detection
       | 0.80           | 09:55    | 0.95       | scheduled | one  |
       | 0.80           | 09:57    | 0.85       | scheduled | one  |
       | 0.90           | 09:57    | 0.85       | ready     | no   |
+      | 0.95           | 09:00    | 0.95       | scheduled | one  |
       | 0.96           | 09:00    | 0.95       | ready     | no   |
 
   Scenario Outline: A target still watching after launch plus the grace period expires

@@ -61,6 +61,14 @@ Feature: Risk limits before the snipe
     Then alice's snipe of NEW is filled
     And no RiskCheckFailed was recorded
 
+  Scenario: A live snipe is refused once the trader has turned live trading off
+    Given alice trades live
+    And alice's snipe of NEW was scheduled at 09:30
+    And alice has turned live trading off
+    When alice's snipe of NEW runs at its scheduled time
+    Then alice's snipe of NEW was refused by the risk limits because "live trading is not enabled for this user"
+    And no buy was sent for NEW
+
   Scenario Outline: Every unmet limit is named in the refusal
     Given alice already holds 2 open positions
     And alice snipes <amount> USDT per listing

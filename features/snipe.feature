@@ -59,6 +59,17 @@ Feature: Executing a snipe
     And the exchange holds no buy order for NEW
     And alice holds no position in NEW
 
+  Scenario: An executor that only runs after the snipe window has closed sends nothing
+    Given alice's snipe of NEW was scheduled at 09:30
+    When alice's snipe of NEW runs late, at 10:00:30
+    Then alice's snipe of NEW failed because "snipe window closed before the executor ran"
+    And alice's snipe of NEW recorded, in order:
+      | SnipeTargetCreated |
+      | SnipeTargetReady   |
+      | SnipeScheduled     |
+      | SnipeFailed        |
+    And no buy was sent for NEW
+
   Scenario Outline: A pair opening late but inside the window is still bought
     Given NEW opens <delay> s after its launch
     And alice's snipe of NEW was scheduled at 09:30
@@ -79,13 +90,13 @@ Feature: Executing a snipe
     Then alice's snipe of NEW is filled
     And the exchange received, in order: <calls>
     And the exchange holds exactly one buy order for NEW
-    And the buy filled after <attempts> attempts
+    And the buy filled after <attempts> attempts, at <filled at>
 
-    Examples:
-      | fault                 | calls                     | attempts |
-      | TIMEOUT_AFTER_ACCEPT  | prepare, buy, query       | 1        |
-      | TIMEOUT_BEFORE_ACCEPT | prepare, buy, query, buy  | 2        |
-      | RATE_LIMITED          | prepare, buy, buy         | 2        |
+    Examples: a rate limit asks for 100 ms of patience
+      | fault                 | calls                     | attempts | filled at    |
+      | TIMEOUT_AFTER_ACCEPT  | prepare, buy, query       | 1        | 10:00:00     |
+      | TIMEOUT_BEFORE_ACCEPT | prepare, buy, query, buy  | 2        | 10:00:00     |
+      | RATE_LIMITED          | prepare, buy, buy         | 2        | 10:00:00.100 |
 
   Scenario: A final refusal such as insufficient balance fails fast
     Given alice's snipe of NEW was scheduled at 09:30
@@ -122,6 +133,16 @@ Feature: Executing a snipe
     And alice's snipe of NEW is filled
     And the exchange holds exactly one buy order for NEW
     And SnipeOrderFilled and PositionOpened are each recorded once
+
+  Scenario: A second worker taking over a lapsed lease still places no second order
+    Given snipe leases last 1 s
+    And alice's snipe of NEW was scheduled at 09:30
+    When a second worker takes alice's snipe of NEW over at 09:59:59.500 while the first waits for launch
+    Then one worker filled the snipe and the other skipped it
+    And alice's snipe of NEW is filled
+    And the exchange holds exactly one buy order for NEW
+    And SnipeOrderFilled and PositionOpened are each recorded once
+    And no SnipeFailed was recorded
 
   Scenario Outline: A worker that dies during the send is resumed without a second order
     Given alice's snipe of NEW was scheduled at 09:30

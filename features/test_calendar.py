@@ -16,11 +16,6 @@ def _tickers(cell: str) -> frozenset[str]:
     return frozenset(t.strip() for t in cell.split(",") if t.strip())
 
 
-@given(step("{ticker:Name} is quoted in {quote:Name}"))
-def quoted_in(world: World, ticker: str, quote: str) -> None:
-    world.listing(ticker)["quote_asset"] = quote
-
-
 @given("these traders:")
 def these_traders(world: World, datatable: list[list[str]]) -> None:
     header, *rows = datatable

@@ -7,10 +7,12 @@ from decimal import Decimal
 
 from pytest_bdd import given, scenarios, then, when
 
+from application.ports import OrderReport, OrderSide, OrderStatus
 from domain.errors import InvalidTransition
 from domain.events import ExitFilled
 from features.conftest import activate_stop as _activate, book_position, clear_stop as _clear, step
-from features.world import World
+from domain.values import ClientOrderId, Symbol
+from features.world import ExchangeWithRestingOrders, World
 
 scenarios("emergency_stop.feature")
 
@@ -18,6 +20,31 @@ scenarios("emergency_stop.feature")
 @given("no emergency stop was ever activated")
 def no_stop_ever(world: World) -> None:
     assert world.events_named("EmergencyStopActivated") == []
+
+
+@given(step("the exchange holds the open orders {ids} on {ticker:Name}"))
+def resting_orders(world: World, ids: str, ticker: str) -> None:
+    symbol = Symbol.parse(world.symbol_code(ticker))
+    orders = [
+        OrderReport(symbol, ClientOrderId(i.strip()), f"x-{i.strip()}", OrderSide.SELL, OrderStatus.NEW,
+                    Decimal(0), Decimal(0), Decimal("1.5"))
+        for i in ids.split(",")
+    ]
+    world.resting = ExchangeWithRestingOrders(world.paper, orders)
+
+
+@then(step("the open orders {ids} were cancelled"))
+def orders_cancelled(world: World, ids: str) -> None:
+    expected = [i.strip() for i in ids.split(",")]
+    assert world.result.cancelled_orders == expected
+    assert [c.split()[2] for c in world.paper_calls("cancel")] == expected
+    # The halt is on record before the first cancel goes out.
+    assert world.book.halted("anyone") is not None
+
+
+@then("the exchange holds no open order")
+def no_open_order(world: World) -> None:
+    assert world.run(world.resting.open_orders()) == []
 
 
 @when(step('{person:Name} activates the emergency stop for {scope:Name} because "{reason}"'))

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from pytest_bdd import scenarios, then
 
+from application.ports import OrderSide
 from domain.events import ExitFilled, ExitOrderSubmitted
 from domain.exit_plans import resolve_exit_plan
 from features.conftest import book_position, step
@@ -94,3 +95,13 @@ def follows_plan(world: World, user: str, ticker: str, plan: str) -> None:
     assert world.target_events(user, ticker)[0].event.exit_plan == expected
     assert world.position_events(user, ticker)[0].event.exit_plan == expected
     assert world.position(user, ticker).exit_plan == expected
+
+
+@then(step("ExitOrderFailed was recorded {count:d} times"))
+def exit_failed_times(world: World, count: int) -> None:
+    assert len(world.events_named("ExitOrderFailed")) == count
+
+
+@then(step("the exchange holds exactly one sell order for {ticker:Name}"))
+def one_sell_order(world: World, ticker: str) -> None:
+    assert len(world.orders(OrderSide.SELL, ticker)) == 1

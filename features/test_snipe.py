@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from pytest_bdd import given, scenarios, then, when
 
 from adapters.memory import InMemoryLockService
-from adapters.paper.exchange import Fault
 from application.ports import OrderSide
 from application.trade_book import TradeBook
 from application.use_cases.snipe import SnipeResult
@@ -30,15 +31,19 @@ def _only(world: World, type_name: str):  # noqa: ANN202
     return found[0]
 
 
-@given(step("the exchange answers the next order call with {fault:w}"))
-def next_order_fault(world: World, fault: str) -> None:
-    world.paper.faults.append(Fault[fault])
-
-
 @when(step("{user:Name}'s snipe of {ticker:Name} runs again"))
 def snipe_runs_again(world: World, user: str, ticker: str) -> None:
     world.begin_action()
     world.execute(world.target_id(user, ticker))
+
+
+@when(step("{user:Name}'s snipe of {ticker:Name} runs late, at {moment:Time}"))
+def snipe_runs_late(world: World, user: str, ticker: str, moment: str) -> None:
+    job = world.take_job(user, ticker)
+    assert world.at(moment) > job.run_at
+    world.set_time(world.at(moment))
+    world.begin_action()
+    world.execute(job.key)
 
 
 @when(step("two workers run {user:Name}'s snipe of {ticker:Name} together at its scheduled time"))
@@ -50,6 +55,35 @@ def two_workers(world: World, user: str, ticker: str) -> None:
     world.begin_action()
     for outcome in world.run(world.clock.run_together([first(job.key), second(job.key)])):
         world.record_outcome(outcome)
+
+
+@given(step("snipe leases last {seconds:d} s"))
+def lease_ttl(world: World, seconds: int) -> None:
+    world.timing = replace(world.timing, lease_ttl=timedelta(seconds=seconds))
+
+
+@when(step(
+    "a second worker takes {user:Name}'s snipe of {ticker:Name} over at {moment:Time} while the first waits for launch"
+))
+def second_worker_takes_over(world: World, user: str, ticker: str, moment: str) -> None:
+    job = world.take_job(user, ticker)
+    takeover_at = world.at(moment)
+    assert job.run_at + world.timing.lease_ttl < takeover_at < world.launch_of(ticker)
+    first = world.execute_snipe(book=TradeBook())
+    second = world.execute_snipe(book=TradeBook())
+
+    async def later() -> object:
+        await world.clock.sleep_until(takeover_at)
+        return await second(job.key)
+
+    world.begin_action()
+    for outcome in world.run(world.clock.run_together([first(job.key), later()])):
+        world.record_outcome(outcome)
+
+
+@then(step("no {event:w} was recorded"))
+def no_event(world: World, event: str) -> None:
+    assert world.events_named(event) == []
 
 
 @when(step("{user:Name}'s snipe of {ticker:Name} runs at its scheduled time but the worker dies {moment}"))
@@ -93,9 +127,11 @@ def filled_after_at(world: World, attempts: int, moment: str, latency: int) -> N
     assert filled.event.latency_ms == latency
 
 
-@then(step("the buy filled after {attempts:d} attempts"))
-def filled_after(world: World, attempts: int) -> None:
-    assert _only(world, "SnipeOrderFilled").event.attempts == attempts
+@then(step("the buy filled after {attempts:d} attempts, at {moment:Time}"))
+def filled_after(world: World, attempts: int, moment: str) -> None:
+    filled = _only(world, "SnipeOrderFilled")
+    assert filled.event.attempts == attempts
+    assert filled.occurred_at == world.at(moment)
 
 
 @then(step("the exchange received {count:d} buys for {ticker:Name}, every one with the client order id of SnipeScheduled"))

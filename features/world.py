@@ -76,6 +76,8 @@ class World:
         self.result: Any = None
         self.calls_at_restart = 0
         self.subject: str = ""
+        # Set when a scenario needs orders resting on the exchange (paper market orders never rest).
+        self.resting: ExchangeWithRestingOrders | None = None
         # The worker loop's own bookkeeping (see play_until).
         self._next_calendar: datetime | None = None
         self._next_states: datetime | None = None
@@ -200,7 +202,7 @@ class World:
         return ManagePositions(self.store, self.paper, self.clock, self.book)
 
     def activate_stop(self) -> ActivateEmergencyStop:
-        return ActivateEmergencyStop(self.store, self.paper, self.clock, self.book)
+        return ActivateEmergencyStop(self.store, self.resting or self.paper, self.clock, self.book)
 
     def clear_stop(self) -> ClearEmergencyStop:
         return ClearEmergencyStop(self.store, self.clock, self.book)
@@ -359,6 +361,26 @@ class DyingExchange:
         if self.after_accept:
             await self.paper.place_market_buy(symbol, quote_amount, client_order_id)
         raise WorkerDied("the worker process died during the send")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.paper, name)
+
+
+class ExchangeWithRestingOrders:
+    """The paper exchange, plus orders it reports as open until they are cancelled."""
+
+    def __init__(self, paper: PaperExchange, resting: list[OrderReport]) -> None:
+        self.paper = paper
+        self.resting = list(resting)
+
+    async def open_orders(self, symbol=None):  # noqa: ANN001, ANN201
+        return [o for o in self.resting if symbol is None or o.symbol == symbol]
+
+    async def cancel_order(self, symbol, client_order_id):  # noqa: ANN001, ANN201
+        await self.paper.cancel_order(symbol, client_order_id)  # logged in paper.calls
+        found = [o for o in self.resting if o.client_order_id == client_order_id and o.symbol == symbol]
+        self.resting = [o for o in self.resting if o not in found]
+        return found[0] if found else None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.paper, name)

@@ -60,7 +60,7 @@ ALL_SYMBOLS_WEIGHTS: dict[str, int] = {
     f"GET {API}/ticker/24hr": 40,
     f"GET {API}/ticker/price": 2,
 }
-# Extra windows on top of the per-endpoint one: (budget, seconds).
+# Extra windows on top of the per-endpoint one, counting requests: (requests, seconds).
 EXTRA_WINDOWS: dict[str, tuple[tuple[int, float], ...]] = {
     f"GET {API}/account": ((2, 1.0),),
 }
@@ -158,13 +158,13 @@ class EndpointBudget:
         if now < self.blocked_until:
             return self.blocked_until - now
         wait = self.window.wait_for(weight, now, self.base if self._reduced is None else self.limit(now))
-        for extra in self.extra:
-            wait = max(wait, extra.wait_for(weight, now, extra.budget))
+        for extra in self.extra:  # extra windows count requests, not weight
+            wait = max(wait, extra.wait_for(1, now, extra.budget))
         if wait:
             return wait
         self.window.take(weight, now)
         for extra in self.extra:
-            extra.take(weight, now)
+            extra.take(1, now)
         return 0.0
 
     def penalize(self, retry_after: float, now: float) -> None:

@@ -156,7 +156,8 @@ class StreamStats:
 def backoff_delay(attempt: int, initial: timedelta, maximum: timedelta, rng: random.Random) -> float:
     """Seconds to wait before attempt `attempt` (1-based): the cap doubles per attempt up to
     `maximum`; the delay is uniform in [cap/2, cap] ("equal jitter")."""
-    cap = min(maximum.total_seconds(), initial.total_seconds() * (2 ** max(attempt - 1, 0)))
+    doublings = min(max(attempt - 1, 0), 62)  # past this the cap is long reached; keeps the float finite
+    cap = min(maximum.total_seconds(), initial.total_seconds() * (2**doublings))
     return cap / 2 + rng.uniform(0, cap / 2)
 
 
@@ -319,7 +320,12 @@ class _Connection:
     async def _serve(self, ws: ClientConnection) -> None:
         """Serve `ws` (and its rotated successors) until the current one ends."""
         loop = asyncio.get_running_loop()
-        await self._attach(ws)
+        try:
+            await self._attach(ws)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await ws.close()
+            raise
         lifetime = self._settings.max_lifetime.total_seconds()
         rotate_at = loop.time() + lifetime
         reader = asyncio.create_task(self._read(ws))

@@ -49,7 +49,7 @@ class GetPortfolio:
                 realised += position.realised_pnl
                 invested += position.cost
                 if position.status != "closed" and self.market is not None:
-                    price = await self.market.last_price(Symbol.parse(position.symbol, "USDT"))
+                    price = await self.market.last_price(Symbol.parse(position.symbol, position.quote_asset))
                     if price is not None:
                         upnl = quantize_money(position.remaining * price - position.remaining_cost)
                         unrealised += upnl

@@ -123,7 +123,11 @@ class ExecuteSnipe:
         else:
             detail = f"no fill by the deadline after {attempts} attempts" + (f" (last reply: {error})" if error else "")
             target.fail(detail, cause)
-        await repository.save(self.store, target)
+        try:
+            await repository.save(self.store, target)
+        except ConcurrencyConflict as exc:
+            # Another executor (its lease lapsed into ours) recorded this snipe's outcome first.
+            return SnipeOutcome(target_id, SnipeResult.SKIPPED, f"outcome already recorded ({exc})", attempts)
         return SnipeOutcome(target_id, SnipeResult.FAILED, detail, attempts)
 
     # --- steps -----------------------------------------------------------------------------

@@ -76,6 +76,10 @@ class FakeConnection:
     closed: bool = False
     close_code: int | None = None
     dropped_by_server: bool = False
+    # Event-loop times, to check ordering (e.g. make-before-break rotation).
+    opened_at: float = 0.0
+    first_subscribed_at: float | None = None
+    closed_at: float | None = None
 
     async def send(self, message: bytes | str) -> bool:
         if self.closed:
@@ -260,7 +264,8 @@ class FakeMexcWebSocketServer:
     async def _handle(self, ws: ServerConnection) -> None:
         path = ws.request.path if ws.request is not None else "/ws"
         key = parse_qs(urlsplit(path).query).get("listenKey", [None])[0]
-        conn = FakeConnection(next(self._ids), path, key, ws)
+        loop = asyncio.get_running_loop()
+        conn = FakeConnection(next(self._ids), path, key, ws, opened_at=loop.time())
         self.connections.append(conn)
         await self._notify()
         try:
@@ -273,6 +278,7 @@ class FakeMexcWebSocketServer:
             pass
         finally:
             conn.closed = True
+            conn.closed_at = loop.time()
             conn.close_code = ws.close_code
             await self._notify()
 
@@ -291,6 +297,8 @@ class FakeMexcWebSocketServer:
         elif method == "SUBSCRIPTION" and isinstance(params, list):
             channels = [str(p) for p in params]
             conn.subscribe_requests.append(channels)
+            if conn.first_subscribed_at is None:
+                conn.first_subscribed_at = asyncio.get_running_loop().time()
             accepted, refused = [], []
             for channel in channels:
                 if channel in conn.subscriptions:

@@ -1,0 +1,239 @@
+"""MexcExchange: the ExchangeTrading and MarketData ports on MEXC spot REST.
+
+Matches the paper exchange's semantics where MEXC allows:
+- `place_market_buy` is a MARKET BUY by quoteOrderQty with our client order id. The quote
+  amount is rounded down to the quote asset's scale and refused here (OrderRefused 30002 /
+  30003, nothing sent) when outside the symbol's market-order bounds, once the symbol's
+  rules are known (`prepare` or `symbol_rules` loads them; without them the exchange judges).
+- MEXC's order POST reply usually has no fill information: the report is then NEW with
+  nothing executed, and the caller follows it with `query_order` (ExecuteSnipe does).
+- Reports from GET order: executed quantity = executedQty, executed quote =
+  cummulativeQuoteQty, average price = their ratio. GET order carries no fee: the report
+  says fee 0, fee_asset "" (myTrades would tell, at weight 10 per call, on the snipe path;
+  a reconciliation job should fetch it instead). P&L read from these reports excludes fees.
+- `query_order`/`cancel_order` answer None for an order MEXC does not know (-2011).
+- `open_orders(None)`: MEXC needs a symbol, so this asks for every symbol this adapter has
+  seen (prepared, traded, queried, or given as `watch_symbols`) plus every base asset with a
+  locked balance paired with each of `quote_assets`. An order on another symbol whose funds
+  are locked only in the quote asset can be missed: name such symbols in `watch_symbols`.
+
+The snipe request is built once per (symbol, amount, client order id): the NotYetOpen
+retry loop then only stamps the timestamp and signs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+
+from application.errors import NotFound, NotYetOpen, OrderRefused
+from application.ports import OrderReport, OrderSide, OrderStatus, SymbolRules
+from adapters.mexc.errors import UnexpectedReply
+from adapters.mexc.models import Balance, MexcOrder, SymbolInfo, ms_to_datetime, plain
+from adapters.mexc.rest import MexcRestClient, PreparedOrder, is_invalid_symbol
+from domain.errors import InvalidValue
+from domain.values import ClientOrderId, Symbol
+
+DEFAULT_TAKER_FEE = Decimal("0.0005")
+_PREPARED_KEEP = 64
+_STATUSES = {s.value: s for s in OrderStatus}
+
+
+class MexcExchange:
+    def __init__(
+        self,
+        client: MexcRestClient,
+        *,
+        clock_samples: int = 5,
+        quote_assets: Iterable[str] = ("USDT",),
+        watch_symbols: Iterable[Symbol] = (),
+    ) -> None:
+        self.client = client
+        self.clock_samples = clock_samples
+        self.quote_assets = tuple(quote_assets)
+        self._info: dict[str, SymbolInfo] = {}
+        self._seen: dict[str, Symbol] = {s.code: s for s in watch_symbols}
+        self._prepared: dict[tuple[str, str, Decimal, str], PreparedOrder] = {}
+        # Orders found without a usable client id are labelled by their exchange id.
+        self._exchange_ids: dict[str, str] = {}
+
+    # --- ExchangeTrading -------------------------------------------------------------------
+
+    async def prepare(self, symbol: Symbol) -> None:
+        """Sync the clock (several /time samples, which also warm the pooled connection)
+        and load the symbol's rules, so the send path does nothing but stamp and sign."""
+        self._seen[symbol.code] = symbol
+        await self.client.sync_clock(self.clock_samples)
+        try:
+            await self._load_info(symbol)
+        except NotFound:
+            pass  # not listed yet: the exchange will judge the order itself
+
+    def prepare_market_buy(self, symbol: Symbol, quote_amount: Decimal, client_order_id: ClientOrderId) -> PreparedOrder:
+        """Build (and keep) the snipe order now; raises OrderRefused if it is outside the rules."""
+        key = (symbol.code, "BUY", quote_amount, client_order_id.value)
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            info = self._info.get(symbol.code)
+            amount = info.market_buy_amount(quote_amount) if info is not None else quote_amount
+            prepared = self.client.prepare_order(
+                symbol.code, "BUY", "MARKET", quote_order_qty=amount, client_order_id=client_order_id.value
+            )
+            self._keep(key, prepared)
+        return prepared
+
+    async def place_market_buy(self, symbol: Symbol, quote_amount: Decimal, client_order_id: ClientOrderId) -> OrderReport:
+        prepared = self._prepared.get((symbol.code, "BUY", quote_amount, client_order_id.value))
+        if prepared is None:
+            self._seen[symbol.code] = symbol
+            prepared = self.prepare_market_buy(symbol, quote_amount, client_order_id)
+        order = await self.client.send_order(prepared)
+        assert order is not None
+        return self._report(order, symbol, client_order_id, OrderSide.BUY)
+
+    async def place_market_sell(self, symbol: Symbol, quantity: Decimal, client_order_id: ClientOrderId) -> OrderReport:
+        self._seen[symbol.code] = symbol
+        info = self._info.get(symbol.code)
+        qty = info.market_sell_quantity(quantity) if info is not None else quantity
+        if qty <= 0:
+            raise OrderRefused(f"refused before sending: quantity {plain(qty)} is not positive", "30002")
+        order = await self.client.new_order(symbol.code, "SELL", "MARKET", quantity=qty, client_order_id=client_order_id.value)
+        return self._report(order, symbol, client_order_id, OrderSide.SELL)
+
+    async def query_order(self, symbol: Symbol, client_order_id: ClientOrderId) -> OrderReport | None:
+        self._seen[symbol.code] = symbol
+        exchange_id = self._exchange_ids.get(client_order_id.value)
+        if exchange_id is not None:
+            order = await self.client.query_order(symbol.code, order_id=exchange_id)
+        else:
+            order = await self.client.query_order(symbol.code, client_order_id.value)
+        return None if order is None else self._report(order, symbol, client_order_id, None)
+
+    async def cancel_order(self, symbol: Symbol, client_order_id: ClientOrderId) -> OrderReport | None:
+        exchange_id = self._exchange_ids.get(client_order_id.value)
+        if exchange_id is not None:
+            order = await self.client.cancel_order(symbol.code, order_id=exchange_id)
+        else:
+            order = await self.client.cancel_order(symbol.code, client_order_id.value)
+        return None if order is None else self._report(order, symbol, client_order_id, None)
+
+    async def open_orders(self, symbol: Symbol | None = None) -> list[OrderReport]:
+        symbols = [symbol] if symbol is not None else await self._symbols_with_possible_orders()
+        reports = []
+        for sym in symbols:
+            try:
+                orders = await self.client.open_orders(sym.code)
+            except OrderRefused as exc:
+                if symbol is None and is_invalid_symbol(exc):
+                    continue  # a guessed pair that does not exist
+                raise
+            reports.extend(self._report(o, sym, None, None) for o in orders)
+        return reports
+
+    async def balances(self) -> dict[str, Balance]:
+        return await self.client.balances()
+
+    # --- MarketData ----------------------------------------------------------------------
+
+    async def symbol_rules(self, symbol: Symbol) -> SymbolRules:
+        info = self._info.get(symbol.code) or await self._load_info(symbol)
+        return SymbolRules(
+            symbol=symbol,
+            price_scale=info.price_scale,
+            quantity_scale=info.quantity_scale,
+            min_notional=info.min_market_notional,
+            taker_fee=info.taker_fee if info.taker_fee is not None else DEFAULT_TAKER_FEE,
+        )
+
+    def cached_info(self, symbol: Symbol) -> SymbolInfo | None:
+        return self._info.get(symbol.code)
+
+    async def last_price(self, symbol: Symbol) -> Decimal | None:
+        try:
+            price = await self.client.ticker_price(symbol.code)
+        except NotYetOpen:
+            return None
+        except OrderRefused as exc:
+            if is_invalid_symbol(exc):
+                return None
+            raise
+        return price if price > 0 else None
+
+    # --- inside --------------------------------------------------------------------------
+
+    async def _load_info(self, symbol: Symbol) -> SymbolInfo:
+        try:
+            infos = await self.client.exchange_info([symbol.code])
+        except OrderRefused as exc:
+            if is_invalid_symbol(exc):
+                raise NotFound(f"MEXC lists no {symbol}") from exc
+            raise
+        info = infos.get(symbol.code)
+        if info is None:
+            raise NotFound(f"MEXC lists no {symbol}")
+        self._info[symbol.code] = info
+        return info
+
+    def _keep(self, key: tuple[str, str, Decimal, str], prepared: PreparedOrder) -> None:
+        if len(self._prepared) >= _PREPARED_KEEP:
+            self._prepared.pop(next(iter(self._prepared)))
+        self._prepared[key] = prepared
+
+    async def _symbols_with_possible_orders(self) -> list[Symbol]:
+        found = dict(self._seen)
+        for balance in (await self.client.balances()).values():
+            if balance.locked <= 0 or balance.asset in self.quote_assets:
+                continue
+            for quote in self.quote_assets:
+                try:
+                    candidate = Symbol(balance.asset, quote)
+                except InvalidValue:
+                    continue
+                found.setdefault(candidate.code, candidate)
+        return list(found.values())
+
+    def _report(self, order: MexcOrder, symbol: Symbol, asked: ClientOrderId | None, side: OrderSide | None) -> OrderReport:
+        coid = self._client_order_id(order, asked)
+        if order.executed_qty is None or order.status is None:
+            # The POST reply without fill information: the caller queries to learn more.
+            status, quantity, quote = OrderStatus.NEW, Decimal(0), Decimal(0)
+        else:
+            status = _STATUSES.get(order.status.upper(), OrderStatus.NEW)
+            quantity = order.executed_qty
+            quote = order.cummulative_quote_qty if order.cummulative_quote_qty is not None else Decimal(0)
+        if quantity > 0:
+            average = quote / quantity
+        else:
+            average = order.price if order.price is not None and order.price > 0 else Decimal(0)
+        reported_side = side
+        if order.side in ("BUY", "SELL"):
+            reported_side = OrderSide(order.side)
+        if reported_side is None:
+            raise UnexpectedReply(f"MEXC order {order.order_id} came without a side")
+        return OrderReport(
+            symbol=symbol,
+            client_order_id=coid,
+            exchange_order_id=order.order_id,
+            side=reported_side,
+            status=status,
+            executed_quantity=quantity,
+            executed_quote=quote,
+            average_price=average,
+            fee=Decimal(0),
+            fee_asset="",
+            created_at=ms_to_datetime(order.time_ms),
+        )
+
+    def _client_order_id(self, order: MexcOrder, asked: ClientOrderId | None) -> ClientOrderId:
+        if asked is not None:
+            return asked
+        if order.client_order_id:
+            try:
+                return ClientOrderId(order.client_order_id)
+            except InvalidValue:
+                pass
+        # Placed elsewhere without a usable client id: label it by the exchange id and
+        # remember that, so cancel_order/query_order can address it.
+        label = ClientOrderId(("x" + "".join(c for c in order.order_id if c.isalnum() or c in "_-"))[:32])
+        self._exchange_ids[label.value] = order.order_id
+        return label

@@ -1,0 +1,542 @@
+"""MexcRestClient: MEXC spot v3 REST on one pooled keep-alive httpx.AsyncClient.
+
+Every call goes: circuit breaker (fail fast, not sent) -> rate limiter (wait within budget,
+or RateLimited, not sent) -> timestamp + signature -> HTTP -> classification:
+
+- 2xx: JSON decoded with floats as Decimal; `{"code":200,"data":...}` unwrapped; an error
+  body hidden in a 2xx (`{"code": N, "msg": ...}`) is classified like a 4xx.
+- 429/418: RateLimited(retry_after from Retry-After); the endpoint group (418: every group)
+  is blocked for that long and its budget cut.
+- 5xx, timeouts, connection drops after the request may have left, unreadable 2xx bodies:
+  AmbiguousOutcome. Idempotent reads are retried first (exponential backoff, full jitter,
+  bounded attempts); order POSTs and cancels never are.
+- connection never made: NotSent (a RateLimited: safe to send again).
+- 4xx with a MEXC code: adapters.mexc.errors.classify (10007 NotYetOpen, refusals...).
+- 700003: the clock is re-synced from /api/v3/time and the call retried once; a second
+  700003 is ClockSkew.
+
+Signed timestamps are local wall time + the offset kept by `sync_clock` (several samples of
+/api/v3/time; the lowest round trip wins; offset = serverTime - local midpoint).
+An order's query can be built ahead (`prepare_order`): sending it then only appends
+recvWindow, timestamp and the signature.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import os
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import msgspec
+
+from application.errors import AmbiguousOutcome, ClockSkew, ConfigurationError
+from adapters.mexc import errors
+from adapters.mexc.errors import INVALID_SYMBOL_CODES, NotSent, UnexpectedReply, UnknownOrder
+from adapters.mexc.limits import API, CircuitBreaker, CircuitBreakers, EndpointBudget, RateLimiter, group_of, weight_of
+from adapters.mexc.models import (
+    KLINE_INTERVALS,
+    Balance,
+    BookTicker,
+    ClockSync,
+    Depth,
+    Kline,
+    MexcOrder,
+    SymbolInfo,
+    decimal_of,
+    int_of,
+    parse_balances,
+    parse_book_ticker,
+    parse_depth,
+    parse_exchange_info,
+    parse_klines,
+    parse_order,
+    plain,
+    require_dict,
+    require_list,
+)
+from adapters.mexc.signing import Signer
+
+DEFAULT_BASE_URL = "https://api.mexc.com"
+MAX_RECV_WINDOW_MS = 60_000
+_OK_CODES = frozenset({0, 200, "0", "200"})
+# Nothing was written to the wire: the request cannot have reached the exchange.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+_decoder = msgspec.json.Decoder(float_hook=Decimal)
+
+
+class CallKind(Enum):
+    READ = "read"  # idempotent: retried on transient failures
+    ORDER = "order"  # may place an order: never resent by this client
+    CANCEL = "cancel"  # not resent either: a second cancel answers -2011
+
+
+@dataclass(slots=True)
+class Endpoint:
+    method: str
+    path: str
+    signed: bool
+    kind: CallKind
+    weight: int
+    budget: EndpointBudget
+    breaker: CircuitBreaker
+
+    @property
+    def group(self) -> str:
+        return self.budget.group
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedOrder:
+    """An order's query built ahead of time; only timestamp and signature are added at send."""
+
+    symbol: str
+    side: str
+    type: str
+    client_order_id: str | None
+    signed_prefix: str  # "...&recvWindow=N&timestamp="
+    test: bool = False
+
+
+class _Transient(Exception):
+    """Internal: a failure a READ may retry; `error` is what the caller sees otherwise."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _mask(key: str) -> str:
+    return f"{key[:4]}…({len(key)} chars)" if key else "<none>"
+
+
+def _retry_after_seconds(value: str | None, status: int) -> float:
+    default = 120.0 if status == 418 else 1.0
+    if not value:
+        return default
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        try:
+            moment = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return default
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        seconds = (moment - datetime.now(UTC)).total_seconds()
+    if seconds != seconds:  # NaN
+        return default
+    return min(max(seconds, 0.0), 3 * 86_400.0)
+
+
+def encode_params(pairs: Sequence[tuple[str, object]]) -> str:
+    """`k=v&...` in the given order, None values left out, Decimals without exponent."""
+    out = []
+    for key, value in pairs:
+        if value is None:
+            continue
+        text = plain(value) if isinstance(value, Decimal) else str(value)
+        out.append(f"{key}={quote(text, safe='-_.~')}")
+    return "&".join(out)
+
+
+class MexcRestClient:
+    def __init__(
+        self,
+        api_key: str = "",
+        api_secret: str = "",
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        recv_window_ms: int = 5000,
+        timeout: float = 5.0,
+        order_timeout: float = 3.0,
+        connect_timeout: float = 2.0,
+        read_attempts: int = 4,
+        backoff_base: float = 0.05,
+        backoff_cap: float = 2.0,
+        limiter: RateLimiter | None = None,
+        breakers: CircuitBreakers | None = None,
+        max_connections: int = 10,
+        keepalive_expiry: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        trust_env: bool = False,
+        wall_clock_ns: Callable[[], int] = time.time_ns,
+        rng: random.Random | None = None,
+    ) -> None:
+        if isinstance(recv_window_ms, bool) or not isinstance(recv_window_ms, int) or not 0 < recv_window_ms <= MAX_RECV_WINDOW_MS:
+            raise ConfigurationError(f"MEXC recvWindow must be 1..{MAX_RECV_WINDOW_MS} ms, got {recv_window_ms!r}")
+        if read_attempts < 1:
+            raise ConfigurationError("read_attempts must be at least 1")
+        self.base_url = base_url.rstrip("/")
+        self.recv_window_ms = recv_window_ms
+        self.read_attempts = read_attempts
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.limiter = limiter or RateLimiter()
+        self.breakers = breakers or CircuitBreakers()
+        self._api_key = api_key
+        self._signer = Signer(api_secret) if api_secret else None
+        self._wall_ns = wall_clock_ns
+        self._rng = rng or random.Random()
+        self._offset_ms = 0
+        self.clock_sync: ClockSync | None = None
+        self._signed_suffix = f"recvWindow={recv_window_ms}&timestamp="
+        self._timeouts = {
+            CallKind.READ: httpx.Timeout(timeout, connect=connect_timeout),
+            CallKind.ORDER: httpx.Timeout(order_timeout, connect=connect_timeout),
+            CallKind.CANCEL: httpx.Timeout(timeout, connect=connect_timeout),
+        }
+        headers = {"Content-Type": "application/json"}
+        if api_key:
+            headers["X-MEXC-APIKEY"] = api_key
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=self._timeouts[CallKind.READ],
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
+                                keepalive_expiry=keepalive_expiry),
+            transport=transport,
+            trust_env=trust_env,
+            follow_redirects=False,
+        )
+        self._endpoints: dict[str, Endpoint] = {}
+        ep = self._endpoint
+        self._ping = ep("GET", "/ping", False, CallKind.READ)
+        self._time = ep("GET", "/time", False, CallKind.READ)
+        self._exchange_info = ep("GET", "/exchangeInfo", False, CallKind.READ)
+        self._default_symbols = ep("GET", "/defaultSymbols", False, CallKind.READ)
+        self._ticker_price = ep("GET", "/ticker/price", False, CallKind.READ)
+        self._book_ticker = ep("GET", "/ticker/bookTicker", False, CallKind.READ)
+        self._depth = ep("GET", "/depth", False, CallKind.READ)
+        self._klines = ep("GET", "/klines", False, CallKind.READ)
+        self._account = ep("GET", "/account", True, CallKind.READ)
+        self._order = ep("POST", "/order", True, CallKind.ORDER)
+        self._order_test = ep("POST", "/order/test", True, CallKind.READ)  # never matches: safe to retry
+        self._get_order = ep("GET", "/order", True, CallKind.READ)
+        self._cancel = ep("DELETE", "/order", True, CallKind.CANCEL)
+        self._open_orders = ep("GET", "/openOrders", True, CallKind.READ)
+        self._listen_key_new = ep("POST", "/userDataStream", True, CallKind.READ)
+        self._listen_key_keep = ep("PUT", "/userDataStream", True, CallKind.READ)
+        self._listen_key_close = ep("DELETE", "/userDataStream", True, CallKind.READ)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **options: Any) -> "MexcRestClient":
+        """MEXC_BASE_URL, MEXC_API_KEY, MEXC_API_SECRET, MEXC_RECV_WINDOW_MS."""
+        env = os.environ if env is None else env
+        raw_window = env.get("MEXC_RECV_WINDOW_MS", "5000").strip()
+        try:
+            window = int(raw_window)
+        except ValueError:
+            raise ConfigurationError(f"MEXC_RECV_WINDOW_MS must be a whole number of ms (max 60000), got {raw_window!r}") from None
+        return cls(
+            env.get("MEXC_API_KEY", ""),
+            env.get("MEXC_API_SECRET", ""),
+            env.get("MEXC_BASE_URL", DEFAULT_BASE_URL).strip() or DEFAULT_BASE_URL,
+            recv_window_ms=window,
+            **options,
+        )
+
+    def _endpoint(self, method: str, path: str, signed: bool, kind: CallKind) -> Endpoint:
+        full = API + path
+        group = group_of(method, full)
+        endpoint = Endpoint(method, full, signed, kind, weight_of(method, full), self.limiter.budget(group),
+                            self.breakers.breaker(group))
+        self._endpoints[group] = endpoint
+        return endpoint
+
+    def endpoint(self, method: str, path: str) -> Endpoint:
+        """The endpoint record for "METHOD", "/api/v3/..." (its budget and breaker), for tests and telemetry."""
+        return self._endpoints[group_of(method, path)]
+
+    def __repr__(self) -> str:
+        return (f"MexcRestClient(base_url={self.base_url!r}, api_key={_mask(self._api_key)}, "
+                f"secret={'<hidden>' if self._signer else '<none>'}, recv_window_ms={self.recv_window_ms})")
+
+    async def __aenter__(self) -> "MexcRestClient":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- the call path -------------------------------------------------------------------
+
+    @property
+    def clock_offset_ms(self) -> int:
+        return self._offset_ms
+
+    def now_ms(self) -> int:
+        """Exchange time as we estimate it."""
+        return self._wall_ns() // 1_000_000 + self._offset_ms
+
+    def _signed_prefix(self, params: str) -> str:
+        if self._signer is None:
+            raise ConfigurationError("MEXC API key and secret are needed for signed calls")
+        return f"{params}&{self._signed_suffix}" if params else self._signed_suffix
+
+    async def _call(self, ep: Endpoint, params: str = "", signed_prefix: str | None = None) -> Any:
+        if ep.signed and signed_prefix is None:
+            signed_prefix = self._signed_prefix(params)
+        resynced = False
+        attempt = 0
+        while True:
+            try:
+                return await self._once(ep, params, signed_prefix)
+            except ClockSkew:
+                if resynced:
+                    raise
+                resynced = True
+                await self.sync_clock()
+            except _Transient as failure:
+                attempt += 1
+                if ep.kind is not CallKind.READ or attempt >= self.read_attempts:
+                    raise failure.error from failure.__cause__
+                ceiling = min(self.backoff_cap, self.backoff_base * (2 ** attempt))
+                await asyncio.sleep(self._rng.uniform(0.0, ceiling))
+
+    async def _once(self, ep: Endpoint, params: str, signed_prefix: str | None) -> Any:
+        breaker = ep.breaker
+        probe = breaker.before_call()
+        settled = False
+        try:
+            await self.limiter.acquire(ep.budget, ep.weight)
+            if signed_prefix is not None:
+                query = signed_prefix + str(self._wall_ns() // 1_000_000 + self._offset_ms)
+                url = f"{ep.path}?{query}&signature={self._signer.sign(query)}"  # type: ignore[union-attr]
+            else:
+                url = f"{ep.path}?{params}" if params else ep.path
+            try:
+                response = await self._http.request(ep.method, url, timeout=self._timeouts[ep.kind])
+            except _NOT_SENT as exc:
+                settled = True
+                breaker.on_failure()
+                if isinstance(exc, httpx.UnsupportedProtocol):
+                    raise ConfigurationError(f"MEXC base URL {self.base_url!r} is not usable: {exc}") from exc
+                raise _Transient(NotSent(
+                    f"{ep.group}: could not connect ({type(exc).__name__}); not sent",
+                    timedelta(seconds=self.backoff_base),
+                )) from exc
+            except httpx.TransportError as exc:
+                settled = True
+                breaker.on_failure()
+                raise _Transient(AmbiguousOutcome(
+                    f"{ep.group}: no reply ({type(exc).__name__}); the request may have been processed"
+                )) from exc
+            settled = True
+            return self._read(ep, response)
+        finally:
+            if probe and not settled:
+                breaker.on_abandon()
+
+    def _read(self, ep: Endpoint, response: httpx.Response) -> Any:
+        status = response.status_code
+        if 200 <= status < 300:
+            try:
+                data = _decoder.decode(response.content)
+            except msgspec.DecodeError as exc:
+                ep.breaker.on_failure()
+                raise _Transient(UnexpectedReply(f"{ep.group}: malformed JSON in an HTTP {status} reply")) from exc
+            ep.breaker.on_success()
+            if type(data) is dict and "code" in data:
+                code = data["code"]
+                if code in _OK_CODES:
+                    return data["data"] if "data" in data else data
+                if "msg" in data:
+                    raise errors.classify(code, str(data.get("msg") or ""), status)
+            return data
+        if status == 429 or status == 418:
+            seconds = _retry_after_seconds(response.headers.get("retry-after"), status)
+            ep.breaker.on_failure()
+            if status == 418:
+                self.limiter.penalize_all(seconds)
+            else:
+                ep.budget.penalize(seconds, self.limiter.clock())
+            raise errors.rate_limited(status, timedelta(seconds=seconds))
+        if status >= 500:
+            ep.breaker.on_failure()
+            raise _Transient(AmbiguousOutcome(f"{ep.group}: MEXC answered HTTP {status}"))
+        # A 4xx (or an unexpected 1xx/3xx): the exchange answered and refused.
+        ep.breaker.on_success()
+        try:
+            data = _decoder.decode(response.content)
+        except msgspec.DecodeError:
+            data = None
+        if isinstance(data, dict) and ("code" in data or "msg" in data):
+            raise errors.classify(data.get("code"), str(data.get("msg") or ""), status)
+        raise errors.classify(None, f"HTTP {status} without a MEXC error body", status)
+
+    # --- clock ---------------------------------------------------------------------------
+
+    async def sync_clock(self, samples: int = 5) -> ClockSync:
+        """Measure the server-time offset; keep the sample with the lowest round trip."""
+        best: tuple[int, int] | None = None
+        count = max(1, samples)
+        for _ in range(count):
+            wall_before = self._wall_ns()
+            started = time.perf_counter_ns()
+            data = await self._call(self._time)
+            rtt = time.perf_counter_ns() - started
+            server_ms = int_of(require_dict(data, "time").get("serverTime"), "serverTime")
+            offset = server_ms - (wall_before + rtt // 2) // 1_000_000
+            if best is None or rtt < best[0]:
+                best = (rtt, offset)
+        assert best is not None
+        self._offset_ms = best[1]
+        self.clock_sync = ClockSync(best[1], best[0], count)
+        return self.clock_sync
+
+    # --- market data ---------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        await self._call(self._ping)
+
+    async def server_time(self) -> int:
+        return int_of(require_dict(await self._call(self._time), "time").get("serverTime"), "serverTime")
+
+    async def exchange_info(self, symbols: Sequence[str] = ()) -> dict[str, SymbolInfo]:
+        if len(symbols) == 1:
+            params = encode_params([("symbol", symbols[0])])
+        elif symbols:
+            params = encode_params([("symbols", ",".join(symbols))])
+        else:
+            params = ""
+        return parse_exchange_info(await self._call(self._exchange_info, params))
+
+    async def default_symbols(self) -> frozenset[str]:
+        """The symbols tradable by API (others answer 10007)."""
+        data = await self._call(self._default_symbols)
+        if isinstance(data, dict):  # {"code":200,"data":[...]} is unwrapped; accept {"symbols": [...]} too
+            data = data.get("data", data.get("symbols"))
+        return frozenset(str(s) for s in require_list(data, "defaultSymbols"))
+
+    async def ticker_price(self, symbol: str) -> Decimal:
+        data = require_dict(await self._call(self._ticker_price, encode_params([("symbol", symbol)])), "ticker/price")
+        return decimal_of(data.get("price"), "price")
+
+    async def book_ticker(self, symbol: str) -> BookTicker:
+        return parse_book_ticker(await self._call(self._book_ticker, encode_params([("symbol", symbol)])))
+
+    async def depth(self, symbol: str, limit: int = 100) -> Depth:
+        return parse_depth(await self._call(self._depth, encode_params([("symbol", symbol), ("limit", limit)])))
+
+    async def klines(
+        self, symbol: str, interval: str = "1m", limit: int | None = None, start_ms: int | None = None, end_ms: int | None = None
+    ) -> list[Kline]:
+        if interval not in KLINE_INTERVALS:
+            raise ValueError(f"MEXC kline interval must be one of {sorted(KLINE_INTERVALS)}, got {interval!r}")
+        params = encode_params([("symbol", symbol), ("interval", interval), ("startTime", start_ms), ("endTime", end_ms),
+                                ("limit", limit)])
+        return parse_klines(await self._call(self._klines, params))
+
+    # --- account and orders --------------------------------------------------------------
+
+    async def balances(self) -> dict[str, Balance]:
+        return parse_balances(await self._call(self._account))
+
+    def prepare_order(
+        self,
+        symbol: str,
+        side: str,
+        order_type: str,
+        *,
+        quantity: Decimal | None = None,
+        quote_order_qty: Decimal | None = None,
+        price: Decimal | None = None,
+        client_order_id: str | None = None,
+        test: bool = False,
+    ) -> PreparedOrder:
+        """Build an order's query now; `send_order` adds only timestamp and signature.
+
+        Amounts must already be rounded to the symbol's scales (SymbolInfo does that).
+        MARKET takes exactly one of quantity / quote_order_qty; LIMIT and
+        IMMEDIATE_OR_CANCEL take price and quantity.
+        """
+        side, order_type = side.upper(), order_type.upper()
+        if side not in ("BUY", "SELL"):
+            raise ValueError(f"order side must be BUY or SELL, got {side!r}")
+        if order_type == "MARKET":
+            if (quantity is None) == (quote_order_qty is None):
+                raise ValueError("a MARKET order takes exactly one of quantity and quote_order_qty")
+            if price is not None:
+                raise ValueError("a MARKET order takes no price")
+        elif order_type in ("LIMIT", "IMMEDIATE_OR_CANCEL", "FILL_OR_KILL", "LIMIT_MAKER"):
+            if quantity is None or price is None or quote_order_qty is not None:
+                raise ValueError(f"a {order_type} order takes price and quantity")
+        else:
+            raise ValueError(f"unknown MEXC order type {order_type!r}")
+        params = encode_params([
+            ("symbol", symbol), ("side", side), ("type", order_type), ("quantity", quantity),
+            ("quoteOrderQty", quote_order_qty), ("price", price), ("newClientOrderId", client_order_id),
+        ])
+        return PreparedOrder(symbol, side, order_type, client_order_id, self._signed_prefix(params), test)
+
+    async def send_order(self, order: PreparedOrder) -> MexcOrder | None:
+        """Place (or, for a test order, validate) a prepared order. A test order returns None."""
+        if order.test:
+            await self._call(self._order_test, signed_prefix=order.signed_prefix)
+            return None
+        return parse_order(await self._call(self._order, signed_prefix=order.signed_prefix))
+
+    async def new_order(self, symbol: str, side: str, order_type: str, **kwargs: Any) -> MexcOrder:
+        order = await self.send_order(self.prepare_order(symbol, side, order_type, **kwargs))
+        assert order is not None
+        return order
+
+    async def test_order(self, symbol: str, side: str, order_type: str, **kwargs: Any) -> None:
+        """POST order/test: MEXC validates the order and answers {} without placing it."""
+        await self.send_order(self.prepare_order(symbol, side, order_type, test=True, **kwargs))
+
+    async def query_order(self, symbol: str, client_order_id: str | None = None, order_id: str | None = None) -> MexcOrder | None:
+        """The order, or None when MEXC knows none by that id (-2011)."""
+        params = encode_params([("symbol", symbol), ("origClientOrderId", client_order_id), ("orderId", order_id)])
+        try:
+            return parse_order(await self._call(self._get_order, params))
+        except UnknownOrder:
+            return None
+
+    async def cancel_order(self, symbol: str, client_order_id: str | None = None, order_id: str | None = None) -> MexcOrder | None:
+        """The cancelled order, or None when there is no such open order (-2011)."""
+        params = encode_params([("symbol", symbol), ("origClientOrderId", client_order_id), ("orderId", order_id)])
+        try:
+            return parse_order(await self._call(self._cancel, params))
+        except UnknownOrder:
+            return None
+
+    async def open_orders(self, symbol: str) -> list[MexcOrder]:
+        """MEXC requires the symbol."""
+        data = await self._call(self._open_orders, encode_params([("symbol", symbol)]))
+        return [parse_order(item) for item in require_list(data, "openOrders")]
+
+    # --- user data stream keys (for the WebSocket adapter) -------------------------------
+
+    async def create_listen_key(self) -> str:
+        data = require_dict(await self._call(self._listen_key_new), "userDataStream")
+        key = data.get("listenKey")
+        if not isinstance(key, str) or not key:
+            raise UnexpectedReply("userDataStream reply without a listenKey")
+        return key
+
+    async def keep_alive_listen_key(self, listen_key: str) -> None:
+        await self._call(self._listen_key_keep, encode_params([("listenKey", listen_key)]))
+
+    async def close_listen_key(self, listen_key: str) -> None:
+        await self._call(self._listen_key_close, encode_params([("listenKey", listen_key)]))
+
+
+def is_invalid_symbol(error: Exception) -> bool:
+    code = getattr(error, "code", None)
+    try:
+        return int(code) in INVALID_SYMBOL_CODES  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,36 @@
+"""Builders shared by the MEXC adapter tests."""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+from typing import Any
+
+from adapters.mexc.fake.http import FakeMexcServer, FakeSymbol
+from adapters.mexc.limits import CircuitBreakers, RateLimiter
+from adapters.mexc.rest import MexcRestClient
+from domain.values import ClientOrderId, Symbol
+
+NEW = Symbol("NEW", "USDT")
+KEY, SECRET = "test-key", "test-secret"
+
+
+def new_symbol(**overrides: Any) -> FakeSymbol:
+    """NEWUSDT at 0.3: prices to 4 places, quantities to 2, quote amounts to 2, min 1 USDT."""
+    fields: dict[str, Any] = dict(symbol="NEWUSDT", base="NEW", price=Decimal("0.3"))
+    fields.update(overrides)
+    return FakeSymbol(**fields)
+
+
+def client_for(server: FakeMexcServer, api_key: str = KEY, api_secret: str = SECRET, **options: Any) -> MexcRestClient:
+    """A client of the fake: short timeouts, tiny backoff, a seeded jitter."""
+    defaults: dict[str, Any] = dict(
+        timeout=2.0, order_timeout=2.0, connect_timeout=1.0, backoff_base=0.005, backoff_cap=0.05,
+        rng=random.Random(7), limiter=RateLimiter(max_wait=0.1), breakers=CircuitBreakers(failure_threshold=50),
+    )
+    defaults.update(options)
+    return MexcRestClient(api_key, api_secret, server.base_url, **defaults)
+
+
+def coid(n: int = 1) -> ClientOrderId:
+    return ClientOrderId(f"test-order-{n}")
