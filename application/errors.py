@@ -73,3 +73,10 @@ class OrderRefused(ExchangeError):
     """A final refusal (balance, disabled market orders, invalid symbol...): fail fast with the reason."""
 
     code = "refused"
+
+
+class OrderAlreadyExists(OrderRefused):
+    """The exchange already holds an order with this client order id: ours, sent earlier
+    (by us before a lost reply, or by another worker). Never a failure: resolve by query."""
+
+    code = "duplicate"

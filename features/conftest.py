@@ -265,7 +265,7 @@ def snipe_has_filled(world: World, user: str, ticker: str) -> None:
     job = world.take_job(user, ticker)
     outcome = world.execute(job.key)
     assert outcome.result.value == "filled", outcome
-    world._last_tick_at = world.launch_of(ticker) - world.timing.prepare_ahead
+    world.ticks_from(job.run_at)
 
 
 @when(step("{user:Name}'s snipe of {ticker:Name} runs at its scheduled time"))

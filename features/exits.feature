@@ -208,3 +208,18 @@ Feature: Exits by plan
       | TIMEOUT_BEFORE_ACCEPT | 1      | 100.00, 100.00 | 0.89  | 89.00    | 0.0445 | -11.0945 |
       | RATE_LIMITED          | 1      | 100.00, 100.00 | 0.89  | 89.00    | 0.0445 | -11.0945 |
       | INSUFFICIENT_BALANCE  | 1      | 100.00, 100.00 | 0.89  | 89.00    | 0.0445 | -11.0945 |
+
+  Scenario: A price tick moves only the positions in its own pair
+    Given alice's exit plan is "balanced"
+    And NEW trades at these prices after opening:
+      | seconds | price |
+      | 0       | 1.00  |
+      | 60      | 0.80  |
+    And the calendar announces CALM launching at 10:00
+    And CALM reaches the ready state at 09:30
+    And CALM trades at 1.00 from its opening
+    And alice's snipe of NEW has filled
+    And alice's snipe of CALM has filled
+    When NEW's price ticks arrive until 10:05
+    Then alice's position in NEW is closed with realised P&L -20.09
+    And alice's position in CALM is still open with no exit order

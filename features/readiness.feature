@@ -20,6 +20,7 @@ Feature: Ready-state detection
       | SnipeTargetReady   |
       | SnipeScheduled     |
     And alice's snipe of NEW is ready with pattern "ready" and confidence 0.95
+    And SnipeTargetReady for alice's NEW was seen 5400 s ahead of launch
     And alice's snipe of NEW is scheduled
     And SnipeScheduled for alice's NEW executes at 10:00:00 with the deadline 10:00:30 and its own client order id
     And the scheduler holds one execute_snipe job for alice's NEW at 09:59:58
@@ -42,6 +43,18 @@ Feature: Ready-state detection
     When the symbol states are polled at 09:00:10
     Then nothing was recorded
     And the scheduler holds one execute_snipe job for alice's NEW at 09:59:58
+
+  Scenario: A trader who joins after the listing was seen ready is scheduled on the next poll
+    Given NEW reaches the ready state at 09:00
+    And the calendar has been synced
+    And the symbol states were polled at 09:00
+    And trader "bob" snipes 10 USDT per listing
+    And the calendar was synced again at 09:05
+    When the symbol states are polled at 09:05:10
+    Then bob's snipe of NEW is scheduled
+    And the poll recorded SnipeTargetReady, SnipeScheduled
+    And ListingReadyDetected is recorded once for NEW with sts=2 st=2 tt=4 and 3600 s of lead
+    And the scheduler holds one execute_snipe job for bob's NEW at 09:59:58
 
   Scenario Outline: A state that is not the ready-state pattern schedules nothing
     Given NEW's symbol state is sts=<sts> st=<st> tt=<tt> from 08:00

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 from pytest_bdd import given, scenarios, then
@@ -20,6 +21,12 @@ _COUNT = {"no": 0, "one": 1, "two": 2}
 def states_were_polled(world: World, moment: str) -> None:
     world.set_time(world.at(moment))
     world.poll_states()
+
+
+@given(step("the calendar was synced again at {moment:Time}"))
+def calendar_synced_again_at(world: World, moment: str) -> None:
+    world.set_time(world.at(moment))
+    world.sync()
 
 
 @then(step(
@@ -45,6 +52,13 @@ def target_ready_with(world: World, user: str, ticker: str, pattern: str, confid
     assert ready[0].pattern == pattern
     assert ready[0].confidence == confidence
     assert world.target(user, ticker).confidence == confidence
+
+
+@then(step("SnipeTargetReady for {user:Name}'s {ticker:Name} was seen {lead:d} s ahead of launch"))
+def target_ready_lead(world: World, user: str, ticker: str, lead: int) -> None:
+    (ready,) = [r for r in world.target_events(user, ticker) if r.event.type_name == "SnipeTargetReady"]
+    assert ready.event.lead_seconds == lead
+    assert ready.occurred_at == world.launch_of(ticker) - timedelta(seconds=lead)
 
 
 @then(step(

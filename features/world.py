@@ -286,6 +286,10 @@ class World:
         status = self.target(user_id, ticker).status.value
         assert status == "scheduled", f"{user_id}'s snipe of {ticker} is {status}, not scheduled"
 
+    def ticks_from(self, moment: datetime) -> None:
+        """The position manager follows price ticks after this moment."""
+        self._last_tick_at = moment
+
     def play_ticks(self, until: datetime) -> list[ExitOutcome]:
         """Feed the position manager every price tick up to `until`, each at its own time."""
         manage = self.manage_positions()

@@ -2,7 +2,9 @@
 
 MEXC counts each endpoint separately: 500 weight units per 10 s, per IP and per UID
 (FACTS.md), with per-endpoint weights. `RateLimiter` keeps an exact sliding window per
-endpoint group ("METHOD /path") and makes a caller wait rather than exceed it. A 429 or 418
+endpoint group ("METHOD /path"), each request counted for the window plus a margin (0.5 s:
+network jitter can bunch requests up on the exchange's side), and makes a caller wait
+rather than exceed it. A 429 or 418
 from the exchange blocks that group for Retry-After, halves its budget, and lets the budget
 grow back linearly over `recovery` (slowly, so a storm does not restart at full speed).
 
@@ -130,11 +132,14 @@ class EndpointBudget:
         recovery: float = 60.0,
         decrease: float = 0.5,
         floor: int = 1,
+        margin: float = 0.0,
     ) -> None:
         self.group = group
         self.base = budget
-        self.window = SlidingWindow(budget, seconds)
-        self.extra = tuple(SlidingWindow(b, s) for b, s in extra)
+        # Requests reach the exchange with varying delay: ours may look closer together
+        # there than here. Counting each a little longer than the window keeps clear of that.
+        self.window = SlidingWindow(budget, seconds + margin)
+        self.extra = tuple(SlidingWindow(b, s + margin) for b, s in extra)
         self.floor = max(1, min(floor, budget))
         self.decrease = decrease
         self.recovery_per_second = budget / recovery if recovery > 0 else float(budget)
@@ -188,9 +193,11 @@ class RateLimiter:
         window_seconds: float = WINDOW_SECONDS,
         max_wait: float = 0.5,
         recovery: float = 60.0,
+        margin: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._overrides = dict(budgets or {})
+        self.margin = margin
         self.default_budget = default_budget
         self.window_seconds = window_seconds
         self.max_wait = max_wait
@@ -202,7 +209,8 @@ class RateLimiter:
         found = self._groups.get(group)
         if found is None:
             budget, seconds = self._overrides.get(group, (self.default_budget, self.window_seconds))
-            found = EndpointBudget(group, budget, seconds, EXTRA_WINDOWS.get(group, ()), self.recovery)
+            found = EndpointBudget(group, budget, seconds, EXTRA_WINDOWS.get(group, ()), self.recovery,
+                                   margin=self.margin)
             self._groups[group] = found
         return found
 

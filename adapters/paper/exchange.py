@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 
-from application.errors import AmbiguousOutcome, NotFound, NotYetOpen, OrderRefused, RateLimited
+from application.errors import AmbiguousOutcome, NotFound, NotYetOpen, OrderAlreadyExists, OrderRefused, RateLimited
 from application.ports import (
     CalendarEntry,
     Clock,
@@ -151,7 +151,7 @@ class PaperExchange:
         if spec is None:
             raise OrderRefused(f"invalid symbol {symbol}", "30014")
         if client_order_id.value in self._orders:
-            raise OrderRefused(f"duplicate client order id {client_order_id}", "30029")
+            raise OrderAlreadyExists(f"an order with client id {client_order_id} already exists")
         fault = self.faults.popleft() if self.faults else None
         if fault is Fault.RATE_LIMITED:
             raise RateLimited("too many requests", timedelta(milliseconds=100))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from application import repository
-from application.errors import AmbiguousOutcome, ConcurrencyConflict, ExchangeError
+from application.errors import AmbiguousOutcome, ConcurrencyConflict, ExchangeError, OrderAlreadyExists
 from application.ports import Clock, EventStore, ExchangeTrading, OrderReport, PriceTick
 from application.trade_book import TradeBook
 from domain.events import Cause
@@ -74,7 +74,7 @@ class ManagePositions:
         report: OrderReport | None
         try:
             report = await self.exchange.place_market_sell(position.symbol, decision.quantity, coid)
-        except AmbiguousOutcome:
+        except (AmbiguousOutcome, OrderAlreadyExists):
             try:
                 report = await self.exchange.query_order(position.symbol, coid)
             except ExchangeError as exc:

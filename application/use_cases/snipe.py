@@ -15,6 +15,7 @@ from application.errors import (
     ExchangeError,
     NotFound,
     NotYetOpen,
+    OrderAlreadyExists,
     OrderRefused,
     RateLimited,
 )
@@ -197,7 +198,7 @@ class ExecuteSnipe:
             except ClockSkew as exc:
                 last_error = exc
                 await self.exchange.prepare(target.symbol)
-            except AmbiguousOutcome as exc:
+            except (AmbiguousOutcome, OrderAlreadyExists) as exc:
                 last_error = exc
                 found = await self._resolve(target, coid)
                 if found is not None:

@@ -374,3 +374,20 @@ class TestUnclearReplies:
         outcome = await world.execute_snipe()(tid)
         assert outcome.result is SnipeResult.FILLED and outcome.attempts == 0
         assert world.order_calls() == [buy_call(tid)]
+
+
+class TestOrderAlreadyExists:
+    async def test_a_duplicate_client_id_reply_is_resolved_by_query_and_recorded_as_the_fill(self) -> None:
+        """Another worker's send landed between our query and our send: the exchange says the
+        client id exists. That is our order, not a failure: one order, a filled target."""
+        world = world_at(LAUNCH)
+        tid = await world.scheduled_target()
+        await world.paper.place_market_buy(NEW, Decimal("10"), coid_of(tid))  # the other worker's send
+
+        outcome = await world.execute_snipe()(tid)
+
+        assert outcome.result is SnipeResult.FILLED
+        assert len(world.paper.orders) == 1
+        assert (await world.target(tid)).status is TargetStatus.FILLED
+        names = await world.events(target_stream(tid))
+        assert "SnipeFailed" not in names and "SnipeOrderRejected" not in names

@@ -1,0 +1,170 @@
+"""End to end: ExecuteSnipe (the application's use case) on MexcExchange against the fake
+exchange, in real time on 127.0.0.1. One target, at most one order, whatever the wire does."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from adapters.clock import SystemClock
+from adapters.eventstore.memory import InMemoryEventStore
+from adapters.memory import InMemoryLockService, InMemoryTraderDirectory
+from adapters.mexc.exchange import MexcExchange
+from adapters.mexc.fake.http import ORDER, QUERY_ORDER, FakeMexcServer, Fault, FaultKind
+from adapters.mexc.rest import MexcRestClient
+from application import repository
+from application.ports import OrderStatus, TraderSettings
+from application.timing import SnipeTiming
+from application.trade_book import TradeBook
+from application.use_cases.snipe import ExecuteSnipe, SnipeOutcome, SnipeResult
+from domain.events import Cause
+from domain.exit_plans import PRESETS
+from domain.target import SnipeTarget, TargetStatus, target_stream
+from tests.mexc.support import NEW, client_for, new_symbol
+
+TARGET_ID = "t-mexc-e2e"
+RETRY = timedelta(milliseconds=10)
+
+
+@dataclass
+class Rig:
+    server: FakeMexcServer
+    client: MexcRestClient
+    store: InMemoryEventStore
+    clock: SystemClock
+    execute: ExecuteSnipe
+
+    async def schedule(self, quote: Decimal = Decimal("10"), start_in: timedelta = timedelta(0),
+                       window: timedelta = timedelta(seconds=5)) -> None:
+        now = self.clock.now()
+        execute_at = now + start_in
+        cause = Cause(now, "corr-e2e")
+        target = SnipeTarget.create(TARGET_ID, "user-1", "coin-new", NEW, execute_at, quote, PRESETS["balanced"],
+                                    Decimal("0.95"), False, cause)
+        target.mark_ready("ready", Decimal("0.95"), 60, cause)
+        target.schedule(execute_at, execute_at + window, cause)
+        await repository.save(self.store, target)
+
+    async def target(self) -> SnipeTarget:
+        return await repository.get(self.store, SnipeTarget, target_stream(TARGET_ID))
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    async with FakeMexcServer(symbols=[new_symbol()]) as server:
+        # The order timeout is short so the timeout faults stay fast.
+        async with client_for(server, order_timeout=0.25, timeout=1.0) as client:
+            clock = SystemClock()
+            store = InMemoryEventStore()
+            exchange = MexcExchange(client, clock_samples=3)
+            execute = ExecuteSnipe(
+                store, exchange, exchange, InMemoryTraderDirectory([TraderSettings("user-1")]),
+                InMemoryLockService(clock), clock, TradeBook(), SnipeTiming(retry_interval=RETRY),
+            )
+            yield Rig(server, client, store, clock, execute)
+
+
+def assert_filled(outcome: SnipeOutcome) -> None:
+    assert outcome.result is SnipeResult.FILLED, outcome.detail
+    assert outcome.fill is not None and outcome.fill.status is OrderStatus.FILLED
+
+
+async def test_a_pair_opening_200ms_after_the_executor_starts_is_bought_on_the_first_attempt_after_open(rig: Rig) -> None:
+    await rig.schedule()
+    opens_at = rig.server.open_in("NEWUSDT", 0.2)
+    outcome = await rig.execute(TARGET_ID)
+
+    assert_filled(outcome)
+    arrivals = rig.server.order_arrivals
+    assert outcome.attempts == len(arrivals)
+    after_open = [a for a in arrivals if a.server_ms is not None and a.server_ms >= opens_at]
+    before_open = arrivals[: len(arrivals) - len(after_open)]
+    assert before_open and all(a.outcome == "10007" for a in before_open)
+    assert [a.outcome for a in after_open] == ["accepted"]  # the first attempt after open filled
+    assert after_open[0].server_ms - opens_at < 250  # generous: retry interval 10 ms + a local round trip
+    [order] = rig.server.accepted_orders()
+    assert order.orig_quote_qty == Decimal("10")
+    assert all(a.client_order_id == order.client_order_id for a in arrivals)  # one id for every attempt
+
+    target = await rig.target()
+    assert target.status is TargetStatus.FILLED
+    assert target.fill is not None
+    assert (target.fill.quantity, target.fill.quote_spent, target.fill.price) == (
+        Decimal("33.33"), Decimal("9.999"), Decimal("0.3"),
+    )
+
+
+async def test_a_timeout_after_accept_leaves_exactly_one_order_and_a_filled_target(rig: Rig) -> None:
+    await rig.schedule()
+    rig.server.inject(Fault(FaultKind.TIMEOUT_AFTER_ACCEPT, ORDER, delay=1.0))
+    outcome = await rig.execute(TARGET_ID)
+
+    assert_filled(outcome)
+    assert len(rig.server.accepted_orders()) == 1
+    assert [a.outcome for a in rig.server.order_arrivals] == ["fault:timeout-after-accept"]  # never resent
+    assert rig.server.hits[QUERY_ORDER] >= 1  # resolved by client order id
+    assert (await rig.target()).status is TargetStatus.FILLED
+
+
+async def test_a_timeout_before_accept_leaves_exactly_one_order_too(rig: Rig) -> None:
+    await rig.schedule()
+    rig.server.inject(Fault(FaultKind.TIMEOUT_BEFORE_ACCEPT, ORDER, delay=1.0))
+    outcome = await rig.execute(TARGET_ID)
+
+    assert_filled(outcome)
+    # Lost on the way: the query found nothing, so the same client id was sent again.
+    assert [a.outcome for a in rig.server.order_arrivals] == ["fault:timeout-before-accept", "accepted"]
+    assert len(rig.server.accepted_orders()) == 1
+    assert (await rig.target()).status is TargetStatus.FILLED
+
+
+async def test_a_5xx_after_accept_is_resolved_by_query_not_resent(rig: Rig) -> None:
+    await rig.schedule()
+    rig.server.inject(Fault(FaultKind.SERVER_ERROR, ORDER, status=502, accept=True))
+    outcome = await rig.execute(TARGET_ID)
+
+    assert_filled(outcome)
+    assert rig.server.hits[ORDER] == 1 and len(rig.server.accepted_orders()) == 1
+
+
+async def test_rate_limited_sends_wait_and_still_buy_once(rig: Rig) -> None:
+    await rig.schedule()
+    rig.server.inject(Fault(FaultKind.RATE_LIMITED, ORDER, times=2, retry_after="0.05"))
+    outcome = await rig.execute(TARGET_ID)
+
+    assert_filled(outcome)
+    assert [a.outcome for a in rig.server.order_arrivals] == ["fault:429", "fault:429", "accepted"]
+    assert len(rig.server.accepted_orders()) == 1
+
+
+async def test_insufficient_balance_fails_the_target_with_the_reason(rig: Rig) -> None:
+    await rig.schedule()
+    rig.server.balances["USDT"] = Decimal("5")
+    outcome = await rig.execute(TARGET_ID)
+
+    assert outcome.result is SnipeResult.FAILED
+    assert "10101" in outcome.detail or "Insufficient balance" in outcome.detail
+    assert rig.server.hits[ORDER] == 1  # fail fast: no retries of a final refusal
+    assert (await rig.target()).status is TargetStatus.FAILED
+
+
+async def test_market_orders_disabled_fails_fast(rig: Rig) -> None:
+    await rig.schedule()
+    rig.server.symbols["NEWUSDT"].market_orders = False
+    outcome = await rig.execute(TARGET_ID)
+
+    assert outcome.result is SnipeResult.FAILED and "30019" in outcome.detail
+    assert rig.server.hits[ORDER] == 1
+
+
+async def test_two_executors_at_once_still_place_one_order(rig: Rig) -> None:
+    await rig.schedule(start_in=timedelta(milliseconds=50))
+    rig.server.open_in("NEWUSDT", 0.1)
+    first, second = await asyncio.gather(rig.execute(TARGET_ID), rig.execute(TARGET_ID))
+    assert sorted(o.result.value for o in (first, second)) == ["filled", "skipped"]
+    assert len(rig.server.accepted_orders()) == 1
