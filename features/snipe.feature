@@ -92,10 +92,10 @@ Feature: Executing a snipe
     And the exchange holds exactly one buy order for NEW
     And the buy filled after <attempts> attempts, at <filled at>
 
-    Examples: a rate limit asks for 100 ms of patience
+    Examples: a rate limit asks for 100 ms of patience; a lost order is resent after a 40 ms backoff
       | fault                 | calls                     | attempts | filled at    |
       | TIMEOUT_AFTER_ACCEPT  | prepare, buy, query       | 1        | 10:00:00     |
-      | TIMEOUT_BEFORE_ACCEPT | prepare, buy, query, buy  | 2        | 10:00:00     |
+      | TIMEOUT_BEFORE_ACCEPT | prepare, buy, query, buy  | 2        | 10:00:00.040 |
       | RATE_LIMITED          | prepare, buy, buy         | 2        | 10:00:00.100 |
 
   Scenario: A final refusal such as insufficient balance fails fast

@@ -10,6 +10,7 @@ only knows the application's kinds still does the right thing:
   again later is safe; it must never be reported as ambiguous.
 - `CircuitOpen` (a NotSent): the endpoint group's breaker is open.
 - `UnknownOrder` (an OrderRefused, MEXC -2011): query and cancel turn it into None.
+- a reused client order id is the application's OrderAlreadyExists (resolved by query).
 - `UnexpectedReply` (an AmbiguousOutcome): a reply we could not read. For an order this is
   ambiguous by nature: the exchange may have placed it before the reply went wrong.
 """
@@ -18,11 +19,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from application.errors import AmbiguousOutcome, ClockSkew, NotYetOpen, OrderRefused, RateLimited
+from application.errors import AmbiguousOutcome, ClockSkew, NotYetOpen, OrderAlreadyExists, OrderRefused, RateLimited
 
 NOT_YET_OPEN = 10007
 TIMESTAMP_OUTSIDE_RECV_WINDOW = 700003
 UNKNOWN_ORDER = -2011
+# A reused newClientOrderId. MEXC documents no code for it: -2010 is the Binance-family code
+# (and what the fake sends); a message naming a duplicate is recognised too.
+DUPLICATE_ORDER_CODES = frozenset({-2010})
 
 # Final refusals (FACTS.md): fail fast with MEXC's code and message, never retry.
 REFUSED_CODES: dict[int, str] = {
@@ -88,6 +92,9 @@ def classify(code: int | str | None, message: str, http_status: int) -> Exceptio
         return ClockSkew(text, str(number))
     if number == UNKNOWN_ORDER:
         return UnknownOrder(text, str(number))
+    if (number is not None and number in DUPLICATE_ORDER_CODES) or _names_a_duplicate(message):
+        # Ours, sent earlier (a lost reply, another worker): the caller resolves it by query.
+        return OrderAlreadyExists(text, str(number) if number is not None else None)
     if number is not None and number in REFUSED_CODES:
         if not message:
             text = f"MEXC {number}: {REFUSED_CODES[number]}"
@@ -100,6 +107,11 @@ def classify(code: int | str | None, message: str, http_status: int) -> Exceptio
 def rate_limited(http_status: int, retry_after: timedelta) -> RateLimited:
     what = "banned (418)" if http_status == 418 else "rate limited (429)"
     return RateLimited(f"MEXC {what}: retry after {retry_after.total_seconds():g} s", retry_after, str(http_status))
+
+
+def _names_a_duplicate(message: str) -> bool:
+    text = message.lower()
+    return "duplicate" in text or ("already exist" in text and "not" not in text)
 
 
 def _as_int(code: int | str | None) -> int | None:

@@ -12,6 +12,8 @@ Matches the paper exchange's semantics where MEXC allows:
   says fee 0, fee_asset "" (myTrades would tell, at weight 10 per call, on the snipe path;
   a reconciliation job should fetch it instead). P&L read from these reports excludes fees.
 - `query_order`/`cancel_order` answer None for an order MEXC does not know (-2011).
+- A reused client order id is OrderAlreadyExists, as on the paper exchange (MEXC documents
+  no code for it: see adapters.mexc.errors).
 - `open_orders(None)`: MEXC needs a symbol, so this asks for every symbol this adapter has
   seen (prepared, traded, queried, or given as `watch_symbols`) plus every base asset with a
   locked balance paired with each of `quote_assets`. An order on another symbol whose funds

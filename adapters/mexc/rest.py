@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import importlib.util
 import os
 import random
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -65,6 +67,13 @@ from adapters.mexc.models import (
     require_list,
 )
 from adapters.mexc.signing import Signer
+
+# httpcore 1.0 tries `import sniffio` each time it sets up a lock (several per request);
+# sniffio is not installed here, and Python does not cache a failed import: ~100 µs per
+# request went into searching sys.path. Caching the absence makes that import fail at once.
+# Only when sniffio really is absent, so an installed one is never hidden.
+if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 DEFAULT_BASE_URL = "https://api.mexc.com"
 MAX_RECV_WINDOW_MS = 60_000
@@ -208,6 +217,9 @@ class MexcRestClient:
             trust_env=trust_env,
             follow_redirects=False,
         )
+        # Absolute URLs made from the parsed base skip httpx's relative-URL parse and merge.
+        self._base = httpx.URL(self.base_url)
+        self._path_prefix = self._base.raw_path.rstrip(b"/").decode("ascii")
         self._endpoints: dict[str, Endpoint] = {}
         ep = self._endpoint
         self._ping = ep("GET", "/ping", False, CallKind.READ)
@@ -313,9 +325,10 @@ class MexcRestClient:
             await self.limiter.acquire(ep.budget, ep.weight)
             if signed_prefix is not None:
                 query = signed_prefix + str(self._wall_ns() // 1_000_000 + self._offset_ms)
-                url = f"{ep.path}?{query}&signature={self._signer.sign(query)}"  # type: ignore[union-attr]
+                target = f"{self._path_prefix}{ep.path}?{query}&signature={self._signer.sign(query)}"  # type: ignore[union-attr]
             else:
-                url = f"{ep.path}?{params}" if params else ep.path
+                target = f"{self._path_prefix}{ep.path}?{params}" if params else self._path_prefix + ep.path
+            url = self._base.copy_with(raw_path=target.encode("ascii"))
             try:
                 response = await self._http.request(ep.method, url, timeout=self._timeouts[ep.kind])
             except _NOT_SENT as exc:
@@ -327,7 +340,7 @@ class MexcRestClient:
                     f"{ep.group}: could not connect ({type(exc).__name__}); not sent",
                     timedelta(seconds=self.backoff_base),
                 )) from exc
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:  # timeouts, drops, protocol and decoding errors
                 settled = True
                 breaker.on_failure()
                 raise _Transient(AmbiguousOutcome(
@@ -350,7 +363,7 @@ class MexcRestClient:
             ep.breaker.on_success()
             if type(data) is dict and "code" in data:
                 code = data["code"]
-                if code in _OK_CODES:
+                if isinstance(code, (int, str)) and code in _OK_CODES:
                     return data["data"] if "data" in data else data
                 if "msg" in data:
                     raise errors.classify(code, str(data.get("msg") or ""), status)

@@ -38,6 +38,11 @@ from domain.target import SnipeTarget, TargetStatus, target_stream
 from domain.values import ClientOrderId
 
 
+# Cap of the backoff after unclear replies, and how long an order known to exist may take to show.
+_MAX_BACKOFF = timedelta(milliseconds=500)
+_VISIBILITY_GRACE = timedelta(seconds=10)
+
+
 class SnipeResult(Enum):
     FILLED = "filled"
     FAILED = "failed"
@@ -99,7 +104,6 @@ class ExecuteSnipe:
                 target.fail("snipe window closed before the executor ran", self._cause(target))
                 await repository.save(self.store, target)
                 return SnipeOutcome(target_id, SnipeResult.FAILED, "snipe window closed")
-            rules = await self.market.symbol_rules(target.symbol)
             await self.exchange.prepare(target.symbol)
             # Recorded before the send: after a crash we know an order may exist.
             target.submit_order(self._cause(target))
@@ -109,14 +113,13 @@ class ExecuteSnipe:
                 return refusal
             report, attempts, error = await self._send_until_deadline(target, coid, target.deadline_at)
         else:
-            rules = await self.market.symbol_rules(target.symbol)
             resumed = await self._resume(target, coid)
             if isinstance(resumed, SnipeOutcome):
                 return resumed
             report, attempts, error = resumed
 
         if report is not None:
-            return await self._record_fill(target, report, attempts, rules.quantity_scale)
+            return await self._record_fill(target, report, attempts, await self._quantity_scale(target, report))
         cause = self._cause(target)
         if isinstance(error, OrderRefused):
             target.record_rejection(error.code, str(error), attempts, cause)
@@ -182,7 +185,7 @@ class ExecuteSnipe:
         self, target: SnipeTarget, coid: ClientOrderId, deadline: datetime
     ) -> tuple[OrderReport | None, int, ExchangeError | None]:
         assert target.symbol is not None
-        attempts = 0
+        attempts = unresolved = 0
         last_error: ExchangeError | None = None
         while self.clock.now() < deadline:
             attempts += 1
@@ -198,12 +201,23 @@ class ExecuteSnipe:
             except ClockSkew as exc:
                 last_error = exc
                 await self.exchange.prepare(target.symbol)
-            except (AmbiguousOutcome, OrderAlreadyExists) as exc:
+            except OrderAlreadyExists as exc:
+                # Our order exists (an earlier send of ours, or another worker's): never send
+                # again, wait for it to become visible (a fresh order may briefly be "not found").
                 last_error = exc
+                found = await self._await_visible(target, coid, deadline)
+                if found is not None:
+                    return await self._confirm(target, found, deadline), attempts, None
+                raise AmbiguousOutcome(f"order {coid} exists but never became visible; not resending") from exc
+            except AmbiguousOutcome as exc:
+                last_error = exc
+                unresolved += 1
                 found = await self._resolve(target, coid)
                 if found is not None:
                     return await self._confirm(target, found, deadline), attempts, None
-                # The exchange has no such order: sending again cannot make two.
+                # The exchange has no such order: sending again cannot make two. Back off so
+                # a struggling exchange is not hammered (and a slow order has time to show).
+                await self.clock.sleep(min(self.timing.retry_interval * 2**unresolved, _MAX_BACKOFF))
             except OrderRefused as exc:
                 return None, attempts, exc
         # One last look: an ambiguous send may have landed after all.
@@ -237,6 +251,26 @@ class ExecuteSnipe:
             except (AmbiguousOutcome, RateLimited):
                 await self.clock.sleep(self.timing.retry_interval)
         raise AmbiguousOutcome(f"could not learn whether order {coid} exists; not resending")
+
+    async def _await_visible(self, target: SnipeTarget, coid: ClientOrderId, deadline: datetime) -> OrderReport | None:
+        give_up = deadline + _VISIBILITY_GRACE
+        delay = self.timing.retry_interval
+        while True:
+            found = await self._resolve(target, coid)
+            if found is not None or self.clock.now() >= give_up:
+                return found
+            await self.clock.sleep(delay)
+            delay = min(delay * 2, _MAX_BACKOFF)
+
+    async def _quantity_scale(self, target: SnipeTarget, report: OrderReport) -> int:
+        """The pair's quantity step, for selling later. A pair this new may be missing from the
+        exchange's symbol list; then the fill itself shows the step the exchange used."""
+        assert target.symbol is not None
+        try:
+            return (await self.market.symbol_rules(target.symbol)).quantity_scale
+        except (NotFound, ExchangeError):
+            exponent = report.executed_quantity.normalize().as_tuple().exponent
+            return max(0, -exponent) if isinstance(exponent, int) else 8
 
     async def _confirm(self, target: SnipeTarget, report: OrderReport, deadline: datetime) -> OrderReport | None:
         """A market order may be acknowledged before it fills: follow it to a final status."""

@@ -391,3 +391,73 @@ class TestOrderAlreadyExists:
         assert (await world.target(tid)).status is TargetStatus.FILLED
         names = await world.events(target_stream(tid))
         assert "SnipeFailed" not in names and "SnipeOrderRejected" not in names
+
+
+class _UnlistedMarket:
+    """Market data of an exchange whose symbol list does not have the new pair yet."""
+
+    async def symbol_rules(self, symbol):  # noqa: ANN001, ANN201
+        raise NotFound(f"{symbol} is not in exchangeInfo yet")
+
+    async def last_price(self, symbol):  # noqa: ANN001, ANN201
+        return None
+
+
+class TestPairNotYetListed:
+    async def test_the_buy_goes_out_and_the_fill_shows_the_quantity_step(self) -> None:
+        from application.use_cases.snipe import ExecuteSnipe
+        from domain.position import Position
+
+        world = world_at(before_launch())
+        tid = await world.scheduled_target()
+        snipe = ExecuteSnipe(world.store, world.paper, _UnlistedMarket(), world.traders, world.locks, world.clock,
+                             world.book, world.timing)
+
+        outcome = await snipe(tid)
+
+        assert outcome.result is SnipeResult.FILLED and outcome.fill is not None
+        position = await repository.get(world.store, Position, position_stream(position_id_for(tid)))
+        expected = -outcome.fill.executed_quantity.normalize().as_tuple().exponent
+        assert position.quantity_scale == max(0, expected)
+
+
+class _SlowToShowExchange:
+    """Says the client id already exists, then needs a few queries before the order shows."""
+
+    def __init__(self, paper, hidden_queries: int) -> None:  # noqa: ANN001
+        self.paper, self.hidden = paper, hidden_queries
+        self.sends = 0
+
+    def __getattr__(self, name):  # noqa: ANN001, ANN204
+        return getattr(self.paper, name)
+
+    async def place_market_buy(self, symbol, quote_amount, client_order_id):  # noqa: ANN001, ANN201
+        from application.errors import OrderAlreadyExists
+
+        self.sends += 1
+        if self.sends == 1:
+            await self.paper.place_market_buy(symbol, quote_amount, client_order_id)
+        raise OrderAlreadyExists(f"{client_order_id} exists")
+
+    async def query_order(self, symbol, client_order_id):  # noqa: ANN001, ANN201
+        if self.hidden > 0:
+            self.hidden -= 1
+            return None
+        return await self.paper.query_order(symbol, client_order_id)
+
+
+class TestOrderKnownToExist:
+    async def test_it_is_never_sent_again_while_it_is_not_yet_visible(self) -> None:
+        from application.use_cases.snipe import ExecuteSnipe
+
+        world = world_at(before_launch())
+        tid = await world.scheduled_target()
+        exchange = _SlowToShowExchange(world.paper, hidden_queries=4)
+        snipe = ExecuteSnipe(world.store, exchange, world.paper, world.traders, world.locks, world.clock,
+                             world.book, world.timing)
+
+        outcome = await snipe(tid)
+
+        assert outcome.result is SnipeResult.FILLED
+        assert exchange.sends == 1
+        assert len(world.paper.orders) == 1

@@ -13,7 +13,15 @@ from adapters.mexc.errors import REFUSED_CODES, NotSent, UnexpectedReply, classi
 from adapters.mexc.exchange import MexcExchange
 from adapters.mexc.fake.http import DEPTH, ORDER, QUERY_ORDER, TICKER_PRICE, FakeMexcServer, Fault, FaultKind
 from adapters.mexc.rest import MexcRestClient
-from application.errors import AmbiguousOutcome, ClockSkew, ExchangeError, NotYetOpen, OrderRefused, RateLimited
+from application.errors import (
+    AmbiguousOutcome,
+    ClockSkew,
+    ExchangeError,
+    NotYetOpen,
+    OrderAlreadyExists,
+    OrderRefused,
+    RateLimited,
+)
 from application.ports import OrderStatus
 from domain.values import Symbol
 from tests.mexc.support import NEW, client_for, coid, new_symbol
@@ -81,6 +89,18 @@ def test_classification_table() -> None:
     unknown = classify(12345, "something new", 400)
     assert type(unknown) is OrderRefused and unknown.code == "12345"  # a 4xx is a refusal: final
     assert classify(None, "HTTP 403", 403).code == "http-403"  # type: ignore[attr-defined]
+    assert type(classify(-2010, "Duplicate order sent.", 400)) is OrderAlreadyExists
+    assert type(classify(99999, "clientOrderId already exists", 400)) is OrderAlreadyExists
+    assert type(classify(-2013, "Order does not exist.", 400)) is OrderRefused  # not a duplicate
+
+
+async def test_a_reused_client_order_id_is_order_already_exists(server: FakeMexcServer, client: MexcRestClient) -> None:
+    exchange = MexcExchange(client)
+    await exchange.place_market_buy(NEW, Decimal("3"), coid())
+    with pytest.raises(OrderAlreadyExists) as info:
+        await exchange.place_market_buy(NEW, Decimal("3"), coid())
+    assert isinstance(info.value, OrderRefused)  # the application's kind: resolve by query, never a failure
+    assert len(server.accepted_orders()) == 1
 
 
 async def test_5xx_on_a_read_is_retried_with_backoff(server: FakeMexcServer, client: MexcRestClient) -> None:
@@ -174,6 +194,15 @@ async def test_malformed_json_on_an_order_is_ambiguous(server: FakeMexcServer, c
     assert await exchange.query_order(NEW, coid()) is not None
 
 
+async def test_a_corrupt_encoded_body_is_classified_not_raw(server: FakeMexcServer, client: MexcRestClient) -> None:
+    server.inject(Fault(FaultKind.CORRUPT_BODY, TICKER_PRICE))
+    assert await client.ticker_price("NEWUSDT") == Decimal("0.3")  # a read: retried
+    server.inject(Fault(FaultKind.CORRUPT_BODY, ORDER, accept=True))
+    with pytest.raises(AmbiguousOutcome):
+        await MexcExchange(client).place_market_buy(NEW, Decimal("3"), coid())
+    assert server.hits[ORDER] == 1 and len(server.accepted_orders()) == 1
+
+
 async def test_an_error_status_with_an_unreadable_body_is_a_classified_refusal(server: FakeMexcServer, client: MexcRestClient) -> None:
     server.inject(Fault(FaultKind.SERVER_ERROR, QUERY_ORDER, status=403))  # a firewall page, not JSON
     with pytest.raises(OrderRefused) as info:
@@ -193,8 +222,8 @@ async def test_a_reply_of_the_wrong_shape_is_classified(server: FakeMexcServer, 
 async def test_no_raw_exception_escapes_from_any_fault(server: FakeMexcServer) -> None:
     """Every fault on every call of the snipe path ends as an ExchangeError kind."""
     kinds = [FaultKind.RATE_LIMITED, FaultKind.BANNED, FaultKind.SERVER_ERROR, FaultKind.ERROR_CODE,
-             FaultKind.MALFORMED_JSON, FaultKind.DROP_AFTER_ACCEPT, FaultKind.TIMEOUT_AFTER_ACCEPT,
-             FaultKind.TIMEOUT_BEFORE_ACCEPT]
+             FaultKind.MALFORMED_JSON, FaultKind.CORRUPT_BODY, FaultKind.DROP_AFTER_ACCEPT,
+             FaultKind.TIMEOUT_AFTER_ACCEPT, FaultKind.TIMEOUT_BEFORE_ACCEPT]
     for n, kind in enumerate(kinds):
         for endpoint in (ORDER, QUERY_ORDER):
             async with client_for(server, timeout=0.1, order_timeout=0.1, read_attempts=1) as c:

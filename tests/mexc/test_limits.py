@@ -22,7 +22,6 @@ from adapters.mexc.limits import (
     SlidingWindow,
     weight_of,
 )
-from adapters.mexc.rest import MexcRestClient
 from application.errors import RateLimited
 from tests.mexc.support import client_for, new_symbol
 

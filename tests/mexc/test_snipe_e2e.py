@@ -168,3 +168,26 @@ async def test_two_executors_at_once_still_place_one_order(rig: Rig) -> None:
     first, second = await asyncio.gather(rig.execute(TARGET_ID), rig.execute(TARGET_ID))
     assert sorted(o.result.value for o in (first, second)) == ["filled", "skipped"]
     assert len(rig.server.accepted_orders()) == 1
+
+
+async def test_an_order_briefly_invisible_after_a_timeout_is_resolved_as_the_one_fill() -> None:
+    """FACTS.md: a filled market order may briefly answer "not found". The resend after that
+    "not found" is refused as a duplicate client id (OrderAlreadyExists), which is resolved
+    by query once the order shows: one order, a filled target, no rejection recorded."""
+    async with FakeMexcServer(symbols=[new_symbol()], order_visibility_delay=0.3) as server:
+        async with client_for(server, order_timeout=0.25) as client:
+            clock = SystemClock()
+            store = InMemoryEventStore()
+            exchange = MexcExchange(client, clock_samples=2)
+            execute = ExecuteSnipe(store, exchange, exchange, InMemoryTraderDirectory([TraderSettings("user-1")]),
+                                   InMemoryLockService(clock), clock, TradeBook(), SnipeTiming(retry_interval=RETRY))
+            rig = Rig(server, client, store, clock, execute)
+            await rig.schedule()
+            server.inject(Fault(FaultKind.TIMEOUT_AFTER_ACCEPT, ORDER, delay=1.0))
+            outcome = await execute(TARGET_ID)
+
+            assert_filled(outcome)
+            assert len(server.accepted_orders()) == 1
+            outcomes = {a.outcome for a in server.order_arrivals}
+            assert outcomes <= {"fault:timeout-after-accept", "-2010"}  # every resend refused as a duplicate
+            assert (await rig.target()).status is TargetStatus.FILLED

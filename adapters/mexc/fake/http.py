@@ -78,6 +78,7 @@ class FaultKind(Enum):
     TIMEOUT_BEFORE_ACCEPT = "timeout-before-accept"  # held `delay`, never processed, dropped
     DROP_AFTER_ACCEPT = "drop-after-accept"  # processed, then the connection closes at once without a reply
     DELAY = "delay"  # held `delay`, then processed and answered normally
+    CORRUPT_BODY = "corrupt-body"  # 200 claiming gzip with a body that is not; processed when accept=True
 
 
 @dataclass
@@ -153,6 +154,7 @@ class FakeOrder:
     quote_qty: Decimal
     orig_quote_qty: Decimal
     time_ms: int
+    created_monotonic: float = field(default_factory=time.monotonic)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -233,6 +235,7 @@ class FakeMexcServer:
         endpoint_budgets: dict[str, int] | None = None,
         ban_after: int = 10,
         ban_seconds: float = 120.0,
+        order_visibility_delay: float = 0.0,
     ) -> None:
         self.api_key = api_key
         self._signer = Signer(api_secret)
@@ -247,6 +250,9 @@ class FakeMexcServer:
         self.endpoint_budgets = dict(endpoint_budgets or {})
         self.ban_after = ban_after
         self.ban_seconds = ban_seconds
+        # FACTS.md: a filled market order may briefly answer "not found". Orders younger
+        # than this are unknown to GET order / openOrders (the duplicate check still sees them).
+        self.order_visibility_delay = order_visibility_delay
         self.faults: list[Fault] = []
         self.orders: dict[str, FakeOrder] = {}  # by client order id
         self.order_arrivals: list[OrderArrival] = []
@@ -375,6 +381,10 @@ class FakeMexcServer:
             if fault.accept:
                 self._answer(req, arrival)
             conn.write(_response(200, b'{"symbol":"NEWUSDT","orderId":"C02__1","price":"0.1'), endpoint, req.close, 200)
+        elif kind is FaultKind.CORRUPT_BODY:
+            if fault.accept:
+                self._answer(req, arrival)
+            conn.write(_response(200, b"\x1f\x8b not really gzip", [("Content-Encoding", "gzip")]), endpoint, req.close, 200)
         elif kind is FaultKind.DROP_AFTER_ACCEPT:
             self._answer(req, arrival)
             conn.abort()
@@ -641,9 +651,12 @@ class FakeMexcServer:
         if not coid and not oid:
             raise _error(400, 700004, "Param 'origClientOrderId' or 'orderId' must be sent")
         order = self.orders.get(coid) if coid else next((o for o in self.orders.values() if o.order_id == oid), None)
-        if order is None or order.symbol != sym.symbol:
+        if order is None or order.symbol != sym.symbol or not self._visible(order):
             raise _error(400, -2011, "Unknown order sent.")
         return order
+
+    def _visible(self, order: FakeOrder) -> bool:
+        return time.monotonic() - order.created_monotonic >= self.order_visibility_delay
 
     def _query_order(self, req: _Request, params: dict[str, str]) -> Any:
         return self._find(params).to_json()
@@ -665,7 +678,8 @@ class FakeMexcServer:
 
     def _open_orders(self, req: _Request, params: dict[str, str]) -> Any:
         sym = self._symbol(params)
-        return [o.to_json() for o in self.orders.values() if o.symbol == sym.symbol and o.status in ("NEW", "PARTIALLY_FILLED")]
+        return [o.to_json() for o in self.orders.values()
+                if o.symbol == sym.symbol and o.status in ("NEW", "PARTIALLY_FILLED") and self._visible(o)]
 
 
 def _param_of(req: _Request, name: str) -> str | None:
