@@ -13,19 +13,18 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 
-from application.errors import AmbiguousOutcome, NotFound, NotYetOpen, OrderAlreadyExists, OrderRefused, RateLimited
+from application.errors import AmbiguousOutcome, NotFound, OrderAlreadyExists, OrderRefused, RateLimited
 from application.ports import (
     CalendarEntry,
     Clock,
     OrderReport,
-    OrderSide,
-    OrderStatus,
     PriceTick,
     SymbolRules,
     SymbolStateReport,
 )
+from adapters.paper.broker import PaperBroker
 from adapters.paper.scenario import ListingSpec, Scenario, open_time, state_of, symbol_of
-from domain.values import ClientOrderId, Symbol, round_down_to_scale
+from domain.values import ClientOrderId, Symbol
 
 
 class Fault(Enum):
@@ -42,8 +41,7 @@ class PaperExchange:
         self.scenario = scenario
         self.clock = clock
         self._by_symbol = {symbol_of(spec).code: spec for spec in scenario.listings}
-        self._orders: dict[str, OrderReport] = {}
-        self._sequence = 0
+        self._broker = PaperBroker(self, clock)
         self.faults: deque[Fault] = deque()
         self.calls: list[str] = []  # what was asked, in order, for tests and the timeline
 
@@ -101,34 +99,31 @@ class PaperExchange:
 
     async def place_market_buy(self, symbol: Symbol, quote_amount: Decimal, client_order_id: ClientOrderId) -> OrderReport:
         self.calls.append(f"buy {symbol} {quote_amount} {client_order_id}")
-        spec, price, lose_reply = self._tradable(symbol, client_order_id)
-        quantity = round_down_to_scale(quote_amount / price, spec.quantity_scale)
-        return self._fill(spec, symbol, OrderSide.BUY, client_order_id, quantity, price, lose_reply)
+        lose_reply = self._misbehave(symbol, client_order_id)
+        report = await self._broker.place_market_buy(symbol, quote_amount, client_order_id)
+        return self._reply(report, lose_reply)
 
     async def place_market_sell(self, symbol: Symbol, quantity: Decimal, client_order_id: ClientOrderId) -> OrderReport:
         self.calls.append(f"sell {symbol} {quantity} {client_order_id}")
-        spec, price, lose_reply = self._tradable(symbol, client_order_id)
-        return self._fill(spec, symbol, OrderSide.SELL, client_order_id, quantity, price, lose_reply)
+        lose_reply = self._misbehave(symbol, client_order_id)
+        report = await self._broker.place_market_sell(symbol, quantity, client_order_id)
+        return self._reply(report, lose_reply)
 
     async def query_order(self, symbol: Symbol, client_order_id: ClientOrderId) -> OrderReport | None:
         self.calls.append(f"query {symbol} {client_order_id}")
-        report = self._orders.get(client_order_id.value)
-        return report if report is not None and report.symbol == symbol else None
+        return await self._broker.query_order(symbol, client_order_id)
 
     async def cancel_order(self, symbol: Symbol, client_order_id: ClientOrderId) -> OrderReport | None:
-        # Market orders fill at once on paper: there is never anything left to cancel.
         self.calls.append(f"cancel {symbol} {client_order_id}")
-        return None
+        return await self._broker.cancel_order(symbol, client_order_id)
 
     async def open_orders(self, symbol: Symbol | None = None) -> list[OrderReport]:
-        return [
-            o for o in self._orders.values() if not o.status.is_final and (symbol is None or o.symbol == symbol)
-        ]
+        return await self._broker.open_orders(symbol)
 
     @property
     def orders(self) -> list[OrderReport]:
         """Every order the paper exchange has accepted, in the order it accepted them."""
-        return list(self._orders.values())
+        return self._broker.orders
 
     # --- inside ------------------------------------------------------------------------------
 
@@ -146,11 +141,11 @@ class PaperExchange:
                 price = point.price
         return price
 
-    def _tradable(self, symbol: Symbol, client_order_id: ClientOrderId) -> tuple[ListingSpec, Decimal, bool]:
-        spec = self._spec(symbol)
-        if spec is None:
+    def _misbehave(self, symbol: Symbol, client_order_id: ClientOrderId) -> bool:
+        """Apply the next queued fault. True when the reply must be lost after acceptance."""
+        if self._spec(symbol) is None:
             raise OrderRefused(f"invalid symbol {symbol}", "30014")
-        if client_order_id.value in self._orders:
+        if self._broker.knows(client_order_id):
             raise OrderAlreadyExists(f"an order with client id {client_order_id} already exists")
         fault = self.faults.popleft() if self.faults else None
         if fault is Fault.RATE_LIMITED:
@@ -159,39 +154,10 @@ class PaperExchange:
             raise AmbiguousOutcome("timed out waiting for the exchange")
         if fault is Fault.INSUFFICIENT_BALANCE:
             raise OrderRefused("insufficient balance", "10101")
-        price = self._price_at(spec, self.clock.now())
-        if price is None:
-            raise NotYetOpen(f"symbol {symbol} is not open for API trading yet")
-        return spec, price, fault is Fault.TIMEOUT_AFTER_ACCEPT
+        return fault is Fault.TIMEOUT_AFTER_ACCEPT
 
-    def _fill(
-        self,
-        spec: ListingSpec,
-        symbol: Symbol,
-        side: OrderSide,
-        coid: ClientOrderId,
-        quantity: Decimal,
-        price: Decimal,
-        lose_reply: bool,
-    ) -> OrderReport:
-        notional = quantity * price
-        if quantity <= 0 or notional < spec.min_notional:
-            raise OrderRefused(f"order value {notional} is below the minimum {spec.min_notional}", "30002")
-        self._sequence += 1
-        report = OrderReport(
-            symbol=symbol,
-            client_order_id=coid,
-            exchange_order_id=f"paper-{self._sequence}",
-            side=side,
-            status=OrderStatus.FILLED,
-            executed_quantity=quantity,
-            executed_quote=notional,
-            average_price=price,
-            fee=notional * self.scenario.taker_fee,
-            fee_asset=symbol.quote,
-            created_at=self.clock.now(),
-        )
-        self._orders[coid.value] = report
+    @staticmethod
+    def _reply(report: OrderReport, lose_reply: bool) -> OrderReport:
         if lose_reply:
             raise AmbiguousOutcome("the reply was lost after the exchange accepted the order")
         return report
