@@ -18,7 +18,7 @@ from adapters.paper.scenario import load_scenario
 from application.errors import ApplicationError, ConfigurationError, NotFound
 from application.use_cases.queries import GetAuditTrail, GetTargetHistory
 from domain.errors import DomainError
-from entrypoints.config import ENV_VARS, load_settings
+from entrypoints.config import ENV_VARS, SECRET_VARS, load_settings
 from entrypoints.container import history_container
 from entrypoints.demo import run_demo
 from entrypoints.timeline import line
@@ -40,6 +40,18 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("target_id", nargs="?", help="a target id such as t-1a2b3c4d5e6f")
     which.add_argument("--all", action="store_true", help="every event in the store, in order")
 
+    snipe = sub.add_parser("snipe", help="snipe one pair now or at a time (paper unless --live)")
+    snipe.add_argument("symbol", help="the pair, e.g. NEWUSDT")
+    snipe.add_argument("--quote-amount", required=True, help="how much quote asset to spend, e.g. 10.01")
+    snipe.add_argument("--at", help="launch time, ISO 8601 with a zone (default: now)")
+    snipe.add_argument("--exit-strategy", help="exit plan name (default: the trader's)")
+    snipe.add_argument("--live", action="store_true", help="send a REAL order to MEXC (needs MEXC_API_KEY/SECRET)")
+
+    mexc = sub.add_parser("mexc", help="MEXC account tools")
+    mexc_sub = mexc.add_subparsers(dest="mexc_command", required=True, metavar="TOOL")
+    check = mexc_sub.add_parser("check", help="read-only calls and order/test with your keys; trades nothing")
+    check.add_argument("--symbol", default="BTCUSDT", help="pair for order/test (default BTCUSDT)")
+
     sub.add_parser("migrate", help="bring the database schema (DATABASE_URL) to this version; safe to repeat")
     sub.add_parser("config", help="list every environment variable with its default and current value")
     return parser
@@ -58,6 +70,10 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
             return _config(out)
         if args.command == "migrate":
             return _migrate(out)
+        if args.command == "snipe":
+            return _snipe(args, out)
+        if args.command == "mexc":
+            return _mexc_check(args, out)
     except ConfigurationError as exc:
         err.write(f"sniper: {exc}\n")
         return EXIT_USAGE
@@ -112,6 +128,28 @@ async def _translate_store_errors(work):  # noqa: ANN001, ANN202
         raise ConfigurationError(f"cannot open the trade history: {exc}") from None
 
 
+def _snipe(args: argparse.Namespace, out: TextIO) -> int:
+    from entrypoints.manual import parse_snipe_command, run_manual_snipe
+
+    settings = load_settings()
+    command = parse_snipe_command(args.symbol, args.quote_amount, args.at, args.live, args.exit_strategy, settings)
+    outcome = asyncio.run(run_manual_snipe(settings, command, out))
+    return 0 if outcome.result.value == "filled" else EXIT_FAILED
+
+
+def _mexc_check(args: argparse.Namespace, out: TextIO) -> int:
+    from domain.values import Symbol
+    from entrypoints.manual import run_mexc_check
+
+    settings = load_settings()
+    try:
+        symbol = Symbol.parse(args.symbol)
+    except DomainError as exc:
+        raise ConfigurationError(str(exc)) from None
+    checks = asyncio.run(run_mexc_check(settings, symbol, out))
+    return 0 if all(c.ok for c in checks) else EXIT_FAILED
+
+
 def _migrate(out: TextIO) -> int:
     from adapters.eventstore.migrate import upgrade
     from adapters.eventstore.sqlalchemy_store import make_engine
@@ -142,7 +180,7 @@ def _config(out: TextIO) -> int:
     load_settings()  # validates: a bad value fails here with its name
     for var in ENV_VARS:
         current = os.environ.get(var.name)
-        shown = "(default)" if current is None else ("***" if "PASSWORD" in var.name else current)
+        shown = "(default)" if current is None else ("(set, not shown)" if var.name in SECRET_VARS else current)
         out.write(f"{var.name}={var.default}\n    {var.meaning}\n    current: {shown}\n")
     return 0
 

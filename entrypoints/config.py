@@ -39,7 +39,30 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("SNIPER_SNIPE_WINDOW_SECONDS", "30", "After launch, 'not yet open' is retried this long"),
     EnvVar("SNIPER_RETRY_INTERVAL_MS", "20", "Pause between 'not yet open' retries"),
     EnvVar("SNIPER_EXPIRY_GRACE_SECONDS", "300", "A target not ready this long after launch expires"),
+    EnvVar("SNIPER_USER", "local", "User id the command line acts for (manual snipes)"),
+    EnvVar("MEXC_BASE_URL", "https://api.mexc.com", "MEXC REST base URL (spot v3)"),
+    EnvVar("MEXC_WEB_URL", "https://www.mexc.com", "MEXC web base URL (new-coin calendar, symbolsV2)"),
+    EnvVar("MEXC_WS_URL", "wss://wbs-api.mexc.com/ws", "MEXC WebSocket market streams (protobuf)"),
+    EnvVar("MEXC_API_KEY", "(unset)", "MEXC API key; with no keys only paper trading is possible"),
+    EnvVar("MEXC_SECRET_KEY", "(unset)", "MEXC API secret; never printed or logged"),
+    EnvVar("MEXC_RECV_WINDOW_MS", "5000", "recvWindow sent with signed MEXC calls (1-60000)"),
 )
+
+SECRET_VARS = frozenset({"MEXC_SECRET_KEY", "MEXC_API_KEY", "DATABASE_URL"})
+
+
+@dataclass(frozen=True, slots=True)
+class MexcSettings:
+    base_url: str = "https://api.mexc.com"
+    web_url: str = "https://www.mexc.com"
+    ws_url: str = "wss://wbs-api.mexc.com/ws"
+    api_key: str = field(default="", repr=False)
+    secret_key: str = field(default="", repr=False)
+    recv_window_ms: int = 5000
+
+    @property
+    def has_keys(self) -> bool:
+        return bool(self.api_key and self.secret_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +72,8 @@ class Settings:
     calendar_poll: timedelta = timedelta(seconds=30)
     state_poll: timedelta = timedelta(seconds=10)
     timing: SnipeTiming = field(default_factory=SnipeTiming)
+    user_id: str = "local"
+    mexc: MexcSettings = field(default_factory=MexcSettings)
 
 
 def _number(env: Mapping[str, str], name: str, default: str, low: float, high: float, integer: bool = False) -> float:
@@ -90,6 +115,29 @@ def _redact(url: str) -> str:
     return url
 
 
+def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
+    url = env.get(name, default).strip().rstrip("/")
+    if not url.startswith(schemes) or len(url.split("://", 1)[1]) == 0:
+        raise ConfigurationError(f"{name} must be a {' or '.join(s.rstrip(':/') for s in schemes)} URL, got {url!r}")
+    return url
+
+
+def _mexc(env: Mapping[str, str]) -> MexcSettings:
+    key = env.get("MEXC_API_KEY", "").strip()
+    secret = env.get("MEXC_SECRET_KEY", "").strip()
+    if bool(key) != bool(secret):
+        missing = "MEXC_SECRET_KEY" if key else "MEXC_API_KEY"
+        raise ConfigurationError(f"{missing} must be set too: MEXC keys come in pairs (or leave both unset for paper trading)")
+    return MexcSettings(
+        base_url=_url(env, "MEXC_BASE_URL", "https://api.mexc.com", ("https://", "http://")),
+        web_url=_url(env, "MEXC_WEB_URL", "https://www.mexc.com", ("https://", "http://")),
+        ws_url=_url(env, "MEXC_WS_URL", "wss://wbs-api.mexc.com/ws", ("wss://", "ws://")),
+        api_key=key,
+        secret_key=secret,
+        recv_window_ms=int(_number(env, "MEXC_RECV_WINDOW_MS", "5000", 1, 60_000, integer=True)),
+    )
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     scenario = env.get("SNIPER_SCENARIO", "").strip()
@@ -107,4 +155,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         calendar_poll=timedelta(seconds=_number(env, "SNIPER_CALENDAR_POLL_SECONDS", "30", 1, 3600)),
         state_poll=timedelta(seconds=_number(env, "SNIPER_STATE_POLL_SECONDS", "10", 0.1, 3600)),
         timing=timing,
+        user_id=_user(env),
+        mexc=_mexc(env),
     )
+
+
+def _user(env: Mapping[str, str]) -> str:
+    user = env.get("SNIPER_USER", "local").strip()
+    if not user or len(user) > 200 or any(c.isspace() for c in user):
+        raise ConfigurationError(f"SNIPER_USER must be 1-200 characters without spaces, got {user!r}")
+    return user

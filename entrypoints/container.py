@@ -6,15 +6,21 @@ add a REQUEST scope for per-request sessions.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from enum import Enum
 
+import httpx
 from dishka import AnyOf, AsyncContainer, Provider, Scope, from_context, make_async_container, provide
 
 from adapters.eventstore.memory import InMemoryEventStore
 from adapters.eventstore.migrate import ensure_schema
 from adapters.eventstore.sqlalchemy_store import SqlEventStore, make_engine, sqlite_path
 from adapters.memory import InMemoryCache, InMemoryLockService, InMemoryScheduler, InMemoryTraderDirectory
+from adapters.mexc.exchange import MexcExchange
+from adapters.mexc.listings import MexcListingFeed
+from adapters.mexc.rest import MexcRestClient
+from adapters.paper.broker import PaperBroker
 from adapters.paper.exchange import PaperExchange
 from adapters.paper.scenario import Scenario
 from application.errors import ConfigurationError
@@ -28,14 +34,17 @@ from application.ports import (
     MarketData,
     Scheduler,
     TraderDirectory,
+    TraderSettings,
 )
 from application.timing import SnipeTiming
+from domain.risk import DEFAULT_RISK_PROFILE
 from application.trade_book import TradeBook
 from application.use_cases.listings import DetectReadyStates, SyncCalendar
 from application.use_cases.positions import ManagePositions
 from application.use_cases.queries import GetAuditTrail, GetPortfolio, GetTargetHistory
 from application.use_cases.safety import ActivateEmergencyStop, ClearEmergencyStop
 from application.use_cases.snipe import ExecuteSnipe
+from application.use_cases.targets import CreateSnipeTarget
 from entrypoints.config import Settings
 
 
@@ -90,6 +99,12 @@ class PaperExchangeProvider(Provider):
     def traders(self, scenario: Scenario) -> TraderDirectory:
         return InMemoryTraderDirectory(scenario.trader_settings())
 
+
+class InProcessCoordinationProvider(Provider):
+    """The embedded default's scheduler, locks and cache (Redis takes over in production)."""
+
+    clock = from_context(provides=Clock, scope=Scope.APP)
+
     @provide(scope=Scope.APP)
     def scheduler(self) -> AnyOf[InMemoryScheduler, Scheduler]:
         return InMemoryScheduler()
@@ -101,6 +116,48 @@ class PaperExchangeProvider(Provider):
     @provide(scope=Scope.APP)
     def cache(self, clock: Clock) -> Cache:
         return InMemoryCache(clock)
+
+
+class TradingMode(Enum):
+    PAPER = "paper"
+    LIVE = "live"
+
+
+class MexcProvider(Provider):
+    """MEXC market data always; trading on MEXC only in LIVE mode, else paper fills at MEXC's prices."""
+
+    clock = from_context(provides=Clock, scope=Scope.APP)
+    mode = from_context(provides=TradingMode, scope=Scope.APP)
+
+    @provide(scope=Scope.APP)
+    async def rest(self, settings: Settings) -> AsyncIterator[MexcRestClient]:
+        m = settings.mexc
+        client = MexcRestClient(m.api_key, m.secret_key, m.base_url, recv_window_ms=m.recv_window_ms)
+        try:
+            yield client
+        finally:
+            await client.aclose()
+
+    @provide(scope=Scope.APP)
+    async def listing_feed(self, settings: Settings, clock: Clock) -> AsyncIterator[ListingFeed]:
+        web = httpx.AsyncClient(timeout=10.0, trust_env=False)
+        try:
+            yield MexcListingFeed(web, settings.mexc.web_url, clock=clock)
+        finally:
+            await web.aclose()
+
+    @provide(scope=Scope.APP)
+    def market(self, client: MexcRestClient) -> AnyOf[MexcExchange, MarketData]:
+        return MexcExchange(client)
+
+    @provide(scope=Scope.APP)
+    def trading(self, mode: TradingMode, mexc: MexcExchange, clock: Clock) -> ExchangeTrading:
+        return mexc if mode is TradingMode.LIVE else PaperBroker(mexc, clock)
+
+    @provide(scope=Scope.APP)
+    def traders(self, settings: Settings, mode: TradingMode) -> TraderDirectory:
+        risk = dataclasses.replace(DEFAULT_RISK_PROFILE, live=mode is TradingMode.LIVE)
+        return InMemoryTraderDirectory([TraderSettings(user_id=settings.user_id, auto_snipe=False, risk=risk)])
 
 
 class TradingProvider(Provider):
@@ -119,6 +176,7 @@ class TradingProvider(Provider):
         return GetPortfolio(store, market)
 
     sync_calendar = provide(SyncCalendar)
+    create_target = provide(CreateSnipeTarget)
     detect_ready = provide(DetectReadyStates)
     execute_snipe = provide(ExecuteSnipe)
     manage_positions = provide(ManagePositions)
@@ -135,6 +193,19 @@ def paper_trading_container(settings: Settings, scenario: Scenario, clock: Clock
     return make_async_container(
         StorageProvider(),
         PaperExchangeProvider(),
+        InProcessCoordinationProvider(),
         TradingProvider(),
         context={Settings: settings, StoreAccess: StoreAccess.WRITE, Scenario: scenario, Clock: clock},
+    )
+
+
+def mexc_trading_container(settings: Settings, mode: TradingMode, clock: Clock) -> AsyncContainer:
+    """Manual snipes and checks against MEXC (or its fake): market data from MEXC, orders on
+    MEXC only in LIVE mode."""
+    return make_async_container(
+        StorageProvider(),
+        MexcProvider(),
+        InProcessCoordinationProvider(),
+        TradingProvider(),
+        context={Settings: settings, StoreAccess: StoreAccess.WRITE, Clock: clock, TradingMode: mode},
     )

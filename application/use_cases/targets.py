@@ -1,0 +1,76 @@
+"""Creating a snipe target by hand (a trader's command or request), ready and scheduled."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from application import repository
+from application.errors import ApplicationError
+from application.ports import Clock, EventStore, ScheduledJob, Scheduler, TraderDirectory
+from application.timing import SnipeTiming
+from application.use_cases.listings import EXECUTE_SNIPE
+from domain.errors import InvalidValue
+from domain.events import Cause
+from domain.exit_plans import resolve_exit_plan
+from domain.listing import target_id_for
+from domain.target import SnipeTarget, target_stream
+from domain.values import Symbol, to_decimal
+
+MANUAL_CONFIDENCE = Decimal(1)
+
+
+class TargetAlreadyExists(ApplicationError):
+    def __init__(self, target_id: str) -> None:
+        super().__init__(f"a snipe target for this listing exists already: {target_id}")
+        self.target_id = target_id
+
+
+@dataclass(frozen=True, slots=True)
+class NewSnipe:
+    user_id: str
+    symbol: Symbol
+    launch_at: datetime
+    quote_amount: Decimal
+    exit_strategy: str | None = None  # None: the trader's default
+    coin_id: str | None = None  # None: a manual listing id derived from symbol and launch
+    live: bool = False
+
+
+class CreateSnipeTarget:
+    """A person names the pair, the amount and the launch: no calendar or state detection
+    stands between, so the target is recorded ready (confidence 1) and scheduled at once.
+    Risk limits still apply when it executes."""
+
+    def __init__(
+        self, store: EventStore, traders: TraderDirectory, scheduler: Scheduler, clock: Clock, timing: SnipeTiming
+    ) -> None:
+        self.store, self.traders, self.scheduler, self.clock, self.timing = store, traders, scheduler, clock, timing
+
+    async def __call__(self, request: NewSnipe) -> str:
+        settings = await self.traders.settings_for(request.user_id)
+        plan = resolve_exit_plan(request.exit_strategy or settings.exit_strategy, settings.custom_exit_plans)
+        amount = to_decimal(request.quote_amount, "quote amount")
+        if amount <= 0:
+            raise InvalidValue(f"quote amount must be positive, got {amount}")
+        if request.launch_at.tzinfo is None:
+            raise InvalidValue("launch time must carry a time zone")
+        now = self.clock.now()
+        deadline = request.launch_at + self.timing.snipe_window
+        if deadline <= now:
+            raise InvalidValue(f"launch time {request.launch_at.isoformat()} is past its snipe window")
+        coin_id = request.coin_id or f"manual-{request.symbol.code}-{int(request.launch_at.timestamp() * 1000)}"
+        target_id = target_id_for(request.user_id, coin_id)
+        if await self.store.load(target_stream(target_id)):
+            raise TargetAlreadyExists(target_id)
+        cause = Cause(now, target_id)
+        target = SnipeTarget.create(
+            target_id, request.user_id, coin_id, request.symbol, request.launch_at, amount, plan, MANUAL_CONFIDENCE,
+            request.live, cause,
+        )
+        target.mark_ready("manual", MANUAL_CONFIDENCE, int((request.launch_at - now).total_seconds()), cause)
+        target.schedule(request.launch_at, deadline, cause)
+        await repository.save(self.store, target)
+        await self.scheduler.schedule(ScheduledJob(EXECUTE_SNIPE, target_id, request.launch_at - self.timing.prepare_ahead))
+        return target_id

@@ -1,0 +1,140 @@
+"""`sniper snipe` and `sniper mexc check`: a trader's manual commands against MEXC.
+
+`sniper snipe` is paper trading unless --live is given: market data comes from MEXC (or
+whatever MEXC_BASE_URL points at), fills are on paper. With --live, and only then, a real
+order goes to MEXC, and it needs MEXC_API_KEY and MEXC_SECRET_KEY.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import TextIO
+
+from adapters.clock import SystemClock
+from adapters.mexc.rest import MexcRestClient
+from application.errors import ApplicationError, ConfigurationError
+from application.ports import EventStore
+from application.use_cases.snipe import ExecuteSnipe, SnipeOutcome
+from application.use_cases.targets import CreateSnipeTarget, NewSnipe
+from domain.errors import DomainError
+from domain.target import target_stream
+from domain.values import Symbol, to_decimal
+from entrypoints.config import Settings
+from entrypoints.container import TradingMode, mexc_trading_container
+from entrypoints.timeline import line
+
+
+@dataclass(frozen=True, slots=True)
+class SnipeCommand:
+    symbol: Symbol
+    quote_amount: Decimal
+    at: datetime | None
+    live: bool
+    exit_strategy: str | None
+
+
+def parse_snipe_command(symbol: str, quote_amount: str, at: str | None, live: bool, exit_strategy: str | None,
+                        settings: Settings) -> SnipeCommand:
+    """Check everything before anything is opened or written."""
+    try:
+        sym = Symbol.parse(symbol)
+        amount = to_decimal(quote_amount, "--quote-amount")
+    except DomainError as exc:
+        raise ConfigurationError(str(exc)) from None
+    if amount <= 0:
+        raise ConfigurationError(f"--quote-amount must be positive, got {quote_amount}")
+    moment = None
+    if at is not None and at != "now":
+        try:
+            moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
+        except ValueError:
+            raise ConfigurationError(f"--at must be an ISO time such as 2026-11-25T10:00:00Z, got {at!r}") from None
+        if moment.tzinfo is None:
+            raise ConfigurationError(f"--at must carry a time zone (e.g. ...Z or +01:00), got {at!r}")
+    if live and not settings.mexc.has_keys:
+        raise ConfigurationError("--live needs MEXC_API_KEY and MEXC_SECRET_KEY; without them only paper trading runs")
+    return SnipeCommand(sym, amount, moment, live, exit_strategy)
+
+
+async def run_manual_snipe(settings: Settings, command: SnipeCommand, out: TextIO) -> SnipeOutcome:
+    clock = SystemClock()
+    mode = TradingMode.LIVE if command.live else TradingMode.PAPER
+    container = mexc_trading_container(settings, mode, clock)
+    try:
+        store = await container.get(EventStore)
+        create = await container.get(CreateSnipeTarget)
+        execute = await container.get(ExecuteSnipe)
+        launch = command.at or clock.now()
+        out.write(
+            f"{'LIVE' if command.live else 'paper'} snipe of {command.symbol} for {command.quote_amount} "
+            f"{command.symbol.quote} at {launch:%Y-%m-%d %H:%M:%S.%f}"[:-3] + f" UTC via {settings.mexc.base_url}\n"
+        )
+        target_id = await create(NewSnipe(
+            settings.user_id, command.symbol, launch, command.quote_amount, command.exit_strategy, live=command.live,
+        ))
+        outcome = await execute(target_id)
+        symbols: dict[str, str] = {}
+        for rec in await store.load(target_stream(target_id)):
+            out.write(line(rec, symbols=symbols) + "\n")
+        out.write(f"{outcome.result.value}: {outcome.detail}\n")
+        if outcome.fill is not None:
+            out.write("The position is recorded; the worker manages its exits (`sniper history "
+                      f"{target_id}` shows it).\n")
+        return outcome
+    finally:
+        await container.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+async def run_mexc_check(settings: Settings, symbol: Symbol, out: TextIO) -> list[Check]:
+    """Read-only calls and one `order/test` (validated by MEXC, never matched)."""
+    if not settings.mexc.has_keys:
+        raise ConfigurationError("sniper mexc check needs MEXC_API_KEY and MEXC_SECRET_KEY")
+    m = settings.mexc
+    checks: list[Check] = []
+    async with MexcRestClient(m.api_key, m.secret_key, m.base_url, recv_window_ms=m.recv_window_ms) as client:
+
+        async def step(name: str, work) -> None:  # noqa: ANN001
+            try:
+                detail = await work()
+                checks.append(Check(name, True, detail))
+            except (ApplicationError, DomainError) as exc:
+                checks.append(Check(name, False, f"{type(exc).__name__}: {exc}"))
+            mark = "ok  " if checks[-1].ok else "FAIL"
+            out.write(f"[{mark}] {name}: {checks[-1].detail}\n")
+
+        async def ping() -> str:
+            await client.ping()
+            return f"{m.base_url} answers"
+
+        async def clock() -> str:
+            sync = await client.sync_clock()
+            return f"offset {sync.offset_ms} ms to exchange time (best round trip {sync.rtt_ns / 1e6:.2f} ms)"
+
+        async def info() -> str:
+            symbols = await client.exchange_info()
+            return f"{len(symbols)} symbols listed"
+
+        async def api_symbols() -> str:
+            return f"{len(await client.default_symbols())} symbols tradable by API"
+
+        async def account() -> str:
+            held = {a: b for a, b in (await client.balances()).items() if b.free or b.locked}
+            return f"keys accepted; {len(held)} assets held"
+
+        async def order_test() -> str:
+            await client.test_order(symbol.code, "BUY", "MARKET", quote_order_qty=Decimal("10"))
+            return f"a market buy of 10 {symbol.quote} on {symbol} validates (order/test, nothing traded)"
+
+        for name, work in (("ping", ping), ("clock", clock), ("exchangeInfo", info), ("defaultSymbols", api_symbols),
+                           ("account", account), ("order/test", order_test)):
+            await step(name, work)
+    return checks
