@@ -42,6 +42,7 @@ from application.trade_book import TradeBook
 from application.use_cases.listings import DetectReadyStates, SyncCalendar
 from application.use_cases.positions import ManagePositions
 from application.use_cases.queries import GetAuditTrail, GetPortfolio, GetTargetHistory
+from application.use_cases.reconcile import ReconcileWithExchange
 from application.use_cases.safety import ActivateEmergencyStop, ClearEmergencyStop
 from application.use_cases.snipe import ExecuteSnipe
 from application.use_cases.targets import CreateSnipeTarget
@@ -177,6 +178,7 @@ class TradingProvider(Provider):
 
     sync_calendar = provide(SyncCalendar)
     create_target = provide(CreateSnipeTarget)
+    reconcile = provide(ReconcileWithExchange)
     detect_ready = provide(DetectReadyStates)
     execute_snipe = provide(ExecuteSnipe)
     manage_positions = provide(ManagePositions)

@@ -16,6 +16,7 @@ from adapters.clock import SystemClock
 from adapters.mexc.rest import MexcRestClient
 from application.errors import ApplicationError, ConfigurationError
 from application.ports import EventStore
+from application.use_cases.reconcile import ReconcileWithExchange
 from application.use_cases.snipe import ExecuteSnipe, SnipeOutcome
 from application.use_cases.targets import CreateSnipeTarget, NewSnipe
 from domain.errors import DomainError
@@ -65,6 +66,14 @@ async def run_manual_snipe(settings: Settings, command: SnipeCommand, out: TextI
     try:
         store = await container.get(EventStore)
         create = await container.get(CreateSnipeTarget)
+        # Before trading: agree with the exchange on whatever an earlier run left unfinished.
+        reconciliation = await (await container.get(ReconcileWithExchange))()
+        for snipe in reconciliation.snipes:
+            out.write(f"reconciled snipe {snipe.target_id}: {snipe.result.value} ({snipe.detail})\n")
+        for order in reconciliation.unaccounted_orders:
+            out.write(f"warning: open order {order.client_order_id} on {order.symbol} is not ours; left alone\n")
+        for problem in reconciliation.problems:
+            out.write(f"warning: could not reconcile {problem}\n")
         execute = await container.get(ExecuteSnipe)
         launch = command.at or clock.now()
         out.write(

@@ -47,6 +47,16 @@ class ManagePositions:
             await self.book.catch_up(self.store)
         return outcomes
 
+    async def settle_pending_exit(self, position_id: str) -> bool | None:
+        """Resolve a position's pending exit by its client order id, outside any tick.
+        None: nothing was pending; True: settled (fill or failure recorded); False: still unknown."""
+        position = await repository.get(self.store, Position, position_stream(position_id))
+        if position.pending_exit is None:
+            return None
+        settled = await self._settle_pending(position, Cause(self.clock.now(), position.target_id))
+        await repository.save(self.store, position)
+        return settled
+
     async def _manage(self, position_id: str, tick: PriceTick) -> list[ExitOutcome]:
         position = await repository.get(self.store, Position, position_stream(position_id))
         cause = Cause(self.clock.now(), position.target_id)

@@ -1,0 +1,81 @@
+"""Start-up reconciliation: before trading, agree with the exchange on every order we sent.
+
+A worker that stopped (crash, kill, deploy) may have left a snipe recorded as submitted with
+no reply, or an exit submitted with no fill. Each is resolved by its client order id and the
+answer recorded as events, before any new order is placed. Orders the exchange holds that
+carry no client id of ours are reported: they are not ours to touch, but a person must know.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from application.errors import ExchangeError
+from application.ports import Clock, EventStore, ExchangeTrading, OrderReport
+from application.trade_book import TradeBook
+from application.use_cases.positions import ManagePositions
+from application.use_cases.snipe import ExecuteSnipe, SnipeOutcome
+from domain.position import position_stream
+from domain.target import snipe_client_order_id
+from application import repository
+from domain.position import Position
+
+
+@dataclass(slots=True)
+class ReconciliationReport:
+    snipes: list[SnipeOutcome] = field(default_factory=list)
+    exits_settled: list[str] = field(default_factory=list)
+    exits_unresolved: list[str] = field(default_factory=list)
+    unaccounted_orders: list[OrderReport] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.exits_unresolved or self.unaccounted_orders or self.problems)
+
+
+class ReconcileWithExchange:
+    def __init__(
+        self,
+        store: EventStore,
+        exchange: ExchangeTrading,
+        execute_snipe: ExecuteSnipe,
+        manage_positions: ManagePositions,
+        clock: Clock,
+        book: TradeBook,
+    ) -> None:
+        self.store, self.exchange, self.execute_snipe = store, exchange, execute_snipe
+        self.manage_positions, self.clock, self.book = manage_positions, clock, book
+
+    async def __call__(self) -> ReconciliationReport:
+        report = ReconciliationReport()
+        await self.book.catch_up(self.store)
+        # Snipes left executing: ExecuteSnipe resumes by querying the client order id first,
+        # records a fill it finds, and sends again only inside the snipe window.
+        for target in self.book.targets_in({"executing"}):
+            try:
+                report.snipes.append(await self.execute_snipe(target.target_id))
+            except ExchangeError as exc:
+                report.problems.append(f"snipe {target.target_id}: {exc}")
+        ours: set[str] = {snipe_client_order_id(t).value for t in self.book.targets}
+        for view in self.book.open_positions():
+            position = await repository.get(self.store, Position, position_stream(view.position_id))
+            if position.pending_exit is not None:
+                ours.add(position.pending_exit.client_order_id)
+            try:
+                settled = await self.manage_positions.settle_pending_exit(view.position_id)
+            except ExchangeError as exc:
+                report.problems.append(f"exit of {view.position_id}: {exc}")
+                continue
+            if settled is True:
+                report.exits_settled.append(view.position_id)
+            elif settled is False:
+                report.exits_unresolved.append(view.position_id)
+        try:
+            for order in await self.exchange.open_orders():
+                if order.client_order_id.value not in ours:
+                    report.unaccounted_orders.append(order)
+        except ExchangeError as exc:
+            report.problems.append(f"open orders: {exc}")
+        await self.book.catch_up(self.store)
+        return report
