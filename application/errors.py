@@ -28,6 +28,21 @@ class ConfigurationError(ApplicationError):
     """A setting or an input file is not usable. The message names it."""
 
 
+class SubscriptionLost(ApplicationError):
+    """A live event subscription was dropped (too slow, or its connection broke): events may
+    have been missed. Catch up from the event store, then subscribe again."""
+
+
+class ListingFeedUnavailable(ApplicationError):
+    """The listing feed could not be read this time (HTTP/transport error or an unreadable
+    payload). Retry on the next poll; `feed` says which endpoint ("calendar"/"symbols")."""
+
+    def __init__(self, feed: str, reason: str) -> None:
+        super().__init__(f"MEXC {feed} feed unavailable: {reason}")
+        self.feed = feed
+        self.reason = reason
+
+
 # --- exchange replies, classified ---------------------------------------------------------
 
 class ExchangeError(ApplicationError):

@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from application.errors import ApplicationError
+from application.errors import ListingFeedUnavailable
 from application.ports import CalendarEntry, Clock, SymbolStateReport
 from domain.errors import InvalidValue
 from domain.values import Symbol, SymbolState
@@ -54,16 +54,6 @@ _EARLIEST = datetime(2015, 1, 1, tzinfo=UTC)
 # State codes seen are single digits; anything past this is not a state code.
 _MAX_STATE_CODE = 99
 _MAX_TEXT = 200
-
-
-class ListingFeedUnavailable(ApplicationError):
-    """The listing feed could not be read this time (HTTP/transport error or an unreadable
-    payload). Retry on the next poll; `feed` says which endpoint ("calendar"/"symbols")."""
-
-    def __init__(self, feed: str, reason: str) -> None:
-        super().__init__(f"MEXC {feed} feed unavailable: {reason}")
-        self.feed = feed
-        self.reason = reason
 
 
 class _BadEntry(Exception):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from application import repository
-from application.errors import ConcurrencyConflict, NotFound
+from application.errors import ConcurrencyConflict, ListingFeedUnavailable, NotFound
 from application.ports import Clock, EventStore, ListingFeed, ScheduledJob, Scheduler, TraderDirectory
 from application.timing import SnipeTiming
 from application.trade_book import TradeBook
@@ -23,6 +23,7 @@ class CalendarSyncResult:
     new_listings: list[str] = field(default_factory=list)
     new_targets: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    feed_error: str | None = None  # the calendar could not be read: nothing recorded, poll again
 
 
 class SyncCalendar:
@@ -33,7 +34,11 @@ class SyncCalendar:
 
     async def __call__(self) -> CalendarSyncResult:
         result = CalendarSyncResult()
-        entries = await self.feed.calendar()
+        try:
+            entries = await self.feed.calendar()
+        except ListingFeedUnavailable as exc:
+            result.feed_error = str(exc)
+            return result
         await self.book.catch_up(self.store)
         now = self.clock.now()
         traders = await self.traders.auto_snipers()
@@ -78,6 +83,7 @@ class ReadinessResult:
     scheduled: list[str] = field(default_factory=list)
     expired: list[str] = field(default_factory=list)
     below_confidence: list[str] = field(default_factory=list)
+    feed_error: str | None = None  # symbol states could not be read: no target moved, poll again
 
 
 class DetectReadyStates:
@@ -102,10 +108,12 @@ class DetectReadyStates:
         await self.book.catch_up(self.store)
         now = self.clock.now()
         watched = self.book.targets_in({"watching"})
+        reports = {}
         if watched:
-            reports = {r.coin_id: r for r in await self.feed.symbol_states()}
-        else:
-            reports = {}
+            try:
+                reports = {r.coin_id: r for r in await self.feed.symbol_states()}
+            except ListingFeedUnavailable as exc:
+                result.feed_error = str(exc)  # expiry below still runs: it needs no feed
         for coin_id in sorted({t.coin_id for t in watched}):
             listing_view = self.book.listings.get(coin_id)
             report = reports.get(coin_id)
