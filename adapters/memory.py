@@ -1,13 +1,17 @@
-"""In-process twins of the coordination adapters: scheduler, locks, cache, trader directory."""
+"""In-process twins of the coordination adapters: scheduler, locks, cache, rate counters,
+event fan-out, trader directory. Each behaves as its Redis twin in adapters/redis/ does
+(tests/adapters/test_redis_contract.py runs both on the same tests)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
-from application.errors import NotFound
-from application.ports import Clock, ScheduledJob, TraderSettings
+from application.errors import NotFound, SubscriptionLost
+from application.ports import Clock, CounterResult, Lease, ScheduledJob, TraderSettings
 
 
 class InMemoryScheduler:
@@ -39,25 +43,41 @@ class InMemoryScheduler:
 class InMemoryLockService:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
-        # key -> (expires at, the holder's token)
-        self._held: dict[str, tuple[datetime, object]] = {}
+        self._held: dict[str, tuple[datetime, Lease]] = {}  # key -> (expires at, its holder)
+        self._fences: dict[str, int] = {}  # key -> last token handed out; kept, like Redis's fence counter
 
     @asynccontextmanager
-    async def lease(self, key: str, ttl: timedelta) -> AsyncIterator[bool]:
+    async def lease(self, key: str, ttl: timedelta) -> AsyncIterator[Lease | None]:
+        _check_ttl(ttl)
         now = self._clock.now()
         held = self._held.get(key)
         if held is not None and held[0] > now:
-            yield False
+            yield None
             return
-        token = object()
-        self._held[key] = (now + ttl, token)
+        lease = Lease(key, self._fences.get(key, 0) + 1)
+        self._fences[key] = lease.token
+        self._held[key] = (now + ttl, lease)
         try:
-            yield True
+            yield lease
         finally:
             # A holder whose lease lapsed and was taken over must not release its successor.
             current = self._held.get(key)
-            if current is not None and current[1] is token:
+            if current is not None and current[1] == lease:
                 del self._held[key]
+
+    async def renew(self, lease: Lease, ttl: timedelta) -> bool:
+        _check_ttl(ttl)
+        now = self._clock.now()
+        current = self._held.get(lease.key)
+        if current is None or current[1] != lease or current[0] <= now:
+            return False
+        self._held[lease.key] = (now + ttl, lease)
+        return True
+
+
+def _check_ttl(ttl: timedelta) -> None:
+    if ttl <= timedelta(0):
+        raise ValueError(f"a lease needs a positive ttl, got {ttl}")
 
 
 class InMemoryCache:
@@ -80,6 +100,102 @@ class InMemoryCache:
 
     async def delete(self, key: str) -> None:
         self._data.pop(key, None)
+
+
+class InMemoryRequestCounter:
+    """Sliding-window log: the times of the allowed hits of the last window, per key."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._logs: dict[str, deque[datetime]] = {}
+
+    async def hit(self, key: str, window: timedelta, limit: int) -> CounterResult:
+        if window <= timedelta(0) or limit < 1:
+            raise ValueError(f"a request limit needs a positive window and limit, got {window} and {limit}")
+        now = self._clock.now()
+        log = self._logs.setdefault(key, deque())
+        while log and log[0] + window <= now:
+            log.popleft()
+        if len(log) < limit:
+            log.append(now)
+            return CounterResult(True, len(log), timedelta(0))
+        return CounterResult(False, len(log), log[0] + window - now)
+
+
+class InMemoryEventFanout:
+    """Each subscriber has its own queue: publishing never waits for a reader.
+
+    A subscriber with `max_pending` unread events is dropped (as Redis drops a pub/sub
+    client past its output buffer limit): it reads what it had, then SubscriptionLost.
+    """
+
+    def __init__(self, max_pending: int = 10_000) -> None:
+        self._max_pending = max_pending
+        self._subscribers: dict[str, set[_MemorySubscription]] = {}
+
+    async def publish(self, user_id: str, recorded_event_json: bytes) -> None:
+        for subscription in list(self._subscribers.get(user_id, ())):
+            if not subscription.offer(recorded_event_json, self._max_pending):
+                self._drop(user_id, subscription)
+
+    @asynccontextmanager
+    async def subscribe(self, user_id: str) -> AsyncIterator[AsyncIterator[bytes]]:
+        subscription = _MemorySubscription(user_id)
+        self._subscribers.setdefault(user_id, set()).add(subscription)
+        try:
+            yield subscription
+        finally:
+            self._drop(user_id, subscription)
+            subscription.close()
+
+    def _drop(self, user_id: str, subscription: _MemorySubscription) -> None:
+        subscribers = self._subscribers.get(user_id)
+        if subscribers is not None:
+            subscribers.discard(subscription)
+            if not subscribers:
+                del self._subscribers[user_id]
+
+
+_LOST = object()  # queued after the last event a dropped subscriber gets
+
+
+class _MemorySubscription:
+    def __init__(self, user_id: str) -> None:
+        self._user_id = user_id
+        self._queue: asyncio.Queue[object] = asyncio.Queue()
+        self._lost = False
+        self._closed = False
+
+    def offer(self, event: bytes, max_pending: int) -> bool:
+        """False when this subscriber is too far behind and is now dropped."""
+        if self._lost or self._closed:
+            return False
+        if self._queue.qsize() >= max_pending:
+            self._lost = True
+            self._queue.put_nowait(_LOST)
+            return False
+        self._queue.put_nowait(event)
+        return True
+
+    def close(self) -> None:
+        """Unread events are discarded, as leaving a Redis channel discards them."""
+        self._closed = True
+        self._queue.put_nowait(_LOST)  # wakes a reader waiting in __anext__
+
+    def __aiter__(self) -> _MemorySubscription:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._closed:
+            raise StopAsyncIteration
+        item = await self._queue.get()
+        if self._closed:
+            raise StopAsyncIteration
+        if item is _LOST:
+            self._queue.put_nowait(item)  # stays lost
+            raise SubscriptionLost(f"the event subscription of {self._user_id} fell too far behind")
+        assert isinstance(item, bytes)
+        return item
 
 
 class InMemoryTraderDirectory:

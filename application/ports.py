@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -217,9 +217,33 @@ class Scheduler(Protocol):
     async def cancel(self, kind: str, key: str) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A held lease on `key`. Always truthy, so `if not held:` reads as "someone else has it".
+
+    `token` is a fencing token: it strictly increases with each new holder of the same key,
+    so whatever the holder writes to can refuse a write stamped with an older token (a
+    holder that paused past its ttl and does not know it lost the lease).
+    """
+
+    key: str
+    token: int
+
+
 class LockService(Protocol):
-    def lease(self, key: str, ttl: timedelta) -> AbstractAsyncContextManager[bool]:
-        """Enter to try to hold `key`; yields True when held (release on exit), False when another holds it."""
+    """Exclusive, expiring leases: one executor per snipe, even across workers."""
+
+    def lease(self, key: str, ttl: timedelta) -> AbstractAsyncContextManager[Lease | None]:
+        """Enter to try to hold `key` for `ttl` (> 0).
+
+        Yields a Lease when held, released on exit (only if it is still ours: a holder
+        whose lease lapsed and was taken over leaves its successor alone); yields None
+        when another holds it. Never waits for the key.
+        """
+        ...
+
+    async def renew(self, lease: Lease, ttl: timedelta) -> bool:
+        """Hold `lease` for `ttl` from now. False (and nothing changes) when it lapsed or has another holder."""
         ...
 
 
@@ -229,3 +253,45 @@ class Cache(Protocol):
     async def set(self, key: str, value: bytes, ttl: timedelta | None = None) -> None: ...
 
     async def delete(self, key: str) -> None: ...
+
+
+# --- rate counters -----------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class CounterResult:
+    """`count`: hits counted in the window, this one included when allowed.
+    `retry_after`: zero when allowed, else how long until a hit would be allowed."""
+
+    allowed: bool
+    count: int
+    retry_after: timedelta
+
+
+class RequestCounter(Protocol):
+    """Per-key (e.g. per-user) request limits over a sliding window."""
+
+    async def hit(self, key: str, window: timedelta, limit: int) -> CounterResult:
+        """Count one request against `key`: allowed while fewer than `limit` (>= 1) hits were
+        allowed in the last `window` (> 0). A refused hit is not counted, so a caller that
+        keeps knocking is let in as soon as the oldest counted hit leaves the window."""
+        ...
+
+
+# --- live event fan-out ------------------------------------------------------------------
+
+class EventFanout(Protocol):
+    """Recorded events pushed to a user's live views (at most once; the event store is the truth).
+
+    A subscriber gets the events of its user published after its subscription was entered,
+    in publish order. A subscriber that falls too far behind, or whose connection broke,
+    is dropped: its iterator raises SubscriptionLost after what it had received, and it
+    catches up from the event store by global position before subscribing again.
+    """
+
+    async def publish(self, user_id: str, recorded_event_json: bytes) -> None:
+        """Hand the event to the current subscribers of `user_id`; never waits for them to read it."""
+        ...
+
+    def subscribe(self, user_id: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """Enter to subscribe (subscribed once entered); iterate for the events; exit to unsubscribe."""
+        ...

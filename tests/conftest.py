@@ -1,4 +1,4 @@
-"""Shared test fixtures: the services some tests need (the local Postgres)."""
+"""Shared test fixtures: the services some tests need (the local Postgres and Redis)."""
 
 from __future__ import annotations
 
@@ -83,3 +83,43 @@ def fresh_postgres_database(postgres_url: str) -> Iterator[str]:
         yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
     finally:
         _run_aside(lambda: admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_UNREACHABLE = (
+    "Redis not reachable at 127.0.0.1:6379 — start it "
+    "(redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no) or run .ci/run"
+)
+
+
+def _probe_redis(url: str, timeout: float = 2.0) -> str | None:
+    """None when a PING is answered, else why not."""
+    from redis.asyncio import Redis
+
+    async def probe() -> None:
+        client = Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        try:
+            if not await client.ping():
+                raise RuntimeError("PING was not answered with PONG")
+        finally:
+            await client.aclose()
+
+    # Its own thread and event loop, like the Postgres probe.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+            pool.submit(asyncio.run, probe()).result(timeout=timeout + 2)
+        except Exception as exc:  # noqa: BLE001 - any failure means "not usable"
+            return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """The URL of the local Redis; skips (or fails in CI) when it does not answer.
+    Tests share its database 0: each uses its own key prefix and deletes its keys."""
+    problem = _probe_redis(REDIS_URL)
+    if problem is not None:
+        if services_required():
+            pytest.fail(f"{REDIS_UNREACHABLE} [required: CI or SNIPER_REQUIRE_SERVICES=1; {problem}]", pytrace=False)
+        pytest.skip(REDIS_UNREACHABLE)
+    yield REDIS_URL

@@ -1,13 +1,20 @@
-"""In-process scheduler, locks and cache."""
+"""In-process scheduler, locks, cache and fan-out: what only the twins can show (exact
+instants, small limits). The behaviour they share with Redis is in test_redis_contract.py."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 from adapters.clock import ManualClock
-from adapters.memory import InMemoryCache, InMemoryLockService, InMemoryScheduler, InMemoryTraderDirectory
-from application.errors import NotFound
-from application.ports import ScheduledJob, TraderSettings
+from adapters.memory import (
+    InMemoryCache,
+    InMemoryEventFanout,
+    InMemoryLockService,
+    InMemoryScheduler,
+    InMemoryTraderDirectory,
+)
+from application.errors import NotFound, SubscriptionLost
+from application.ports import Lease, ScheduledJob, TraderSettings
 
 import pytest
 
@@ -55,13 +62,13 @@ class TestLocks:
     async def test_a_lease_is_exclusive_until_released(self) -> None:
         locks = InMemoryLockService(ManualClock(T0))
         async with locks.lease("snipe:t-1", timedelta(minutes=2)) as first:
-            assert first is True
+            assert first == Lease("snipe:t-1", 1)
             async with locks.lease("snipe:t-1", timedelta(minutes=2)) as second:
-                assert second is False
+                assert second is None
             async with locks.lease("snipe:t-2", timedelta(minutes=2)) as other_key:
-                assert other_key is True
+                assert other_key == Lease("snipe:t-2", 1)
         async with locks.lease("snipe:t-1", timedelta(minutes=2)) as after:
-            assert after is True
+            assert after == Lease("snipe:t-1", 2)
 
     async def test_a_refused_lease_does_not_release_the_holder(self) -> None:
         locks = InMemoryLockService(ManualClock(T0))
@@ -96,13 +103,34 @@ class TestLocks:
         clock = ManualClock(T0)
         locks = InMemoryLockService(clock)
         stale = locks.lease("k", timedelta(minutes=2))
-        assert await stale.__aenter__() is True
+        assert await stale.__aenter__() == Lease("k", 1)
         clock.advance(timedelta(minutes=3))
         async with locks.lease("k", timedelta(minutes=2)) as successor:
-            assert successor
+            assert successor == Lease("k", 2)
             await stale.__aexit__(None, None, None)  # the first executor finally finishes
             async with locks.lease("k", timedelta(minutes=2)) as third:
-                assert third is False, "a third executor got the lease the second one holds"
+                assert third is None, "a third executor got the lease the second one holds"
+
+
+    async def test_a_refused_lease_takes_no_token(self) -> None:
+        locks = InMemoryLockService(ManualClock(T0))
+        async with locks.lease("k", timedelta(minutes=2)) as first:
+            async with locks.lease("k", timedelta(minutes=2)) as refused:
+                assert refused is None
+        async with locks.lease("k", timedelta(minutes=2)) as second:
+            assert (first, second) == (Lease("k", 1), Lease("k", 2))
+
+    async def test_a_renewed_lease_lasts_its_new_ttl_from_the_renewal(self) -> None:
+        clock = ManualClock(T0)
+        locks = InMemoryLockService(clock)
+        async with locks.lease("k", timedelta(minutes=2)) as held:
+            assert held is not None
+            clock.advance(timedelta(minutes=1))
+            assert await locks.renew(held, timedelta(minutes=2))
+            clock.advance(timedelta(minutes=2) - timedelta(microseconds=1))
+            assert await locks.renew(held, timedelta(minutes=2))
+            clock.advance(timedelta(minutes=2))
+            assert not await locks.renew(held, timedelta(minutes=2)), "renewed at the instant it lapsed"
 
 
 class TestCache:
@@ -140,6 +168,23 @@ class TestCache:
         await cache.set("k", b"3")  # no ttl: kept until deleted
         clock.advance(timedelta(days=1))
         assert await cache.get("k") == b"3"
+
+
+class TestEventFanout:
+    async def test_a_subscriber_too_far_behind_is_dropped_after_what_it_had(self) -> None:
+        fanout = InMemoryEventFanout(max_pending=3)
+        async with fanout.subscribe("alice") as slow, fanout.subscribe("alice") as keeping_up:
+            for event in (b"1", b"2", b"3"):
+                await fanout.publish("alice", event)
+            assert [await anext(keeping_up) for _ in range(3)] == [b"1", b"2", b"3"]
+            await fanout.publish("alice", b"4")  # one too many for the slow one; never waits
+            assert [await anext(slow) for _ in range(3)] == [b"1", b"2", b"3"]
+            with pytest.raises(SubscriptionLost):
+                await anext(slow)
+            await fanout.publish("alice", b"5")
+            with pytest.raises(SubscriptionLost):
+                await anext(slow)  # stays dropped
+            assert [await anext(keeping_up) for _ in range(2)] == [b"4", b"5"]
 
 
 class TestTraderDirectory:

@@ -1,0 +1,87 @@
+"""Leases on Redis, with fencing tokens.
+
+The lease is `<prefix>:lock:<key>` holding its token, with a millisecond expiry (Redis's
+clock decides when a lease lapses). The token comes from `<prefix>:fence:<key>`, a counter
+that is never expired, so every new holder of the key gets a larger token than any before
+(one small integer stays per key ever leased). Taking, releasing and renewing are Lua
+scripts, each atomic: the counter is only bumped for a holder that actually gets the key
+(a separate INCR then SET NX could hand a newer holder the older token), and release and
+renew act only while the key still holds the caller's token.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from adapters.redis._keys import checked, milliseconds
+from application.ports import Lease
+
+log = logging.getLogger(__name__)
+
+# KEYS: lock, fence. ARGV: ttl ms. The new token, or nil when the key is held.
+_TAKE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return false
+end
+local token = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], token, 'PX', ARGV[1])
+return token
+"""
+
+# KEYS: lock. ARGV: token. 1 when released, 0 when the key is not (or no longer) ours.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+# KEYS: lock. ARGV: token, ttl ms. 1 when renewed, 0 when the key is not (or no longer) ours.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+
+class RedisLockService:
+    def __init__(self, client: Redis, prefix: str) -> None:
+        self._redis, prefix = checked(client, prefix)
+        self._locks = f"{prefix}:lock:"
+        self._fences = f"{prefix}:fence:"
+        self._take = self._redis.register_script(_TAKE)
+        self._release = self._redis.register_script(_RELEASE)
+        self._renew = self._redis.register_script(_RENEW)
+
+    @asynccontextmanager
+    async def lease(self, key: str, ttl: timedelta) -> AsyncIterator[Lease | None]:
+        _check_ttl(ttl)
+        token = await self._take(keys=[self._locks + key, self._fences + key], args=[milliseconds(ttl)])
+        if token is None:
+            yield None
+            return
+        lease = Lease(key, int(token))
+        try:
+            yield lease
+        finally:
+            try:
+                await self._release(keys=[self._locks + key], args=[lease.token])
+            except RedisError as exc:
+                # The lease lapses by itself at its ttl; do not hide what the holder raised.
+                log.warning("could not release lease %s (token %s), it lapses at its ttl: %s", key, lease.token, exc)
+
+    async def renew(self, lease: Lease, ttl: timedelta) -> bool:
+        _check_ttl(ttl)
+        return bool(await self._renew(keys=[self._locks + lease.key], args=[lease.token, milliseconds(ttl)]))
+
+
+def _check_ttl(ttl: timedelta) -> None:
+    if ttl <= timedelta(0):
+        raise ValueError(f"a lease needs a positive ttl, got {ttl}")
