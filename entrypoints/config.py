@@ -31,6 +31,8 @@ class EnvVar:
 ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("DATABASE_URL", DEFAULT_DATABASE_URL,
            "Event store. sqlite+aiosqlite:///FILE (embedded default), postgresql+asyncpg://USER@HOST:PORT/DB, or memory://"),
+    EnvVar("REDIS_URL", "(unset)", "Redis for cache and snipe leases shared by several processes, e.g. redis://127.0.0.1:6379/0; unset = in-process"),
+    EnvVar("REDIS_PREFIX", "sniper", "Prefix of every Redis key and channel, so deployments can share one Redis"),
     EnvVar("SNIPER_SCENARIO", "(bundled demo)", "Replay scenario file the paper exchange plays"),
     EnvVar("SNIPER_CALENDAR_POLL_SECONDS", "30", "How often the new-coin calendar is polled"),
     EnvVar("SNIPER_STATE_POLL_SECONDS", "10", "How often symbol states of watched listings are polled"),
@@ -48,7 +50,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("MEXC_RECV_WINDOW_MS", "5000", "recvWindow sent with signed MEXC calls (1-60000)"),
 )
 
-SECRET_VARS = frozenset({"MEXC_SECRET_KEY", "MEXC_API_KEY", "DATABASE_URL"})
+SECRET_VARS = frozenset({"MEXC_SECRET_KEY", "MEXC_API_KEY", "DATABASE_URL", "REDIS_URL"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,8 @@ class Settings:
     state_poll: timedelta = timedelta(seconds=10)
     timing: SnipeTiming = field(default_factory=SnipeTiming)
     user_id: str = "local"
+    redis_url: str | None = None
+    redis_prefix: str = "sniper"
     mexc: MexcSettings = field(default_factory=MexcSettings)
 
 
@@ -156,6 +160,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         state_poll=timedelta(seconds=_number(env, "SNIPER_STATE_POLL_SECONDS", "10", 0.1, 3600)),
         timing=timing,
         user_id=_user(env),
+        redis_url=_redis_url(env),
+        redis_prefix=_redis_prefix(env),
         mexc=_mexc(env),
     )
 
@@ -165,3 +171,19 @@ def _user(env: Mapping[str, str]) -> str:
     if not user or len(user) > 200 or any(c.isspace() for c in user):
         raise ConfigurationError(f"SNIPER_USER must be 1-200 characters without spaces, got {user!r}")
     return user
+
+
+def _redis_url(env: Mapping[str, str]) -> str | None:
+    url = env.get("REDIS_URL", "").strip()
+    if not url:
+        return None
+    if not url.startswith(("redis://", "rediss://", "unix://")) or url.endswith("://"):
+        raise ConfigurationError(f"REDIS_URL must be a redis://, rediss:// or unix:// URL, got {_redact(url)!r}")
+    return url
+
+
+def _redis_prefix(env: Mapping[str, str]) -> str:
+    prefix = env.get("REDIS_PREFIX", "sniper").strip()
+    if not prefix or len(prefix) > 64 or any(c.isspace() or c == ":" for c in prefix):
+        raise ConfigurationError(f"REDIS_PREFIX must be 1-64 characters without spaces or ':', got {prefix!r}")
+    return prefix

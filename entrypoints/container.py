@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 from enum import Enum
 
 import httpx
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from dishka import AnyOf, AsyncContainer, Provider, Scope, from_context, make_async_container, provide
 
 from adapters.eventstore.memory import InMemoryEventStore
@@ -21,6 +23,7 @@ from adapters.mexc.exchange import MexcExchange
 from adapters.mexc.listings import MexcListingFeed
 from adapters.mexc.rest import MexcRestClient
 from adapters.paper.broker import PaperBroker
+from adapters.redis import RedisCache, RedisLockService, redis_client
 from adapters.paper.exchange import PaperExchange
 from adapters.paper.scenario import Scenario
 from application.errors import ConfigurationError
@@ -101,8 +104,17 @@ class PaperExchangeProvider(Provider):
         return InMemoryTraderDirectory(scenario.trader_settings())
 
 
-class InProcessCoordinationProvider(Provider):
-    """The embedded default's scheduler, locks and cache (Redis takes over in production)."""
+@dataclasses.dataclass(frozen=True)
+class RedisHandle:
+    """The Redis client, or None for the embedded default."""
+
+    client: Redis | None
+
+
+class CoordinationProvider(Provider):
+    """Scheduler, locks and cache. With REDIS_URL, locks (fenced leases) and the cache live in
+    Redis and are shared by every process; without it, in-process twins (the embedded default).
+    The scheduler is in-process for now: durable scheduling is still to come."""
 
     clock = from_context(provides=Clock, scope=Scope.APP)
 
@@ -111,12 +123,32 @@ class InProcessCoordinationProvider(Provider):
         return InMemoryScheduler()
 
     @provide(scope=Scope.APP)
-    def locks(self, clock: Clock) -> LockService:
-        return InMemoryLockService(clock)
+    async def redis(self, settings: Settings) -> AsyncIterator[RedisHandle]:
+        if settings.redis_url is None:
+            yield RedisHandle(None)
+            return
+        client = redis_client(settings.redis_url)
+        try:
+            await client.ping()
+        except (RedisError, OSError) as exc:
+            await client.aclose()
+            raise ConfigurationError(f"REDIS_URL cannot be reached: {exc}") from None
+        try:
+            yield RedisHandle(client)
+        finally:
+            await client.aclose()
 
     @provide(scope=Scope.APP)
-    def cache(self, clock: Clock) -> Cache:
-        return InMemoryCache(clock)
+    def locks(self, clock: Clock, redis: RedisHandle, settings: Settings) -> LockService:
+        if redis.client is None:
+            return InMemoryLockService(clock)
+        return RedisLockService(redis.client, settings.redis_prefix)
+
+    @provide(scope=Scope.APP)
+    def cache(self, clock: Clock, redis: RedisHandle, settings: Settings) -> Cache:
+        if redis.client is None:
+            return InMemoryCache(clock)
+        return RedisCache(redis.client, settings.redis_prefix)
 
 
 class TradingMode(Enum):
@@ -195,7 +227,7 @@ def paper_trading_container(settings: Settings, scenario: Scenario, clock: Clock
     return make_async_container(
         StorageProvider(),
         PaperExchangeProvider(),
-        InProcessCoordinationProvider(),
+        CoordinationProvider(),
         TradingProvider(),
         context={Settings: settings, StoreAccess: StoreAccess.WRITE, Scenario: scenario, Clock: clock},
     )
@@ -207,7 +239,7 @@ def mexc_trading_container(settings: Settings, mode: TradingMode, clock: Clock) 
     return make_async_container(
         StorageProvider(),
         MexcProvider(),
-        InProcessCoordinationProvider(),
+        CoordinationProvider(),
         TradingProvider(),
         context={Settings: settings, StoreAccess: StoreAccess.WRITE, Clock: clock, TradingMode: mode},
     )

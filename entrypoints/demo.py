@@ -17,7 +17,7 @@ from adapters.clock import ManualClock
 from adapters.memory import InMemoryScheduler
 from adapters.paper.exchange import PaperExchange
 from adapters.paper.scenario import Scenario
-from application.ports import EventStore
+from application.ports import EventStore, LockService
 from application.trade_book import TradeBook
 from application.use_cases.listings import EXECUTE_SNIPE, DetectReadyStates, SyncCalendar
 from application.use_cases.positions import ManagePositions
@@ -70,6 +70,7 @@ async def run_demo(settings: Settings, scenario: Scenario, run_id: str, out: Tex
     clock = ManualClock(world.start)
     container = paper_trading_container(settings, world, clock)
     try:
+        await container.get(LockService)  # reach shared services before writing anything
         store = await container.get(EventStore)
         paper = await container.get(PaperExchange)
         scheduler = await container.get(InMemoryScheduler)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import secrets
 from decimal import Decimal
 from pathlib import Path
 
@@ -198,3 +199,29 @@ def test_history_prints_one_target_in_order(db: Path) -> None:
     assert "created" in lines[0]
     code, everything, _ = _cli("history", "--all")
     assert code == 0 and len(everything.splitlines()) > len(lines)
+
+
+@pytest.mark.redis
+async def test_demo_with_redis_takes_its_leases_there(db: Path, monkeypatch: pytest.MonkeyPatch, redis_url: str) -> None:
+    import redis.asyncio as aioredis
+
+    prefix = f"sniper-demo-{secrets.token_hex(3)}"
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("REDIS_PREFIX", prefix)
+    report, _ = await _demo("r9")
+    assert [r.outcome for r in report.rows].count("closed") == 3
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        fences = [k async for k in client.scan_iter(match=f"{prefix}:fence:*")]
+        assert len(fences) == 4  # one fenced lease per executed snipe (3 bought, 1 refused)
+        for key in fences:
+            await client.delete(key)
+    finally:
+        await client.aclose()
+
+
+def test_unreachable_redis_is_one_line_and_writes_nothing(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    code, _, err = _cli("demo", "--run-id", "z1")
+    assert code != 0 and err.count("\n") == 1 and "REDIS_URL cannot be reached" in err
+    assert not db.exists()
