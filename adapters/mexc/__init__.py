@@ -1,6 +1,7 @@
 """MEXC spot adapters.
 
 REST trading and market data: `rest.MexcRestClient` (one pooled keep-alive httpx client,
+plus `lane.OrderLane`, a lean HTTP/1.1 connection for the order POST and the clock sync;
 signing, clock offset, rate limits, classified errors) and `exchange.MexcExchange` (the
 ExchangeTrading and MarketData ports on top of it). Listings: `listings`. WebSocket
 streams: `streams` with `protobuf`. Fakes for tests and benchmarks: `fake.http`, `fake.ws`.

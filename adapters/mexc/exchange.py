@@ -62,8 +62,9 @@ class MexcExchange:
     # --- ExchangeTrading -------------------------------------------------------------------
 
     async def prepare(self, symbol: Symbol) -> None:
-        """Sync the clock (several /time samples, which also warm the pooled connection)
-        and load the symbol's rules, so the send path does nothing but stamp and sign."""
+        """Sync the clock (several /time samples, sent on the order lane, so its connection is
+        open and warm for the order) and load the symbol's rules, so the send path does
+        nothing but stamp, sign and write."""
         self._seen[symbol.code] = symbol
         await self.client.sync_clock(self.clock_samples)
         try:

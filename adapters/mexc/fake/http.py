@@ -21,7 +21,9 @@ What it checks and does (FACTS.md):
   crosses); IMMEDIATE_OR_CANCEL fills or is cancelled; balances move (10101 when short);
 - orders by client id: GET/DELETE order by origClientOrderId (-2011 unknown), openOrders;
   a reused newClientOrderId is refused (-2010: MEXC documents no code for this);
-- POST order/test validates like an order and answers {}.
+- POST order/test validates like an order and answers {};
+- GET /api/v1/contract/detail (the futures list, which ccxt's load_markets reads) answers
+  an empty list.
 
 Faults (`inject`) act before everything else, on the next matching requests: see FaultKind.
 Every POST /api/v3/order is recorded in `order_arrivals` with time.perf_counter_ns() taken
@@ -61,6 +63,8 @@ TICKER_PRICE = f"GET {API}/ticker/price"
 BOOK_TICKER = f"GET {API}/ticker/bookTicker"
 DEPTH = f"GET {API}/depth"
 KLINES = f"GET {API}/klines"
+# Futures contract list (contract API, not spot v3): ccxt's load_markets asks for it; the fake lists none.
+CONTRACT_DETAIL = "GET /api/v1/contract/detail"
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
             418: "I'm a teapot", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
@@ -272,7 +276,7 @@ class FakeMexcServer:
             BOOK_TICKER: (self._book_ticker, False), DEPTH: (self._depth, False), KLINES: (self._klines, False),
             ACCOUNT: (self._account, True), ORDER: (self._new_order, True), ORDER_TEST: (self._test_order, True),
             QUERY_ORDER: (self._query_order, True), CANCEL_ORDER: (self._cancel_order, True),
-            OPEN_ORDERS: (self._open_orders, True),
+            OPEN_ORDERS: (self._open_orders, True), CONTRACT_DETAIL: (self._contract_detail, False),
         }
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -509,6 +513,9 @@ class FakeMexcServer:
         body = {"timezone": "CST", "serverTime": self.now_ms(), "rateLimits": [], "exchangeFilters": [],
                 "symbols": [s.info() for s in listed]}
         return {"code": 200, "data": body} if self.wrap_exchange_info else body
+
+    def _contract_detail(self, req: _Request, params: dict[str, str]) -> Any:
+        return {"success": True, "code": 0, "data": []}
 
     def _default_symbols(self, req: _Request, params: dict[str, str]) -> Any:
         return {"code": 200, "data": [s.symbol for s in self.symbols.values() if s.api_tradable], "msg": None}
