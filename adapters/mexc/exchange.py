@@ -25,10 +25,12 @@ retry loop then only stamps the timestamp and signs.
 
 from __future__ import annotations
 
+import logging
+
 from collections.abc import Iterable
 from decimal import Decimal
 
-from application.errors import NotFound, NotYetOpen, OrderRefused
+from application.errors import ExchangeError, NotFound, NotYetOpen, OrderRefused
 from application.ports import OrderReport, OrderSide, OrderStatus, SymbolRules
 from adapters.mexc.errors import UnexpectedReply
 from adapters.mexc.models import Balance, MexcOrder, SymbolInfo, ms_to_datetime, plain
@@ -39,6 +41,9 @@ from domain.values import ClientOrderId, Symbol
 DEFAULT_TAKER_FEE = Decimal("0.0005")
 _PREPARED_KEEP = 64
 _STATUSES = {s.value: s for s in OrderStatus}
+
+
+_log = logging.getLogger(__name__)
 
 
 class MexcExchange:
@@ -71,6 +76,10 @@ class MexcExchange:
             await self._load_info(symbol)
         except NotFound:
             pass  # not listed yet: the exchange will judge the order itself
+        except ExchangeError as exc:
+            # An unreadable exchangeInfo must not stop a snipe: without the rules the order
+            # goes out as asked and the exchange judges it.
+            _log.warning("symbol rules for %s unavailable, sending without them: %s", symbol, exc)
 
     def prepare_market_buy(self, symbol: Symbol, quote_amount: Decimal, client_order_id: ClientOrderId) -> PreparedOrder:
         """Build (and keep) the snipe order now; raises OrderRefused if it is outside the rules."""

@@ -104,7 +104,7 @@ class ExecuteSnipe:
                 target.fail("snipe window closed before the executor ran", self._cause(target))
                 await repository.save(self.store, target)
                 return SnipeOutcome(target_id, SnipeResult.FAILED, "snipe window closed")
-            await self.exchange.prepare(target.symbol)
+            await self._prepare(target)
             # Recorded before the send: after a crash we know an order may exist.
             target.submit_order(self._cause(target))
             await repository.save(self.store, target)
@@ -177,6 +177,15 @@ class ExecuteSnipe:
             return SnipeOutcome(target.target_id, SnipeResult.REFUSED, halted)
         return None
 
+    async def _prepare(self, target: SnipeTarget) -> None:
+        """Best effort: a failed clock sync or an unreadable symbol list must not cost the
+        snipe. The send path handles what the exchange then says (700003 re-syncs)."""
+        assert target.symbol is not None
+        try:
+            await self.exchange.prepare(target.symbol)
+        except ExchangeError:
+            pass
+
     async def _halted(self, user_id: str) -> str | None:
         await self.book.catch_up(self.store)
         return self.book.halted(user_id)
@@ -200,7 +209,7 @@ class ExecuteSnipe:
                 await self.clock.sleep(max(exc.retry_after, self.timing.retry_interval))
             except ClockSkew as exc:
                 last_error = exc
-                await self.exchange.prepare(target.symbol)
+                await self._prepare(target)
             except OrderAlreadyExists as exc:
                 # Our order exists (an earlier send of ours, or another worker's): never send
                 # again, wait for it to become visible (a fresh order may briefly be "not found").

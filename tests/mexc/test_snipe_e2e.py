@@ -191,3 +191,16 @@ async def test_an_order_briefly_invisible_after_a_timeout_is_resolved_as_the_one
             outcomes = {a.outcome for a in server.order_arrivals}
             assert outcomes <= {"fault:timeout-after-accept", "-2010"}  # every resend refused as a duplicate
             assert (await rig.target()).status is TargetStatus.FILLED
+
+
+@pytest.mark.parametrize("kind", [FaultKind.MALFORMED_JSON, FaultKind.CORRUPT_BODY, FaultKind.SERVER_ERROR])
+async def test_a_garbage_exchange_info_does_not_stop_the_snipe(rig: Rig, kind: FaultKind) -> None:
+    """Preparation is best effort: without the pair's rules the order goes out as asked and
+    the exchange judges it. Exactly one order, a filled target, no exception."""
+    from adapters.mexc.fake.http import EXCHANGE_INFO
+
+    rig.server.inject(Fault(kind, EXCHANGE_INFO, times=20, status=503))
+    await rig.schedule()
+    outcome = await rig.execute(TARGET_ID)
+    assert_filled(outcome)
+    assert len(rig.server.accepted_orders("NEWUSDT")) == 1
