@@ -95,3 +95,10 @@ class OrderAlreadyExists(OrderRefused):
     (by us before a lost reply, or by another worker). Never a failure: resolve by query."""
 
     code = "duplicate"
+
+
+class ExchangeDataUnreadable(ExchangeError):
+    """The exchange answered with data we cannot read (e.g. a malformed symbol list). Trading
+    on it would be guessing: the order is not sent, and the reason is recorded."""
+
+    code = "unreadable"

@@ -30,7 +30,7 @@ import logging
 from collections.abc import Iterable
 from decimal import Decimal
 
-from application.errors import ExchangeError, NotFound, NotYetOpen, OrderRefused
+from application.errors import ExchangeDataUnreadable, ExchangeError, NotFound, NotYetOpen, OrderRefused
 from application.ports import OrderReport, OrderSide, OrderStatus, SymbolRules
 from adapters.mexc.errors import UnexpectedReply
 from adapters.mexc.models import Balance, MexcOrder, SymbolInfo, ms_to_datetime, plain
@@ -76,9 +76,12 @@ class MexcExchange:
             await self._load_info(symbol)
         except NotFound:
             pass  # not listed yet: the exchange will judge the order itself
+        except UnexpectedReply as exc:
+            # A malformed symbol list: rules read from it would be guesses. No order on a guess.
+            raise ExchangeDataUnreadable(f"exchangeInfo for {symbol} is unreadable: {exc}") from exc
         except ExchangeError as exc:
-            # An unreadable exchangeInfo must not stop a snipe: without the rules the order
-            # goes out as asked and the exchange judges it.
+            # A passing failure (5xx, timeout) must not cost the snipe: the order goes out as
+            # asked and the exchange judges it.
             _log.warning("symbol rules for %s unavailable, sending without them: %s", symbol, exc)
 
     def prepare_market_buy(self, symbol: Symbol, quote_amount: Decimal, client_order_id: ClientOrderId) -> PreparedOrder:

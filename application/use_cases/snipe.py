@@ -12,6 +12,7 @@ from application.errors import (
     AmbiguousOutcome,
     ClockSkew,
     ConcurrencyConflict,
+    ExchangeDataUnreadable,
     ExchangeError,
     NotFound,
     NotYetOpen,
@@ -104,7 +105,11 @@ class ExecuteSnipe:
                 target.fail("snipe window closed before the executor ran", self._cause(target))
                 await repository.save(self.store, target)
                 return SnipeOutcome(target_id, SnipeResult.FAILED, "snipe window closed")
-            await self._prepare(target)
+            unreadable = await self._prepare(target)
+            if unreadable is not None:
+                target.fail(unreadable, self._cause(target))
+                await repository.save(self.store, target)
+                return SnipeOutcome(target_id, SnipeResult.FAILED, unreadable)
             # Recorded before the send: after a crash we know an order may exist.
             target.submit_order(self._cause(target))
             await repository.save(self.store, target)
@@ -177,14 +182,18 @@ class ExecuteSnipe:
             return SnipeOutcome(target.target_id, SnipeResult.REFUSED, halted)
         return None
 
-    async def _prepare(self, target: SnipeTarget) -> None:
-        """Best effort: a failed clock sync or an unreadable symbol list must not cost the
-        snipe. The send path handles what the exchange then says (700003 re-syncs)."""
+    async def _prepare(self, target: SnipeTarget) -> str | None:
+        """Best effort: a passing failure (clock sync, 5xx) must not cost the snipe; the send
+        path handles what the exchange then says (700003 re-syncs). Data the exchange sent
+        that cannot be read is different: no order on a guess. Returns that reason, if any."""
         assert target.symbol is not None
         try:
             await self.exchange.prepare(target.symbol)
+        except ExchangeDataUnreadable as exc:
+            return f"not trading on unreadable exchange data: {exc}"
         except ExchangeError:
             pass
+        return None
 
     async def _halted(self, user_id: str) -> str | None:
         await self.book.catch_up(self.store)

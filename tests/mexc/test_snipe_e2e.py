@@ -193,10 +193,25 @@ async def test_an_order_briefly_invisible_after_a_timeout_is_resolved_as_the_one
             assert (await rig.target()).status is TargetStatus.FILLED
 
 
-@pytest.mark.parametrize("kind", [FaultKind.MALFORMED_JSON, FaultKind.CORRUPT_BODY, FaultKind.SERVER_ERROR])
-async def test_a_garbage_exchange_info_does_not_stop_the_snipe(rig: Rig, kind: FaultKind) -> None:
-    """Preparation is best effort: without the pair's rules the order goes out as asked and
-    the exchange judges it. Exactly one order, a filled target, no exception."""
+
+@pytest.mark.parametrize("kind", [FaultKind.MALFORMED_JSON])
+async def test_a_malformed_exchange_info_places_no_order_and_says_why(rig: Rig, kind: FaultKind) -> None:
+    """Rules read from a garbled symbol list would be guesses: the target fails with the
+    reason, nothing is sent, nothing is raised."""
+    from adapters.mexc.fake.http import EXCHANGE_INFO
+
+    rig.server.inject(Fault(kind, EXCHANGE_INFO, times=20))
+    await rig.schedule()
+    outcome = await rig.execute(TARGET_ID)
+    assert outcome.result is SnipeResult.FAILED and "unreadable" in outcome.detail
+    assert rig.server.accepted_orders() == []
+    assert (await rig.target()).status is TargetStatus.FAILED
+
+
+@pytest.mark.parametrize("kind", [FaultKind.SERVER_ERROR, FaultKind.CORRUPT_BODY])
+async def test_an_exchange_info_outage_does_not_cost_the_snipe(rig: Rig, kind: FaultKind) -> None:
+    """A 5xx or a transfer garbled on the wire is passing trouble, not data we misread: the
+    order goes out as asked, once, and the exchange judges it."""
     from adapters.mexc.fake.http import EXCHANGE_INFO
 
     rig.server.inject(Fault(kind, EXCHANGE_INFO, times=20, status=503))

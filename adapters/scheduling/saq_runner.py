@@ -1,0 +1,198 @@
+"""Running the jobs: a SAQ worker on the deployment's job queue.
+
+Run a JobRunner in each worker process, as many as wanted: each job, scheduled or periodic,
+still runs on one of them. SAQ does the work; this module gives it our handlers and makes
+a stop graceful:
+- stop() takes no new jobs, lets the jobs in flight finish for up to `grace`, then cancels
+  the ones left and puts them back on the queue (SAQ retries them: a retry of ExecuteSnipe
+  resolves the order it may have sent); an idle runner stops within `idle_wait`.
+- SAQ's worker would install SIGINT/SIGTERM handlers: here the process's owner decides
+  when to stop, so it does not.
+- A worker that dies without stopping leaves its jobs marked active; a live worker's sweep
+  (every `sweep_every`) runs one again once it is past its timeout (see JobPolicy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import timedelta
+from types import TracebackType
+from typing import Any
+
+from saq import CronJob, Queue, Worker
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[str], Awaitable[object]]
+PeriodicRun = Callable[[], Awaitable[object]]
+
+# What a job's record keeps of its handler's return value, as text (SAQ stores it as JSON).
+_RESULT_CHARS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Periodic:
+    """A job run again and again: calendar sync, symbol polling, reconciliation.
+
+    `every` is an interval that divides a minute (whole seconds), an hour (whole minutes) or
+    a day (whole hours), or a cron expression (croniter's; a sixth field is seconds). Runs
+    are due at its slots (multiples of the interval since midnight UTC), one run per slot
+    across all workers. Runs never overlap: a slot that comes while the last run is still
+    going is skipped. A failed run is not retried: the next slot is its retry.
+    """
+
+    name: str
+    every: timedelta | str
+    run: PeriodicRun
+    timeout: timedelta = timedelta(minutes=1)
+
+    @property
+    def cron(self) -> str:
+        if isinstance(self.every, str):
+            return self.every
+        return _cron_of(self.every)
+
+
+def _cron_of(every: timedelta) -> str:
+    seconds = every.total_seconds()
+    if seconds > 0 and seconds == int(seconds):
+        s = int(seconds)
+        if s < 60 and 60 % s == 0:
+            return f"* * * * * */{s}"
+        if s % 60 == 0 and s < 3600 and 3600 % s == 0:
+            return f"*/{s // 60} * * * *"
+        if s % 3600 == 0 and 86400 % s == 0:
+            return f"0 */{s // 3600} * * *"
+    raise ValueError(
+        f"a periodic interval must divide a minute, an hour or a day, got {every}; use a cron expression instead"
+    )
+
+
+class JobRunner:
+    """A SAQ worker running `handlers[kind](key)` for each scheduled job of that kind, and the
+    `periodic` jobs at their slots. Start once, stop once (or use it as an async context)."""
+
+    def __init__(
+        self,
+        queue: Queue,
+        handlers: Mapping[str, Handler],
+        periodic: Sequence[Periodic] = (),
+        *,
+        concurrency: int = 10,
+        grace: timedelta = timedelta(seconds=30),
+        idle_wait: timedelta = timedelta(seconds=1),
+        sweep_every: timedelta = timedelta(minutes=1),
+        worker_id: str | None = None,
+    ) -> None:
+        names = [*handlers, *(p.name for p in periodic)]
+        clashing = sorted({n for n in names if names.count(n) > 1})
+        if clashing:
+            raise ValueError(f"each job kind and periodic job needs its own name: {', '.join(clashing)}")
+        if concurrency < 1 or grace < timedelta(0) or idle_wait <= timedelta(0):
+            raise ValueError("a runner needs concurrency >= 1, a grace >= 0 and a positive idle_wait")
+        if sweep_every < timedelta(seconds=1) or sweep_every.total_seconds() != int(sweep_every.total_seconds()):
+            raise ValueError(f"sweep_every is whole seconds, at least one, got {sweep_every}")
+        self._started = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._worker = _Worker(
+            queue,
+            [(kind, _scheduled_job(kind, handler)) for kind, handler in handlers.items()],
+            cron_jobs=[
+                CronJob(_periodic_job(p), p.cron, unique=True, timeout=_whole_seconds(p.timeout), retries=1, ttl=3600)
+                for p in periodic
+            ],
+            concurrency=concurrency,
+            startup=self._on_startup,
+            shutdown_grace_period_s=grace.total_seconds(),  # type: ignore[arg-type]  # any number of seconds
+            dequeue_timeout=idle_wait.total_seconds(),
+            timers={"sweep": int(sweep_every.total_seconds())},
+            id=worker_id,
+        )
+
+    async def start(self) -> None:
+        """Begin taking jobs; returns once the worker runs."""
+        if self._task is not None:
+            raise RuntimeError("a JobRunner starts once")
+        self._task = asyncio.create_task(self._worker.start(), name=f"saq-worker-{self._worker.id}")
+        started = asyncio.create_task(self._started.wait())
+        await asyncio.wait({started, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if not self._started.is_set():
+            started.cancel()
+            self._task.result()  # raises what stopped the worker
+            raise RuntimeError("the job worker stopped while starting")
+
+    async def stop(self) -> None:
+        """Take no new jobs; give those in flight `grace` to finish, then cancel and requeue them."""
+        if self._task is None or self._task.done():
+            return
+        self._worker.event.set()
+        await self._task
+
+    async def __aenter__(self) -> JobRunner:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def _on_startup(self, _ctx: Any) -> None:
+        self._started.set()
+
+
+class _Worker(Worker):
+    """SAQ's worker with its upkeep loops woken by a stop rather than finishing their sleep
+    (the sweep sleeps a minute), since Worker.stop waits for every task: a stop then waits
+    only for the jobs in flight."""
+
+    SIGNALS: list = []  # the process's owner stops the runner; the worker must not take the signals
+
+    async def upkeep(self) -> list[asyncio.Task[None]]:
+        async def every(interval: float, step: Callable[[Any], Awaitable[object]], arg: Any) -> None:
+            while not self.event.is_set():
+                try:
+                    await step(arg)
+                except Exception:
+                    logger.exception("job queue upkeep failed; trying again")
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self.event.wait(), interval)
+
+        timers = self.timers
+        return [
+            asyncio.create_task(every(timers["abort"], self.abort, timers["abort"])),
+            # The argument is how long the step's lock is held: one pass per queue per period.
+            asyncio.create_task(every(timers["schedule"], self.schedule, timers["schedule"])),
+            asyncio.create_task(every(timers["sweep"], self.queue.sweep, timers["sweep"])),
+            asyncio.create_task(every(timers["worker_info"], self.worker_info, timers["worker_info"] + 1)),
+        ]
+
+
+def _scheduled_job(kind: str, handler: Handler) -> Callable[..., Awaitable[str | None]]:
+    async def run(_ctx: Any, *, key: str) -> str | None:
+        return _as_text(await handler(key))
+
+    run.__name__ = run.__qualname__ = kind
+    return run
+
+
+def _periodic_job(periodic: Periodic) -> Callable[..., Awaitable[str | None]]:
+    async def run(_ctx: Any) -> str | None:
+        return _as_text(await periodic.run())
+
+    # SAQ names a cron job's function, and its unique job key `cron:<name>`, by __qualname__.
+    run.__name__ = run.__qualname__ = periodic.name
+    return run
+
+
+def _as_text(result: object) -> str | None:
+    # A use case's result (a dataclass) is no JSON; failing to store it would fail the job.
+    return None if result is None else str(result)[:_RESULT_CHARS]
+
+
+def _whole_seconds(span: timedelta) -> int:
+    return max(1, -(-span // timedelta(seconds=1)))
