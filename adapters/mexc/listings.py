@@ -26,7 +26,6 @@ id wins (a repeated coin id is counted as a duplicate).
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,7 +40,6 @@ from domain.values import Symbol, SymbolState
 log = logging.getLogger(__name__)
 
 DEFAULT_WEB_URL = "https://www.mexc.com"
-WEB_URL_ENV = "MEXC_WEB_URL"
 CALENDAR_PATH = "/api/operation/new_coin_calendar"
 SYMBOLS_PATH = "/api/platform/spot/market-v2/web/symbolsV2"
 
@@ -63,10 +61,6 @@ class _BadEntry(Exception):
         self.detail = detail
 
 
-def web_url_from_env(default: str = DEFAULT_WEB_URL) -> str:
-    return os.environ.get(WEB_URL_ENV, "").strip() or default
-
-
 class MexcListingFeed:
     """ListingFeed over an injected httpx.AsyncClient (its lifetime is the caller's)."""
 
@@ -82,7 +76,7 @@ class MexcListingFeed:
         timeout: httpx.Timeout | float = 10.0,
     ) -> None:
         self.client = client
-        self.web_url = (web_url or web_url_from_env()).rstrip("/")
+        self.web_url = (web_url or DEFAULT_WEB_URL).rstrip("/")  # entrypoints pass MEXC_WEB_URL
         self.clock = clock
         self.quote_assets = quote_assets
         self.calendar_quote = calendar_quote

@@ -32,11 +32,10 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import importlib.util
-import os
 import random
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -254,23 +253,6 @@ class MexcRestClient:
         self._listen_key_new = ep("POST", "/userDataStream", True, CallKind.READ)
         self._listen_key_keep = ep("PUT", "/userDataStream", True, CallKind.READ)
         self._listen_key_close = ep("DELETE", "/userDataStream", True, CallKind.READ)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **options: Any) -> "MexcRestClient":
-        """MEXC_BASE_URL, MEXC_API_KEY, MEXC_API_SECRET, MEXC_RECV_WINDOW_MS."""
-        env = os.environ if env is None else env
-        raw_window = env.get("MEXC_RECV_WINDOW_MS", "5000").strip()
-        try:
-            window = int(raw_window)
-        except ValueError:
-            raise ConfigurationError(f"MEXC_RECV_WINDOW_MS must be a whole number of ms (max 60000), got {raw_window!r}") from None
-        return cls(
-            env.get("MEXC_API_KEY", ""),
-            env.get("MEXC_API_SECRET", ""),
-            env.get("MEXC_BASE_URL", DEFAULT_BASE_URL).strip() or DEFAULT_BASE_URL,
-            recv_window_ms=window,
-            **options,
-        )
 
     def _endpoint(self, method: str, path: str, signed: bool, kind: CallKind, lane: bool = False) -> Endpoint:
         full = API + path

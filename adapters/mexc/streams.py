@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import random
 import re
 from collections import deque
@@ -62,7 +61,6 @@ from domain.values import Symbol
 log = logging.getLogger(__name__)
 
 DEFAULT_WS_URL = "wss://wbs-api.mexc.com/ws"
-WS_URL_ENV = "MEXC_WS_URL"
 MAX_STREAMS_PER_CONNECTION = 30
 
 PRIVATE_ORDERS_CHANNEL = "spot@private.orders.v3.api.pb"
@@ -100,10 +98,6 @@ class BookPrice(Enum):
     BID = "bid"
     ASK = "ask"
     MID = "mid"
-
-
-def ws_url_from_env(default: str = DEFAULT_WS_URL) -> str:
-    return os.environ.get(WS_URL_ENV, "").strip() or default
 
 
 @dataclass(frozen=True, slots=True)
@@ -496,7 +490,7 @@ class MexcMarketStream:
         now: Callable[[], datetime] = _system_now,
         rng: random.Random | None = None,
     ) -> None:
-        self.url = url or ws_url_from_env()
+        self.url = url or DEFAULT_WS_URL  # entrypoints pass MEXC_WS_URL
         self.settings = settings or StreamSettings()
         self.channels = tuple(dict.fromkeys(channels))
         if not self.channels:
@@ -673,7 +667,7 @@ class MexcUserDataStream:
     ) -> None:
         if keepalive_interval <= timedelta(0):
             raise ConfigurationError("keepalive_interval must be positive")
-        self.url = url or ws_url_from_env()
+        self.url = url or DEFAULT_WS_URL  # entrypoints pass MEXC_WS_URL
         self.settings = settings or StreamSettings()
         self.keepalive_interval = keepalive_interval
         self.channels = tuple(dict.fromkeys(channels))

@@ -296,15 +296,21 @@ class TestUnreadablePayloads:
 
 
 class TestConfiguration:
-    async def test_base_url_from_the_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setenv("MEXC_WEB_URL", "http://127.0.0.1:9/")
+    async def test_the_environment_is_not_read_here(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """MEXC_WEB_URL is read once, by entrypoints/config.py, and passed in."""
+        monkeypatch.setenv("MEXC_WEB_URL", "http://ignored.test")
+        feed = MexcListingFeed(httpx.AsyncClient(transport=httpx.MockTransport(json_reply({}))))
+        assert feed.web_url == "https://www.mexc.com"
+
+    async def test_base_url_passed_in(self) -> None:
         seen: list[httpx.Request] = []
 
         def handler(request: httpx.Request) -> httpx.Response:
             seen.append(request)
             return httpx.Response(200, json=calendar_payload())
 
-        feed = MexcListingFeed(httpx.AsyncClient(transport=httpx.MockTransport(handler)), clock=ManualClock(NOW))
+        feed = MexcListingFeed(httpx.AsyncClient(transport=httpx.MockTransport(handler)), "http://127.0.0.1:9/",
+                               clock=ManualClock(NOW))
         assert feed.web_url == "http://127.0.0.1:9"
         await feed.calendar()
         assert str(seen[0].url).startswith("http://127.0.0.1:9/api/operation/new_coin_calendar?timestamp=")

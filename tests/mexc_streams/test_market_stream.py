@@ -310,10 +310,9 @@ class TestConfiguration:
         # Hours of failures later the delay is still the bounded maximum (no float overflow).
         assert 1.0 <= backoff_delay(10_000, initial, maximum, rng) <= 2.0
 
-    def test_url_from_the_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setenv("MEXC_WS_URL", "ws://127.0.0.1:1/ws")
-        assert MexcMarketStream().url == "ws://127.0.0.1:1/ws"
-        monkeypatch.delenv("MEXC_WS_URL")
+    def test_url_passed_in_or_the_default_never_the_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("MEXC_WS_URL", "ws://ignored.test/ws")
+        assert MexcMarketStream("ws://127.0.0.1:1/ws").url == "ws://127.0.0.1:1/ws"
         assert MexcMarketStream().url == "wss://wbs-api.mexc.com/ws"
 
     def test_bad_settings_are_refused(self) -> None:
