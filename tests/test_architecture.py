@@ -187,3 +187,16 @@ class TestTheCheckers:
             "line 3: float annotation",
             "line 4: float annotation",
         ]
+
+
+@pytest.mark.parametrize("layer", ["domain", "application", "adapters"])
+def test_only_entrypoints_read_the_environment(layer: str) -> None:
+    """One config loader (entrypoints/config.py): inner layers get their settings passed in."""
+    offenders = []
+    for path in python_files(layer):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv") and \
+                    isinstance(node.value, ast.Name) and node.value.id == "os":
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == []
