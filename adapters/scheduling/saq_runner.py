@@ -1,7 +1,8 @@
 """Running the jobs: a SAQ worker on the deployment's job queue.
 
 Run a JobRunner in each worker process, as many as wanted: each job, scheduled or periodic,
-still runs on one of them. SAQ does the work; this module gives it our handlers and makes
+still runs on one of them. Every runner on a queue needs the same handlers and periodic
+jobs: whichever runner takes a job runs it, and a kind it has no handler for fails. SAQ does the work; this module gives it our handlers and makes
 a stop graceful:
 - stop() takes no new jobs, lets the jobs in flight finish for up to `grace`, then cancels
   the ones left and puts them back on the queue (SAQ retries them: a retry of ExecuteSnipe
