@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from typing import Protocol
 
+from application.views import DailyPnl, PositionView, TargetView, TradeRecord
 from domain.events import Recorded
 from domain.exit_plans import ExitPlan
 from domain.risk import DEFAULT_RISK_PROFILE, RiskProfile
@@ -38,8 +39,50 @@ class EventStore(Protocol):
         """Events with position > `after`, in global order, at most `limit` of them."""
         ...
 
+    async def read_user(self, user_id: str, after: int = 0, limit: int | None = None) -> list[Recorded]:
+        """The events recorded with exactly this user id and position > `after`, in global order,
+        at most `limit` of them: one user's audit trail, paged like `read_all`."""
+        ...
+
     async def last_position(self) -> int:
         """The highest global position stored, 0 when empty."""
+        ...
+
+
+# --- read models ------------------------------------------------------------------------
+
+class ReadModels(Protocol):
+    """The trade history's read side, per user: what the API shows without folding history.
+
+    Views are projections of the event store that follow it by global position; they may lag
+    it by the events recorded since `checkpoint()`. The views equal those of the in-memory
+    trade book (application/trade_book.py) folded over the same events, and come in the
+    book's order: targets and positions in the order they were first recorded.
+    """
+
+    async def positions(self, user_id: str, open_only: bool = False) -> list[PositionView]:
+        """The user's positions; with `open_only`, those not closed (open or partially exited)."""
+        ...
+
+    async def targets(self, user_id: str, statuses: Collection[str] | None = None) -> list[TargetView]:
+        """The user's snipe targets, optionally only those in one of `statuses`."""
+        ...
+
+    async def daily_pnl(self, user_id: str, day_from: date, day_to: date) -> list[DailyPnl]:
+        """Realised P&L per day, both days included, oldest first; days without exits are left out."""
+        ...
+
+    async def trade_history(self, user_id: str, limit: int = 100, before_position: int | None = None) -> list[TradeRecord]:
+        """The user's fills (entries and exits), newest first, at most `limit`; page on with
+        `before_position` = the `position` of the last record of the previous page."""
+        ...
+
+    async def halted(self, user_id: str) -> str | None:
+        """Why trading is halted for this user (a global stop first), or None."""
+        ...
+
+    async def checkpoint(self) -> int:
+        """The global position of the last event the views include (0: none yet)."""
         ...
 
 

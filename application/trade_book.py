@@ -8,11 +8,12 @@ from where it stopped.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 
 from application.ports import EventStore
+from application.views import BUY, SELL, DailyPnl, ListingView, PositionView, TargetView, TradeRecord
 from domain.events import (
     EmergencyStopActivated,
     EmergencyStopCleared,
@@ -35,50 +36,13 @@ from domain.events import (
 )
 
 
-@dataclass(slots=True)
-class ListingView:
-    coin_id: str
-    ticker: str
-    symbol: str
-    launch_at: datetime
-    ready: bool = False
-
-
-@dataclass(slots=True)
-class TargetView:
-    target_id: str
-    user_id: str
-    coin_id: str
-    symbol: str
-    launch_at: datetime
-    quote_amount: Decimal
-    exit_strategy: str
-    status: str = "watching"
-    confidence: Decimal = Decimal(0)
-    execute_at: datetime | None = None
-    reason: str | None = None
-
-
-@dataclass(slots=True)
-class PositionView:
-    position_id: str
-    target_id: str
-    user_id: str
-    symbol: str
-    entry_price: Decimal
-    quantity: Decimal
-    remaining: Decimal
-    cost: Decimal
-    remaining_cost: Decimal
-    proceeds: Decimal = Decimal(0)
-    fees: Decimal = Decimal(0)
-    realised_pnl: Decimal = Decimal(0)
-    status: str = "open"
-    last_exit: str | None = None
-    opened_at: datetime | None = None
-    closed_at: datetime | None = None
-    exits: list[str] = field(default_factory=list)
-    quote_asset: str = "USDT"
+def halt_reason(stops: Mapping[str, str], user_id: str) -> str | None:
+    """Why trading is halted for this user, given the active stops (scope -> reason); global first."""
+    if "global" in stops:
+        return f"global emergency stop: {stops['global']}"
+    if user_id in stops:
+        return f"emergency stop: {stops[user_id]}"
+    return None
 
 
 class TradeBook:
@@ -89,6 +53,8 @@ class TradeBook:
         self.positions: dict[str, PositionView] = {}
         self._daily_pnl: dict[tuple[str, date], Decimal] = {}
         self.stops: dict[str, str] = {}
+        # Every fill in recording order: entries (PositionOpened) and exits (ExitFilled).
+        self.trades: list[TradeRecord] = []
 
     # --- following the store ---------------------------------------------------------
 
@@ -142,6 +108,10 @@ class TradeBook:
                     ev.cost, ev.cost, fees=ev.entry_fee if ev.entry_fee_asset == ev.quote_asset else Decimal(0),
                     opened_at=ev.opened_at, quote_asset=ev.quote_asset,
                 )
+                self.trades.append(TradeRecord(
+                    rec.position or 0, rec.occurred_at, rec.user_id, ev.position_id, ev.target_id, ev.symbol, BUY,
+                    type(ev).__name__, ev.entry_price, ev.quantity, ev.cost, ev.entry_fee, ev.entry_fee_asset,
+                ))
             case ExitOrderSubmitted():
                 pass
             case ExitFilled():
@@ -157,6 +127,11 @@ class TradeBook:
                     pos.status = "closed" if pos.remaining == 0 else "partially exited"
                     key = (rec.user_id, rec.occurred_at.date())
                     self._daily_pnl[key] = self._daily_pnl.get(key, Decimal(0)) + ev.realised_pnl
+                    self.trades.append(TradeRecord(
+                        rec.position or 0, rec.occurred_at, rec.user_id, pos.position_id, pos.target_id, pos.symbol, SELL,
+                        type(ev).__name__, ev.price, ev.quantity, ev.proceeds, ev.fee, pos.quote_asset, ev.realised_pnl,
+                        ev.client_order_id,
+                    ))
             case PositionClosed():
                 pos = self.positions.get(ev.position_id)
                 if pos is not None:
@@ -182,11 +157,7 @@ class TradeBook:
 
     def halted(self, user_id: str) -> str | None:
         """Why trading is halted for this user (global stop first), or None."""
-        if "global" in self.stops:
-            return f"global emergency stop: {self.stops['global']}"
-        if user_id in self.stops:
-            return f"emergency stop: {self.stops[user_id]}"
-        return None
+        return halt_reason(self.stops, user_id)
 
     def targets_of_coin(self, coin_id: str, statuses: set[str]) -> list[TargetView]:
         return [t for t in self.targets.values() if t.coin_id == coin_id and t.status in statuses]
@@ -206,3 +177,12 @@ class TradeBook:
 
     def realised_pnl_on(self, user_id: str, day: date) -> Decimal:
         return self._daily_pnl.get((user_id, day), Decimal(0))
+
+    def daily_pnl(self) -> list[DailyPnl]:
+        """Every (user, day) with an exit fill, by user then day."""
+        return [DailyPnl(user, day, pnl) for (user, day), pnl in sorted(self._daily_pnl.items())]
+
+    def restore_daily_pnl(self, rows: Iterable[DailyPnl]) -> None:
+        """Seed days folded elsewhere (a persisted projection folds its batch on top of them)."""
+        for row in rows:
+            self._daily_pnl[(row.user_id, row.day)] = row.realised_pnl

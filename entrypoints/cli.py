@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     snipe.add_argument("--exit-strategy", help="exit plan name (default: the trader's)")
     snipe.add_argument("--live", action="store_true", help="send a REAL order to MEXC (needs MEXC_API_KEY/SECRET)")
 
+    sub.add_parser("reconcile", help="settle the snipes and exits an earlier run left unfinished, by asking the "
+                                     "exchange (LIVE with MEXC keys, else paper); exit 1 unless all is accounted for")
+
     mexc = sub.add_parser("mexc", help="MEXC account tools")
     mexc_sub = mexc.add_subparsers(dest="mexc_command", required=True, metavar="TOOL")
     check = mexc_sub.add_parser("check", help="read-only calls and order/test with your keys; trades nothing")
@@ -72,6 +75,8 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
             return _migrate(out)
         if args.command == "snipe":
             return _snipe(args, out)
+        if args.command == "reconcile":
+            return _reconcile(out)
         if args.command == "mexc":
             return _mexc_check(args, out)
     except ConfigurationError as exc:
@@ -135,6 +140,14 @@ def _snipe(args: argparse.Namespace, out: TextIO) -> int:
     command = parse_snipe_command(args.symbol, args.quote_amount, args.at, args.live, args.exit_strategy, settings)
     outcome = asyncio.run(run_manual_snipe(settings, command, out))
     return 0 if outcome.result.value == "filled" else EXIT_FAILED
+
+
+def _reconcile(out: TextIO) -> int:
+    from entrypoints.manual import run_reconcile
+
+    settings = load_settings()
+    report = asyncio.run(_translate_store_errors(run_reconcile(settings, out)))
+    return 0 if report.clean else EXIT_FAILED
 
 
 def _mexc_check(args: argparse.Namespace, out: TextIO) -> int:

@@ -41,6 +41,8 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("SNIPER_SNIPE_WINDOW_SECONDS", "30", "After launch, 'not yet open' is retried this long"),
     EnvVar("SNIPER_RETRY_INTERVAL_MS", "20", "Pause between 'not yet open' retries"),
     EnvVar("SNIPER_EXPIRY_GRACE_SECONDS", "300", "A target not ready this long after launch expires"),
+    EnvVar("SNIPER_LEASE_TTL_SECONDS", "120",
+           "How long one executor holds a snipe; a killed worker's snipe waits this long before a restart resolves it"),
     EnvVar("SNIPER_USER", "local", "User id the command line acts for (manual snipes)"),
     EnvVar("MEXC_BASE_URL", "https://api.mexc.com", "MEXC REST base URL (spot v3)"),
     EnvVar("MEXC_WEB_URL", "https://www.mexc.com", "MEXC web base URL (new-coin calendar, symbolsV2)"),
@@ -152,6 +154,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         snipe_window=timedelta(seconds=_number(env, "SNIPER_SNIPE_WINDOW_SECONDS", "30", 0.1, 3600)),
         retry_interval=timedelta(milliseconds=_number(env, "SNIPER_RETRY_INTERVAL_MS", "20", 1, 10_000)),
         expiry_grace=timedelta(seconds=_number(env, "SNIPER_EXPIRY_GRACE_SECONDS", "300", 0, 86_400)),
+        lease_ttl=timedelta(seconds=_number(env, "SNIPER_LEASE_TTL_SECONDS", "120", 1, 3600)),
     )
     return Settings(
         database_url=_database_url(env),

@@ -1,4 +1,4 @@
-"""`sniper snipe` and `sniper mexc check`: a trader's manual commands against MEXC.
+"""`sniper snipe`, `sniper reconcile` and `sniper mexc check`: a trader's manual commands against MEXC.
 
 `sniper snipe` is paper trading unless --live is given: market data comes from MEXC (or
 whatever MEXC_BASE_URL points at), fills are on paper. With --live, and only then, a real
@@ -16,7 +16,7 @@ from adapters.clock import SystemClock
 from adapters.mexc.rest import MexcRestClient
 from application.errors import ApplicationError, ConfigurationError
 from application.ports import EventStore
-from application.use_cases.reconcile import ReconcileWithExchange
+from application.use_cases.reconcile import ReconcileWithExchange, ReconciliationReport
 from application.use_cases.snipe import ExecuteSnipe, SnipeOutcome
 from application.use_cases.targets import CreateSnipeTarget, NewSnipe
 from domain.errors import DomainError
@@ -67,13 +67,7 @@ async def run_manual_snipe(settings: Settings, command: SnipeCommand, out: TextI
         store = await container.get(EventStore)
         create = await container.get(CreateSnipeTarget)
         # Before trading: agree with the exchange on whatever an earlier run left unfinished.
-        reconciliation = await (await container.get(ReconcileWithExchange))()
-        for snipe in reconciliation.snipes:
-            out.write(f"reconciled snipe {snipe.target_id}: {snipe.result.value} ({snipe.detail})\n")
-        for order in reconciliation.unaccounted_orders:
-            out.write(f"warning: open order {order.client_order_id} on {order.symbol} is not ours; left alone\n")
-        for problem in reconciliation.problems:
-            out.write(f"warning: could not reconcile {problem}\n")
+        write_reconciliation(await (await container.get(ReconcileWithExchange))(), out)
         execute = await container.get(ExecuteSnipe)
         launch = command.at or clock.now()
         out.write(
@@ -92,6 +86,40 @@ async def run_manual_snipe(settings: Settings, command: SnipeCommand, out: TextI
             out.write("The position is recorded; the worker manages its exits (`sniper history "
                       f"{target_id}` shows it).\n")
         return outcome
+    finally:
+        await container.close()
+
+
+def write_reconciliation(report: ReconciliationReport, out: TextIO) -> None:
+    """One line per snipe resolved, exit settled or left open, stranger order and problem."""
+    for snipe in report.snipes:
+        out.write(f"reconciled snipe {snipe.target_id}: {snipe.result.value} ({snipe.detail})\n")
+    for target_id in report.snipes_unresolved:
+        out.write(f"warning: snipe {target_id} is still executing: its order is unresolved\n")
+    for position_id in report.exits_settled:
+        out.write(f"settled exit of position {position_id}\n")
+    for position_id in report.exits_unresolved:
+        out.write(f"warning: exit of position {position_id} is still unresolved\n")
+    for order in report.unaccounted_orders:
+        out.write(f"warning: open order {order.client_order_id} on {order.symbol} is not ours; left alone\n")
+    for problem in report.problems:
+        out.write(f"warning: could not reconcile {problem}\n")
+
+
+async def run_reconcile(settings: Settings, out: TextIO) -> ReconciliationReport:
+    """`sniper reconcile`: agree with the exchange on every order an earlier run may have sent.
+    LIVE (the real MEXC account) when the keys are set, else paper. No new snipe is started,
+    but one left executing is resumed as ExecuteSnipe resumes it: a fill found by its client
+    order id is recorded, and an order that never left is sent if its window is still open."""
+    mode = TradingMode.LIVE if settings.mexc.has_keys else TradingMode.PAPER
+    container = mexc_trading_container(settings, mode, SystemClock())
+    try:
+        out.write(f"reconciling the trade history with {'MEXC' if mode is TradingMode.LIVE else 'paper'} "
+                  f"via {settings.mexc.base_url}\n")
+        report = await (await container.get(ReconcileWithExchange))()
+        write_reconciliation(report, out)
+        out.write("clean: every order is accounted for\n" if report.clean else "NOT clean: see the warnings above\n")
+        return report
     finally:
         await container.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -14,6 +15,7 @@ class InMemoryEventStore:
     def __init__(self) -> None:
         self._all: list[Recorded] = []
         self._streams: dict[str, list[Recorded]] = {}
+        self._users: dict[str, list[Recorded]] = {}
         self._lock = asyncio.Lock()
 
     async def append(self, events: Sequence[Recorded]) -> list[Recorded]:
@@ -29,6 +31,7 @@ class InMemoryEventStore:
                 rec = replace(ev, position=len(self._all) + 1)
                 self._all.append(rec)
                 self._streams.setdefault(ev.stream_id, []).append(rec)
+                self._users.setdefault(ev.user_id, []).append(rec)
                 stored.append(rec)
             return stored
 
@@ -40,6 +43,13 @@ class InMemoryEventStore:
             return []
         chunk = self._all[max(after, 0):]
         return list(chunk if limit is None else chunk[:limit])
+
+    async def read_user(self, user_id: str, after: int = 0, limit: int | None = None) -> list[Recorded]:
+        if limit is not None and limit < 0:
+            return []
+        mine = self._users.get(user_id, [])
+        start = bisect_right(mine, after, key=lambda r: r.position or 0)
+        return mine[start:] if limit is None else mine[start:start + limit]
 
     async def last_position(self) -> int:
         return len(self._all)

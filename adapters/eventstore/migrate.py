@@ -15,13 +15,15 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from application.errors import ConfigurationError
 
 _SCRIPTS = Path(__file__).resolve().parent / "migrations"
+# Any fixed 64-bit number, not the store's append lock: held while the schema is brought up.
+_PG_MIGRATE_LOCK = 0x6D657863_6D696772  # "mexcmigr"
 
 
 class SchemaOutOfDate(ConfigurationError):
@@ -74,15 +76,31 @@ async def schema_state(engine: AsyncEngine) -> SchemaState:
 
 
 async def upgrade(engine: AsyncEngine) -> tuple[str | None, str]:
-    """Bring the schema to the newest revision; idempotent. Returns (before, after)."""
+    """Bring the schema to the newest revision; idempotent. Returns (before, after).
+
+    Processes started together on a new database (two workers, a worker and `sniper migrate`)
+    would otherwise all see it empty and race to create the same tables; the loser crashed on
+    a duplicate key. Each takes a database-wide lock first, then reads the revision, so the
+    later ones find the schema done and do nothing."""
 
     def run(connection: Connection) -> tuple[str | None, str]:
+        _lock_for_migration(connection)
         before = MigrationContext.configure(connection).get_current_revision()
         command.upgrade(_config(connection), "head")
         return before, head_revision()
 
     async with engine.begin() as conn:
         return await conn.run_sync(run)
+
+
+def _lock_for_migration(connection: Connection) -> None:
+    """First statement of the migrating transaction: one migrator per database at a time."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATE_LOCK})
+    elif connection.dialect.name == "sqlite":
+        # The driver opens its transaction lazily; IMMEDIATE takes the write lock now (waiting
+        # up to the busy timeout), before the revision is read.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 async def ensure_schema(engine: AsyncEngine, initialise_empty: bool) -> None:

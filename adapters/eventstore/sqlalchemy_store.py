@@ -89,7 +89,7 @@ class SqlEventStore:
         stmt = select(events_table).where(events_table.c.stream_id == stream_id).order_by(events_table.c.version)
         async with self._engine.connect() as conn:
             result = await conn.execute(stmt)
-            return [_from_row(row) for row in result.all()]
+            return [recorded_from_row(row) for row in result.all()]
 
     async def read_all(self, after: int = 0, limit: int | None = None) -> list[Recorded]:
         stmt = select(events_table).where(events_table.c.position > after).order_by(events_table.c.position)
@@ -97,7 +97,20 @@ class SqlEventStore:
             stmt = stmt.limit(max(limit, 0))
         async with self._engine.connect() as conn:
             result = await conn.execute(stmt)
-            return [_from_row(row) for row in result.all()]
+            return [recorded_from_row(row) for row in result.all()]
+
+    async def read_user(self, user_id: str, after: int = 0, limit: int | None = None) -> list[Recorded]:
+        # Served by the (user_id, position) index: a range scan, already in order.
+        stmt = (
+            select(events_table)
+            .where(events_table.c.user_id == user_id, events_table.c.position > after)
+            .order_by(events_table.c.position)
+        )
+        if limit is not None:
+            stmt = stmt.limit(max(limit, 0))
+        async with self._engine.connect() as conn:
+            result = await conn.execute(stmt)
+            return [recorded_from_row(row) for row in result.all()]
 
     async def last_position(self) -> int:
         async with self._engine.connect() as conn:
@@ -171,7 +184,8 @@ def _to_row(ev: Recorded) -> dict[str, Any]:
     }
 
 
-def _from_row(row: Any) -> Recorded:
+def recorded_from_row(row: Any) -> Recorded:
+    """An `events` row as the Recorded event it stores."""
     m = row._mapping
     return Recorded(
         stream_id=m["stream_id"],
@@ -194,7 +208,14 @@ def _as_utc(moment: datetime) -> datetime:
 
 def make_engine(url: str, **engine_kwargs: Any) -> AsyncEngine:
     """An AsyncEngine for the event store. On SQLite every connection gets WAL journaling and a
-    busy timeout. Creates no file or directory itself (SQLite creates the file on first connect)."""
+    busy timeout. Creates no file or directory itself (SQLite creates the file on first connect).
+
+    On a database server, every connection taken from the pool is pinged first: after the
+    server restarted (or dropped our connections) the pool still holds dead ones, and the next
+    append, typically the fill of an order already sent, would fail on one instead of going
+    through on a new connection."""
+    if make_url(url).get_backend_name() != "sqlite":
+        engine_kwargs.setdefault("pool_pre_ping", True)
     engine = create_async_engine(url, **engine_kwargs)
     if engine.dialect.name == "sqlite":
         in_memory = sqlite_path(url) is None

@@ -112,7 +112,12 @@ class ExecuteSnipe:
                 return SnipeOutcome(target_id, SnipeResult.FAILED, unreadable)
             # Recorded before the send: after a crash we know an order may exist.
             target.submit_order(self._cause(target))
-            await repository.save(self.store, target)
+            try:
+                await repository.save(self.store, target)
+            except ConcurrencyConflict as exc:
+                # Another executor (a process whose lease we cannot see) recorded first: it owns
+                # the send. Standing down here is what keeps the two from both sending.
+                return SnipeOutcome(target_id, SnipeResult.SKIPPED, f"another executor submitted first ({exc})")
             refusal = await self._wait_for_launch(target)
             if refusal is not None:
                 return refusal

@@ -260,6 +260,37 @@ async def test_read_all_pages_in_global_order(backend: Backend) -> None:
     assert await store.read_all(limit=100) == stored
 
 
+async def test_read_user_pages_one_users_events_in_global_order(backend: Backend) -> None:
+    store = backend.store
+    stored = await store.append([rec("a", 1, failed(1), user="alice"), rec("b", 1, failed(2), user="bob")])
+    stored += await store.append([rec("s", 1, failed(3), user="system")])
+    stored += await store.append(
+        [rec("b", 2, failed(4), user="bob"), rec("a", 2, failed(5), user="alice"), rec("c", 1, failed(6), user="alice")]
+    )
+    stored += await store.append([rec("a", 3, failed(7), user="alice")])
+    alice = [r for r in stored if r.user_id == "alice"]
+
+    assert await store.read_user("alice") == alice
+    assert await store.read_user("bob") == [r for r in stored if r.user_id == "bob"]
+    assert await store.read_user("nobody") == []
+    assert await store.read_user("alic") == []  # exactly this user, not a prefix
+
+    pages: list[list[Recorded]] = []
+    after = 0
+    while page := await store.read_user("alice", after=after, limit=2):
+        pages.append(page)
+        after = page[-1].position  # type: ignore[assignment]
+    assert [len(p) for p in pages] == [2, 2]
+    assert [r for p in pages for r in p] == alice
+
+    # `after` is a global position, which need not be one of the user's.
+    assert await store.read_user("alice", after=stored[1].position) == alice[1:]  # type: ignore[arg-type]
+    assert await store.read_user("alice", after=alice[-1].position) == []  # type: ignore[arg-type]
+    assert await store.read_user("alice", limit=0) == []
+    assert await store.read_user("alice", limit=-1) == []
+    assert await store.read_user("alice", after=-5, limit=100) == alice
+
+
 async def test_last_position(backend: Backend) -> None:
     store = backend.store
     assert await store.last_position() == 0

@@ -8,12 +8,14 @@ from decimal import Decimal
 
 import pytest
 
+from adapters.memory import InMemoryLockService
 from adapters.paper.exchange import Fault
 from application import repository
 from application.errors import AmbiguousOutcome, ClockSkew, NotFound
 from application.ports import OrderStatus, TraderSettings
 from application.timing import SnipeTiming
-from application.use_cases.snipe import SnipeResult
+from application.trade_book import TradeBook
+from application.use_cases.snipe import ExecuteSnipe, SnipeResult
 from domain.events import Cause, RiskCheckFailed, SnipeFailed, SnipeOrderFilled, SnipeOrderRejected
 from domain.position import position_id_for, position_stream
 from domain.risk import RiskProfile
@@ -65,6 +67,22 @@ class TestSkips:
         assert {first.result, second.result} == {SnipeResult.FILLED, SnipeResult.SKIPPED}
         assert world.order_calls() == [buy_call(tid)]
 
+    async def test_an_executor_that_loses_the_submission_race_stands_down_without_sending(self) -> None:
+        """Two processes without a shared lock service both load the target SCHEDULED; the
+        store takes only one submission. The other's append conflicts: it must not send."""
+        world = world_at(before_launch())
+        tid = await world.scheduled_target()
+        stale = await world.store.load(target_stream(tid))  # what the slower process loaded
+        assert (await world.execute_snipe()(tid)).result is SnipeResult.FILLED
+        slower = ExecuteSnipe(_StaleLoadOnce(world.store, target_stream(tid), stale), world.paper, world.paper,
+                              world.traders, InMemoryLockService(world.clock), world.clock, TradeBook(), world.timing)
+
+        outcome = await slower(tid)
+
+        assert outcome.result is SnipeResult.SKIPPED and "another executor submitted first" in outcome.detail
+        assert world.order_calls() == [buy_call(tid)]
+        assert (await world.target(tid)).status is TargetStatus.FILLED
+
     async def test_an_already_filled_target_is_skipped_without_any_exchange_call(self) -> None:
         world = world_at(before_launch())
         tid = await world.scheduled_target()
@@ -92,6 +110,22 @@ class TestSkips:
         with pytest.raises(NotFound):
             await world.execute_snipe()("t-nope")
         assert world.paper.calls == []
+
+
+class _StaleLoadOnce:
+    """An event store whose first load of one stream answers with an older history."""
+
+    def __init__(self, store, stream_id: str, history) -> None:  # noqa: ANN001
+        self._store, self._stream_id, self._history = store, stream_id, history
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        return getattr(self._store, name)
+
+    async def load(self, stream_id: str):  # noqa: ANN201
+        if stream_id == self._stream_id and self._history is not None:
+            history, self._history = self._history, None
+            return history
+        return await self._store.load(stream_id)
 
 
 class TestResume:

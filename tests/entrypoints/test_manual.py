@@ -113,3 +113,21 @@ async def test_mexc_check_reports_a_bad_secret_without_showing_it(env: Path, fak
     assert code != 0
     assert "[FAIL] account" in out and "[FAIL] order/test" in out
     assert "wrong-secret-value" not in out + err
+
+
+async def test_reconcile_with_nothing_left_open_says_clean_and_exits_0(env: Path, fake: FakeMexcServer,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    with_keys(monkeypatch)
+    assert (await cli("snipe", "NEWUSDT", "--quote-amount", "10.01", "--live"))[0] == 0
+    code, out, err = await cli("reconcile")
+    assert code == 0, out + err
+    assert out.startswith(f"reconciling the trade history with MEXC via {fake.base_url}")
+    assert out.endswith("clean: every order is accounted for\n")
+    assert len(fake.order_arrivals) == 1  # reconciling sends nothing
+
+
+async def test_reconcile_without_keys_runs_on_paper(env: Path, fake: FakeMexcServer) -> None:
+    code, out, err = await cli("reconcile")
+    assert code == 0, out + err
+    assert out.startswith("reconciling the trade history with paper")
+    assert fake.order_arrivals == []

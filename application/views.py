@@ -1,0 +1,99 @@
+"""What the read models answer with: views of the trade history, in the quote asset.
+
+The in-memory trade book (application/trade_book.py) folds events into these, and so do the
+persistent projections (adapters/projections/): both must give equal views of equal histories.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+
+@dataclass(slots=True)
+class ListingView:
+    coin_id: str
+    ticker: str
+    symbol: str
+    launch_at: datetime
+    ready: bool = False
+
+
+@dataclass(slots=True)
+class TargetView:
+    target_id: str
+    user_id: str
+    coin_id: str
+    symbol: str
+    launch_at: datetime
+    quote_amount: Decimal
+    exit_strategy: str
+    status: str = "watching"
+    confidence: Decimal = Decimal(0)
+    execute_at: datetime | None = None
+    reason: str | None = None
+
+
+@dataclass(slots=True)
+class PositionView:
+    position_id: str
+    target_id: str
+    user_id: str
+    symbol: str
+    entry_price: Decimal
+    quantity: Decimal
+    remaining: Decimal
+    cost: Decimal
+    remaining_cost: Decimal
+    proceeds: Decimal = Decimal(0)
+    fees: Decimal = Decimal(0)
+    realised_pnl: Decimal = Decimal(0)
+    status: str = "open"
+    last_exit: str | None = None
+    opened_at: datetime | None = None
+    closed_at: datetime | None = None
+    exits: list[str] = field(default_factory=list)
+    quote_asset: str = "USDT"
+
+
+@dataclass(frozen=True, slots=True)
+class DailyPnl:
+    """P&L a user realised on one (UTC) day: the sum of the realised P&L of their exit fills."""
+
+    user_id: str
+    day: date
+    realised_pnl: Decimal
+
+
+BUY = "BUY"
+SELL = "SELL"
+
+
+@dataclass(frozen=True, slots=True)
+class TradeRecord:
+    """One fill of a user's trade history: the entry that opened a position, or an exit.
+
+    `position` is the global position of the event that recorded the fill: it orders the
+    history and is the cursor to page it. For a BUY, `quantity` is what the position holds
+    (a fee paid in the base asset is already taken off), `quote_amount` what it cost (a fee
+    paid in the quote asset included) and `client_order_id` is None; for a SELL,
+    `quote_amount` is the proceeds before the fee, the fee is in the quote asset, and
+    `realised_pnl` is proceeds - fee - the cost the sold quantity released.
+    """
+
+    position: int
+    occurred_at: datetime
+    user_id: str
+    position_id: str
+    target_id: str
+    symbol: str
+    side: str  # BUY or SELL
+    event_type: str  # PositionOpened, TakeProfitHit, StopLossHit, ...
+    price: Decimal
+    quantity: Decimal
+    quote_amount: Decimal
+    fee: Decimal
+    fee_asset: str
+    realised_pnl: Decimal = Decimal(0)
+    client_order_id: str | None = None

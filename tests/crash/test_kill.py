@@ -1,0 +1,114 @@
+"""A worker killed with SIGKILL mid-snipe: on restart, `sniper reconcile` settles the snipe to
+exactly one order on the exchange and one position in the store.
+
+The worker is a real process executing the target through the real container (Postgres
+store, Redis leases, MEXC client against the fake exchange on 127.0.0.1); the kill is
+SIGKILL, so nothing of the worker's clean-up runs: its lease stays in Redis until it lapses.
+"""
+
+from __future__ import annotations
+
+import signal
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from redis.asyncio import Redis
+
+from adapters.mexc.fake.http import ORDER, Fault, FakeMexcServer, FaultKind
+from tests.crash.support import (
+    FILLED_HISTORY,
+    Children,
+    assert_one_position,
+    child_env,
+    create_target,
+    eventually,
+    submitted,
+    target_events,
+)
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+LEASE_TTL_SECONDS = 4
+
+
+async def lease_lapsed(redis_url: str, prefix: str, target_id: str) -> bool:
+    client = Redis.from_url(redis_url)
+    try:
+        return not await client.exists(f"{prefix}:lock:snipe:{target_id}")
+    finally:
+        await client.aclose()
+
+
+async def lease_ms_left(redis_url: str, prefix: str, target_id: str) -> int:
+    client = Redis.from_url(redis_url)
+    try:
+        return int(await client.pttl(f"{prefix}:lock:snipe:{target_id}"))
+    finally:
+        await client.aclose()
+
+
+async def test_killed_after_sending_before_recording_reconciles_to_exactly_one_position(
+    fake: FakeMexcServer, fresh_postgres_database: str, redis_url: str, redis_prefix: str, children: Children,
+) -> None:
+    db = fresh_postgres_database
+    target_id = await create_target(db, datetime.now(UTC))
+    env = child_env(db, fake, redis_url=redis_url, redis_prefix=redis_prefix,
+                    SNIPER_LEASE_TTL_SECONDS=str(LEASE_TTL_SECONDS))
+    # The exchange takes the order in and never answers; the worker dies the moment its order
+    # arrives, so it can never learn of, let alone record, the fill.
+    fake.inject(Fault(FaultKind.TIMEOUT_AFTER_ACCEPT, endpoint=ORDER, delay=60))
+    worker = await children.worker("worker", env, target_id)
+    fake.on_order_arrival = lambda arrival: worker.kill()
+
+    assert await worker.finish() == -signal.SIGKILL
+    fake.on_order_arrival = None
+    [order] = fake.accepted_orders()
+    assert order.status == "FILLED"
+    assert await target_events(db, target_id) == FILLED_HISTORY[:4]  # submitted, fill never recorded
+
+    # Restarted at once: the dead worker's lease still stands in Redis, and a lease cannot tell
+    # a dead holder from a slow one, so reconciliation leaves the snipe alone and says so.
+    code, out, err = await children.sniper(env, "reconcile")
+    assert await lease_ms_left(redis_url, redis_prefix, target_id) > 0, "the lease lapsed during the run: raise the ttl"
+    assert code == 1, out + err
+    assert f"reconciled snipe {target_id}: skipped (another executor holds this snipe)" in out
+    assert f"warning: snipe {target_id} is still executing" in out and "NOT clean" in out
+    assert len(fake.order_arrivals) == 1
+    assert await target_events(db, target_id) == FILLED_HISTORY[:4]
+
+    # Once it lapses, reconciliation finds the order by its client id and records it: no new send.
+    await eventually(lambda: lease_lapsed(redis_url, redis_prefix, target_id), "the dead worker's lease to lapse",
+                     timeout=LEASE_TTL_SECONDS + 10)
+    code, out, err = await children.sniper(env, "reconcile")
+    assert code == 0, out + err
+    assert f"reconciled snipe {target_id}: filled" in out and "clean: every order is accounted for" in out
+
+    assert len(fake.order_arrivals) == 1 and fake.accepted_orders() == [order]
+    await assert_one_position(db, target_id)
+
+
+async def test_killed_after_recording_before_sending_sends_exactly_once_on_restart(
+    fake: FakeMexcServer, fresh_postgres_database: str, redis_url: str, redis_prefix: str, children: Children,
+) -> None:
+    """The other side of the send: the submission is recorded, the order never left. The restart
+    asks the exchange, learns there is no order, and sends it (still inside the snipe window)."""
+    db = fresh_postgres_database
+    env = child_env(db, fake, redis_url=redis_url, redis_prefix=redis_prefix, SNIPER_LEASE_TTL_SECONDS="1")
+    worker = await children.worker("worker", env)
+    await worker.expect("ready")
+    # Launch 2 s after the go: the worker records its submission at once, then sleeps until
+    # the launch, and is killed in that sleep.
+    target_id = await create_target(db, datetime.now(UTC) + timedelta(seconds=2), snipe_window_seconds=30)
+    await worker.send(target_id)
+    await eventually(lambda: submitted(db, target_id), "the worker to record its submission")
+    worker.kill()
+    assert await worker.finish() == -signal.SIGKILL
+    assert fake.order_arrivals == [], "the worker sent before it was killed: the machine is too slow for this test"
+
+    await eventually(lambda: lease_lapsed(redis_url, redis_prefix, target_id), "the dead worker's lease to lapse")
+    code, out, err = await children.sniper(env, "reconcile")
+    assert code == 0, out + err
+    assert f"reconciled snipe {target_id}: filled" in out
+
+    assert len(fake.order_arrivals) == 1 and len(fake.accepted_orders()) == 1
+    await assert_one_position(db, target_id)
