@@ -35,31 +35,40 @@ def _probe_postgres(url: str, timeout: float = 3.0) -> str | None:
         finally:
             await conn.close()
 
-    # Its own thread and event loop: leaves the test loops of pytest-asyncio alone.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        try:
-            pool.submit(asyncio.run, probe()).result(timeout=timeout + 2)
-        except Exception as exc:  # noqa: BLE001 - any failure means "not usable"
-            return f"{type(exc).__name__}: {exc}"
+    return _why_not(probe, timeout)
+
+
+def _why_not(probe, timeout: float) -> str | None:  # noqa: ANN001
+    """Run a probe coroutine on its own thread and loop (leaving pytest-asyncio's loops alone):
+    None when it works, else why not."""
+    try:
+        _run_aside(probe, timeout=timeout + 2)
+    except Exception as exc:  # noqa: BLE001 - any failure means "not usable"
+        return f"{type(exc).__name__}: {exc}"
     return None
+
+
+def _require(problem: str | None, unreachable: str) -> None:
+    """Skip a test needing an absent service on a laptop; fail it in CI."""
+    if problem is None:
+        return
+    if services_required():
+        pytest.fail(f"{unreachable} [required: CI or SNIPER_REQUIRE_SERVICES=1; {problem}]", pytrace=False)
+    pytest.skip(unreachable)
 
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """The URL of the local test Postgres; skips (or fails in CI) when it does not answer."""
-    problem = _probe_postgres(POSTGRES_URL)
-    if problem is not None:
-        if services_required():
-            pytest.fail(f"{POSTGRES_UNREACHABLE} [required: CI or SNIPER_REQUIRE_SERVICES=1; {problem}]", pytrace=False)
-        pytest.skip(POSTGRES_UNREACHABLE)
+    _require(_probe_postgres(POSTGRES_URL), POSTGRES_UNREACHABLE)
     yield POSTGRES_URL
 
 
 
-def _run_aside(coro_factory):  # noqa: ANN001, ANN202
+def _run_aside(coro_factory, timeout: float = 30):  # noqa: ANN001, ANN202
     """Run a coroutine on its own loop in a thread: safe from sync fixtures and inside test loops."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(lambda: asyncio.run(coro_factory())).result(timeout=30)
+        return pool.submit(lambda: asyncio.run(coro_factory())).result(timeout=timeout)
 
 
 @pytest.fixture
@@ -104,22 +113,12 @@ def _probe_redis(url: str, timeout: float = 2.0) -> str | None:
         finally:
             await client.aclose()
 
-    # Its own thread and event loop, like the Postgres probe.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        try:
-            pool.submit(asyncio.run, probe()).result(timeout=timeout + 2)
-        except Exception as exc:  # noqa: BLE001 - any failure means "not usable"
-            return f"{type(exc).__name__}: {exc}"
-    return None
+    return _why_not(probe, timeout)
 
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """The URL of the local Redis; skips (or fails in CI) when it does not answer.
     Tests share its database 0: each uses its own key prefix and deletes its keys."""
-    problem = _probe_redis(REDIS_URL)
-    if problem is not None:
-        if services_required():
-            pytest.fail(f"{REDIS_UNREACHABLE} [required: CI or SNIPER_REQUIRE_SERVICES=1; {problem}]", pytrace=False)
-        pytest.skip(REDIS_UNREACHABLE)
+    _require(_probe_redis(REDIS_URL), REDIS_UNREACHABLE)
     yield REDIS_URL
