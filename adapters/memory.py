@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
 from application.errors import NotFound, SubscriptionLost
-from application.ports import Clock, CounterResult, Lease, ScheduledJob, TraderSettings
+from application.ports import AgentStatus, Clock, CounterResult, Lease, ScheduledJob, TraderSettings
 
 
 class InMemoryScheduler:
@@ -213,3 +213,16 @@ class InMemoryTraderDirectory:
             return self._traders[user_id]
         except KeyError:
             raise NotFound(f"unknown user: {user_id}") from None
+
+
+class InMemoryAgentStatusBoard:
+    """Heartbeats kept in the process: the worker and the API share it when they run together."""
+
+    def __init__(self) -> None:
+        self._statuses: dict[tuple[str, str], AgentStatus] = {}
+
+    async def beat(self, status: AgentStatus) -> None:
+        self._statuses[(status.worker_id, status.name)] = status
+
+    async def statuses(self) -> list[AgentStatus]:
+        return sorted(self._statuses.values(), key=lambda s: (s.name, s.worker_id))

@@ -338,3 +338,29 @@ class EventFanout(Protocol):
     def subscribe(self, user_id: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
         """Enter to subscribe (subscribed once entered); iterate for the events; exit to unsubscribe."""
         ...
+
+
+# --- agent status --------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class AgentStatus:
+    """One worker agent's last heartbeat, as the supervisor reported it."""
+
+    name: str
+    healthy: bool
+    last_beat_at: datetime
+    restarts: int = 0
+    detail: str = ""
+    worker_id: str = ""
+
+
+class AgentStatusBoard(Protocol):
+    """Where worker supervisors publish their agents' heartbeats and the API reads them."""
+
+    async def beat(self, status: AgentStatus) -> None:
+        """Publish an agent's current status (replaces its previous one)."""
+        ...
+
+    async def statuses(self) -> list[AgentStatus]:
+        """The latest status of every agent known, by name (and worker)."""
+        ...

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from adapters.redis.agent_status import RedisAgentStatusBoard
 from adapters.redis.cache import RedisCache
 from adapters.redis.counters import RedisRequestCounter
 from adapters.redis.fanout import RedisEventFanout
 from adapters.redis.locks import RedisLockService
 
-__all__ = ["RedisCache", "RedisEventFanout", "RedisLockService", "RedisRequestCounter", "redis_client"]
+__all__ = ["RedisAgentStatusBoard", "RedisCache", "RedisEventFanout", "RedisLockService", "RedisRequestCounter", "redis_client"]
 
 
 def redis_client(url: str) -> Redis:
