@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from decimal import Decimal
+
 from domain.aggregate import Aggregate
 from domain.errors import InvalidTransition, InvalidValue
 from domain.events import Cause, DomainEvent, EmergencyStopActivated, EmergencyStopCleared
@@ -59,3 +62,27 @@ class SafetySwitch(Aggregate):
                 self.activated_by = None
             case _:
                 raise TypeError(f"emergency stop cannot apply {type(event).__name__}")
+
+
+# --- what trips the stop -------------------------------------------------------------------
+
+def daily_loss_breached(realised_today: Decimal, unrealised: Decimal, max_daily_loss: Decimal) -> bool:
+    """Today's loss (realised + what open positions would lose now) reached the user's limit.
+    A limit of zero means no loss at all is tolerated once any is made."""
+    loss = -(realised_today + min(unrealised, Decimal(0)))
+    return loss > 0 and loss >= max_daily_loss
+
+
+def price_collapsed(entry_price: Decimal, price: Decimal, collapse_percent: Decimal) -> bool:
+    """The price fell `collapse_percent` or more below the entry (e.g. 50: half the value gone)."""
+    if entry_price <= 0 or not (Decimal(0) < collapse_percent <= Decimal(100)):
+        raise InvalidValue(f"a price collapse needs a positive entry and a percent in (0, 100], got "
+                           f"{entry_price} and {collapse_percent}")
+    return price <= entry_price * (Decimal(100) - collapse_percent) / Decimal(100)
+
+
+def error_burst(error_times: list[datetime], now: datetime, window: timedelta, threshold: int) -> bool:
+    """At least `threshold` exchange errors in the last `window`."""
+    if threshold < 1 or window <= timedelta(0):
+        raise InvalidValue(f"an error burst needs a threshold >= 1 and a positive window, got {threshold}, {window}")
+    return sum(1 for t in error_times if now - window <= t <= now) >= threshold

@@ -1,0 +1,254 @@
+"""The worker's agents: each a round of work the supervisor runs again and again.
+
+- calendar: records new listings and creates the targets of auto-sniping users.
+- pattern discovery: polls symbol states, marks targets ready and schedules snipes; hands
+  new listings to the AI analyst in the background (never waited for).
+- strategy: starts the snipes that are due, each as its own piece of work (a stop lets it
+  finish); after a restart it schedules again the snipes the store says are scheduled.
+- risk manager: follows the prices of open positions and applies their exit plans; reports
+  users over their exposure limit.
+- safety monitor: trips the emergency stop (daily loss, error burst, price collapse).
+- reconciliation: agrees with the exchange on every order we sent; reports strangers.
+- simulation: replays recorded listings through the exit strategies (backtest).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from application.alerts import Alert, NoNotifier, Notifier, Severity
+from application.errors import ExchangeError, NotFound
+from application.ports import Clock, EventStore, MarketData, PriceTick, ScheduledJob, Scheduler, TraderDirectory
+from application.timing import SnipeTiming
+from application.trade_book import TradeBook
+from application.use_cases.listings import EXECUTE_SNIPE, DetectReadyStates, SyncCalendar
+from application.use_cases.monitor import MonitorSafety
+from application.use_cases.positions import ManagePositions
+from application.use_cases.reconcile import ReconcileWithExchange
+from application.use_cases.snipe import ExecuteSnipe
+from application.views import ListingView
+from domain.errors import DomainError
+from domain.values import Symbol
+
+logger = logging.getLogger(__name__)
+
+Spawn = Callable[[Coroutine[Any, Any, Any], str], "asyncio.Task[Any]"]
+
+
+class DueJobs(Protocol):
+    """Scheduled jobs whose time has come, taken once (the in-process scheduler)."""
+
+    def take_due(self, now: datetime) -> list[ScheduledJob]: ...
+
+
+class CalendarAgent:
+    def __init__(self, sync: SyncCalendar) -> None:
+        self.sync = sync
+
+    async def tick(self) -> str:
+        result = await self.sync()
+        if result.feed_error is not None:
+            return f"calendar unreadable, polling again: {result.feed_error}"
+        return f"{len(result.new_listings)} new listing(s), {len(result.new_targets)} new target(s)"
+
+
+class PatternDiscoveryAgent:
+    """Ready states and scheduling; AI enrichment of each new listing in the background,
+    bounded by `enrich_budget` so a slow provider never piles up work."""
+
+    def __init__(
+        self,
+        detect: DetectReadyStates,
+        store: EventStore,
+        book: TradeBook,
+        spawn: Spawn,
+        enrich: Callable[[ListingView], Awaitable[object]] | None = None,
+        enrich_budget: timedelta = timedelta(seconds=10),
+    ) -> None:
+        self.detect, self.store, self.book, self.spawn = detect, store, book, spawn
+        self.enrich, self.enrich_budget = enrich, enrich_budget
+        self._enriched: set[str] = set()
+
+    async def tick(self) -> str:
+        result = await self.detect()
+        enriching = self._enrich_new() if self.enrich is not None else 0
+        parts = [f"{len(result.ready)} ready", f"{len(result.scheduled)} scheduled", f"{len(result.expired)} expired"]
+        if enriching:
+            parts.append(f"{enriching} sent for analysis")
+        if result.feed_error is not None:
+            parts.append(f"symbol states unreadable: {result.feed_error}")
+        return ", ".join(parts)
+
+    def _enrich_new(self) -> int:
+        assert self.enrich is not None
+        started = 0
+        for coin_id, listing in self.book.listings.items():
+            if coin_id in self._enriched:
+                continue
+            self._enriched.add(coin_id)
+            self.spawn(self._enrich_one(listing), f"enrich:{coin_id}")
+            started += 1
+        return started
+
+    async def _enrich_one(self, listing: ListingView) -> None:
+        assert self.enrich is not None
+        try:
+            await asyncio.wait_for(self.enrich(listing), self.enrich_budget.total_seconds())
+        except Exception as exc:  # noqa: BLE001 - analysis is optional: never let it fail anything
+            logger.warning("analysis of %s gave up: %s", listing.symbol, type(exc).__name__)
+
+
+class StrategyAgent:
+    """Starts due snipes. One snipe per target in flight in this process; the snipe's own
+    lease keeps other processes out."""
+
+    def __init__(
+        self,
+        execute: ExecuteSnipe,
+        jobs: DueJobs,
+        scheduler: Scheduler,
+        store: EventStore,
+        book: TradeBook,
+        clock: Clock,
+        timing: SnipeTiming,
+        spawn: Spawn,
+    ) -> None:
+        self.execute, self.jobs, self.scheduler, self.store = execute, jobs, scheduler, store
+        self.book, self.clock, self.timing, self.spawn = book, clock, timing, spawn
+        self._in_flight: dict[str, asyncio.Task[Any]] = {}
+        self._restored = False
+        self.outcomes: list[object] = []
+
+    async def tick(self) -> str:
+        if not self._restored:
+            await self._restore_schedule()
+            self._restored = True
+        started = 0
+        for job in self.jobs.take_due(self.clock.now()):
+            if job.kind != EXECUTE_SNIPE:
+                continue
+            running = self._in_flight.get(job.key)
+            if running is not None and not running.done():
+                continue
+            self._in_flight[job.key] = self.spawn(self._snipe(job.key), f"snipe:{job.key}")
+            started += 1
+        self._in_flight = {k: t for k, t in self._in_flight.items() if not t.done()}
+        return f"{started} snipe(s) started, {len(self._in_flight)} in flight"
+
+    async def _snipe(self, target_id: str) -> None:
+        outcome = await self.execute(target_id)
+        self.outcomes.append(outcome)
+        logger.info("snipe %s: %s (%s)", target_id, outcome.result.value, outcome.detail)
+
+    async def _restore_schedule(self) -> None:
+        """Jobs held in the process die with it: schedule again what the store says is due."""
+        await self.book.catch_up(self.store)
+        for view in self.book.targets_in({"scheduled"}):
+            launch = view.execute_at or view.launch_at
+            await self.scheduler.schedule(ScheduledJob(EXECUTE_SNIPE, view.target_id, launch - self.timing.prepare_ahead))
+
+
+class RiskManagerAgent:
+    """Applies exit plans on the current price of each open position; reports exposure over limit."""
+
+    def __init__(
+        self,
+        manage: ManagePositions,
+        market: MarketData,
+        traders: TraderDirectory,
+        store: EventStore,
+        book: TradeBook,
+        clock: Clock,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.manage, self.market, self.traders, self.store = manage, market, traders, store
+        self.book, self.clock = book, clock
+        self.notifier = notifier if notifier is not None else NoNotifier()
+
+    async def tick(self) -> str:
+        await self.book.catch_up(self.store)
+        quotes = {p.symbol: p.quote_asset for p in self.book.open_positions()}
+        symbols = sorted(quotes)
+        exits = 0
+        unpriced = []
+        for code in symbols:
+            try:
+                symbol = Symbol.parse(code, quotes[code])
+                price = await self.market.last_price(symbol)
+            except (ExchangeError, DomainError) as exc:
+                unpriced.append(f"{code} ({type(exc).__name__})")
+                continue
+            if price is None:
+                unpriced.append(code)
+                continue
+            exits += len(await self.manage.on_tick(PriceTick(symbol, price, self.clock.now())))
+        over = await self._exposure_over_limit()
+        detail = f"{len(symbols)} symbol(s) watched, {exits} exit(s)"
+        if unpriced:
+            detail += f", no price for {', '.join(unpriced)}"
+        if over:
+            detail += f", over exposure limit: {', '.join(over)}"
+        return detail
+
+    async def _exposure_over_limit(self) -> list[str]:
+        over = []
+        for user_id in sorted({p.user_id for p in self.book.open_positions()}):
+            try:
+                limit = (await self.traders.settings_for(user_id)).risk.max_total_exposure
+            except NotFound:
+                continue
+            exposure = self.book.open_exposure(user_id)
+            if exposure > limit:
+                over.append(user_id)
+                await self.notifier.send(Alert(
+                    key=f"exposure:{user_id}", severity=Severity.WARNING,
+                    title=f"exposure over limit for {user_id}",
+                    text=f"open positions cost {exposure}, limit {limit}: no new snipes pass the risk check",
+                    at=self.clock.now(), user_id=user_id,
+                ))
+        return over
+
+
+class SafetyMonitorAgent:
+    def __init__(self, monitor: MonitorSafety) -> None:
+        self.monitor = monitor
+
+    async def tick(self) -> str:
+        report = await self.monitor()
+        detail = f"{report.watched_users} user(s) watched, {report.errors_in_window} recent exchange error(s)"
+        if report.trips:
+            detail += "; TRIPPED " + "; ".join(f"{t.scope}: {t.reason}" for t in report.trips)
+        return detail
+
+
+class ReconciliationAgent:
+    def __init__(self, reconcile: ReconcileWithExchange, clock: Clock, notifier: Notifier | None = None) -> None:
+        self.reconcile, self.clock = reconcile, clock
+        self.notifier = notifier if notifier is not None else NoNotifier()
+
+    async def tick(self) -> str:
+        report = await self.reconcile()
+        detail = (f"{len(report.snipes)} snipe(s) resumed, {len(report.exits_settled)} exit(s) settled, "
+                  f"{len(report.unaccounted_orders)} unaccounted order(s)")
+        if report.unaccounted_orders or report.problems:
+            await self.notifier.send(Alert(
+                key="reconciliation", severity=Severity.WARNING, title="reconciliation found differences",
+                text="; ".join([*(f"order {o.client_order_id} on {o.symbol} is not ours" for o in report.unaccounted_orders),
+                                *report.problems])[:2000],
+                at=self.clock.now(),
+            ))
+        return detail
+
+
+class SimulationAgent:
+    """Runs a backtest (whatever `simulate` does) and reports its summary line."""
+
+    def __init__(self, simulate: Callable[[], Awaitable[str]]) -> None:
+        self.simulate = simulate
+
+    async def tick(self) -> str:
+        return await self.simulate()

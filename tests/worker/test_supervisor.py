@@ -1,0 +1,202 @@
+"""The supervisor: heartbeats, crash → alert + fresh agent after a backoff, kill mid-tick,
+a stop that lets ticks and spawned work finish."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from adapters.clock import SystemClock
+from adapters.memory import InMemoryAgentStatusBoard
+from application.alerts import Alert, Severity
+from application.supervisor import AgentSpec, Supervisor, SupervisorPolicy
+
+FAST = SupervisorPolicy(backoff_first=timedelta(milliseconds=20), backoff_max=timedelta(milliseconds=80),
+                        stop_grace=timedelta(seconds=5), tick_timeout=timedelta(seconds=5))
+
+
+class Alerts:
+    def __init__(self) -> None:
+        self.sent: list[Alert] = []
+
+    async def send(self, alert: Alert) -> None:
+        self.sent.append(alert)
+
+
+class Counting:
+    """Counts ticks per instance; instance n crashes on its tick number `crash_on[n]`."""
+
+    built = 0
+
+    def __init__(self, log: list[str], crash_on: dict[int, int] | None = None) -> None:
+        Counting.built += 1
+        self.instance = Counting.built
+        self.ticks = 0
+        self.log = log
+        self.crash_on = crash_on or {}
+
+    async def tick(self) -> str:
+        self.ticks += 1
+        self.log.append(f"{self.instance}.{self.ticks}")
+        if self.crash_on.get(self.instance) == self.ticks:
+            raise RuntimeError(f"boom in {self.instance}")
+        return f"tick {self.ticks}"
+
+
+async def wait_for(condition, timeout: float = 5.0) -> None:  # noqa: ANN001
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.005)
+
+
+@pytest.fixture(autouse=True)
+def _reset_counter() -> None:
+    Counting.built = 0
+
+
+async def test_heartbeats_say_what_each_tick_did() -> None:
+    board, log = InMemoryAgentStatusBoard(), []
+    sup = Supervisor([AgentSpec("calendar", lambda: Counting(log), timedelta(milliseconds=5))],
+                     SystemClock(), board, policy=FAST, worker_id="w1")
+    run = asyncio.create_task(sup.run())
+    await wait_for(lambda: len(log) >= 3)
+    [status] = await board.statuses()
+    assert status.name == "calendar" and status.worker_id == "w1"
+    assert status.healthy and status.restarts == 0 and status.detail.startswith("tick ")
+    sup.stop()
+    await asyncio.wait_for(run, 5)
+    [status] = await board.statuses()
+    assert not status.healthy and status.detail == "stopped"
+
+
+async def test_a_crashed_agent_alerts_and_runs_again_as_a_fresh_instance() -> None:
+    board, log, alerts = InMemoryAgentStatusBoard(), [], Alerts()
+    sup = Supervisor([AgentSpec("pattern", lambda: Counting(log, {1: 2}), timedelta(milliseconds=5))],
+                     SystemClock(), board, alerts, policy=FAST)
+    run = asyncio.create_task(sup.run())
+    await wait_for(lambda: any(entry.startswith("2.") for entry in log))
+    # Instance 1 crashed on its second tick; instance 2 (a rebuild) ticks after the backoff.
+    assert log[:3] == ["1.1", "1.2", "2.1"]
+    [alert] = alerts.sent
+    assert alert.key == "agent-crashed:pattern" and alert.severity is Severity.CRITICAL
+    assert "RuntimeError: boom in 1" in alert.text
+    await wait_for(lambda: sup.status("pattern").healthy)
+    assert sup.status("pattern").restarts == 1
+    sup.stop()
+    await asyncio.wait_for(run, 5)
+
+
+async def test_killed_mid_tick_is_restarted_and_alerted() -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+    instances: list[int] = []
+
+    class Blocking:
+        def __init__(self) -> None:
+            instances.append(len(instances) + 1)
+            self.n = len(instances)
+
+        async def tick(self) -> str:
+            if self.n == 1:
+                started.set()
+                await release.wait()  # never released: it is killed in here
+            return f"instance {self.n}"
+
+    board, alerts = InMemoryAgentStatusBoard(), Alerts()
+    sup = Supervisor([AgentSpec("calendar", Blocking, timedelta(milliseconds=5))], SystemClock(), board, alerts,
+                     policy=FAST)
+    run = asyncio.create_task(sup.run())
+    await asyncio.wait_for(started.wait(), 5)
+    assert sup.kill("calendar") is True
+    await wait_for(lambda: (s := sup.status("calendar")) is not None and s.healthy and s.detail == "instance 2")
+    assert [a.key for a in alerts.sent] == ["agent-crashed:calendar"]
+    assert "killed mid-tick" in alerts.sent[0].text
+    assert sup.status("calendar").restarts == 1
+    sup.stop()
+    await asyncio.wait_for(run, 5)
+
+
+async def test_backoff_doubles_up_to_its_cap_while_the_agent_keeps_crashing() -> None:
+    times: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    class Broken:
+        async def tick(self) -> str:
+            times.append(loop.time())
+            raise ConnectionError("exchange down")
+
+    sup = Supervisor([AgentSpec("calendar", Broken, timedelta(milliseconds=1))], SystemClock(),
+                     InMemoryAgentStatusBoard(), Alerts(), policy=FAST)
+    run = asyncio.create_task(sup.run())
+    await wait_for(lambda: len(times) >= 6)
+    sup.stop()
+    await asyncio.wait_for(run, 5)
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert gaps[0] >= 0.018 and gaps[1] >= 0.038 and gaps[2] >= 0.078  # 20, 40, 80 ms
+    assert all(g < 0.5 for g in gaps[3:])  # capped at 80 ms (generous margin for a loaded machine)
+
+
+async def test_stop_lets_a_tick_and_spawned_work_in_flight_finish() -> None:
+    in_tick, finished = asyncio.Event(), []
+    sup: Supervisor
+
+    class Slow:
+        async def tick(self) -> str:
+            if not in_tick.is_set():
+                sup.spawn(self.work(), "snipe:t1")
+                in_tick.set()
+                await asyncio.sleep(0.1)
+                finished.append("tick")
+            return "ok"
+
+        async def work(self) -> None:
+            await asyncio.sleep(0.3)
+            finished.append("snipe")
+
+    sup = Supervisor([AgentSpec("strategy", Slow, timedelta(milliseconds=5))], SystemClock(),
+                     InMemoryAgentStatusBoard(), policy=FAST)
+    run = asyncio.create_task(sup.run())
+    await asyncio.wait_for(in_tick.wait(), 5)
+    sup.stop()
+    await asyncio.wait_for(run, 5)
+    assert finished == ["tick", "snipe"]
+    assert sup.in_flight == 0
+
+
+async def test_work_past_the_grace_is_cancelled() -> None:
+    cancelled = asyncio.Event()
+    sup: Supervisor
+
+    class Stuck:
+        spawned = False
+
+        async def tick(self) -> str:
+            if not Stuck.spawned:
+                Stuck.spawned = True
+                sup.spawn(self.forever(), "snipe:stuck")
+            return "ok"
+
+        async def forever(self) -> None:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+
+    policy = SupervisorPolicy(stop_grace=timedelta(milliseconds=100))
+    sup = Supervisor([AgentSpec("strategy", Stuck, timedelta(milliseconds=5))], SystemClock(),
+                     InMemoryAgentStatusBoard(), policy=policy)
+    run = asyncio.create_task(sup.run())
+    await wait_for(lambda: Stuck.spawned)
+    sup.stop()
+    await asyncio.wait_for(run, 5)
+    assert cancelled.is_set()
+
+
+def test_agent_names_are_unique() -> None:
+    spec = AgentSpec("calendar", lambda: Counting([]), timedelta(seconds=1))
+    with pytest.raises(ValueError, match="unique"):
+        Supervisor([spec, spec], SystemClock(), InMemoryAgentStatusBoard())
