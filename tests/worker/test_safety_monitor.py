@@ -1,0 +1,107 @@
+"""The safety monitor trips the emergency stop on a price collapse, on the daily loss limit and
+on a burst of exchange errors, alerts, and leaves a halted scope alone."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from application.alerts import Alert
+from application.ports import TraderSettings
+from application.use_cases.monitor import MonitorSafety, SafetyLimits
+from domain.events import Recorded, SnipeOrderRejected
+from domain.risk import RiskProfile
+from tests.adapters.paper_support import LAUNCH, listing
+from tests.application.support import World, before_launch, world_at
+
+
+class Alerts:
+    def __init__(self) -> None:
+        self.sent: list[Alert] = []
+
+    async def send(self, alert: Alert) -> None:
+        self.sent.append(alert)
+
+
+def trader(max_daily_loss: str = "50") -> TraderSettings:
+    return TraderSettings(user_id="alice", risk=RiskProfile(Decimal("100"), 3, Decimal(max_daily_loss), Decimal("1000")))
+
+
+def monitor_of(world: World, alerts: Alerts, **limits) -> MonitorSafety:  # noqa: ANN003
+    return MonitorSafety(world.store, world.paper, world.traders, world.emergency_stop(), world.clock, world.book,
+                         SafetyLimits(**limits), alerts)
+
+
+async def filled_world(prices: list[dict], max_daily_loss: str = "50") -> World:
+    world = world_at(before_launch(), listings=[listing(prices=prices)], traders=[trader(max_daily_loss)])
+    target_id = await world.scheduled_target()
+    outcome = await world.clock.run_together([world.execute_snipe()(target_id)])
+    assert outcome[0].result.value == "filled"
+    return world
+
+
+async def test_a_price_collapse_after_entry_halts_the_user_and_alerts() -> None:
+    world = await filled_world([{"t": "0", "price": "0.5"}, {"t": "60", "price": "0.2"}])
+    alerts = Alerts()
+    monitor = monitor_of(world, alerts, price_collapse_percent=Decimal("50"))
+    world.clock.set(LAUNCH + timedelta(seconds=30))
+    assert (await monitor()).trips == []  # still at the entry price
+    world.clock.set(LAUNCH + timedelta(seconds=61))
+    report = await monitor()
+    [trip] = report.trips
+    assert trip.scope == "alice" and "price collapse" in trip.reason and "0.2" in trip.reason
+    assert world.book.halted("alice") is not None
+    [alert] = alerts.sent
+    assert alert.user_id == "alice" and alert.key == "emergency-stop:alice"
+    # Halted: the next round does not trip it again (and does not fail on an active switch).
+    assert (await monitor()).trips == []
+
+
+async def test_the_daily_loss_limit_counts_what_open_positions_would_lose_now() -> None:
+    # 10 USDT in at 0.5; at 0.4 the position would lose about 2 USDT (plus the entry fee).
+    world = await filled_world([{"t": "0", "price": "0.5"}, {"t": "60", "price": "0.4"}], max_daily_loss="2")
+    alerts = Alerts()
+    monitor = monitor_of(world, alerts)
+    world.clock.set(LAUNCH + timedelta(seconds=61))
+    [trip] = (await monitor()).trips
+    assert trip.scope == "alice" and trip.reason.startswith("daily loss limit reached")
+    assert "(limit 2)" in trip.reason
+
+
+async def test_a_loss_under_the_limit_trips_nothing() -> None:
+    world = await filled_world([{"t": "0", "price": "0.5"}, {"t": "60", "price": "0.45"}], max_daily_loss="2")
+    monitor = monitor_of(world, Alerts())
+    world.clock.set(LAUNCH + timedelta(seconds=61))
+    report = await monitor()
+    assert report.trips == [] and report.watched_users == 1
+    assert world.book.halted("alice") is None
+
+
+async def _reject(world: World, n: int, spacing: timedelta, first: int = 0) -> None:
+    for i in range(first, first + n):
+        at = world.clock.now() + spacing * (i - first)
+        await world.store.append([Recorded(f"target-x{i}", 1, at, "bob", f"x{i}",
+                                           SnipeOrderRejected(f"x{i}", f"c{i}", "30004", "insufficient balance", 1))])
+
+
+async def test_a_burst_of_exchange_errors_trips_the_global_stop() -> None:
+    world = world_at(before_launch())
+    alerts = Alerts()
+    monitor = monitor_of(world, alerts, error_burst=3, error_window=timedelta(minutes=1))
+    assert (await monitor()).trips == []  # the monitor starts reading here
+    await _reject(world, 3, timedelta(seconds=1))
+    world.clock.advance(timedelta(seconds=3))
+    [trip] = (await monitor()).trips
+    assert trip.scope == "global" and trip.reason == "3 exchange errors within 1 min"
+    assert world.book.halted("anyone") is not None
+    assert alerts.sent[0].user_id is None
+
+
+async def test_errors_spread_wider_than_the_window_are_no_burst() -> None:
+    world = world_at(before_launch())
+    monitor = monitor_of(world, Alerts(), error_burst=3, error_window=timedelta(seconds=10))
+    await monitor()
+    for n in range(3):
+        await _reject(world, 1, timedelta(0), first=n)
+        world.clock.advance(timedelta(seconds=8))
+        assert (await monitor()).trips == []
