@@ -135,6 +135,7 @@ class StrategyAgent:
             if running is not None and not running.done():
                 continue
             self._in_flight[job.key] = self.spawn(self._snipe(job.key), f"snipe:{job.key}")
+            logger.info("snipe %s started: executor armed for launch", job.key)
             started += 1
         self._in_flight = {k: t for k, t in self._in_flight.items() if not t.done()}
         return f"{started} snipe(s) started, {len(self._in_flight)} in flight"

@@ -55,8 +55,17 @@ def _parser() -> argparse.ArgumentParser:
     check = mexc_sub.add_parser("check", help="read-only calls and order/test with your keys; trades nothing")
     check.add_argument("--symbol", default="BTCUSDT", help="pair for order/test (default BTCUSDT)")
 
+    worker = sub.add_parser("worker", help="run the agents (calendar, pattern discovery, strategy, risk manager, "
+                                           "safety monitor, reconciliation) until SIGTERM; paper unless SNIPER_LIVE=1")
+    worker.add_argument("--for", dest="duration", type=float, metavar="SECONDS",
+                        help="stop after this many seconds (default: until SIGTERM, or the end of a replay)")
     sub.add_parser("migrate", help="bring the database schema (DATABASE_URL) to this version; safe to repeat")
     sub.add_parser("config", help="list every environment variable with its default and current value")
+
+    from entrypoints.backtest import add_backtest_arguments
+
+    add_backtest_arguments(sub.add_parser("backtest", help="run the exit strategies over recorded listings; "
+                                                           "print P&L, hit rate and drawdown; write an equity chart"))
     return parser
 
 
@@ -79,6 +88,12 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
             return _reconcile(out)
         if args.command == "mexc":
             return _mexc_check(args, out)
+        if args.command == "worker":
+            return _worker(args, out)
+        if args.command == "backtest":
+            from entrypoints.backtest import run_backtest_command
+
+            return run_backtest_command(args, out)
     except ConfigurationError as exc:
         err.write(f"sniper: {exc}\n")
         return EXIT_USAGE
@@ -140,6 +155,24 @@ def _snipe(args: argparse.Namespace, out: TextIO) -> int:
     command = parse_snipe_command(args.symbol, args.quote_amount, args.at, args.live, args.exit_strategy, settings)
     outcome = asyncio.run(run_manual_snipe(settings, command, out))
     return 0 if outcome.result.value == "filled" else EXIT_FAILED
+
+
+def _worker(args: argparse.Namespace, out: TextIO) -> int:
+    from datetime import timedelta
+
+    from entrypoints.worker import run_worker
+
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpcore", "websockets", "saq"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    settings = load_settings()
+    if args.duration is not None and not (0 < args.duration <= 30 * 86_400):
+        raise ConfigurationError(f"--for must be between 0 and 30 days in seconds, got {args.duration:g}")
+    duration = None if args.duration is None else timedelta(seconds=args.duration)
+    asyncio.run(_translate_store_errors(run_worker(settings, out, duration=duration)))
+    return 0
 
 
 def _reconcile(out: TextIO) -> int:

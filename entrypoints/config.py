@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import adapters.paper
@@ -44,15 +45,61 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("SNIPER_LEASE_TTL_SECONDS", "120",
            "How long one executor holds a snipe; a killed worker's snipe waits this long before a restart resolves it"),
     EnvVar("SNIPER_USER", "local", "User id the command line acts for (manual snipes)"),
+    EnvVar("SNIPER_HTTP_HOST", "127.0.0.1", "Address `sniper serve` listens on"),
+    EnvVar("SNIPER_HTTP_PORT", "8080", "Port `sniper serve` listens on"),
+    EnvVar("SNIPER_CORS_ORIGINS", "(unset)", "Comma-separated browser origins allowed to call the API "
+           "(e.g. https://app.example.com); unset = no cross-origin access"),
+    EnvVar("SNIPER_RATE_LIMIT_PER_MINUTE", "600", "Requests one user may make per minute (sliding window); 0 = no limit"),
+    EnvVar("SNIPER_MAX_BODY_BYTES", "65536", "Largest request body the API accepts (413 above it)"),
+    EnvVar("SNIPER_MARKET", "replay", "What `sniper worker` trades on: replay (the scenario, paper fills) or mexc "
+           "(MEXC's calendar and prices; paper fills unless SNIPER_LIVE=1)"),
+    EnvVar("SNIPER_LIVE", "0", "1 = `sniper worker` places real orders on MEXC with MEXC_API_KEY (needs SNIPER_MARKET=mexc)"),
+    EnvVar("SNIPER_REPLAY_SPEED", "60", "How many times faster than real time the worker replays a scenario"),
+    EnvVar("SNIPER_PRICE_POLL_MS", "1000", "How often the risk manager reads the prices of open positions"),
+    EnvVar("SNIPER_SAFETY_POLL_SECONDS", "5", "How often the safety monitor checks losses, collapses and error bursts"),
+    EnvVar("SNIPER_RECONCILE_POLL_SECONDS", "600", "How often the worker reconciles with the exchange (also at start)"),
+    EnvVar("SNIPER_ERROR_BURST", "5", "Exchange errors within SNIPER_ERROR_WINDOW_SECONDS that trip the global emergency stop"),
+    EnvVar("SNIPER_ERROR_WINDOW_SECONDS", "60", "The window of SNIPER_ERROR_BURST"),
+    EnvVar("SNIPER_PRICE_COLLAPSE_PERCENT", "50", "A fall this far below a position's entry trips its user's emergency stop"),
+    EnvVar("SNIPER_STOP_GRACE_SECONDS", "60", "On SIGTERM, how long snipes and ticks in flight may take to finish"),
+    EnvVar("SNIPER_WORKER_ID", "(host-pid)", "Name of this worker in heartbeats and logs"),
     EnvVar("MEXC_BASE_URL", "https://api.mexc.com", "MEXC REST base URL (spot v3)"),
     EnvVar("MEXC_WEB_URL", "https://www.mexc.com", "MEXC web base URL (new-coin calendar, symbolsV2)"),
     EnvVar("MEXC_WS_URL", "wss://wbs-api.mexc.com/ws", "MEXC WebSocket market streams (protobuf)"),
     EnvVar("MEXC_API_KEY", "(unset)", "MEXC API key; with no keys only paper trading is possible"),
     EnvVar("MEXC_SECRET_KEY", "(unset)", "MEXC API secret; never printed or logged"),
     EnvVar("MEXC_RECV_WINDOW_MS", "5000", "recvWindow sent with signed MEXC calls (1-60000)"),
+    EnvVar("OPENAI_API_KEY", "(unset)", "OpenAI key for the AI analyst (advisory listing scores); unset = OpenAI not used"),
+    EnvVar("OPENAI_BASE_URL", "https://api.openai.com/v1", "OpenAI API base URL"),
+    EnvVar("OPENAI_MODEL", "gpt-4o-mini", "OpenAI chat model of the analyst"),
+    EnvVar("ANTHROPIC_API_KEY", "(unset)", "Anthropic key for the AI analyst; unset = Anthropic not used"),
+    EnvVar("ANTHROPIC_BASE_URL", "https://api.anthropic.com", "Anthropic API base URL"),
+    EnvVar("ANTHROPIC_MODEL", "claude-3-5-haiku-latest", "Anthropic model of the analyst"),
+    EnvVar("PERPLEXITY_API_KEY", "(unset)", "Perplexity key for the AI analyst (OpenAI-compatible API); unset = not used"),
+    EnvVar("PERPLEXITY_BASE_URL", "https://api.perplexity.ai", "Perplexity API base URL"),
+    EnvVar("PERPLEXITY_MODEL", "sonar", "Perplexity model of the analyst"),
+    EnvVar("COHERE_API_KEY", "(unset)", "Cohere key for embeddings (similar past listings); unset = no similarity search"),
+    EnvVar("COHERE_BASE_URL", "https://api.cohere.com", "Cohere API base URL"),
+    EnvVar("COHERE_MODEL", "embed-v4.0", "Cohere embedding model"),
+    EnvVar("SNIPER_AI_TIMEOUT_SECONDS", "6", "Time budget of one listing analysis, every provider tried included; then rules"),
+    EnvVar("SNIPER_AI_CALL_TIMEOUT_SECONDS", "3", "Time budget of one AI provider call (at most SNIPER_AI_TIMEOUT_SECONDS)"),
+    EnvVar("SNIPER_AI_DAILY_BUDGET_USD", "1", "AI spend per UTC day; once spent, paid providers are skipped (rules only)"),
+    EnvVar("OTEL_EXPORTER_OTLP_ENDPOINT", "(unset)", "OTLP/HTTP collector base URL (traces to /v1/traces, metrics to "
+           "/v1/metrics), e.g. http://127.0.0.1:4318; unset = nothing exported"),
+    EnvVar("OTEL_SERVICE_NAME", "mexc-sniper", "service.name on every span and metric"),
+    EnvVar("SNIPER_METRICS_PORT", "0", "Port of the worker's Prometheus /metrics server; 0 = off"),
+    EnvVar("SNIPER_ALERT_WEBHOOK_URL", "(unset)", "Alerts POSTed here as JSON {key, severity, title, text, at, user_id}"),
+    EnvVar("SNIPER_ALERT_WEBHOOK_SECRET", "(unset)",
+           "Shared secret: alert webhook bodies are signed, X-Sniper-Signature: sha256=<hex HMAC-SHA256 of the body>"),
+    EnvVar("SLACK_WEBHOOK_URL", "(unset)", "Slack incoming-webhook URL for alerts"),
+    EnvVar("TELEGRAM_BOT_TOKEN", "(unset)", "Telegram bot token for alerts (with TELEGRAM_CHAT_ID)"),
+    EnvVar("TELEGRAM_CHAT_ID", "(unset)", "Telegram chat the bot sends alerts to"),
+    EnvVar("TELEGRAM_API_URL", "https://api.telegram.org", "Telegram Bot API base URL"),
 )
 
-SECRET_VARS = frozenset({"MEXC_SECRET_KEY", "MEXC_API_KEY", "DATABASE_URL", "REDIS_URL"})
+SECRET_VARS = frozenset({"MEXC_SECRET_KEY", "MEXC_API_KEY", "DATABASE_URL", "REDIS_URL", "SNIPER_ALERT_WEBHOOK_URL",
+                         "SNIPER_ALERT_WEBHOOK_SECRET", "SLACK_WEBHOOK_URL", "TELEGRAM_BOT_TOKEN",
+                         "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "PERPLEXITY_API_KEY", "COHERE_API_KEY"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +117,67 @@ class MexcSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ObservabilitySettings:
+    """Telemetry export and alert channels; each channel is on when its settings are given."""
+
+    service_name: str = "mexc-sniper"
+    otlp_endpoint: str | None = None
+    metrics_port: int = 0  # 0: no standalone /metrics server
+    alert_webhook_url: str | None = field(default=None, repr=False)
+    alert_webhook_secret: str | None = field(default=None, repr=False)
+    slack_webhook_url: str | None = field(default=None, repr=False)
+    telegram_bot_token: str | None = field(default=None, repr=False)
+    telegram_chat_id: str | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    market: str = "replay"  # replay | mexc
+    live: bool = False
+    replay_speed: float = 60.0
+    price_poll: timedelta = timedelta(seconds=1)
+    safety_poll: timedelta = timedelta(seconds=5)
+    reconcile_poll: timedelta = timedelta(minutes=10)
+    error_burst: int = 5
+    error_window: timedelta = timedelta(minutes=1)
+    price_collapse_percent: Decimal = Decimal("50")
+    stop_grace: timedelta = timedelta(seconds=60)
+    worker_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AiProviderSettings:
+    api_key: str = field(default="", repr=False)
+    base_url: str = ""
+    model: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AiSettings:
+    """AI enrichment (entrypoints/ai.py): each provider is used only when its key is set."""
+
+    openai: AiProviderSettings = AiProviderSettings(base_url="https://api.openai.com/v1", model="gpt-4o-mini")
+    anthropic: AiProviderSettings = AiProviderSettings(base_url="https://api.anthropic.com", model="claude-3-5-haiku-latest")
+    perplexity: AiProviderSettings = AiProviderSettings(base_url="https://api.perplexity.ai", model="sonar")
+    cohere: AiProviderSettings = AiProviderSettings(base_url="https://api.cohere.com", model="embed-v4.0")
+    timeout: timedelta = timedelta(seconds=6)
+    call_timeout: timedelta = timedelta(seconds=3)
+    daily_budget_usd: Decimal = Decimal("1")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """`sniper serve`: where it listens, who may call it from a browser, and its limits."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    cors_origins: tuple[str, ...] = ()
+    rate_limit_per_minute: int = 600
+    max_body_bytes: int = 65_536
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     scenario_path: Path = BUNDLED_SCENARIO
@@ -77,9 +185,13 @@ class Settings:
     state_poll: timedelta = timedelta(seconds=10)
     timing: SnipeTiming = field(default_factory=SnipeTiming)
     user_id: str = "local"
+    worker: WorkerSettings = field(default_factory=lambda: WorkerSettings())
     redis_url: str | None = None
     redis_prefix: str = "sniper"
     mexc: MexcSettings = field(default_factory=MexcSettings)
+    ai: AiSettings = field(default_factory=AiSettings)
+    observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
 
 
 def _number(env: Mapping[str, str], name: str, default: str, low: float, high: float, integer: bool = False) -> float:
@@ -144,6 +256,40 @@ def _mexc(env: Mapping[str, str]) -> MexcSettings:
     )
 
 
+def _ai_provider(env: Mapping[str, str], prefix: str, default: AiProviderSettings) -> AiProviderSettings:
+    model = env.get(f"{prefix}_MODEL", default.model).strip()
+    if not model or len(model) > 200 or any(c.isspace() for c in model):
+        raise ConfigurationError(f"{prefix}_MODEL must be 1-200 characters without spaces, got {model!r}")
+    key = env.get(f"{prefix}_API_KEY", "").strip()
+    if any(c.isspace() for c in key):
+        raise ConfigurationError(f"{prefix}_API_KEY must not contain spaces")  # never echo a key
+    return AiProviderSettings(key, _url(env, f"{prefix}_BASE_URL", default.base_url, ("https://", "http://")), model)
+
+
+def _ai(env: Mapping[str, str]) -> AiSettings:
+    d = AiSettings()
+    total = _number(env, "SNIPER_AI_TIMEOUT_SECONDS", "6", 0.1, 600)
+    call = _number(env, "SNIPER_AI_CALL_TIMEOUT_SECONDS", "3", 0.1, 600)
+    if call > total:
+        raise ConfigurationError(f"SNIPER_AI_CALL_TIMEOUT_SECONDS ({call:g}) must not exceed SNIPER_AI_TIMEOUT_SECONDS ({total:g})")
+    raw = env.get("SNIPER_AI_DAILY_BUDGET_USD", "1").strip()
+    try:
+        budget = Decimal(raw)
+    except ArithmeticError:
+        budget = Decimal("NaN")
+    if not budget.is_finite() or not (0 <= budget <= 1_000_000):
+        raise ConfigurationError(f"SNIPER_AI_DAILY_BUDGET_USD must be a decimal amount between 0 and 1000000, got {raw!r}")
+    return AiSettings(
+        openai=_ai_provider(env, "OPENAI", d.openai),
+        anthropic=_ai_provider(env, "ANTHROPIC", d.anthropic),
+        perplexity=_ai_provider(env, "PERPLEXITY", d.perplexity),
+        cohere=_ai_provider(env, "COHERE", d.cohere),
+        timeout=timedelta(seconds=total),
+        call_timeout=timedelta(seconds=call),
+        daily_budget_usd=budget,
+    )
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     scenario = env.get("SNIPER_SCENARIO", "").strip()
@@ -163,9 +309,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         state_poll=timedelta(seconds=_number(env, "SNIPER_STATE_POLL_SECONDS", "10", 0.1, 3600)),
         timing=timing,
         user_id=_user(env),
+        worker=_worker(env),
         redis_url=_redis_url(env),
         redis_prefix=_redis_prefix(env),
         mexc=_mexc(env),
+        ai=_ai(env),
+        observability=_observability(env),
+        http=_http(env),
     )
 
 
@@ -190,3 +340,95 @@ def _redis_prefix(env: Mapping[str, str]) -> str:
     if not prefix or len(prefix) > 64 or any(c.isspace() or c == ":" for c in prefix):
         raise ConfigurationError(f"REDIS_PREFIX must be 1-64 characters without spaces or ':', got {prefix!r}")
     return prefix
+
+
+def _worker(env: Mapping[str, str]) -> WorkerSettings:
+    market = env.get("SNIPER_MARKET", "replay").strip().lower()
+    if market not in ("replay", "mexc"):
+        raise ConfigurationError(f"SNIPER_MARKET must be replay or mexc, got {market!r}")
+    live_raw = env.get("SNIPER_LIVE", "0").strip().lower()
+    if live_raw not in ("0", "1", "false", "true", "no", "yes", ""):
+        raise ConfigurationError(f"SNIPER_LIVE must be 0 or 1, got {live_raw!r}")
+    live = live_raw in ("1", "true", "yes")
+    if live and market != "mexc":
+        raise ConfigurationError("SNIPER_LIVE=1 needs SNIPER_MARKET=mexc: a replay is never traded live")
+    worker_id = env.get("SNIPER_WORKER_ID", "").strip()
+    if worker_id and (len(worker_id) > 100 or any(c.isspace() or c in "/:" for c in worker_id)):
+        raise ConfigurationError(f"SNIPER_WORKER_ID must be 1-100 characters without spaces, '/' or ':', got {worker_id!r}")
+    _number(env, "SNIPER_PRICE_COLLAPSE_PERCENT", "50", 1, 100)  # validated; kept exact below
+    return WorkerSettings(
+        market=market,
+        live=live,
+        replay_speed=_number(env, "SNIPER_REPLAY_SPEED", "60", 0.01, 100_000),
+        price_poll=timedelta(milliseconds=_number(env, "SNIPER_PRICE_POLL_MS", "1000", 50, 600_000)),
+        safety_poll=timedelta(seconds=_number(env, "SNIPER_SAFETY_POLL_SECONDS", "5", 0.1, 3600)),
+        reconcile_poll=timedelta(seconds=_number(env, "SNIPER_RECONCILE_POLL_SECONDS", "600", 1, 86_400)),
+        error_burst=int(_number(env, "SNIPER_ERROR_BURST", "5", 1, 10_000, integer=True)),
+        error_window=timedelta(seconds=_number(env, "SNIPER_ERROR_WINDOW_SECONDS", "60", 1, 86_400)),
+        price_collapse_percent=Decimal(env.get("SNIPER_PRICE_COLLAPSE_PERCENT", "50").strip()),
+        stop_grace=timedelta(seconds=_number(env, "SNIPER_STOP_GRACE_SECONDS", "60", 0, 3600)),
+        worker_id=worker_id,
+    )
+
+
+def _observability(env: Mapping[str, str]) -> ObservabilitySettings:
+    def optional_url(name: str) -> str | None:
+        raw = env.get(name, "").strip()
+        if not raw:
+            return None
+        if name in SECRET_VARS:  # a webhook URL is a credential: never echo it
+            if not raw.startswith(("https://", "http://")) or raw.endswith("://"):
+                raise ConfigurationError(f"{name} must be an https or http URL")
+            return raw
+        return _url(env, name, "", ("https://", "http://"))
+
+    service = env.get("OTEL_SERVICE_NAME", "mexc-sniper").strip()
+    if not service or len(service) > 200 or any(c.isspace() for c in service):
+        raise ConfigurationError(f"OTEL_SERVICE_NAME must be 1-200 characters without spaces, got {service!r}")
+    token = env.get("TELEGRAM_BOT_TOKEN", "").strip() or None
+    chat = env.get("TELEGRAM_CHAT_ID", "").strip() or None
+    if bool(token) != bool(chat):
+        missing = "TELEGRAM_CHAT_ID" if token else "TELEGRAM_BOT_TOKEN"
+        raise ConfigurationError(f"{missing} must be set too: Telegram alerts need a bot token and a chat id")
+    if token is not None and (":" not in token or any(c.isspace() or c == "/" for c in token)):
+        raise ConfigurationError("TELEGRAM_BOT_TOKEN must look like 123456:ABC... (as BotFather gives it)")
+    if chat is not None and (len(chat) > 100 or any(c.isspace() for c in chat)):
+        raise ConfigurationError(f"TELEGRAM_CHAT_ID must be a chat id or @channel name without spaces, got {chat!r}")
+    secret = env.get("SNIPER_ALERT_WEBHOOK_SECRET", "").strip() or None
+    webhook = optional_url("SNIPER_ALERT_WEBHOOK_URL")
+    if secret is not None and webhook is None:
+        raise ConfigurationError("SNIPER_ALERT_WEBHOOK_SECRET is set but SNIPER_ALERT_WEBHOOK_URL is not")
+    return ObservabilitySettings(
+        service_name=service,
+        otlp_endpoint=optional_url("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        metrics_port=int(_number(env, "SNIPER_METRICS_PORT", "0", 0, 65_535, integer=True)),
+        alert_webhook_url=webhook,
+        alert_webhook_secret=secret,
+        slack_webhook_url=optional_url("SLACK_WEBHOOK_URL"),
+        telegram_bot_token=token,
+        telegram_chat_id=chat,
+        telegram_api_url=_url(env, "TELEGRAM_API_URL", "https://api.telegram.org", ("https://", "http://")),
+    )
+
+
+def _http(env: Mapping[str, str]) -> HttpSettings:
+    host = env.get("SNIPER_HTTP_HOST", "127.0.0.1").strip()
+    if not host or len(host) > 255 or any(c.isspace() or c in "/@" for c in host):
+        raise ConfigurationError(f"SNIPER_HTTP_HOST must be a host name or address, got {host!r}")
+    origins = []
+    for raw in env.get("SNIPER_CORS_ORIGINS", "").split(","):
+        origin = raw.strip().rstrip("/")
+        if not origin:
+            continue
+        if origin != "*" and (not origin.startswith(("https://", "http://")) or "/" in origin.split("://", 1)[1]):
+            raise ConfigurationError(
+                f"SNIPER_CORS_ORIGINS must be comma-separated origins like https://app.example.com, got {raw.strip()!r}"
+            )
+        origins.append(origin)
+    return HttpSettings(
+        host=host,
+        port=int(_number(env, "SNIPER_HTTP_PORT", "8080", 1, 65_535, integer=True)),
+        cors_origins=tuple(origins),
+        rate_limit_per_minute=int(_number(env, "SNIPER_RATE_LIMIT_PER_MINUTE", "600", 0, 1_000_000, integer=True)),
+        max_body_bytes=int(_number(env, "SNIPER_MAX_BODY_BYTES", "65536", 1024, 100_000_000, integer=True)),
+    )

@@ -18,16 +18,25 @@ from dishka import AnyOf, AsyncContainer, Provider, Scope, from_context, make_as
 from adapters.eventstore.memory import InMemoryEventStore
 from adapters.eventstore.migrate import ensure_schema
 from adapters.eventstore.sqlalchemy_store import SqlEventStore, make_engine, sqlite_path
-from adapters.memory import InMemoryCache, InMemoryLockService, InMemoryScheduler, InMemoryTraderDirectory
+from adapters.memory import (
+    InMemoryAgentStatusBoard,
+    InMemoryCache,
+    InMemoryLockService,
+    InMemoryScheduler,
+    InMemoryTraderDirectory,
+)
 from adapters.mexc.exchange import MexcExchange
+from adapters.mexc.limits import RateLimiter
 from adapters.mexc.listings import MexcListingFeed
 from adapters.mexc.rest import MexcRestClient
 from adapters.paper.broker import PaperBroker
-from adapters.redis import RedisCache, RedisLockService, redis_client
+from adapters.redis import RedisAgentStatusBoard, RedisCache, RedisLockService, redis_client
 from adapters.paper.exchange import PaperExchange
 from adapters.paper.scenario import Scenario
+from adapters.telemetry.instrument import InstrumentedExchange
 from application.errors import ConfigurationError
 from application.ports import (
+    AgentStatusBoard,
     Cache,
     Clock,
     EventStore,
@@ -39,7 +48,9 @@ from application.ports import (
     TraderDirectory,
     TraderSettings,
 )
+from application.telemetry import Telemetry
 from application.timing import SnipeTiming
+from application.trader_directory import EventSourcedTraderDirectory
 from domain.risk import DEFAULT_RISK_PROFILE
 from application.trade_book import TradeBook
 from application.use_cases.listings import DetectReadyStates, SyncCalendar
@@ -50,6 +61,7 @@ from application.use_cases.safety import ActivateEmergencyStop, ClearEmergencySt
 from application.use_cases.snipe import ExecuteSnipe
 from application.use_cases.targets import CreateSnipeTarget
 from entrypoints.config import Settings
+from entrypoints.observability import ObservabilityProvider
 
 
 class StoreAccess(Enum):
@@ -100,8 +112,10 @@ class PaperExchangeProvider(Provider):
         return PaperExchange(scenario, clock)
 
     @provide(scope=Scope.APP)
-    def traders(self, scenario: Scenario) -> TraderDirectory:
-        return InMemoryTraderDirectory(scenario.trader_settings())
+    def traders(self, scenario: Scenario, store: EventStore) -> TraderDirectory:
+        # Settings recorded through the API win; the scenario's traders fill in the rest.
+        fallback = InMemoryTraderDirectory(scenario.trader_settings())
+        return EventSourcedTraderDirectory(store, fallback=fallback, defaults_for_unknown=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,6 +159,12 @@ class CoordinationProvider(Provider):
         return RedisLockService(redis.client, settings.redis_prefix)
 
     @provide(scope=Scope.APP)
+    def agent_board(self, redis: RedisHandle, settings: Settings) -> AgentStatusBoard:
+        if redis.client is None:
+            return InMemoryAgentStatusBoard()
+        return RedisAgentStatusBoard(redis.client, settings.redis_prefix)
+
+    @provide(scope=Scope.APP)
     def cache(self, clock: Clock, redis: RedisHandle, settings: Settings) -> Cache:
         if redis.client is None:
             return InMemoryCache(clock)
@@ -163,9 +183,10 @@ class MexcProvider(Provider):
     mode = from_context(provides=TradingMode, scope=Scope.APP)
 
     @provide(scope=Scope.APP)
-    async def rest(self, settings: Settings) -> AsyncIterator[MexcRestClient]:
+    async def rest(self, settings: Settings, telemetry: Telemetry) -> AsyncIterator[MexcRestClient]:
         m = settings.mexc
-        client = MexcRestClient(m.api_key, m.secret_key, m.base_url, recv_window_ms=m.recv_window_ms)
+        client = MexcRestClient(m.api_key, m.secret_key, m.base_url, recv_window_ms=m.recv_window_ms,
+                                limiter=RateLimiter(telemetry=telemetry))
         try:
             yield client
         finally:
@@ -184,13 +205,17 @@ class MexcProvider(Provider):
         return MexcExchange(client)
 
     @provide(scope=Scope.APP)
-    def trading(self, mode: TradingMode, mexc: MexcExchange, clock: Clock) -> ExchangeTrading:
-        return mexc if mode is TradingMode.LIVE else PaperBroker(mexc, clock)
+    def trading(self, mode: TradingMode, mexc: MexcExchange, clock: Clock, telemetry: Telemetry) -> ExchangeTrading:
+        if mode is TradingMode.LIVE:
+            return InstrumentedExchange(mexc, telemetry, mode="live", system="mexc")
+        return InstrumentedExchange(PaperBroker(mexc, clock), telemetry, mode="paper", system="paper")
 
     @provide(scope=Scope.APP)
-    def traders(self, settings: Settings, mode: TradingMode) -> TraderDirectory:
+    def traders(self, settings: Settings, mode: TradingMode, store: EventStore) -> TraderDirectory:
         risk = dataclasses.replace(DEFAULT_RISK_PROFILE, live=mode is TradingMode.LIVE)
-        return InMemoryTraderDirectory([TraderSettings(user_id=settings.user_id, auto_snipe=False, risk=risk)])
+        fallback = InMemoryTraderDirectory([TraderSettings(user_id=settings.user_id, auto_snipe=False, risk=risk)])
+        # Users who turned auto-snipe on through the API are served; SNIPER_USER keeps its defaults.
+        return EventSourcedTraderDirectory(store, fallback=fallback, defaults_for_unknown=False)
 
 
 class TradingProvider(Provider):
@@ -229,6 +254,7 @@ def paper_trading_container(settings: Settings, scenario: Scenario, clock: Clock
         PaperExchangeProvider(),
         CoordinationProvider(),
         TradingProvider(),
+        ObservabilityProvider(),
         context={Settings: settings, StoreAccess: StoreAccess.WRITE, Scenario: scenario, Clock: clock},
     )
 
@@ -241,5 +267,6 @@ def mexc_trading_container(settings: Settings, mode: TradingMode, clock: Clock) 
         MexcProvider(),
         CoordinationProvider(),
         TradingProvider(),
+        ObservabilityProvider(),
         context={Settings: settings, StoreAccess: StoreAccess.WRITE, Clock: clock, TradingMode: mode},
     )

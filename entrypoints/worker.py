@@ -1,0 +1,272 @@
+"""`sniper worker`: the background worker running the agents under the supervisor.
+
+Order of things: reach the store and shared services, reconcile with the exchange (retrying
+until it answers: nothing trades before the worker agrees with the exchange on every order
+it sent), then run the agents until SIGTERM/SIGINT (or the end of a replay, or --for). A stop
+lets snipes and ticks in flight finish within SNIPER_STOP_GRACE_SECONDS.
+
+Markets: `replay` (default) plays the scenario on the paper exchange on an accelerated clock,
+each run in its own namespace like the demo; `mexc` follows MEXC's calendar and prices and
+fills on paper, or on MEXC itself with SNIPER_LIVE=1 and keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import socket
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TextIO
+
+from adapters.clock import AcceleratedClock, SystemClock
+from adapters.memory import InMemoryScheduler
+from adapters.paper.scenario import Scenario, load_scenario
+from application.agents import (
+    CalendarAgent,
+    PatternDiscoveryAgent,
+    ReconciliationAgent,
+    RiskManagerAgent,
+    SafetyMonitorAgent,
+    SimulationAgent,
+    StrategyAgent,
+)
+from application.alerts import Notifier
+from application.errors import ConfigurationError, ExchangeError
+from application.ports import AgentStatusBoard, Clock, EventStore, LockService, MarketData, TraderDirectory
+from application.supervisor import AgentSpec, Supervisor, SupervisorPolicy
+from application.telemetry import Telemetry
+from application.timing import SnipeTiming
+from application.trade_book import TradeBook
+from application.use_cases.listings import DetectReadyStates, SyncCalendar
+from application.use_cases.monitor import MonitorSafety, SafetyLimits
+from application.use_cases.positions import ManagePositions
+from application.use_cases.reconcile import ReconcileWithExchange, ReconciliationReport
+from application.use_cases.safety import ActivateEmergencyStop
+from application.use_cases.snipe import ExecuteSnipe
+from application.views import ListingView
+from entrypoints.config import Settings
+from entrypoints.container import TradingMode, mexc_trading_container, paper_trading_container
+from entrypoints.demo import build_report, display_user, namespaced, render_report
+from entrypoints.timeline import line
+
+logger = logging.getLogger(__name__)
+
+# The strategy agent looks for due snipes this often (in the worker's clock).
+_STRATEGY_TICK = timedelta(milliseconds=50)
+_RECONCILE_RETRY_FIRST = timedelta(seconds=1)
+_RECONCILE_RETRY_MAX = timedelta(seconds=30)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerExtras:
+    """Optional collaborators: AI enrichment and a backtest to simulate. (Alerts and telemetry
+    come from the container, configured by the environment.)"""
+
+    enrich: Callable[[ListingView], Awaitable[object]] | None = None
+    simulate: Callable[[], Awaitable[str]] | None = None
+    simulate_every: timedelta = timedelta(hours=1)
+
+
+@dataclass(slots=True)
+class WorkerRun:
+    run_id: str
+    reconciliation: ReconciliationReport | None = None
+    events: int = 0
+    stopped_by: str = ""
+
+
+def worker_id(settings: Settings) -> str:
+    return settings.worker.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+
+
+async def run_worker(
+    settings: Settings,
+    out: TextIO,
+    *,
+    duration: timedelta | None = None,
+    extras: WorkerExtras = WorkerExtras(),
+    stop_signals: bool = True,
+    run_id: str | None = None,
+) -> WorkerRun:
+    w = settings.worker
+    run = WorkerRun(run_id or secrets.token_hex(3))
+    scenario: Scenario | None = None
+    clock: Clock
+    if w.market == "replay":
+        scenario = namespaced(load_scenario(settings.scenario_path), run.run_id)
+        clock = AcceleratedClock(scenario.start, w.replay_speed)
+        container = paper_trading_container(settings, scenario, clock)
+        where = f"replay of {scenario.name!r} at {w.replay_speed:g}x, run {run.run_id}, paper fills"
+    else:
+        if w.live and not settings.mexc.has_keys:
+            raise ConfigurationError("SNIPER_LIVE=1 needs MEXC_API_KEY and MEXC_SECRET_KEY")
+        clock = SystemClock()
+        container = mexc_trading_container(settings, TradingMode.LIVE if w.live else TradingMode.PAPER, clock)
+        where = "MEXC market, " + ("LIVE orders" if w.live else "paper fills")
+    me = worker_id(settings)
+    label = (lambda u: display_user(u, run.run_id)) if scenario is not None else (lambda u: u)
+    try:
+        await container.get(LockService)  # reach shared services before anything is written
+        store = await container.get(EventStore)
+        board = await container.get(AgentStatusBoard)
+        book = await container.get(TradeBook)
+        first = await store.last_position()
+        book.position = first if scenario is not None else 0
+        out.write(f"mexc-sniper worker {me}: {where}\n")
+        stop = asyncio.Event()
+        printer = asyncio.create_task(_print_events(store, first, out, label, stop))
+        try:
+            run.reconciliation = await _reconcile_first(await container.get(ReconcileWithExchange), clock, out, stop)
+            if run.reconciliation is None:
+                run.stopped_by = "stopped during start-up reconciliation"
+                return run
+            supervisor = await _supervisor(container, settings, clock, board, extras, me)
+            stoppers = _install_stops(supervisor, run, stop_signals)
+            if duration is not None:
+                stoppers.append(asyncio.create_task(_stop_after(supervisor, run, duration)))
+            if scenario is not None:
+                stoppers.append(asyncio.create_task(_stop_at_replay_end(supervisor, run, clock, scenario)))
+            try:
+                await supervisor.run()
+            finally:
+                for task in stoppers:
+                    task.cancel()
+                _remove_signal_handlers(stop_signals)
+        finally:
+            stop.set()
+            await printer
+        await book.catch_up(store)
+        last = await store.last_position()
+        run.events = last - first
+        out.write(f"worker stopped ({run.stopped_by or 'done'}); {run.events} events recorded this run\n")
+        if scenario is not None:
+            out.write(render_report(build_report(book, run.run_id, first, last)) + "\n")
+        return run
+    finally:
+        await container.close()
+
+
+async def _reconcile_first(
+    reconcile: ReconcileWithExchange, clock: Clock, out: TextIO, stop: asyncio.Event
+) -> ReconciliationReport | None:
+    """Nothing trades until this has run once: retried while the exchange does not answer."""
+    backoff = _RECONCILE_RETRY_FIRST
+    while not stop.is_set():
+        try:
+            report = await reconcile()
+        except (ExchangeError, OSError) as exc:
+            out.write(f"start-up reconciliation failed ({exc}); retrying in {backoff.total_seconds():g} s\n")
+            await asyncio.sleep(backoff.total_seconds())
+            backoff = min(backoff * 2, _RECONCILE_RETRY_MAX)
+            continue
+        out.write(
+            f"start-up reconciliation: {len(report.snipes)} snipe(s) resumed, {len(report.exits_settled)} exit(s) "
+            f"settled, {len(report.unaccounted_orders)} order(s) not ours, "
+            f"{len(report.snipes_unresolved) + len(report.exits_unresolved)} unresolved"
+            + (" - clean" if report.clean else " - NOT clean, the reconciliation agent will retry") + "\n"
+        )
+        return report
+    return None
+
+
+async def _supervisor(container, settings: Settings, clock: Clock, board: AgentStatusBoard,  # noqa: ANN001
+                      extras: WorkerExtras, me: str) -> Supervisor:
+    w = settings.worker
+    store = await container.get(EventStore)
+    book = await container.get(TradeBook)
+    scheduler = await container.get(InMemoryScheduler)
+    market = await container.get(MarketData)
+    traders = await container.get(TraderDirectory)
+    timing = await container.get(SnipeTiming)
+    sync = await container.get(SyncCalendar)
+    detect = await container.get(DetectReadyStates)
+    execute = await container.get(ExecuteSnipe)
+    manage = await container.get(ManagePositions)
+    reconcile = await container.get(ReconcileWithExchange)
+    activate = await container.get(ActivateEmergencyStop)
+    notifier = await container.get(Notifier)
+    telemetry = await container.get(Telemetry)
+    monitor = MonitorSafety(store, market, traders, activate, clock, book,
+                            SafetyLimits(w.error_burst, w.error_window, w.price_collapse_percent), notifier)
+    supervisor: Supervisor
+
+    def spawn(work, name: str):  # noqa: ANN001, ANN202
+        return supervisor.spawn(work, name)
+
+    # Intervals are in the worker's clock: a replay's accelerated time stretches them alike,
+    # but the strategy agent must not spin: never more often than every 50 ms of real time.
+    speed = getattr(clock, "speed", 1.0)
+    specs = [
+        AgentSpec("calendar", lambda: CalendarAgent(sync), settings.calendar_poll),
+        AgentSpec("pattern-discovery", lambda: PatternDiscoveryAgent(detect, store, book, spawn, extras.enrich),
+                  settings.state_poll),
+        AgentSpec("strategy", lambda: StrategyAgent(execute, scheduler, scheduler, store, book, clock, timing, spawn),
+                  _STRATEGY_TICK * max(1.0, speed)),
+        AgentSpec("risk-manager", lambda: RiskManagerAgent(manage, market, traders, store, book, clock, notifier),
+                  w.price_poll),
+        AgentSpec("safety-monitor", lambda: SafetyMonitorAgent(monitor), w.safety_poll),
+        AgentSpec("reconciliation", lambda: ReconciliationAgent(reconcile, clock, notifier), w.reconcile_poll),
+    ]
+    if extras.simulate is not None:
+        simulate = extras.simulate
+        specs.append(AgentSpec("simulation", lambda: SimulationAgent(simulate), extras.simulate_every))
+    supervisor = Supervisor(specs, clock, board, notifier, telemetry, me,
+                            SupervisorPolicy(stop_grace=w.stop_grace))
+    return supervisor
+
+
+def _install_stops(supervisor: Supervisor, run: WorkerRun, stop_signals: bool) -> list[asyncio.Task[None]]:
+    if stop_signals:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            def on_signal(name: str = sig.name) -> None:
+                if not supervisor.stopping:
+                    run.stopped_by = f"{name}: finishing work in flight"
+                    logger.warning("%s received: finishing %d piece(s) of work in flight", name, supervisor.in_flight)
+                supervisor.stop()
+            loop.add_signal_handler(sig, on_signal)
+    return []
+
+
+def _remove_signal_handlers(stop_signals: bool) -> None:
+    if stop_signals:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+async def _stop_after(supervisor: Supervisor, run: WorkerRun, duration: timedelta) -> None:
+    await asyncio.sleep(duration.total_seconds())
+    run.stopped_by = run.stopped_by or f"ran for {duration.total_seconds():g} s"
+    supervisor.stop()
+
+
+async def _stop_at_replay_end(supervisor: Supervisor, run: WorkerRun, clock: Clock, scenario: Scenario) -> None:
+    await clock.sleep_until(scenario.end)
+    run.stopped_by = run.stopped_by or "end of the replay"
+    supervisor.stop()
+
+
+async def _print_events(store: EventStore, after: int, out: TextIO, label, stop: asyncio.Event) -> None:  # noqa: ANN001
+    """Print each event as it is recorded (what an operator watching the worker wants to see)."""
+    symbols: dict[str, str] = {}
+    printed = after
+    while True:
+        stopping = stop.is_set()
+        try:
+            for rec in await store.read_all(after=printed):
+                out.write(line(rec, label, symbols) + "\n")
+                printed = rec.position or printed
+            out.flush()
+        except Exception:  # noqa: BLE001 - printing is a view: never stop the worker for it
+            logger.warning("could not print recorded events", exc_info=True)
+        if stopping:
+            return
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.2)
