@@ -152,6 +152,34 @@ class MarketData(Protocol):
     async def last_price(self, symbol: Symbol) -> Decimal | None: ...
 
 
+# --- recorded listings (backtests) -------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class RecordedPrice:
+    at: datetime
+    price: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class ListingRecording:
+    """One listing's price path after launch, as recorded (or synthesised) for backtests.
+    `source` names where it came from (a file), for messages."""
+
+    source: str
+    symbol: Symbol
+    launch_at: datetime
+    quote_amount: Decimal
+    quantity_scale: int
+    prices: tuple[RecordedPrice, ...]
+
+
+class RecordingSource(Protocol):
+    def recordings(self) -> Sequence[ListingRecording]:
+        """Every recording, each checked whole: prices positive and in time order, none before launch.
+        Raises ConfigurationError, in one line naming the recording and the problem."""
+        ...
+
+
 # --- trading -----------------------------------------------------------------------------
 
 class OrderSide(Enum):
@@ -352,6 +380,12 @@ class AgentStatus:
     restarts: int = 0
     detail: str = ""
     worker_id: str = ""
+    # When a next heartbeat is due at the latest; a status older than this is stale (its
+    # worker stopped or hangs). None: not known.
+    stale_after: datetime | None = None
+
+    def is_current(self, now: datetime) -> bool:
+        return self.healthy and (self.stale_after is None or now <= self.stale_after)
 
 
 class AgentStatusBoard(Protocol):

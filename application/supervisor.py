@@ -204,9 +204,13 @@ class Supervisor:
             logger.warning("heartbeat of %s could not be published", running.spec.name, exc_info=True)
 
     def _status_of(self, running: _Running) -> AgentStatus:
+        now = self._clock.now()
+        # Next beat: after the pause (at most the backoff cap) and the next tick (at most its timeout).
+        due = max(running.spec.interval, self._policy.backoff_max) + self._policy.tick_timeout
         return AgentStatus(
-            name=running.spec.name, healthy=running.healthy, last_beat_at=self._clock.now(),
+            name=running.spec.name, healthy=running.healthy, last_beat_at=now,
             restarts=running.restarts, detail=running.detail[:500], worker_id=self._worker_id,
+            stale_after=now + due,
         )
 
     async def _pause(self, delay: timedelta) -> None:

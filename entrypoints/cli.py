@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
                                            "safety monitor, reconciliation) until SIGTERM; paper unless SNIPER_LIVE=1")
     worker.add_argument("--for", dest="duration", type=float, metavar="SECONDS",
                         help="stop after this many seconds (default: until SIGTERM, or the end of a replay)")
+    agents = sub.add_parser("agents", help="the workers' agents and their last heartbeats (needs REDIS_URL); "
+                                           "exit 1 when one is down or stale")
+    agents.add_argument("--worker", help="only this worker's agents (SNIPER_WORKER_ID)")
     sub.add_parser("migrate", help="bring the database schema (DATABASE_URL) to this version; safe to repeat")
     sub.add_parser("config", help="list every environment variable with its default and current value")
 
@@ -90,6 +93,8 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
             return _mexc_check(args, out)
         if args.command == "worker":
             return _worker(args, out)
+        if args.command == "agents":
+            return _agents(args, out)
         if args.command == "backtest":
             from entrypoints.backtest import run_backtest_command
 
@@ -173,6 +178,22 @@ def _worker(args: argparse.Namespace, out: TextIO) -> int:
     duration = None if args.duration is None else timedelta(seconds=args.duration)
     asyncio.run(_translate_store_errors(run_worker(settings, out, duration=duration)))
     return 0
+
+
+def _agents(args: argparse.Namespace, out: TextIO) -> int:
+    from datetime import UTC, datetime
+
+    from entrypoints.worker import read_agent_statuses, render_agent_statuses
+
+    statuses = asyncio.run(read_agent_statuses(load_settings()))
+    if args.worker:
+        statuses = [s for s in statuses if s.worker_id == args.worker]
+    if not statuses:
+        out.write("no agent has reported yet" + (f" for worker {args.worker}" if args.worker else "") + "\n")
+        return EXIT_FAILED
+    now = datetime.now(UTC)
+    out.write(render_agent_statuses(statuses, now) + "\n")
+    return 0 if all(s.is_current(now) for s in statuses) else EXIT_FAILED
 
 
 def _reconcile(out: TextIO) -> int:

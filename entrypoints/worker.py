@@ -21,12 +21,15 @@ import socket
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TextIO
+
+from redis.exceptions import RedisError
 
 from adapters.clock import AcceleratedClock, SystemClock
 from adapters.memory import InMemoryScheduler
 from adapters.paper.scenario import Scenario, load_scenario
+from adapters.redis import RedisAgentStatusBoard, redis_client
 from application.agents import (
     CalendarAgent,
     PatternDiscoveryAgent,
@@ -38,7 +41,7 @@ from application.agents import (
 )
 from application.alerts import Notifier
 from application.errors import ConfigurationError, ExchangeError
-from application.ports import AgentStatusBoard, Clock, EventStore, LockService, MarketData, TraderDirectory
+from application.ports import AgentStatus, AgentStatusBoard, Clock, EventStore, LockService, MarketData, TraderDirectory
 from application.supervisor import AgentSpec, Supervisor, SupervisorPolicy
 from application.telemetry import Telemetry
 from application.timing import SnipeTiming
@@ -270,3 +273,33 @@ async def _print_events(store: EventStore, after: int, out: TextIO, label, stop:
             return
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.2)
+
+
+# --- `sniper agents`: the heartbeats, for operators and container health checks ------------
+
+async def read_agent_statuses(settings: Settings) -> list[AgentStatus]:
+    """The heartbeats every worker published to Redis."""
+    if settings.redis_url is None:
+        raise ConfigurationError(
+            "agent heartbeats are shared through Redis: set REDIS_URL (without it a worker keeps them in its process)"
+        )
+    client = redis_client(settings.redis_url)
+    try:
+        try:
+            await client.ping()
+        except (RedisError, OSError) as exc:
+            raise ConfigurationError(f"REDIS_URL cannot be reached: {exc}") from None
+        return await RedisAgentStatusBoard(client, settings.redis_prefix).statuses()
+    finally:
+        await client.aclose()
+
+
+def render_agent_statuses(statuses: list[AgentStatus], now: datetime) -> str:
+    header = ("worker", "agent", "state", "last beat", "restarts", "detail")
+    rows = [
+        (s.worker_id, s.name, "ok" if s.is_current(now) else ("stale" if s.healthy else "DOWN"),
+         f"{max(0, int((now - s.last_beat_at).total_seconds()))} s ago", str(s.restarts), s.detail[:80])
+        for s in statuses
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows])

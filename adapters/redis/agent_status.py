@@ -22,6 +22,7 @@ class _Stored(msgspec.Struct, frozen=True):
     restarts: int
     detail: str
     worker_id: str
+    stale_after: datetime | None = None
 
 
 class RedisAgentStatusBoard:
@@ -34,7 +35,7 @@ class RedisAgentStatusBoard:
 
     async def beat(self, status: AgentStatus) -> None:
         stored = _Stored(status.name, status.healthy, status.last_beat_at, status.restarts, status.detail,
-                         status.worker_id)
+                         status.worker_id, status.stale_after)
         await self._redis.hset(self._key, f"{status.worker_id}/{status.name}", msgspec.json.encode(stored))
 
     async def statuses(self) -> list[AgentStatus]:
@@ -55,7 +56,8 @@ class RedisAgentStatusBoard:
             if newest is not None and newest - s.last_beat_at > self._forget_after:
                 stale.append(field)
                 continue
-            found.append(AgentStatus(s.name, s.healthy, s.last_beat_at, s.restarts, s.detail, s.worker_id))
+            found.append(AgentStatus(s.name, s.healthy, s.last_beat_at, s.restarts, s.detail, s.worker_id,
+                                     s.stale_after))
         if stale:
             await self._redis.hdel(self._key, *stale)
         return sorted(found, key=lambda s: (s.name, s.worker_id))
