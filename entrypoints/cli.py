@@ -62,6 +62,13 @@ def _parser() -> argparse.ArgumentParser:
     agents = sub.add_parser("agents", help="the workers' agents and their last heartbeats (needs REDIS_URL); "
                                            "exit 1 when one is down or stale")
     agents.add_argument("--worker", help="only this worker's agents (SNIPER_WORKER_ID)")
+    halt = sub.add_parser("halt", help="emergency stop: refuse new orders and cancel open ones, for one user or all")
+    halt.add_argument("--reason", required=True, help="why (recorded, shown to whoever clears it)")
+    resume = sub.add_parser("resume", help="clear an emergency stop")
+    for p in (halt, resume):
+        who = p.add_mutually_exclusive_group()
+        who.add_argument("--user", help="the user whose trading stops (default SNIPER_USER)")
+        who.add_argument("--global", dest="everyone", action="store_true", help="every user")
     sub.add_parser("migrate", help="bring the database schema (DATABASE_URL) to this version; safe to repeat")
     sub.add_parser("config", help="list every environment variable with its default and current value")
 
@@ -95,6 +102,8 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
             return _worker(args, out)
         if args.command == "agents":
             return _agents(args, out)
+        if args.command in ("halt", "resume"):
+            return _halt(args, out)
         if args.command == "backtest":
             from entrypoints.backtest import run_backtest_command
 
@@ -194,6 +203,17 @@ def _agents(args: argparse.Namespace, out: TextIO) -> int:
     now = datetime.now(UTC)
     out.write(render_agent_statuses(statuses, now) + "\n")
     return 0 if all(s.is_current(now) for s in statuses) else EXIT_FAILED
+
+
+def _halt(args: argparse.Namespace, out: TextIO) -> int:
+    from entrypoints.manual import run_emergency_stop
+
+    settings = load_settings()
+    scope = "global" if args.everyone else (args.user or settings.user_id)
+    reason = args.reason if args.command == "halt" else None
+    if reason is not None and not reason.strip():
+        raise ConfigurationError("--reason must say why")
+    return asyncio.run(_translate_store_errors(run_emergency_stop(settings, scope, reason, out)))
 
 
 def _reconcile(out: TextIO) -> int:

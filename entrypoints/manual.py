@@ -16,6 +16,7 @@ from adapters.clock import SystemClock
 from adapters.mexc.rest import MexcRestClient
 from application.errors import ApplicationError, ConfigurationError
 from application.ports import EventStore
+from application.use_cases.safety import ActivateEmergencyStop, ClearEmergencyStop
 from application.use_cases.reconcile import ReconcileWithExchange, ReconciliationReport
 from application.use_cases.snipe import ExecuteSnipe, SnipeOutcome
 from application.use_cases.targets import CreateSnipeTarget, NewSnipe
@@ -175,3 +176,25 @@ async def run_mexc_check(settings: Settings, symbol: Symbol, out: TextIO) -> lis
                            ("account", account), ("order/test", order_test)):
             await step(name, work)
     return checks
+
+
+async def run_emergency_stop(settings: Settings, scope: str, reason: str | None, out: TextIO) -> int:
+    """`sniper halt` / `sniper resume`: a person's emergency stop, per user or global. Halting
+    records the stop first (every worker refuses new orders from then on), then cancels the
+    open orders of the account: the MEXC one when the keys are set, else paper."""
+    mode = TradingMode.LIVE if settings.mexc.has_keys else TradingMode.PAPER
+    container = mexc_trading_container(settings, mode, SystemClock())
+    by = f"cli:{settings.user_id}"
+    try:
+        if reason is None:
+            await (await container.get(ClearEmergencyStop))(scope, by)
+            out.write(f"emergency stop ({scope}) cleared: trading may resume\n")
+            return 0
+        result = await (await container.get(ActivateEmergencyStop))(scope, reason, by)
+        out.write(f"emergency stop ({scope}) ACTIVE: {reason}\n"
+                  f"{len(result.cancelled_orders)} open order(s) cancelled on {mode.value}\n")
+        for failure in result.cancel_failures:
+            out.write(f"  NOT cancelled: {failure}\n")
+        return 0 if not result.cancel_failures else 1
+    finally:
+        await container.close()
