@@ -65,6 +65,9 @@ DEPTH = f"GET {API}/depth"
 KLINES = f"GET {API}/klines"
 # Futures contract list (contract API, not spot v3): ccxt's load_markets asks for it; the fake lists none.
 CONTRACT_DETAIL = "GET /api/v1/contract/detail"
+# The web endpoints of the new-coin calendar and the symbol states (see adapters/mexc/listings.py).
+CALENDAR = "GET /api/operation/new_coin_calendar"
+SYMBOLS_V2 = "GET /api/platform/spot/market-v2/web/symbolsV2"
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
             418: "I'm a teapot", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
@@ -98,6 +101,20 @@ class Fault:
     accept: bool = False
     code: int = 0
     message: str = ""
+
+
+
+@dataclass
+class FakeListing:
+    """One announced listing: its calendar entry and its symbolsV2 state codes."""
+
+    coin_id: str
+    ticker: str
+    launch_ms: int  # server time
+    full_name: str = ""
+    sts: int = 1
+    st: int = 1
+    tt: int = 1
 
 
 @dataclass
@@ -277,7 +294,10 @@ class FakeMexcServer:
             ACCOUNT: (self._account, True), ORDER: (self._new_order, True), ORDER_TEST: (self._test_order, True),
             QUERY_ORDER: (self._query_order, True), CANCEL_ORDER: (self._cancel_order, True),
             OPEN_ORDERS: (self._open_orders, True), CONTRACT_DETAIL: (self._contract_detail, False),
+            CALENDAR: (self._calendar, False), SYMBOLS_V2: (self._symbols_v2, False),
         }
+        # Announced listings (the calendar and symbolsV2), by coin id.
+        self.listings: dict[str, FakeListing] = {}
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -513,6 +533,21 @@ class FakeMexcServer:
         body = {"timezone": "CST", "serverTime": self.now_ms(), "rateLimits": [], "exchangeFilters": [],
                 "symbols": [s.info() for s in listed]}
         return {"code": 200, "data": body} if self.wrap_exchange_info else body
+
+    def announce(self, listing: FakeListing) -> FakeListing:
+        """Put a listing on the calendar (and its state in symbolsV2); again to change its state."""
+        self.listings[listing.coin_id] = listing
+        return listing
+
+    def _calendar(self, req: _Request, params: dict[str, str]) -> Any:
+        coins = [{"vcoinId": item.coin_id, "vcoinName": item.ticker, "vcoinNameFull": item.full_name or item.ticker,
+                  "firstOpenTime": item.launch_ms} for item in self.listings.values()]
+        return {"code": 0, "msg": "success", "data": {"newCoins": coins}}
+
+    def _symbols_v2(self, req: _Request, params: dict[str, str]) -> Any:
+        rows = [{"cd": item.coin_id, "vn": item.ticker, "sts": item.sts, "st": item.st, "tt": item.tt,
+                 "ot": item.launch_ms} for item in self.listings.values()]
+        return {"code": 0, "msg": "success", "data": {"symbols": {"USDT": rows}}}
 
     def _contract_detail(self, req: _Request, params: dict[str, str]) -> Any:
         return {"success": True, "code": 0, "data": []}
