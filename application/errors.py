@@ -28,6 +28,16 @@ class ConfigurationError(ApplicationError):
     """A setting or an input file is not usable. The message names it."""
 
 
+class InvalidInput(ApplicationError):
+    """A caller's input is not acceptable (HTTP 400). The message names the field and the rule,
+    never the value (it may be a secret)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
 class SubscriptionLost(ApplicationError):
     """A live event subscription was dropped (too slow, or its connection broke): events may
     have been missed. Catch up from the event store, then subscribe again."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from application.views import DailyPnl, PositionView, TargetView, TradeRecord
 from domain.events import Recorded
@@ -46,6 +46,29 @@ class EventStore(Protocol):
 
     async def last_position(self) -> int:
         """The highest global position stored, 0 when empty."""
+        ...
+
+
+@runtime_checkable
+class SnapshotStore(Protocol):
+    """Snapshots of long streams, kept by an EventStore that has them (application/repository.py
+    uses them when the store is one). A snapshot is a cache: a missing, old or unreadable one
+    costs a full fold, never a wrong state."""
+
+    snapshot_every: int  # take one each time a stream's version passes a multiple of this; 0: never
+
+    async def load_snapshot(self, stream_id: str, shape: str) -> tuple[int, dict[str, object]] | None:
+        """The newest snapshot of the stream as (version, state), if it has one of this shape
+        (Aggregate.snapshot_shape) that can be read back; else None."""
+        ...
+
+    async def save_snapshot(self, stream_id: str, version: int, shape: str, state: dict[str, object]) -> None:
+        """Keep the state at `version` unless a snapshot at that version or later is kept already.
+        Raises TypeError for a state it cannot store exactly."""
+        ...
+
+    async def load_from(self, stream_id: str, version: int) -> list[Recorded]:
+        """The stream's events from `version` on (that one included), in version order."""
         ...
 
 

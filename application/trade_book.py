@@ -30,6 +30,7 @@ from domain.events import (
     SnipeOrderFilled,
     SnipeOrderSubmitted,
     SnipeScheduled,
+    SnipeTargetAmended,
     SnipeTargetCancelled,
     SnipeTargetCreated,
     SnipeTargetReady,
@@ -102,6 +103,10 @@ class TradeBook:
                 self._target(ev.target_id, "expired").reason = ev.reason
             case SnipeTargetCancelled():
                 self._target(ev.target_id, "cancelled").reason = ev.reason
+            case SnipeTargetAmended():
+                view = self._target(ev.target_id, None)
+                view.quote_amount = ev.quote_amount
+                view.exit_strategy = ev.exit_plan.name
             case PositionOpened():
                 self.positions[ev.position_id] = PositionView(
                     ev.position_id, ev.target_id, rec.user_id, ev.symbol, ev.entry_price, ev.quantity, ev.quantity,

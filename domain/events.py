@@ -12,6 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from domain.exit_plans import ExitPlan
+from domain.risk import RiskProfile
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,21 @@ class ListingReadyDetected(DomainEvent):
     tt: int
     launch_at: datetime
     lead_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListingAnalysed(DomainEvent):
+    """An advisory opinion on a listing (stream analysis-<coin id>): an AI provider's or the
+    rules'. Never an input to trading. `fallbacks` says why earlier providers were passed over."""
+
+    coin_id: str
+    symbol: str
+    score: Decimal  # 0..100
+    explanation: str
+    provider: str
+    similar_symbols: tuple[str, ...]
+    cost_usd: Decimal
+    fallbacks: tuple[str, ...] = ()
 
 
 # --- snipe targets --------------------------------------------------------------------
@@ -147,6 +163,16 @@ class SnipeTargetCancelled(DomainEvent):
     target_id: str
     reason: str
     cancelled_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class SnipeTargetAmended(DomainEvent):
+    """A person changed the amount or exit plan of a target not yet sent (both as they are now)."""
+
+    target_id: str
+    quote_amount: Decimal
+    exit_plan: ExitPlan
+    amended_by: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +309,34 @@ class CredentialsStored(DomainEvent):
 class CredentialsRotated(DomainEvent):
     key_version: int
     api_key_hint: str
+
+
+# --- traders (per-user settings, stream trader-<user id>) -----------------------------
+
+@dataclass(frozen=True, slots=True)
+class TraderSettingsChanged(DomainEvent):
+    """The whole of a trader's settings as they are from now on (not a diff)."""
+
+    auto_snipe: bool
+    quote_amount: Decimal
+    quote_asset: str
+    exit_strategy: str
+    min_confidence: Decimal
+    only_tickers: tuple[str, ...]
+    skip_tickers: tuple[str, ...]
+    risk: RiskProfile
+
+
+@dataclass(frozen=True, slots=True)
+class ExitStrategySaved(DomainEvent):
+    """A trader's own exit plan, new or replacing the one of the same name."""
+
+    plan: ExitPlan
+
+
+@dataclass(frozen=True, slots=True)
+class ExitStrategyDeleted(DomainEvent):
+    name: str
 
 
 # The stored event types, by name. Built from this module's classes (dataclass(slots=True)

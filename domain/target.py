@@ -19,6 +19,7 @@ from domain.events import (
     SnipeOrderRejected,
     SnipeOrderSubmitted,
     SnipeScheduled,
+    SnipeTargetAmended,
     SnipeTargetCancelled,
     SnipeTargetCreated,
     SnipeTargetReady,
@@ -178,6 +179,14 @@ class SnipeTarget(Aggregate):
         self._require(_OPEN_BEFORE_SEND, "be cancelled")
         self._record(SnipeTargetCancelled(self.target_id, reason, by), cause)
 
+    def amend(self, quote_amount: Decimal, exit_plan: ExitPlan, by: str, cause: Cause) -> None:
+        """Change amount and exit plan while no order was sent (the risk checks run again at launch)."""
+        self._require(_OPEN_BEFORE_SEND, "be amended")
+        amount = to_decimal(quote_amount, "quote amount")
+        if amount <= 0:
+            raise InvalidValue(f"quote amount must be positive: {amount}")
+        self._record(SnipeTargetAmended(self.target_id, amount, exit_plan, by), cause)
+
     def _require(self, allowed: set[TargetStatus], action: str) -> None:
         if self.status not in allowed:
             raise InvalidTransition(f"snipe target {self.target_id}", self.status.value, action)
@@ -221,5 +230,8 @@ class SnipeTarget(Aggregate):
             case SnipeTargetCancelled():
                 self.failure = event.reason
                 self.status = TargetStatus.CANCELLED
+            case SnipeTargetAmended():
+                self.quote_amount = event.quote_amount
+                self.exit_plan = event.exit_plan
             case _:
                 raise TypeError(f"snipe target cannot apply {type(event).__name__}")

@@ -71,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
         who.add_argument("--global", dest="everyone", action="store_true", help="every user")
     sub.add_parser("migrate", help="bring the database schema (DATABASE_URL) to this version; safe to repeat")
     sub.add_parser("config", help="list every environment variable with its default and current value")
+    serve = sub.add_parser("serve", help="run the multi-user HTTP API (OpenAPI at /schema) until SIGTERM")
+    serve.add_argument("--host", help="listen address (default SNIPER_HTTP_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (default SNIPER_HTTP_PORT, 8080)")
+    from entrypoints.keys import add_keys_arguments
+
+    add_keys_arguments(sub.add_parser("keys", help="credential encryption keys: `rotate` re-encrypts every stored "
+                                                   "credential under ENCRYPTION_KEY, `new` prints a fresh key"))
 
     from entrypoints.backtest import add_backtest_arguments
 
@@ -90,6 +97,8 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
             return _history(args, out)
         if args.command == "config":
             return _config(out)
+        if args.command == "serve":
+            return _serve(args, out)
         if args.command == "migrate":
             return _migrate(out)
         if args.command == "snipe":
@@ -104,6 +113,10 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
             return _agents(args, out)
         if args.command in ("halt", "resume"):
             return _halt(args, out)
+        if args.command == "keys":
+            from entrypoints.keys import run_keys_command
+
+            return run_keys_command(args, out)
         if args.command == "backtest":
             from entrypoints.backtest import run_backtest_command
 
@@ -169,6 +182,16 @@ def _snipe(args: argparse.Namespace, out: TextIO) -> int:
     command = parse_snipe_command(args.symbol, args.quote_amount, args.at, args.live, args.exit_strategy, settings)
     outcome = asyncio.run(run_manual_snipe(settings, command, out))
     return 0 if outcome.result.value == "filled" else EXIT_FAILED
+
+
+def _serve(args: argparse.Namespace, out: TextIO) -> int:
+    from entrypoints.http.serve import serve
+
+    settings = load_settings()
+    if args.port is not None and not (1 <= args.port <= 65_535):
+        raise ConfigurationError(f"--port must be between 1 and 65535, got {args.port}")
+    asyncio.run(_translate_store_errors(serve(settings, out, host=args.host, port=args.port)))
+    return 0
 
 
 def _worker(args: argparse.Namespace, out: TextIO) -> int:

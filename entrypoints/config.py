@@ -69,6 +69,18 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("MEXC_API_KEY", "(unset)", "MEXC API key; with no keys only paper trading is possible"),
     EnvVar("MEXC_SECRET_KEY", "(unset)", "MEXC API secret; never printed or logged"),
     EnvVar("MEXC_RECV_WINDOW_MS", "5000", "recvWindow sent with signed MEXC calls (1-60000)"),
+    EnvVar("SNIPER_ENV", "development",
+           "development or production; production refuses the development identity and needs ENCRYPTION_KEY and KINDE_*"),
+    EnvVar("ENCRYPTION_KEY", "(unset)", "Key sealing users' MEXC credentials (AES-256-GCM): VERSION:BASE64 of 32 bytes; "
+           "unset in development = a key file next to the SQLite database"),
+    EnvVar("ENCRYPTION_OLD_KEYS", "(unset)", "Earlier keys still needed to open old rows, VERSION:BASE64,...; "
+           "`sniper keys rotate` moves every row to ENCRYPTION_KEY"),
+    EnvVar("KINDE_DOMAIN", "(unset)", "Kinde business domain, e.g. sniper.kinde.com (issuer https://<domain>); "
+           "unset = the local development identity (refused in production)"),
+    EnvVar("KINDE_AUDIENCE", "(unset)", "Audience API access tokens must carry (required with KINDE_DOMAIN)"),
+    EnvVar("KINDE_CLIENT_ID", "(unset)", "Kinde application client id, for the browser sign-in"),
+    EnvVar("KINDE_CLIENT_SECRET", "(unset)", "Kinde application client secret; never printed or logged"),
+    EnvVar("KINDE_REDIRECT_URL", "(unset)", "Sign-in callback URL registered in Kinde, e.g. https://sniper.example/auth/callback"),
     EnvVar("OPENAI_API_KEY", "(unset)", "OpenAI key for the AI analyst (advisory listing scores); unset = OpenAI not used"),
     EnvVar("OPENAI_BASE_URL", "https://api.openai.com/v1", "OpenAI API base URL"),
     EnvVar("OPENAI_MODEL", "gpt-4o-mini", "OpenAI chat model of the analyst"),
@@ -97,7 +109,8 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("TELEGRAM_API_URL", "https://api.telegram.org", "Telegram Bot API base URL"),
 )
 
-SECRET_VARS = frozenset({"MEXC_SECRET_KEY", "MEXC_API_KEY", "DATABASE_URL", "REDIS_URL", "SNIPER_ALERT_WEBHOOK_URL",
+SECRET_VARS = frozenset({"ENCRYPTION_KEY", "ENCRYPTION_OLD_KEYS", "KINDE_CLIENT_SECRET",
+                         "MEXC_SECRET_KEY", "MEXC_API_KEY", "DATABASE_URL", "REDIS_URL", "SNIPER_ALERT_WEBHOOK_URL",
                          "SNIPER_ALERT_WEBHOOK_SECRET", "SLACK_WEBHOOK_URL", "TELEGRAM_BOT_TOKEN",
                          "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "PERPLEXITY_API_KEY", "COHERE_API_KEY"})
 
@@ -178,6 +191,28 @@ class HttpSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SecuritySettings:
+    """Sign-in (Kinde) and the sealing of users' credentials (entrypoints/keys.py wires them)."""
+
+    environment: str = "development"  # or "production"
+    encryption_key: str = field(default="", repr=False)
+    encryption_old_keys: str = field(default="", repr=False)
+    kinde_issuer: str = ""  # https://<KINDE_DOMAIN>; empty = the development identity
+    kinde_audience: str = ""
+    kinde_client_id: str = ""
+    kinde_client_secret: str = field(default="", repr=False)
+    kinde_redirect_url: str = ""
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def sign_in_configured(self) -> bool:
+        return bool(self.kinde_issuer and self.kinde_client_id and self.kinde_client_secret and self.kinde_redirect_url)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     scenario_path: Path = BUNDLED_SCENARIO
@@ -192,6 +227,7 @@ class Settings:
     ai: AiSettings = field(default_factory=AiSettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
 
 
 def _number(env: Mapping[str, str], name: str, default: str, low: float, high: float, integer: bool = False) -> float:
@@ -316,6 +352,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ai=_ai(env),
         observability=_observability(env),
         http=_http(env),
+        security=_security(env),
     )
 
 
@@ -431,4 +468,54 @@ def _http(env: Mapping[str, str]) -> HttpSettings:
         cors_origins=tuple(origins),
         rate_limit_per_minute=int(_number(env, "SNIPER_RATE_LIMIT_PER_MINUTE", "600", 0, 1_000_000, integer=True)),
         max_body_bytes=int(_number(env, "SNIPER_MAX_BODY_BYTES", "65536", 1024, 100_000_000, integer=True)),
+    )
+
+
+def _security(env: Mapping[str, str]) -> SecuritySettings:
+    from adapters.kinde.verifier import kinde_issuer
+    from adapters.security.sealing import KeyRing
+
+    environment = env.get("SNIPER_ENV", "development").strip().lower() or "development"
+    if environment not in ("development", "production"):
+        raise ConfigurationError(f"SNIPER_ENV must be development or production, got {environment!r}")
+    key = env.get("ENCRYPTION_KEY", "").strip()
+    old_keys = env.get("ENCRYPTION_OLD_KEYS", "").strip()
+    if key:
+        KeyRing.parse(key, old_keys)  # a bad key stops the start here, naming the variable (never the key)
+    elif old_keys:
+        raise ConfigurationError("ENCRYPTION_OLD_KEYS needs ENCRYPTION_KEY: the old keys only open, the current one seals")
+    domain = env.get("KINDE_DOMAIN", "").strip()
+    issuer = kinde_issuer(domain) if domain else ""
+    if issuer and not issuer.startswith(("https://", "http://")) or issuer.endswith("://"):
+        raise ConfigurationError(f"KINDE_DOMAIN must be a host name like sniper.kinde.com, got {domain!r}")
+    audience = env.get("KINDE_AUDIENCE", "").strip()
+    client_id = env.get("KINDE_CLIENT_ID", "").strip()
+    client_secret = env.get("KINDE_CLIENT_SECRET", "").strip()
+    redirect = env.get("KINDE_REDIRECT_URL", "").strip()
+    if environment == "production":
+        if not key:
+            raise ConfigurationError("SNIPER_ENV=production needs ENCRYPTION_KEY (VERSION:BASE64 of 32 random bytes)")
+        if not issuer:
+            raise ConfigurationError("SNIPER_ENV=production needs KINDE_DOMAIN: the development identity is refused")
+        if not issuer.startswith("https://"):
+            raise ConfigurationError(f"KINDE_DOMAIN must be served over https in production, got {domain!r}")
+    if issuer and not audience:
+        raise ConfigurationError("KINDE_AUDIENCE must be set with KINDE_DOMAIN: access tokens are checked for it")
+    sign_in = {"KINDE_CLIENT_ID": client_id, "KINDE_CLIENT_SECRET": client_secret, "KINDE_REDIRECT_URL": redirect}
+    if any(sign_in.values()) and not all(sign_in.values()):
+        missing = ", ".join(name for name, value in sign_in.items() if not value)
+        raise ConfigurationError(f"{missing} must be set too: the Kinde sign-in needs client id, secret and redirect URL")
+    if any(sign_in.values()) and not issuer:
+        raise ConfigurationError("KINDE_CLIENT_ID and friends need KINDE_DOMAIN")
+    if redirect and not redirect.startswith(("https://", "http://")):
+        raise ConfigurationError(f"KINDE_REDIRECT_URL must be an http(s) URL, got {redirect!r}")
+    return SecuritySettings(
+        environment=environment,
+        encryption_key=key,
+        encryption_old_keys=old_keys,
+        kinde_issuer=issuer,
+        kinde_audience=audience,
+        kinde_client_id=client_id,
+        kinde_client_secret=client_secret,
+        kinde_redirect_url=redirect,
     )

@@ -33,7 +33,7 @@ from adapters.paper.broker import PaperBroker
 from adapters.redis import RedisAgentStatusBoard, RedisCache, RedisLockService, redis_client
 from adapters.paper.exchange import PaperExchange
 from adapters.paper.scenario import Scenario
-from adapters.telemetry.instrument import InstrumentedExchange
+from adapters.telemetry.instrument import InstrumentedExchange, InstrumentedListingFeed
 from application.errors import ConfigurationError
 from application.ports import (
     AgentStatusBoard,
@@ -108,8 +108,12 @@ class PaperExchangeProvider(Provider):
     clock = from_context(provides=Clock, scope=Scope.APP)
 
     @provide(scope=Scope.APP)
-    def paper(self, scenario: Scenario, clock: Clock) -> AnyOf[PaperExchange, ListingFeed, MarketData, ExchangeTrading]:
+    def paper(self, scenario: Scenario, clock: Clock) -> AnyOf[PaperExchange, ListingFeed, MarketData]:
         return PaperExchange(scenario, clock)
+
+    @provide(scope=Scope.APP)
+    def trading(self, paper: PaperExchange, telemetry: Telemetry) -> ExchangeTrading:
+        return InstrumentedExchange(paper, telemetry, mode="paper", system="paper")
 
     @provide(scope=Scope.APP)
     def traders(self, scenario: Scenario, store: EventStore) -> TraderDirectory:
@@ -193,10 +197,10 @@ class MexcProvider(Provider):
             await client.aclose()
 
     @provide(scope=Scope.APP)
-    async def listing_feed(self, settings: Settings, clock: Clock) -> AsyncIterator[ListingFeed]:
+    async def listing_feed(self, settings: Settings, clock: Clock, telemetry: Telemetry) -> AsyncIterator[ListingFeed]:
         web = httpx.AsyncClient(timeout=10.0, trust_env=False)
         try:
-            yield MexcListingFeed(web, settings.mexc.web_url, clock=clock)
+            yield InstrumentedListingFeed(MexcListingFeed(web, settings.mexc.web_url, clock=clock), telemetry)
         finally:
             await web.aclose()
 

@@ -1,4 +1,7 @@
-"""The in-memory event store: the reference behaviour every store must match."""
+"""The in-memory event store: the reference behaviour every store must match.
+
+Snapshots are kept as the SQL store keeps them, encoded (snapshot_codec), so a restored
+aggregate never shares a mutable value with the one the snapshot was taken of."""
 
 from __future__ import annotations
 
@@ -7,12 +10,20 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import replace
 
+from adapters.eventstore.snapshot_codec import encode_state, read_snapshot
 from application.errors import ConcurrencyConflict
 from domain.events import Recorded
 
 
+DEFAULT_SNAPSHOT_EVERY = 100
+
+
 class InMemoryEventStore:
-    def __init__(self) -> None:
+    def __init__(self, snapshot_every: int = DEFAULT_SNAPSHOT_EVERY) -> None:
+        if snapshot_every < 0:
+            raise ValueError(f"snapshot_every must be 0 (never) or more, got {snapshot_every}")
+        self.snapshot_every = snapshot_every
+        self._snapshots: dict[str, tuple[int, str, str]] = {}
         self._all: list[Recorded] = []
         self._streams: dict[str, list[Recorded]] = {}
         self._users: dict[str, list[Recorded]] = {}
@@ -53,3 +64,16 @@ class InMemoryEventStore:
 
     async def last_position(self) -> int:
         return len(self._all)
+
+    async def load_snapshot(self, stream_id: str, shape: str) -> tuple[int, dict[str, object]] | None:
+        kept = self._snapshots.get(stream_id)
+        return None if kept is None else read_snapshot(*kept, shape)
+
+    async def save_snapshot(self, stream_id: str, version: int, shape: str, state: dict[str, object]) -> None:
+        encoded = encode_state(state)
+        kept = self._snapshots.get(stream_id)
+        if kept is None or kept[0] < version or kept[1] != shape:
+            self._snapshots[stream_id] = (version, shape, encoded)
+
+    async def load_from(self, stream_id: str, version: int) -> list[Recorded]:
+        return [rec for rec in self._streams.get(stream_id, ()) if rec.version >= version]

@@ -64,6 +64,21 @@ events = Table(
 )
 
 
+# The newest snapshot of a long stream (application/repository.py, migration 0003): the folded
+# state at `version` as tagged JSON (adapters/eventstore/snapshot_codec.py). `shape` names the
+# aggregate's fields when it was taken; one of another shape is ignored. A cache of `events`:
+# deleting any row is always safe.
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("stream_id", String(200), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("shape", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("taken_at", DateTime(timezone=True), nullable=False),
+)
+
+
 # --- column types of the projections -----------------------------------------------------
 
 class ExactDecimal(TypeDecorator[Decimal]):
@@ -201,4 +216,21 @@ proj_emergency_stops = Table(
     metadata,
     Column("scope", String(200), primary_key=True),  # "global" or a user id
     Column("reason", Text, nullable=False),
+)
+
+
+# --- credentials (adapters/credentials/sql_vault.py, migration 0004) -------------------------
+# Only sealed values (AES-256-GCM, adapters/security/sealing.py) and a short hint of the API key;
+# `key_version` names the key that sealed the row, so `sniper keys rotate` knows what to move.
+
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("user_id", String(200), primary_key=True),
+    Column("key_version", Integer, nullable=False),
+    Column("api_key_sealed", Text, nullable=False),
+    Column("secret_key_sealed", Text, nullable=False),
+    Column("api_key_hint", String(40), nullable=False),
+    Column("stored_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )

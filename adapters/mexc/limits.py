@@ -28,6 +28,7 @@ from datetime import timedelta
 from enum import Enum
 
 from application.errors import RateLimited
+from application.telemetry import NO_TELEMETRY, RATE_LIMIT_WAIT_MS, Telemetry
 from adapters.mexc.errors import CircuitOpen
 
 API = "/api/v3"
@@ -195,8 +196,10 @@ class RateLimiter:
         recovery: float = 60.0,
         margin: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         self._overrides = dict(budgets or {})
+        self.telemetry = telemetry
         self.margin = margin
         self.default_budget = default_budget
         self.window_seconds = window_seconds
@@ -218,7 +221,9 @@ class RateLimiter:
         wait = budget.try_take(weight, self.clock())
         if not wait:
             return
-        deadline = self.clock() + self.max_wait
+        # Only a call that has to wait gets here: the measurement costs the fast path nothing.
+        started = self.clock()
+        deadline = started + self.max_wait
         while wait:
             now = self.clock()
             if now + wait > deadline:
@@ -229,6 +234,7 @@ class RateLimiter:
                 )
             await asyncio.sleep(wait)
             wait = budget.try_take(weight, self.clock())
+        self.telemetry.observe(RATE_LIMIT_WAIT_MS, (self.clock() - started) * 1000.0, group=budget.group)
 
     def penalize(self, group: str, retry_after: float) -> None:
         self.budget(group).penalize(retry_after, self.clock())

@@ -30,6 +30,7 @@ from application.ports import (
     OrderStatus,
     TraderDirectory,
 )
+from application.telemetry import FILLS, NO_TELEMETRY, SNIPE_LATENCY_MS, Telemetry
 from application.timing import SnipeTiming
 from application.trade_book import TradeBook
 from domain.events import Cause
@@ -42,6 +43,10 @@ from domain.values import ClientOrderId
 # Cap of the backoff after unclear replies, and how long an order known to exist may take to show.
 _MAX_BACKOFF = timedelta(milliseconds=500)
 _VISIBILITY_GRACE = timedelta(seconds=10)
+
+
+def _mode(target: SnipeTarget) -> str:
+    return "live" if target.live else "paper"
 
 
 class SnipeResult(Enum):
@@ -79,18 +84,26 @@ class ExecuteSnipe:
         clock: Clock,
         book: TradeBook,
         timing: SnipeTiming,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         self.store, self.exchange, self.market, self.traders = store, exchange, market, traders
         self.locks, self.clock, self.book, self.timing = locks, clock, book, timing
+        self.telemetry = telemetry
 
     async def __call__(self, target_id: str) -> SnipeOutcome:
-        async with self.locks.lease(f"snipe:{target_id}", self.timing.lease_ttl) as held:
-            if not held:
-                return SnipeOutcome(target_id, SnipeResult.SKIPPED, "another executor holds this snipe")
-            return await self._execute(target_id)
+        with self.telemetry.span("use_case.execute_snipe", target_id=target_id):
+            async with self.locks.lease(f"snipe:{target_id}", self.timing.lease_ttl) as held:
+                if not held:
+                    outcome = SnipeOutcome(target_id, SnipeResult.SKIPPED, "another executor holds this snipe")
+                else:
+                    outcome = await self._execute(target_id)
+            self.telemetry.annotate(result=outcome.result.value, attempts=outcome.attempts)
+            return outcome
 
     async def _execute(self, target_id: str) -> SnipeOutcome:
         target = await repository.get(self.store, SnipeTarget, target_stream(target_id))
+        if target.symbol is not None:
+            self.telemetry.annotate(symbol=target.symbol.code, user_id=target.user_id, mode=_mode(target))
         if target.status not in (TargetStatus.SCHEDULED, TargetStatus.EXECUTING):
             return SnipeOutcome(target_id, SnipeResult.SKIPPED, f"target is {target.status.value}")
         assert target.symbol is not None and target.deadline_at is not None and target.execute_at is not None
@@ -214,6 +227,7 @@ class ExecuteSnipe:
             attempts += 1
             try:
                 report = await self.exchange.place_market_buy(target.symbol, target.quote_amount, coid)
+                self._accepted(target)
                 return await self._confirm(target, report, deadline), attempts, None
             except NotYetOpen as exc:
                 last_error = exc
@@ -230,6 +244,7 @@ class ExecuteSnipe:
                 last_error = exc
                 found = await self._await_visible(target, coid, deadline)
                 if found is not None:
+                    self._accepted(target)
                     return await self._confirm(target, found, deadline), attempts, None
                 raise AmbiguousOutcome(f"order {coid} exists but never became visible; not resending") from exc
             except AmbiguousOutcome as exc:
@@ -237,6 +252,7 @@ class ExecuteSnipe:
                 unresolved += 1
                 found = await self._resolve(target, coid)
                 if found is not None:
+                    self._accepted(target)
                     return await self._confirm(target, found, deadline), attempts, None
                 # The exchange has no such order: sending again cannot make two. Back off so
                 # a struggling exchange is not hammered (and a slow order has time to show).
@@ -246,8 +262,15 @@ class ExecuteSnipe:
         # One last look: an ambiguous send may have landed after all.
         found = await self._resolve(target, coid)
         if found is not None:
+            self._accepted(target)
             return await self._confirm(target, found, deadline), attempts, None
         return None, attempts, last_error
+
+    def _accepted(self, target: SnipeTarget) -> None:
+        """The exchange holds our order: how long after the launch instant that became known."""
+        assert target.execute_at is not None
+        waited = max(self.clock.now() - target.execute_at, timedelta(0))
+        self.telemetry.observe(SNIPE_LATENCY_MS, waited / timedelta(milliseconds=1), mode=_mode(target))
 
     async def _resume(
         self, target: SnipeTarget, coid: ClientOrderId
@@ -328,6 +351,7 @@ class ExecuteSnipe:
         except ConcurrencyConflict as exc:
             # Someone recorded this fill already; the exchange still holds one order.
             return SnipeOutcome(target.target_id, SnipeResult.SKIPPED, f"fill already recorded ({exc})", attempts, report)
+        self.telemetry.count(FILLS, side="buy", mode=_mode(target))
         await self.book.catch_up(self.store)
         return SnipeOutcome(target.target_id, SnipeResult.FILLED, f"filled after {attempts} attempts", attempts, report)
 

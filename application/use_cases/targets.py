@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from application import repository
-from application.errors import ApplicationError
+from application.errors import ApplicationError, NotFound
 from application.ports import Clock, EventStore, ScheduledJob, Scheduler, TraderDirectory
 from application.timing import SnipeTiming
 from application.use_cases.listings import EXECUTE_SNIPE
@@ -74,3 +74,50 @@ class CreateSnipeTarget:
         await repository.save(self.store, target)
         await self.scheduler.schedule(ScheduledJob(EXECUTE_SNIPE, target_id, request.launch_at - self.timing.prepare_ahead))
         return target_id
+
+
+async def _own_target(store: EventStore, user_id: str, target_id: str) -> SnipeTarget:
+    """The user's target; another user's target is as unknown as a missing one."""
+    target = await repository.find(store, SnipeTarget, target_stream(target_id))
+    if target is None or target.user_id != user_id:
+        raise NotFound(f"unknown target id: {target_id}")
+    return target
+
+
+@dataclass(frozen=True, slots=True)
+class SnipeAmendment:
+    user_id: str
+    target_id: str
+    quote_amount: Decimal | None = None  # None: unchanged
+    exit_strategy: str | None = None  # None: unchanged
+
+
+class UpdateSnipeTarget:
+    """Change the amount or exit strategy of one of the user's targets before its order is sent."""
+
+    def __init__(self, store: EventStore, traders: TraderDirectory, clock: Clock) -> None:
+        self.store, self.traders, self.clock = store, traders, clock
+
+    async def __call__(self, request: SnipeAmendment) -> None:
+        target = await _own_target(self.store, request.user_id, request.target_id)
+        assert target.exit_plan is not None
+        plan = target.exit_plan
+        if request.exit_strategy is not None:
+            settings = await self.traders.settings_for(request.user_id)
+            plan = resolve_exit_plan(request.exit_strategy, settings.custom_exit_plans)
+        amount = target.quote_amount if request.quote_amount is None else to_decimal(request.quote_amount, "quote amount")
+        target.amend(amount, plan, request.user_id, Cause(self.clock.now(), request.target_id))
+        await repository.save(self.store, target)
+
+
+class CancelSnipeTarget:
+    """Cancel one of the user's targets before its order is sent; its timed snipe is dropped."""
+
+    def __init__(self, store: EventStore, scheduler: Scheduler, clock: Clock) -> None:
+        self.store, self.scheduler, self.clock = store, scheduler, clock
+
+    async def __call__(self, user_id: str, target_id: str, reason: str = "cancelled by the trader") -> None:
+        target = await _own_target(self.store, user_id, target_id)
+        target.cancel(reason, user_id, Cause(self.clock.now(), target_id))
+        await repository.save(self.store, target)
+        await self.scheduler.cancel(EXECUTE_SNIPE, target_id)

@@ -14,13 +14,14 @@ from tests.domain.support import T0
 
 # The stored names: renaming or dropping one is a migration, so they are pinned here.
 STORED = {
-    "ListingAnnounced", "ListingReadyDetected",
+    "ListingAnnounced", "ListingReadyDetected", "ListingAnalysed",
     "SnipeTargetCreated", "SnipeTargetReady", "SnipeScheduled", "SnipeOrderSubmitted", "SnipeOrderFilled",
     "SnipeOrderRejected", "SnipeFailed", "SnipeExpired", "SnipeTargetCancelled", "RiskCheckFailed",
     "PositionOpened", "ExitOrderSubmitted", "ExitOrderFailed", "PositionPeakRaised",
     "TakeProfitHit", "StopLossHit", "TrailingStopHit", "MaxHoldTimeReached", "EmergencyExitFilled", "PositionClosed",
     "EmergencyStopActivated", "EmergencyStopCleared",
     "CredentialsStored", "CredentialsRotated",
+    "SnipeTargetAmended", "TraderSettingsChanged", "ExitStrategySaved", "ExitStrategyDeleted",
 }
 
 # The events DESIGN.md names.

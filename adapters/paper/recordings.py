@@ -1,0 +1,142 @@
+"""Listing recordings for backtests: one JSON file per listing, its price path after launch.
+
+A file holds `symbol` (e.g. `PUMPUSDT`), optional `quote_asset` (default USDT), `launch_at` (an
+aware ISO time), `quote_amount` (what a snipe spends, a decimal string), optional `quantity_scale`
+(decimal places of the bought quantity, default 2), and `prices`: `t` seconds after launch and
+`price`, both decimal strings, in strictly increasing time. `description`, `shape` and `synthetic`
+are free notes. Every file is checked whole before any backtest runs; a bad one is refused in one
+line naming the file and the place (`recordings/x.json: prices[3].price: must be positive, got -1`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import msgspec
+
+from application.errors import ConfigurationError
+from application.ports import ListingRecording, RecordedPrice
+from domain.errors import DomainError
+from domain.values import Symbol, round_down_to_scale
+
+BUNDLED_RECORDINGS = Path(__file__).parent / "recordings"
+
+
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    pass
+
+
+# Numbers are decimal strings, never JSON numbers: what is written is exactly what is read.
+class PointSpec(_Strict):
+    t: str
+    price: str
+
+
+class RecordingSpec(_Strict):
+    symbol: str
+    launch_at: datetime
+    quote_amount: str
+    prices: list[PointSpec]
+    quote_asset: str = "USDT"
+    quantity_scale: int = 2
+    description: str = ""
+    shape: str = ""
+    synthetic: bool = False
+
+
+class RecordingDirectory:
+    """RecordingSource over a directory of `*.json` recordings, read in name order."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def recordings(self) -> list[ListingRecording]:
+        if not self.directory.is_dir():
+            raise ConfigurationError(f"recordings {self.directory}: not a directory")
+        files = sorted(self.directory.glob("*.json"))
+        if not files:
+            raise ConfigurationError(f"recordings {self.directory}: no *.json recordings in it")
+        return [load_recording(path) for path in files]
+
+
+def load_recording(path: Path) -> ListingRecording:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(f"recording {path}: cannot be read: {exc.strerror or exc}") from None
+    return parse_recording(raw, str(path))
+
+
+def parse_recording(raw: bytes, source: str = "recording") -> ListingRecording:
+    try:
+        spec = msgspec.json.decode(raw, type=RecordingSpec)
+    except msgspec.ValidationError as exc:
+        raise ConfigurationError(f"recording {source}: {_where(str(exc))}") from None
+    except msgspec.DecodeError as exc:
+        raise ConfigurationError(f"recording {source}: not valid JSON: {exc}") from None
+    try:
+        return _checked(spec, source)
+    except _Refused as exc:
+        raise ConfigurationError(f"recording {source}: {exc}") from None
+
+
+class _Refused(Exception):
+    pass
+
+
+def _where(message: str) -> str:
+    # msgspec says "Expected `str`, got `int` - at `$.prices[0].t`": put the place first.
+    if " - at `$" in message:
+        what, where = message.rsplit(" - at `$", 1)
+        return f"{where.rstrip('`').lstrip('.') or 'top level'}: {what}"
+    return f"top level: {message}"
+
+
+def _decimal(text: str, where: str) -> Decimal:
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise _Refused(f"{where}: not a decimal number: {text!r}") from None
+    # NaN and infinities parse as Decimals too, and NaN cannot even be compared.
+    if not value.is_finite():
+        raise _Refused(f"{where}: must be a finite number, got {text}")
+    return value
+
+
+def _checked(spec: RecordingSpec, source: str) -> ListingRecording:
+    try:
+        symbol = Symbol.parse(spec.symbol, spec.quote_asset)
+    except DomainError as exc:
+        raise _Refused(f"symbol: {exc}") from None
+    if spec.launch_at.tzinfo is None:
+        raise _Refused("launch_at: time must carry a time zone (e.g. 2026-11-25T10:00:00Z)")
+    quote_amount = _decimal(spec.quote_amount, "quote_amount")
+    if quote_amount <= 0:
+        raise _Refused(f"quote_amount: must be positive, got {quote_amount}")
+    if not (0 <= spec.quantity_scale <= 18):
+        raise _Refused(f"quantity_scale: must be between 0 and 18, got {spec.quantity_scale}")
+    if not spec.prices:
+        raise _Refused("prices: a recording needs at least one price after launch")
+    points: list[RecordedPrice] = []
+    last_t: Decimal | None = None
+    for j, p in enumerate(spec.prices):
+        where = f"prices[{j}]"
+        t, price = _decimal(p.t, f"{where}.t"), _decimal(p.price, f"{where}.price")
+        if price <= 0:
+            raise _Refused(f"{where}.price: must be positive, got {price}")
+        if t < 0:
+            raise _Refused(f"{where}.t: seconds after launch must not be negative, got {t}")
+        if t > 7 * 24 * 3600:
+            raise _Refused(f"{where}.t: more than a week after launch ({t} s)")
+        if last_t is not None and t <= last_t:
+            raise _Refused(f"{where}.t: times must strictly increase ({t} after {last_t})")
+        last_t = t
+        points.append(RecordedPrice(spec.launch_at + timedelta(microseconds=int(t * 1_000_000)), price))
+    if round_down_to_scale(quote_amount / points[0].price, spec.quantity_scale) <= 0:
+        raise _Refused(
+            f"quote_amount: {quote_amount} buys nothing at the first price {points[0].price} "
+            f"with quantity_scale {spec.quantity_scale}"
+        )
+    return ListingRecording(source, symbol, spec.launch_at, quote_amount, spec.quantity_scale, tuple(points))

@@ -1,0 +1,1 @@
+"""Reports written to files: the backtest equity chart."""

@@ -1,0 +1,118 @@
+"""The Litestar application: routes, authentication, limits, CORS, headers, errors, OpenAPI."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from dishka import AsyncContainer
+from dishka.integrations.litestar import setup_dishka
+from litestar import Litestar, Request, get
+from litestar.config.cors import CORSConfig
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.response import Response
+from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
+
+from application.ports import EventFanout, EventStore, LockService
+from entrypoints.config import HttpSettings
+from entrypoints.http.cache import CachedReadModels
+from entrypoints.http.errors import handle_exception
+from entrypoints.http.guards import PUBLIC_PATHS, BearerAuthentication, allow_header, security_headers
+from entrypoints.http.routes import api_router
+from entrypoints.http.runtime import ReadinessProbe, background, follow_projections, relay_events
+from entrypoints.http.schemas import HealthOut, ReadinessOut
+from entrypoints.http.stream import stream
+
+log = logging.getLogger("sniper.http")
+
+API_VERSION = "1.0.0"
+
+
+@get("/health", tags=["probes"], summary="The process answers", include_in_schema=True)
+async def health() -> HealthOut:
+    return HealthOut("ok")
+
+
+@get("/ready", tags=["probes"], summary="The database (schema current) and Redis, when configured, answer",
+     responses={503: ResponseSpec(data_container=ReadinessOut, description="Not ready: see the failing check")})
+async def ready(request: Request[Any, Any, Any]) -> Response[ReadinessOut]:
+    probe: ReadinessProbe = await request.app.state.dishka_container.get(ReadinessProbe)
+    checks = await probe.checks()
+    ok = all(c.ok for c in checks)
+    return Response(ReadinessOut(ok, checks), status_code=200 if ok else HTTP_503_SERVICE_UNAVAILABLE)
+
+
+def create_app(container: AsyncContainer, http: HttpSettings | None = None, run_background: bool = True) -> Litestar:
+    """The API on `container` (see entrypoints/http/providers.py). With `run_background`, the
+    app keeps the SQL projections current and relays recorded events to the live streams
+    while it runs. The caller owns the container (closes it after the app stops)."""
+    http = http or HttpSettings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if not run_background:
+            yield
+            return
+        from adapters.projections import SqlProjector
+
+        store = await container.get(EventStore)
+        projector = await container.get(SqlProjector | None)
+        fanout = await container.get(EventFanout)
+        locks = await container.get(LockService)
+        cached = await container.get(CachedReadModels | None)
+        jobs = [lambda stop: relay_events(store, fanout, locks, stop)]
+        if projector is not None:
+            jobs.append(lambda stop: follow_projections(projector, stop))
+        if cached is not None:
+            jobs.append(cached.watch)
+        async with background(*jobs):
+            yield
+
+    cors = None
+    if http.cors_origins:
+        cors = CORSConfig(
+            allow_origins=list(http.cors_origins),
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            allow_credentials=False,
+            max_age=600,
+        )
+
+    app = Litestar(
+        route_handlers=[health, ready, api_router(), stream],
+        middleware=[DefineMiddleware(BearerAuthentication, exclude=PUBLIC_PATHS)],
+        exception_handlers={Exception: handle_exception},
+        request_max_body_size=http.max_body_bytes,
+        cors_config=cors,
+        lifespan=[lifespan],
+        openapi_config=OpenAPIConfig(
+            title="mexc-sniper API",
+            version=API_VERSION,
+            description=(
+                "Every /api/v1 route needs `Authorization: Bearer <token>` and sees only the signed-in user's "
+                "resources. Amounts are decimal strings. Errors answer {error, detail}."
+            ),
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin()],
+            components=Components(
+                security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
+            ),
+            use_handler_docstrings=True,
+        ),
+        debug=False,
+    )
+    app.state.rate_limit_per_minute = http.rate_limit_per_minute
+    setup_dishka(container, app)
+    methods = ("get", "put", "post", "patch", "delete")
+
+    def openapi_paths() -> dict[str, list[str]]:
+        document = app.openapi_schema.to_schema()
+        return {path: [m for m in methods if m in item] for path, item in document["paths"].items()}
+
+    app.asgi_handler = security_headers(allow_header(app.asgi_handler, openapi_paths))
+    return app

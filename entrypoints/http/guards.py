@@ -1,0 +1,143 @@
+"""Who may call, how often, and what every answer carries: bearer-token authentication, the
+per-user rate limit, and security headers."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import timedelta
+from collections.abc import Callable
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.datastructures import MutableScopeHeaders
+from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from application.identity import Identity, IdentityVerifier, InvalidToken
+from application.ports import RequestCounter
+
+# Routes that answer without a token: probes, the OpenAPI document and its viewers, the sign-in flow.
+PUBLIC_PATHS = ["^/health$", "^/ready$", "^/schema", "^/api/v1/auth/", "^/api/v1/stream$"]
+RATE_WINDOW = timedelta(minutes=1)
+_BEARER = re.compile(r"^Bearer[ ]+([^\s]{1,8192})$", re.IGNORECASE)
+
+
+def bearer_token(header: str | None) -> str | None:
+    if not header:
+        return None
+    match = _BEARER.match(header.strip())
+    return match.group(1) if match else None
+
+
+def _unauthorized(detail: str) -> NotAuthorizedException:
+    return NotAuthorizedException(detail=detail, headers={"WWW-Authenticate": 'Bearer realm="sniper"'})
+
+
+async def _dependency(connection: ASGIConnection[Any, Any, Any, Any], kind: type) -> Any:
+    """An APP-scoped dependency from the container dishka attached to the connection."""
+    return await connection.app.state.dishka_container.get(kind)
+
+
+class BearerAuthentication(AbstractAuthenticationMiddleware):
+    """`Authorization: Bearer <token>` → the caller's Identity (request.user), then one hit on
+    the caller's rate counter. No or a refused token: 401 with WWW-Authenticate."""
+
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        token = bearer_token(connection.headers.get("authorization"))
+        if token is None:
+            raise _unauthorized("send 'Authorization: Bearer <token>'")
+        verifier: IdentityVerifier = await _dependency(connection, IdentityVerifier)
+        try:
+            identity = await verifier.verify(token)
+        except InvalidToken as exc:
+            raise _unauthorized(f"bearer token refused: {exc}") from None
+        await enforce_rate_limit(connection, identity)
+        return AuthenticationResult(user=identity, auth=None)
+
+
+async def enforce_rate_limit(connection: ASGIConnection[Any, Any, Any, Any], identity: Identity) -> None:
+    limit: int = connection.app.state.rate_limit_per_minute
+    if limit <= 0:
+        return
+    counter: RequestCounter = await _dependency(connection, RequestCounter)
+    result = await counter.hit(f"http:{identity.user_id}", RATE_WINDOW, limit)
+    if not result.allowed:
+        retry = max(1, math.ceil(result.retry_after.total_seconds()))
+        raise TooManyRequestsException(
+            detail=f"more than {limit} requests in a minute; retry after {retry} s",
+            headers={"Retry-After": str(retry)},
+        )
+
+
+# Security headers. The API answers JSON only: nothing may frame it, sniff it or cache it.
+_COMMON = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+_API_CSP = "default-src 'none'; frame-ancestors 'none'"
+# The documentation viewers load their scripts and styles from the jsDelivr CDN.
+_DOCS_CSP = (
+    "default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://unpkg.com; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://unpkg.com https://fonts.googleapis.com; "
+    "font-src https://fonts.gstatic.com https://cdn.jsdelivr.net; img-src 'self' data: https://cdn.jsdelivr.net; "
+    "connect-src 'self'; worker-src blob:; frame-ancestors 'none'"
+)
+
+
+def security_headers(app: ASGIApp) -> ASGIApp:
+    """Wraps the whole ASGI app, so error and not-found answers carry the headers too."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        docs = scope["path"].startswith("/schema")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableScopeHeaders.from_message(message)
+                for name, value in _COMMON.items():
+                    headers[name] = value
+                headers["Content-Security-Policy"] = _DOCS_CSP if docs else _API_CSP
+                if not docs:
+                    headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        await app(scope, receive, send_with_headers)
+
+    return wrapped
+
+
+def allow_header(app: ASGIApp, paths: Callable[[], dict[str, list[str]]]) -> ASGIApp:
+    """Answers a plain OPTIONS request's `Allow` with every method of the path. (Litestar 2.25
+    lists only the first handler's method when several handlers share a path.) `paths` gives
+    the OpenAPI document's path templates and their methods."""
+    routes: list[tuple[re.Pattern[str], str]] = []
+
+    def allowed(path: str) -> str | None:
+        if not routes:
+            for template, methods in paths().items():
+                pattern = re.compile("^" + re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(template)) + "$")
+                routes.append((pattern, ", ".join(sorted({m.upper() for m in methods} | {"OPTIONS"}))))
+        return next((methods for pattern, methods in routes if pattern.match(path)), None)
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "OPTIONS":
+            await app(scope, receive, send)
+            return
+        methods = allowed(scope["path"])
+
+        async def send_with_allow(message: Message) -> None:
+            if message["type"] == "http.response.start" and methods is not None and message["status"] < 300:
+                headers = MutableScopeHeaders.from_message(message)
+                if "allow" in headers:
+                    headers["Allow"] = methods
+            await send(message)
+
+        await app(scope, receive, send_with_allow)
+
+    return wrapped

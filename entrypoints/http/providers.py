@@ -1,0 +1,201 @@
+"""The API's dependencies (dishka): the event store and coordination of the shared providers,
+plus what only the API needs. Embedded default: SQLite (or memory://) and in-process twins;
+production: Postgres and Redis. Identity verification and the credential vault/checker come
+in through the container's context, so `sniper serve` and the tests choose them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from dishka import AsyncContainer, Provider, Scope, make_async_container, provide
+from dishka.integrations.litestar import LitestarProvider
+from litestar import Request
+
+from adapters.eventstore.sqlalchemy_store import SqlEventStore
+from adapters.memory import InMemoryEventFanout, InMemoryRequestCounter
+from adapters.projections import InMemoryReadModels, SqlProjector, SqlReadModels
+from adapters.redis import RedisEventFanout, RedisRequestCounter
+from application.credentials import (
+    CredentialChecker,
+    CredentialVault,
+    DeleteCredentials,
+    GetCredentialSummary,
+    StoreCredentials,
+    TestCredentials,
+)
+from application.errors import ExchangeError
+from application.identity import Identity, IdentityVerifier
+from application.ports import (
+    Clock,
+    EventFanout,
+    EventStore,
+    ExchangeTrading,
+    OrderReport,
+    ReadModels,
+    RequestCounter,
+    TraderDirectory,
+)
+from application.timing import SnipeTiming
+from application.trade_book import TradeBook
+from application.trader_directory import EventSourcedTraderDirectory
+from application.use_cases.queries import GetUserAuditTrail, GetUserPortfolio, GetUserTargetHistory, ListListings
+from application.use_cases.safety import ActivateEmergencyStop, ClearEmergencyStop
+from application.use_cases.settings import ChangeTraderSettings, GetTraderSettings
+from application.use_cases.strategies import DeleteExitStrategy, GetExitStrategy, ListExitStrategies, SaveExitStrategy
+from application.use_cases.targets import CancelSnipeTarget, CreateSnipeTarget, UpdateSnipeTarget
+from entrypoints.config import Settings
+from entrypoints.container import CoordinationProvider, RedisHandle, StorageProvider, StoreAccess
+from entrypoints.http.cache import CachedReadModels
+from entrypoints.http.runtime import ReadinessProbe, ReadModelRefresh
+
+
+class NoExchangeSession:
+    """The API process holds no exchange session: an emergency stop it records has no open
+    orders to cancel here; the worker, which holds the orders, acts on the recorded halt."""
+
+    async def open_orders(self, symbol=None) -> list[OrderReport]:  # noqa: ANN001
+        return []
+
+    async def cancel_order(self, symbol, client_order_id) -> OrderReport | None:  # noqa: ANN001
+        raise ExchangeError("the API holds no exchange session")
+
+
+class SecurityProvider(Provider):
+    """Who the caller is and where credentials live: Kinde (or the development identity, never
+    in production), the sealed vault on the event store's database, MEXC's read-only check."""
+
+    @provide(scope=Scope.APP)
+    async def verifier(self, settings: Settings, clock: Clock) -> AsyncIterator[IdentityVerifier]:
+        from entrypoints.keys import identity_verifier
+
+        verifier = identity_verifier(settings, clock)
+        try:
+            yield verifier
+        finally:
+            close = getattr(verifier, "aclose", None)
+            if close is not None:
+                await close()
+
+    @provide(scope=Scope.APP)
+    def vault(self, settings: Settings, store: EventStore) -> CredentialVault:
+        from entrypoints.keys import credential_vault
+
+        return credential_vault(settings, store.engine if isinstance(store, SqlEventStore) else None)
+
+    @provide(scope=Scope.APP)
+    async def checker(self, settings: Settings) -> AsyncIterator[CredentialChecker]:
+        from entrypoints.keys import credential_checker
+
+        checker = credential_checker(settings)
+        try:
+            yield checker
+        finally:
+            close = getattr(checker, "aclose", None)
+            if close is not None:
+                await close()
+
+
+class HttpProvider(Provider):
+
+    @provide(scope=Scope.REQUEST)
+    def identity(self, request: Request) -> Identity:  # type: ignore[type-arg]
+        """The caller, as the authentication middleware verified it."""
+        user = request.scope.get("user")
+        if not isinstance(user, Identity):
+            raise RuntimeError("route reached without authentication")
+        return user
+
+    # --- read side -------------------------------------------------------------------------
+
+    @provide(scope=Scope.APP)
+    def projector(self, store: EventStore) -> SqlProjector | None:
+        return SqlProjector(store.engine) if isinstance(store, SqlEventStore) else None
+
+    @provide(scope=Scope.APP)
+    def cached_read_models(self, store: EventStore) -> CachedReadModels | None:
+        return CachedReadModels(SqlReadModels(store.engine)) if isinstance(store, SqlEventStore) else None
+
+    @provide(scope=Scope.APP)
+    def read_models(self, store: EventStore, cached: CachedReadModels | None) -> ReadModels:
+        # memory:// folds in process on each read (cheap, never behind); SQL answers are kept.
+        return cached if cached is not None else InMemoryReadModels(store)
+
+    @provide(scope=Scope.APP)
+    def refresh(self, projector: SqlProjector | None, cached: CachedReadModels | None) -> ReadModelRefresh:
+        return ReadModelRefresh(projector, cached)
+
+    @provide(scope=Scope.APP)
+    def readiness(self, store: EventStore, redis: RedisHandle) -> ReadinessProbe:
+        return ReadinessProbe(store.engine if isinstance(store, SqlEventStore) else None, redis.client)
+
+    @provide(scope=Scope.APP)
+    def book(self) -> TradeBook:
+        return TradeBook()
+
+    # --- coordination ----------------------------------------------------------------------
+
+    @provide(scope=Scope.APP)
+    def counter(self, clock: Clock, redis: RedisHandle, settings: Settings) -> RequestCounter:
+        if redis.client is None:
+            return InMemoryRequestCounter(clock)
+        return RedisRequestCounter(redis.client, settings.redis_prefix)
+
+    @provide(scope=Scope.APP)
+    def fanout(self, redis: RedisHandle, settings: Settings) -> EventFanout:
+        if redis.client is None:
+            return InMemoryEventFanout()
+        return RedisEventFanout(redis.client, settings.redis_prefix)
+
+    @provide(scope=Scope.APP)
+    def traders(self, store: EventStore) -> TraderDirectory:
+        return EventSourcedTraderDirectory(store)
+
+    @provide(scope=Scope.APP)
+    def exchange(self) -> ExchangeTrading:
+        return NoExchangeSession()  # type: ignore[return-value]
+
+    @provide(scope=Scope.APP)
+    def timing(self, settings: Settings) -> SnipeTiming:
+        return settings.timing
+
+    # --- use cases (stateless: one each for the process) -----------------------------------
+
+    portfolio = provide(GetUserPortfolio, scope=Scope.APP)
+    target_history = provide(GetUserTargetHistory, scope=Scope.APP)
+    audit_trail = provide(GetUserAuditTrail, scope=Scope.APP)
+    listings = provide(ListListings, scope=Scope.APP)
+    create_target = provide(CreateSnipeTarget, scope=Scope.APP)
+    update_target = provide(UpdateSnipeTarget, scope=Scope.APP)
+    cancel_target = provide(CancelSnipeTarget, scope=Scope.APP)
+    get_settings = provide(GetTraderSettings, scope=Scope.APP)
+    change_settings = provide(ChangeTraderSettings, scope=Scope.APP)
+    list_strategies = provide(ListExitStrategies, scope=Scope.APP)
+    get_strategy = provide(GetExitStrategy, scope=Scope.APP)
+    save_strategy = provide(SaveExitStrategy, scope=Scope.APP)
+    delete_strategy = provide(DeleteExitStrategy, scope=Scope.APP)
+    activate_stop = provide(ActivateEmergencyStop, scope=Scope.APP)
+    clear_stop = provide(ClearEmergencyStop, scope=Scope.APP)
+
+    @provide(scope=Scope.APP)
+    def store_credentials(self, vault: CredentialVault, store: EventStore, clock: Clock) -> StoreCredentials:
+        return StoreCredentials(vault, store, clock)
+
+    delete_credentials = provide(DeleteCredentials, scope=Scope.APP)
+    credential_summary = provide(GetCredentialSummary, scope=Scope.APP)
+    test_credentials = provide(TestCredentials, scope=Scope.APP)
+
+
+def http_container(settings: Settings, clock: Clock, security: Provider | None = None) -> AsyncContainer:
+    """The container `create_app` runs on. The store is created if the database is new and
+    empty (the embedded default on a fresh laptop); an outdated schema is refused. `security`
+    replaces SecurityProvider (tests give fakes of the verifier, vault and checker)."""
+    return make_async_container(
+        StorageProvider(),
+        CoordinationProvider(),
+        HttpProvider(),
+        security or SecurityProvider(),
+        LitestarProvider(),
+        context={Settings: settings, StoreAccess: StoreAccess.WRITE, Clock: clock},
+    )
+

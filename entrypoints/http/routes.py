@@ -1,0 +1,377 @@
+"""The API's resources under /api/v1, each scoped to the signed-in user (request.user).
+
+Handlers only translate: a request struct to a use case's input, its answer to a response
+struct. Another user's resource is never distinguished from a missing one (404).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, timedelta
+from typing import Annotated
+
+from dishka import FromDishka
+from dishka.integrations.litestar import DishkaRouter
+from litestar import delete, get, patch, post, put
+from litestar.params import JSONBody, PathParameter, QueryParameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from application.credentials import (
+    ApiCredentials,
+    DeleteCredentials,
+    GetCredentialSummary,
+    StoreCredentials,
+    TestCredentials,
+)
+from application.errors import InvalidInput, NotFound
+from application.identity import Identity
+from application.ports import AgentStatusBoard, Clock, ReadModels
+from application.use_cases.queries import GetUserAuditTrail, GetUserPortfolio, GetUserTargetHistory, ListListings
+from application.use_cases.safety import ActivateEmergencyStop, ClearEmergencyStop
+from application.use_cases.settings import ChangeTraderSettings, GetTraderSettings
+from application.use_cases.strategies import (
+    DeleteExitStrategy,
+    GetExitStrategy,
+    ListExitStrategies,
+    SaveExitStrategy,
+)
+from application.use_cases.targets import (
+    CancelSnipeTarget,
+    CreateSnipeTarget,
+    NewSnipe,
+    SnipeAmendment,
+    UpdateSnipeTarget,
+)
+from domain.values import Symbol
+from entrypoints.http.cache import CachedReadModels
+from entrypoints.http.errors import error_responses
+from entrypoints.http.runtime import ReadModelRefresh
+from entrypoints.http.schemas import (
+    AgentOut,
+    CancelIn,
+    CredentialsIn,
+    CredentialsOut,
+    CredentialsTestIn,
+    CredentialsTestOut,
+    DailyPnlOut,
+    EventOut,
+    ExitPlanBody,
+    ExitStrategyOut,
+    ListingOut,
+    Me,
+    PortfolioOut,
+    PositionOut,
+    SettingsBody,
+    StopIn,
+    StopOut,
+    TargetIn,
+    TargetOut,
+    TargetPatch,
+    TargetStatusName,
+    TradeOut,
+    money,
+    parse_money,
+)
+
+# An agent whose last heartbeat is older than this is reported stale (and unhealthy).
+AGENT_STALE_AFTER = timedelta(seconds=60)
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"
+TargetId = Annotated[str, PathParameter(pattern=ID_PATTERN, max_length=200, description="a target id, e.g. t-1a2b3c4d5e6f")]
+PositionId = Annotated[str, PathParameter(pattern=ID_PATTERN, max_length=200)]
+StrategyPath = Annotated[str, PathParameter(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$", max_length=40)]
+
+AUTH = (400, 401, 429)  # every authenticated route can answer these (400: a malformed parameter)
+
+
+def _user(identity: Identity) -> str:
+    return identity.user_id
+
+
+# --- me, credentials -------------------------------------------------------------------------
+
+@get("/me", responses=error_responses(*AUTH), summary="The signed-in user")
+async def me(identity: FromDishka[Identity]) -> Me:
+    return Me(identity.user_id, identity.email, identity.development)
+
+
+@get("/credentials", responses=error_responses(*AUTH, 404), summary="Stored MEXC credentials (hint only)")
+async def get_credentials(identity: FromDishka[Identity], query: FromDishka[GetCredentialSummary]) -> CredentialsOut:
+    summary = await query(_user(identity))
+    if summary is None:
+        raise NotFound("no MEXC credentials stored")
+    return CredentialsOut.of(summary)
+
+
+@put("/credentials", status_code=HTTP_200_OK, responses=error_responses(*AUTH, 413),
+     summary="Store or rotate MEXC credentials (replaces the old ones; answers only the key hint)")
+async def put_credentials(
+    data: JSONBody[CredentialsIn], identity: FromDishka[Identity], store: FromDishka[StoreCredentials]
+) -> CredentialsOut:
+    summary = await store(_user(identity), ApiCredentials(data.api_key, data.secret_key))
+    return CredentialsOut.of(summary)
+
+
+@delete("/credentials", status_code=HTTP_204_NO_CONTENT, responses=error_responses(*AUTH, 404),
+        summary="Forget the stored MEXC credentials")
+async def delete_credentials(identity: FromDishka[Identity], forget: FromDishka[DeleteCredentials]) -> None:
+    if not await forget(_user(identity)):
+        raise NotFound("no MEXC credentials stored")
+
+
+@post("/credentials/test", status_code=HTTP_200_OK, responses=error_responses(*AUTH, 404, 413, 503),
+      summary="Check credentials with read-only MEXC calls: the given ones, or the stored ones")
+async def test_credentials(
+    identity: FromDishka[Identity], check: FromDishka[TestCredentials], data: JSONBody[CredentialsTestIn | None] = None
+) -> CredentialsTestOut:
+    given = None
+    if data is not None and (data.api_key is not None or data.secret_key is not None):
+        if data.api_key is None or data.secret_key is None:
+            raise InvalidInput("api_key/secret_key", "give both, or neither to test the stored credentials")
+        given = ApiCredentials(data.api_key, data.secret_key)
+    return CredentialsTestOut.of(await check(_user(identity), given))
+
+
+# --- settings and exit strategies -------------------------------------------------------------
+
+@get("/settings", responses=error_responses(*AUTH), summary="Trading settings and risk profile")
+async def get_settings(identity: FromDishka[Identity], query: FromDishka[GetTraderSettings]) -> SettingsBody:
+    return SettingsBody.of(await query(_user(identity)))
+
+
+@put("/settings", status_code=HTTP_200_OK, responses=error_responses(*AUTH, 409, 413, 422),
+     summary="Replace trading settings and risk profile (checked as a whole)")
+async def put_settings(
+    data: JSONBody[SettingsBody], identity: FromDishka[Identity], change: FromDishka[ChangeTraderSettings]
+) -> SettingsBody:
+    return SettingsBody.of(await change(_user(identity), data.to_domain()))
+
+
+@get("/exit-strategies", responses=error_responses(*AUTH), summary="Preset and own exit strategies")
+async def list_strategies(identity: FromDishka[Identity], query: FromDishka[ListExitStrategies]) -> list[ExitStrategyOut]:
+    return [ExitStrategyOut.of(s) for s in await query(_user(identity))]
+
+
+@get("/exit-strategies/{name:str}", responses=error_responses(*AUTH, 404), summary="One exit strategy")
+async def get_strategy(
+    name: StrategyPath, identity: FromDishka[Identity], query: FromDishka[GetExitStrategy]
+) -> ExitStrategyOut:
+    return ExitStrategyOut.of(await query(_user(identity), name))
+
+
+@put("/exit-strategies/{name:str}", status_code=HTTP_200_OK, responses=error_responses(*AUTH, 409, 413, 422),
+     summary="Save an exit strategy of your own (preset names are reserved)")
+async def put_strategy(
+    name: StrategyPath, data: JSONBody[ExitPlanBody], identity: FromDishka[Identity], save: FromDishka[SaveExitStrategy],
+    query: FromDishka[GetExitStrategy],
+) -> ExitStrategyOut:
+    await save(_user(identity), data.to_domain(name))
+    return ExitStrategyOut.of(await query(_user(identity), name))
+
+
+@delete("/exit-strategies/{name:str}", status_code=HTTP_204_NO_CONTENT, responses=error_responses(*AUTH, 404, 409),
+        summary="Delete an exit strategy of your own")
+async def delete_strategy(name: StrategyPath, identity: FromDishka[Identity], drop: FromDishka[DeleteExitStrategy]) -> None:
+    await drop(_user(identity), name)
+
+
+# --- listings --------------------------------------------------------------------------------
+
+@get("/listings", responses=error_responses(*AUTH), summary="Listings the calendar announced, soonest first")
+async def list_listings(
+    query: FromDishka[ListListings], identity: FromDishka[Identity],
+    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 200,
+) -> list[ListingOut]:
+    return [ListingOut.of(v) for v in await query(limit=limit)]
+
+
+@get("/calendar", responses=error_responses(*AUTH), summary="Listings not launched yet, soonest first")
+async def calendar(
+    query: FromDishka[ListListings], identity: FromDishka[Identity],
+    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 200,
+) -> list[ListingOut]:
+    return [ListingOut.of(v) for v in await query(upcoming_only=True, limit=limit)]
+
+
+# --- snipe targets ---------------------------------------------------------------------------
+
+async def _own_target(read_models: ReadModels, user_id: str, target_id: str) -> TargetOut:
+    for view in await read_models.targets(user_id):
+        if view.target_id == target_id:
+            return TargetOut.of(view)
+    raise NotFound(f"unknown target id: {target_id}")
+
+
+@get("/targets", responses=error_responses(*AUTH), summary="Your snipe targets, in the order they were created")
+async def list_targets(
+    identity: FromDishka[Identity], read_models: FromDishka[ReadModels], status: Annotated[list[TargetStatusName] | None, QueryParameter()] = None
+) -> list[TargetOut]:
+    views = await read_models.targets(_user(identity), set(status) if status else None)
+    return [TargetOut.of(v) for v in views]
+
+
+@post("/targets", status_code=HTTP_201_CREATED, responses=error_responses(*AUTH, 409, 413, 422),
+      summary="Create a manual snipe target (recorded ready and scheduled at its launch)")
+async def create_target(
+    data: JSONBody[TargetIn], identity: FromDishka[Identity], create: FromDishka[CreateSnipeTarget],
+    refresh: FromDishka[ReadModelRefresh], read_models: FromDishka[ReadModels],
+) -> TargetOut:
+    quote = data.quote_asset.upper()
+    request = NewSnipe(
+        user_id=_user(identity), symbol=Symbol.parse(data.symbol, quote), launch_at=data.launch_at,
+        quote_amount=parse_money(data.quote_amount), exit_strategy=data.exit_strategy,
+    )
+    target_id = await create(request)
+    await refresh()
+    return await _own_target(read_models, _user(identity), target_id)
+
+
+@get("/targets/{target_id:str}", responses=error_responses(*AUTH, 404), summary="One of your snipe targets")
+async def get_target(target_id: TargetId, identity: FromDishka[Identity], read_models: FromDishka[ReadModels]) -> TargetOut:
+    return await _own_target(read_models, _user(identity), target_id)
+
+
+@patch("/targets/{target_id:str}", responses=error_responses(*AUTH, 404, 409, 413, 422),
+       summary="Change amount or exit strategy of a target whose order was not sent yet")
+async def update_target(
+    target_id: TargetId, data: JSONBody[TargetPatch], identity: FromDishka[Identity], update: FromDishka[UpdateSnipeTarget],
+    refresh: FromDishka[ReadModelRefresh], read_models: FromDishka[ReadModels],
+) -> TargetOut:
+    amount = parse_money(data.quote_amount) if data.quote_amount is not None else None
+    await update(SnipeAmendment(_user(identity), target_id, amount, data.exit_strategy))
+    await refresh()
+    return await _own_target(read_models, _user(identity), target_id)
+
+
+@post("/targets/{target_id:str}/cancel", status_code=HTTP_200_OK, responses=error_responses(*AUTH, 404, 409, 413),
+      summary="Cancel a target whose order was not sent yet")
+async def cancel_target(
+    target_id: TargetId, identity: FromDishka[Identity], cancel: FromDishka[CancelSnipeTarget],
+    refresh: FromDishka[ReadModelRefresh], read_models: FromDishka[ReadModels], data: JSONBody[CancelIn | None] = None,
+) -> TargetOut:
+    reason = data.reason.strip() if data is not None else "cancelled by the trader"
+    await cancel(_user(identity), target_id, reason)
+    await refresh()
+    return await _own_target(read_models, _user(identity), target_id)
+
+
+@get("/targets/{target_id:str}/history", responses=error_responses(*AUTH, 404),
+     summary="The recorded events of one of your targets and its position")
+async def target_history(
+    target_id: TargetId, identity: FromDishka[Identity], query: FromDishka[GetUserTargetHistory]
+) -> list[EventOut]:
+    return [EventOut.of(r) for r in await query(_user(identity), target_id)]
+
+
+# --- positions, portfolio, trades, audit ----------------------------------------------------
+
+@get("/portfolio", responses=error_responses(*AUTH), summary="Your positions and totals")
+async def portfolio(
+    identity: FromDishka[Identity], query: FromDishka[GetUserPortfolio], read_models: FromDishka[ReadModels]
+) -> PortfolioOut:
+    async def build() -> PortfolioOut:
+        return PortfolioOut.of(await query(_user(identity)))
+
+    if isinstance(read_models, CachedReadModels):  # the hot read: kept rendered until the projections move
+        return await read_models.memo(("portfolio", _user(identity)), build)
+    return await build()
+
+
+@get("/positions", responses=error_responses(*AUTH), summary="Your positions")
+async def list_positions(
+    identity: FromDishka[Identity], read_models: FromDishka[ReadModels], open_only: Annotated[bool, QueryParameter()] = False
+) -> list[PositionOut]:
+    return [PositionOut.of(p) for p in await read_models.positions(_user(identity), open_only=open_only)]
+
+
+@get("/positions/{position_id:str}", responses=error_responses(*AUTH, 404), summary="One of your positions")
+async def get_position(
+    position_id: PositionId, identity: FromDishka[Identity], read_models: FromDishka[ReadModels]
+) -> PositionOut:
+    for p in await read_models.positions(_user(identity)):
+        if p.position_id == position_id:
+            return PositionOut.of(p)
+    raise NotFound(f"unknown position id: {position_id}")
+
+
+@get("/trades", responses=error_responses(*AUTH), summary="Your fills, newest first, paged by position")
+async def trades(
+    identity: FromDishka[Identity], read_models: FromDishka[ReadModels],
+    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+    before: Annotated[int | None, QueryParameter(ge=1, le=2**62)] = None,
+) -> list[TradeOut]:
+    return [TradeOut.of(t) for t in await read_models.trade_history(_user(identity), limit, before)]
+
+
+@get("/pnl/daily", responses=error_responses(*AUTH), summary="Realised P&L per UTC day (default: the last 30 days)")
+async def daily_pnl(
+    identity: FromDishka[Identity], read_models: FromDishka[ReadModels], clock: FromDishka[Clock],
+    day_from: Annotated[date | None, QueryParameter(name="from")] = None,
+    day_to: Annotated[date | None, QueryParameter(name="to")] = None,
+) -> list[DailyPnlOut]:
+    end = day_to or clock.now().astimezone(UTC).date()
+    start = day_from or end - timedelta(days=30)
+    if start > end:
+        raise InvalidInput("from", "must not come after 'to'")
+    rows = await read_models.daily_pnl(_user(identity), start, end)
+    return [DailyPnlOut(r.day.isoformat(), money(r.realised_pnl)) for r in rows]
+
+
+@get("/audit", responses=error_responses(*AUTH), summary="Your audit trail: every event recorded for you, in order")
+async def audit(
+    identity: FromDishka[Identity], query: FromDishka[GetUserAuditTrail],
+    after: Annotated[int, QueryParameter(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+) -> list[EventOut]:
+    return [EventOut.of(r) for r in await query(_user(identity), after, limit)]
+
+
+# --- emergency stop and agents ---------------------------------------------------------------
+
+@get("/emergency-stop", responses=error_responses(*AUTH), summary="Whether trading is halted for you (a global stop counts)")
+async def get_stop(identity: FromDishka[Identity], read_models: FromDishka[ReadModels]) -> StopOut:
+    reason = await read_models.halted(_user(identity))
+    return StopOut(reason is not None, reason)
+
+
+@post("/emergency-stop", status_code=HTTP_200_OK, responses=error_responses(*AUTH, 409, 413, 422),
+      summary="Halt your trading: new orders are refused until you clear it")
+async def activate_stop(
+    data: JSONBody[StopIn], identity: FromDishka[Identity], activate: FromDishka[ActivateEmergencyStop],
+    refresh: FromDishka[ReadModelRefresh], read_models: FromDishka[ReadModels],
+) -> StopOut:
+    result = await activate(_user(identity), data.reason, _user(identity))
+    await refresh()
+    reason = await read_models.halted(_user(identity))
+    return StopOut(reason is not None, reason, result.cancelled_orders, result.cancel_failures)
+
+
+@delete("/emergency-stop", status_code=HTTP_200_OK, responses=error_responses(*AUTH, 409),
+        summary="Clear your emergency stop (a global stop stays)")
+async def clear_stop(
+    identity: FromDishka[Identity], clear: FromDishka[ClearEmergencyStop],
+    refresh: FromDishka[ReadModelRefresh], read_models: FromDishka[ReadModels],
+) -> StopOut:
+    await clear(_user(identity), _user(identity))
+    await refresh()
+    reason = await read_models.halted(_user(identity))
+    return StopOut(reason is not None, reason)
+
+
+@get("/agents", responses=error_responses(*AUTH), summary="The worker agents' last heartbeats")
+async def agents(identity: FromDishka[Identity], board: FromDishka[AgentStatusBoard], clock: FromDishka[Clock]) -> list[AgentOut]:
+    now = clock.now()
+    return [AgentOut.of(s, now - s.last_beat_at > AGENT_STALE_AFTER) for s in await board.statuses()]
+
+
+API_HANDLERS = [
+    me, get_credentials, put_credentials, delete_credentials, test_credentials,
+    get_settings, put_settings, list_strategies, get_strategy, put_strategy, delete_strategy,
+    list_listings, calendar,
+    list_targets, create_target, get_target, update_target, cancel_target, target_history,
+    portfolio, list_positions, get_position, trades, daily_pnl, audit,
+    get_stop, activate_stop, clear_stop, agents,
+]
+
+
+def api_router() -> DishkaRouter:
+    return DishkaRouter("/api/v1", route_handlers=API_HANDLERS, security=[{"bearer": []}])

@@ -1,0 +1,411 @@
+"""What the HTTP API reads and writes: msgspec structs, money as decimal strings.
+
+Amounts travel as strings (`"10.5"`), never as JSON numbers, so no float ever touches them;
+the pattern below is what the OpenAPI document promises and what requests are checked against.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+from application.credentials import CredentialCheckResult, CredentialSummary
+from application.ports import AgentStatus
+from application.use_cases.queries import UserPortfolio
+from application.use_cases.strategies import ExitStrategy
+from application.views import ListingView, PositionView, TargetView, TradeRecord
+from domain.events import Recorded
+from domain.exit_plans import ExitPlan, TakeProfitLevel
+from domain.risk import RiskProfile
+from domain.trader import TradingPreferences
+
+DECIMAL_PATTERN = r"^-?[0-9]{1,20}(\.[0-9]{1,18})?$"
+Money = Annotated[str, Meta(pattern=DECIMAL_PATTERN, description="a decimal number as a string, e.g. \"10.5\"")]
+PositiveMoney = Annotated[
+    str, Meta(pattern=r"^[0-9]{1,20}(\.[0-9]{1,18})?$", description="a non-negative decimal as a string")
+]
+Ticker = Annotated[str, Meta(pattern=r"^[A-Za-z0-9]{1,20}$")]
+Asset = Annotated[str, Meta(pattern=r"^[A-Za-z0-9]{1,16}$")]
+StrategyName = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
+Reason = Annotated[str, Meta(min_length=1, max_length=500, pattern=r"\S")]
+
+
+def money(value: Decimal) -> str:
+    """A Decimal as the API writes it: plain notation, never an exponent."""
+    return format(value, "f")
+
+
+def parse_money(value: str) -> Decimal:
+    return Decimal(value)
+
+
+# --- errors --------------------------------------------------------------------------------
+
+class ErrorBody(Struct):
+    """Every error answer: `error` is a stable code, `detail` says what is wrong (never internals)."""
+
+    error: str
+    detail: str
+    error_id: str | None = None
+
+
+# --- identity ------------------------------------------------------------------------------
+
+class Me(Struct):
+    user_id: str
+    email: str | None
+    development: bool
+
+
+# --- credentials ---------------------------------------------------------------------------
+
+class CredentialsIn(Struct, forbid_unknown_fields=True):
+    api_key: Annotated[str, Meta(min_length=1, max_length=256)]
+    secret_key: Annotated[str, Meta(min_length=1, max_length=512)]
+
+
+class CredentialsTestIn(Struct, forbid_unknown_fields=True):
+    """Test these credentials before storing them; omit both to test the stored ones."""
+
+    api_key: Annotated[str, Meta(min_length=1, max_length=256)] | None = None
+    secret_key: Annotated[str, Meta(min_length=1, max_length=512)] | None = None
+
+
+class CredentialsOut(Struct):
+    api_key_hint: str
+    key_version: int
+    stored_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, s: CredentialSummary) -> "CredentialsOut":
+        return cls(s.api_key_hint, s.key_version, s.stored_at, s.updated_at)
+
+
+class CredentialsTestOut(Struct):
+    ok: bool
+    can_trade: bool
+    detail: str
+
+    @classmethod
+    def of(cls, r: CredentialCheckResult) -> "CredentialsTestOut":
+        return cls(r.ok, r.can_trade, r.detail)
+
+
+# --- settings ------------------------------------------------------------------------------
+
+class RiskProfileBody(Struct, forbid_unknown_fields=True):
+    max_quote_per_snipe: PositiveMoney
+    max_concurrent_positions: Annotated[int, Meta(ge=0, le=1000)]
+    max_daily_loss: PositiveMoney
+    max_total_exposure: PositiveMoney
+    allowed_quote_assets: Annotated[list[Asset], Meta(min_length=1, max_length=20)]
+    live: bool = False
+
+    @classmethod
+    def of(cls, r: RiskProfile) -> "RiskProfileBody":
+        return cls(
+            money(r.max_quote_per_snipe), r.max_concurrent_positions, money(r.max_daily_loss),
+            money(r.max_total_exposure), list(r.allowed_quote_assets), r.live,
+        )
+
+    def to_domain(self) -> RiskProfile:
+        return RiskProfile(
+            max_quote_per_snipe=parse_money(self.max_quote_per_snipe),
+            max_concurrent_positions=self.max_concurrent_positions,
+            max_daily_loss=parse_money(self.max_daily_loss),
+            max_total_exposure=parse_money(self.max_total_exposure),
+            allowed_quote_assets=tuple(a.upper() for a in self.allowed_quote_assets),
+            live=self.live,
+        )
+
+
+class SettingsBody(Struct, forbid_unknown_fields=True):
+    """A trader's settings as a whole (PUT replaces them)."""
+
+    auto_snipe: bool
+    quote_amount: PositiveMoney
+    quote_asset: Asset
+    exit_strategy: Annotated[str, Meta(min_length=1, max_length=40)]
+    min_confidence: PositiveMoney
+    risk: RiskProfileBody
+    only_tickers: Annotated[list[Ticker], Meta(max_length=200)] = []
+    skip_tickers: Annotated[list[Ticker], Meta(max_length=200)] = []
+
+    @classmethod
+    def of(cls, p: TradingPreferences) -> "SettingsBody":
+        return cls(
+            p.auto_snipe, money(p.quote_amount), p.quote_asset, p.exit_strategy, money(p.min_confidence),
+            RiskProfileBody.of(p.risk), list(p.only_tickers), list(p.skip_tickers),
+        )
+
+    def to_domain(self) -> TradingPreferences:
+        return TradingPreferences(
+            auto_snipe=self.auto_snipe,
+            quote_amount=parse_money(self.quote_amount),
+            quote_asset=self.quote_asset,
+            exit_strategy=self.exit_strategy,
+            min_confidence=parse_money(self.min_confidence),
+            only_tickers=tuple(self.only_tickers),
+            skip_tickers=tuple(self.skip_tickers),
+            risk=self.risk.to_domain(),
+        )
+
+
+# --- exit strategies -------------------------------------------------------------------------
+
+class TakeProfitBody(Struct, forbid_unknown_fields=True):
+    gain_percent: PositiveMoney
+    sell_percent: PositiveMoney
+
+
+class ExitPlanBody(Struct, forbid_unknown_fields=True):
+    """A plan of the trader's own; its name is the path's."""
+
+    take_profits: Annotated[list[TakeProfitBody], Meta(max_length=10)]
+    stop_loss_percent: PositiveMoney
+    trailing_stop_percent: PositiveMoney | None = None
+    max_hold_seconds: Annotated[int, Meta(ge=1, le=365 * 24 * 3600)] | None = None
+
+    def to_domain(self, name: str) -> ExitPlan:
+        return ExitPlan(
+            name=name,
+            take_profits=tuple(
+                TakeProfitLevel(parse_money(t.gain_percent), parse_money(t.sell_percent)) for t in self.take_profits
+            ),
+            stop_loss_percent=parse_money(self.stop_loss_percent),
+            trailing_stop_percent=(
+                parse_money(self.trailing_stop_percent) if self.trailing_stop_percent is not None else None
+            ),
+            max_hold_seconds=self.max_hold_seconds,
+        )
+
+
+class ExitStrategyOut(Struct):
+    name: str
+    preset: bool
+    default: bool
+    take_profits: list[TakeProfitBody]
+    stop_loss_percent: str
+    trailing_stop_percent: str | None
+    max_hold_seconds: int | None
+
+    @classmethod
+    def of(cls, s: ExitStrategy) -> "ExitStrategyOut":
+        p = s.plan
+        return cls(
+            p.name, s.preset, s.default,
+            [TakeProfitBody(money(t.gain_percent), money(t.sell_percent)) for t in p.take_profits],
+            money(p.stop_loss_percent),
+            money(p.trailing_stop_percent) if p.trailing_stop_percent is not None else None,
+            p.max_hold_seconds,
+        )
+
+
+# --- listings --------------------------------------------------------------------------------
+
+class ListingOut(Struct):
+    coin_id: str
+    ticker: str
+    symbol: str
+    launch_at: datetime
+    ready: bool
+
+    @classmethod
+    def of(cls, v: ListingView) -> "ListingOut":
+        return cls(v.coin_id, v.ticker, v.symbol, v.launch_at, v.ready)
+
+
+# --- targets ---------------------------------------------------------------------------------
+
+TargetStatusName = Literal["watching", "ready", "scheduled", "executing", "filled", "failed", "cancelled", "expired"]
+
+
+class TargetIn(Struct, forbid_unknown_fields=True):
+    """A manual snipe: recorded ready and scheduled at once (risk limits apply at launch)."""
+
+    symbol: Annotated[str, Meta(pattern=r"^[A-Za-z0-9]{2,20}$")]
+    launch_at: datetime
+    quote_amount: PositiveMoney
+    exit_strategy: Annotated[str, Meta(min_length=1, max_length=40)] | None = None
+    quote_asset: Asset = "USDT"
+
+
+class TargetPatch(Struct, forbid_unknown_fields=True):
+    quote_amount: PositiveMoney | None = None
+    exit_strategy: Annotated[str, Meta(min_length=1, max_length=40)] | None = None
+
+
+class CancelIn(Struct, forbid_unknown_fields=True):
+    reason: Reason = "cancelled by the trader"
+
+
+class TargetOut(Struct):
+    target_id: str
+    coin_id: str
+    symbol: str
+    launch_at: datetime
+    quote_amount: str
+    exit_strategy: str
+    status: str
+    confidence: str
+    execute_at: datetime | None
+    reason: str | None
+
+    @classmethod
+    def of(cls, v: TargetView) -> "TargetOut":
+        return cls(
+            v.target_id, v.coin_id, v.symbol, v.launch_at, money(v.quote_amount), v.exit_strategy, v.status,
+            money(v.confidence), v.execute_at, v.reason,
+        )
+
+
+# --- positions and portfolio -----------------------------------------------------------------
+
+class PositionOut(Struct):
+    position_id: str
+    target_id: str
+    symbol: str
+    quote_asset: str
+    status: str
+    entry_price: str
+    quantity: str
+    remaining: str
+    cost: str
+    remaining_cost: str
+    proceeds: str
+    fees: str
+    realised_pnl: str
+    last_exit: str | None
+    exits: list[str]
+    opened_at: datetime | None
+    closed_at: datetime | None
+
+    @classmethod
+    def of(cls, p: PositionView) -> "PositionOut":
+        return cls(
+            p.position_id, p.target_id, p.symbol, p.quote_asset, p.status, money(p.entry_price), money(p.quantity),
+            money(p.remaining), money(p.cost), money(p.remaining_cost), money(p.proceeds), money(p.fees),
+            money(p.realised_pnl), p.last_exit, list(p.exits), p.opened_at, p.closed_at,
+        )
+
+
+class PortfolioOut(Struct):
+    positions: list[PositionOut]
+    open_positions: int
+    invested: str
+    open_exposure: str
+    realised_pnl: str
+    fees: str
+    halted: str | None
+    as_of_position: int
+
+    @classmethod
+    def of(cls, p: UserPortfolio) -> "PortfolioOut":
+        return cls(
+            [PositionOut.of(x) for x in p.positions], p.open_positions, money(p.invested), money(p.open_exposure),
+            money(p.realised_pnl), money(p.fees), p.halted, p.as_of_position,
+        )
+
+
+class TradeOut(Struct):
+    position: int
+    occurred_at: datetime
+    position_id: str
+    target_id: str
+    symbol: str
+    side: str
+    event_type: str
+    price: str
+    quantity: str
+    quote_amount: str
+    fee: str
+    fee_asset: str
+    realised_pnl: str
+    client_order_id: str | None
+
+    @classmethod
+    def of(cls, t: TradeRecord) -> "TradeOut":
+        return cls(
+            t.position, t.occurred_at, t.position_id, t.target_id, t.symbol, t.side, t.event_type, money(t.price),
+            money(t.quantity), money(t.quote_amount), money(t.fee), t.fee_asset, money(t.realised_pnl),
+            t.client_order_id,
+        )
+
+
+class DailyPnlOut(Struct):
+    day: str
+    realised_pnl: str
+
+
+# --- the trade history -----------------------------------------------------------------------
+
+_event_encoder = msgspec.json.Encoder(decimal_format="string")
+
+
+class EventOut(Struct):
+    """One recorded event: the envelope, and the event's own fields under `data`."""
+
+    position: int
+    stream_id: str
+    version: int
+    occurred_at: datetime
+    correlation_id: str
+    type: str
+    data: dict[str, object]
+
+    @classmethod
+    def of(cls, r: Recorded) -> "EventOut":
+        data = msgspec.json.decode(_event_encoder.encode(r.event))
+        return cls(r.position or 0, r.stream_id, r.version, r.occurred_at, r.correlation_id, r.event.type_name, data)
+
+
+def event_json(r: Recorded) -> bytes:
+    """The bytes the live stream sends for one event (the same shape as EventOut)."""
+    return _event_encoder.encode(EventOut.of(r))
+
+
+# --- emergency stop, agents, health ------------------------------------------------------------
+
+class StopIn(Struct, forbid_unknown_fields=True):
+    reason: Reason
+
+
+class StopOut(Struct):
+    active: bool
+    reason: str | None
+    cancelled_orders: list[str] = []
+    cancel_failures: list[str] = []
+
+
+class AgentOut(Struct):
+    name: str
+    worker_id: str
+    healthy: bool
+    last_beat_at: datetime
+    stale: bool
+    restarts: int
+    detail: str
+
+    @classmethod
+    def of(cls, s: AgentStatus, stale: bool) -> "AgentOut":
+        return cls(s.name, s.worker_id, s.healthy and not stale, s.last_beat_at, stale, s.restarts, s.detail)
+
+
+class HealthOut(Struct):
+    status: Literal["ok"]
+
+
+class ReadinessCheck(Struct):
+    name: str
+    ok: bool
+    detail: str
+
+
+class ReadinessOut(Struct):
+    ready: bool
+    checks: list[ReadinessCheck]
