@@ -120,13 +120,11 @@ class StrategyAgent:
         self.execute, self.jobs, self.scheduler, self.store = execute, jobs, scheduler, store
         self.book, self.clock, self.timing, self.spawn = book, clock, timing, spawn
         self._in_flight: dict[str, asyncio.Task[Any]] = {}
-        self._restored = False
+        self._handed: set[str] = set()  # scheduled targets given to the scheduler by this agent
         self.outcomes: list[object] = []
 
     async def tick(self) -> str:
-        if not self._restored:
-            await self._restore_schedule()
-            self._restored = True
+        await self._schedule_recorded()
         started = 0
         for job in self.jobs.take_due(self.clock.now()):
             if job.kind != EXECUTE_SNIPE:
@@ -145,12 +143,17 @@ class StrategyAgent:
         self.outcomes.append(outcome)
         logger.info("snipe %s: %s (%s)", target_id, outcome.result.value, outcome.detail)
 
-    async def _restore_schedule(self) -> None:
-        """Jobs held in the process die with it: schedule again what the store says is due."""
+    async def _schedule_recorded(self) -> None:
+        """Every snipe the store says is scheduled gets a job here: those scheduled before a
+        restart (jobs held in the process die with it) and those scheduled by another process
+        (a target created through the API). Scheduling a job again replaces it: harmless."""
         await self.book.catch_up(self.store)
         for view in self.book.targets_in({"scheduled"}):
+            if view.target_id in self._handed or view.target_id in self._in_flight:
+                continue
             launch = view.execute_at or view.launch_at
             await self.scheduler.schedule(ScheduledJob(EXECUTE_SNIPE, view.target_id, launch - self.timing.prepare_ahead))
+            self._handed.add(view.target_id)
 
 
 class RiskManagerAgent:

@@ -13,6 +13,7 @@ fills on paper, or on MEXC itself with SNIPER_LIVE=1 and keys.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import secrets
@@ -22,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import TextIO
 
 from redis.exceptions import RedisError
@@ -30,6 +32,8 @@ from adapters.clock import AcceleratedClock, SystemClock
 from adapters.memory import InMemoryScheduler
 from adapters.paper.scenario import Scenario, load_scenario
 from adapters.redis import RedisAgentStatusBoard, redis_client
+from adapters.telemetry.otel import OtelTelemetry
+from application.ai import EnrichListing, ListingBrief
 from application.agents import (
     CalendarAgent,
     PatternDiscoveryAgent,
@@ -41,7 +45,7 @@ from application.agents import (
 )
 from application.alerts import Notifier
 from application.errors import ConfigurationError, ExchangeError
-from application.ports import AgentStatus, AgentStatusBoard, Clock, EventStore, LockService, MarketData, TraderDirectory
+from application.ports import AgentStatus, AgentStatusBoard, Cache, Clock, EventStore, LockService, MarketData, TraderDirectory
 from application.supervisor import AgentSpec, Supervisor, SupervisorPolicy
 from application.telemetry import Telemetry
 from application.timing import SnipeTiming
@@ -53,7 +57,10 @@ from application.use_cases.reconcile import ReconcileWithExchange, Reconciliatio
 from application.use_cases.safety import ActivateEmergencyStop
 from application.use_cases.snipe import ExecuteSnipe
 from application.views import ListingView
+from domain.listing import ANNOUNCED_CONFIDENCE
+from entrypoints.ai import build_enrichment
 from entrypoints.config import Settings
+from entrypoints.observability import start_metrics_server
 from entrypoints.container import TradingMode, mexc_trading_container, paper_trading_container
 from entrypoints.demo import build_report, display_user, namespaced, render_report
 from entrypoints.timeline import line
@@ -129,6 +136,15 @@ async def run_worker(
             if run.reconciliation is None:
                 run.stopped_by = "stopped during start-up reconciliation"
                 return run
+            enrichment = None
+            if extras.enrich is None:
+                enrichment = build_enrichment(settings.ai, store, clock, await container.get(Cache),
+                                              await container.get(Telemetry))
+                extras = dataclasses.replace(extras, enrich=_enrich_with(enrichment, clock, settings))
+            metrics = None
+            if settings.observability.metrics_port:
+                metrics = start_metrics_server(await container.get(OtelTelemetry), settings.observability.metrics_port)
+                out.write(f"metrics on :{metrics.port}/metrics\n")
             supervisor = await _supervisor(container, settings, clock, board, extras, me)
             stoppers = _install_stops(supervisor, run, stop_signals)
             if duration is not None:
@@ -141,6 +157,10 @@ async def run_worker(
                 for task in stoppers:
                     task.cancel()
                 _remove_signal_handlers(stop_signals)
+                if enrichment is not None:
+                    await enrichment.close()
+                if metrics is not None:
+                    metrics.close()
         finally:
             stop.set()
             await printer
@@ -153,6 +173,19 @@ async def run_worker(
         return run
     finally:
         await container.close()
+
+
+def _enrich_with(enrichment: EnrichListing, clock: Clock, settings: Settings):  # noqa: ANN202
+    """The pattern agent's enrichment of one listing: a brief from what the trade book knows."""
+
+    async def enrich(view: ListingView) -> object:
+        lead = view.launch_at - clock.now()
+        pattern, confidence = ("ready", Decimal("0.95")) if view.ready else ("announced", ANNOUNCED_CONFIDENCE)
+        in_window = timedelta(0) <= lead <= settings.timing.lead_window
+        return await enrichment(ListingBrief(view.coin_id, view.symbol, view.ticker, view.launch_at, lead, pattern,
+                                             confidence, in_window))
+
+    return enrich
 
 
 async def _reconcile_first(

@@ -49,6 +49,7 @@ class SafetyReport:
     watched_users: int = 0
     errors_in_window: int = 0
     price_problems: list[str] = field(default_factory=list)
+    enforced: list[str] = field(default_factory=list)  # stops seen for the first time: orders cancelled
 
 
 class MonitorSafety:
@@ -68,6 +69,7 @@ class MonitorSafety:
         self.notifier = notifier if notifier is not None else NoNotifier()
         self._cursor: int | None = None
         self._errors: deque[datetime] = deque()
+        self._stops_handled: set[str] = set()
 
     async def __call__(self) -> SafetyReport:
         report = SafetyReport()
@@ -75,6 +77,7 @@ class MonitorSafety:
         await self._collect_errors(now)
         report.errors_in_window = len(self._errors)
         await self.book.catch_up(self.store)
+        await self._enforce_recorded_stops(report)
         if not self.book.halted(GLOBAL_SCOPE) and error_burst(
             list(self._errors), now, self.limits.error_window, self.limits.error_burst
         ):
@@ -90,6 +93,24 @@ class MonitorSafety:
             if reason is not None:
                 await self._trip(report, user_id, reason)
         return report
+
+    async def _enforce_recorded_stops(self, report: SafetyReport) -> None:
+        """A stop recorded by someone else (a person through the API, another process) only
+        halts new orders: cancel the open ones here, once per activation."""
+        active = set(self.book.stops)
+        self._stops_handled &= active  # a cleared stop, activated again later, is handled again
+        for scope in sorted(active - self._stops_handled):
+            result = await self.activate.cancel_open_orders(scope)
+            self._stops_handled.add(scope)
+            report.enforced.append(scope)
+            if result.cancelled_orders or result.cancel_failures:
+                await self.notifier.send(Alert(
+                    key=f"emergency-stop:{scope}", severity=Severity.CRITICAL,
+                    title=f"emergency stop ({scope}): open orders cancelled",
+                    text=f"{self.book.stops[scope]}; {len(result.cancelled_orders)} cancelled, "
+                         f"{len(result.cancel_failures)} could not be cancelled",
+                    at=self.clock.now(), user_id=None if scope == GLOBAL_SCOPE else scope,
+                ))
 
     async def _collect_errors(self, now: datetime) -> None:
         if self._cursor is None:
@@ -135,6 +156,7 @@ class MonitorSafety:
 
     async def _trip(self, report: SafetyReport, scope: str, reason: str) -> None:
         result = await self.activate(scope, reason, MONITOR)
+        self._stops_handled.add(scope)  # activate() cancelled the open orders already
         report.trips.append(Trip(scope, reason, tuple(result.cancelled_orders)))
         await self.notifier.send(Alert(
             key=f"emergency-stop:{scope}",

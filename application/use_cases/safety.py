@@ -37,6 +37,11 @@ class ActivateEmergencyStop:
         switch.activate(reason, by, Cause(now, f"emergency-stop-{scope}"))
         await repository.save(self.store, switch)
         await self.book.catch_up(self.store)
+        return await self.cancel_open_orders(scope)
+
+    async def cancel_open_orders(self, scope: str) -> EmergencyStopResult:
+        """Cancel the account's open orders (also run by the worker when it sees a stop that
+        was recorded elsewhere, e.g. through the API, which holds no exchange session)."""
         result = EmergencyStopResult(scope)
         for order in await self.exchange.open_orders():
             try:

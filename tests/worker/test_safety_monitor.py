@@ -105,3 +105,52 @@ async def test_errors_spread_wider_than_the_window_are_no_burst() -> None:
         await _reject(world, 1, timedelta(0), first=n)
         world.clock.advance(timedelta(seconds=8))
         assert (await monitor()).trips == []
+
+
+class Resting:
+    """An exchange holding open orders until they are cancelled."""
+
+    def __init__(self, orders: list) -> None:  # noqa: ANN001
+        self.orders = list(orders)
+        self.cancelled: list[str] = []
+
+    async def open_orders(self, symbol=None):  # noqa: ANN001, ANN201
+        return list(self.orders)
+
+    async def cancel_order(self, symbol, client_order_id):  # noqa: ANN001, ANN201
+        self.cancelled.append(client_order_id.value)
+        self.orders = [o for o in self.orders if o.client_order_id != client_order_id]
+
+
+def resting_order(coid: str):  # noqa: ANN201
+    from application.ports import OrderReport, OrderSide, OrderStatus
+    from domain.values import ClientOrderId, Symbol
+
+    return OrderReport(Symbol.parse("NEWUSDT"), ClientOrderId(coid), f"x-{coid}", OrderSide.SELL, OrderStatus.NEW,
+                       Decimal(0), Decimal(0), Decimal("1.5"))
+
+
+async def test_a_stop_recorded_elsewhere_gets_its_open_orders_cancelled_once() -> None:
+    from application.use_cases.safety import ActivateEmergencyStop, ClearEmergencyStop
+
+    world = world_at(before_launch())
+    exchange = Resting([resting_order("lmt-1"), resting_order("lmt-2")])
+    # The API records the stop: it holds no exchange session, so nothing is cancelled there.
+    api = ActivateEmergencyStop(world.store, Resting([]), world.clock, world.book.__class__())
+    await api("alice", "watching the market", "alice")
+    alerts = Alerts()
+    monitor = MonitorSafety(world.store, world.paper, world.traders,
+                            ActivateEmergencyStop(world.store, exchange, world.clock, world.book),
+                            world.clock, world.book, SafetyLimits(), alerts)
+    report = await monitor()
+    assert report.enforced == ["alice"] and report.trips == []
+    assert exchange.cancelled == ["lmt-1", "lmt-2"]
+    assert "2 cancelled" in alerts.sent[0].text
+    exchange.orders.append(resting_order("lmt-3"))
+    assert (await monitor()).enforced == []  # once per activation
+    # Cleared, then activated again: enforced again.
+    await ClearEmergencyStop(world.store, world.clock, world.book.__class__())("alice", "alice")
+    await monitor()
+    await api("alice", "again", "alice")
+    assert (await monitor()).enforced == ["alice"]
+    assert exchange.cancelled == ["lmt-1", "lmt-2", "lmt-3"]
