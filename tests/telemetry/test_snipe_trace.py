@@ -254,3 +254,46 @@ class TestMexcSnipe:
         group = ("group", "GET /api/v3/x")
         assert metrics[("sniper_rate_limit_wait_ms_count", frozenset({group}))] == 1
         assert metrics[("sniper_rate_limit_wait_ms_sum", frozenset({group}))] == pytest.approx(50.0, abs=1.0)
+
+
+class TestThroughTheSupervisor:
+    async def test_the_supervisors_tick_is_the_root_of_the_snipes_tree(self, traced) -> None:
+        """The real worker path: the supervisor ticks the strategy agent, which spawns the snipe."""
+        from adapters.memory import InMemoryAgentStatusBoard
+        from application.agents import StrategyAgent
+        from application.supervisor import AgentSpec, Supervisor
+
+        telemetry, exporter = traced
+        world = world_at(before_launch(1))
+        tid = await world.scheduled_target()
+        execute = ExecuteSnipe(world.store, InstrumentedExchange(world.paper, telemetry, mode="paper"), world.paper,
+                               world.traders, world.locks, world.clock, world.book, world.timing, telemetry)
+        supervisor: Supervisor
+        agent: StrategyAgent
+
+        def build() -> StrategyAgent:
+            nonlocal agent
+            agent = StrategyAgent(execute, world.scheduler, world.scheduler, world.store, world.book, world.clock,
+                                  world.timing, lambda work, name: supervisor.spawn(work, name))
+            return agent
+
+        supervisor = Supervisor([AgentSpec("strategy", build, timedelta(milliseconds=50))], world.clock,
+                                InMemoryAgentStatusBoard(), telemetry=telemetry)
+        running = asyncio.create_task(supervisor.run())
+        for _ in range(2000):  # virtual time, advanced by the test
+            await asyncio.sleep(0.001)
+            if agent.outcomes:
+                break
+            world.clock.advance(timedelta(milliseconds=50))
+        supervisor.stop()
+        await asyncio.wait_for(running, 5)
+        assert agent.outcomes and agent.outcomes[0].result is SnipeResult.FILLED
+        spans = exporter.get_finished_spans()
+        [use_case] = by_name(spans, "use_case.execute_snipe")
+        ticks = {s.context.span_id: s for s in by_name(spans, "agent.tick")}
+        root = ticks[use_case.parent.span_id]  # the tick that started the snipe
+        assert root.parent is None and dict(root.attributes)["agent"] == "strategy"
+        [buy] = by_name(spans, "mexc.place_market_buy")
+        assert buy.parent.span_id == use_case.context.span_id
+        assert buy.context.trace_id == use_case.context.trace_id == root.context.trace_id
+        assert use_case.attributes["target_id"] == tid
