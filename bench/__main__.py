@@ -1,5 +1,10 @@
 import sys
 
+from bench import persistence
 from bench.run import main
 
-sys.exit(main())
+if sys.argv[1:2] == ["persistence"]:  # python -m bench persistence [--writers N ...]: that one only
+    sys.exit(persistence.main(sys.argv[2:]))
+code = main()  # the MEXC latency benchmark (its options: python -m bench --help)
+print()
+sys.exit(code or persistence.main([]))
