@@ -72,7 +72,7 @@ def test_sniper_agents_reads_a_running_workers_heartbeats(tmp_path: Path, redis_
         running = sniper_agents(env, worker)
         assert running.returncode == 0, running.stdout + running.stderr
         names = {line.split()[1] for line in running.stdout.splitlines()[1:]}
-        assert names == {"calendar", "pattern-discovery", "strategy", "risk-manager", "safety-monitor", "reconciliation"}
+        assert names == {"calendar", "pattern-discovery", "strategy", "risk-manager", "safety-monitor", "reconciliation", "simulation"}
         assert all(line.split()[2] == "ok" for line in running.stdout.splitlines()[1:])
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
