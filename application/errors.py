@@ -28,6 +28,10 @@ class ConfigurationError(ApplicationError):
     """A setting or an input file is not usable. The message names it."""
 
 
+class AccountUnavailable(ApplicationError):
+    """No exchange account can carry this order (e.g. a live order on a paper-only worker)."""
+
+
 class InvalidInput(ApplicationError):
     """A caller's input is not acceptable (HTTP 400). The message names the field and the rule,
     never the value (it may be a secret)."""

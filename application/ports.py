@@ -391,6 +391,17 @@ class EventFanout(Protocol):
         ...
 
 
+# --- exchange accounts ---------------------------------------------------------------------
+
+class ExchangeAccounts(Protocol):
+    """Which account an order goes to: a paper target's to paper fills, a live target's to a
+    real exchange account. Never a real order for a paper target."""
+
+    async def trading_for(self, user_id: str, live: bool) -> ExchangeTrading:
+        """Raises AccountUnavailable when no account can take it (live on a paper-only worker)."""
+        ...
+
+
 # --- agent status --------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)

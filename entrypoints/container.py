@@ -34,8 +34,10 @@ from adapters.redis import RedisAgentStatusBoard, RedisCache, RedisLockService, 
 from adapters.paper.exchange import PaperExchange
 from adapters.paper.scenario import Scenario
 from adapters.telemetry.instrument import InstrumentedExchange, InstrumentedListingFeed
+from application.accounts import PaperOrLive
 from application.errors import ConfigurationError
 from application.ports import (
+    ExchangeAccounts,
     AgentStatusBoard,
     Cache,
     Clock,
@@ -116,6 +118,11 @@ class PaperExchangeProvider(Provider):
         return InstrumentedExchange(paper, telemetry, mode="paper", system="paper")
 
     @provide(scope=Scope.APP)
+    def accounts(self, trading: ExchangeTrading) -> ExchangeAccounts:
+        # A replay is paper only: a live target is refused, never sent anywhere.
+        return PaperOrLive(trading)
+
+    @provide(scope=Scope.APP)
     def traders(self, scenario: Scenario, store: EventStore) -> TraderDirectory:
         # Settings recorded through the API win; the scenario's traders fill in the rest.
         fallback = InMemoryTraderDirectory(scenario.trader_settings())
@@ -175,6 +182,13 @@ class CoordinationProvider(Provider):
         return RedisCache(redis.client, settings.redis_prefix)
 
 
+@dataclasses.dataclass(frozen=True)
+class PaperFills:
+    """The paper broker on MEXC's prices (paper targets' orders, in either mode)."""
+
+    exchange: ExchangeTrading
+
+
 class TradingMode(Enum):
     PAPER = "paper"
     LIVE = "live"
@@ -209,10 +223,20 @@ class MexcProvider(Provider):
         return MexcExchange(client)
 
     @provide(scope=Scope.APP)
-    def trading(self, mode: TradingMode, mexc: MexcExchange, clock: Clock, telemetry: Telemetry) -> ExchangeTrading:
+    def paper_fills(self, mexc: MexcExchange, clock: Clock, telemetry: Telemetry) -> PaperFills:
+        return PaperFills(InstrumentedExchange(PaperBroker(mexc, clock), telemetry, mode="paper", system="paper"))
+
+    @provide(scope=Scope.APP)
+    def trading(self, mode: TradingMode, mexc: MexcExchange, paper: PaperFills, telemetry: Telemetry) -> ExchangeTrading:
+        """The account reconciliation and the emergency stop act on: the live one in LIVE mode."""
         if mode is TradingMode.LIVE:
             return InstrumentedExchange(mexc, telemetry, mode="live", system="mexc")
-        return InstrumentedExchange(PaperBroker(mexc, clock), telemetry, mode="paper", system="paper")
+        return paper.exchange
+
+    @provide(scope=Scope.APP)
+    def accounts(self, mode: TradingMode, trading: ExchangeTrading, paper: PaperFills) -> ExchangeAccounts:
+        # Paper targets always fill on paper, even on a live worker: never a real order for them.
+        return PaperOrLive(paper.exchange, trading if mode is TradingMode.LIVE else None)
 
     @provide(scope=Scope.APP)
     def traders(self, settings: Settings, mode: TradingMode, store: EventStore) -> TraderDirectory:
@@ -241,8 +265,19 @@ class TradingProvider(Provider):
     create_target = provide(CreateSnipeTarget)
     reconcile = provide(ReconcileWithExchange)
     detect_ready = provide(DetectReadyStates)
-    execute_snipe = provide(ExecuteSnipe)
-    manage_positions = provide(ManagePositions)
+    @provide
+    def execute_snipe(
+        self, store: EventStore, exchange: ExchangeTrading, market: MarketData, traders: TraderDirectory,
+        locks: LockService, clock: Clock, book: TradeBook, timing: SnipeTiming, telemetry: Telemetry,
+        accounts: ExchangeAccounts,
+    ) -> ExecuteSnipe:
+        return ExecuteSnipe(store, exchange, market, traders, locks, clock, book, timing, telemetry, accounts)
+
+    @provide
+    def manage_positions(
+        self, store: EventStore, exchange: ExchangeTrading, clock: Clock, book: TradeBook, accounts: ExchangeAccounts
+    ) -> ManagePositions:
+        return ManagePositions(store, exchange, clock, book, accounts)
     activate_stop = provide(ActivateEmergencyStop)
     clear_stop = provide(ClearEmergencyStop)
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from application import repository
-from application.errors import AmbiguousOutcome, ConcurrencyConflict, ExchangeError, OrderAlreadyExists
-from application.ports import Clock, EventStore, ExchangeTrading, OrderReport, PriceTick
+from application.errors import AccountUnavailable, AmbiguousOutcome, ConcurrencyConflict, ExchangeError, OrderAlreadyExists
+from application.ports import Clock, EventStore, ExchangeAccounts, ExchangeTrading, OrderReport, PriceTick
 from application.trade_book import TradeBook
 from domain.events import Cause
 from domain.position import ExitDecision, Position, PositionStatus, position_stream
+from domain.target import SnipeTarget, target_stream
 from domain.values import ClientOrderId
 
 
@@ -30,8 +31,18 @@ class ManagePositions:
     the stop halts every new order until a person clears it.
     """
 
-    def __init__(self, store: EventStore, exchange: ExchangeTrading, clock: Clock, book: TradeBook) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        exchange: ExchangeTrading,
+        clock: Clock,
+        book: TradeBook,
+        accounts: ExchangeAccounts | None = None,
+    ) -> None:
         self.store, self.exchange, self.clock, self.book = store, exchange, clock, book
+        # Where each position's exits go: the account its buy went to (paper or live).
+        self.accounts = accounts
+        self._live: dict[str, bool] = {}  # target id -> live, read once from the target
 
     async def on_tick(self, tick: PriceTick) -> list[ExitOutcome]:
         await self.book.catch_up(self.store)
@@ -53,7 +64,11 @@ class ManagePositions:
         position = await repository.get(self.store, Position, position_stream(position_id))
         if position.pending_exit is None:
             return None
-        settled = await self._settle_pending(position, Cause(self.clock.now(), position.target_id))
+        try:
+            exchange = await self._account(position)
+        except AccountUnavailable:
+            return False  # its account is not reachable from here: still unknown
+        settled = await self._settle_pending(position, Cause(self.clock.now(), position.target_id), exchange)
         await repository.save(self.store, position)
         return settled
 
@@ -62,31 +77,47 @@ class ManagePositions:
         cause = Cause(self.clock.now(), position.target_id)
         position.observe(tick.price, cause)
         outcomes: list[ExitOutcome] = []
-        if position.pending_exit is not None and not await self._settle_pending(position, cause):
+        try:
+            exchange = await self._account(position)
+        except AccountUnavailable:
+            await repository.save(self.store, position)  # the price observed still counts
+            return outcomes
+        if position.pending_exit is not None and not await self._settle_pending(position, cause, exchange):
             await repository.save(self.store, position)
             return outcomes
         while position.status is not PositionStatus.CLOSED:
             decision = position.decide_exit(tick.price, cause.at)
             if decision is None:
                 break
-            outcome = await self._exit(position, decision, cause)
+            outcome = await self._exit(position, decision, cause, exchange)
             outcomes.append(outcome)
             if not outcome.filled:
                 break
         await repository.save(self.store, position)
         return outcomes
 
-    async def _exit(self, position: Position, decision: ExitDecision, cause: Cause) -> ExitOutcome:
+    async def _account(self, position: Position) -> ExchangeTrading:
+        if self.accounts is None:
+            return self.exchange
+        live = self._live.get(position.target_id)
+        if live is None:
+            target = await repository.get(self.store, SnipeTarget, target_stream(position.target_id))
+            live = self._live[position.target_id] = target.live
+        return await self.accounts.trading_for(position.user_id, live)
+
+    async def _exit(
+        self, position: Position, decision: ExitDecision, cause: Cause, exchange: ExchangeTrading
+    ) -> ExitOutcome:
         assert position.symbol is not None
         coid = position.submit_exit(decision, cause)
         # Recorded before the send, like the snipe: a crash leaves a trace to reconcile.
         await repository.save(self.store, position)
         report: OrderReport | None
         try:
-            report = await self.exchange.place_market_sell(position.symbol, decision.quantity, coid)
+            report = await exchange.place_market_sell(position.symbol, decision.quantity, coid)
         except (AmbiguousOutcome, OrderAlreadyExists):
             try:
-                report = await self.exchange.query_order(position.symbol, coid)
+                report = await exchange.query_order(position.symbol, coid)
             except ExchangeError as exc:
                 # Still unknown: the exit stays pending and the next tick asks again.
                 return self._outcome(position, decision, False, f"unresolved, will ask again: {exc}")
@@ -100,13 +131,13 @@ class ManagePositions:
         position.record_exit_fill(report.average_price, report.executed_quantity, report.fee, cause)
         return self._outcome(position, decision, True, "", report)
 
-    async def _settle_pending(self, position: Position, cause: Cause) -> bool:
+    async def _settle_pending(self, position: Position, cause: Cause, exchange: ExchangeTrading) -> bool:
         """An exit left pending (lost reply, crash) is resolved by its client order id
         before anything new is decided, so the same shares are never sold twice."""
         pending = position.pending_exit
         assert pending is not None and position.symbol is not None
         try:
-            report = await self.exchange.query_order(position.symbol, ClientOrderId(pending.client_order_id))
+            report = await exchange.query_order(position.symbol, ClientOrderId(pending.client_order_id))
         except ExchangeError:
             return False
         if report is not None and report.executed_quantity > 0:

@@ -9,6 +9,7 @@ from enum import Enum
 
 from application import repository
 from application.errors import (
+    AccountUnavailable,
     AmbiguousOutcome,
     ClockSkew,
     ConcurrencyConflict,
@@ -23,6 +24,7 @@ from application.errors import (
 from application.ports import (
     Clock,
     EventStore,
+    ExchangeAccounts,
     ExchangeTrading,
     LockService,
     MarketData,
@@ -85,10 +87,13 @@ class ExecuteSnipe:
         book: TradeBook,
         timing: SnipeTiming,
         telemetry: Telemetry = NO_TELEMETRY,
+        accounts: ExchangeAccounts | None = None,
     ) -> None:
         self.store, self.exchange, self.market, self.traders = store, exchange, market, traders
         self.locks, self.clock, self.book, self.timing = locks, clock, book, timing
         self.telemetry = telemetry
+        # Where each target's order goes (paper or live). Without it, every order goes to `exchange`.
+        self.accounts = accounts
 
     async def __call__(self, target_id: str) -> SnipeOutcome:
         with self.telemetry.span("use_case.execute_snipe", target_id=target_id):
@@ -118,7 +123,13 @@ class ExecuteSnipe:
                 target.fail("snipe window closed before the executor ran", self._cause(target))
                 await repository.save(self.store, target)
                 return SnipeOutcome(target_id, SnipeResult.FAILED, "snipe window closed")
-            unreadable = await self._prepare(target)
+            try:
+                exchange = await self._account(target)
+            except AccountUnavailable as exc:
+                target.fail(str(exc), self._cause(target))
+                await repository.save(self.store, target)
+                return SnipeOutcome(target_id, SnipeResult.FAILED, str(exc))
+            unreadable = await self._prepare(target, exchange)
             if unreadable is not None:
                 target.fail(unreadable, self._cause(target))
                 await repository.save(self.store, target)
@@ -134,9 +145,14 @@ class ExecuteSnipe:
             refusal = await self._wait_for_launch(target)
             if refusal is not None:
                 return refusal
-            report, attempts, error = await self._send_until_deadline(target, coid, target.deadline_at)
+            report, attempts, error = await self._send_until_deadline(target, coid, target.deadline_at, exchange)
         else:
-            resumed = await self._resume(target, coid)
+            try:
+                exchange = await self._account(target)
+            except AccountUnavailable as exc:
+                # Left executing: nothing can be learnt or recorded without its account.
+                return SnipeOutcome(target_id, SnipeResult.FAILED, f"cannot resolve the order: {exc}")
+            resumed = await self._resume(target, coid, exchange)
             if isinstance(resumed, SnipeOutcome):
                 return resumed
             report, attempts, error = resumed
@@ -200,13 +216,18 @@ class ExecuteSnipe:
             return SnipeOutcome(target.target_id, SnipeResult.REFUSED, halted)
         return None
 
-    async def _prepare(self, target: SnipeTarget) -> str | None:
+    async def _account(self, target: SnipeTarget) -> ExchangeTrading:
+        if self.accounts is None:
+            return self.exchange
+        return await self.accounts.trading_for(target.user_id, target.live)
+
+    async def _prepare(self, target: SnipeTarget, exchange: ExchangeTrading) -> str | None:
         """Best effort: a passing failure (clock sync, 5xx) must not cost the snipe; the send
         path handles what the exchange then says (700003 re-syncs). Data the exchange sent
         that cannot be read is different: no order on a guess. Returns that reason, if any."""
         assert target.symbol is not None
         try:
-            await self.exchange.prepare(target.symbol)
+            await exchange.prepare(target.symbol)
         except ExchangeDataUnreadable as exc:
             return f"not trading on unreadable exchange data: {exc}"
         except ExchangeError:
@@ -218,7 +239,7 @@ class ExecuteSnipe:
         return self.book.halted(user_id)
 
     async def _send_until_deadline(
-        self, target: SnipeTarget, coid: ClientOrderId, deadline: datetime
+        self, target: SnipeTarget, coid: ClientOrderId, deadline: datetime, exchange: ExchangeTrading
     ) -> tuple[OrderReport | None, int, ExchangeError | None]:
         assert target.symbol is not None
         attempts = unresolved = 0
@@ -226,9 +247,9 @@ class ExecuteSnipe:
         while self.clock.now() < deadline:
             attempts += 1
             try:
-                report = await self.exchange.place_market_buy(target.symbol, target.quote_amount, coid)
+                report = await exchange.place_market_buy(target.symbol, target.quote_amount, coid)
                 self._accepted(target)
-                return await self._confirm(target, report, deadline), attempts, None
+                return await self._confirm(target, report, deadline, exchange), attempts, None
             except NotYetOpen as exc:
                 last_error = exc
                 await self.clock.sleep(self.timing.retry_interval)
@@ -237,33 +258,33 @@ class ExecuteSnipe:
                 await self.clock.sleep(max(exc.retry_after, self.timing.retry_interval))
             except ClockSkew as exc:
                 last_error = exc
-                await self._prepare(target)
+                await self._prepare(target, exchange)
             except OrderAlreadyExists as exc:
                 # Our order exists (an earlier send of ours, or another worker's): never send
                 # again, wait for it to become visible (a fresh order may briefly be "not found").
                 last_error = exc
-                found = await self._await_visible(target, coid, deadline)
+                found = await self._await_visible(target, coid, deadline, exchange)
                 if found is not None:
                     self._accepted(target)
-                    return await self._confirm(target, found, deadline), attempts, None
+                    return await self._confirm(target, found, deadline, exchange), attempts, None
                 raise AmbiguousOutcome(f"order {coid} exists but never became visible; not resending") from exc
             except AmbiguousOutcome as exc:
                 last_error = exc
                 unresolved += 1
-                found = await self._resolve(target, coid)
+                found = await self._resolve(target, coid, exchange)
                 if found is not None:
                     self._accepted(target)
-                    return await self._confirm(target, found, deadline), attempts, None
+                    return await self._confirm(target, found, deadline, exchange), attempts, None
                 # The exchange has no such order: sending again cannot make two. Back off so
                 # a struggling exchange is not hammered (and a slow order has time to show).
                 await self.clock.sleep(min(self.timing.retry_interval * 2**unresolved, _MAX_BACKOFF))
             except OrderRefused as exc:
                 return None, attempts, exc
         # One last look: an ambiguous send may have landed after all.
-        found = await self._resolve(target, coid)
+        found = await self._resolve(target, coid, exchange)
         if found is not None:
             self._accepted(target)
-            return await self._confirm(target, found, deadline), attempts, None
+            return await self._confirm(target, found, deadline, exchange), attempts, None
         return None, attempts, last_error
 
     def _accepted(self, target: SnipeTarget) -> None:
@@ -273,7 +294,7 @@ class ExecuteSnipe:
         self.telemetry.observe(SNIPE_LATENCY_MS, waited / timedelta(milliseconds=1), mode=_mode(target))
 
     async def _resume(
-        self, target: SnipeTarget, coid: ClientOrderId
+        self, target: SnipeTarget, coid: ClientOrderId, exchange: ExchangeTrading
     ) -> tuple[OrderReport | None, int, ExchangeError | None] | SnipeOutcome:
         """The target was left executing: find out what the exchange did before sending again.
 
@@ -281,28 +302,30 @@ class ExecuteSnipe:
         at launch, and not while an emergency stop is active.
         """
         assert target.deadline_at is not None
-        found = await self._resolve(target, coid)
+        found = await self._resolve(target, coid, exchange)
         if found is not None:
-            return await self._confirm(target, found, target.deadline_at), 0, None
+            return await self._confirm(target, found, target.deadline_at, exchange), 0, None
         refusal = await self._wait_for_launch(target)
         if refusal is not None:
             return refusal
-        return await self._send_until_deadline(target, coid, target.deadline_at)
+        return await self._send_until_deadline(target, coid, target.deadline_at, exchange)
 
-    async def _resolve(self, target: SnipeTarget, coid: ClientOrderId) -> OrderReport | None:
+    async def _resolve(self, target: SnipeTarget, coid: ClientOrderId, exchange: ExchangeTrading) -> OrderReport | None:
         assert target.symbol is not None
         for _ in range(3):
             try:
-                return await self.exchange.query_order(target.symbol, coid)
+                return await exchange.query_order(target.symbol, coid)
             except (AmbiguousOutcome, RateLimited):
                 await self.clock.sleep(self.timing.retry_interval)
         raise AmbiguousOutcome(f"could not learn whether order {coid} exists; not resending")
 
-    async def _await_visible(self, target: SnipeTarget, coid: ClientOrderId, deadline: datetime) -> OrderReport | None:
+    async def _await_visible(
+        self, target: SnipeTarget, coid: ClientOrderId, deadline: datetime, exchange: ExchangeTrading
+    ) -> OrderReport | None:
         give_up = deadline + _VISIBILITY_GRACE
         delay = self.timing.retry_interval
         while True:
-            found = await self._resolve(target, coid)
+            found = await self._resolve(target, coid, exchange)
             if found is not None or self.clock.now() >= give_up:
                 return found
             await self.clock.sleep(delay)
@@ -318,13 +341,15 @@ class ExecuteSnipe:
             exponent = report.executed_quantity.normalize().as_tuple().exponent
             return max(0, -exponent) if isinstance(exponent, int) else 8
 
-    async def _confirm(self, target: SnipeTarget, report: OrderReport, deadline: datetime) -> OrderReport | None:
+    async def _confirm(
+        self, target: SnipeTarget, report: OrderReport, deadline: datetime, exchange: ExchangeTrading
+    ) -> OrderReport | None:
         """A market order may be acknowledged before it fills: follow it to a final status."""
         assert target.symbol is not None
         give_up = deadline + timedelta(seconds=10)
         while not report.status.is_final and self.clock.now() < give_up:
             await self.clock.sleep(self.timing.retry_interval)
-            again = await self.exchange.query_order(target.symbol, report.client_order_id)
+            again = await exchange.query_order(target.symbol, report.client_order_id)
             if again is not None:
                 report = again
         if report.executed_quantity > 0 and report.status in (
