@@ -7,6 +7,7 @@ add a REQUEST scope for per-request sessions.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import AsyncIterator
 from enum import Enum
 
@@ -25,6 +26,7 @@ from adapters.memory import (
     InMemoryScheduler,
     InMemoryTraderDirectory,
 )
+from adapters.mexc.accounts import UserMexcAccounts
 from adapters.mexc.exchange import MexcExchange
 from adapters.mexc.limits import RateLimiter
 from adapters.mexc.listings import MexcListingFeed
@@ -64,6 +66,9 @@ from application.use_cases.snipe import ExecuteSnipe
 from application.use_cases.targets import CreateSnipeTarget
 from entrypoints.config import Settings
 from entrypoints.observability import ObservabilityProvider
+
+
+logger = logging.getLogger(__name__)
 
 
 class StoreAccess(Enum):
@@ -234,9 +239,33 @@ class MexcProvider(Provider):
         return paper.exchange
 
     @provide(scope=Scope.APP)
-    def accounts(self, mode: TradingMode, trading: ExchangeTrading, paper: PaperFills) -> ExchangeAccounts:
+    async def accounts(
+        self, mode: TradingMode, trading: ExchangeTrading, paper: PaperFills, settings: Settings, store: EventStore,
+        telemetry: Telemetry,
+    ) -> AsyncIterator[ExchangeAccounts]:
         # Paper targets always fill on paper, even on a live worker: never a real order for them.
-        return PaperOrLive(paper.exchange, trading if mode is TradingMode.LIVE else None)
+        if mode is not TradingMode.LIVE:
+            yield PaperOrLive(paper.exchange)
+            return
+        from entrypoints.keys import credential_vault
+
+        m = settings.mexc
+        try:
+            vault = credential_vault(settings, store.engine if isinstance(store, SqlEventStore) else None)
+        except ConfigurationError as exc:
+            logger.warning("traders' stored MEXC keys cannot be opened (%s): only the operator's account trades live", exc)
+            yield PaperOrLive(paper.exchange, trading if m.has_keys else None)
+            return
+        accounts = UserMexcAccounts(
+            vault, paper.exchange,
+            lambda keys: MexcRestClient(keys.api_key, keys.secret_key, m.base_url, recv_window_ms=m.recv_window_ms),
+            wrap=lambda exchange: InstrumentedExchange(exchange, telemetry, mode="live", system="mexc"),
+            operator=trading if m.has_keys else None, operator_user=settings.user_id,
+        )
+        try:
+            yield accounts
+        finally:
+            await accounts.aclose()
 
     @provide(scope=Scope.APP)
     def traders(self, settings: Settings, mode: TradingMode, store: EventStore) -> TraderDirectory:
