@@ -1,0 +1,64 @@
+"""`sniper worker` on (the fake) MEXC, live: calendar → ready state → snipe at launch, end to end
+in a real process. A trader whose profile is paper fills on paper on that same live worker: only
+the live trader's order reaches the exchange."""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import replace
+from pathlib import Path
+
+from adapters.eventstore.migrate import upgrade
+from adapters.eventstore.sqlalchemy_store import SqlEventStore, make_engine
+from adapters.mexc.fake.http import FakeListing
+from adapters.clock import SystemClock
+from application.use_cases.settings import ChangeTraderSettings
+from domain.listing import target_id_for
+from domain.risk import DEFAULT_RISK_PROFILE
+from domain.target import snipe_client_order_id
+from domain.trader import TradingPreferences
+from tests.crash.support import SYMBOL, USER, Children, all_events, child_env, eventually, fake_exchange, names
+
+COIN = "new-77"
+
+
+async def seed_traders(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        await upgrade(engine)
+        change = ChangeTraderSettings(SqlEventStore(engine), SystemClock())
+        live = replace(DEFAULT_RISK_PROFILE, live=True)
+        await change(USER, TradingPreferences(auto_snipe=True, quote_amount=DEFAULT_RISK_PROFILE.max_quote_per_snipe / 10,
+                                              risk=live))
+        await change("bob", TradingPreferences(auto_snipe=True, quote_amount=DEFAULT_RISK_PROFILE.max_quote_per_snipe / 10))
+    finally:
+        await engine.dispose()
+
+
+async def test_a_live_worker_snipes_the_listing_and_a_paper_trader_stays_on_paper(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'live.db'}"
+    await seed_traders(url)
+    children = Children()
+    async with fake_exchange() as fake:
+        launch_ms = fake.open_in(SYMBOL, 6)
+        fake.announce(FakeListing(COIN, "NEW", launch_ms, "New Coin", sts=2, st=2, tt=4))
+        env = child_env(url, fake, SNIPER_MARKET="mexc", SNIPER_LIVE="1", SNIPER_CALENDAR_POLL_SECONDS="1",
+                        SNIPER_STATE_POLL_SECONDS="0.5", SNIPER_PREPARE_AHEAD_SECONDS="2", SNIPER_PRICE_POLL_MS="500")
+        try:
+            worker = await children.start("worker", env, "-m", "entrypoints.cli", "worker")
+
+            async def both_filled() -> bool:
+                return names(await all_events(url)).count("SnipeOrderFilled") == 2
+
+            await eventually(both_filled, "both snipes filled", timeout=40)
+            worker.proc.send_signal(signal.SIGTERM)
+            assert await worker.finish(40) == 0, worker.stderr
+        finally:
+            await children.close()
+        accepted = fake.accepted_orders(SYMBOL)
+    live_target, paper_target = target_id_for(USER, COIN), target_id_for("bob", COIN)
+    assert [o.client_order_id for o in accepted] == [snipe_client_order_id(live_target).value]
+    events = await all_events(url)
+    filled = {r.stream_id for r in events if type(r.event).__name__ == "SnipeOrderFilled"}
+    assert filled == {f"target-{live_target}", f"target-{paper_target}"}
+    assert "start-up reconciliation:" in worker.output
