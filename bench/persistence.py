@@ -52,13 +52,14 @@ D = Decimal
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.persistence", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--writers", type=int, default=12, help="concurrent appenders (default 12)")
+    parser.add_argument("--writers", type=int, default=16, help="concurrent appenders (default 16)")
     parser.add_argument("--events", type=int, default=30_000, help="events to append in all (default 30000)")
-    parser.add_argument("--poll-ms", type=float, default=25.0,
-                        help="projector poll interval once caught up (default 25)")
+    parser.add_argument("--poll-ms", type=float, default=5.0,
+                        help="projector poll interval once caught up (default 5)")
     parser.add_argument("--batch", type=int, default=500, help="projector batch size (default 500)")
     parser.add_argument("--store-writers", type=int, default=1,
                         help="SqlEventStore max_writers: append inserts in flight at once (default 1)")
+    parser.add_argument("--no-projector", action="store_true", help="appends only: measure (a) without the projector")
     parser.add_argument("--follow", metavar="URL", help=argparse.SUPPRESS)  # the projector's process
     parser.add_argument("--warmup", type=int, default=1_000, help="events appended and projected before timing")
     return parser.parse_args(argv)
@@ -204,13 +205,14 @@ async def _measure(url: str, args: argparse.Namespace) -> int:
         await upgrade(store_engine)
         store = SqlEventStore(store_engine, max_writers=args.store_writers)
         await asyncio.gather(*(_writer(store, batches, None) for batches in warm))
-        child = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.persistence", "--follow", url, "--batch", str(args.batch),
-            "--poll-ms", str(args.poll_ms), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        )
-        assert child.stdin is not None and child.stdout is not None
-        if (await child.stdout.readline()).strip() != b"ready":
-            raise RuntimeError("the projector process did not start")
+        if not args.no_projector:
+            child = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bench.persistence", "--follow", url, "--batch", str(args.batch),
+                "--poll-ms", str(args.poll_ms), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            )
+            assert child.stdin is not None and child.stdout is not None
+            if (await child.stdout.readline()).strip() != b"ready":
+                raise RuntimeError("the projector process did not start")
 
         warm_transactions = store.group_transactions
         cpu_started = time.process_time()
@@ -218,17 +220,22 @@ async def _measure(url: str, args: argparse.Namespace) -> int:
         written = sum(await asyncio.gather(*(_writer(store, batches, stamps) for batches in appends)))
         elapsed = time.perf_counter() - started
         writer_cpu = time.process_time() - cpu_started
+        projector_cpu_s = 0.0
+        if child is None:
+            stamps.committed.clear()
         last = await store.last_position()
         deadline = time.monotonic() + 60
-        while await SqlReadModels(store_engine).checkpoint() < last and time.monotonic() < deadline:
+        while child is not None and await SqlReadModels(store_engine).checkpoint() < last and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        child.stdin.write(b"stop\n")
-        await child.stdin.drain()
-        stamps.projected = [(int(p), float(t)) for p, t in json.loads(await child.stdout.read())]
-        await child.wait()
-        child = None
-        projector_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
-        projector_cpu_s = projector_cpu.ru_utime + projector_cpu.ru_stime
+        if child is not None:
+            assert child.stdin is not None and child.stdout is not None
+            child.stdin.write(b"stop\n")
+            await child.stdin.drain()
+            stamps.projected = [(int(p), float(t)) for p, t in json.loads(await child.stdout.read())]
+            await child.wait()
+            child = None
+            projector_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+            projector_cpu_s = projector_cpu.ru_utime + projector_cpu.ru_stime
     finally:
         if child is not None:
             child.kill()
@@ -244,20 +251,25 @@ async def _measure(url: str, args: argparse.Namespace) -> int:
     print("persistence: Postgres event store + SqlProjector on 127.0.0.1 (fresh database, dropped afterwards)")
     print(f"environment: Python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}")
     print(f"setup: {writers} asyncio writers (own streams) on one SqlEventStore (max_writers {args.store_writers}), "
-          f"{appends_made} appends of 1-4 events; SqlProjector in a second process, batch {args.batch}, "
-          f"poll {args.poll_ms:g} ms when idle")
+          f"{appends_made} appends of 1-4 events; "
+          + ("no projector" if args.no_projector else
+             f"SqlProjector in a second process, batch {args.batch}, poll {args.poll_ms:g} ms once caught up"))
     print(f"(a) append throughput: {written} events in {elapsed:.2f} s = {rate:,.0f} events/s "
           f"({appends_made / elapsed:,.0f} appends/s in {transactions} transactions, "
           f"{appends_made / max(transactions, 1):.1f} appends each)")
-    print(f"(b) projection lag (append returned -> projector committed), n={len(lags)}: "
-          f"p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms, max {lags[-1] if lags else float('nan'):.1f} ms"
-          f"{f', NOT PROJECTED {missing}' if missing else ''}")
+    if args.no_projector:
+        print("(b) projection lag: not measured (--no-projector)")
+    else:
+        print(f"(b) projection lag (append returned -> projector committed), n={len(lags)}: "
+              f"p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms, max {lags[-1] if lags else float('nan'):.1f} ms"
+              f"{f', NOT PROJECTED {missing}' if missing else ''}")
     print(f"cpu: writers' process {writer_cpu:.1f} s during the {elapsed:.1f} s append phase "
           f"({writer_cpu / written * 1e6:.0f} us/event); projector process {projector_cpu_s:.1f} s in all")
     print("targets (the run exits 0 either way)")
     print(f"  {'PASS' if rate >= TARGET_EVENTS_PER_S else 'FAIL'}  (a) >= {TARGET_EVENTS_PER_S:,.0f} events/s ({rate:,.0f})")
-    ok = p99 < TARGET_P99_LAG_MS and missing == 0
-    print(f"  {'PASS' if ok else 'FAIL'}  (b) p99 lag < {TARGET_P99_LAG_MS:g} ms ({p99:.1f} ms)")
+    if not args.no_projector:
+        ok = p99 < TARGET_P99_LAG_MS and missing == 0
+        print(f"  {'PASS' if ok else 'FAIL'}  (b) p99 lag < {TARGET_P99_LAG_MS:g} ms ({p99:.1f} ms)")
     return 0
 
 

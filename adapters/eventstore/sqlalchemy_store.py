@@ -440,12 +440,23 @@ def make_engine(url: str, **engine_kwargs: Any) -> AsyncEngine:
     """An AsyncEngine for the event store. On SQLite every connection gets WAL journaling and a
     busy timeout. Creates no file or directory itself (SQLite creates the file on first connect).
 
-    On a database server, every connection taken from the pool is pinged first: after the
+    On Postgres, statements are planned with their parameters every time (see below). On a
+    database server, every connection taken from the pool is pinged first: after the
     server restarted (or dropped our connections) the pool still holds dead ones, and the next
     append, typically the fill of an order already sent, would fail on one instead of going
     through on a new connection."""
     if make_url(url).get_backend_name() != "sqlite":
         engine_kwargs.setdefault("pool_pre_ping", True)
+    if make_url(url).get_backend_name() == "postgresql":
+        # Plan every statement with its parameters. asyncpg prepares each statement once per
+        # connection, and Postgres may then keep a generic plan made while a table was small (a
+        # fresh database): the append's version read kept scanning the whole events table as it
+        # grew, 0.1 ms at first and 6 ms at 30,000 events. Planning these statements costs less.
+        connect_args = dict(engine_kwargs.get("connect_args") or {})
+        connect_args["server_settings"] = {"plan_cache_mode": "force_custom_plan"} | dict(
+            connect_args.get("server_settings") or {}
+        )
+        engine_kwargs["connect_args"] = connect_args
     engine = create_async_engine(url, **engine_kwargs)
     if engine.dialect.name == "sqlite":
         in_memory = sqlite_path(url) is None
