@@ -139,7 +139,14 @@ class StrategyAgent:
         return f"{started} snipe(s) started, {len(self._in_flight)} in flight"
 
     async def _snipe(self, target_id: str) -> None:
-        outcome = await self.execute(target_id)
+        try:
+            outcome = await self.execute(target_id)
+        except Exception:
+            # E.g. the store or Redis dropped mid-way. The target is where the store says it is:
+            # still scheduled (nothing sent) → the next tick schedules it again; executing →
+            # the reconciliation agent resolves it by its client order id.
+            self._handed.discard(target_id)
+            raise
         self.outcomes.append(outcome)
         logger.info("snipe %s: %s (%s)", target_id, outcome.result.value, outcome.detail)
 

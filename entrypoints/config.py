@@ -57,7 +57,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("SNIPER_REPLAY_SPEED", "60", "How many times faster than real time the worker replays a scenario"),
     EnvVar("SNIPER_PRICE_POLL_MS", "1000", "How often the risk manager reads the prices of open positions"),
     EnvVar("SNIPER_SAFETY_POLL_SECONDS", "5", "How often the safety monitor checks losses, collapses and error bursts"),
-    EnvVar("SNIPER_RECONCILE_POLL_SECONDS", "600", "How often the worker reconciles with the exchange (also at start)"),
+    EnvVar("SNIPER_RECONCILE_POLL_SECONDS", "60", "How often the worker reconciles with the exchange (also at start)"),
     EnvVar("SNIPER_ERROR_BURST", "5", "Exchange errors within SNIPER_ERROR_WINDOW_SECONDS that trip the global emergency stop"),
     EnvVar("SNIPER_ERROR_WINDOW_SECONDS", "60", "The window of SNIPER_ERROR_BURST"),
     EnvVar("SNIPER_PRICE_COLLAPSE_PERCENT", "50", "A fall this far below a position's entry trips its user's emergency stop"),
@@ -151,7 +151,7 @@ class WorkerSettings:
     replay_speed: float = 60.0
     price_poll: timedelta = timedelta(seconds=1)
     safety_poll: timedelta = timedelta(seconds=5)
-    reconcile_poll: timedelta = timedelta(minutes=10)
+    reconcile_poll: timedelta = timedelta(minutes=1)
     error_burst: int = 5
     error_window: timedelta = timedelta(minutes=1)
     price_collapse_percent: Decimal = Decimal("50")
@@ -399,7 +399,7 @@ def _worker(env: Mapping[str, str]) -> WorkerSettings:
         replay_speed=_number(env, "SNIPER_REPLAY_SPEED", "60", 0.01, 100_000),
         price_poll=timedelta(milliseconds=_number(env, "SNIPER_PRICE_POLL_MS", "1000", 50, 600_000)),
         safety_poll=timedelta(seconds=_number(env, "SNIPER_SAFETY_POLL_SECONDS", "5", 0.1, 3600)),
-        reconcile_poll=timedelta(seconds=_number(env, "SNIPER_RECONCILE_POLL_SECONDS", "600", 1, 86_400)),
+        reconcile_poll=timedelta(seconds=_number(env, "SNIPER_RECONCILE_POLL_SECONDS", "60", 1, 86_400)),
         error_burst=int(_number(env, "SNIPER_ERROR_BURST", "5", 1, 10_000, integer=True)),
         error_window=timedelta(seconds=_number(env, "SNIPER_ERROR_WINDOW_SECONDS", "60", 1, 86_400)),
         price_collapse_percent=Decimal(env.get("SNIPER_PRICE_COLLAPSE_PERCENT", "50").strip()),
