@@ -34,7 +34,7 @@ from adapters.paper.recordings import BUNDLED_RECORDINGS, RecordingDirectory
 from adapters.paper.scenario import Scenario, load_scenario
 from adapters.redis import RedisAgentStatusBoard, redis_client
 from adapters.telemetry.otel import OtelTelemetry
-from application.ai import EnrichListing, ListingBrief
+from application.ai import EnrichListing, ListingBrief, analysis_stream
 from application.agents import (
     CalendarAgent,
     PatternDiscoveryAgent,
@@ -142,7 +142,7 @@ async def run_worker(
             if extras.enrich is None:
                 enrichment = build_enrichment(settings.ai, store, clock, await container.get(Cache),
                                               await container.get(Telemetry))
-                extras = dataclasses.replace(extras, enrich=_enrich_with(enrichment, clock, settings))
+                extras = dataclasses.replace(extras, enrich=_enrich_with(enrichment, store, clock, settings))
             metrics = None
             if settings.observability.metrics_port:
                 metrics = start_metrics_server(await container.get(OtelTelemetry), settings.observability.metrics_port)
@@ -177,11 +177,15 @@ async def run_worker(
         await container.close()
 
 
-def _enrich_with(enrichment: EnrichListing, clock: Clock, settings: Settings):  # noqa: ANN202
+def _enrich_with(enrichment: EnrichListing, store: EventStore, clock: Clock, settings: Settings):  # noqa: ANN202
     """The pattern agent's enrichment of one listing: a brief from what the trade book knows."""
 
     async def enrich(view: ListingView) -> object:
         lead = view.launch_at - clock.now()
+        # Once per listing, and only before its launch: a restarted agent or worker must not pay
+        # the providers again for listings already analysed or already trading.
+        if lead <= timedelta(0) or await store.load(analysis_stream(view.coin_id)):
+            return None
         pattern, confidence = ("ready", Decimal("0.95")) if view.ready else ("announced", ANNOUNCED_CONFIDENCE)
         in_window = timedelta(0) <= lead <= settings.timing.lead_window
         return await enrichment(ListingBrief(view.coin_id, view.symbol, view.ticker, view.launch_at, lead, pattern,
