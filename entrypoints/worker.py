@@ -13,6 +13,7 @@ fills on paper, or on MEXC itself with SNIPER_LIVE=1 and keys.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -30,12 +31,14 @@ from redis.exceptions import RedisError
 
 from adapters.clock import AcceleratedClock, SystemClock
 from adapters.memory import InMemoryScheduler
+from adapters.scheduling import JobPolicy, JobRunner, SaqScheduler, job_queue
 from adapters.paper.recordings import BUNDLED_RECORDINGS, RecordingDirectory
 from adapters.paper.scenario import Scenario, load_scenario
 from adapters.redis import RedisAgentStatusBoard, redis_client
 from adapters.telemetry.otel import OtelTelemetry
 from application.ai import EnrichListing, ListingBrief, analysis_stream
 from application.agents import (
+    DueJobs,
     CalendarAgent,
     PatternDiscoveryAgent,
     ReconciliationAgent,
@@ -46,13 +49,24 @@ from application.agents import (
 )
 from application.alerts import Notifier
 from application.errors import ConfigurationError, ExchangeError
-from application.ports import AgentStatus, AgentStatusBoard, Cache, Clock, EventStore, LockService, MarketData, TraderDirectory
+from application.ports import (
+    AgentStatus,
+    AgentStatusBoard,
+    Cache,
+    Clock,
+    EventStore,
+    ListingFeed,
+    LockService,
+    MarketData,
+    Scheduler,
+    TraderDirectory,
+)
 from application.supervisor import AgentSpec, Supervisor, SupervisorPolicy
 from application.telemetry import Telemetry
 from application.timing import SnipeTiming
 from application.trade_book import TradeBook
 from application.use_cases.backtest import BacktestRequest, RunBacktest
-from application.use_cases.listings import DetectReadyStates, SyncCalendar
+from application.use_cases.listings import EXECUTE_SNIPE, DetectReadyStates, SyncCalendar
 from application.use_cases.monitor import MonitorSafety, SafetyLimits
 from application.use_cases.positions import ManagePositions
 from application.use_cases.reconcile import ReconcileWithExchange, ReconciliationReport
@@ -147,7 +161,20 @@ async def run_worker(
             if settings.observability.metrics_port:
                 metrics = start_metrics_server(await container.get(OtelTelemetry), settings.observability.metrics_port)
                 out.write(f"metrics on :{metrics.port}/metrics\n")
-            supervisor = await _supervisor(container, settings, clock, board, extras, me)
+            jobs = contextlib.AsyncExitStack()
+            durable: SaqScheduler | None = None
+            if settings.redis_url is not None and w.market == "mexc":
+                # Production: snipes are durable jobs in Redis (SAQ), each run by one worker. Not for
+                # a replay: SAQ keeps wall-clock time, a replay runs on an accelerated clock.
+                queue = await jobs.enter_async_context(job_queue(settings.redis_url, settings.redis_prefix))
+                durable = SaqScheduler(queue, policies={EXECUTE_SNIPE: _snipe_job_policy(settings)})
+            supervisor = await _supervisor(container, settings, clock, board, extras, me, durable)
+            if durable is not None:
+                execute = await container.get(ExecuteSnipe)
+                runner = JobRunner(queue, {EXECUTE_SNIPE: execute}, grace=w.stop_grace, worker_id=me)
+                await runner.start()
+                jobs.push_async_callback(runner.stop)
+                out.write("snipes are durable jobs on SAQ (Redis): each runs on one worker\n")
             stoppers = _install_stops(supervisor, run, stop_signals)
             if duration is not None:
                 stoppers.append(asyncio.create_task(_stop_after(supervisor, run, duration)))
@@ -156,6 +183,7 @@ async def run_worker(
             try:
                 await supervisor.run()
             finally:
+                await jobs.aclose()  # the job runner lets a snipe in flight finish within the grace
                 for task in stoppers:
                     task.cancel()
                 _remove_signal_handlers(stop_signals)
@@ -217,8 +245,23 @@ async def _reconcile_first(
     return None
 
 
+def _snipe_job_policy(settings: Settings) -> JobPolicy:
+    t = settings.timing
+    # A run lasts from prepare_ahead before launch to the deadline, plus confirming the fill.
+    longest = t.prepare_ahead + t.snipe_window + timedelta(seconds=30)
+    return JobPolicy(timeout=timedelta(seconds=max(60, int(longest.total_seconds()) + 1)), attempts=3,
+                     head_start=timedelta(seconds=2))
+
+
+class _NothingDue:
+    """Due jobs come from the durable queue's runner, not from the strategy agent."""
+
+    def take_due(self, now: datetime) -> list:  # noqa: ANN201
+        return []
+
+
 async def _supervisor(container, settings: Settings, clock: Clock, board: AgentStatusBoard,  # noqa: ANN001
-                      extras: WorkerExtras, me: str) -> Supervisor:
+                      extras: WorkerExtras, me: str, durable: SaqScheduler | None = None) -> Supervisor:
     w = settings.worker
     store = await container.get(EventStore)
     book = await container.get(TradeBook)
@@ -228,6 +271,11 @@ async def _supervisor(container, settings: Settings, clock: Clock, board: AgentS
     timing = await container.get(SnipeTiming)
     sync = await container.get(SyncCalendar)
     detect = await container.get(DetectReadyStates)
+    jobs: DueJobs = scheduler
+    schedule: Scheduler = scheduler
+    if durable is not None:
+        detect = DetectReadyStates(store, await container.get(ListingFeed), traders, durable, clock, book, timing)
+        jobs, schedule = _NothingDue(), durable
     execute = await container.get(ExecuteSnipe)
     manage = await container.get(ManagePositions)
     reconcile = await container.get(ReconcileWithExchange)
@@ -248,7 +296,7 @@ async def _supervisor(container, settings: Settings, clock: Clock, board: AgentS
         AgentSpec("calendar", lambda: CalendarAgent(sync), settings.calendar_poll),
         AgentSpec("pattern-discovery", lambda: PatternDiscoveryAgent(detect, store, book, spawn, extras.enrich),
                   settings.state_poll),
-        AgentSpec("strategy", lambda: StrategyAgent(execute, scheduler, scheduler, store, book, clock, timing, spawn),
+        AgentSpec("strategy", lambda: StrategyAgent(execute, jobs, schedule, store, book, clock, timing, spawn),
                   _STRATEGY_TICK * max(1.0, speed)),
         AgentSpec("risk-manager", lambda: RiskManagerAgent(manage, market, traders, store, book, clock, notifier),
                   w.price_poll),

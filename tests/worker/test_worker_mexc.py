@@ -62,3 +62,48 @@ async def test_a_live_worker_snipes_the_listing_and_a_paper_trader_stays_on_pape
     filled = {r.stream_id for r in events if type(r.event).__name__ == "SnipeOrderFilled"}
     assert filled == {f"target-{live_target}", f"target-{paper_target}"}
     assert "start-up reconciliation:" in worker.output
+
+
+async def test_two_durable_workers_run_the_snipe_job_once(fresh_postgres_database: str, redis_url: str) -> None:
+    """With Redis, snipes are SAQ jobs: two live workers on one deployment, one order."""
+    import secrets
+
+    from adapters.scheduling import SaqScheduler, job_queue
+    from application.use_cases.listings import EXECUTE_SNIPE
+
+    url = fresh_postgres_database
+    prefix = f"sniper-test-{secrets.token_hex(6)}"
+    await seed_traders(url)
+    children = Children()
+    async with fake_exchange() as fake:
+        launch_ms = fake.open_in(SYMBOL, 7)
+        fake.announce(FakeListing(COIN, "NEW", launch_ms, "New Coin", sts=2, st=2, tt=4))
+        env = child_env(url, fake, redis_url=redis_url, redis_prefix=prefix, SNIPER_MARKET="mexc", SNIPER_LIVE="1",
+                        SNIPER_CALENDAR_POLL_SECONDS="1", SNIPER_STATE_POLL_SECONDS="0.5",
+                        SNIPER_PREPARE_AHEAD_SECONDS="2")
+        try:
+            workers = [await children.start(f"worker-{n}", {**env, "SNIPER_WORKER_ID": f"w{n}"},
+                                            "-m", "entrypoints.cli", "worker") for n in (1, 2)]
+
+            async def both_filled() -> bool:
+                return names(await all_events(url)).count("SnipeOrderFilled") == 2
+
+            await eventually(both_filled, "both snipes filled", timeout=40)
+            for worker in workers:
+                worker.proc.send_signal(signal.SIGTERM)
+            for worker in workers:
+                assert await worker.finish(40) == 0, worker.stderr
+        finally:
+            await children.close()
+        accepted = fake.accepted_orders(SYMBOL)
+        arrivals = [a for a in fake.order_arrivals]
+    live_target = target_id_for(USER, COIN)
+    assert [o.client_order_id for o in accepted] == [snipe_client_order_id(live_target).value]
+    assert len(arrivals) == 1  # not a second send refused as a duplicate: one send in all
+    assert all("durable jobs on SAQ" in w.output for w in workers)
+    async with job_queue(redis_url, prefix) as queue:
+        state = await SaqScheduler(queue).state(EXECUTE_SNIPE, live_target)
+        assert state is not None and state.status == "complete", state
+        keys = [k async for k in queue.redis.scan_iter(match=f"*{prefix}*")]
+        if keys:
+            await queue.redis.delete(*keys)
