@@ -18,11 +18,12 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.response import Response
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 
+from adapters.telemetry.otel import OtelTelemetry
 from application.ports import EventFanout, EventStore, LockService
 from entrypoints.config import HttpSettings
 from entrypoints.http.cache import CachedReadModels
 from entrypoints.http.errors import handle_exception
-from entrypoints.http.guards import PUBLIC_PATHS, BearerAuthentication, allow_header, security_headers
+from entrypoints.http.guards import PUBLIC_PATHS, BearerAuthentication, allow_header, security_headers, traced
 from entrypoints.http.routes import api_router
 from entrypoints.http.runtime import ReadinessProbe, background, follow_projections, relay_events
 from entrypoints.http.schemas import HealthOut, ReadinessOut
@@ -36,6 +37,15 @@ API_VERSION = "1.0.0"
 @get("/health", tags=["probes"], summary="The process answers", include_in_schema=True)
 async def health() -> HealthOut:
     return HealthOut("ok")
+
+
+@get("/metrics", tags=["probes"], include_in_schema=False, media_type="text/plain")
+async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Prometheus text (counters, histograms, gauges of this process); unauthenticated, like the
+    probes: it holds counts, never user data."""
+    telemetry: OtelTelemetry = await request.app.state.dishka_container.get(OtelTelemetry)
+    body, content_type = telemetry.render_metrics()
+    return Response(body, media_type=content_type)
 
 
 @get("/ready", tags=["probes"], summary="The database (schema current) and Redis, when configured, answer",
@@ -84,7 +94,7 @@ def create_app(container: AsyncContainer, http: HttpSettings | None = None, run_
         )
 
     app = Litestar(
-        route_handlers=[health, ready, api_router(), stream],
+        route_handlers=[health, ready, metrics, api_router(), stream],
         middleware=[DefineMiddleware(BearerAuthentication, exclude=PUBLIC_PATHS)],
         exception_handlers={Exception: handle_exception},
         request_max_body_size=http.max_body_bytes,
@@ -114,5 +124,5 @@ def create_app(container: AsyncContainer, http: HttpSettings | None = None, run_
         document = app.openapi_schema.to_schema()
         return {path: [m for m in methods if m in item] for path, item in document["paths"].items()}
 
-    app.asgi_handler = security_headers(allow_header(app.asgi_handler, openapi_paths))
+    app.asgi_handler = traced(security_headers(allow_header(app.asgi_handler, openapi_paths)), container)
     return app

@@ -9,6 +9,7 @@ from datetime import timedelta
 from collections.abc import Callable
 from typing import Any
 
+from dishka import AsyncContainer
 from litestar.connection import ASGIConnection
 from litestar.datastructures import MutableScopeHeaders
 from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
@@ -17,9 +18,10 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from application.identity import Identity, IdentityVerifier, InvalidToken
 from application.ports import RequestCounter
+from application.telemetry import Telemetry
 
 # Routes that answer without a token: probes, the OpenAPI document and its viewers, the sign-in flow.
-PUBLIC_PATHS = ["^/health$", "^/ready$", "^/schema", "^/api/v1/auth/", "^/api/v1/stream$"]
+PUBLIC_PATHS = ["^/health$", "^/ready$", "^/metrics$", "^/schema", "^/api/v1/auth/", "^/api/v1/stream$"]
 RATE_WINDOW = timedelta(minutes=1)
 _BEARER = re.compile(r"^Bearer[ ]+([^\s]{1,8192})$", re.IGNORECASE)
 
@@ -108,6 +110,37 @@ def security_headers(app: ASGIApp) -> ASGIApp:
             await send(message)
 
         await app(scope, receive, send_with_headers)
+
+    return wrapped
+
+
+def traced(app: ASGIApp, container: AsyncContainer) -> ASGIApp:
+    """One span per HTTP request (`http.request`: method, path, status), the root of whatever the
+    request does, and the request counter `sniper_http_requests_total{method,status}`."""
+    telemetry: Telemetry | None = None
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal telemetry
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        if telemetry is None:
+            telemetry = await container.get(Telemetry)
+        status = 500
+        method = scope.get("method", "?")
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        with telemetry.span("http.request", method=method, path=scope["path"][:200]):
+            try:
+                await app(scope, receive, send_noting_status)
+            finally:
+                telemetry.annotate(status=status)
+                telemetry.count("sniper_http_requests_total", method=method, status=str(status))
 
     return wrapped
 

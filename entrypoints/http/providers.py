@@ -48,6 +48,7 @@ from entrypoints.config import Settings
 from entrypoints.container import CoordinationProvider, RedisHandle, StorageProvider, StoreAccess
 from entrypoints.http.cache import CachedReadModels
 from entrypoints.http.runtime import ReadinessProbe, ReadModelRefresh
+from entrypoints.observability import ObservabilityProvider
 
 
 class NoExchangeSession:
@@ -195,6 +196,7 @@ def http_container(settings: Settings, clock: Clock, security: Provider | None =
         CoordinationProvider(),
         HttpProvider(),
         security or SecurityProvider(),
+        ObservabilityProvider(),
         LitestarProvider(),
         context={Settings: settings, StoreAccess: StoreAccess.WRITE, Clock: clock},
     )

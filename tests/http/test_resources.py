@@ -286,3 +286,13 @@ async def test_errors_say_what_is_wrong_without_internals() -> None:
 
 
 _unused = replace
+
+
+async def test_metrics_are_public_and_count_the_requests(client) -> None:  # noqa: ANN001
+    assert (await client.get("/health")).status_code == 200
+    assert (await client.get("/api/v1/portfolio")).status_code == 401
+    answer = await client.get("/metrics")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+    text = answer.text
+    assert 'sniper_http_requests_total{method="GET",status="200"}' in text
+    assert 'sniper_http_requests_total{method="GET",status="401"}' in text
