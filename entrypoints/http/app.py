@@ -21,6 +21,7 @@ from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 from adapters.telemetry.otel import OtelTelemetry
 from application.ports import EventFanout, EventStore, LockService
 from entrypoints.config import HttpSettings
+from entrypoints.http.auth import auth_router
 from entrypoints.http.cache import CachedReadModels
 from entrypoints.http.errors import handle_exception
 from entrypoints.http.guards import PUBLIC_PATHS, BearerAuthentication, allow_header, security_headers, traced
@@ -94,7 +95,7 @@ def create_app(container: AsyncContainer, http: HttpSettings | None = None, run_
         )
 
     app = Litestar(
-        route_handlers=[health, ready, metrics, api_router(), stream],
+        route_handlers=[health, ready, metrics, api_router(), auth_router(), stream],
         middleware=[DefineMiddleware(BearerAuthentication, exclude=PUBLIC_PATHS)],
         exception_handlers={Exception: handle_exception},
         request_max_body_size=http.max_body_bytes,

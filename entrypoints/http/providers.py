@@ -46,6 +46,7 @@ from application.use_cases.strategies import DeleteExitStrategy, GetExitStrategy
 from application.use_cases.targets import CancelSnipeTarget, CreateSnipeTarget, UpdateSnipeTarget
 from entrypoints.config import Settings
 from entrypoints.container import CoordinationProvider, RedisHandle, StorageProvider, StoreAccess
+from entrypoints.http.auth import SignInFlow
 from entrypoints.http.cache import CachedReadModels
 from entrypoints.http.runtime import ReadinessProbe, ReadModelRefresh
 from entrypoints.observability import ObservabilityProvider
@@ -83,6 +84,12 @@ class SecurityProvider(Provider):
         from entrypoints.keys import credential_vault
 
         return credential_vault(settings, store.engine if isinstance(store, SqlEventStore) else None)
+
+    @provide(scope=Scope.APP)
+    def sign_in(self, settings: Settings, verifier: IdentityVerifier) -> SignInFlow:
+        from entrypoints.keys import kinde_sign_in
+
+        return SignInFlow(kinde_sign_in(settings, verifier))
 
     @provide(scope=Scope.APP)
     async def checker(self, settings: Settings) -> AsyncIterator[CredentialChecker]:

@@ -6,7 +6,7 @@ struct. Another user's resource is never distinguished from a missing one (404).
 
 from __future__ import annotations
 
-from datetime import UTC, date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 from dishka import FromDishka
@@ -24,7 +24,7 @@ from application.credentials import (
 )
 from application.errors import InvalidInput, NotFound
 from application.identity import Identity
-from application.ports import AgentStatusBoard, Clock, ReadModels
+from application.ports import AgentStatus, AgentStatusBoard, Clock, ReadModels
 from application.use_cases.queries import GetUserAuditTrail, GetUserPortfolio, GetUserTargetHistory, ListListings
 from application.use_cases.safety import ActivateEmergencyStop, ClearEmergencyStop
 from application.use_cases.settings import ChangeTraderSettings, GetTraderSettings
@@ -72,7 +72,7 @@ from entrypoints.http.schemas import (
     parse_money,
 )
 
-# An agent whose last heartbeat is older than this is reported stale (and unhealthy).
+# An agent whose heartbeat carries no deadline is reported stale (and unhealthy) past this age.
 AGENT_STALE_AFTER = timedelta(seconds=60)
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"
@@ -360,7 +360,14 @@ async def clear_stop(
 @get("/agents", responses=error_responses(*AUTH), summary="The worker agents' last heartbeats")
 async def agents(identity: FromDishka[Identity], board: FromDishka[AgentStatusBoard], clock: FromDishka[Clock]) -> list[AgentOut]:
     now = clock.now()
-    return [AgentOut.of(s, now - s.last_beat_at > AGENT_STALE_AFTER) for s in await board.statuses()]
+    return [AgentOut.of(s, _stale(s, now)) for s in await board.statuses()]
+
+
+def _stale(status: AgentStatus, now: datetime) -> bool:
+    """Past the deadline its supervisor gave for the next beat; without one, a fixed age."""
+    if status.stale_after is not None:
+        return now > status.stale_after
+    return now - status.last_beat_at > AGENT_STALE_AFTER
 
 
 API_HANDLERS = [

@@ -15,6 +15,7 @@ from application.credentials import (
     api_key_hint,
 )
 from application.identity import Identity, IdentityVerifier, InvalidToken
+from entrypoints.http.auth import SignInFlow
 
 ALICE, BOB = "alice", "bob"
 
@@ -86,6 +87,10 @@ class FakeSecurity(Provider):
     @provide(scope=Scope.APP)
     def checker(self) -> CredentialChecker:
         return FakeChecker()
+
+    @provide(scope=Scope.APP)
+    def sign_in(self) -> SignInFlow:
+        return SignInFlow(None)  # no Kinde: tests/http/test_sign_in.py gives a real flow on a fake Kinde
 
 
 async def seed_position(store, user_id: str, coin: str, at: datetime) -> tuple[str, str]:  # noqa: ANN001

@@ -1,0 +1,103 @@
+"""The browser sign-in through the API against a local fake Kinde: login redirects with PKCE,
+the callback answers a token the API accepts, and a callback cannot be replayed or completed
+in another browser."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from dishka import Provider, Scope, provide
+from litestar.testing import AsyncTestClient
+
+from adapters.clock import SystemClock
+from adapters.kinde.oauth import KindeSignIn
+from adapters.kinde.verifier import KindeTokenVerifier
+from application.credentials import CredentialChecker, CredentialVault
+from application.identity import IdentityVerifier
+from entrypoints.config import Settings
+from entrypoints.http import create_app
+from entrypoints.http.auth import STATE_COOKIE, SignInFlow
+from entrypoints.http.providers import http_container
+from tests.http.support import FakeChecker, FakeVault
+from tests.security.fake_kinde import AUDIENCE, CLIENT_ID, CLIENT_SECRET, FakeKinde
+
+REDIRECT = "http://127.0.0.1:8080/api/v1/auth/callback"
+
+
+@pytest.fixture
+def kinde() -> Iterator[FakeKinde]:
+    fake = FakeKinde().start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+class KindeSecurity(Provider):
+    def __init__(self, issuer: str, http: httpx.AsyncClient) -> None:
+        super().__init__()
+        self.verifier_ = KindeTokenVerifier(issuer, AUDIENCE, SystemClock(), http)
+        self.flow = SignInFlow(KindeSignIn(issuer, CLIENT_ID, CLIENT_SECRET, REDIRECT, self.verifier_, audience=AUDIENCE))
+
+    @provide(scope=Scope.APP)
+    def verifier(self) -> IdentityVerifier:
+        return self.verifier_
+
+    @provide(scope=Scope.APP)
+    def sign_in(self) -> SignInFlow:
+        return self.flow
+
+    @provide(scope=Scope.APP)
+    def vault(self) -> CredentialVault:
+        return FakeVault()
+
+    @provide(scope=Scope.APP)
+    def checker(self) -> CredentialChecker:
+        return FakeChecker()
+
+
+@pytest.fixture
+async def app_on_kinde(kinde: FakeKinde) -> AsyncIterator:
+    async with httpx.AsyncClient() as http:
+        container = http_container(Settings(database_url="memory://"), SystemClock(), KindeSecurity(kinde.issuer, http))
+        try:
+            yield create_app(container)
+        finally:
+            await container.close()
+
+
+async def test_the_browser_signs_in_and_the_token_opens_the_api(app_on_kinde, kinde: FakeKinde) -> None:  # noqa: ANN001
+    async with AsyncTestClient(app=app_on_kinde) as browser:
+        started = await browser.get("/api/v1/auth/login", follow_redirects=False)
+        assert started.status_code == 302
+        location = started.headers["location"]
+        assert location.startswith(f"{kinde.issuer}/oauth2/auth?") and "code_challenge=" in location
+        assert STATE_COOKIE in started.headers["set-cookie"] and "httponly" in started.headers["set-cookie"].lower()
+        code, state = kinde.authorize(location, subject="kp_dave")
+
+        done = await browser.get("/api/v1/auth/callback", params={"code": code, "state": state})
+        assert done.status_code == 200, done.text
+        body = done.json()
+        assert body["user_id"] == "kp_dave" and body["token_type"] == "Bearer"
+        assert done.headers["cache-control"] == "no-store"
+        me = await browser.get("/api/v1/me", headers={"Authorization": f"Bearer {body['access_token']}"})
+        assert me.status_code == 200 and me.json()["user_id"] == "kp_dave"
+
+        replay = await browser.get("/api/v1/auth/callback", params={"code": code, "state": state})
+        assert replay.status_code == 400  # one callback per login
+
+
+async def test_a_callback_from_another_browser_is_refused_before_any_exchange(app_on_kinde, kinde) -> None:  # noqa: ANN001
+    async with AsyncTestClient(app=app_on_kinde) as victim, AsyncTestClient(app=app_on_kinde) as attacker:
+        started = await attacker.get("/api/v1/auth/login", follow_redirects=False)
+        code, state = kinde.authorize(started.headers["location"], subject="kp_mallory")
+        answer = await victim.get("/api/v1/auth/callback", params={"code": code, "state": state})
+        assert answer.status_code == 400 and "not started in this browser" in answer.json()["detail"]
+        assert kinde.token_requests == []
+
+
+async def test_without_kinde_settings_sign_in_says_so(client) -> None:  # noqa: ANN001
+    answer = await client.get("/api/v1/auth/login", follow_redirects=False)
+    assert answer.status_code == 404 and "KINDE_CLIENT_ID" in answer.json()["detail"]
