@@ -7,6 +7,7 @@ to start and says to run `sniper migrate`.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -105,6 +106,13 @@ def _lock_for_migration(connection: Connection) -> None:
 
 async def ensure_schema(engine: AsyncEngine, initialise_empty: bool) -> None:
     state = await schema_state(engine)
+    # Tables but no revision yet: another process may be initialising this new database right
+    # now (two workers started together). Give it a moment before calling the schema outdated.
+    for _ in range(50):
+        if not (initialise_empty and state.status is SchemaStatus.OUTDATED and state.revision is None):
+            break
+        await asyncio.sleep(0.1)
+        state = await schema_state(engine)
     if state.status is SchemaStatus.CURRENT:
         return
     if state.status is SchemaStatus.EMPTY and initialise_empty:

@@ -45,6 +45,8 @@ from domain.values import ClientOrderId
 # Cap of the backoff after unclear replies, and how long an order known to exist may take to show.
 _MAX_BACKOFF = timedelta(milliseconds=500)
 _VISIBILITY_GRACE = timedelta(seconds=10)
+# How long before the launch the emergency stop is read for the last time (see _wait_for_launch).
+_HALT_CHECK_LEAD = timedelta(milliseconds=50)
 
 
 def _mode(target: SnipeTarget) -> str:
@@ -206,10 +208,17 @@ class ExecuteSnipe:
         return None
 
     async def _wait_for_launch(self, target: SnipeTarget) -> SnipeOutcome | None:
-        """Sleep until the send time; a halt that came meanwhile fails the snipe unsent."""
+        """Sleep until the send time; a halt that came meanwhile fails the snipe unsent.
+
+        The halt is read from the store just before the launch, not after it: reading it after
+        the wake-up put a database round trip between the launch instant and the order. A halt
+        recorded in the last `_HALT_CHECK_LEAD` before the launch is not seen by this snipe (its
+        emergency stop still cancels what is open)."""
         assert target.execute_at is not None
-        await self.clock.sleep_until(target.execute_at)
+        await self.clock.sleep_until(target.execute_at - _HALT_CHECK_LEAD)
         halted = await self._halted(target.user_id)
+        if not halted:
+            await self.clock.sleep_until(target.execute_at)
         if halted:
             target.fail(halted, self._cause(target))
             await repository.save(self.store, target)
