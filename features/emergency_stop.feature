@@ -58,7 +58,8 @@ Feature: Emergency stop
       | SnipeOrderSubmitted |
       | SnipeFailed         |
     And alice's snipe of NEW failed because "global emergency stop"
-    And SnipeFailed was recorded at 10:00, after EmergencyStopActivated at 09:59:59
+    # The stop is read for the last time 50 ms before launch: no database read at the launch instant.
+    And SnipeFailed was recorded at 09:59:59.95, after EmergencyStopActivated at 09:59:59
     And no buy was sent for NEW
 
   Scenario: Clearing the stop records EmergencyStopCleared and snipes go ahead again
