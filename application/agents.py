@@ -22,7 +22,16 @@ from typing import Any, Protocol
 
 from application.alerts import Alert, NoNotifier, Notifier, Severity
 from application.errors import ExchangeError, NotFound
-from application.ports import Clock, EventStore, MarketData, PriceTick, ScheduledJob, Scheduler, TraderDirectory
+from application.ports import (
+    Clock,
+    EventStore,
+    MarketData,
+    PriceStream,
+    PriceTick,
+    ScheduledJob,
+    Scheduler,
+    TraderDirectory,
+)
 from application.timing import SnipeTiming
 from application.trade_book import TradeBook
 from application.use_cases.listings import EXECUTE_SNIPE, DetectReadyStates, SyncCalendar
@@ -222,6 +231,31 @@ class RiskManagerAgent:
                     at=self.clock.now(), user_id=user_id,
                 ))
         return over
+
+
+class PriceStreamAgent:
+    """Exits on prices the exchange pushes (between the risk manager's polls): follows the
+    symbols of open positions and applies the exit plans to the newest tick of each."""
+
+    def __init__(
+        self, manage: ManagePositions, stream: PriceStream, store: EventStore, book: TradeBook,
+        wait: timedelta = timedelta(milliseconds=200),
+    ) -> None:
+        self.manage, self.stream, self.store, self.book, self.wait = manage, stream, store, book, wait
+
+    async def tick(self) -> str:
+        await self.book.catch_up(self.store)
+        wanted = {p.symbol: Symbol.parse(p.symbol, p.quote_asset) for p in self.book.open_positions()}
+        await self.stream.follow(list(wanted.values()))
+        newest: dict[str, PriceTick] = {}
+        ticks = await self.stream.drain(self.wait)
+        for tick in ticks:
+            if tick.symbol.code in wanted:
+                newest[tick.symbol.code] = tick
+        exits = 0
+        for tick in newest.values():
+            exits += len(await self.manage.on_tick(tick))
+        return f"{len(wanted)} symbol(s) followed, {len(ticks)} tick(s), {exits} exit(s)"
 
 
 class SafetyMonitorAgent:

@@ -432,3 +432,17 @@ class AgentStatusBoard(Protocol):
     async def statuses(self) -> list[AgentStatus]:
         """The latest status of every agent known, by name (and worker)."""
         ...
+
+
+# --- live prices ---------------------------------------------------------------------------
+
+class PriceStream(Protocol):
+    """Live prices of chosen symbols, pushed by the exchange (MEXC's WebSocket market streams)."""
+
+    async def follow(self, symbols: Collection[Symbol]) -> None:
+        """Follow exactly these symbols from now on (subscribe the new, drop the others)."""
+        ...
+
+    async def drain(self, wait: timedelta) -> list[PriceTick]:
+        """The ticks received since the last call, oldest first; waits up to `wait` for a first one."""
+        ...

@@ -31,6 +31,8 @@ from redis.exceptions import RedisError
 
 from adapters.clock import AcceleratedClock, SystemClock
 from adapters.memory import InMemoryScheduler
+from adapters.mexc.price_stream import MexcPriceStream
+from adapters.mexc.streams import MexcMarketStream
 from adapters.scheduling import JobPolicy, JobRunner, SaqScheduler, job_queue
 from adapters.paper.recordings import BUNDLED_RECORDINGS, RecordingDirectory
 from adapters.paper.scenario import Scenario, load_scenario
@@ -41,6 +43,7 @@ from application.agents import (
     DueJobs,
     CalendarAgent,
     PatternDiscoveryAgent,
+    PriceStreamAgent,
     ReconciliationAgent,
     RiskManagerAgent,
     SafetyMonitorAgent,
@@ -58,6 +61,7 @@ from application.ports import (
     ListingFeed,
     LockService,
     MarketData,
+    PriceStream,
     Scheduler,
     TraderDirectory,
 )
@@ -168,7 +172,12 @@ async def run_worker(
                 # a replay: SAQ keeps wall-clock time, a replay runs on an accelerated clock.
                 queue = await jobs.enter_async_context(job_queue(settings.redis_url, settings.redis_prefix))
                 durable = SaqScheduler(queue, policies={EXECUTE_SNIPE: _snipe_job_policy(settings)})
-            supervisor = await _supervisor(container, settings, clock, board, extras, me, durable)
+            prices: MexcPriceStream | None = None
+            if w.market == "mexc":
+                market_stream = MexcMarketStream(settings.mexc.ws_url)
+                await jobs.enter_async_context(market_stream)
+                prices = MexcPriceStream(market_stream)
+            supervisor = await _supervisor(container, settings, clock, board, extras, me, durable, prices)
             if durable is not None:
                 execute = await container.get(ExecuteSnipe)
                 runner = JobRunner(queue, {EXECUTE_SNIPE: execute}, grace=w.stop_grace, worker_id=me)
@@ -261,7 +270,8 @@ class _NothingDue:
 
 
 async def _supervisor(container, settings: Settings, clock: Clock, board: AgentStatusBoard,  # noqa: ANN001
-                      extras: WorkerExtras, me: str, durable: SaqScheduler | None = None) -> Supervisor:
+                      extras: WorkerExtras, me: str, durable: SaqScheduler | None = None,
+                      prices: PriceStream | None = None) -> Supervisor:
     w = settings.worker
     store = await container.get(EventStore)
     book = await container.get(TradeBook)
@@ -303,6 +313,8 @@ async def _supervisor(container, settings: Settings, clock: Clock, board: AgentS
         AgentSpec("safety-monitor", lambda: SafetyMonitorAgent(monitor), w.safety_poll),
         AgentSpec("reconciliation", lambda: ReconciliationAgent(reconcile, clock, notifier), w.reconcile_poll),
     ]
+    if prices is not None:
+        specs.append(AgentSpec("price-stream", lambda: PriceStreamAgent(manage, prices, store, book), timedelta(0)))
     simulate = extras.simulate or _bundled_backtest(scheduler, clock, lambda: supervisor.in_flight)
     specs.append(AgentSpec("simulation", lambda: SimulationAgent(simulate), extras.simulate_every))
     supervisor = Supervisor(specs, clock, board, notifier, telemetry, me,

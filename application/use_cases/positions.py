@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from application import repository
 from application.errors import AccountUnavailable, AmbiguousOutcome, ConcurrencyConflict, ExchangeError, OrderAlreadyExists
@@ -12,6 +13,10 @@ from domain.events import Cause
 from domain.position import ExitDecision, Position, PositionStatus, position_stream
 from domain.target import SnipeTarget, target_stream
 from domain.values import ClientOrderId
+
+
+# How long a pending exit may answer "not found" before it is taken as never placed.
+_MISSING_GRACE = timedelta(seconds=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +48,7 @@ class ManagePositions:
         # Where each position's exits go: the account its buy went to (paper or live).
         self.accounts = accounts
         self._live: dict[str, bool] = {}  # target id -> live, read once from the target
+        self._missing_since: dict[str, datetime] = {}  # pending exit's client order id -> first "not found"
 
     async def on_tick(self, tick: PriceTick) -> list[ExitOutcome]:
         await self.book.catch_up(self.store)
@@ -124,6 +130,16 @@ class ManagePositions:
         except ExchangeError as exc:
             position.record_exit_failure(str(exc), cause)
             return self._outcome(position, decision, False, str(exc))
+        if report is not None and not report.status.is_final:
+            # Accepted, not done yet (MEXC's reply to an order carries no fill): ask once more,
+            # else leave it pending; the next round asks again. Recording a failure here would
+            # let a new exit sell the same shares while this one fills.
+            try:
+                report = await exchange.query_order(position.symbol, coid) or report
+            except ExchangeError:
+                pass
+            if not report.status.is_final:
+                return self._outcome(position, decision, False, f"{report.status.value}, not done yet: will ask again")
         if report is None or report.executed_quantity <= 0:
             reason = "the exchange has no fill for the exit order"
             position.record_exit_failure(reason, cause)
@@ -140,11 +156,19 @@ class ManagePositions:
             report = await exchange.query_order(position.symbol, ClientOrderId(pending.client_order_id))
         except ExchangeError:
             return False
-        if report is not None and report.executed_quantity > 0:
-            position.record_exit_fill(report.average_price, report.executed_quantity, report.fee, cause)
-            return True
         if report is not None and not report.status.is_final:
             return False  # still working on the exchange
+        if report is not None and report.executed_quantity > 0:
+            self._missing_since.pop(pending.client_order_id, None)
+            position.record_exit_fill(report.average_price, report.executed_quantity, report.fee, cause)
+            return True
+        if report is None:
+            # A fresh order may briefly be "not found": only after a grace is it called missing
+            # (and the shares free to sell again).
+            first = self._missing_since.setdefault(pending.client_order_id, cause.at)
+            if cause.at - first < _MISSING_GRACE:
+                return False
+            self._missing_since.pop(pending.client_order_id, None)
         position.record_exit_failure("the exit order is not on the exchange", cause)
         return True
 

@@ -179,8 +179,61 @@ async def test_a_pending_exit_that_never_reached_the_exchange_is_failed_then_dec
     position.submit_exit(decision, Cause(world.clock.now(), position.target_id))
     await repository.save(world.store, position)  # died before sending
 
-    [outcome] = await world.manage().on_tick(tick(world, "0.4"))
+    manage = world.manage()
+    # "Not found" right after a send may only mean "not visible yet": nothing new is sold yet.
+    assert await manage.on_tick(tick(world, "0.4")) == []
+    world.clock.advance(timedelta(seconds=5))
+    assert await manage.on_tick(tick(world, "0.4")) == []
+    world.clock.advance(timedelta(seconds=6))  # past the grace: it never reached the exchange
+    [outcome] = await manage.on_tick(tick(world, "0.4"))
 
     assert outcome.filled and outcome.reason == "stop_loss"
     names = [type(e).__name__ for e in await position_events(world, pid)]
-    assert names[1:] == ["ExitOrderSubmitted", "ExitOrderFailed", "ExitOrderSubmitted", "StopLossHit", "PositionClosed"]
+    assert [n for n in names[1:] if n != "PositionPeakRaised"] == [
+        "ExitOrderSubmitted", "ExitOrderFailed", "ExitOrderSubmitted", "StopLossHit", "PositionClosed"]
+
+
+class AcknowledgedOnly:
+    """The exchange's reply to a sell says only "accepted" (as MEXC's does); the fill shows
+    up when the order is queried later."""
+
+    def __init__(self, paper) -> None:  # noqa: ANN001
+        self.paper = paper
+        self.visible = False
+        self.sells = 0
+
+    async def place_market_sell(self, symbol, quantity, client_order_id):  # noqa: ANN001, ANN201
+        from dataclasses import replace
+
+        from application.ports import OrderStatus
+
+        self.sells += 1
+        filled = await self.paper.place_market_sell(symbol, quantity, client_order_id)
+        return replace(filled, status=OrderStatus.NEW, executed_quantity=Decimal(0), executed_quote=Decimal(0),
+                       average_price=Decimal(0), fee=Decimal(0))
+
+    async def query_order(self, symbol, client_order_id):  # noqa: ANN001, ANN201
+        return await self.paper.query_order(symbol, client_order_id) if self.visible else None
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        return getattr(self.paper, name)
+
+
+async def test_an_exit_accepted_but_not_yet_filled_stays_pending_and_is_never_sold_twice() -> None:
+    from application.use_cases.positions import ManagePositions
+
+    world, pid = await filled_world()
+    exchange = AcknowledgedOnly(world.paper)
+    manage = ManagePositions(world.store, exchange, world.clock, world.book)
+    [first] = await manage.on_tick(tick(world, "0.4"))
+    assert not first.filled and "not done yet" in first.detail
+    for _ in range(3):  # later ticks ask about the pending exit; none sends another
+        world.clock.advance(timedelta(seconds=1))
+        assert await manage.on_tick(tick(world, "0.4")) == []
+    assert exchange.sells == 1
+    exchange.visible = True
+    world.clock.advance(timedelta(seconds=1))
+    await manage.on_tick(tick(world, "0.4"))
+    names = [type(e).__name__ for e in await position_events(world, pid)]
+    assert "ExitOrderFailed" not in names and names[-2:] == ["StopLossHit", "PositionClosed"]
+    assert exchange.sells == 1

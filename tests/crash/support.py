@@ -66,6 +66,8 @@ def child_env(database_url: str, fake: FakeMexcServer, *, redis_url: str | None 
     env.update(
         PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", DATABASE_URL=database_url,
         MEXC_BASE_URL=fake.base_url, MEXC_WEB_URL=fake.base_url, SNIPER_USER=USER,
+        # Never the real MEXC: a closed local port unless a test gives its fake WebSocket server.
+        MEXC_WS_URL="ws://127.0.0.1:9/ws",
         SNIPER_RETRY_INTERVAL_MS="5",
     )
     if live:

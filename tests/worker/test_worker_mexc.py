@@ -11,12 +11,15 @@ from pathlib import Path
 from adapters.eventstore.migrate import upgrade
 from adapters.eventstore.sqlalchemy_store import SqlEventStore, make_engine
 from adapters.mexc.fake.http import FakeListing
+from adapters.mexc.fake.ws import FakeMexcWebSocketServer
+from adapters.mexc.streams import deals_channel
 from adapters.clock import SystemClock
 from application.use_cases.settings import ChangeTraderSettings
 from domain.listing import target_id_for
 from domain.risk import DEFAULT_RISK_PROFILE
 from domain.target import snipe_client_order_id
 from domain.trader import TradingPreferences
+from domain.values import Symbol
 from tests.crash.support import SYMBOL, USER, Children, all_events, child_env, eventually, fake_exchange, names
 
 COIN = "new-77"
@@ -36,14 +39,16 @@ async def seed_traders(database_url: str) -> None:
 
 
 async def test_a_live_worker_snipes_the_listing_and_a_paper_trader_stays_on_paper(tmp_path: Path) -> None:
+    """...and the stop-loss fires on a price pushed by the WebSocket stream (REST still says the old price)."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'live.db'}"
     await seed_traders(url)
     children = Children()
-    async with fake_exchange() as fake:
+    async with fake_exchange() as fake, FakeMexcWebSocketServer() as ws:
         launch_ms = fake.open_in(SYMBOL, 6)
         fake.announce(FakeListing(COIN, "NEW", launch_ms, "New Coin", sts=2, st=2, tt=4))
         env = child_env(url, fake, SNIPER_MARKET="mexc", SNIPER_LIVE="1", SNIPER_CALENDAR_POLL_SECONDS="1",
-                        SNIPER_STATE_POLL_SECONDS="0.5", SNIPER_PREPARE_AHEAD_SECONDS="2", SNIPER_PRICE_POLL_MS="500")
+                        SNIPER_STATE_POLL_SECONDS="0.5", SNIPER_PREPARE_AHEAD_SECONDS="2", SNIPER_PRICE_POLL_MS="500",
+                        MEXC_WS_URL=ws.url)
         try:
             worker = await children.start("worker", env, "-m", "entrypoints.cli", "worker")
 
@@ -51,13 +56,27 @@ async def test_a_live_worker_snipes_the_listing_and_a_paper_trader_stays_on_pape
                 return names(await all_events(url)).count("SnipeOrderFilled") == 2
 
             await eventually(both_filled, "both snipes filled", timeout=40)
+            await ws.wait_subscribed(deals_channel(Symbol.parse(SYMBOL)), timeout=20)
+            await ws.publish_deal(SYMBOL, "0.00008", "1000")  # about 16 % below the entry: stop-loss (10 %)
+
+            async def both_stopped() -> bool:
+                return names(await all_events(url)).count("StopLossHit") == 2
+
+            try:
+                await eventually(both_stopped, "both positions stopped out", timeout=20)
+            except AssertionError:
+                worker.kill()
+                await worker.finish(10)
+                raise AssertionError(worker.output[-3000:] + worker.stderr[-6000:]) from None
             worker.proc.send_signal(signal.SIGTERM)
             assert await worker.finish(40) == 0, worker.stderr
         finally:
             await children.close()
         accepted = fake.accepted_orders(SYMBOL)
     live_target, paper_target = target_id_for(USER, COIN), target_id_for("bob", COIN)
-    assert [o.client_order_id for o in accepted] == [snipe_client_order_id(live_target).value]
+    # The live trader's buy and stop-loss sell reached the exchange; the paper trader's never did.
+    assert [o.side for o in accepted] == ["BUY", "SELL"]
+    assert accepted[0].client_order_id == snipe_client_order_id(live_target).value
     events = await all_events(url)
     filled = {r.stream_id for r in events if type(r.event).__name__ == "SnipeOrderFilled"}
     assert filled == {f"target-{live_target}", f"target-{paper_target}"}
