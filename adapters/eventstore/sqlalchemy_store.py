@@ -375,8 +375,10 @@ def _check_versions(batch: list[Recorded], current: dict[str, int]) -> None:
 # = ANY(array): one statement for any number of streams, prepared once per connection (an IN
 # list is a new statement for every length), and as text: the hot path of every append, where
 # building and compiling a Core select cost twice the round trip.
+# One index probe per stream (the newest version of each), whatever plan Postgres picks.
 _PG_STREAM_VERSIONS = text(
-    "SELECT stream_id, max(version) FROM events WHERE stream_id = ANY(CAST(:stream_ids AS text[])) GROUP BY stream_id"
+    "SELECT s.id, (SELECT e.version FROM events e WHERE e.stream_id = s.id ORDER BY e.version DESC LIMIT 1) "
+    "FROM unnest(CAST(:stream_ids AS text[])) AS s(id)"
 )
 
 
@@ -390,7 +392,7 @@ async def _stream_versions(conn: AsyncConnection, stream_ids: list[str]) -> dict
             .group_by(events_table.c.stream_id)
         )
         result = await conn.execute(stmt)
-    return {stream_id: int(version) for stream_id, version in result.all()}
+    return {stream_id: int(version) for stream_id, version in result.all() if version is not None}
 
 
 def _is_version_clash(exc: IntegrityError) -> bool:
