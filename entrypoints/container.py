@@ -22,7 +22,9 @@ from adapters.eventstore.sqlalchemy_store import SqlEventStore, make_engine, sql
 from adapters.memory import (
     InMemoryAgentStatusBoard,
     InMemoryCache,
+    InMemoryEventFanout,
     InMemoryLockService,
+    InMemoryRequestCounter,
     InMemoryScheduler,
     InMemoryTraderDirectory,
 )
@@ -32,7 +34,14 @@ from adapters.mexc.limits import RateLimiter
 from adapters.mexc.listings import MexcListingFeed
 from adapters.mexc.rest import MexcRestClient
 from adapters.paper.broker import PaperBroker
-from adapters.redis import RedisAgentStatusBoard, RedisCache, RedisLockService, redis_client
+from adapters.redis import (
+    RedisAgentStatusBoard,
+    RedisCache,
+    RedisEventFanout,
+    RedisLockService,
+    RedisRequestCounter,
+    redis_client,
+)
 from adapters.paper.exchange import PaperExchange
 from adapters.paper.scenario import Scenario
 from adapters.telemetry.instrument import InstrumentedExchange, InstrumentedListingFeed
@@ -43,11 +52,13 @@ from application.ports import (
     AgentStatusBoard,
     Cache,
     Clock,
+    EventFanout,
     EventStore,
     ExchangeTrading,
     ListingFeed,
     LockService,
     MarketData,
+    RequestCounter,
     Scheduler,
     TraderDirectory,
     TraderSettings,
@@ -142,8 +153,9 @@ class RedisHandle:
 
 
 class CoordinationProvider(Provider):
-    """Scheduler, locks and cache. With REDIS_URL, locks (fenced leases) and the cache live in
-    Redis and are shared by every process; without it, in-process twins (the embedded default).
+    """Scheduler, locks, cache, request counters, event fan-out and agent heartbeats. With
+    REDIS_URL they live in Redis and are shared by every process; without it, in-process twins
+    (the embedded default).
     The scheduler is in-process for now: durable scheduling is still to come."""
 
     clock = from_context(provides=Clock, scope=Scope.APP)
@@ -173,6 +185,18 @@ class CoordinationProvider(Provider):
         if redis.client is None:
             return InMemoryLockService(clock)
         return RedisLockService(redis.client, settings.redis_prefix)
+
+    @provide(scope=Scope.APP)
+    def counter(self, clock: Clock, redis: RedisHandle, settings: Settings) -> RequestCounter:
+        if redis.client is None:
+            return InMemoryRequestCounter(clock)
+        return RedisRequestCounter(redis.client, settings.redis_prefix)
+
+    @provide(scope=Scope.APP)
+    def fanout(self, redis: RedisHandle, settings: Settings) -> EventFanout:
+        if redis.client is None:
+            return InMemoryEventFanout()
+        return RedisEventFanout(redis.client, settings.redis_prefix)
 
     @provide(scope=Scope.APP)
     def agent_board(self, redis: RedisHandle, settings: Settings) -> AgentStatusBoard:

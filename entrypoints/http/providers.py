@@ -13,9 +13,7 @@ from dishka.integrations.litestar import LitestarProvider
 from litestar import Request
 
 from adapters.eventstore.sqlalchemy_store import SqlEventStore
-from adapters.memory import InMemoryEventFanout, InMemoryRequestCounter
 from adapters.projections import InMemoryReadModels, SqlProjector, SqlReadModels
-from adapters.redis import RedisEventFanout, RedisRequestCounter
 from application.credentials import (
     CredentialChecker,
     CredentialVault,
@@ -28,12 +26,10 @@ from application.errors import ExchangeError
 from application.identity import Identity, IdentityVerifier
 from application.ports import (
     Clock,
-    EventFanout,
     EventStore,
     ExchangeTrading,
     OrderReport,
     ReadModels,
-    RequestCounter,
     TraderDirectory,
 )
 from application.timing import SnipeTiming
@@ -140,20 +136,6 @@ class HttpProvider(Provider):
     @provide(scope=Scope.APP)
     def book(self) -> TradeBook:
         return TradeBook()
-
-    # --- coordination ----------------------------------------------------------------------
-
-    @provide(scope=Scope.APP)
-    def counter(self, clock: Clock, redis: RedisHandle, settings: Settings) -> RequestCounter:
-        if redis.client is None:
-            return InMemoryRequestCounter(clock)
-        return RedisRequestCounter(redis.client, settings.redis_prefix)
-
-    @provide(scope=Scope.APP)
-    def fanout(self, redis: RedisHandle, settings: Settings) -> EventFanout:
-        if redis.client is None:
-            return InMemoryEventFanout()
-        return RedisEventFanout(redis.client, settings.redis_prefix)
 
     @provide(scope=Scope.APP)
     def traders(self, store: EventStore) -> TraderDirectory:
