@@ -16,6 +16,7 @@ from pathlib import Path
 
 import msgspec
 
+from adapters.paper.json_input import decode_input, read_input
 from application.errors import ConfigurationError
 from application.ports import ListingRecording, RecordedPrice
 from domain.errors import DomainError
@@ -62,20 +63,11 @@ class RecordingDirectory:
 
 
 def load_recording(path: Path) -> ListingRecording:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigurationError(f"recording {path}: cannot be read: {exc.strerror or exc}") from None
-    return parse_recording(raw, str(path))
+    return parse_recording(read_input(path, "recording"), str(path))
 
 
 def parse_recording(raw: bytes, source: str = "recording") -> ListingRecording:
-    try:
-        spec = msgspec.json.decode(raw, type=RecordingSpec)
-    except msgspec.ValidationError as exc:
-        raise ConfigurationError(f"recording {source}: {_where(str(exc))}") from None
-    except msgspec.DecodeError as exc:
-        raise ConfigurationError(f"recording {source}: not valid JSON: {exc}") from None
+    spec = decode_input(raw, RecordingSpec, "recording", source)
     try:
         return _checked(spec, source)
     except _Refused as exc:
@@ -84,14 +76,6 @@ def parse_recording(raw: bytes, source: str = "recording") -> ListingRecording:
 
 class _Refused(Exception):
     pass
-
-
-def _where(message: str) -> str:
-    # msgspec says "Expected `str`, got `int` - at `$.prices[0].t`": put the place first.
-    if " - at `$" in message:
-        what, where = message.rsplit(" - at `$", 1)
-        return f"{where.rstrip('`').lstrip('.') or 'top level'}: {what}"
-    return f"top level: {message}"
 
 
 def _decimal(text: str, where: str) -> Decimal:

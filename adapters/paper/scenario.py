@@ -12,6 +12,7 @@ from pathlib import Path
 
 import msgspec
 
+from adapters.paper.json_input import decode_input, read_input
 from application.errors import ConfigurationError
 from application.ports import TraderSettings
 from domain.errors import DomainError
@@ -145,33 +146,15 @@ def _settings(t: TraderSpec) -> TraderSettings:
 
 
 def load_scenario(path: Path) -> Scenario:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigurationError(f"scenario {path}: cannot be read: {exc.strerror or exc}") from None
-    return parse_scenario(raw, str(path))
+    return parse_scenario(read_input(path, "scenario"), str(path))
 
 
 def parse_scenario(raw: bytes, source: str = "scenario") -> Scenario:
-    try:
-        scenario = msgspec.json.decode(raw, type=Scenario)
-    except msgspec.ValidationError as exc:
-        raise ConfigurationError(f"scenario {source}: {_where(str(exc))}") from None
-    except msgspec.DecodeError as exc:
-        raise ConfigurationError(f"scenario {source}: not valid JSON: {exc}") from None
+    scenario = decode_input(raw, Scenario, "scenario", source)
     problems = _check(scenario)
     if problems:
         raise ConfigurationError(f"scenario {source}: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
     return scenario
-
-
-def _where(message: str) -> str:
-    # msgspec says "Expected `str`, got `int` - at `$.listings[0].coin_id`": put the place first.
-    if " - at `$" in message:
-        what, where = message.rsplit(" - at `$", 1)
-        return f"{where.rstrip('`').lstrip('.') or 'top level'}: {what}"
-    # At the root msgspec names no path at all.
-    return f"top level: {message}"
 
 
 def _aware(moment: datetime, where: str, problems: list[str]) -> None:
