@@ -417,8 +417,8 @@ def _to_row(ev: Recorded) -> dict[str, Any]:
 
 
 def recorded_from_row(row: Any) -> Recorded:
-    """An `events` row as the Recorded event it stores."""
-    m = row._mapping
+    """An `events` row (SQLAlchemy's, or any mapping of its columns) as the Recorded event it stores."""
+    m = getattr(row, "_mapping", row)
     return Recorded(
         stream_id=m["stream_id"],
         version=m["version"],

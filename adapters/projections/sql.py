@@ -4,31 +4,35 @@
 lock the projection's checkpoint row, read the events after it, fold them into the rows they
 touch, write those rows, move the checkpoint. A crash anywhere before the commit leaves rows
 and checkpoint as they were, so the rerun applies the same batch exactly once; a second
-projector waits on the checkpoint lock (Postgres: SELECT ... FOR UPDATE on its row; SQLite:
-BEGIN IMMEDIATE) and then starts after what the first committed. The store hands out positions
+projector waits on the checkpoint lock (Postgres: the upsert of its row; SQLite: BEGIN
+IMMEDIATE) and then starts after what the first committed. The store hands out positions
 in commit order (adapters/eventstore/sqlalchemy_store.py), so a reader past position N never
 sees an event at or below N commit later.
 
 The fold is the trade book's own (application/trade_book.py): the rows an event batch touches
 are loaded into a TradeBook, the batch is applied to it, and what changed is written back.
 So the SQL views equal the in-memory book's by construction of the fold; the tests check the
-round trip through the tables (exact decimals, times, order).
+round trip through the tables (exact decimals, times, order). The fold is pure (`_fold`); the
+reads and writes around it are SQLAlchemy Core on SQLite and asyncpg's own connection on
+Postgres (`_AsyncpgIO`, for speed: see bench/README.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Table, bindparam, delete, func, insert, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.types import TypeDecorator
 
 from adapters.eventstore.schema import (
     events,
@@ -81,12 +85,12 @@ class SqlProjector:
         """Apply at most one batch of the events after the checkpoint, in one transaction.
         Returns how many events it applied (0: caught up)."""
         async with self._engine.connect() as conn:
-            return await self._apply_batch(conn)
+            return await self._apply_batch(await _batch_io(conn))
 
     async def catch_up(self) -> int:
         """Apply batches until none is left; returns how many events were applied."""
         async with self._engine.connect() as conn:
-            return await self._catch_up(conn)
+            return await self._catch_up(await _batch_io(conn))
 
     async def follow(self, poll_interval: float | timedelta = 1.0, stop: asyncio.Event | None = None) -> int:
         """Catch up, then poll every `poll_interval` until `stop` is set; returns how many events
@@ -99,35 +103,33 @@ class SqlProjector:
         stop = stop if stop is not None else asyncio.Event()
         applied = 0
         async with self._engine.connect() as conn:
+            io = await _batch_io(conn)
             while not stop.is_set():
-                if await self._behind(conn):
-                    applied += await self._catch_up(conn)
+                if await io.behind(self._name):
+                    applied += await self._catch_up(io)
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=seconds)
                 except TimeoutError:
                     pass
         return applied
 
-    async def _catch_up(self, conn: AsyncConnection) -> int:
+    async def _catch_up(self, io: _BatchIO) -> int:
         applied = 0
         while True:
-            done = await self._apply_batch(conn)
+            done = await self._apply_batch(io)
             applied += done
             if done < self._batch:
                 return applied
 
-    async def _apply_batch(self, conn: AsyncConnection) -> int:
-        async with conn.begin():
-            checkpoint = await self._lock_checkpoint(conn)
-            result = await conn.execute(
-                select(events).where(events.c.position > checkpoint).order_by(events.c.position).limit(self._batch)
-            )
-            records = [recorded_from_row(row) for row in result.all()]
+    async def _apply_batch(self, io: _BatchIO) -> int:
+        async with io.transaction():
+            checkpoint = await io.lock_checkpoint(self._name)
+            records = await io.read_events(checkpoint, self._batch)
             if not records:
                 return 0
-            await _project(conn, records, checkpoint)
+            await _project(io, records, checkpoint)
             through = records[-1].position or checkpoint
-            await self._save_checkpoint(conn, through)
+            await io.save_checkpoint(self._name, through)
         self.applied_through = through
         if self._on_batch is not None:
             self._on_batch(through)
@@ -135,36 +137,6 @@ class SqlProjector:
 
     async def checkpoint(self) -> int:
         return await _read_checkpoint(self._engine, self._name)
-
-    async def _behind(self, conn: AsyncConnection) -> bool:
-        """A lock-free look: polling an idle history never takes SQLite's write lock from appenders.
-        A stale answer only delays the batch to the next poll."""
-        async with conn.begin():
-            last = await conn.scalar(select(func.max(events.c.position)))
-            done = await conn.scalar(select(proj_checkpoints.c.position).where(proj_checkpoints.c.name == self._name))
-        return int(last or 0) > int(done or 0)
-
-    # --- the checkpoint ------------------------------------------------------------------
-
-    async def _lock_checkpoint(self, conn: AsyncConnection) -> int:
-        """First statements of the batch: hold this projection's checkpoint, then read it."""
-        row = {"name": self._name, "position": 0}
-        if self._engine.dialect.name == "sqlite":
-            # The write lock of the whole database, taken before reading anything (see the store).
-            await conn.exec_driver_sql("BEGIN IMMEDIATE")
-            await conn.execute(sqlite_insert(proj_checkpoints).values(row).on_conflict_do_nothing())
-            stmt = select(proj_checkpoints.c.position).where(proj_checkpoints.c.name == self._name)
-        else:
-            # A concurrent first insert waits for the other's commit, then does nothing;
-            # FOR UPDATE then waits for the holder and reads what it committed.
-            await conn.execute(pg_insert(proj_checkpoints).values(row).on_conflict_do_nothing())
-            stmt = select(proj_checkpoints.c.position).where(proj_checkpoints.c.name == self._name).with_for_update()
-        return int(await conn.scalar(stmt) or 0)
-
-    async def _save_checkpoint(self, conn: AsyncConnection, position: int) -> None:
-        await conn.execute(
-            update(proj_checkpoints).where(proj_checkpoints.c.name == self._name).values(position=position)
-        )
 
 
 async def run_projector(
@@ -210,35 +182,78 @@ class _Touched:
         return touched
 
 
-async def _project(conn: AsyncConnection, records: Sequence[Recorded], checkpoint: int) -> None:
+@dataclass
+class _Stored:
+    """The rows a batch touches, as they are before it."""
+
+    targets: dict[str, TargetView]
+    positions: dict[str, PositionView]
+    days: dict[tuple[str, date], Decimal]
+    stops: dict[str, str]
+
+
+@dataclass
+class _Writes:
+    """What a batch changes: rows to insert (with their first event) and stored rows to update."""
+
+    new: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)
+    changed: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)
+    stops: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # scope -> (stored, now)
+    trades: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _BatchIO(Protocol):
+    """One batch's reads and writes, on one connection, in the transaction it opens."""
+
+    def transaction(self) -> AbstractAsyncContextManager[Any]: ...
+    async def behind(self, name: str) -> bool: ...
+    async def lock_checkpoint(self, name: str) -> int: ...
+    async def read_events(self, after: int, limit: int) -> list[Recorded]: ...
+    async def load(self, touched: _Touched) -> _Stored: ...
+    async def write_rows(self, table: Table, key: Sequence[str], new: list[dict[str, Any]],
+                         changed: list[dict[str, Any]]) -> None: ...
+    async def write_stops(self, stops: dict[str, tuple[str | None, str | None]]) -> None: ...
+    async def insert_trades(self, rows: list[dict[str, Any]]) -> None: ...
+    async def save_checkpoint(self, name: str, position: int) -> None: ...
+
+
+async def _batch_io(conn: AsyncConnection) -> _BatchIO:
+    """Postgres: the driver's own connection (prepared statements, one statement per table);
+    SQLite: SQLAlchemy Core."""
+    if conn.dialect.name == "postgresql":
+        raw = await conn.get_raw_connection()
+        return _AsyncpgIO(raw.driver_connection)
+    return _AlchemyIO(conn)
+
+
+async def _project(io: _BatchIO, records: Sequence[Recorded], checkpoint: int) -> None:
     """Fold `records` into the rows they touch and write back what changed."""
-    touched = _Touched.by(records)
+    writes = _fold(records, checkpoint, await io.load(_Touched.by(records)))
+    for table, key in _KEYS.items():
+        new, changed = writes.new.get(table, []), writes.changed.get(table, [])
+        if new or changed:
+            await io.write_rows(table, key, new, changed)
+    if writes.stops:
+        await io.write_stops(writes.stops)
+    if writes.trades:
+        await io.insert_trades(writes.trades)
+
+
+_KEYS: dict[Table, tuple[str, ...]] = {
+    proj_targets: ("target_id",),
+    proj_positions: ("position_id",),
+    proj_daily_pnl: ("user_id", "day"),
+}
+
+
+def _fold(records: Sequence[Recorded], checkpoint: int, stored: _Stored) -> _Writes:
+    """The trade book's fold of `records` over the stored rows, as rows to write. No I/O."""
     book = TradeBook()
     book.position = checkpoint
-
-    stored_targets = {
-        row.target_id: _target_view(row)
-        for row in await _rows_in(conn, proj_targets, proj_targets.c.target_id, touched.target_ids)
-    }
-    stored_positions = {
-        row.position_id: _position_view(row)
-        for row in await _rows_in(conn, proj_positions, proj_positions.c.position_id, touched.position_ids)
-    }
-    stored_days: dict[tuple[str, date], Decimal] = {}
-    days = sorted(touched.days)
-    for start in range(0, len(days), _IN_CHUNK):
-        key = tuple_(proj_daily_pnl.c.user_id, proj_daily_pnl.c.day)
-        result = await conn.execute(select(proj_daily_pnl).where(key.in_(days[start:start + _IN_CHUNK])))
-        stored_days.update({(row.user_id, row.day): row.realised_pnl for row in result.all()})
-    stored_stops = {
-        row.scope: row.reason
-        for row in await _rows_in(conn, proj_emergency_stops, proj_emergency_stops.c.scope, touched.scopes)
-    }
-
-    book.targets.update(copy.deepcopy(stored_targets))
-    book.positions.update(copy.deepcopy(stored_positions))
-    book.restore_daily_pnl(DailyPnl(user, day, pnl) for (user, day), pnl in stored_days.items())
-    book.stops.update(stored_stops)
+    book.targets.update(copy.deepcopy(stored.targets))
+    book.positions.update(copy.deepcopy(stored.positions))
+    book.restore_daily_pnl(DailyPnl(user, day, pnl) for (user, day), pnl in stored.days.items())
+    book.stops.update(stored.stops)
 
     # A row's first event orders the lists as the book's dicts are ordered: new keys go last.
     first_target_event: dict[str, int] = {}
@@ -251,82 +266,244 @@ async def _project(conn: AsyncConnection, records: Sequence[Recorded], checkpoin
         if len(book.positions) > positions_before:
             first_position_event[next(reversed(book.positions))] = rec.position or 0
 
-    await _write_changes(
-        conn, proj_targets, "target_id",
-        {tid: _target_row(view) for tid, view in book.targets.items() if stored_targets.get(tid) != view},
-        set(stored_targets), first_target_event,
-    )
-    await _write_changes(
-        conn, proj_positions, "position_id",
-        {pid: _position_row(view) for pid, view in book.positions.items() if stored_positions.get(pid) != view},
-        set(stored_positions), first_position_event,
-    )
+    writes = _Writes()
+    for tid, target in book.targets.items():
+        if tid not in stored.targets:
+            writes.new.setdefault(proj_targets, []).append(_target_row(target) | {"first_event": first_target_event[tid]})
+        elif stored.targets[tid] != target:
+            writes.changed.setdefault(proj_targets, []).append(_target_row(target))
+    for pid, position in book.positions.items():
+        if pid not in stored.positions:
+            writes.new.setdefault(proj_positions, []).append(_position_row(position) | {"first_event": first_position_event[pid]})
+        elif stored.positions[pid] != position:
+            writes.changed.setdefault(proj_positions, []).append(_position_row(position))
+    for day in book.daily_pnl():
+        row = {"user_id": day.user_id, "day": day.day, "realised_pnl": day.realised_pnl}
+        before = stored.days.get((day.user_id, day.day))
+        if before is None:
+            writes.new.setdefault(proj_daily_pnl, []).append(row)
+        elif before != day.realised_pnl:
+            writes.changed.setdefault(proj_daily_pnl, []).append(row)
+    for scope in sorted(set(stored.stops) | set(book.stops)):
+        if stored.stops.get(scope) != book.stops.get(scope):
+            writes.stops[scope] = (stored.stops.get(scope), book.stops.get(scope))
+    writes.trades = [_trade_row(t) for t in book.trades]
+    return writes
 
-    new_days = [d for d in book.daily_pnl() if (d.user_id, d.day) not in stored_days]
-    changed_days = [
-        d for d in book.daily_pnl() if (d.user_id, d.day) in stored_days and stored_days[(d.user_id, d.day)] != d.realised_pnl
-    ]
-    if new_days:
-        await conn.execute(
-            insert(proj_daily_pnl), [{"user_id": d.user_id, "day": d.day, "realised_pnl": d.realised_pnl} for d in new_days]
+
+class _AlchemyIO:
+    """A batch through SQLAlchemy Core: SQLite."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    def transaction(self) -> AbstractAsyncContextManager[Any]:
+        return self._conn.begin()
+
+    async def behind(self, name: str) -> bool:
+        """A lock-free look: polling an idle history never takes SQLite's write lock from appenders.
+        A stale answer only delays the batch to the next poll."""
+        async with self._conn.begin():
+            last = await self._conn.scalar(select(func.max(events.c.position)))
+            done = await self._conn.scalar(select(proj_checkpoints.c.position).where(proj_checkpoints.c.name == name))
+        return int(last or 0) > int(done or 0)
+
+    async def lock_checkpoint(self, name: str) -> int:
+        """First statements of the batch: the write lock of the whole database, taken before
+        reading anything (see the store), then the checkpoint, created on first use."""
+        await self._conn.exec_driver_sql("BEGIN IMMEDIATE")
+        await self._conn.execute(sqlite_insert(proj_checkpoints).values(name=name, position=0).on_conflict_do_nothing())
+        return int(await self._conn.scalar(select(proj_checkpoints.c.position).where(proj_checkpoints.c.name == name)) or 0)
+
+    async def read_events(self, after: int, limit: int) -> list[Recorded]:
+        result = await self._conn.execute(
+            select(events).where(events.c.position > after).order_by(events.c.position).limit(limit)
         )
-    if changed_days:
-        stmt = (
-            update(proj_daily_pnl)
-            .where(proj_daily_pnl.c.user_id == bindparam("k_user_id"), proj_daily_pnl.c.day == bindparam("k_day"))
-            .values(realised_pnl=bindparam("v_realised_pnl"))
+        return [recorded_from_row(row) for row in result.all()]
+
+    async def load(self, touched: _Touched) -> _Stored:
+        days: dict[tuple[str, date], Decimal] = {}
+        wanted = sorted(touched.days)
+        for start in range(0, len(wanted), _IN_CHUNK):
+            key = tuple_(proj_daily_pnl.c.user_id, proj_daily_pnl.c.day)
+            result = await self._conn.execute(select(proj_daily_pnl).where(key.in_(wanted[start:start + _IN_CHUNK])))
+            days.update({(row.user_id, row.day): row.realised_pnl for row in result.all()})
+        return _Stored(
+            targets={row.target_id: _target_view(row._mapping)
+                     for row in await self._rows_in(proj_targets, "target_id", touched.target_ids)},
+            positions={row.position_id: _position_view(row._mapping)
+                       for row in await self._rows_in(proj_positions, "position_id", touched.position_ids)},
+            days=days,
+            stops={row.scope: row.reason for row in await self._rows_in(proj_emergency_stops, "scope", touched.scopes)},
         )
-        await conn.execute(
-            stmt, [{"k_user_id": d.user_id, "k_day": d.day, "v_realised_pnl": d.realised_pnl} for d in changed_days]
-        )
 
-    for scope in sorted(touched.scopes):
-        reason, stored = book.stops.get(scope), stored_stops.get(scope)
-        if reason == stored:
-            continue
-        if stored is not None:
-            await conn.execute(delete(proj_emergency_stops).where(proj_emergency_stops.c.scope == scope))
-        if reason is not None:
-            await conn.execute(insert(proj_emergency_stops).values(scope=scope, reason=reason))
+    async def _rows_in(self, table: Table, key: str, values: Collection[str]) -> list[Any]:
+        ordered = sorted(values)
+        rows: list[Any] = []
+        for start in range(0, len(ordered), _IN_CHUNK):
+            result = await self._conn.execute(select(table).where(table.c[key].in_(ordered[start:start + _IN_CHUNK])))
+            rows += result.all()
+        return rows
 
-    if book.trades:
-        await conn.execute(insert(proj_trades), [_trade_row(t) for t in book.trades])
+    async def write_rows(
+        self, table: Table, key: Sequence[str], new: list[dict[str, Any]], changed: list[dict[str, Any]]
+    ) -> None:
+        """Insert the new rows, update the changed stored ones (first_event stays)."""
+        if new:
+            await self._conn.execute(insert(table), new)
+        if changed:
+            columns = [col for col in changed[0] if col not in key]
+            stmt = (
+                update(table)
+                .where(*(table.c[k] == bindparam(f"k_{k}") for k in key))
+                .values({col: bindparam(f"v_{col}") for col in columns})
+            )
+            await self._conn.execute(
+                stmt, [{f"k_{k}": row[k] for k in key} | {f"v_{col}": row[col] for col in columns} for row in changed]
+            )
+
+    async def write_stops(self, stops: dict[str, tuple[str | None, str | None]]) -> None:
+        for scope, (stored, reason) in stops.items():
+            if stored is not None:
+                await self._conn.execute(delete(proj_emergency_stops).where(proj_emergency_stops.c.scope == scope))
+            if reason is not None:
+                await self._conn.execute(insert(proj_emergency_stops).values(scope=scope, reason=reason))
+
+    async def insert_trades(self, rows: list[dict[str, Any]]) -> None:
+        await self._conn.execute(insert(proj_trades), rows)
+
+    async def save_checkpoint(self, name: str, position: int) -> None:
+        await self._conn.execute(update(proj_checkpoints).where(proj_checkpoints.c.name == name).values(position=position))
 
 
-async def _rows_in(conn: AsyncConnection, table: Table, key: Any, values: Collection[str]) -> list[Any]:
-    ordered = sorted(values)
-    rows: list[Any] = []
-    for start in range(0, len(ordered), _IN_CHUNK):
-        result = await conn.execute(select(table).where(key.in_(ordered[start:start + _IN_CHUNK])))
-        rows += result.all()
-    return rows
+class _AsyncpgIO:
+    """A batch on asyncpg's own connection (Postgres): prepared statements, and one statement per
+    table whatever the batch's size (arrays through unnest). Through SQLAlchemy, parameter
+    building and row processing cost more CPU than the fold itself, and at several thousand
+    events a second the projector fell behind on them.
+
+    The column types still do the converting: each TypeDecorator's bind and result processing
+    (exact decimals as text, times in UTC) runs here as it does through SQLAlchemy."""
+
+    def __init__(self, driver: Any) -> None:
+        self._db = driver
+
+    def transaction(self) -> AbstractAsyncContextManager[Any]:
+        return cast(AbstractAsyncContextManager[Any], self._db.transaction())
+
+    async def behind(self, name: str) -> bool:
+        return bool(await self._db.fetchval(_PG_BEHIND, name))
+
+    async def lock_checkpoint(self, name: str) -> int:
+        # Creates the row on first use, else locks it (a second projector waits here for the
+        # first's commit) and returns the committed position.
+        return int(await self._db.fetchval(_PG_LOCK_CHECKPOINT, name))
+
+    async def read_events(self, after: int, limit: int) -> list[Recorded]:
+        return [recorded_from_row(row) for row in await self._db.fetch(_PG_READ_EVENTS, after, limit)]
+
+    async def load(self, touched: _Touched) -> _Stored:
+        stored = _Stored({}, {}, {}, {})
+        if touched.target_ids:
+            for row in await self._db.fetch(_pg_select_in(proj_targets), sorted(touched.target_ids)):
+                view = _target_view(_from_pg(proj_targets, row))
+                stored.targets[view.target_id] = view
+        if touched.position_ids:
+            for row in await self._db.fetch(_pg_select_in(proj_positions), sorted(touched.position_ids)):
+                pview = _position_view(_from_pg(proj_positions, row))
+                stored.positions[pview.position_id] = pview
+        if touched.days:
+            users, days = zip(*sorted(touched.days), strict=True)
+            for row in await self._db.fetch(_PG_SELECT_DAYS, list(users), list(days)):
+                found = _from_pg(proj_daily_pnl, row)
+                stored.days[(found["user_id"], found["day"])] = found["realised_pnl"]
+        if touched.scopes:
+            for row in await self._db.fetch(_pg_select_in(proj_emergency_stops), sorted(touched.scopes)):
+                stored.stops[row["scope"]] = row["reason"]
+        return stored
+
+    async def write_rows(
+        self, table: Table, key: Sequence[str], new: list[dict[str, Any]], changed: list[dict[str, Any]]
+    ) -> None:
+        """One upsert: new rows are inserted with their first event, stored rows keep theirs."""
+        if "first_event" in table.c:  # a placeholder: the upsert leaves a stored row's first event
+            changed = [row | {"first_event": 0} for row in changed]
+        rows = new + changed
+        await self._db.execute(_pg_upsert(table, tuple(key)), *_pg_columns(table, rows))
+
+    async def write_stops(self, stops: dict[str, tuple[str | None, str | None]]) -> None:
+        await self._db.execute("DELETE FROM proj_emergency_stops WHERE scope = ANY($1::text[])", sorted(stops))
+        active = [{"scope": scope, "reason": reason} for scope, (_, reason) in sorted(stops.items()) if reason is not None]
+        if active:
+            await self._db.execute(_pg_insert(proj_emergency_stops), *_pg_columns(proj_emergency_stops, active))
+
+    async def insert_trades(self, rows: list[dict[str, Any]]) -> None:
+        await self._db.execute(_pg_insert(proj_trades), *_pg_columns(proj_trades, rows))
+
+    async def save_checkpoint(self, name: str, position: int) -> None:
+        await self._db.execute("UPDATE proj_checkpoints SET position = $2 WHERE name = $1", name, position)
 
 
-async def _write_changes(
-    conn: AsyncConnection,
-    table: Table,
-    key: str,
-    changed: dict[str, dict[str, Any]],
-    stored: set[str],
-    first_event: dict[str, int],
-) -> None:
-    """Insert the new rows (with their first event), update the changed stored ones."""
-    new = [{**row, "first_event": first_event[k]} for k, row in changed.items() if k not in stored]
-    if new:
-        await conn.execute(insert(table), new)
-    updates = [
-        {f"v_{col}": value for col, value in row.items() if col != key} | {"k_key": k}
-        for k, row in changed.items()
-        if k in stored
-    ]
-    if updates:
-        columns = [col for col in next(iter(changed.values())) if col != key]
-        stmt = (
-            update(table)
-            .where(table.c[key] == bindparam("k_key"))
-            .values({col: bindparam(f"v_{col}") for col in columns})
-        )
-        await conn.execute(stmt, updates)
+_PG = postgresql.dialect()
+_PG_BEHIND = (
+    "SELECT coalesce((SELECT max(position) FROM events), 0)"
+    " > coalesce((SELECT position FROM proj_checkpoints WHERE name = $1), 0)"
+)
+_PG_LOCK_CHECKPOINT = (
+    "INSERT INTO proj_checkpoints (name, position) VALUES ($1, 0)"
+    " ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING position"
+)
+_PG_READ_EVENTS = (
+    f"SELECT {', '.join(c.name for c in events.columns)} FROM events"
+    " WHERE position > $1 ORDER BY position LIMIT $2"
+)
+_PG_SELECT_DAYS = (
+    "SELECT d.* FROM proj_daily_pnl d JOIN unnest($1::text[], $2::date[]) AS k(user_id, day)"
+    " ON d.user_id = k.user_id AND d.day = k.day"
+)
+
+
+def _pg_select_in(table: Table) -> str:
+    [key] = table.primary_key.columns
+    return f"SELECT * FROM {table.name} WHERE {key.name} = ANY($1::{key.type.compile(dialect=_PG)}[])"
+
+
+def _pg_insert(table: Table) -> str:
+    """INSERT of every column, each given as one array (rows side by side)."""
+    names = ", ".join(c.name for c in table.columns)
+    arrays = ", ".join(f"${i}::{_pg_type(c)}[]" for i, c in enumerate(table.columns, start=1))
+    return f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays})"
+
+
+def _pg_upsert(table: Table, key: tuple[str, ...]) -> str:
+    kept = set(key) | {"first_event"}
+    updates = ", ".join(f"{c.name} = EXCLUDED.{c.name}" for c in table.columns if c.name not in kept)
+    return f"{_pg_insert(table)} ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+
+
+def _pg_type(column: Any) -> str:
+    impl = column.type.impl if isinstance(column.type, TypeDecorator) else column.type
+    return str(impl.compile(dialect=_PG))
+
+
+def _pg_columns(table: Table, rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
+    """The rows as one list per column, through each column type's bind processing."""
+    columns = []
+    for column in table.columns:
+        values = [row[column.name] for row in rows]
+        if isinstance(column.type, TypeDecorator):
+            values = [column.type.process_bind_param(v, _PG) for v in values]
+        columns.append(values)
+    return columns
+
+
+def _from_pg(table: Table, row: Any) -> dict[str, Any]:
+    """An asyncpg row as SQLAlchemy would give it: through each column type's result processing."""
+    found = dict(row)
+    for column in table.columns:
+        if isinstance(column.type, TypeDecorator):
+            found[column.name] = column.type.process_result_value(found[column.name], _PG)
+    return found
 
 
 # --- rows and views ------------------------------------------------------------------------
@@ -348,19 +525,19 @@ def _target_row(view: TargetView) -> dict[str, Any]:
     }
 
 
-def _target_view(row: Any) -> TargetView:
+def _target_view(row: Mapping[str, Any]) -> TargetView:
     return TargetView(
-        target_id=row.target_id,
-        user_id=row.user_id,
-        coin_id=row.coin_id,
-        symbol=row.symbol,
-        launch_at=datetime.min if row.launch_at is None else row.launch_at,
-        quote_amount=row.quote_amount,
-        exit_strategy=row.exit_strategy,
-        status=row.status,
-        confidence=row.confidence,
-        execute_at=row.execute_at,
-        reason=row.reason,
+        target_id=row["target_id"],
+        user_id=row["user_id"],
+        coin_id=row["coin_id"],
+        symbol=row["symbol"],
+        launch_at=datetime.min if row["launch_at"] is None else row["launch_at"],
+        quote_amount=row["quote_amount"],
+        exit_strategy=row["exit_strategy"],
+        status=row["status"],
+        confidence=row["confidence"],
+        execute_at=row["execute_at"],
+        reason=row["reason"],
     )
 
 
@@ -389,26 +566,26 @@ def _position_row(view: PositionView) -> dict[str, Any]:
     }
 
 
-def _position_view(row: Any) -> PositionView:
+def _position_view(row: Mapping[str, Any]) -> PositionView:
     return PositionView(
-        position_id=row.position_id,
-        target_id=row.target_id,
-        user_id=row.user_id,
-        symbol=row.symbol,
-        entry_price=row.entry_price,
-        quantity=row.quantity,
-        remaining=row.remaining,
-        cost=row.cost,
-        remaining_cost=row.remaining_cost,
-        proceeds=row.proceeds,
-        fees=row.fees,
-        realised_pnl=row.realised_pnl,
-        status=row.status,
-        last_exit=row.last_exit,
-        opened_at=row.opened_at,
-        closed_at=row.closed_at,
-        exits=row.exits.split(),
-        quote_asset=row.quote_asset,
+        position_id=row["position_id"],
+        target_id=row["target_id"],
+        user_id=row["user_id"],
+        symbol=row["symbol"],
+        entry_price=row["entry_price"],
+        quantity=row["quantity"],
+        remaining=row["remaining"],
+        cost=row["cost"],
+        remaining_cost=row["remaining_cost"],
+        proceeds=row["proceeds"],
+        fees=row["fees"],
+        realised_pnl=row["realised_pnl"],
+        status=row["status"],
+        last_exit=row["last_exit"],
+        opened_at=row["opened_at"],
+        closed_at=row["closed_at"],
+        exits=row["exits"].split(),
+        quote_asset=row["quote_asset"],
     )
 
 
@@ -470,14 +647,14 @@ class SqlReadModels:
         stmt = select(t).where(t.c.user_id == user_id).order_by(t.c.first_event, t.c.position_id)
         if open_only:
             stmt = stmt.where(t.c.status != "closed")
-        return [_position_view(row) for row in await self._all(stmt)]
+        return [_position_view(row._mapping) for row in await self._all(stmt)]
 
     async def targets(self, user_id: str, statuses: Collection[str] | None = None) -> list[TargetView]:
         t = proj_targets
         stmt = select(t).where(t.c.user_id == user_id).order_by(t.c.first_event, t.c.target_id)
         if statuses is not None:
             stmt = stmt.where(t.c.status.in_(sorted(statuses)))
-        return [_target_view(row) for row in await self._all(stmt)]
+        return [_target_view(row._mapping) for row in await self._all(stmt)]
 
     async def daily_pnl(self, user_id: str, day_from: date, day_to: date) -> list[DailyPnl]:
         t = proj_daily_pnl

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select, text
 from sqlalchemy.exc import StatementError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.eventstore.memory import InMemoryEventStore
 from adapters.eventstore.migrate import upgrade
@@ -34,6 +34,7 @@ from adapters.eventstore.schema import (
 from adapters.eventstore.sqlalchemy_store import SqlEventStore, make_engine
 from adapters.paper.scenario import load_scenario
 from adapters.projections import PROJECTION, InMemoryReadModels, SqlProjector, SqlReadModels, run_projector
+from adapters.projections import sql as projection_module
 from application import repository
 from application.ports import EventStore, ReadModels
 from application.trade_book import TradeBook
@@ -285,8 +286,21 @@ class PowerCut(Exception):
     pass
 
 
+async def _count_inside(io: Any, sql: str) -> int:
+    """A count on the batch's own connection, inside its transaction (either kind of batch I/O)."""
+    if isinstance(io, projection_module._AsyncpgIO):
+        return int(await io._db.fetchval(sql))
+    return int(await io._conn.scalar(text(sql)))
+
+
+@pytest.fixture
+def batch_io(db_url: str) -> type:
+    """The batch I/O class this database's projector uses."""
+    return projection_module._AsyncpgIO if db_url.startswith("postgresql") else projection_module._AlchemyIO
+
+
 async def test_a_crash_before_commit_leaves_everything_and_the_rerun_applies_the_batch_once(
-    engine: AsyncEngine, store: SqlEventStore, monkeypatch: pytest.MonkeyPatch
+    engine: AsyncEngine, store: SqlEventStore, batch_io: type, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     projector = SqlProjector(engine, batch=1000)
     await projector.catch_up()
@@ -294,16 +308,16 @@ async def test_a_crash_before_commit_leaves_everything_and_the_rerun_applies_the
     checkpoint, before = await projector.checkpoint(), await table_contents(engine)
 
     seen_inside: dict[str, Any] = {}
-    real_save = SqlProjector._save_checkpoint
+    real_save = batch_io.save_checkpoint
 
-    async def save_then_crash(self: SqlProjector, conn: AsyncConnection, position: int) -> None:
-        await real_save(self, conn, position)
+    async def save_then_crash(self: Any, name: str, position: int) -> None:
+        await real_save(self, name, position)
         # Everything is written, in the transaction: rows and the moved checkpoint...
-        seen_inside["checkpoint"] = await conn.scalar(select(proj_checkpoints.c.position))
-        seen_inside["trades"] = len((await conn.execute(select(proj_trades))).all())
+        seen_inside["checkpoint"] = await _count_inside(self, "SELECT position FROM proj_checkpoints")
+        seen_inside["trades"] = await _count_inside(self, "SELECT count(*) FROM proj_trades")
         raise PowerCut  # ... and the process dies before the commit.
 
-    monkeypatch.setattr(SqlProjector, "_save_checkpoint", save_then_crash)
+    monkeypatch.setattr(batch_io, "save_checkpoint", save_then_crash)
     with pytest.raises(PowerCut):
         await projector.catch_up()
     assert seen_inside == {"checkpoint": await store.last_position(), "trades": len(before["proj_trades"]) + 3}
@@ -317,24 +331,22 @@ async def test_a_crash_before_commit_leaves_everything_and_the_rerun_applies_the
 
 
 async def test_a_crash_halfway_through_the_writes_leaves_everything(
-    engine: AsyncEngine, store: SqlEventStore, monkeypatch: pytest.MonkeyPatch
+    engine: AsyncEngine, store: SqlEventStore, batch_io: type, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from adapters.projections import sql as projection_module
-
     before = await table_contents(engine)
-    real_write = projection_module._write_changes
-    calls = 0
+    real_write = batch_io.write_rows
+    written: list[str] = []
 
-    async def write_then_crash(*args: Any) -> None:
-        nonlocal calls
-        calls += 1
-        await real_write(*args)
-        if calls == 2:  # targets written, positions written, the rest not yet
+    async def write_then_crash(self: Any, table: Any, *args: Any) -> None:
+        await real_write(self, table, *args)
+        written.append(table.name)
+        if len(written) == 2:  # targets written, positions written, the rest not yet
             raise PowerCut
 
-    monkeypatch.setattr(projection_module, "_write_changes", write_then_crash)
+    monkeypatch.setattr(batch_io, "write_rows", write_then_crash)
     with pytest.raises(PowerCut):
         await run_projector(engine)
+    assert written == ["proj_targets", "proj_positions"]
     assert await table_contents(engine) == before
     monkeypatch.undo()
     assert await run_projector(engine) == len(await store.read_all())
