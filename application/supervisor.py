@@ -9,6 +9,13 @@ to a cap, so a broken dependency is not hammered.
 Work an agent starts that must outlive its tick (a snipe waiting for its launch) is handed
 to `spawn`: a stop lets that work finish, within the grace, before the worker exits; a
 snipe interrupted at the grace is resolved by its client order id on the next start.
+
+A shared agent (`AgentSpec.shared`) polls for the whole deployment: with several workers, its
+rounds must run once per interval across all of them, not once in each. The supervisor does
+not loop it; a job engine calls `round(name)` at each slot on one worker (the worker wires
+SAQ's periodic jobs to it). The round is still this supervisor's: same tick timeout, crash
+alert and fresh instance after a crash, and a heartbeat published under SHARED_WORKER, so
+the deployment's status shows whether any worker ran the agent recently.
 """
 
 from __future__ import annotations
@@ -40,6 +47,12 @@ class AgentSpec:
     name: str
     build: Callable[[], Agent]
     interval: timedelta
+    # Rounds run by a job engine once per interval across all workers (see `round`).
+    shared: bool = False
+
+
+# The worker id a shared agent's heartbeat is published under: any worker's round refreshes it.
+SHARED_WORKER = "shared"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +72,7 @@ class _AgentKilled(Exception):
 @dataclass(slots=True)
 class _Running:
     spec: AgentSpec
-    agent: Agent
+    agent: Agent | None  # None: a shared agent to build afresh for its next round
     restarts: int = 0
     ticks: int = 0
     tick_task: asyncio.Task[str] | None = None
@@ -96,7 +109,9 @@ class Supervisor:
     async def run(self) -> None:
         """Run every agent until `stop()`; then finish what is in flight (within the grace)."""
         self._loops = [
-            asyncio.create_task(self._supervise(spec), name=f"agent-{spec.name}") for spec in self._specs
+            asyncio.create_task(self._supervise(spec), name=f"agent-{spec.name}")
+            for spec in self._specs
+            if not spec.shared
         ]
         await self._stopping.wait()
         await self._drain()
@@ -133,6 +148,34 @@ class Supervisor:
         running = self._running.get(name)
         return None if running is None else self._status_of(running)
 
+    async def round(self, name: str) -> str:
+        """One round of shared agent `name`, on behalf of the whole deployment (a job engine calls
+        this once per slot, on one worker). Raises what crashed the round, after the alert; the
+        next round runs on a fresh instance. A stopping worker runs no round: the next slot
+        goes to another worker, or to this one once restarted."""
+        spec = next((s for s in self._specs if s.name == name and s.shared), None)
+        if spec is None:
+            raise KeyError(f"no shared agent named {name!r}")
+        if self._stopping.is_set():
+            return "worker stopping: round left to the next slot"
+        running = self._running.get(name)
+        if running is None:
+            running = self._running[name] = _Running(spec, spec.build())
+        elif running.agent is None:
+            running.agent = spec.build()
+        if running.tick_task is not None:
+            return "previous round still running"
+        try:
+            running.detail = await self._tick(running)
+        except Exception as exc:
+            await self._crashed(running, exc)
+            running.agent = None  # built afresh for the next round
+            raise
+        running.healthy = True
+        running.ticks += 1
+        await self._beat(running)
+        return running.detail
+
     # --- one agent ---------------------------------------------------------------------
 
     async def _supervise(self, spec: AgentSpec) -> None:
@@ -164,6 +207,7 @@ class Supervisor:
     async def _tick(self, running: _Running) -> str:
         with self._telemetry.span("agent.tick", agent=running.spec.name, worker=self._worker_id):
             running.killed = False
+            assert running.agent is not None
             running.tick_task = asyncio.create_task(_call(running.agent.tick), name=f"tick-{running.spec.name}")
             try:
                 # shield: a stop must not cancel a tick in flight; the tick itself may be killed.
@@ -174,6 +218,7 @@ class Supervisor:
             except asyncio.CancelledError:
                 if running.killed and running.tick_task.cancelled():
                     raise _AgentKilled("killed mid-tick") from None
+                running.tick_task.cancel()  # whoever cancelled the round (a job's timeout) ends the tick too
                 raise
             finally:
                 running.tick_task = None
@@ -207,6 +252,12 @@ class Supervisor:
         now = self._clock.now()
         # Next beat: after the pause (at most the backoff cap) and the next tick (at most its timeout).
         due = max(running.spec.interval, self._policy.backoff_max) + self._policy.tick_timeout
+        if running.spec.shared:
+            return AgentStatus(
+                name=running.spec.name, healthy=running.healthy, last_beat_at=now, restarts=running.restarts,
+                detail=f"{running.detail[:450]} (round on {self._worker_id})", worker_id=SHARED_WORKER,
+                stale_after=now + due,
+            )
         return AgentStatus(
             name=running.spec.name, healthy=running.healthy, last_beat_at=now,
             restarts=running.restarts, detail=running.detail[:500], worker_id=self._worker_id,

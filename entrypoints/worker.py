@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import secrets
@@ -33,7 +34,7 @@ from adapters.clock import AcceleratedClock, SystemClock
 from adapters.memory import InMemoryScheduler
 from adapters.mexc.price_stream import MexcPriceStream
 from adapters.mexc.streams import MexcMarketStream
-from adapters.scheduling import JobPolicy, JobRunner, SaqScheduler, job_queue
+from adapters.scheduling import JobPolicy, JobRunner, Periodic, SaqScheduler, cron_of, job_queue
 from adapters.paper.recordings import BUNDLED_RECORDINGS, RecordingDirectory
 from adapters.paper.scenario import Scenario, load_scenario
 from adapters.redis import RedisAgentStatusBoard, redis_client
@@ -168,8 +169,10 @@ async def run_worker(
             jobs = contextlib.AsyncExitStack()
             durable: SaqScheduler | None = None
             if settings.redis_url is not None and w.market == "mexc":
-                # Production: snipes are durable jobs in Redis (SAQ), each run by one worker. Not for
-                # a replay: SAQ keeps wall-clock time, a replay runs on an accelerated clock.
+                # Production: snipes are durable jobs in Redis (SAQ), each run by one worker, and the
+                # deployment-wide polls are periodic jobs, each slot run by one worker. Not for a
+                # replay: SAQ keeps wall-clock time, a replay runs on an accelerated clock.
+                shared_polls = _shared_poll_slots(settings)
                 queue = await jobs.enter_async_context(job_queue(settings.redis_url, settings.redis_prefix))
                 durable = SaqScheduler(queue, policies={EXECUTE_SNIPE: _snipe_job_policy(settings)})
             prices: MexcPriceStream | None = None
@@ -180,10 +183,15 @@ async def run_worker(
             supervisor = await _supervisor(container, settings, clock, board, extras, me, durable, prices)
             if durable is not None:
                 execute = await container.get(ExecuteSnipe)
-                runner = JobRunner(queue, {EXECUTE_SNIPE: execute}, grace=w.stop_grace, worker_id=me)
+                periodic = [
+                    Periodic(name, every, functools.partial(supervisor.round, name), timeout=_SHARED_ROUND_TIMEOUT)
+                    for name, every in shared_polls.items()
+                ]
+                runner = JobRunner(queue, {EXECUTE_SNIPE: execute}, periodic, grace=w.stop_grace, worker_id=me)
                 await runner.start()
                 jobs.push_async_callback(runner.stop)
-                out.write("snipes are durable jobs on SAQ (Redis): each runs on one worker\n")
+                out.write("snipes are durable jobs on SAQ (Redis): each runs on one worker; "
+                          f"{', '.join(shared_polls)} run once per slot across workers\n")
             stoppers = _install_stops(supervisor, run, stop_signals)
             if duration is not None:
                 stoppers.append(asyncio.create_task(_stop_after(supervisor, run, duration)))
@@ -254,6 +262,30 @@ async def _reconcile_first(
     return None
 
 
+# A shared round's job outlives the supervisor's own tick timeout, so the supervisor, not SAQ,
+# ends a stuck round (and alerts).
+_SHARED_ROUND_TIMEOUT = SupervisorPolicy().tick_timeout + timedelta(seconds=30)
+
+
+def _shared_poll_slots(settings: Settings) -> dict[str, timedelta]:
+    """The shared agents and their intervals, each checked to make whole periodic-job slots."""
+    polls = {
+        "calendar": ("SNIPER_CALENDAR_POLL_SECONDS", settings.calendar_poll),
+        "pattern-discovery": ("SNIPER_STATE_POLL_SECONDS", settings.state_poll),
+        "reconciliation": ("SNIPER_RECONCILE_POLL_SECONDS", settings.worker.reconcile_poll),
+    }
+    for name, (var, every) in polls.items():
+        try:
+            cron_of(every)
+        except ValueError:
+            raise ConfigurationError(
+                f"{var}={every.total_seconds():g}: with REDIS_URL on MEXC, the {name} poll runs once per slot "
+                "across workers, so its interval must divide a minute (1, 2, 3, 4, 5, 6, 10, 12, 15, 20 or 30 s), "
+                "an hour (whole minutes) or a day (whole hours)"
+            ) from None
+    return {name: every for name, (_, every) in polls.items()}
+
+
 def _snipe_job_policy(settings: Settings) -> JobPolicy:
     t = settings.timing
     # A run lasts from prepare_ahead before launch to the deadline, plus confirming the fill.
@@ -302,16 +334,18 @@ async def _supervisor(container, settings: Settings, clock: Clock, board: AgentS
     # Intervals are in the worker's clock: a replay's accelerated time stretches them alike,
     # but the strategy agent must not spin: never more often than every 50 ms of real time.
     speed = getattr(clock, "speed", 1.0)
+    shared = durable is not None  # the deployment-wide polls: SAQ runs each slot on one worker
     specs = [
-        AgentSpec("calendar", lambda: CalendarAgent(sync), settings.calendar_poll),
+        AgentSpec("calendar", lambda: CalendarAgent(sync), settings.calendar_poll, shared=shared),
         AgentSpec("pattern-discovery", lambda: PatternDiscoveryAgent(detect, store, book, spawn, extras.enrich),
-                  settings.state_poll),
+                  settings.state_poll, shared=shared),
         AgentSpec("strategy", lambda: StrategyAgent(execute, jobs, schedule, store, book, clock, timing, spawn),
                   _STRATEGY_TICK * max(1.0, speed)),
         AgentSpec("risk-manager", lambda: RiskManagerAgent(manage, market, traders, store, book, clock, notifier),
                   w.price_poll),
         AgentSpec("safety-monitor", lambda: SafetyMonitorAgent(monitor), w.safety_poll),
-        AgentSpec("reconciliation", lambda: ReconciliationAgent(reconcile, clock, notifier), w.reconcile_poll),
+        AgentSpec("reconciliation", lambda: ReconciliationAgent(reconcile, clock, notifier), w.reconcile_poll,
+                  shared=shared),
     ]
     if prices is not None:
         specs.append(AgentSpec("price-stream", lambda: PriceStreamAgent(manage, prices, store, book), timedelta(0)))

@@ -55,10 +55,12 @@ class Periodic:
     def cron(self) -> str:
         if isinstance(self.every, str):
             return self.every
-        return _cron_of(self.every)
+        return cron_of(self.every)
 
 
-def _cron_of(every: timedelta) -> str:
+def cron_of(every: timedelta) -> str:
+    """The cron expression of an interval's slots (multiples of it since midnight UTC); ValueError
+    when the interval makes no whole slots."""
     seconds = every.total_seconds()
     if seconds > 0 and seconds == int(seconds):
         s = int(seconds)

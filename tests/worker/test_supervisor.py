@@ -11,7 +11,7 @@ import pytest
 from adapters.clock import SystemClock
 from adapters.memory import InMemoryAgentStatusBoard
 from application.alerts import Alert, Severity
-from application.supervisor import AgentSpec, Supervisor, SupervisorPolicy
+from application.supervisor import SHARED_WORKER, AgentSpec, Supervisor, SupervisorPolicy
 
 FAST = SupervisorPolicy(backoff_first=timedelta(milliseconds=20), backoff_max=timedelta(milliseconds=80),
                         stop_grace=timedelta(seconds=5), tick_timeout=timedelta(seconds=5))
@@ -200,3 +200,74 @@ def test_agent_names_are_unique() -> None:
     spec = AgentSpec("calendar", lambda: Counting([]), timedelta(seconds=1))
     with pytest.raises(ValueError, match="unique"):
         Supervisor([spec, spec], SystemClock(), InMemoryAgentStatusBoard())
+
+
+# --- shared agents: rounds called by the job engine, once per slot across workers ----------
+
+class Slow:
+    def __init__(self, started: asyncio.Event, finished: list[str]) -> None:
+        self.started, self.finished = started, finished
+
+    async def tick(self) -> str:
+        self.started.set()
+        try:
+            await asyncio.sleep(30)
+        finally:
+            self.finished.append("ended")
+        return "never"
+
+
+async def test_a_shared_agent_is_not_looped_and_its_round_beats_for_the_deployment() -> None:
+    board, log = InMemoryAgentStatusBoard(), []
+    sup = Supervisor([AgentSpec("own", lambda: Counting(log), timedelta(milliseconds=5)),
+                      AgentSpec("calendar", lambda: Counting(log), timedelta(seconds=1), shared=True)],
+                     SystemClock(), board, policy=FAST, worker_id="w1")
+    run = asyncio.create_task(sup.run())
+    await wait_for(lambda: len(log) >= 5)
+    assert all(entry.startswith("1.") for entry in log)  # only the looped agent (instance 1) ticked
+    assert {s.name for s in await board.statuses()} == {"own"}
+
+    assert await sup.round("calendar") == "tick 1"
+    assert await sup.round("calendar") == "tick 2"
+    shared = [s for s in await board.statuses() if s.name == "calendar"]
+    assert [(s.worker_id, s.healthy) for s in shared] == [(SHARED_WORKER, True)]
+    assert shared[0].detail == "tick 2 (round on w1)"
+    assert shared[0].stale_after is not None and shared[0].stale_after > shared[0].last_beat_at
+
+    sup.stop()
+    await asyncio.wait_for(run, 5)
+    # A stopping worker leaves its slots to the others, and does not mark the shared agent stopped.
+    assert await sup.round("calendar") == "worker stopping: round left to the next slot"
+    [after] = [s for s in await board.statuses() if s.name == "calendar"]
+    assert after.healthy and after.detail == "tick 2 (round on w1)"
+    with pytest.raises(KeyError):
+        await sup.round("own")  # a looped agent has no rounds to call
+
+
+async def test_a_crashed_round_alerts_raises_and_the_next_round_is_a_fresh_instance() -> None:
+    board, log, alerts = InMemoryAgentStatusBoard(), [], Alerts()
+    sup = Supervisor([AgentSpec("reconciliation", lambda: Counting(log, {1: 2}), timedelta(seconds=1), shared=True)],
+                     SystemClock(), board, alerts, policy=FAST, worker_id="w2")
+    assert await sup.round("reconciliation") == "tick 1"
+    with pytest.raises(RuntimeError, match="boom in 1"):
+        await sup.round("reconciliation")
+    [status] = await board.statuses()
+    assert not status.healthy and status.restarts == 1 and status.worker_id == SHARED_WORKER
+    assert [a.key for a in alerts.sent] == ["agent-crashed:reconciliation"]
+    assert alerts.sent[0].severity == Severity.CRITICAL
+    assert await sup.round("reconciliation") == "tick 1"  # instance 2, from the factory
+    assert log == ["1.1", "1.2", "2.1"]
+    [status] = await board.statuses()
+    assert status.healthy
+
+
+async def test_a_cancelled_round_ends_its_tick() -> None:
+    started, finished = asyncio.Event(), []
+    sup = Supervisor([AgentSpec("pattern", lambda: Slow(started, finished), timedelta(seconds=1), shared=True)],
+                     SystemClock(), InMemoryAgentStatusBoard(), policy=FAST)
+    job = asyncio.create_task(sup.round("pattern"))  # as SAQ runs it; its timeout cancels the job
+    await asyncio.wait_for(started.wait(), 5)
+    job.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await job
+    await wait_for(lambda: finished == ["ended"])

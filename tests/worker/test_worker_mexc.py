@@ -84,10 +84,16 @@ async def test_a_live_worker_snipes_the_listing_and_a_paper_trader_stays_on_pape
 
 
 async def test_two_durable_workers_run_the_snipe_job_once(fresh_postgres_database: str, redis_url: str) -> None:
-    """With Redis, snipes are SAQ jobs: two live workers on one deployment, one order."""
+    """With Redis, snipes are SAQ jobs: two live workers on one deployment, one order. The
+    deployment-wide polls (calendar, symbol states) are SAQ periodic jobs: each slot runs on one
+    worker, so MEXC sees one calendar request per second, not one per worker."""
     import secrets
+    import time
 
+    from adapters.mexc.fake.http import CALENDAR, SYMBOLS_V2
+    from adapters.redis import RedisAgentStatusBoard, redis_client
     from adapters.scheduling import SaqScheduler, job_queue
+    from application.supervisor import SHARED_WORKER
     from application.use_cases.listings import EXECUTE_SNIPE
 
     url = fresh_postgres_database
@@ -98,9 +104,10 @@ async def test_two_durable_workers_run_the_snipe_job_once(fresh_postgres_databas
         launch_ms = fake.open_in(SYMBOL, 7)
         fake.announce(FakeListing(COIN, "NEW", launch_ms, "New Coin", sts=2, st=2, tt=4))
         env = child_env(url, fake, redis_url=redis_url, redis_prefix=prefix, SNIPER_MARKET="mexc", SNIPER_LIVE="1",
-                        SNIPER_CALENDAR_POLL_SECONDS="1", SNIPER_STATE_POLL_SECONDS="0.5",
+                        SNIPER_CALENDAR_POLL_SECONDS="1", SNIPER_STATE_POLL_SECONDS="1",
                         SNIPER_PREPARE_AHEAD_SECONDS="2")
         try:
+            started = time.monotonic()
             workers = [await children.start(f"worker-{n}", {**env, "SNIPER_WORKER_ID": f"w{n}"},
                                             "-m", "entrypoints.cli", "worker") for n in (1, 2)]
 
@@ -108,14 +115,29 @@ async def test_two_durable_workers_run_the_snipe_job_once(fresh_postgres_databas
                 return names(await all_events(url)).count("SnipeOrderFilled") == 2
 
             await eventually(both_filled, "both snipes filled", timeout=40)
+            client = redis_client(redis_url)
+            try:
+                shared = [s for s in await RedisAgentStatusBoard(client, prefix).statuses() if s.worker_id == SHARED_WORKER]
+            finally:
+                await client.aclose()
             for worker in workers:
                 worker.proc.send_signal(signal.SIGTERM)
             for worker in workers:
                 assert await worker.finish(40) == 0, worker.stderr
+            polling_seconds = time.monotonic() - started
         finally:
             await children.close()
         accepted = fake.accepted_orders(SYMBOL)
         arrivals = [a for a in fake.order_arrivals]
+        calendar_requests, state_requests = fake.hits[CALENDAR], fake.hits[SYMBOLS_V2]
+    # At most one per one-second slot across both workers (each worker polling would be about twice
+    # this; SAQ takes up the next slot within a second of the last run's end, so some slots of a
+    # one-second interval go by).
+    assert 3 <= calendar_requests <= polling_seconds + 2, (calendar_requests, polling_seconds)
+    assert state_requests <= polling_seconds + 2, (state_requests, polling_seconds)
+    # Heartbeats of the deployment's rounds (reconciliation's one-minute slot may not have come yet).
+    assert {s.name for s in shared} >= {"calendar", "pattern-discovery"}, shared
+    assert all(s.healthy for s in shared), shared
     live_target = target_id_for(USER, COIN)
     assert [o.client_order_id for o in accepted] == [snipe_client_order_id(live_target).value]
     assert len(arrivals) == 1  # not a second send refused as a duplicate: one send in all
