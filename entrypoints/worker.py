@@ -137,6 +137,8 @@ async def run_worker(
     else:
         if w.live and not settings.mexc.has_keys:
             raise ConfigurationError("SNIPER_LIVE=1 needs MEXC_API_KEY and MEXC_SECRET_KEY")
+        if settings.redis_url is not None:
+            _shared_poll_slots(settings)  # refused before anything is reached or recorded
         clock = SystemClock()
         container = mexc_trading_container(settings, TradingMode.LIVE if w.live else TradingMode.PAPER, clock)
         where = "MEXC market, " + ("LIVE orders" if w.live else "paper fills")
