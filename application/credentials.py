@@ -1,20 +1,29 @@
 """A user's MEXC API credentials: stored sealed, shown only as a hint, opened only to sign.
 
 The vault keeps them encrypted at rest (adapters/credentials/); nothing here logs them, and
-the API only ever sees a CredentialSummary. Storing and replacing them is recorded in the
-trade history (CredentialsStored / CredentialsRotated, in the stream `credentials-{user_id}`)
-with the hint and the key version only.
+the API only ever sees a CredentialSummary. Storing, replacing and deleting them is recorded
+in the trade history (CredentialsStored / CredentialsRotated / CredentialsDeleted, in the
+stream `credentials-{user_id}`) with the hint and the key version only.
+
+Order: the vault changes first, the record follows (the history states only what happened).
+If the record then cannot be appended, the error is logged (user and event type, nothing
+secret) and raised to the caller, so the trader sees the request fail although the vault
+did change: GET /credentials shows the truth, and a repeated PUT records a rotation. The
+other order could leave a record of a deletion whose keys are still in the vault.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from application.errors import ConcurrencyConflict, InvalidInput, NotFound
 from application.ports import Clock, EventStore
-from domain.events import CredentialsRotated, CredentialsStored, DomainEvent, Recorded
+from domain.events import CredentialsDeleted, CredentialsRotated, CredentialsStored, DomainEvent, Recorded
+
+_log = logging.getLogger(__name__)
 
 API_KEY_LENGTHS = (8, 256)
 SECRET_KEY_LENGTHS = (8, 512)
@@ -110,9 +119,36 @@ def credentials_stream(user_id: str) -> str:
     return f"credentials-{user_id}"
 
 
+async def record_credentials_event(
+    store: EventStore, user_id: str, event: DomainEvent, at: datetime, attempts: int = 3
+) -> Recorded:
+    """Append `event` to the user's credentials stream, after whatever is there: two changes
+    racing on one user both get recorded (on a version clash, reload and append after the
+    other, up to `attempts` times). Called once the vault has changed, so a failure is logged
+    as a vault/history mismatch before it is raised; it is never swallowed."""
+    stream = credentials_stream(user_id)
+    attempt = 1
+    try:
+        while True:
+            version = len(await store.load(stream)) + 1
+            try:
+                return (await store.append([Recorded(stream, version, at, user_id, stream, event)]))[0]
+            except ConcurrencyConflict:
+                if attempt >= attempts:
+                    raise
+                attempt += 1
+    except Exception as exc:
+        _log.error("credentials of user %s changed in the vault but %s was not recorded: %s",
+                   user_id, event.type_name, type(exc).__name__)
+        raise
+
+
 class StoreCredentials:
     """Store or replace a user's credentials and record it (CredentialsStored the first time,
-    CredentialsRotated when replacing) with the key hint and key version only."""
+    CredentialsRotated when replacing) with the key hint and key version only.
+
+    The vault is written first, then the event appended (see the module docstring): if the
+    append fails, the new credentials are in place but unrecorded and the error is raised."""
 
     def __init__(self, vault: CredentialVault, store: EventStore, clock: Clock, attempts: int = 3) -> None:
         self.vault, self.store, self.clock, self.attempts = vault, store, clock, attempts
@@ -121,7 +157,6 @@ class StoreCredentials:
         if not user_id:
             raise InvalidInput("user_id", "required")
         validate_credentials(credentials)
-        stream = credentials_stream(user_id)
         now = self.clock.now()
         replacing = await self.vault.summary(user_id) is not None
         summary = await self.vault.put(user_id, credentials, now)
@@ -130,28 +165,33 @@ class StoreCredentials:
             event = CredentialsRotated(key_version=summary.key_version, api_key_hint=summary.api_key_hint)
         else:
             event = CredentialsStored(key_version=summary.key_version, api_key_hint=summary.api_key_hint)
-        # The vault already holds the new credentials; the record follows. Two stores racing
-        # on one user both get recorded: on a version clash, reload and append after the other.
-        for attempt in range(self.attempts):
-            version = len(await self.store.load(stream)) + 1
-            record = Recorded(stream, version, now, user_id, stream, event)
-            try:
-                await self.store.append([record])
-                break
-            except ConcurrencyConflict:
-                if attempt == self.attempts - 1:
-                    raise
+        await record_credentials_event(self.store, user_id, event, now, self.attempts)
         return summary
 
 
 class DeleteCredentials:
-    """Forget a user's credentials. True if there were some."""
+    """Forget a user's credentials. True if there were some, and then CredentialsDeleted is
+    recorded (key version and hint of the deleted ones); nothing is recorded otherwise.
 
-    def __init__(self, vault: CredentialVault) -> None:
-        self.vault = vault
+    The vault deletes first, and only a successful delete is recorded (with the clash retry
+    of StoreCredentials), so the history never claims keys are gone that are still held. If
+    the append fails the keys are gone anyway and the error is raised; a repeated DELETE then
+    answers False (nothing left to delete) and records nothing."""
+
+    def __init__(self, vault: CredentialVault, store: EventStore, clock: Clock, attempts: int = 3) -> None:
+        self.vault, self.store, self.clock, self.attempts = vault, store, clock, attempts
 
     async def __call__(self, user_id: str) -> bool:
-        return await self.vault.delete(user_id)
+        before = await self.vault.summary(user_id)
+        if not await self.vault.delete(user_id):
+            return False
+        # `before` is None only if a store raced in between the two calls: the deleted keys
+        # are then unknown here, and the event says so with version 0 and an empty hint.
+        event = CredentialsDeleted(
+            key_version=before.key_version if before else 0, api_key_hint=before.api_key_hint if before else ""
+        )
+        await record_credentials_event(self.store, user_id, event, self.clock.now(), self.attempts)
+        return True
 
 
 class GetCredentialSummary:

@@ -297,7 +297,7 @@ class EmergencyStopCleared(DomainEvent):
     cleared_by: str
 
 
-# --- credentials ----------------------------------------------------------------------
+# --- credentials (stream credentials-<user id>; the user is the envelope's) -----------
 
 @dataclass(frozen=True, slots=True)
 class CredentialsStored(DomainEvent):
@@ -307,6 +307,15 @@ class CredentialsStored(DomainEvent):
 
 @dataclass(frozen=True, slots=True)
 class CredentialsRotated(DomainEvent):
+    key_version: int
+    api_key_hint: str
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialsDeleted(DomainEvent):
+    """The user's credentials were forgotten: the key version and hint of the ones deleted
+    (like CredentialsStored/Rotated, never any key material)."""
+
     key_version: int
     api_key_hint: str
 

@@ -171,7 +171,10 @@ class HttpProvider(Provider):
     def store_credentials(self, vault: CredentialVault, store: EventStore, clock: Clock) -> StoreCredentials:
         return StoreCredentials(vault, store, clock)
 
-    delete_credentials = provide(DeleteCredentials, scope=Scope.APP)
+    @provide(scope=Scope.APP)
+    def delete_credentials(self, vault: CredentialVault, store: EventStore, clock: Clock) -> DeleteCredentials:
+        return DeleteCredentials(vault, store, clock)
+
     credential_summary = provide(GetCredentialSummary, scope=Scope.APP)
     test_credentials = provide(TestCredentials, scope=Scope.APP)
 

@@ -20,7 +20,7 @@ STORED = {
     "PositionOpened", "ExitOrderSubmitted", "ExitOrderFailed", "PositionPeakRaised",
     "TakeProfitHit", "StopLossHit", "TrailingStopHit", "MaxHoldTimeReached", "EmergencyExitFilled", "PositionClosed",
     "EmergencyStopActivated", "EmergencyStopCleared",
-    "CredentialsStored", "CredentialsRotated",
+    "CredentialsStored", "CredentialsRotated", "CredentialsDeleted",
     "SnipeTargetAmended", "TraderSettingsChanged", "ExitStrategySaved", "ExitStrategyDeleted",
 }
 

@@ -156,9 +156,13 @@ async def test_credentials_never_come_back(client: AsyncTestClient) -> None:
     assert (await client.get("/api/v1/credentials", headers=auth(BOB))).status_code == 404
     assert (await client.delete("/api/v1/credentials", headers=A)).status_code == 204
     assert (await client.get("/api/v1/credentials", headers=A)).status_code == 404
+    assert (await client.delete("/api/v1/credentials", headers=A)).status_code == 404  # records nothing
     audit = (await client.get("/api/v1/audit", headers=A)).json()
-    assert [e["type"] for e in audit] == ["CredentialsStored", "CredentialsRotated"]
-    assert secret not in str(audit)
+    assert [e["type"] for e in audit] == ["CredentialsStored", "CredentialsRotated", "CredentialsDeleted"]
+    assert audit[-1]["data"] == {"key_version": audit[1]["data"]["key_version"], "api_key_hint": "goo…999"}
+    assert audit[-1]["stream_id"] == audit[0]["stream_id"] and audit[-1]["version"] == 3
+    assert secret not in str(audit) and "goodtradeKEY999" not in str(audit)
+    assert (await client.get("/api/v1/audit", headers=auth(BOB))).json() == []
 
 
 async def test_emergency_stop_activate_and_clear(client: AsyncTestClient) -> None:

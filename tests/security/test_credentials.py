@@ -12,6 +12,7 @@ import pytest
 
 from adapters.clock import ManualClock
 from adapters.credentials.memory import MemoryCredentialVault
+from adapters.eventstore.codec import encode_event
 from adapters.eventstore.memory import InMemoryEventStore
 from adapters.mexc.credential_check import MexcCredentialChecker
 from adapters.mexc.fake.http import ACCOUNT, ORDER, ORDER_TEST, FakeMexcServer
@@ -26,9 +27,9 @@ from application.credentials import (
     TestCredentials,
     api_key_hint,
 )
-from application.errors import InvalidInput, NotFound
-from domain.events import CredentialsRotated, CredentialsStored
-from tests.security.support import API_KEY, CREDENTIALS, SECRET_KEY, T0
+from application.errors import ConcurrencyConflict, InvalidInput, NotFound
+from domain.events import CredentialsDeleted, CredentialsRotated, CredentialsStored, Recorded
+from tests.security.support import API_KEY, CREDENTIALS, SECRET_KEY, T0, find_leaks
 
 
 @pytest.fixture
@@ -54,11 +55,93 @@ async def test_storing_then_replacing_records_both_with_hint_and_version_only(va
 
 
 async def test_summary_and_delete(vault: MemoryCredentialVault) -> None:
-    await StoreCredentials(vault, InMemoryEventStore(), ManualClock(T0))("bob", CREDENTIALS)
+    store, clock = InMemoryEventStore(), ManualClock(T0)
+    await StoreCredentials(vault, store, clock)("bob", CREDENTIALS)
     assert (await GetCredentialSummary(vault)("bob")).api_key_hint == "mx0v…xYz9"  # type: ignore[union-attr]
-    assert await DeleteCredentials(vault)("bob") is True
-    assert await DeleteCredentials(vault)("bob") is False
+    assert await DeleteCredentials(vault, store, clock)("bob") is True
+    assert await DeleteCredentials(vault, store, clock)("bob") is False
     assert await GetCredentialSummary(vault)("bob") is None
+
+
+async def test_deleting_records_exactly_one_event_without_key_material(vault: MemoryCredentialVault) -> None:
+    store, clock = InMemoryEventStore(), ManualClock(T0)
+    await StoreCredentials(vault, store, clock)("alice", CREDENTIALS)
+    clock.advance(timedelta(minutes=3))
+    assert await DeleteCredentials(vault, store, clock)("alice") is True
+    assert await DeleteCredentials(vault, store, clock)("alice") is False  # nothing left: nothing more recorded
+
+    history = await store.load("credentials-alice")
+    assert [type(r.event) for r in history] == [CredentialsStored, CredentialsDeleted]
+    deleted = history[1]
+    assert (deleted.version, deleted.user_id, deleted.occurred_at) == (2, "alice", T0 + timedelta(minutes=3))
+    assert deleted.event == CredentialsDeleted(key_version=4, api_key_hint="mx0v…xYz9")
+    name, payload = encode_event(deleted.event)
+    assert name == "CredentialsDeleted"
+    assert find_leaks(payload + repr(deleted).encode(), API_KEY, SECRET_KEY) == []
+    # storing again afterwards is a first store, not a rotation
+    await StoreCredentials(vault, store, clock)("alice", CREDENTIALS)
+    assert type((await store.load("credentials-alice"))[-1].event) is CredentialsStored
+
+
+async def test_deleting_when_nothing_is_stored_records_nothing(vault: MemoryCredentialVault) -> None:
+    store, clock = InMemoryEventStore(), ManualClock(T0)
+    await StoreCredentials(vault, store, clock)("bob", CREDENTIALS)
+    assert await DeleteCredentials(vault, store, clock)("alice") is False
+    assert [r.stream_id for r in await store.read_all()] == ["credentials-bob"]
+    assert await vault.summary("bob") is not None
+
+
+class RacingStore(InMemoryEventStore):
+    """Another writer appends to the stream between our load and our append, `races` times."""
+
+    def __init__(self, races: int) -> None:
+        super().__init__()
+        self.races = races
+
+    async def append(self, events):  # noqa: ANN001, ANN201
+        if self.races > 0:
+            self.races -= 1
+            stream = events[0].stream_id
+            other = CredentialsRotated(key_version=4, api_key_hint="othe…rone")
+            await super().append([Recorded(stream, len(await self.load(stream)) + 1, T0, "alice", stream, other)])
+        return await super().append(events)
+
+
+async def test_deleting_retries_a_version_clash_and_is_recorded_after_the_other(vault: MemoryCredentialVault) -> None:
+    store, clock = RacingStore(races=0), ManualClock(T0)
+    await StoreCredentials(vault, store, clock)("alice", CREDENTIALS)
+    store.races = 2
+    assert await DeleteCredentials(vault, store, clock, attempts=3)("alice") is True
+    assert [type(r.event) for r in await store.load("credentials-alice")] == [
+        CredentialsStored, CredentialsRotated, CredentialsRotated, CredentialsDeleted]
+
+
+async def test_a_delete_that_cannot_be_recorded_fails_loudly_after_forgetting_the_keys(
+    vault: MemoryCredentialVault, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    store, clock = RacingStore(races=0), ManualClock(T0)
+    await StoreCredentials(vault, store, clock)("alice", CREDENTIALS)
+    store.races = 3
+    with pytest.raises(ConcurrencyConflict):
+        await DeleteCredentials(vault, store, clock, attempts=3)("alice")
+    assert await vault.summary("alice") is None  # the keys are gone: the vault goes first
+    assert CredentialsDeleted not in [type(r.event) for r in await store.load("credentials-alice")]
+    assert "CredentialsDeleted was not recorded" in caplog.text and "alice" in caplog.text
+    assert find_leaks(caplog.text.encode(), API_KEY, SECRET_KEY) == []
+
+
+async def test_a_store_that_cannot_be_recorded_fails_loudly(
+    vault: MemoryCredentialVault, caplog: pytest.LogCaptureFixture
+) -> None:
+    class BrokenStore(InMemoryEventStore):
+        async def append(self, events):  # noqa: ANN001, ANN201
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        await StoreCredentials(vault, BrokenStore(), ManualClock(T0))("alice", CREDENTIALS)
+    assert "CredentialsStored was not recorded" in caplog.text
+    assert find_leaks(caplog.text.encode(), API_KEY, SECRET_KEY) == []
 
 
 @pytest.mark.parametrize(("api_key", "secret", "field", "rule"), [
