@@ -351,7 +351,8 @@ async def _supervisor(container, settings: Settings, clock: Clock, board: AgentS
     ]
     if prices is not None:
         specs.append(AgentSpec("price-stream", lambda: PriceStreamAgent(manage, prices, store, book), timedelta(0)))
-    simulate = extras.simulate or _bundled_backtest(scheduler, clock, lambda: supervisor.in_flight)
+    simulate = extras.simulate or _bundled_backtest(
+        lambda: snipe_near(store, book, scheduler, clock, lambda: supervisor.in_flight))
     specs.append(AgentSpec("simulation", lambda: SimulationAgent(simulate), extras.simulate_every))
     supervisor = Supervisor(specs, clock, board, notifier, telemetry, me,
                             SupervisorPolicy(stop_grace=w.stop_grace))
@@ -361,14 +362,31 @@ async def _supervisor(container, settings: Settings, clock: Clock, board: AgentS
 _SNIPE_QUIET = timedelta(minutes=2)
 
 
-def _bundled_backtest(scheduler: InMemoryScheduler, clock: Clock, in_flight: Callable[[], int]):  # noqa: ANN202
+async def snipe_near(store: EventStore, book: TradeBook, scheduler: InMemoryScheduler, clock: Clock,
+                     in_flight: Callable[[], int]) -> bool:
+    """Whether a snipe is in flight here, or due or executing on any worker within _SNIPE_QUIET:
+    this worker's own scheduler, and the trade history, which holds what every worker scheduled
+    (in SAQ mode the snipe jobs run on whichever worker takes them)."""
+    if in_flight():
+        return True
+    now = clock.now()
+    due = scheduler.next_run_at()
+    if due is not None and due - now < _SNIPE_QUIET:
+        return True
+    await book.catch_up(store)
+    return any(
+        t.status == "executing" or (t.execute_at is not None and abs(t.execute_at - now) < _SNIPE_QUIET)
+        for t in book.targets_in({"scheduled", "executing"})
+    )
+
+
+def _bundled_backtest(near: Callable[[], Awaitable[bool]]):  # noqa: ANN202
     """The simulation agent's work: the exit strategies over the bundled recordings, on a
     thread. It costs about a second of CPU, so it never runs near a snipe: the GIL it holds
     could delay an order by milliseconds."""
 
     async def simulate() -> str:
-        due = scheduler.next_run_at()
-        if in_flight() or (due is not None and due - clock.now() < _SNIPE_QUIET):
+        if await near():
             return "deferred: a snipe is in flight or due soon"
         report = await asyncio.to_thread(RunBacktest(RecordingDirectory(BUNDLED_RECORDINGS)), BacktestRequest())
         best = max(report.strategies, key=lambda r: r.total_pnl)
