@@ -13,6 +13,7 @@ import cohere
 import httpx
 from cohere.core.api_error import ApiError
 
+from adapters.ai.sdk import require_key, sdk_client
 from application.ai import AnalystFailed
 
 COHERE_BASE_URL = "https://api.cohere.com"
@@ -29,16 +30,13 @@ class CohereEmbeddings:
         base_url: str = COHERE_BASE_URL,
         timeout: timedelta = timedelta(seconds=3),
     ) -> None:
-        if not api_key:
-            raise ValueError("cohere needs an API key")
+        require_key(api_key, "cohere")
         self.model = model
         self.name = f"cohere/{model}"
         self._timeout = timeout.total_seconds()
         # Our own HTTP client, so closing it is ours too.
         self._http = httpx.AsyncClient(timeout=self._timeout)
-        self._client = cohere.AsyncClientV2(
-            api_key=api_key, base_url=base_url, timeout=self._timeout, max_retries=0, httpx_client=self._http,
-        )
+        self._client = sdk_client(cohere.AsyncClientV2, api_key, base_url, timeout, httpx_client=self._http)
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         vectors: list[list[float]] = []

@@ -1,6 +1,7 @@
 """FakeAiServer: local HTTP servers that speak the AI providers' APIs, for tests and demos.
 
-One server plays one provider, on 127.0.0.1, closely enough for the official SDKs:
+One server plays one provider, on 127.0.0.1 (adapters/fake_http.py's LocalHttpServer), closely
+enough for the official SDKs:
 - "openai": POST /v1/chat/completions (and /chat/completions, Perplexity's path);
 - "anthropic": POST /v1/messages;
 - "cohere": POST /v2/embed (float embeddings, deterministic: a bag of hashed words, so texts
@@ -25,6 +26,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from adapters.fake_http import HttpRequest, LocalHttpServer
+
 
 class Mode(Enum):
     OK = "ok"
@@ -37,7 +40,6 @@ class Mode(Enum):
     NONSENSE = "nonsense"
 
 
-_REASONS = {200: "OK", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}
 _PATHS = {
     "openai": ("/v1/chat/completions", "/chat/completions"),
     "anthropic": ("/v1/messages",),
@@ -55,7 +57,7 @@ class FakeRequest:
 
 
 @dataclass
-class FakeAiServer:
+class FakeAiServer(LocalHttpServer):
     provider: str
     mode: Mode = Mode.OK
     delay: float = 5.0
@@ -69,75 +71,21 @@ class FakeAiServer:
     def __post_init__(self) -> None:
         if self.provider not in _PATHS:
             raise ValueError(f"unknown provider {self.provider!r}")
-        self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
         self._hang = asyncio.Event()
 
     @property
     def base_url(self) -> str:
         """What the provider's SDK takes as its base URL."""
-        root = f"http://127.0.0.1:{self.port}"
-        return f"{root}/v1" if self.provider == "openai" else root
+        return f"{self.url}/v1" if self.provider == "openai" else self.url
 
-    async def start(self) -> "FakeAiServer":
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._connections):
-            task.cancel()
-        if self._connections:
-            await asyncio.gather(*self._connections, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-
-    async def __aenter__(self) -> "FakeAiServer":
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    # --- HTTP/1.1, keep-alive, Content-Length bodies ---------------------------------------
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
+    async def handle(self, request: HttpRequest) -> tuple[int, bytes]:
+        path, headers = request.path.split("?", 1)[0], request.headers
         try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                method, target, _ = lines[0].split(" ", 2)
-                headers = {}
-                for line in lines[1:]:
-                    if ":" in line:
-                        name, value = line.split(":", 1)
-                        headers[name.strip().lower()] = value.strip()
-                body = await reader.readexactly(int(headers.get("content-length", "0")))
-                status, payload = await self._handle(method, target.split("?", 1)[0], headers, body)
-                writer.write(
-                    f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\ncontent-type: application/json\r\n"
-                    f"content-length: {len(payload)}\r\nconnection: keep-alive\r\n\r\n".encode() + payload
-                )
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, ValueError):
-            pass
-        except asyncio.CancelledError:
-            pass
-        finally:
-            self._connections.discard(task)
-            writer.close()
-
-    async def _handle(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, bytes]:
-        try:
-            body = json.loads(raw) if raw else None
+            body = json.loads(request.body) if request.body else None
         except ValueError:
             body = None
-        self.requests.append(FakeRequest(method, path, headers, body))
-        if method != "POST" or path not in _PATHS[self.provider]:
+        self.requests.append(FakeRequest(request.method, path, headers, body))
+        if request.method != "POST" or path not in _PATHS[self.provider]:
             return 404, b'{"error": {"message": "not found"}}'
         mode = self.mode
         if mode is Mode.HANG:
