@@ -68,6 +68,8 @@ class SqlProjector:
         """`on_batch`, if given, is called after each committed batch with the position it reached."""
         if engine.dialect.name not in ("sqlite", "postgresql"):
             raise ValueError(f"SqlProjector supports SQLite and Postgres, not {engine.dialect.name}")
+        if engine.dialect.name == "postgresql" and engine.dialect.driver != "asyncpg":
+            raise ValueError(f"SqlProjector runs on Postgres through asyncpg, not {engine.dialect.driver}")
         if batch < 1:
             raise ValueError(f"batch must be at least 1, got {batch}")
         self._engine = engine
