@@ -2,8 +2,10 @@ Feature: Executing a snipe
   At launch the executor sends the timed market buy (quoteOrderQty) with a client order id
   derived from the target. "Not yet open" replies are retried in a tight loop until the
   snipe deadline (launch + 30 s); an unclear reply is resolved by querying the client order
-  id before any resend; a final refusal fails fast. One target, at most one buy, even with
-  two workers or a restart in between.
+  id before any resend (a landed order may answer "not found" for a moment, so it is looked
+  for through a grace first); a final refusal fails fast. An emergency stop pressed while the
+  loop retries stops it. One target, at most one buy, even with two workers or a restart in
+  between: the executor holds the snipe's lease, renewed, for as long as it waits or retries.
 
   Background:
     Given it is 2026-11-25 09:30 UTC
@@ -92,11 +94,20 @@ Feature: Executing a snipe
     And the exchange holds exactly one buy order for NEW
     And the buy filled after <attempts> attempts, at <filled at>
 
-    Examples: a rate limit asks for 100 ms of patience; a lost order is resent after a 40 ms backoff
+    Examples: a rate limit asks for 100 ms of patience
       | fault                 | calls                     | attempts | filled at    |
       | TIMEOUT_AFTER_ACCEPT  | prepare, buy, query       | 1        | 10:00:00     |
-      | TIMEOUT_BEFORE_ACCEPT | prepare, buy, query, buy  | 2        | 10:00:00.040 |
       | RATE_LIMITED          | prepare, buy, buy         | 2        | 10:00:00.100 |
+
+  Scenario: A buy lost on the way is looked for through the resend grace before it is sent again
+    Given alice's snipe of NEW was scheduled at 09:30
+    And the exchange answers the next order call with TIMEOUT_BEFORE_ACCEPT
+    When alice's snipe of NEW runs at its scheduled time
+    Then alice's snipe of NEW is filled
+    # Queried 0, 20, 60, 140, 300, 620, 1120, 1620 and 2000 ms after the lost send.
+    And between the two buys the exchange was asked 9 times for the order by its client order id
+    And the buy filled after 2 attempts, at 10:00:02
+    And the exchange holds exactly one buy order for NEW
 
   Scenario: A final refusal such as insufficient balance fails fast
     Given alice's snipe of NEW was scheduled at 09:30
@@ -134,15 +145,32 @@ Feature: Executing a snipe
     And the exchange holds exactly one buy order for NEW
     And SnipeOrderFilled and PositionOpened are each recorded once
 
-  Scenario: A second worker taking over a lapsed lease still places no second order
+  Scenario: A second worker arriving after the lease's ttl finds it renewed and places no second order
     Given snipe leases last 1 s
     And alice's snipe of NEW was scheduled at 09:30
     When a second worker takes alice's snipe of NEW over at 09:59:59.500 while the first waits for launch
     Then one worker filled the snipe and the other skipped it
+    And the second worker skipped it because "another executor holds this snipe"
     And alice's snipe of NEW is filled
     And the exchange holds exactly one buy order for NEW
     And SnipeOrderFilled and PositionOpened are each recorded once
     And no SnipeFailed was recorded
+
+  Scenario: An emergency stop pressed while the pair still answers "not yet open" stops the retries
+    Given NEW opens 10 s after its launch
+    And alice's snipe of NEW was scheduled at 09:30
+    When ops activates the global emergency stop at 10:00:02 while alice's snipe of NEW is retrying
+    Then alice's snipe of NEW failed because "global emergency stop"
+    And alice's snipe of NEW recorded, in order:
+      | SnipeTargetCreated  |
+      | SnipeTargetReady    |
+      | SnipeScheduled      |
+      | SnipeOrderSubmitted |
+      | SnipeFailed         |
+    # Read again between resends at most every 200 ms, never before the first send.
+    And SnipeFailed was recorded less than 250 ms after EmergencyStopActivated
+    And the exchange holds no buy order for NEW
+    And alice holds no position in NEW
 
   Scenario Outline: A worker that dies during the send is resumed without a second order
     Given alice's snipe of NEW was scheduled at 09:30

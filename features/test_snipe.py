@@ -81,6 +81,44 @@ def second_worker_takes_over(world: World, user: str, ticker: str, moment: str) 
         world.record_outcome(outcome)
 
 
+@when(step(
+    "{person:Name} activates the global emergency stop at {moment:Time} while {user:Name}'s snipe of {ticker:Name} is retrying"
+))
+def stop_pressed_while_retrying(world: World, person: str, moment: str, user: str, ticker: str) -> None:
+    job = world.take_job(user, ticker)
+    pressed_at = world.at(moment)
+    assert world.launch_of(ticker) < pressed_at
+
+    async def press() -> None:
+        await world.clock.sleep_until(pressed_at)
+        await world.activate_stop()("global", "pressed while retrying", person)
+
+    world.begin_action()
+    outcome, _ = world.run(world.clock.run_together([world.execute_snipe()(job.key), press()]))
+    world.record_outcome(outcome)
+
+
+@then(step("SnipeFailed was recorded less than {limit:d} ms after EmergencyStopActivated"))
+def failed_soon_after_stop(world: World, limit: int) -> None:
+    failed = _only(world, "SnipeFailed")
+    activated = _only(world, "EmergencyStopActivated")
+    assert activated.position < failed.position
+    assert failed.occurred_at - activated.occurred_at < timedelta(milliseconds=limit)
+
+
+@then(step("between the two buys the exchange was asked {count:d} times for the order by its client order id"))
+def queried_between_buys(world: World, count: int) -> None:
+    coid = _only(world, "SnipeScheduled").event.client_order_id
+    assert [c.split()[0] for c in world.paper.calls] == ["prepare", "buy", *["query"] * count, "buy"]
+    assert {c.split()[-1] for c in world.paper.calls[1:]} == {coid}
+
+
+@then(step('the second worker skipped it because "{reason}"'))
+def second_worker_skipped(world: World, reason: str) -> None:
+    (outcomes,) = world.snipe_outcomes.values()
+    assert outcomes[1].result is SnipeResult.SKIPPED and outcomes[1].detail == reason
+
+
 @then(step("no {event:w} was recorded"))
 def no_event(world: World, event: str) -> None:
     assert world.events_named(event) == []

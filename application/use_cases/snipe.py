@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -26,6 +27,7 @@ from application.ports import (
     EventStore,
     ExchangeAccounts,
     ExchangeTrading,
+    Lease,
     LockService,
     MarketData,
     OrderReport,
@@ -42,11 +44,25 @@ from domain.target import SnipeTarget, TargetStatus, target_stream
 from domain.values import ClientOrderId
 
 
-# Cap of the backoff after unclear replies, and how long an order known to exist may take to show.
+# Cap of the backoff between queries of an order that is slow to show.
 _MAX_BACKOFF = timedelta(milliseconds=500)
+# How long an order may take to show on query (FACTS.md: a filled market order may briefly answer
+# "not found"). An order known to exist is waited for this long; a send with no clear answer
+# (timeout, transport error, 5xx) is looked for this long after it before the run records
+# anything else: found, it is the fill; still "not found" after it, it never landed.
 _VISIBILITY_GRACE = timedelta(seconds=10)
+# Before a resend after a send with no clear answer, the order is looked for this long (never past
+# the deadline): a resend that finds the first order landed after all relies on MEXC refusing a
+# reused client order id, which is undocumented.
+_RESEND_GRACE = timedelta(seconds=2)
 # How long before the launch the emergency stop is read for the last time (see _wait_for_launch).
 _HALT_CHECK_LEAD = timedelta(milliseconds=50)
+# While sends are retried, the stop is read again (and the lease renewed when due) at most this
+# often, in a background task whose answer is looked at before a later resend: off the send path.
+_RECHECK_EVERY = timedelta(milliseconds=200)
+# No lease renewal in this last stretch before the launch's halt check (see _wait_for_launch); a
+# sixth of the lease's ttl when that is shorter, so the lease still holds past the launch.
+_QUIET_BEFORE_LAUNCH = timedelta(seconds=1)
 
 
 def _mode(target: SnipeTarget) -> str:
@@ -69,13 +85,39 @@ class SnipeOutcome:
     fill: OrderReport | None = None
 
 
+@dataclass(slots=True)
+class _Run:
+    """One executor's hold on one snipe: its lease, when it last renewed it and last read the
+    emergency stop, and the background check (stop and lease) in flight while sends retry."""
+
+    lease: Lease
+    renewed_at: datetime
+    checked_at: datetime
+    check: asyncio.Task[str | None] | None = None
+    lease_lost: bool = False
+
+
+@dataclass(slots=True)
+class _Sent:
+    """How the sends of one run ended."""
+
+    held: OrderReport | None = None  # the exchange holds our order: as acknowledged, or as found
+    attempts: int = 0
+    error: ExchangeError | None = None  # the last reply, when no order is held
+    unclear_at: datetime | None = None  # when the last send with no clear answer (timeout, 5xx) ended
+    halted: str | None = None  # an emergency stop seen between sends
+    lease_lost: bool = False  # our lease on the snipe lapsed or was taken over between sends
+
+
 class ExecuteSnipe:
     """Buy one target at launch: at most one buy per target, whatever happens in between.
 
     The client order id is derived from the target, the order is recorded as submitted
-    before it is sent, and an unclear reply is resolved by querying that id before any
-    resend. A target found already executing (a restart, or a second worker after the
-    lease lapsed) is resolved the same way before anything is sent.
+    before it is sent, and an unclear reply is resolved by querying that id (through the
+    visibility grace) before any resend and before any failure is recorded. A target found
+    already executing (a restart, or a second worker after the lease lapsed) is resolved the
+    same way before anything is sent. The lease is renewed while the executor waits for the
+    launch and while it retries, so no other executor takes a snipe over from a live one.
     """
 
     def __init__(
@@ -103,11 +145,12 @@ class ExecuteSnipe:
                 if not held:
                     outcome = SnipeOutcome(target_id, SnipeResult.SKIPPED, "another executor holds this snipe")
                 else:
-                    outcome = await self._execute(target_id)
+                    now = self.clock.now()
+                    outcome = await self._execute(target_id, _Run(held, renewed_at=now, checked_at=now))
             self.telemetry.annotate(result=outcome.result.value, attempts=outcome.attempts)
             return outcome
 
-    async def _execute(self, target_id: str) -> SnipeOutcome:
+    async def _execute(self, target_id: str, run: _Run) -> SnipeOutcome:
         target = await repository.get(self.store, SnipeTarget, target_stream(target_id))
         if target.symbol is not None:
             self.telemetry.annotate(symbol=target.symbol.code, user_id=target.user_id, mode=_mode(target))
@@ -144,36 +187,68 @@ class ExecuteSnipe:
                 # Another executor (a process whose lease we cannot see) recorded first: it owns
                 # the send. Standing down here is what keeps the two from both sending.
                 return SnipeOutcome(target_id, SnipeResult.SKIPPED, f"another executor submitted first ({exc})")
-            refusal = await self._wait_for_launch(target)
+            refusal = await self._wait_for_launch(target, run)
             if refusal is not None:
                 return refusal
-            report, attempts, error = await self._send_until_deadline(target, coid, target.deadline_at, exchange)
+            sent = await self._send_until_deadline(target, coid, target.deadline_at, exchange, run)
         else:
             try:
                 exchange = await self._account(target)
             except AccountUnavailable as exc:
                 # Left executing: nothing can be learnt or recorded without its account.
                 return SnipeOutcome(target_id, SnipeResult.FAILED, f"cannot resolve the order: {exc}")
-            resumed = await self._resume(target, coid, exchange)
+            resumed = await self._resume(target, coid, exchange, run)
             if isinstance(resumed, SnipeOutcome):
                 return resumed
-            report, attempts, error = resumed
+            sent = resumed
+        return await self._settle(target, coid, sent, exchange)
 
-        if report is not None:
-            return await self._record_fill(target, report, attempts, await self._quantity_scale(target, report))
+    async def _settle(self, target: SnipeTarget, coid: ClientOrderId, sent: _Sent, exchange: ExchangeTrading) -> SnipeOutcome:
+        """Record how the sends ended. An order the exchange holds is followed to its final
+        status by query. With none held, the order is looked for once more, and through the
+        visibility grace when a send had no clear answer, before a failure, a rejection or a halt
+        is recorded: a send that landed is a fill, whatever the later replies said. When the
+        exchange cannot tell, AmbiguousOutcome is raised and the target stays executing (the
+        reconciliation resolves it by its client order id)."""
+        assert target.deadline_at is not None
+        if sent.lease_lost:
+            # Another executor may hold the snipe now: what is left to learn or record is its to do.
+            return SnipeOutcome(
+                target.target_id, SnipeResult.SKIPPED, "lost the lease on this snipe; left executing for its holder",
+                sent.attempts,
+            )
+        held = sent.held
+        if held is None and sent.unclear_at is not None:
+            held = await self._await_visible(target, coid, sent.unclear_at + _VISIBILITY_GRACE, exchange)
+        elif held is None and sent.halted is None and not isinstance(sent.error, OrderRefused):
+            # The deadline passed: one last look (an order a crashed run sent may have shown since).
+            held = await self._resolve(target, coid, exchange)
+        if held is not None and sent.held is None and sent.attempts:
+            self._accepted(target)
+        final = None if held is None else await self._confirm(target, held, target.deadline_at, exchange)
+        if final is not None and _is_fill(final):
+            return await self._record_fill(target, final, sent.attempts, await self._quantity_scale(target, final))
         cause = self._cause(target)
-        if isinstance(error, OrderRefused):
-            target.record_rejection(error.code, str(error), attempts, cause)
-            detail = f"rejected: {error}"
+        result = SnipeResult.FAILED
+        if final is not None:
+            detail = f"order {coid} ended {final.status.value} with nothing bought after {sent.attempts} attempts"
+            target.fail(detail, cause)
+        elif sent.halted is not None:
+            detail, result = sent.halted, SnipeResult.REFUSED
+            target.fail(detail, cause)
+        elif isinstance(sent.error, OrderRefused):
+            target.record_rejection(sent.error.code, str(sent.error), sent.attempts, cause)
+            detail = f"rejected: {sent.error}"
         else:
-            detail = f"no fill by the deadline after {attempts} attempts" + (f" (last reply: {error})" if error else "")
+            last = f" (last reply: {sent.error})" if sent.error else ""
+            detail = f"no fill by the deadline after {sent.attempts} attempts{last}"
             target.fail(detail, cause)
         try:
             await repository.save(self.store, target)
         except ConcurrencyConflict as exc:
             # Another executor (its lease lapsed into ours) recorded this snipe's outcome first.
-            return SnipeOutcome(target_id, SnipeResult.SKIPPED, f"outcome already recorded ({exc})", attempts)
-        return SnipeOutcome(target_id, SnipeResult.FAILED, detail, attempts)
+            return SnipeOutcome(target.target_id, SnipeResult.SKIPPED, f"outcome already recorded ({exc})", sent.attempts)
+        return SnipeOutcome(target.target_id, result, detail, sent.attempts)
 
     # --- steps -----------------------------------------------------------------------------
 
@@ -207,16 +282,35 @@ class ExecuteSnipe:
             return SnipeOutcome(target.target_id, SnipeResult.REFUSED, "; ".join(reasons))
         return None
 
-    async def _wait_for_launch(self, target: SnipeTarget) -> SnipeOutcome | None:
-        """Sleep until the send time; a halt that came meanwhile fails the snipe unsent.
+    async def _wait_for_launch(self, target: SnipeTarget, run: _Run) -> SnipeOutcome | None:
+        """Sleep until the send time, renewing the lease; a halt that came meanwhile fails the
+        snipe unsent.
+
+        The lease is renewed every third of its ttl while the wait lasts (a snipe may be started
+        hours ahead, e.g. `sniper snipe --at`), so the reconciliation or another worker cannot
+        take an executing target over from this live executor; the fencing token stays the
+        same. No renewal comes in the last `_QUIET_BEFORE_LAUNCH` (or sixth of the ttl) before the
+        halt check, so the last stretch of the wait makes no lock-service call; the lease then
+        holds past the launch, and the checks between resends renew it. A renewal refused (the lease
+        lapsed or has another holder) stands this executor down with nothing sent.
 
         The halt is read from the store just before the launch, not after it: reading it after
         the wake-up put a database round trip between the launch instant and the order. A halt
-        recorded in the last `_HALT_CHECK_LEAD` before the launch is not seen by this snipe (its
-        emergency stop still cancels what is open)."""
+        recorded in the last `_HALT_CHECK_LEAD` before the launch is seen by the checks between
+        resends, if any, and its emergency stop still cancels what is open."""
         assert target.execute_at is not None
-        await self.clock.sleep_until(target.execute_at - _HALT_CHECK_LEAD)
+        check_at = target.execute_at - _HALT_CHECK_LEAD
+        quiet_from = check_at - min(_QUIET_BEFORE_LAUNCH, self.timing.lease_ttl / 6)
+        while (renew_at := run.renewed_at + self._renew_every) < quiet_from:
+            await self.clock.sleep_until(renew_at)
+            if not await self._renew(run):
+                return SnipeOutcome(
+                    target.target_id, SnipeResult.SKIPPED,
+                    "lost the lease on this snipe while waiting for the launch; nothing sent, left executing for its holder",
+                )
+        await self.clock.sleep_until(check_at)
         halted = await self._halted(target.user_id)
+        run.checked_at = self.clock.now()
         if not halted:
             await self.clock.sleep_until(target.execute_at)
         if halted:
@@ -224,6 +318,18 @@ class ExecuteSnipe:
             await repository.save(self.store, target)
             return SnipeOutcome(target.target_id, SnipeResult.REFUSED, halted)
         return None
+
+    @property
+    def _renew_every(self) -> timedelta:
+        return self.timing.lease_ttl / 3
+
+    async def _renew(self, run: _Run) -> bool:
+        asked_at = self.clock.now()
+        if not await self.locks.renew(run.lease, self.timing.lease_ttl):
+            run.lease_lost = True
+            return False
+        run.renewed_at = asked_at
+        return True
 
     async def _account(self, target: SnipeTarget) -> ExchangeTrading:
         if self.accounts is None:
@@ -248,53 +354,89 @@ class ExecuteSnipe:
         return self.book.halted(user_id)
 
     async def _send_until_deadline(
-        self, target: SnipeTarget, coid: ClientOrderId, deadline: datetime, exchange: ExchangeTrading
-    ) -> tuple[OrderReport | None, int, ExchangeError | None]:
+        self, target: SnipeTarget, coid: ClientOrderId, deadline: datetime, exchange: ExchangeTrading, run: _Run
+    ) -> _Sent:
+        """Send until the exchange holds the order, refuses it, or the deadline passes. Between
+        resends (never before the first send) the background check may stop the loop: an
+        emergency stop, or a lost lease. What the sends left is for `_settle` to record."""
         assert target.symbol is not None
-        attempts = unresolved = 0
-        last_error: ExchangeError | None = None
-        while self.clock.now() < deadline:
-            attempts += 1
-            try:
-                report = await exchange.place_market_buy(target.symbol, target.quote_amount, coid)
+        sent = _Sent()
+        try:
+            while self.clock.now() < deadline:
+                if sent.attempts and self._stop_between_sends(target, run, sent):
+                    return sent
+                sent.attempts += 1
+                try:
+                    report = await exchange.place_market_buy(target.symbol, target.quote_amount, coid)
+                except NotYetOpen as exc:
+                    sent.error = exc
+                    await self.clock.sleep(self.timing.retry_interval)
+                    continue
+                except RateLimited as exc:
+                    sent.error = exc
+                    await self.clock.sleep(max(exc.retry_after, self.timing.retry_interval))
+                    continue
+                except ClockSkew as exc:
+                    sent.error = exc
+                    await self._prepare(target, exchange)
+                    continue
+                except OrderAlreadyExists as exc:
+                    # Our order exists (an earlier send of ours, or another worker's): never send
+                    # again, wait for it to become visible (a fresh order may briefly be "not found").
+                    sent.error = exc
+                    found = await self._await_visible(
+                        target, coid, max(deadline, self.clock.now()) + _VISIBILITY_GRACE, exchange
+                    )
+                    if found is None:
+                        raise AmbiguousOutcome(f"order {coid} exists but never became visible; not resending") from exc
+                    report = found
+                except AmbiguousOutcome as exc:
+                    # No clear answer: the order may have landed. Look for it through the resend
+                    # grace before sending again (a landed order can be "not found" for a moment).
+                    sent.error = exc
+                    sent.unclear_at = self.clock.now()
+                    found = await self._await_visible(
+                        target, coid, min(self.clock.now() + _RESEND_GRACE, deadline), exchange
+                    )
+                    if found is None:
+                        continue
+                    report = found
+                except OrderRefused as exc:
+                    sent.error = exc
+                    return sent
+                # The exchange holds our order. Following it to its fill happens outside this
+                # loop: an error while querying it must never lead to a resend.
                 self._accepted(target)
-                return await self._confirm(target, report, deadline, exchange), attempts, None
-            except NotYetOpen as exc:
-                last_error = exc
-                await self.clock.sleep(self.timing.retry_interval)
-            except RateLimited as exc:
-                last_error = exc
-                await self.clock.sleep(max(exc.retry_after, self.timing.retry_interval))
-            except ClockSkew as exc:
-                last_error = exc
-                await self._prepare(target, exchange)
-            except OrderAlreadyExists as exc:
-                # Our order exists (an earlier send of ours, or another worker's): never send
-                # again, wait for it to become visible (a fresh order may briefly be "not found").
-                last_error = exc
-                found = await self._await_visible(target, coid, deadline, exchange)
-                if found is not None:
-                    self._accepted(target)
-                    return await self._confirm(target, found, deadline, exchange), attempts, None
-                raise AmbiguousOutcome(f"order {coid} exists but never became visible; not resending") from exc
-            except AmbiguousOutcome as exc:
-                last_error = exc
-                unresolved += 1
-                found = await self._resolve(target, coid, exchange)
-                if found is not None:
-                    self._accepted(target)
-                    return await self._confirm(target, found, deadline, exchange), attempts, None
-                # The exchange has no such order: sending again cannot make two. Back off so
-                # a struggling exchange is not hammered (and a slow order has time to show).
-                await self.clock.sleep(min(self.timing.retry_interval * 2**unresolved, _MAX_BACKOFF))
-            except OrderRefused as exc:
-                return None, attempts, exc
-        # One last look: an ambiguous send may have landed after all.
-        found = await self._resolve(target, coid, exchange)
-        if found is not None:
-            self._accepted(target)
-            return await self._confirm(target, found, deadline, exchange), attempts, None
-        return None, attempts, last_error
+                sent.held, sent.error = report, None
+                return sent
+            return sent
+        finally:
+            _drop(run)
+
+    def _stop_between_sends(self, target: SnipeTarget, run: _Run, sent: _Sent) -> bool:
+        """Before a resend: whether the background check found a reason to stop (recorded in
+        `sent`), and a new check started when one is due. Never waits for the check: the stop
+        is read while the loop sleeps or sends, so a resend is not held up by a database read."""
+        task = run.check
+        if task is not None and task.done():
+            run.check = None
+            halted = task.result()  # a store or lock-service failure propagates: the target stays executing
+            if run.lease_lost:
+                sent.lease_lost = True
+                return True
+            if halted is not None:
+                sent.halted = halted
+                return True
+        if run.check is None and self.clock.now() - run.checked_at >= _RECHECK_EVERY:
+            run.checked_at = self.clock.now()
+            run.check = asyncio.ensure_future(self._check(target, run))
+        return False
+
+    async def _check(self, target: SnipeTarget, run: _Run) -> str | None:
+        """The background check between resends: renew the lease when due, read the stop."""
+        if self.clock.now() - run.renewed_at >= self._renew_every and not await self._renew(run):
+            return None
+        return await self._halted(target.user_id)
 
     def _accepted(self, target: SnipeTarget) -> None:
         """The exchange holds our order: how long after the launch instant that became known."""
@@ -303,8 +445,8 @@ class ExecuteSnipe:
         self.telemetry.observe(SNIPE_LATENCY_MS, waited / timedelta(milliseconds=1), mode=_mode(target))
 
     async def _resume(
-        self, target: SnipeTarget, coid: ClientOrderId, exchange: ExchangeTrading
-    ) -> tuple[OrderReport | None, int, ExchangeError | None] | SnipeOutcome:
+        self, target: SnipeTarget, coid: ClientOrderId, exchange: ExchangeTrading, run: _Run
+    ) -> _Sent | SnipeOutcome:
         """The target was left executing: find out what the exchange did before sending again.
 
         When nothing reached the exchange, the order is sent as a first run would send it:
@@ -313,31 +455,39 @@ class ExecuteSnipe:
         assert target.deadline_at is not None
         found = await self._resolve(target, coid, exchange)
         if found is not None:
-            return await self._confirm(target, found, target.deadline_at, exchange), 0, None
-        refusal = await self._wait_for_launch(target)
+            return _Sent(held=found)
+        refusal = await self._wait_for_launch(target, run)
         if refusal is not None:
             return refusal
-        return await self._send_until_deadline(target, coid, target.deadline_at, exchange)
+        return await self._send_until_deadline(target, coid, target.deadline_at, exchange, run)
 
     async def _resolve(self, target: SnipeTarget, coid: ClientOrderId, exchange: ExchangeTrading) -> OrderReport | None:
+        """The order as the exchange reports it, or None when it says there is none. Raises
+        AmbiguousOutcome when it cannot be asked (three tries)."""
         assert target.symbol is not None
         for _ in range(3):
             try:
                 return await exchange.query_order(target.symbol, coid)
-            except (AmbiguousOutcome, RateLimited):
+            except RateLimited as exc:
+                await self.clock.sleep(max(exc.retry_after, self.timing.retry_interval))
+            except ClockSkew:
+                await self._prepare(target, exchange)
+            except AmbiguousOutcome:
                 await self.clock.sleep(self.timing.retry_interval)
         raise AmbiguousOutcome(f"could not learn whether order {coid} exists; not resending")
 
     async def _await_visible(
-        self, target: SnipeTarget, coid: ClientOrderId, deadline: datetime, exchange: ExchangeTrading
+        self, target: SnipeTarget, coid: ClientOrderId, give_up: datetime, exchange: ExchangeTrading
     ) -> OrderReport | None:
-        give_up = deadline + _VISIBILITY_GRACE
+        """Query the order until it shows or `give_up` has passed (at least once, and once at
+        `give_up`), backing off up to `_MAX_BACKOFF` between queries."""
         delay = self.timing.retry_interval
         while True:
             found = await self._resolve(target, coid, exchange)
-            if found is not None or self.clock.now() >= give_up:
+            now = self.clock.now()
+            if found is not None or now >= give_up:
                 return found
-            await self.clock.sleep(delay)
+            await self.clock.sleep(min(delay, give_up - now))
             delay = min(delay * 2, _MAX_BACKOFF)
 
     async def _quantity_scale(self, target: SnipeTarget, report: OrderReport) -> int:
@@ -352,20 +502,41 @@ class ExecuteSnipe:
 
     async def _confirm(
         self, target: SnipeTarget, report: OrderReport, deadline: datetime, exchange: ExchangeTrading
-    ) -> OrderReport | None:
-        """A market order may be acknowledged before it fills: follow it to a final status."""
+    ) -> OrderReport:
+        """A market order may be acknowledged before it fills: follow it to a final status (or a
+        partial fill), by query only. The order exists, so an error from a query (a rate limit,
+        a timeout, a 5xx, a firewall's 403) is answered by asking again, never by a resend.
+        Raises AmbiguousOutcome when nothing final was learnt within the grace: the target stays
+        executing and is resolved later by its client order id."""
         assert target.symbol is not None
-        give_up = deadline + timedelta(seconds=10)
+        give_up = max(deadline, self.clock.now()) + _VISIBILITY_GRACE
+        interval = delay = backoff = self.timing.retry_interval
+        last_error: ExchangeError | None = None
         while not report.status.is_final and self.clock.now() < give_up:
-            await self.clock.sleep(self.timing.retry_interval)
-            again = await exchange.query_order(target.symbol, report.client_order_id)
+            await self.clock.sleep(delay)
+            delay = interval
+            try:
+                again = await exchange.query_order(target.symbol, report.client_order_id)
+            except RateLimited as exc:
+                last_error, delay = exc, max(exc.retry_after, interval)
+                continue
+            except ClockSkew as exc:
+                last_error = exc
+                await self._prepare(target, exchange)
+                continue
+            except ExchangeError as exc:
+                # A timeout, a 5xx, a refusal of the query itself (e.g. a firewall's 403): back off.
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+                last_error, delay = exc, backoff
+                continue
             if again is not None:
                 report = again
-        if report.executed_quantity > 0 and report.status in (
-            OrderStatus.FILLED, OrderStatus.PARTIALLY_CANCELED, OrderStatus.PARTIALLY_FILLED
-        ):
+        if report.status.is_final or _is_fill(report):
             return report
-        return None
+        why = f" (last query: {last_error})" if last_error is not None else ""
+        raise AmbiguousOutcome(
+            f"order {report.client_order_id} is still {report.status.value} and its fill is unknown{why}; not resending"
+        )
 
     async def _record_fill(self, target: SnipeTarget, report: OrderReport, attempts: int, quantity_scale: int) -> SnipeOutcome:
         assert target.symbol is not None and target.execute_at is not None and target.exit_plan is not None
@@ -391,3 +562,21 @@ class ExecuteSnipe:
 
     def _cause(self, target: SnipeTarget, at: datetime | None = None) -> Cause:
         return Cause(at or self.clock.now(), target.target_id)
+
+
+def _is_fill(report: OrderReport) -> bool:
+    return report.executed_quantity > 0 and report.status in (
+        OrderStatus.FILLED, OrderStatus.PARTIALLY_CANCELED, OrderStatus.PARTIALLY_FILLED
+    )
+
+
+def _drop(run: _Run) -> None:
+    """The sends are over: a background check still in flight is no longer wanted."""
+    task, run.check = run.check, None
+    if task is None:
+        return
+    if task.done():
+        if not task.cancelled():
+            task.exception()  # looked at, so asyncio does not report it as never retrieved
+    else:
+        task.cancel()
