@@ -259,6 +259,16 @@ class ExchangeTrading(Protocol):
     async def open_orders(self, symbol: Symbol | None = None) -> list[OrderReport]: ...
 
 
+@runtime_checkable
+class AccountBalances(Protocol):
+    """What an exchange account holds, where the exchange can tell (MEXC can; paper fills cannot:
+    they hold exactly what they filled). Reached on the ExchangeTrading an order went to."""
+
+    async def free_balance(self, asset: str) -> Decimal:
+        """The free (not locked in open orders) amount of `asset`; 0 when the account holds none."""
+        ...
+
+
 # --- users -------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)

@@ -228,7 +228,7 @@ class PositionPeakRaised(DomainEvent):
 
 @dataclass(frozen=True, slots=True)
 class ExitFilled(DomainEvent):
-    """Fields shared by every kind of exit fill."""
+    """Fields shared by every way coins leave a position: the exit fills, and DustWrittenOff."""
 
     position_id: str
     client_order_id: str
@@ -267,6 +267,15 @@ class EmergencyExitFilled(ExitFilled):
 
 
 @dataclass(frozen=True, slots=True)
+class DustWrittenOff(ExitFilled):
+    """What is left of a position cannot be sold: less than the pair's step or minimum, or not
+    in the account at all (e.g. a buy fee taken from the coin). It leaves the position unsold:
+    price and proceeds 0, no client order id, its cost released as a loss. `reason` says which."""
+
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class PositionClosed(DomainEvent):
     """Totals of a closed position, all in the quote asset.
 
@@ -286,9 +295,13 @@ class PositionClosed(DomainEvent):
 
 @dataclass(frozen=True, slots=True)
 class EmergencyStopActivated(DomainEvent):
+    """`automatic`: tripped by the safety monitor (a rule), not by a person. An automatic stop
+    holds new buys and take-profits but lets protective exits sell; a person's holds everything."""
+
     scope: str
     reason: str
     activated_by: str
+    automatic: bool = False
 
 
 @dataclass(frozen=True, slots=True)

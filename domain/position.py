@@ -13,6 +13,7 @@ from domain.errors import InvalidTransition, InvalidValue
 from domain.events import (
     Cause,
     DomainEvent,
+    DustWrittenOff,
     EmergencyExitFilled,
     ExitFilled,
     ExitOrderFailed,
@@ -42,6 +43,14 @@ class ExitReason(Enum):
     TRAILING_STOP = "trailing_stop"
     MAX_HOLD = "max_hold"
     EMERGENCY = "emergency"
+
+    @property
+    def protective(self) -> bool:
+        """An exit that caps a loss by price: it still sells under an automatic emergency stop.
+        Max hold is not one: it sells at any price when time is up, and while the stop-loss and
+        trailing stop keep guarding the position, holding on until a person clears the stop
+        cannot lose more than they allow."""
+        return self in (ExitReason.STOP_LOSS, ExitReason.TRAILING_STOP, ExitReason.EMERGENCY)
 
 
 _FILL_EVENT: dict[ExitReason, type[ExitFilled]] = {
@@ -140,10 +149,12 @@ class Position(Aggregate):
     def unrealised_pnl(self, price: Decimal) -> Decimal:
         return quantize_money(self.remaining * price - self.remaining_cost)
 
-    def decide_exit(self, price: Decimal, now: datetime) -> ExitDecision | None:
+    def decide_exit(self, price: Decimal, now: datetime, *, protective_only: bool = False) -> ExitDecision | None:
         """What the exit plan says to do at this price and time, if anything.
 
         Stop-loss is looked at first: on a tick that satisfies both, we protect the capital.
+        With `protective_only` (an automatic emergency stop), only exits that cap a loss are
+        decided (ExitReason.protective); take-profits and max hold wait.
         """
         if self.status is PositionStatus.CLOSED or self.pending_exit is not None or self.remaining <= 0:
             return None
@@ -151,13 +162,15 @@ class Position(Aggregate):
         assert plan is not None and self.opened_at is not None
         point = PricePoint(self.entry_price, price)
         if stop_loss_hit(plan.stop_loss_percent).is_satisfied_by(point):
-            return ExitDecision(ExitReason.STOP_LOSS, None, self.remaining, price)
+            return ExitDecision(ExitReason.STOP_LOSS, None, self._all_out(), price)
         if plan.trailing_stop_percent is not None and self.peak_price > self.entry_price:
             trail_at = self.peak_price * (1 - plan.trailing_stop_percent / HUNDRED)
             if price <= trail_at:
-                return ExitDecision(ExitReason.TRAILING_STOP, None, self.remaining, price)
+                return ExitDecision(ExitReason.TRAILING_STOP, None, self._all_out(), price)
+        if protective_only:
+            return None
         if plan.max_hold_seconds is not None and now - self.opened_at >= timedelta(seconds=plan.max_hold_seconds):
-            return ExitDecision(ExitReason.MAX_HOLD, None, self.remaining, price)
+            return ExitDecision(ExitReason.MAX_HOLD, None, self._all_out(), price)
         for index, level in enumerate(plan.take_profits):
             if index in self.levels_hit:
                 continue
@@ -171,11 +184,22 @@ class Position(Aggregate):
         assert plan is not None
         sold_share = sum((plan.take_profits[i].sell_percent for i in range(index + 1)), Decimal(0))
         if sold_share >= HUNDRED:
-            return self.remaining
+            return self._all_out()
         qty = round_down_to_scale(self.quantity * plan.take_profits[index].sell_percent / HUNDRED, self.quantity_scale)
         if qty <= 0 or qty >= self.remaining:
-            return self.remaining
+            return self._all_out()
         return qty
+
+    def _all_out(self) -> Decimal:
+        """Everything held that the exchange can sell: the remainder rounded down to the pair's
+        step (never up). What is below one step is written off as dust after the sell fills."""
+        sellable = round_down_to_scale(self.remaining, self.quantity_scale)
+        return sellable if sellable > 0 else self.remaining
+
+    def sellable_within(self, available: Decimal) -> Decimal:
+        """How much of an exit the account can carry when it holds only `available` of the coin:
+        the smaller of that and what is held, rounded down to the step (0: nothing sellable)."""
+        return max(round_down_to_scale(min(available, self.remaining), self.quantity_scale), Decimal(0))
 
     # --- commands -------------------------------------------------------------------
 
@@ -219,10 +243,34 @@ class Position(Aggregate):
             kind(self.position_id, pending.client_order_id, pending.level, price, quantity, proceeds, fee, released, pnl),
             cause,
         )
-        if closing:
-            self._record(
-                PositionClosed(self.position_id, self.total_cost, self.proceeds, self.fees, self.realised_pnl), cause
-            )
+        if not closing and round_down_to_scale(self.remaining, self.quantity_scale) <= 0:
+            # Less than one step is left (e.g. a buy fee taken from the coin): no order can sell it.
+            self._write_off(f"dust: {self.remaining} is below the step of {self.quantity_scale} decimals", cause)
+        elif closing:
+            self._close(cause)
+
+    def write_off(self, reason: str, cause: Cause) -> None:
+        """Close the position without selling what is left: it cannot be sold (below the pair's
+        minimum, or not in the account). Its cost is booked as a loss; `reason` says why."""
+        if self.status is PositionStatus.CLOSED:
+            raise InvalidTransition(f"position {self.position_id}", "closed", "write off a remainder")
+        if self.pending_exit is not None:
+            raise InvalidTransition(f"position {self.position_id}", "awaiting an exit fill", "write off a remainder")
+        if not reason.strip():
+            raise InvalidValue("a write-off needs a reason")
+        self._write_off(reason.strip(), cause)
+
+    def _write_off(self, reason: str, cause: Cause) -> None:
+        released = self.remaining_cost
+        self._record(
+            DustWrittenOff(self.position_id, "", None, Decimal(0), self.remaining, Decimal(0), Decimal(0), released,
+                           -released, reason),
+            cause,
+        )
+        self._close(cause)
+
+    def _close(self, cause: Cause) -> None:
+        self._record(PositionClosed(self.position_id, self.total_cost, self.proceeds, self.fees, self.realised_pnl), cause)
 
     def record_exit_failure(self, reason: str, cause: Cause) -> None:
         pending = self.pending_exit
@@ -255,6 +303,11 @@ class Position(Aggregate):
                 self.exits += 1
             case ExitOrderFailed():
                 self.pending_exit = None
+            case DustWrittenOff():
+                self.remaining -= event.quantity
+                self.remaining_cost -= event.cost_released
+                self.realised_pnl += event.realised_pnl
+                self.status = PositionStatus.CLOSED if self.remaining == 0 else PositionStatus.PARTIALLY_EXITED
             case ExitFilled():
                 self.pending_exit = None
                 if isinstance(event, TakeProfitHit) and event.level is not None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
+from enum import Enum
 
 from domain.aggregate import Aggregate
 from domain.errors import InvalidTransition, InvalidValue
@@ -16,8 +18,27 @@ def safety_stream(scope: str) -> str:
     return f"safety-{scope}"
 
 
+class Halt(Enum):
+    """What an active emergency stop still lets through, for one user.
+
+    A person's stop holds everything (snipes and every exit) until a person clears it. A stop
+    tripped automatically by the safety monitor fires when a loss is running (daily loss limit,
+    price collapse) or the exchange misbehaves: then new buys and take-profits are held, but the
+    exits that cap a loss (stop-loss, trailing stop) keep selling, or the stop would switch off
+    the very protection it was tripped for.
+    """
+
+    NONE = "none"
+    PROTECTIVE_EXITS_ONLY = "protective exits only"
+    EVERYTHING = "everything"
+
+
 class SafetySwitch(Aggregate):
-    """A fresh switch (no events) is not active; `for_scope` makes one to record on."""
+    """A fresh switch (no events) is not active; `for_scope` makes one to record on.
+
+    `automatic`: the active stop was tripped by a rule (the safety monitor), not by a person.
+    A person may take over an active automatic stop (activate it again) to hold everything.
+    """
 
     kind = "emergency stop"
 
@@ -26,6 +47,7 @@ class SafetySwitch(Aggregate):
         self.active = False
         self.reason: str | None = None
         self.activated_by: str | None = None
+        self.automatic = False
 
     @classmethod
     def for_scope(cls, scope: str) -> "SafetySwitch":
@@ -36,12 +58,19 @@ class SafetySwitch(Aggregate):
         switch.scope = scope
         return switch
 
-    def activate(self, reason: str, by: str, cause: Cause) -> None:
-        if self.active:
+    def activate(self, reason: str, by: str, cause: Cause, *, automatic: bool = False) -> None:
+        """`automatic`: tripped by a rule (the safety monitor), not by a person."""
+        if self.active and (automatic or not self.automatic):
             raise InvalidTransition(f"emergency stop ({self.scope})", "active", "be activated")
         if not reason.strip():
             raise InvalidValue("an emergency stop needs a reason")
-        self._record(EmergencyStopActivated(self.scope, reason.strip(), by), cause)
+        self._record(EmergencyStopActivated(self.scope, reason.strip(), by, automatic), cause)
+
+    @property
+    def halt(self) -> Halt:
+        if not self.active:
+            return Halt.NONE
+        return Halt.PROTECTIVE_EXITS_ONLY if self.automatic else Halt.EVERYTHING
 
     def clear(self, by: str, cause: Cause) -> None:
         if not self.active:
@@ -55,13 +84,24 @@ class SafetySwitch(Aggregate):
                 self.active = True
                 self.reason = event.reason
                 self.activated_by = event.activated_by
+                self.automatic = event.automatic
             case EmergencyStopCleared():
                 self.scope = event.scope
                 self.active = False
                 self.reason = None
                 self.activated_by = None
+                self.automatic = False
             case _:
                 raise TypeError(f"emergency stop cannot apply {type(event).__name__}")
+
+
+def strictest_halt(switches: Iterable[SafetySwitch]) -> Halt:
+    """The halt of a user under several stops (theirs and the global one): the strictest wins."""
+    halts = {switch.halt for switch in switches}
+    for halt in (Halt.EVERYTHING, Halt.PROTECTIVE_EXITS_ONLY):
+        if halt in halts:
+            return halt
+    return Halt.NONE
 
 
 # --- what trips the stop -------------------------------------------------------------------

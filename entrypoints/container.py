@@ -331,7 +331,14 @@ class TradingProvider(Provider):
         self, store: EventStore, exchange: ExchangeTrading, clock: Clock, book: TradeBook, accounts: ExchangeAccounts
     ) -> ManagePositions:
         return ManagePositions(store, exchange, clock, book, accounts)
-    activate_stop = provide(ActivateEmergencyStop)
+
+    @provide
+    def activate_stop(
+        self, store: EventStore, exchange: ExchangeTrading, clock: Clock, book: TradeBook, accounts: ExchangeAccounts
+    ) -> ActivateEmergencyStop:
+        # Cancels on the traders' own accounts too (per-user keys), not only on the operator's.
+        return ActivateEmergencyStop(store, exchange, clock, book).with_accounts(accounts)
+
     clear_stop = provide(ClearEmergencyStop)
 
 

@@ -3,6 +3,9 @@ Feature: Emergency stop
   ('global'). While the stop is active no new order is sent: a scheduled snipe fails
   without an order and exits are held. Only a person clears it, and trading resumes.
   Clearing a stop that is not active is refused.
+  A stop the safety monitor trips by itself (daily loss, price collapse, error burst) fires
+  when a loss is running: it holds snipes and take-profits, but stop-losses and trailing
+  stops keep selling. A person's stop holds every exit.
 
   Background:
     Given it is 2026-11-25 09:30 UTC
@@ -80,6 +83,27 @@ Feature: Emergency stop
     And NEW's price ticks arrive until 10:02:30
     Then EmergencyStopCleared was recorded for alice by alice
     And alice's position in NEW was closed by StopLossHit at 0.84
+
+  Scenario: A stop tripped by the safety monitor holds the take-profit but lets the stop-loss sell
+    Given NEW trades at these prices after opening:
+      | seconds | price |
+      | 0       | 1.00  |
+      | 60      | 1.25  |
+      | 120     | 0.85  |
+    And alice's snipe of NEW has filled
+    When the safety monitor trips the emergency stop for alice because "daily loss limit reached"
+    And NEW's price ticks arrive until 10:01:30
+    Then alice's position in NEW is still open with no exit order
+    When NEW's price ticks arrive until 10:02:30
+    Then alice's position in NEW was closed by StopLossHit at 0.85
+    And the emergency stop for alice is still active, tripped automatically by the safety monitor
+
+  Scenario: A person taking over the safety monitor's stop holds the stop-loss too
+    Given alice's snipe of NEW has filled
+    When the safety monitor trips the emergency stop for alice because "price collapse"
+    And alice activates the emergency stop for alice because "hold everything"
+    And NEW's price ticks arrive until 10:02:30
+    Then alice's position in NEW is still open with no exit order
 
   Scenario Outline: Clearing a stop that is not active is refused
     Given <history>

@@ -8,6 +8,7 @@ from decimal import Decimal
 from pytest_bdd import given, scenarios, then, when
 
 from application.ports import OrderReport, OrderSide, OrderStatus
+from application.use_cases.monitor import MONITOR
 from domain.errors import InvalidTransition
 from domain.events import ExitFilled
 from features.conftest import activate_stop as _activate, book_position, clear_stop as _clear, step
@@ -87,6 +88,21 @@ def snipe_runs_while_stop_pressed(world: World, user: str, ticker: str, person: 
     world.begin_action()
     outcome, _ = world.run(world.clock.run_together([world.execute_snipe()(job.key), press()]))
     world.record_outcome(outcome)
+
+
+@when(step('the safety monitor trips the emergency stop for {scope:Name} because "{reason}"'))
+def monitor_trips(world: World, scope: str, reason: str) -> None:
+    """What MonitorSafety does when a rule trips: an automatic stop, by the safety monitor."""
+    world.begin_action()
+    world.result = world.run(world.activate_stop()(scope, reason, MONITOR, automatic=True))
+
+
+@then(step("the emergency stop for {scope:Name} is still active, tripped automatically by the safety monitor"))
+def stop_is_automatic(world: World, scope: str) -> None:
+    activated = world.events_named("EmergencyStopActivated")[-1].event
+    assert (activated.scope, activated.activated_by, activated.automatic) == (scope, MONITOR, True)
+    world.run(world.book.catch_up(world.store))
+    assert world.book.halted(scope) is not None
 
 
 @then(step('EmergencyStopActivated was recorded for {scope:Name} by {person:Name} because "{reason}"'))

@@ -8,9 +8,14 @@ Matches the paper exchange's semantics where MEXC allows:
 - MEXC's order POST reply usually has no fill information: the report is then NEW with
   nothing executed, and the caller follows it with `query_order` (ExecuteSnipe does).
 - Reports from GET order: executed quantity = executedQty, executed quote =
-  cummulativeQuoteQty, average price = their ratio. GET order carries no fee: the report
-  says fee 0, fee_asset "" (myTrades would tell, at weight 10 per call, on the snipe path;
-  a reconciliation job should fetch it instead). P&L read from these reports excludes fees.
+  cummulativeQuoteQty, average price = their ratio. GET order carries no fee: once an order
+  is done (final, something executed) its commission is read from myTrades (weight 10, once
+  per order, after the order went out, so never on the send path) and reported as fee and
+  fee_asset. MEXC takes it from the received asset by default: a buy's fee in the base coin
+  means the account holds executedQty minus the fee, and the position must hold that. A fee
+  in a third asset (MX) leaves the coins received whole: it is reported as fee 0, "" (the
+  cost misses it). When myTrades fails or does not show the whole fill yet, the report says
+  fee 0, "" as before, and `free_balance` lets a seller find out what the account holds.
 - `query_order`/`cancel_order` answer None for an order MEXC does not know (-2011).
 - A reused client order id is OrderAlreadyExists, as on the paper exchange (MEXC documents
   no code for it: see adapters.mexc.errors).
@@ -27,19 +32,21 @@ from __future__ import annotations
 
 import logging
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from decimal import Decimal
 
 from application.errors import ExchangeDataUnreadable, ExchangeError, NotFound, NotYetOpen, OrderRefused
 from application.ports import OrderReport, OrderSide, OrderStatus, SymbolRules
 from adapters.mexc.errors import UnexpectedReply
-from adapters.mexc.models import Balance, MexcOrder, SymbolInfo, ms_to_datetime, plain
+from adapters.mexc.models import Balance, MexcOrder, MexcTrade, SymbolInfo, ms_to_datetime, plain
 from adapters.mexc.rest import MexcRestClient, PreparedOrder, is_invalid_symbol
 from domain.errors import InvalidValue
 from domain.values import ClientOrderId, Symbol
 
 DEFAULT_TAKER_FEE = Decimal("0.0005")
 _PREPARED_KEEP = 64
+_FEES_KEEP = 256
 _STATUSES = {s.value: s for s in OrderStatus}
 
 
@@ -63,6 +70,8 @@ class MexcExchange:
         self._prepared: dict[tuple[str, str, Decimal, str], PreparedOrder] = {}
         # Orders found without a usable client id are labelled by their exchange id.
         self._exchange_ids: dict[str, str] = {}
+        # Commission of done orders (by exchange order id): a done order's fills never change.
+        self._fees: dict[str, tuple[Decimal, str]] = {}
 
     # --- ExchangeTrading -------------------------------------------------------------------
 
@@ -104,7 +113,7 @@ class MexcExchange:
             prepared = self.prepare_market_buy(symbol, quote_amount, client_order_id)
         order = await self.client.send_order(prepared)
         assert order is not None
-        return self._report(order, symbol, client_order_id, OrderSide.BUY)
+        return await self._with_fee(self._report(order, symbol, client_order_id, OrderSide.BUY))
 
     async def place_market_sell(self, symbol: Symbol, quantity: Decimal, client_order_id: ClientOrderId) -> OrderReport:
         self._seen[symbol.code] = symbol
@@ -113,7 +122,7 @@ class MexcExchange:
         if qty <= 0:
             raise OrderRefused(f"refused before sending: quantity {plain(qty)} is not positive", "30002")
         order = await self.client.new_order(symbol.code, "SELL", "MARKET", quantity=qty, client_order_id=client_order_id.value)
-        return self._report(order, symbol, client_order_id, OrderSide.SELL)
+        return await self._with_fee(self._report(order, symbol, client_order_id, OrderSide.SELL))
 
     async def query_order(self, symbol: Symbol, client_order_id: ClientOrderId) -> OrderReport | None:
         self._seen[symbol.code] = symbol
@@ -122,7 +131,7 @@ class MexcExchange:
             order = await self.client.query_order(symbol.code, order_id=exchange_id)
         else:
             order = await self.client.query_order(symbol.code, client_order_id.value)
-        return None if order is None else self._report(order, symbol, client_order_id, None)
+        return None if order is None else await self._with_fee(self._report(order, symbol, client_order_id, None))
 
     async def cancel_order(self, symbol: Symbol, client_order_id: ClientOrderId) -> OrderReport | None:
         exchange_id = self._exchange_ids.get(client_order_id.value)
@@ -147,6 +156,11 @@ class MexcExchange:
 
     async def balances(self) -> dict[str, Balance]:
         return await self.client.balances()
+
+    async def free_balance(self, asset: str) -> Decimal:
+        """AccountBalances: what the account holds of `asset`, not locked in open orders."""
+        balance = (await self.client.balances()).get(asset)
+        return balance.free if balance is not None else Decimal(0)
 
     # --- MarketData ----------------------------------------------------------------------
 
@@ -188,6 +202,31 @@ class MexcExchange:
             raise NotFound(f"MEXC lists no {symbol}")
         self._info[symbol.code] = info
         return info
+
+    async def _with_fee(self, report: OrderReport) -> OrderReport:
+        """The report with the order's commission, once the order is done (see the module doc)."""
+        order_id = report.exchange_order_id
+        if not report.status.is_final or report.executed_quantity <= 0 or not order_id:
+            return report
+        fee = self._fees.get(order_id)
+        if fee is None:
+            try:
+                trades = [t for t in await self.client.my_trades(report.symbol.code, order_id=order_id)
+                          if t.order_id == order_id]
+            except ExchangeError as exc:
+                _log.warning("commission of order %s unknown (myTrades: %s): reported as none", order_id, exc)
+                return report
+            traded = sum((t.quantity for t in trades), Decimal(0))
+            if traded != report.executed_quantity:
+                # The trade list can lag the order: ask again on the next query.
+                _log.warning("commission of order %s unknown: myTrades shows %s of the %s executed",
+                             order_id, plain(traded), plain(report.executed_quantity))
+                return report
+            fee = _commission(trades, report.symbol, report.side)
+            if len(self._fees) >= _FEES_KEEP:
+                self._fees.pop(next(iter(self._fees)))
+            self._fees[order_id] = fee
+        return replace(report, fee=fee[0], fee_asset=fee[1])
 
     def _keep(self, key: tuple[str, str, Decimal, str], prepared: PreparedOrder) -> None:
         if len(self._prepared) >= _PREPARED_KEEP:
@@ -252,3 +291,18 @@ class MexcExchange:
         label = ClientOrderId(("x" + "".join(c for c in order.order_id if c.isalnum() or c in "_-"))[:32])
         self._exchange_ids[label.value] = order.order_id
         return label
+
+
+def _commission(trades: Sequence[MexcTrade], symbol: Symbol, side: OrderSide) -> tuple[Decimal, str]:
+    """(fee, asset) of one order's trades, in the asset it matters in: a buy's fee in the base coin
+    (it reduces what is held) or else in the quote; a sell's in the quote. None, or a fee in a
+    third asset (MX), is (0, "")."""
+    by_asset: dict[str, Decimal] = {}
+    for trade in trades:
+        if trade.commission > 0:
+            by_asset[trade.commission_asset] = by_asset.get(trade.commission_asset, Decimal(0)) + trade.commission
+    assets = (symbol.base, symbol.quote) if side is OrderSide.BUY else (symbol.quote,)
+    for asset in assets:
+        if asset in by_asset:
+            return by_asset[asset], asset
+    return Decimal(0), ""

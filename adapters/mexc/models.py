@@ -259,6 +259,37 @@ def parse_order(raw: Any) -> MexcOrder:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class MexcTrade:
+    """One fill of one of our orders, from GET myTrades: the only place MEXC reports the
+    commission (`commission` in `commission_asset`: the received asset by default, MX when
+    the account pays fees in MX)."""
+
+    order_id: str
+    quantity: Decimal
+    quote_quantity: Decimal | None
+    commission: Decimal
+    commission_asset: str
+
+
+def parse_trades(raw: Any) -> list[MexcTrade]:
+    out = []
+    for item in require_list(raw, "myTrades"):
+        entry = require_dict(item, "trade")
+        commission = optional_decimal(entry, "commission") or Decimal(0)
+        asset = str(entry.get("commissionAsset") or "")
+        if commission < 0 or (commission > 0 and not asset):
+            raise UnexpectedReply(f"myTrades: commission {commission} in {asset!r} is not a fee")
+        out.append(MexcTrade(
+            order_id=str(entry.get("orderId") or ""),
+            quantity=decimal_of(entry.get("qty"), "qty"),
+            quote_quantity=optional_decimal(entry, "quoteQty"),
+            commission=commission,
+            commission_asset=asset,
+        ))
+    return out
+
+
 # --- account and market data -------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)

@@ -59,6 +59,7 @@ from adapters.mexc.models import (
     Depth,
     Kline,
     MexcOrder,
+    MexcTrade,
     SymbolInfo,
     decimal_of,
     int_of,
@@ -68,6 +69,7 @@ from adapters.mexc.models import (
     parse_exchange_info,
     parse_klines,
     parse_order,
+    parse_trades,
     plain,
     require_dict,
     require_list,
@@ -250,6 +252,7 @@ class MexcRestClient:
         self._get_order = ep("GET", "/order", True, CallKind.READ)
         self._cancel = ep("DELETE", "/order", True, CallKind.CANCEL)
         self._open_orders = ep("GET", "/openOrders", True, CallKind.READ)
+        self._my_trades = ep("GET", "/myTrades", True, CallKind.READ)
         self._listen_key_new = ep("POST", "/userDataStream", True, CallKind.READ)
         self._listen_key_keep = ep("PUT", "/userDataStream", True, CallKind.READ)
         self._listen_key_close = ep("DELETE", "/userDataStream", True, CallKind.READ)
@@ -546,6 +549,11 @@ class MexcRestClient:
         """MEXC requires the symbol."""
         data = await self._call(self._open_orders, encode_params([("symbol", symbol)]))
         return [parse_order(item) for item in require_list(data, "openOrders")]
+
+    async def my_trades(self, symbol: str, order_id: str | None = None, limit: int | None = None) -> list[MexcTrade]:
+        """Our fills on `symbol` (of one order with `order_id`), with their commissions. Weight 10."""
+        params = encode_params([("symbol", symbol), ("orderId", order_id), ("limit", limit)])
+        return parse_trades(await self._call(self._my_trades, params))
 
     # --- user data stream keys (for the WebSocket adapter) -------------------------------
 

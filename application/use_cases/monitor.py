@@ -5,6 +5,13 @@ would lose at the current price) reaches their daily loss limit, or when a price
 below one of their entries; it trips the global stop on a burst of exchange errors (orders
 refused or failed, for anyone). A person trips it through ActivateEmergencyStop directly.
 Each trip cancels open orders and refuses new ones until a person clears it, and alerts.
+
+Its trips are automatic (EmergencyStopActivated.automatic): they hold new buys and
+take-profits, but stop-losses and trailing stops keep selling (domain.safety.Halt), since a
+daily-loss or price-collapse trip fires exactly when a position may need its stop-loss.
+
+An exit refused again and again (one position's problem, e.g. a balance short of what it
+holds) counts once per window, not once per attempt: one position must not halt everyone.
 """
 
 from __future__ import annotations
@@ -68,20 +75,20 @@ class MonitorSafety:
         self.clock, self.book, self.limits = clock, book, limits
         self.notifier = notifier if notifier is not None else NoNotifier()
         self._cursor: int | None = None
-        self._errors: deque[datetime] = deque()
+        self._errors: deque[tuple[datetime, str | None]] = deque()  # (when, what repeats: a position id)
         self._stops_handled: set[str] = set()
 
     async def __call__(self) -> SafetyReport:
         report = SafetyReport()
         now = self.clock.now()
         await self._collect_errors(now)
-        report.errors_in_window = len(self._errors)
+        report.errors_in_window = len(self._distinct_errors())
         await self.book.catch_up(self.store)
         await self._enforce_recorded_stops(report)
         if not self.book.halted(GLOBAL_SCOPE) and error_burst(
-            list(self._errors), now, self.limits.error_window, self.limits.error_burst
+            self._distinct_errors(), now, self.limits.error_window, self.limits.error_burst
         ):
-            await self._trip(report, GLOBAL_SCOPE, f"{len(self._errors)} exchange errors within "
+            await self._trip(report, GLOBAL_SCOPE, f"{len(self._distinct_errors())} exchange errors within "
                              f"{_span(self.limits.error_window)}")
         users = {p.user_id for p in self.book.open_positions()}
         users |= {row.user_id for row in self.book.daily_pnl() if row.day == now.date()}
@@ -120,12 +127,25 @@ class MonitorSafety:
             batch = await self.store.read_all(after=self._cursor, limit=1000)
             for rec in batch:
                 if isinstance(rec.event, _ERROR_EVENTS):
-                    self._errors.append(rec.occurred_at)
+                    repeats = rec.event.position_id if isinstance(rec.event, ExitOrderFailed) else None
+                    self._errors.append((rec.occurred_at, repeats))
                 self._cursor = rec.position or self._cursor
             if len(batch) < 1000:
                 break
-        while self._errors and self._errors[0] < now - self.limits.error_window:
+        while self._errors and self._errors[0][0] < now - self.limits.error_window:
             self._errors.popleft()
+
+    def _distinct_errors(self) -> list[datetime]:
+        """The errors in the window, a position's repeated exit failures counted once (its first)."""
+        seen: set[str] = set()
+        times = []
+        for at, repeats in self._errors:
+            if repeats is not None:
+                if repeats in seen:
+                    continue
+                seen.add(repeats)
+            times.append(at)
+        return times
 
     async def _user_breach(self, user_id: str, now: datetime, report: SafetyReport) -> str | None:
         risk = await self._risk(user_id)
@@ -155,7 +175,7 @@ class MonitorSafety:
             return DEFAULT_RISK_PROFILE
 
     async def _trip(self, report: SafetyReport, scope: str, reason: str) -> None:
-        result = await self.activate(scope, reason, MONITOR)
+        result = await self.activate(scope, reason, MONITOR, automatic=True)
         self._stops_handled.add(scope)  # activate() cancelled the open orders already
         report.trips.append(Trip(scope, reason, tuple(result.cancelled_orders)))
         await self.notifier.send(Alert(

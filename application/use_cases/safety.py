@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from application import repository
-from application.errors import ExchangeError
-from application.ports import Clock, EventStore, ExchangeTrading
+from application.errors import AccountUnavailable, ApplicationError, ExchangeError
+from application.ports import Clock, EventStore, ExchangeAccounts, ExchangeTrading
 from application.trade_book import TradeBook
 from domain.events import Cause
-from domain.safety import SafetySwitch, safety_stream
+from domain.safety import GLOBAL_SCOPE, SafetySwitch, safety_stream
 
 
 @dataclass(slots=True)
@@ -26,30 +26,80 @@ async def _switch(store: EventStore, scope: str) -> SafetySwitch:
 
 class ActivateEmergencyStop:
     """Halt trading for one user or for everyone ('global'). The halt is recorded first,
-    so no new order starts while the open ones are being cancelled."""
+    so no new order starts while the open ones are being cancelled.
+
+    `by` names who activated it; `automatic` says it was a rule (the safety monitor), not a
+    person: see domain.safety.Halt for what each lets through.
+
+    Open orders are cancelled on `exchange` (the operator's account) and, once `with_accounts`
+    gave the ExchangeAccounts that route each trader's orders, on the accounts the halted
+    users' orders go to: a user's stop cancels on that user's accounts (live and paper), the
+    global stop on the operator's and on every account a trader in the trade book trades on.
+    """
 
     def __init__(self, store: EventStore, exchange: ExchangeTrading, clock: Clock, book: TradeBook) -> None:
         self.store, self.exchange, self.clock, self.book = store, exchange, clock, book
+        self.accounts: ExchangeAccounts | None = None
 
-    async def __call__(self, scope: str, reason: str, by: str) -> EmergencyStopResult:
+    def with_accounts(self, accounts: ExchangeAccounts) -> ActivateEmergencyStop:
+        """Cancel on the traders' own accounts too (per-user keys), not only on `exchange`."""
+        self.accounts = accounts
+        return self
+
+    async def __call__(self, scope: str, reason: str, by: str, *, automatic: bool = False) -> EmergencyStopResult:
         switch = await _switch(self.store, scope)
         now = self.clock.now()
-        switch.activate(reason, by, Cause(now, f"emergency-stop-{scope}"))
+        switch.activate(reason, by, Cause(now, f"emergency-stop-{scope}"), automatic=automatic)
         await repository.save(self.store, switch)
         await self.book.catch_up(self.store)
         return await self.cancel_open_orders(scope)
 
     async def cancel_open_orders(self, scope: str) -> EmergencyStopResult:
-        """Cancel the account's open orders (also run by the worker when it sees a stop that
-        was recorded elsewhere, e.g. through the API, which holds no exchange session)."""
+        """Cancel the open orders on the accounts the scope trades on (also run by the worker
+        when it sees a stop that was recorded elsewhere, e.g. through the API, which holds no
+        exchange session). An account that cannot be read is reported and the others still
+        cancelled."""
         result = EmergencyStopResult(scope)
-        for order in await self.exchange.open_orders():
+        for label, exchange in await self._accounts_of(scope, result):
             try:
-                await self.exchange.cancel_order(order.symbol, order.client_order_id)
-                result.cancelled_orders.append(order.client_order_id.value)
+                orders = await exchange.open_orders()
             except ExchangeError as exc:
-                result.cancel_failures.append(f"{order.client_order_id}: {exc}")
+                result.cancel_failures.append(f"open orders of {label}: {exc}")
+                continue
+            for order in orders:
+                try:
+                    await exchange.cancel_order(order.symbol, order.client_order_id)
+                    result.cancelled_orders.append(order.client_order_id.value)
+                except ExchangeError as exc:
+                    result.cancel_failures.append(f"{order.client_order_id}: {exc}")
         return result
+
+    async def _accounts_of(self, scope: str, result: EmergencyStopResult) -> list[tuple[str, ExchangeTrading]]:
+        """Each account once (several users may share one, e.g. the operator's)."""
+        found: dict[int, tuple[str, ExchangeTrading]] = {}
+        if self.accounts is None or scope == GLOBAL_SCOPE:
+            found[id(self.exchange)] = ("the operator's account", self.exchange)
+        if self.accounts is None:
+            return list(found.values())
+        if scope == GLOBAL_SCOPE:
+            await self.book.catch_up(self.store)
+        users = [scope] if scope != GLOBAL_SCOPE else self._traders()
+        for user_id in users:
+            for live in (True, False):
+                try:
+                    exchange = await self.accounts.trading_for(user_id, live)
+                except AccountUnavailable:
+                    continue  # no account of this kind for the user: no order of theirs there
+                except ApplicationError as exc:
+                    result.cancel_failures.append(f"{'live' if live else 'paper'} account of {user_id}: {exc}")
+                    continue
+                found.setdefault(id(exchange), (f"{'live' if live else 'paper'} account of {user_id}", exchange))
+        return list(found.values())
+
+    def _traders(self) -> list[str]:
+        """Everyone with a snipe target or a position in the trade book: whoever may have orders."""
+        users = {t.user_id for t in self.book.targets.values()} | {p.user_id for p in self.book.positions.values()}
+        return sorted(u for u in users if u)
 
 
 class ClearEmergencyStop:

@@ -6,7 +6,7 @@ import pytest
 
 from domain.errors import InvalidTransition, InvalidValue
 from domain.events import EmergencyStopActivated, EmergencyStopCleared
-from domain.safety import GLOBAL_SCOPE, SafetySwitch, safety_stream
+from domain.safety import GLOBAL_SCOPE, Halt, SafetySwitch, safety_stream, strictest_halt
 from tests.domain.support import cause, state_of, type_names
 
 
@@ -89,3 +89,52 @@ class TestSafetySwitch:
         assert again.version == steps
         assert again.user_id == "user-7"
         assert again.active is (steps != 2)
+
+
+class TestWhoActivatedIt:
+    """A person's stop holds everything; the safety monitor's (automatic) keeps protective exits."""
+
+    def test_a_person_s_stop_holds_everything(self) -> None:
+        switch = SafetySwitch.for_scope("user-1")
+        switch.activate("hold", "alice", cause(1))
+        assert switch.automatic is False and switch.halt is Halt.EVERYTHING
+        assert switch.pending[-1].event == EmergencyStopActivated("user-1", "hold", "alice", False)
+
+    def test_an_automatic_stop_lets_protective_exits_through(self) -> None:
+        switch = SafetySwitch.for_scope("user-1")
+        switch.activate("daily loss limit reached", "safety-monitor", cause(1), automatic=True)
+        assert switch.automatic is True and switch.halt is Halt.PROTECTIVE_EXITS_ONLY
+        assert switch.pending[-1].event.automatic is True
+        again = SafetySwitch.rehydrate(switch.stream_id, switch.pending)
+        assert (again.automatic, again.halt) == (True, Halt.PROTECTIVE_EXITS_ONLY)
+
+    def test_not_active_halts_nothing_and_clearing_forgets_who(self) -> None:
+        switch = SafetySwitch.for_scope("user-1")
+        assert switch.halt is Halt.NONE
+        switch.activate("loss", "safety-monitor", cause(1), automatic=True)
+        switch.clear("alice", cause(2))
+        assert (switch.automatic, switch.halt) == (False, Halt.NONE)
+
+    def test_a_person_may_take_over_an_automatic_stop_to_hold_everything(self) -> None:
+        switch = SafetySwitch.for_scope("user-1")
+        switch.activate("loss", "safety-monitor", cause(1), automatic=True)
+        switch.activate("I hold everything", "alice", cause(2))
+        assert (switch.halt, switch.activated_by, switch.reason) == (Halt.EVERYTHING, "alice", "I hold everything")
+        assert switch.version == 2
+
+    @pytest.mark.parametrize(("first_automatic", "second_automatic"), [(False, False), (False, True), (True, True)])
+    def test_otherwise_an_active_stop_cannot_be_activated_again(self, first_automatic: bool, second_automatic: bool) -> None:
+        switch = SafetySwitch.for_scope("user-1")
+        switch.activate("one", "x", cause(1), automatic=first_automatic)
+        with pytest.raises(InvalidTransition, match="cannot be activated while active"):
+            switch.activate("two", "y", cause(2), automatic=second_automatic)
+        assert switch.version == 1
+
+    def test_the_strictest_of_a_user_s_stops_wins(self) -> None:
+        person, monitor, idle = (SafetySwitch.for_scope(s) for s in ("user-1", GLOBAL_SCOPE, "user-2"))
+        person.activate("hold", "alice", cause(1))
+        monitor.activate("burst", "safety-monitor", cause(1), automatic=True)
+        assert strictest_halt([]) is Halt.NONE
+        assert strictest_halt([idle]) is Halt.NONE
+        assert strictest_halt([monitor, idle]) is Halt.PROTECTIVE_EXITS_ONLY
+        assert strictest_halt([monitor, person]) is Halt.EVERYTHING

@@ -35,7 +35,7 @@ async def test_market_buy_rounds_the_quote_down_and_reports_after_a_query(server
     assert (report.status, report.side, report.executed_quantity) == (OrderStatus.FILLED, OrderSide.BUY, Decimal("33.73"))
     assert report.executed_quote == Decimal("10.119")
     assert report.average_price == Decimal("0.3")
-    assert (report.fee, report.fee_asset) == (Decimal(0), "")  # GET order carries no fee
+    assert (report.fee, report.fee_asset) == (Decimal(0), "")  # a free fill (fees: tests/mexc/test_exit_fees.py)
     assert report.exchange_order_id == placed.exchange_order_id
     assert report.created_at is not None
     assert all(isinstance(v, Decimal) for v in (report.executed_quantity, report.executed_quote, report.average_price))

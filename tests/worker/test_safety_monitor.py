@@ -154,3 +154,58 @@ async def test_a_stop_recorded_elsewhere_gets_its_open_orders_cancelled_once() -
     await api("alice", "again", "alice")
     assert (await monitor()).enforced == ["alice"]
     assert exchange.cancelled == ["lmt-1", "lmt-2", "lmt-3"]
+
+
+async def test_a_monitor_trip_is_automatic_and_the_stop_loss_still_sells_under_it() -> None:
+    """A daily-loss trip fires exactly when the stop-loss may be needed: it holds new buys and
+    take-profits, not the stop-loss. Here -6 % trips the user, then -80 % is sold at once."""
+    from application.ports import PriceTick
+    from domain.safety import Halt, SafetySwitch, safety_stream
+    from application import repository
+    from tests.application.support import NEW
+
+    world = await filled_world([{"t": "0", "price": "0.5"}, {"t": "60", "price": "0.47"}, {"t": "120", "price": "0.1"}],
+                               max_daily_loss="0.5")
+    world.clock.set(LAUNCH + timedelta(seconds=60))
+    assert await world.manage().on_tick(PriceTick(NEW, Decimal("0.47"), world.clock.now())) == []  # -6 %: no stop-loss
+    [trip] = (await monitor_of(world, Alerts())()).trips
+    assert trip.scope == "alice" and trip.reason.startswith("daily loss limit reached")
+    switch = await repository.get(world.store, SafetySwitch, safety_stream("alice"))
+    assert (switch.activated_by, switch.automatic, switch.halt) == ("safety-monitor", True, Halt.PROTECTIVE_EXITS_ONLY)
+
+    world.clock.set(LAUNCH + timedelta(seconds=120))
+    [outcome] = await world.manage().on_tick(PriceTick(NEW, Decimal("0.1"), world.clock.now()))
+    assert (outcome.reason, outcome.filled) == ("stop_loss", True)
+    assert world.book.open_positions("alice") == []
+    assert world.book.halted("alice") is not None  # still halted for anything new
+
+
+async def _exit_failures(world: World, positions: list[str], times: int) -> None:
+    from domain.events import ExitOrderFailed
+
+    n = 0
+    for _ in range(times):
+        for pid in positions:
+            n += 1
+            await world.store.append([Recorded(f"position-{pid}-{n}", 1, world.clock.now(), "bob", pid,
+                                               ExitOrderFailed(pid, f"ext{n}", "MEXC 10101: Insufficient balance"))])
+
+
+async def test_one_position_refused_again_and_again_is_no_burst() -> None:
+    """The same exit refused on every tick is one position's problem: it must not halt everyone."""
+    world = world_at(before_launch())
+    monitor = monitor_of(world, Alerts(), error_burst=3, error_window=timedelta(minutes=1))
+    await monitor()
+    await _exit_failures(world, ["p-1"], times=6)
+    report = await monitor()
+    assert report.trips == [] and report.errors_in_window == 1
+    assert world.book.halted("anyone") is None
+
+
+async def test_exits_refused_for_several_positions_are_a_burst() -> None:
+    world = world_at(before_launch())
+    monitor = monitor_of(world, Alerts(), error_burst=3, error_window=timedelta(minutes=1))
+    await monitor()
+    await _exit_failures(world, ["p-1", "p-2", "p-3"], times=2)
+    [trip] = (await monitor()).trips
+    assert trip.scope == "global" and trip.reason == "3 exchange errors within 1 min"

@@ -19,6 +19,11 @@ What it checks and does (FACTS.md):
 - MARKET orders fill at the symbol's price: quoteOrderQty -> executedQty rounded down to
   the base scale, cummulativeQuoteQty = executedQty x price; LIMIT rests (or fills when it
   crosses); IMMEDIATE_OR_CANCEL fills or is cancelled; balances move (10101 when short);
+- fees: with `charge_fees`, every fill pays the symbol's taker fee in the asset it receives,
+  as MEXC does by default (a buy's fee comes out of the bought coin: the account then holds
+  less than executedQty); without it fills are free. GET order never shows the fee; GET
+  myTrades lists each fill with `commission` and `commissionAsset` (0 and the received asset
+  when free);
 - orders by client id: GET/DELETE order by origClientOrderId (-2011 unknown), openOrders;
   a reused newClientOrderId is refused (-2010: MEXC documents no code for this);
 - POST order/test validates like an order and answers {};
@@ -54,6 +59,7 @@ ORDER_TEST = f"POST {API}/order/test"
 QUERY_ORDER = f"GET {API}/order"
 CANCEL_ORDER = f"DELETE {API}/order"
 OPEN_ORDERS = f"GET {API}/openOrders"
+MY_TRADES = f"GET {API}/myTrades"
 ACCOUNT = f"GET {API}/account"
 TIME = f"GET {API}/time"
 PING = f"GET {API}/ping"
@@ -188,6 +194,27 @@ class FakeOrder:
 
 
 @dataclass
+class FakeTrade:
+    """One fill, as GET myTrades lists it."""
+
+    trade_id: int
+    order: FakeOrder
+    price: Decimal
+    qty: Decimal
+    quote_qty: Decimal
+    commission: Decimal
+    commission_asset: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "symbol": self.order.symbol, "id": str(self.trade_id), "orderId": self.order.order_id, "orderListId": -1,
+            "price": self.price, "qty": self.qty, "quoteQty": self.quote_qty, "commission": self.commission,
+            "commissionAsset": self.commission_asset, "time": self.order.time_ms, "isBuyer": self.order.side == "BUY",
+            "isMaker": False, "isBestMatch": True, "isSelfTrade": False, "clientOrderId": self.order.client_order_id,
+        }
+
+
+@dataclass
 class OrderArrival:
     """One POST /api/v3/order as it arrived; `outcome` is "accepted", an error code, or a fault."""
 
@@ -257,6 +284,7 @@ class FakeMexcServer:
         ban_after: int = 10,
         ban_seconds: float = 120.0,
         order_visibility_delay: float = 0.0,
+        charge_fees: bool = False,
     ) -> None:
         self.api_key = api_key
         self._signer = Signer(api_secret)
@@ -274,6 +302,9 @@ class FakeMexcServer:
         # FACTS.md: a filled market order may briefly answer "not found". Orders younger
         # than this are unknown to GET order / openOrders (the duplicate check still sees them).
         self.order_visibility_delay = order_visibility_delay
+        # MEXC's default: the taker fee out of the asset each fill receives (see the module doc).
+        self.charge_fees = charge_fees
+        self.trades: list[FakeTrade] = []
         self.faults: list[Fault] = []
         self.orders: dict[str, FakeOrder] = {}  # by client order id
         self.order_arrivals: list[OrderArrival] = []
@@ -293,7 +324,8 @@ class FakeMexcServer:
             BOOK_TICKER: (self._book_ticker, False), DEPTH: (self._depth, False), KLINES: (self._klines, False),
             ACCOUNT: (self._account, True), ORDER: (self._new_order, True), ORDER_TEST: (self._test_order, True),
             QUERY_ORDER: (self._query_order, True), CANCEL_ORDER: (self._cancel_order, True),
-            OPEN_ORDERS: (self._open_orders, True), CONTRACT_DETAIL: (self._contract_detail, False),
+            OPEN_ORDERS: (self._open_orders, True), MY_TRADES: (self._my_trades, True),
+            CONTRACT_DETAIL: (self._contract_detail, False),
             CALENDAR: (self._calendar, False), SYMBOLS_V2: (self._symbols_v2, False),
         }
         # Announced listings (the calendar and symbolsV2), by coin id.
@@ -659,7 +691,6 @@ class FakeMexcServer:
         crosses = limit_price is not None and (limit_price >= sym.price if side == "BUY" else limit_price <= sym.price)
         if kind == "MARKET" or crosses:
             status, executed, quote = "FILLED", qty, qty * sym.price
-            self._move_funds(sym, side, qty, quote)
         elif kind in ("IMMEDIATE_OR_CANCEL", "FILL_OR_KILL"):
             status, executed, quote = "CANCELED", Decimal(0), Decimal(0)
         else:
@@ -672,11 +703,21 @@ class FakeMexcServer:
             orig_quote_qty=_decimal_param(params, "quoteOrderQty") or Decimal(0), time_ms=self.now_ms(),
         )
         self.orders[coid] = order
+        if executed > 0:
+            self._fill(sym, order, sym.price, executed, quote)
         reply = {"symbol": sym.symbol, "orderId": order_id, "orderListId": -1, "price": order.price,
                  "origQty": order.orig_qty, "type": kind, "side": side, "transactTime": order.time_ms}
         if self.reply_with_fill:
             reply.update(clientOrderId=coid, executedQty=executed, cummulativeQuoteQty=quote, status=status)
         return reply
+
+    def _fill(self, sym: FakeSymbol, order: FakeOrder, price: Decimal, qty: Decimal, quote: Decimal) -> None:
+        """Move the funds of one fill, less its fee in the received asset, and list it for myTrades."""
+        received, amount = (sym.base, qty) if order.side == "BUY" else (sym.quote, quote)
+        fee = amount * sym.taker_fee if self.charge_fees else Decimal(0)
+        self._move_funds(sym, order.side, qty, quote)
+        self.balances[received] -= fee
+        self.trades.append(FakeTrade(len(self.trades) + 1, order, price, qty, quote, fee, received))
 
     def _move_funds(self, sym: FakeSymbol, side: str, qty: Decimal, quote: Decimal) -> None:
         sign = 1 if side == "BUY" else -1
@@ -717,6 +758,14 @@ class FakeMexcServer:
             self.balances[sym.base] += order.orig_qty
         order.status = "CANCELED"
         return {**order.to_json(), "origClientOrderId": order.client_order_id}
+
+    def _my_trades(self, req: _Request, params: dict[str, str]) -> Any:
+        sym = self._symbol(params)
+        order_id = params.get("orderId")
+        limit = int(params.get("limit") or 100)
+        found = [t.to_json() for t in self.trades
+                 if t.order.symbol == sym.symbol and (not order_id or t.order.order_id == order_id) and self._visible(t.order)]
+        return found[-limit:]
 
     def _open_orders(self, req: _Request, params: dict[str, str]) -> Any:
         sym = self._symbol(params)
