@@ -242,8 +242,10 @@ class OrderReport:
 class ExchangeTrading(Protocol):
     """Placing and resolving orders. Errors come as application.errors.ExchangeError kinds."""
 
-    async def prepare(self, symbol: Symbol) -> None:
-        """Warm the connection and sync the clock ahead of a timed order (may be a no-op)."""
+    async def prepare(self, symbol: Symbol) -> timedelta | None:
+        """Warm the connection and sync the clock ahead of a timed order (may be a no-op).
+        Returns how far the exchange's clock is ahead of ours (negative: behind), as measured
+        now; None when there is no exchange clock to follow (paper fills)."""
         ...
 
     async def place_market_buy(self, symbol: Symbol, quote_amount: Decimal, client_order_id: ClientOrderId) -> OrderReport: ...

@@ -359,7 +359,7 @@ class DyingExchange:
         self.after_accept = after_accept
 
     async def prepare(self, symbol):  # noqa: ANN001, ANN201
-        await self.paper.prepare(symbol)
+        return await self.paper.prepare(symbol)
 
     async def place_market_buy(self, symbol, quote_amount, client_order_id):  # noqa: ANN001, ANN201
         if self.after_accept:

@@ -34,6 +34,7 @@ import logging
 
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 
 from application.errors import ExchangeDataUnreadable, ExchangeError, NotFound, NotYetOpen, OrderRefused
@@ -75,12 +76,12 @@ class MexcExchange:
 
     # --- ExchangeTrading -------------------------------------------------------------------
 
-    async def prepare(self, symbol: Symbol) -> None:
+    async def prepare(self, symbol: Symbol) -> timedelta:
         """Sync the clock (several /time samples, sent on the order lane, so its connection is
         open and warm for the order) and load the symbol's rules, so the send path does
-        nothing but stamp, sign and write."""
+        nothing but stamp, sign and write. Returns MEXC's clock offset (server - local)."""
         self._seen[symbol.code] = symbol
-        await self.client.sync_clock(self.clock_samples)
+        sync = await self.client.sync_clock(self.clock_samples)
         try:
             await self._load_info(symbol)
         except NotFound:
@@ -92,6 +93,7 @@ class MexcExchange:
             # A passing failure (5xx, timeout) must not cost the snipe: the order goes out as
             # asked and the exchange judges it.
             _log.warning("symbol rules for %s unavailable, sending without them: %s", symbol, exc)
+        return timedelta(milliseconds=sync.offset_ms)
 
     def prepare_market_buy(self, symbol: Symbol, quote_amount: Decimal, client_order_id: ClientOrderId) -> PreparedOrder:
         """Build (and keep) the snipe order now; raises OrderRefused if it is outside the rules."""

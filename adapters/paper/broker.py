@@ -7,6 +7,7 @@ quote asset. No money moves.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 from application.errors import NotFound, NotYetOpen, OrderAlreadyExists, OrderRefused
@@ -22,8 +23,8 @@ class PaperBroker:
         self._orders: dict[str, OrderReport] = {}
         self._sequence = 0
 
-    async def prepare(self, symbol: Symbol) -> None:
-        return None
+    async def prepare(self, symbol: Symbol) -> timedelta | None:
+        return None  # paper fills follow the one clock there is
 
     async def place_market_buy(self, symbol: Symbol, quote_amount: Decimal, client_order_id: ClientOrderId) -> OrderReport:
         rules, price = await self._tradable(symbol, client_order_id)

@@ -94,8 +94,9 @@ class PaperExchange:
 
     # --- ExchangeTrading -------------------------------------------------------------------
 
-    async def prepare(self, symbol: Symbol) -> None:
+    async def prepare(self, symbol: Symbol) -> timedelta | None:
         self.calls.append(f"prepare {symbol}")
+        return None
 
     async def place_market_buy(self, symbol: Symbol, quote_amount: Decimal, client_order_id: ClientOrderId) -> OrderReport:
         self.calls.append(f"buy {symbol} {quote_amount} {client_order_id}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -79,8 +80,8 @@ class InstrumentedExchange(_Instrumented):
 
     # --- ExchangeTrading -------------------------------------------------------------------
 
-    async def prepare(self, symbol: Symbol) -> None:
-        await self._call("prepare", lambda: self.inner.prepare(symbol), symbol=symbol.code)
+    async def prepare(self, symbol: Symbol) -> timedelta | None:
+        return await self._call("prepare", lambda: self.inner.prepare(symbol), symbol=symbol.code)
 
     async def place_market_buy(self, symbol: Symbol, quote_amount: Decimal, client_order_id: ClientOrderId) -> OrderReport:
         return await self._order(

@@ -63,6 +63,10 @@ _RECHECK_EVERY = timedelta(milliseconds=200)
 # No lease renewal in this last stretch before the launch's halt check (see _wait_for_launch); a
 # sixth of the lease's ttl when that is shorter, so the lease still holds past the launch.
 _QUIET_BEFORE_LAUNCH = timedelta(seconds=1)
+# The launch is MEXC's instant: the send goes out when MEXC's clock (as measured by `prepare`)
+# reads the launch time. An offset larger than this is a broken measurement or a broken host
+# clock: the send then follows at most this much of it (the deadline stays ours).
+_MAX_CLOCK_LEAD = timedelta(seconds=5)
 
 
 def _mode(target: SnipeTarget) -> str:
@@ -95,6 +99,8 @@ class _Run:
     checked_at: datetime
     check: asyncio.Task[str | None] | None = None
     lease_lost: bool = False
+    # How far the exchange's clock is ahead of ours, as `prepare` measured it (None: not known).
+    clock_offset: timedelta | None = None
 
 
 @dataclass(slots=True)
@@ -174,7 +180,7 @@ class ExecuteSnipe:
                 target.fail(str(exc), self._cause(target))
                 await repository.save(self.store, target)
                 return SnipeOutcome(target_id, SnipeResult.FAILED, str(exc))
-            unreadable = await self._prepare(target, exchange)
+            unreadable = await self._prepare(target, exchange, run)
             if unreadable is not None:
                 target.fail(unreadable, self._cause(target))
                 await repository.save(self.store, target)
@@ -283,8 +289,8 @@ class ExecuteSnipe:
         return None
 
     async def _wait_for_launch(self, target: SnipeTarget, run: _Run) -> SnipeOutcome | None:
-        """Sleep until the send time, renewing the lease; a halt that came meanwhile fails the
-        snipe unsent.
+        """Sleep until the send time (the launch instant on the exchange's clock, `_send_at`),
+        renewing the lease; a halt that came meanwhile fails the snipe unsent.
 
         The lease is renewed every third of its ttl while the wait lasts (a snipe may be started
         hours ahead, e.g. `sniper snipe --at`), so the reconciliation or another worker cannot
@@ -298,8 +304,8 @@ class ExecuteSnipe:
         the wake-up put a database round trip between the launch instant and the order. A halt
         recorded in the last `_HALT_CHECK_LEAD` before the launch is seen by the checks between
         resends, if any, and its emergency stop still cancels what is open."""
-        assert target.execute_at is not None
-        check_at = target.execute_at - _HALT_CHECK_LEAD
+        send_at = self._send_at(target, run)
+        check_at = send_at - _HALT_CHECK_LEAD
         quiet_from = check_at - min(_QUIET_BEFORE_LAUNCH, self.timing.lease_ttl / 6)
         while (renew_at := run.renewed_at + self._renew_every) < quiet_from:
             await self.clock.sleep_until(renew_at)
@@ -312,7 +318,7 @@ class ExecuteSnipe:
         halted = await self._halted(target.user_id)
         run.checked_at = self.clock.now()
         if not halted:
-            await self.clock.sleep_until(target.execute_at)
+            await self.clock.sleep_until(send_at)
         if halted:
             target.fail(halted, self._cause(target))
             await repository.save(self.store, target)
@@ -336,18 +342,28 @@ class ExecuteSnipe:
             return self.exchange
         return await self.accounts.trading_for(target.user_id, target.live)
 
-    async def _prepare(self, target: SnipeTarget, exchange: ExchangeTrading) -> str | None:
+    async def _prepare(self, target: SnipeTarget, exchange: ExchangeTrading, run: _Run | None = None) -> str | None:
         """Best effort: a passing failure (clock sync, 5xx) must not cost the snipe; the send
         path handles what the exchange then says (700003 re-syncs). Data the exchange sent
-        that cannot be read is different: no order on a guess. Returns that reason, if any."""
+        that cannot be read is different: no order on a guess. Returns that reason, if any.
+        The exchange's clock offset it measured goes into `run` (the launch is timed by it)."""
         assert target.symbol is not None
         try:
-            await exchange.prepare(target.symbol)
+            offset = await exchange.prepare(target.symbol)
         except ExchangeDataUnreadable as exc:
             return f"not trading on unreadable exchange data: {exc}"
         except ExchangeError:
-            pass
+            return None
+        if run is not None and offset is not None:
+            run.clock_offset = max(-_MAX_CLOCK_LEAD, min(offset, _MAX_CLOCK_LEAD))
+            self.telemetry.annotate(clock_offset_ms=int(offset / timedelta(milliseconds=1)))
         return None
+
+    @staticmethod
+    def _send_at(target: SnipeTarget, run: _Run) -> datetime:
+        """Our clock's reading when the exchange's reads the launch instant."""
+        assert target.execute_at is not None
+        return target.execute_at - (run.clock_offset or timedelta(0))
 
     async def _halted(self, user_id: str) -> str | None:
         await self.book.catch_up(self.store)

@@ -219,3 +219,41 @@ async def test_an_exchange_info_outage_does_not_cost_the_snipe(rig: Rig, kind: F
     outcome = await rig.execute(TARGET_ID)
     assert_filled(outcome)
     assert len(rig.server.accepted_orders("NEWUSDT")) == 1
+
+
+@pytest.mark.parametrize("skew_ms", [400, -300])
+async def test_the_order_goes_out_when_mexcs_clock_reads_the_launch_not_ours(skew_ms: int) -> None:
+    """MEXC's clock is ahead (or behind) ours: the launch is its instant. The first send arrives
+    when the exchange's clock reads the launch, measured by the clock sync ahead of it, instead of
+    `skew_ms` late (or early, burning retries on 'not yet open')."""
+    async with FakeMexcServer(symbols=[new_symbol()], skew_ms=skew_ms) as server:
+        async with client_for(server, order_timeout=1.0, timeout=1.0) as client:
+            clock = SystemClock()
+            store = InMemoryEventStore()
+            exchange = MexcExchange(client, clock_samples=3)
+            execute = ExecuteSnipe(
+                store, exchange, exchange, InMemoryTraderDirectory([TraderSettings("user-1")]),
+                InMemoryLockService(clock), clock, TradeBook(), SnipeTiming(retry_interval=RETRY),
+            )
+            rig = Rig(server, client, store, clock, execute)
+            # The calendar announces the launch as a time of day; the exchange opens the pair when
+            # ITS clock reads it: skew_ms before (or after) ours does.
+            launch = clock.now() + timedelta(seconds=1)
+            opens_at_ms = int(launch.timestamp() * 1000)
+            server.symbols["NEWUSDT"].opens_at_ms = opens_at_ms
+            cause = Cause(clock.now(), "corr-skew")
+            target = SnipeTarget.create(TARGET_ID, "user-1", "coin-new", NEW, launch, Decimal("10"), PRESETS["balanced"],
+                                        Decimal("0.95"), False, cause)
+            target.mark_ready("ready", Decimal("0.95"), 60, cause)
+            target.schedule(launch, launch + timedelta(seconds=5), cause)
+            await repository.save(store, target)
+
+            outcome = await rig.execute(TARGET_ID)
+
+    assert_filled(outcome)
+    first = server.order_arrivals[0]
+    assert first.server_ms is not None
+    # On the exchange's clock the first send lands just after its open (a local round trip and the
+    # clock sync's precision), never skew_ms away from it.
+    assert -50 <= first.server_ms - opens_at_ms < 60, (first.server_ms - opens_at_ms, skew_ms)
+    assert outcome.attempts <= 6
