@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -54,11 +55,10 @@ class Rig:
         return await repository.get(self.store, SnipeTarget, target_stream(TARGET_ID))
 
 
-@pytest.fixture
-async def rig() -> AsyncIterator[Rig]:
-    async with FakeMexcServer(symbols=[new_symbol()]) as server:
-        # The order timeout is short so the timeout faults stay fast.
-        async with client_for(server, order_timeout=0.25, timeout=1.0) as client:
+@asynccontextmanager
+async def rig_on(order_timeout: float, skew_ms: int = 0) -> AsyncIterator[Rig]:
+    async with FakeMexcServer(symbols=[new_symbol()], skew_ms=skew_ms) as server:
+        async with client_for(server, order_timeout=order_timeout, timeout=1.0) as client:
             clock = SystemClock()
             store = InMemoryEventStore()
             exchange = MexcExchange(client, clock_samples=3)
@@ -67,6 +67,13 @@ async def rig() -> AsyncIterator[Rig]:
                 InMemoryLockService(clock), clock, TradeBook(), SnipeTiming(retry_interval=RETRY),
             )
             yield Rig(server, client, store, clock, execute)
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    # The order timeout is short so the timeout faults stay fast.
+    async with rig_on(order_timeout=0.25) as made:
+        yield made
 
 
 def assert_filled(outcome: SnipeOutcome) -> None:
@@ -226,29 +233,16 @@ async def test_the_order_goes_out_when_mexcs_clock_reads_the_launch_not_ours(ske
     """MEXC's clock is ahead (or behind) ours: the launch is its instant. The first send arrives
     when the exchange's clock reads the launch, measured by the clock sync ahead of it, instead of
     `skew_ms` late (or early, burning retries on 'not yet open')."""
-    async with FakeMexcServer(symbols=[new_symbol()], skew_ms=skew_ms) as server:
-        async with client_for(server, order_timeout=1.0, timeout=1.0) as client:
-            clock = SystemClock()
-            store = InMemoryEventStore()
-            exchange = MexcExchange(client, clock_samples=3)
-            execute = ExecuteSnipe(
-                store, exchange, exchange, InMemoryTraderDirectory([TraderSettings("user-1")]),
-                InMemoryLockService(clock), clock, TradeBook(), SnipeTiming(retry_interval=RETRY),
-            )
-            rig = Rig(server, client, store, clock, execute)
-            # The calendar announces the launch as a time of day; the exchange opens the pair when
-            # ITS clock reads it: skew_ms before (or after) ours does.
-            launch = clock.now() + timedelta(seconds=1)
-            opens_at_ms = int(launch.timestamp() * 1000)
-            server.symbols["NEWUSDT"].opens_at_ms = opens_at_ms
-            cause = Cause(clock.now(), "corr-skew")
-            target = SnipeTarget.create(TARGET_ID, "user-1", "coin-new", NEW, launch, Decimal("10"), PRESETS["balanced"],
-                                        Decimal("0.95"), False, cause)
-            target.mark_ready("ready", Decimal("0.95"), 60, cause)
-            target.schedule(launch, launch + timedelta(seconds=5), cause)
-            await repository.save(store, target)
-
-            outcome = await rig.execute(TARGET_ID)
+    async with rig_on(order_timeout=1.0, skew_ms=skew_ms) as rig:
+        await rig.schedule(start_in=timedelta(seconds=1))
+        # The calendar announces the launch as a time of day; the exchange opens the pair when
+        # ITS clock reads it: skew_ms before (or after) ours does.
+        launch = (await rig.target()).execute_at
+        assert launch is not None
+        opens_at_ms = int(launch.timestamp() * 1000)
+        rig.server.symbols["NEWUSDT"].opens_at_ms = opens_at_ms
+        outcome = await rig.execute(TARGET_ID)
+        server = rig.server
 
     assert_filled(outcome)
     first = server.order_arrivals[0]
