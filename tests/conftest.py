@@ -9,6 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.security.fake_kinde import FakeKinde
+
 POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 POSTGRES_UNREACHABLE = (
     "Postgres not reachable at 127.0.0.1:5432 — start it "
@@ -122,3 +124,14 @@ def redis_url() -> Iterator[str]:
     Tests share its database 0: each uses its own key prefix and deletes its keys."""
     _require(_probe_redis(REDIS_URL), REDIS_UNREACHABLE)
     yield REDIS_URL
+
+
+@pytest.fixture
+def kinde() -> Iterator[FakeKinde]:
+    """A local Kinde (OIDC issuer with JWKS and token endpoints) on 127.0.0.1, for the sign-in and
+    token verification tests."""
+    fake = FakeKinde().start()
+    try:
+        yield fake
+    finally:
+        fake.stop()

@@ -4,7 +4,7 @@ in another browser."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -24,15 +24,6 @@ from tests.http.support import FakeChecker, FakeVault
 from tests.security.fake_kinde import AUDIENCE, CLIENT_ID, CLIENT_SECRET, FakeKinde
 
 REDIRECT = "http://127.0.0.1:8080/api/v1/auth/callback"
-
-
-@pytest.fixture
-def kinde() -> Iterator[FakeKinde]:
-    fake = FakeKinde().start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
 
 
 class KindeSecurity(Provider):

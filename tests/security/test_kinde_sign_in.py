@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -23,15 +23,6 @@ from tests.security.support import T0
 
 REDIRECT = "http://127.0.0.1:8000/auth/callback"
 TLS = ssl.create_default_context()
-
-
-@pytest.fixture
-def kinde() -> Iterator[FakeKinde]:
-    fake = FakeKinde().start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture

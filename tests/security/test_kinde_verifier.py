@@ -10,7 +10,7 @@ import hmac
 import json
 import logging
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -26,15 +26,6 @@ from tests.security.support import T0
 
 NOW = int(T0.timestamp())
 TLS = ssl.create_default_context()  # loaded once: only plain http is used here, but clients need one
-
-
-@pytest.fixture
-def kinde() -> Iterator[FakeKinde]:
-    fake = FakeKinde().start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture
