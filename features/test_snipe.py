@@ -238,6 +238,14 @@ def restarted_calls(world: World, calls: str) -> None:
     assert [c.split()[0] for c in world.paper.calls[world.calls_at_restart:]] == _listed(calls)
 
 
+@then(step("the restarted worker asked the exchange for the order until it sent: {calls}"))
+def restarted_queried_then(world: World, calls: str) -> None:
+    asked = [c.split()[0] for c in world.paper.calls[world.calls_at_restart:]]
+    sent = _listed(calls)
+    assert asked[len(asked) - len(sent):] == sent, asked
+    assert len(asked) > len(sent) + 1 and set(asked[:len(asked) - len(sent)]) == {"query"}, asked
+
+
 @then(step('SnipeOrderRejected says code {code}, "{reason}", after {attempts:d} attempt'))
 def rejected_says(world: World, code: str, reason: str, attempts: int) -> None:
     event = _only(world, "SnipeOrderRejected").event

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -43,6 +44,7 @@ from domain.risk import TradeProposal, risk_limits
 from domain.target import SnipeTarget, TargetStatus, target_stream
 from domain.values import ClientOrderId
 
+_log = logging.getLogger(__name__)
 
 # Cap of the backoff between queries of an order that is slow to show.
 _MAX_BACKOFF = timedelta(milliseconds=500)
@@ -63,6 +65,10 @@ _RECHECK_EVERY = timedelta(milliseconds=200)
 # No lease renewal in this last stretch before the launch's halt check (see _wait_for_launch); a
 # sixth of the lease's ttl when that is shorter, so the lease still holds past the launch.
 _QUIET_BEFORE_LAUNCH = timedelta(seconds=1)
+# How long after the deadline a send of a run may still reach the exchange: no send starts after the
+# deadline, and the MEXC order lane gives up on a reply after 3 s (`order_timeout`); the rest is room
+# for a request still on the network when its sender gave up or died (see _resume).
+_SEND_IN_FLIGHT = timedelta(seconds=5)
 # The launch is MEXC's instant: the send goes out when MEXC's clock (as measured by `prepare`)
 # reads the launch time. An offset larger than this is a broken measurement or a broken host
 # clock: the send then follows at most this much of it (the deadline stays ours).
@@ -112,7 +118,7 @@ class _Sent:
     error: ExchangeError | None = None  # the last reply, when no order is held
     unclear_at: datetime | None = None  # when the last send with no clear answer (timeout, 5xx) ended
     halted: str | None = None  # an emergency stop seen between sends
-    lease_lost: bool = False  # our lease on the snipe lapsed or was taken over between sends
+    lease_lost: str | None = None  # why our lease on the snipe lapsed, was taken over, or may lapse
 
 
 class ExecuteSnipe:
@@ -121,9 +127,11 @@ class ExecuteSnipe:
     The client order id is derived from the target, the order is recorded as submitted
     before it is sent, and an unclear reply is resolved by querying that id (through the
     visibility grace) before any resend and before any failure is recorded. A target found
-    already executing (a restart, or a second worker after the lease lapsed) is resolved the
-    same way before anything is sent. The lease is renewed while the executor waits for the
-    launch and while it retries, so no other executor takes a snipe over from a live one.
+    already executing (a restart, a job retried, or a second worker after the lease lapsed) is
+    resolved the same way before anything is sent: once an earlier run may have sent, its order
+    is looked for through the visibility grace first. The lease is renewed while the executor
+    waits for the launch and while it retries, so no other executor takes a snipe over from a
+    live one; when it cannot be renewed, no resend starts once it may lapse.
     """
 
     def __init__(
@@ -217,10 +225,10 @@ class ExecuteSnipe:
         exchange cannot tell, AmbiguousOutcome is raised and the target stays executing (the
         reconciliation resolves it by its client order id)."""
         assert target.deadline_at is not None
-        if sent.lease_lost:
+        if sent.lease_lost is not None:
             # Another executor may hold the snipe now: what is left to learn or record is its to do.
             return SnipeOutcome(
-                target.target_id, SnipeResult.SKIPPED, "lost the lease on this snipe; left executing for its holder",
+                target.target_id, SnipeResult.SKIPPED, f"{sent.lease_lost}; left executing for its holder",
                 sent.attempts,
             )
         held = sent.held
@@ -337,6 +345,11 @@ class ExecuteSnipe:
         run.renewed_at = asked_at
         return True
 
+    async def _renew_if_due(self, run: _Run) -> bool:
+        """Renew the lease when a third of its ttl has passed since the last renewal; False when
+        the renewal was refused (the lease lapsed or has another holder)."""
+        return self.clock.now() - run.renewed_at < self._renew_every or await self._renew(run)
+
     async def _account(self, target: SnipeTarget) -> ExchangeTrading:
         if self.accounts is None:
             return self.exchange
@@ -427,32 +440,113 @@ class ExecuteSnipe:
                 return sent
             return sent
         finally:
-            _drop(run)
+            # No await here: looks at the check that may have finished since the last resend and
+            # amends `sent` (the object returned) with what it found.
+            self._end_checks(target, run, sent)
 
     def _stop_between_sends(self, target: SnipeTarget, run: _Run, sent: _Sent) -> bool:
         """Before a resend: whether the background check found a reason to stop (recorded in
         `sent`), and a new check started when one is due. Never waits for the check: the stop
-        is read while the loop sleeps or sends, so a resend is not held up by a database read."""
+        is read while the loop sleeps or sends, so a resend is not held up by a database read.
+
+        A check that failed (store or lock service unreachable) is no answer: the sends go on
+        and the next check asks again. But no resend starts once the lease may lapse (its last
+        renewal is too old: renewals failed or hang), since another executor could then take the
+        snipe over and send beside us; the run stands down and leaves the target executing."""
         task = run.check
         if task is not None and task.done():
             run.check = None
-            halted = task.result()  # a store or lock-service failure propagates: the target stays executing
+            halted = self._answer(target, task)
             if run.lease_lost:
-                sent.lease_lost = True
+                sent.lease_lost = "lost the lease on this snipe"
                 return True
             if halted is not None:
                 sent.halted = halted
                 return True
+        if not self._lease_holds(run):
+            sent.lease_lost = self._lease_lapsing(target, run)
+            return True
         if run.check is None and self.clock.now() - run.checked_at >= _RECHECK_EVERY:
             run.checked_at = self.clock.now()
             run.check = asyncio.ensure_future(self._check(target, run))
         return False
 
     async def _check(self, target: SnipeTarget, run: _Run) -> str | None:
-        """The background check between resends: renew the lease when due, read the stop."""
-        if self.clock.now() - run.renewed_at >= self._renew_every and not await self._renew(run):
+        """The background check between resends: renew the lease when due, read the stop. A call
+        that fails is logged and counts as no answer (the sends go on; the next check retries):
+        a failed renewal leaves the lease as it was, and `_lease_holds` bounds how long the
+        sends may go on without one."""
+        if self.clock.now() - run.renewed_at >= self._renew_every:
+            try:
+                if not await self._renew(run):
+                    return None
+            except Exception as exc:  # the lock service's own errors (e.g. Redis unreachable)
+                _log.warning(
+                    "snipe %s: renewing its lease failed (%s: %s); sending goes on while the lease surely holds",
+                    target.target_id, type(exc).__name__, exc,
+                )
+        try:
+            return await self._halted(target.user_id)
+        except Exception as exc:  # the store's own errors (e.g. the database unreachable)
+            _log.warning(
+                "snipe %s: reading the emergency stop failed (%s: %s); read again at the next check",
+                target.target_id, type(exc).__name__, exc,
+            )
             return None
-        return await self._halted(target.user_id)
+
+    def _lease_holds(self, run: _Run) -> bool:
+        """Whether our lease surely still holds: it was last renewed (or taken) less than its ttl
+        ago, less a margin for a send in flight and for the lock service's clock (a sixth of the
+        ttl, at most `_QUIET_BEFORE_LAUNCH`). Renewed every third of the ttl, it only runs this
+        low when renewals failed or hang."""
+        margin = min(_QUIET_BEFORE_LAUNCH, self.timing.lease_ttl / 6)
+        return self.clock.now() < run.renewed_at + self.timing.lease_ttl - margin
+
+    def _lease_lapsing(self, target: SnipeTarget, run: _Run) -> str:
+        why = (f"the lease on this snipe may lapse (last renewed at {run.renewed_at.isoformat()}, renewals failed)"
+               "; stopped sending")
+        _log.warning("snipe %s: %s", target.target_id, why)
+        return why
+
+    def _answer(self, target: SnipeTarget, task: asyncio.Task[str | None]) -> str | None:
+        """What a finished background check found: the stop's reason, or None (no stop, or no
+        answer: a check that failed is logged)."""
+        if task.cancelled():
+            return None
+        exc = task.exception()
+        if exc is not None:
+            _log.warning("snipe %s: the check between resends failed (%s: %s)", target.target_id, type(exc).__name__, exc)
+            return None
+        return task.result()
+
+    def _end_checks(self, target: SnipeTarget, run: _Run, sent: _Sent) -> None:
+        """The sends are over. A check still in flight is no longer wanted (cancelled: no
+        answer). One that finished since the last resend is looked at, never dropped: when the
+        loop ran to the deadline with no order held, a stop it found is recorded as a stop seen
+        between resends is (REFUSED, with its reason), and a lost lease (or one that may lapse)
+        stands the run down as between resends. With an order held, the fill is ours to record
+        whatever the check found: that is logged. After a refusal, the refusal is recorded."""
+        task, run.check = run.check, None
+        halted = None
+        if task is not None:
+            if task.done():
+                halted = self._answer(target, task)
+            else:
+                task.cancel()
+        lease_lost = run.lease_lost and sent.lease_lost is None
+        if lease_lost or halted is not None:
+            found = "a lost lease" if lease_lost else f"an emergency stop ({halted})"
+            _log.warning("snipe %s: the last check between sends found %s", target.target_id, found)
+        if sent.held is not None or sent.halted is not None or sent.lease_lost is not None:
+            return
+        if isinstance(sent.error, OrderRefused):
+            return
+        if lease_lost:
+            sent.lease_lost = "lost the lease on this snipe"
+        elif not self._lease_holds(run):
+            sent.lease_lost = self._lease_lapsing(target, run)
+        elif halted is not None:
+            sent.halted = halted
 
     def _accepted(self, target: SnipeTarget) -> None:
         """The exchange holds our order: how long after the launch instant that became known."""
@@ -465,13 +559,33 @@ class ExecuteSnipe:
     ) -> _Sent | SnipeOutcome:
         """The target was left executing: find out what the exchange did before sending again.
 
+        An earlier run may have sent: from its send time (the launch on MEXC's clock, at most
+        `_MAX_CLOCK_LEAD` before ours) until it died or stood down, and no send of it left after
+        the deadline. Its order may answer "not found" for a while after it landed, and whether
+        MEXC refuses a reused client order id is undocumented. So once that earliest send time
+        has come, the order is looked for through the visibility grace measured from the last
+        moment an earlier send could have reached the exchange (now; or, after the deadline, the
+        deadline plus a send's time in flight) before anything is sent (the send loop's resend
+        grace follows a send whose reply already timed out; here the last send may have left a
+        moment ago). Before that time no earlier run can have sent: one query suffices.
+
         When nothing reached the exchange, the order is sent as a first run would send it:
         at launch, and not while an emergency stop is active.
         """
-        assert target.deadline_at is not None
-        found = await self._resolve(target, coid, exchange)
+        assert target.deadline_at is not None and target.execute_at is not None
+        now = self.clock.now()
+        if now < target.execute_at - _MAX_CLOCK_LEAD:
+            found = await self._resolve(target, coid, exchange)
+        else:
+            last_send = min(now, target.deadline_at + _SEND_IN_FLIGHT)
+            found = await self._await_visible(target, coid, last_send + _VISIBILITY_GRACE, exchange, run)
         if found is not None:
             return _Sent(held=found)
+        if run.lease_lost or not await self._renew_if_due(run):
+            return SnipeOutcome(
+                target.target_id, SnipeResult.SKIPPED,
+                "lost the lease on this snipe while resolving it; nothing sent, left executing for its holder",
+            )
         refusal = await self._wait_for_launch(target, run)
         if refusal is not None:
             return refusal
@@ -493,16 +607,20 @@ class ExecuteSnipe:
         raise AmbiguousOutcome(f"could not learn whether order {coid} exists; not resending")
 
     async def _await_visible(
-        self, target: SnipeTarget, coid: ClientOrderId, give_up: datetime, exchange: ExchangeTrading
+        self, target: SnipeTarget, coid: ClientOrderId, give_up: datetime, exchange: ExchangeTrading,
+        run: _Run | None = None,
     ) -> OrderReport | None:
         """Query the order until it shows or `give_up` has passed (at least once, and once at
-        `give_up`), backing off up to `_MAX_BACKOFF` between queries."""
+        `give_up`), backing off up to `_MAX_BACKOFF` between queries. With `run`, its lease is
+        renewed when due meanwhile; a renewal refused ends the look (`run.lease_lost`)."""
         delay = self.timing.retry_interval
         while True:
             found = await self._resolve(target, coid, exchange)
             now = self.clock.now()
             if found is not None or now >= give_up:
                 return found
+            if run is not None and not await self._renew_if_due(run):
+                return None
             await self.clock.sleep(min(delay, give_up - now))
             delay = min(delay * 2, _MAX_BACKOFF)
 
@@ -584,15 +702,3 @@ def _is_fill(report: OrderReport) -> bool:
     return report.executed_quantity > 0 and report.status in (
         OrderStatus.FILLED, OrderStatus.PARTIALLY_CANCELED, OrderStatus.PARTIALLY_FILLED
     )
-
-
-def _drop(run: _Run) -> None:
-    """The sends are over: a background check still in flight is no longer wanted."""
-    task, run.check = run.check, None
-    if task is None:
-        return
-    if task.done():
-        if not task.cancelled():
-            task.exception()  # looked at, so asyncio does not report it as never retrieved
-    else:
-        task.cancel()

@@ -86,16 +86,18 @@ async def test_without_redis_a_second_worker_on_an_executing_snipe_sends_again_a
 ) -> None:
     """The weak spot of running several workers without REDIS_URL, shown rather than hidden.
 
-    The second worker starts after the first recorded its submission and before the launch.
-    It takes the target for one a crashed worker left EXECUTING: it asks the exchange for the
-    client order id, finds nothing (the first worker is still waiting for the launch), and
-    sends at the launch too. Only the exchange's refusal of a reused client order id keeps that
-    to one order. MEXC documents no such refusal (FACTS.md): with several worker processes,
-    REDIS_URL is required."""
+    The second worker starts after the first recorded its submission, more than 5 s before the
+    launch. It takes the target for one a crashed worker left EXECUTING: it asks the exchange for
+    the client order id, finds nothing (the first worker is still waiting for the launch), and
+    sends at the launch too. (Taken up within 5 s of the launch or later, a resumed snipe looks
+    for the order through the visibility grace before sending, and finds the first worker's; so
+    early, no earlier run can have sent and it does not wait.) Only the exchange's refusal of a
+    reused client order id keeps that to one order. MEXC documents no such refusal (FACTS.md):
+    with several worker processes, REDIS_URL is required."""
     db = fresh_postgres_database
     env = child_env(db, fake)
     first, second = await ready_workers(children, env)
-    target_id = await create_target(db, datetime.now(UTC) + timedelta(seconds=2))
+    target_id = await create_target(db, datetime.now(UTC) + timedelta(seconds=8))
     await first.send(target_id)
     await eventually(lambda: submitted(db, target_id), "the first worker to record its submission")
     assert fake.order_arrivals == [], "the first worker sent before the second started: machine too slow"
