@@ -182,7 +182,7 @@ Feature: Executing a snipe
     And the exchange holds no buy order for NEW
     When a restarted worker runs alice's snipe of NEW at 10:00:05
     Then alice's snipe of NEW is filled
-    And the restarted worker asked the exchange for the order until it sent: buy
+    And the restarted worker asked the exchange for the order until it sent: prepare, buy
     And the buy filled after 1 attempts, at 10:00:15
     And the exchange holds one buy order for NEW
 

@@ -570,7 +570,8 @@ class ExecuteSnipe:
         moment ago). Before that time no earlier run can have sent: one query suffices.
 
         When nothing reached the exchange, the order is sent as a first run would send it:
-        at launch, and not while an emergency stop is active.
+        prepared (warm connection, MEXC's clock offset), at launch, and not while an emergency
+        stop is active.
         """
         assert target.deadline_at is not None and target.execute_at is not None
         now = self.clock.now()
@@ -586,6 +587,13 @@ class ExecuteSnipe:
                 target.target_id, SnipeResult.SKIPPED,
                 "lost the lease on this snipe while resolving it; nothing sent, left executing for its holder",
             )
+        # As a first run: the connection warmed and MEXC's clock offset measured for the launch
+        # (not once the window has closed: nothing will be sent).
+        unreadable = await self._prepare(target, exchange, run) if self.clock.now() < target.deadline_at else None
+        if unreadable is not None:
+            target.fail(unreadable, self._cause(target))
+            await repository.save(self.store, target)
+            return SnipeOutcome(target.target_id, SnipeResult.FAILED, unreadable)
         refusal = await self._wait_for_launch(target, run)
         if refusal is not None:
             return refusal

@@ -156,8 +156,8 @@ class TestResume:
         await world.leave_executing(tid)
         outcome = await world.execute_snipe()(tid)
         assert outcome.result is SnipeResult.FILLED and outcome.attempts == 1
-        assert world.paper.calls[-1] == buy_call(tid)
-        assert len(world.paper.calls) > 2 and set(world.paper.calls[:-1]) == {query_call(tid)}
+        assert world.paper.calls[-2:] == ["prepare NEWUSDT", buy_call(tid)]
+        assert len(world.paper.calls) > 3 and set(world.paper.calls[:-2]) == {query_call(tid)}
         assert outcome.fill is not None and outcome.fill.created_at == LAUNCH + timedelta(seconds=11)
 
     async def test_a_resume_before_launch_waits_for_launch_to_send(self) -> None:
