@@ -271,6 +271,18 @@ class AccountBalances(Protocol):
         ...
 
 
+@runtime_checkable
+class PairRules(Protocol):
+    """The pair's trading rules as the exchange states them now (MEXC: exchangeInfo, cached by the
+    adapter), where the exchange an order goes to can tell: MexcExchange and the replay's paper
+    exchange can, the paper broker cannot. An exit rounds with them; a step recorded at the fill
+    may be a guess (the pair was missing from the symbol list then)."""
+
+    async def symbol_rules(self, symbol: Symbol) -> SymbolRules:
+        """Raises NotFound for a pair the exchange does not list (yet), ExchangeError when it cannot tell."""
+        ...
+
+
 # --- users -------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,9 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from application.ports import EventStore
-from application.views import BUY, SELL, DailyPnl, ListingView, PositionView, TargetView, TradeRecord
+from application.views import BUY, SELL, WRITE_OFF, DailyPnl, ListingView, PositionView, TargetView, TradeRecord
 from domain.events import (
+    DustWrittenOff,
     EmergencyStopActivated,
     EmergencyStopCleared,
     ExitFilled,
@@ -132,10 +133,12 @@ class TradeBook:
                     pos.status = "closed" if pos.remaining == 0 else "partially exited"
                     key = (rec.user_id, rec.occurred_at.date())
                     self._daily_pnl[key] = self._daily_pnl.get(key, Decimal(0)) + ev.realised_pnl
+                    # A write-off is no sale: its own side, and no order behind it.
+                    written_off = isinstance(ev, DustWrittenOff)
                     self.trades.append(TradeRecord(
-                        rec.position or 0, rec.occurred_at, rec.user_id, pos.position_id, pos.target_id, pos.symbol, SELL,
-                        type(ev).__name__, ev.price, ev.quantity, ev.proceeds, ev.fee, pos.quote_asset, ev.realised_pnl,
-                        ev.client_order_id,
+                        rec.position or 0, rec.occurred_at, rec.user_id, pos.position_id, pos.target_id, pos.symbol,
+                        WRITE_OFF if written_off else SELL, type(ev).__name__, ev.price, ev.quantity, ev.proceeds, ev.fee,
+                        pos.quote_asset, ev.realised_pnl, None if written_off else ev.client_order_id,
                     ))
             case PositionClosed():
                 pos = self.positions.get(ev.position_id)

@@ -68,6 +68,9 @@ class DailyPnl:
 
 BUY = "BUY"
 SELL = "SELL"
+# Coins that left a position unsold (DustWrittenOff): below the pair's step or minimum, or not in
+# the account. Not a sale: no price, no proceeds, no order.
+WRITE_OFF = "WRITE_OFF"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +82,10 @@ class TradeRecord:
     (a fee paid in the base asset is already taken off), `quote_amount` what it cost (a fee
     paid in the quote asset included) and `client_order_id` is None; for a SELL,
     `quote_amount` is the proceeds before the fee, the fee is in the quote asset, and
-    `realised_pnl` is proceeds - fee - the cost the sold quantity released.
+    `realised_pnl` is proceeds - fee - the cost the sold quantity released. A WRITE_OFF
+    (event_type DustWrittenOff) sold nothing: `quantity` is what was written off, price,
+    `quote_amount` and fee are 0, `client_order_id` is None (no order), and `realised_pnl` is
+    minus the cost it released.
     """
 
     position: int
@@ -88,7 +94,7 @@ class TradeRecord:
     position_id: str
     target_id: str
     symbol: str
-    side: str  # BUY or SELL
+    side: str  # BUY, SELL or WRITE_OFF
     event_type: str  # PositionOpened, TakeProfitHit, StopLossHit, ...
     price: Decimal
     quantity: Decimal

@@ -70,6 +70,10 @@ class ExitDecision:
     trigger_price: Decimal
 
 
+# How many failed exits a position remembers, to find one that filled after all.
+_FAILED_KEPT = 8
+
+
 def position_stream(position_id: str) -> str:
     return f"position-{position_id}"
 
@@ -100,6 +104,10 @@ class Position(Aggregate):
         self.levels_hit: set[int] = set()
         self.peak_price = Decimal(0)
         self.pending_exit: ExitOrderSubmitted | None = None
+        # Exits recorded failed or missing, newest last (at most _FAILED_KEPT): a sell whose
+        # reply was lost may still show filled later, and is then recorded as the fill it was.
+        self.failed_exits: dict[str, ExitOrderSubmitted] = {}
+        self.entry_fee_asset = ""
         self.exits = 0
         self.status = PositionStatus.OPEN
 
@@ -149,57 +157,77 @@ class Position(Aggregate):
     def unrealised_pnl(self, price: Decimal) -> Decimal:
         return quantize_money(self.remaining * price - self.remaining_cost)
 
-    def decide_exit(self, price: Decimal, now: datetime, *, protective_only: bool = False) -> ExitDecision | None:
+    @property
+    def entry_fee_known(self) -> bool:
+        """Whether the buy's fee was learnt (in the coin or the quote). When it was not, the
+        account may hold less of the coin than the position says (MEXC takes it from the coin)."""
+        return self.entry_fee_asset != ""
+
+    def decide_exit(
+        self, price: Decimal, now: datetime, *, protective_only: bool = False, quantity_scale: int | None = None
+    ) -> ExitDecision | None:
         """What the exit plan says to do at this price and time, if anything.
 
         Stop-loss is looked at first: on a tick that satisfies both, we protect the capital.
         With `protective_only` (an automatic emergency stop), only exits that cap a loss are
         decided (ExitReason.protective); take-profits and max hold wait.
+
+        Quantities are rounded down to the step of `quantity_scale` decimals: the pair's step as
+        the exchange states it now. Without it, the scale recorded at the fill is used, which may
+        be a guess (a pair missing from the exchange's symbol list at fill time): coarser than
+        the real step at worst, so a sell may leave sellable coins behind, never ask too finely.
         """
         if self.status is PositionStatus.CLOSED or self.pending_exit is not None or self.remaining <= 0:
             return None
         plan = self.exit_plan
         assert plan is not None and self.opened_at is not None
+        scale = self.quantity_scale if quantity_scale is None else quantity_scale
         point = PricePoint(self.entry_price, price)
         if stop_loss_hit(plan.stop_loss_percent).is_satisfied_by(point):
-            return ExitDecision(ExitReason.STOP_LOSS, None, self._all_out(), price)
+            return ExitDecision(ExitReason.STOP_LOSS, None, self._all_out(scale), price)
         if plan.trailing_stop_percent is not None and self.peak_price > self.entry_price:
             trail_at = self.peak_price * (1 - plan.trailing_stop_percent / HUNDRED)
             if price <= trail_at:
-                return ExitDecision(ExitReason.TRAILING_STOP, None, self._all_out(), price)
+                return ExitDecision(ExitReason.TRAILING_STOP, None, self._all_out(scale), price)
         if protective_only:
             return None
         if plan.max_hold_seconds is not None and now - self.opened_at >= timedelta(seconds=plan.max_hold_seconds):
-            return ExitDecision(ExitReason.MAX_HOLD, None, self._all_out(), price)
+            return ExitDecision(ExitReason.MAX_HOLD, None, self._all_out(scale), price)
         for index, level in enumerate(plan.take_profits):
             if index in self.levels_hit:
                 continue
             if take_profit_reached(level.gain_percent).is_satisfied_by(point):
-                return ExitDecision(ExitReason.TAKE_PROFIT, index, self._level_quantity(index), price)
+                return ExitDecision(ExitReason.TAKE_PROFIT, index, self._level_quantity(index, scale), price)
             break
         return None
 
-    def _level_quantity(self, index: int) -> Decimal:
+    def _level_quantity(self, index: int, scale: int) -> Decimal:
         plan = self.exit_plan
         assert plan is not None
         sold_share = sum((plan.take_profits[i].sell_percent for i in range(index + 1)), Decimal(0))
         if sold_share >= HUNDRED:
-            return self._all_out()
-        qty = round_down_to_scale(self.quantity * plan.take_profits[index].sell_percent / HUNDRED, self.quantity_scale)
+            return self._all_out(scale)
+        qty = round_down_to_scale(self.quantity * plan.take_profits[index].sell_percent / HUNDRED, scale)
         if qty <= 0 or qty >= self.remaining:
-            return self._all_out()
+            return self._all_out(scale)
         return qty
 
-    def _all_out(self) -> Decimal:
-        """Everything held that the exchange can sell: the remainder rounded down to the pair's
-        step (never up). What is below one step is written off as dust after the sell fills."""
-        sellable = round_down_to_scale(self.remaining, self.quantity_scale)
+    def _all_out(self, scale: int) -> Decimal:
+        """Everything held that the exchange can sell: the remainder rounded down to the step
+        (never up). Less than one step is left as it is: the exchange judges it."""
+        sellable = round_down_to_scale(self.remaining, scale)
         return sellable if sellable > 0 else self.remaining
 
-    def sellable_within(self, available: Decimal) -> Decimal:
+    def sellable_within(self, available: Decimal, quantity_scale: int | None = None) -> Decimal:
         """How much of an exit the account can carry when it holds only `available` of the coin:
-        the smaller of that and what is held, rounded down to the step (0: nothing sellable)."""
-        return max(round_down_to_scale(min(available, self.remaining), self.quantity_scale), Decimal(0))
+        the smaller of that and what is held, rounded down to the step of `quantity_scale`
+        decimals (default: the scale recorded at the fill); 0: nothing sellable."""
+        scale = self.quantity_scale if quantity_scale is None else quantity_scale
+        return max(round_down_to_scale(min(available, self.remaining), scale), Decimal(0))
+
+    def below_one_step(self, quantity_scale: int) -> bool:
+        """What is held is less than one step of `quantity_scale` decimals: no order can sell it."""
+        return self.remaining > 0 and round_down_to_scale(self.remaining, quantity_scale) <= 0
 
     # --- commands -------------------------------------------------------------------
 
@@ -228,26 +256,54 @@ class Position(Aggregate):
         )
         return coid
 
-    def record_exit_fill(self, price: Decimal, quantity: Decimal, fee: Decimal, cause: Cause) -> None:
+    def record_exit_fill(
+        self, price: Decimal, quantity: Decimal, fee: Decimal, cause: Cause, *, quantity_scale: int | None = None
+    ) -> None:
+        """Record the pending exit's fill. `quantity_scale`: the pair's step as the exchange
+        states it; what is left below one step of it is written off as dust (no order can sell
+        it). Without it nothing is written off: the scale recorded at the fill may be a guess,
+        and coins a finer real step could sell stay open."""
         pending = self.pending_exit
         if pending is None:
             raise InvalidTransition(f"position {self.position_id}", self.status.value, "record an exit fill without an order")
+        self._record_fill(pending, price, quantity, fee, cause, quantity_scale)
+
+    def record_late_exit_fill(
+        self, client_order_id: str, price: Decimal, quantity: Decimal, fee: Decimal, cause: Cause, *,
+        quantity_scale: int | None = None,
+    ) -> None:
+        """An exit recorded failed (refused, or not found past the grace) that the exchange shows
+        filled after all: a sell whose reply was lost and that became visible late. It is the fill
+        it was, at its own price and quantity, never a failure and never a loss of the coins."""
+        submitted = self.failed_exits.get(client_order_id)
+        if submitted is None:
+            raise InvalidTransition(
+                f"position {self.position_id}", self.status.value, f"record a late fill of {client_order_id}, not a failed exit"
+            )
+        if self.status is PositionStatus.CLOSED:
+            raise InvalidTransition(f"position {self.position_id}", "closed", "record a late exit fill")
+        self._record_fill(submitted, price, quantity, fee, cause, quantity_scale)
+
+    def _record_fill(
+        self, submitted: ExitOrderSubmitted, price: Decimal, quantity: Decimal, fee: Decimal, cause: Cause,
+        quantity_scale: int | None,
+    ) -> None:
         if price <= 0 or not (0 < quantity <= self.remaining) or fee < 0:
             raise InvalidValue(f"exit fill {quantity} at {price} does not fit the {self.remaining} held")
         proceeds = price * quantity
         closing = quantity == self.remaining
         released = self.remaining_cost if closing else quantize_money(self.remaining_cost * quantity / self.remaining)
         pnl = proceeds - fee - released
-        kind = _FILL_EVENT[ExitReason(pending.reason)]
+        kind = _FILL_EVENT[ExitReason(submitted.reason)]
         self._record(
-            kind(self.position_id, pending.client_order_id, pending.level, price, quantity, proceeds, fee, released, pnl),
+            kind(self.position_id, submitted.client_order_id, submitted.level, price, quantity, proceeds, fee, released, pnl),
             cause,
         )
-        if not closing and round_down_to_scale(self.remaining, self.quantity_scale) <= 0:
-            # Less than one step is left (e.g. a buy fee taken from the coin): no order can sell it.
-            self._write_off(f"dust: {self.remaining} is below the step of {self.quantity_scale} decimals", cause)
-        elif closing:
+        if closing:
             self._close(cause)
+        elif quantity_scale is not None and self.pending_exit is None and self.below_one_step(quantity_scale):
+            # Less than one step of the pair's real step is left (e.g. a buy fee taken from the coin).
+            self._write_off(f"dust: {self.remaining} is below the step of {quantity_scale} decimals", cause)
 
     def write_off(self, reason: str, cause: Cause) -> None:
         """Close the position without selling what is left: it cannot be sold (below the pair's
@@ -292,6 +348,7 @@ class Position(Aggregate):
                 # A fee paid in the base asset is already out of the quantity held.
                 self.fees = event.entry_fee if event.entry_fee_asset == event.quote_asset else Decimal(0)
                 self.quantity_scale = event.quantity_scale
+                self.entry_fee_asset = event.entry_fee_asset
                 self.exit_plan = event.exit_plan
                 self.opened_at = event.opened_at
                 self.peak_price = event.entry_price
@@ -302,6 +359,10 @@ class Position(Aggregate):
                 self.pending_exit = event
                 self.exits += 1
             case ExitOrderFailed():
+                if self.pending_exit is not None:
+                    self.failed_exits[self.pending_exit.client_order_id] = self.pending_exit
+                    while len(self.failed_exits) > _FAILED_KEPT:
+                        del self.failed_exits[next(iter(self.failed_exits))]
                 self.pending_exit = None
             case DustWrittenOff():
                 self.remaining -= event.quantity
@@ -309,7 +370,10 @@ class Position(Aggregate):
                 self.realised_pnl += event.realised_pnl
                 self.status = PositionStatus.CLOSED if self.remaining == 0 else PositionStatus.PARTIALLY_EXITED
             case ExitFilled():
-                self.pending_exit = None
+                # A late fill of an earlier (failed) exit leaves a pending one alone.
+                if self.pending_exit is not None and self.pending_exit.client_order_id == event.client_order_id:
+                    self.pending_exit = None
+                self.failed_exits.pop(event.client_order_id, None)
                 if isinstance(event, TakeProfitHit) and event.level is not None:
                     self.levels_hit.add(event.level)
                 self.remaining -= event.quantity

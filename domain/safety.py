@@ -12,6 +12,8 @@ from domain.errors import InvalidTransition, InvalidValue
 from domain.events import Cause, DomainEvent, EmergencyStopActivated, EmergencyStopCleared
 
 GLOBAL_SCOPE = "global"
+# Who the safety monitor records its trips as (application/use_cases/monitor.py).
+SAFETY_MONITOR = "safety-monitor"
 
 
 def safety_stream(scope: str) -> str:
@@ -41,6 +43,8 @@ class SafetySwitch(Aggregate):
     """
 
     kind = "emergency stop"
+    # 2: `automatic` is inferred for stops the monitor recorded before the field existed.
+    snapshot_version = 2
 
     def _blank(self) -> None:
         self.scope = ""
@@ -84,7 +88,7 @@ class SafetySwitch(Aggregate):
                 self.active = True
                 self.reason = event.reason
                 self.activated_by = event.activated_by
-                self.automatic = event.automatic
+                self.automatic = _tripped_automatically(event)
             case EmergencyStopCleared():
                 self.scope = event.scope
                 self.active = False
@@ -93,6 +97,13 @@ class SafetySwitch(Aggregate):
                 self.automatic = False
             case _:
                 raise TypeError(f"emergency stop cannot apply {type(event).__name__}")
+
+
+def _tripped_automatically(event: EmergencyStopActivated) -> bool:
+    """Stops the safety monitor recorded before `automatic` existed read back as automatic=False:
+    they are the monitor's all the same (it never records a person's stop), so they are known by
+    who activated them. A person's stop says automatic=False under a person's name."""
+    return event.automatic or event.activated_by == SAFETY_MONITOR
 
 
 def strictest_halt(switches: Iterable[SafetySwitch]) -> Halt:

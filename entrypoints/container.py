@@ -47,6 +47,7 @@ from adapters.paper.scenario import Scenario
 from adapters.telemetry.instrument import InstrumentedExchange, InstrumentedListingFeed
 from application.accounts import PaperOrLive
 from application.errors import ConfigurationError
+from application.alerts import Notifier
 from application.ports import (
     ExchangeAccounts,
     AgentStatusBoard,
@@ -328,9 +329,12 @@ class TradingProvider(Provider):
 
     @provide
     def manage_positions(
-        self, store: EventStore, exchange: ExchangeTrading, clock: Clock, book: TradeBook, accounts: ExchangeAccounts
+        self, store: EventStore, exchange: ExchangeTrading, clock: Clock, book: TradeBook, accounts: ExchangeAccounts,
+        market: MarketData, notifier: Notifier,
     ) -> ManagePositions:
-        return ManagePositions(store, exchange, clock, book, accounts)
+        # The market's pair rules round exits where the account cannot state them (paper fills);
+        # missing coins and per-position errors go out as alerts.
+        return ManagePositions(store, exchange, clock, book, accounts, market=market, notifier=notifier)
 
     @provide
     def activate_stop(

@@ -98,6 +98,19 @@ Feature: Emergency stop
     Then alice's position in NEW was closed by StopLossHit at 0.85
     And the emergency stop for alice is still active, tripped automatically by the safety monitor
 
+  Scenario: A stop the safety monitor recorded before stops said "automatic" still lets the stop-loss sell
+    Given NEW trades at these prices after opening:
+      | seconds | price |
+      | 0       | 1.00  |
+      | 60      | 1.25  |
+      | 120     | 0.85  |
+    And alice's snipe of NEW has filled
+    And the safety monitor tripped the emergency stop for alice before stops recorded "automatic"
+    When NEW's price ticks arrive until 10:01:30
+    Then alice's position in NEW is still open with no exit order
+    When NEW's price ticks arrive until 10:02:30
+    Then alice's position in NEW was closed by StopLossHit at 0.85
+
   Scenario: A person taking over the safety monitor's stop holds the stop-loss too
     Given alice's snipe of NEW has filled
     When the safety monitor trips the emergency stop for alice because "price collapse"

@@ -10,7 +10,8 @@ from pytest_bdd import given, scenarios, then, when
 from application.ports import OrderReport, OrderSide, OrderStatus
 from application.use_cases.monitor import MONITOR
 from domain.errors import InvalidTransition
-from domain.events import ExitFilled
+from adapters.eventstore.codec import decode_event
+from domain.events import EmergencyStopActivated, ExitFilled, Recorded
 from features.conftest import activate_stop as _activate, book_position, clear_stop as _clear, step
 from domain.values import ClientOrderId, Symbol
 from features.world import ExchangeWithRestingOrders, World
@@ -95,6 +96,15 @@ def monitor_trips(world: World, scope: str, reason: str) -> None:
     """What MonitorSafety does when a rule trips: an automatic stop, by the safety monitor."""
     world.begin_action()
     world.result = world.run(world.activate_stop()(scope, reason, MONITOR, automatic=True))
+
+
+@given(step('the safety monitor tripped the emergency stop for {scope:Name} before stops recorded "automatic"'))
+def monitor_tripped_long_ago(world: World, scope: str) -> None:
+    """As such a stop reads back today: no `automatic` in its payload, so automatic=False."""
+    payload = b'{"scope":"%s","reason":"daily loss limit reached","activated_by":"%s"}' % (scope.encode(), MONITOR.encode())
+    event = decode_event("EmergencyStopActivated", payload)
+    assert isinstance(event, EmergencyStopActivated) and event.automatic is False
+    world.run(world.store.append([Recorded(f"safety-{scope}", 1, world.clock.now(), scope, "old", event)]))
 
 
 @then(step("the emergency stop for {scope:Name} is still active, tripped automatically by the safety monitor"))

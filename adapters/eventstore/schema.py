@@ -190,7 +190,7 @@ proj_trades = Table(
     Column("position_id", String(200), nullable=False),
     Column("target_id", String(200), nullable=False),
     Column("symbol", String(50), nullable=False),
-    Column("side", String(4), nullable=False),
+    Column("side", String(16), nullable=False),  # BUY, SELL, WRITE_OFF (migration 0005)
     Column("event_type", String(100), nullable=False),
     _money("price"),
     _money("quantity"),

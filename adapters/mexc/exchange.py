@@ -14,8 +14,10 @@ Matches the paper exchange's semantics where MEXC allows:
   fee_asset. MEXC takes it from the received asset by default: a buy's fee in the base coin
   means the account holds executedQty minus the fee, and the position must hold that. A fee
   in a third asset (MX) leaves the coins received whole: it is reported as fee 0, "" (the
-  cost misses it). When myTrades fails or does not show the whole fill yet, the report says
-  fee 0, "" as before, and `free_balance` lets a seller find out what the account holds.
+  cost misses it). MEXC lists at most 100 fills per call and has no `fromId`: an order with more
+  is paged by time (`_order_trades`, bounded). When myTrades fails, does not show the whole fill
+  yet, or holds more fills in one millisecond than a page, the report says fee 0, "" as before,
+  and `free_balance` lets a seller find out what the account holds.
 - `query_order`/`cancel_order` answer None for an order MEXC does not know (-2011).
 - A reused client order id is OrderAlreadyExists, as on the paper exchange (MEXC documents
   no code for it: see adapters.mexc.errors).
@@ -48,6 +50,8 @@ from domain.values import ClientOrderId, Symbol
 DEFAULT_TAKER_FEE = Decimal("0.0005")
 _PREPARED_KEEP = 64
 _FEES_KEEP = 256
+_TRADES_PER_PAGE = 100  # MEXC's maximum (and default) for myTrades
+_TRADE_PAGES = 10  # calls for one order's fills at most (weight 10 each)
 _STATUSES = {s.value: s for s in OrderStatus}
 
 
@@ -213,14 +217,14 @@ class MexcExchange:
         fee = self._fees.get(order_id)
         if fee is None:
             try:
-                trades = [t for t in await self.client.my_trades(report.symbol.code, order_id=order_id)
-                          if t.order_id == order_id]
+                trades = await self._order_trades(report.symbol, order_id, report.executed_quantity)
             except ExchangeError as exc:
                 _log.warning("commission of order %s unknown (myTrades: %s): reported as none", order_id, exc)
                 return report
             traded = sum((t.quantity for t in trades), Decimal(0))
             if traded != report.executed_quantity:
-                # The trade list can lag the order: ask again on the next query.
+                # The trade list can lag the order, or hold more fills than its pages reach:
+                # ask again on the next query (the seller reads the balance meanwhile).
                 _log.warning("commission of order %s unknown: myTrades shows %s of the %s executed",
                              order_id, plain(traded), plain(report.executed_quantity))
                 return report
@@ -229,6 +233,44 @@ class MexcExchange:
                 self._fees.pop(next(iter(self._fees)))
             self._fees[order_id] = fee
         return replace(report, fee=fee[0], fee_asset=fee[1])
+
+    async def _order_trades(self, symbol: Symbol, order_id: str, executed: Decimal) -> list[MexcTrade]:
+        """The fills of one order from myTrades, paged: MEXC lists at most 100 per call and has no
+        `fromId`, so further pages are asked by time, older (`endTime` = the oldest time seen) and
+        then newer (`startTime` = the newest), each fill kept once by its id. At most
+        `_TRADE_PAGES` calls. Fills that share one millisecond beyond a page cannot be reached:
+        the fills found then fall short of `executed` and the caller reports no fee."""
+        found: dict[tuple[str, ...], MexcTrade] = {}
+
+        def keep(page: Sequence[MexcTrade]) -> int:
+            new = 0
+            for trade in page:
+                if trade.order_id == order_id and trade.key not in found:
+                    found[trade.key] = trade
+                    new += 1
+            return new
+
+        def traded() -> Decimal:
+            return sum((t.quantity for t in found.values()), Decimal(0))
+
+        page = await self.client.my_trades(symbol.code, order_id=order_id, limit=_TRADES_PER_PAGE)
+        keep(page)
+        directions = ["older", "newer"] if len(page) >= _TRADES_PER_PAGE else []
+        calls = 1
+        while directions and traded() < executed and calls < _TRADE_PAGES:
+            times = [t.time_ms for t in found.values() if t.time_ms is not None]
+            if not times:
+                break  # nothing to page by
+            if directions[0] == "older":
+                page = await self.client.my_trades(symbol.code, order_id=order_id, limit=_TRADES_PER_PAGE,
+                                                   end_time_ms=min(times))
+            else:
+                page = await self.client.my_trades(symbol.code, order_id=order_id, limit=_TRADES_PER_PAGE,
+                                                   start_time_ms=max(times))
+            calls += 1
+            if keep(page) == 0 or len(page) < _TRADES_PER_PAGE:
+                directions.pop(0)  # this way holds nothing more
+        return list(found.values())
 
     def _keep(self, key: tuple[str, str, Decimal, str], prepared: PreparedOrder) -> None:
         if len(self._prepared) >= _PREPARED_KEEP:

@@ -270,6 +270,15 @@ class MexcTrade:
     quote_quantity: Decimal | None
     commission: Decimal
     commission_asset: str
+    trade_id: str = ""  # "id": tells one fill from another when pages overlap
+    time_ms: int | None = None  # "time": when it matched
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        """What tells this fill from the others of its order (a page may repeat some)."""
+        if self.trade_id:
+            return (self.trade_id,)
+        return (str(self.time_ms), str(self.quantity), str(self.quote_quantity), str(self.commission))
 
 
 def parse_trades(raw: Any) -> list[MexcTrade]:
@@ -286,6 +295,8 @@ def parse_trades(raw: Any) -> list[MexcTrade]:
             quote_quantity=optional_decimal(entry, "quoteQty"),
             commission=commission,
             commission_asset=asset,
+            trade_id=str(entry.get("id") or ""),
+            time_ms=int_of(entry.get("time"), "time") if entry.get("time") not in (None, "") else None,
         ))
     return out
 

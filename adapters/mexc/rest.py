@@ -550,9 +550,15 @@ class MexcRestClient:
         data = await self._call(self._open_orders, encode_params([("symbol", symbol)]))
         return [parse_order(item) for item in require_list(data, "openOrders")]
 
-    async def my_trades(self, symbol: str, order_id: str | None = None, limit: int | None = None) -> list[MexcTrade]:
-        """Our fills on `symbol` (of one order with `order_id`), with their commissions. Weight 10."""
-        params = encode_params([("symbol", symbol), ("orderId", order_id), ("limit", limit)])
+    async def my_trades(
+        self, symbol: str, order_id: str | None = None, limit: int | None = None, *,
+        start_time_ms: int | None = None, end_time_ms: int | None = None,
+    ) -> list[MexcTrade]:
+        """Our fills on `symbol` (of one order with `order_id`), with their commissions. Weight 10.
+        MEXC answers at most 100 per call (default 100) and has no `fromId`: more are paged by
+        `startTime`/`endTime` (ms, inclusive)."""
+        params = encode_params([("symbol", symbol), ("orderId", order_id), ("startTime", start_time_ms),
+                                ("endTime", end_time_ms), ("limit", limit)])
         return parse_trades(await self._call(self._my_trades, params))
 
     # --- user data stream keys (for the WebSocket adapter) -------------------------------

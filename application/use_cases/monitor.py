@@ -29,10 +29,10 @@ from application.use_cases.safety import ActivateEmergencyStop
 from domain.errors import DomainError
 from domain.events import ExitOrderFailed, SnipeFailed, SnipeOrderRejected
 from domain.risk import DEFAULT_RISK_PROFILE, RiskProfile
-from domain.safety import GLOBAL_SCOPE, daily_loss_breached, error_burst, price_collapsed
+from domain.safety import GLOBAL_SCOPE, SAFETY_MONITOR, daily_loss_breached, error_burst, price_collapsed
 from domain.values import Symbol
 
-MONITOR = "safety-monitor"
+MONITOR = SAFETY_MONITOR  # its stops are automatic, also those recorded before the field existed
 _ERROR_EVENTS = (SnipeOrderRejected, SnipeFailed, ExitOrderFailed)
 
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import cast
 
 from application import repository
+from application.alerts import Alert, NoNotifier, Notifier, Severity
 from application.errors import (
     AccountUnavailable,
     AmbiguousOutcome,
     ConcurrencyConflict,
     ExchangeError,
+    NotFound,
     OrderAlreadyExists,
     OrderRefused,
 )
@@ -22,15 +26,20 @@ from application.ports import (
     ExchangeAccounts,
     ExchangeTrading,
     OrderReport,
+    OrderSide,
+    PairRules,
     PriceTick,
+    SymbolRules,
 )
 from application.trade_book import TradeBook
+from application.views import PositionView
 from domain.events import Cause
 from domain.position import ExitDecision, Position, PositionStatus, position_stream
 from domain.safety import GLOBAL_SCOPE, Halt, SafetySwitch, safety_stream, strictest_halt
 from domain.target import SnipeTarget, target_stream
-from domain.values import ClientOrderId
+from domain.values import ClientOrderId, round_down_to_scale
 
+_log = logging.getLogger(__name__)
 
 # How long a pending exit may answer "not found" before it is taken as never placed.
 _MISSING_GRACE = timedelta(seconds=10)
@@ -38,6 +47,19 @@ _MISSING_GRACE = timedelta(seconds=10)
 _SHORT_OF_COIN = frozenset({"10101", "30004", "30005"})
 # Below the pair's minimum quantity or order value (MEXC's code, and this adapter's local refusal).
 _BELOW_MINIMUM = "30002"
+# After the pair's rules could not be learnt, how long before asking again.
+_RULES_RETRY = timedelta(seconds=30)
+# An account holding less of the coin than the position by more than a fee is looked at a
+# second time this much later before anything is concluded...
+_SHORTFALL_RECHECK = timedelta(seconds=5)
+# ...and then again this often, while it lasts.
+_SHORTFALL_BACKOFF = timedelta(seconds=60)
+# What may be missing without a second look, and written off: the buy fee MEXC may have taken
+# from the coin unseen (up to this many times the pair's taker fee) plus one step.
+_FEE_SLACK = Decimal(2)
+_DEFAULT_TAKER_FEE = Decimal("0.0005")
+# How many of a position's failed exits (newest first) are asked about when coins are missing.
+_LATE_FILL_LOOKUPS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,17 +72,39 @@ class ExitOutcome:
     detail: str = ""
 
 
+@dataclass(slots=True)
+class _Shortfall:
+    """A position whose account held less of the coin than it says, by more than a fee."""
+
+    first_seen: datetime
+    next_look: datetime
+    alerted: bool = False
+
+
 class ManagePositions:
     """Stop-loss is decided before take-profit on the same tick (see Position.decide_exit).
 
     Under an emergency stop (domain.safety.Halt): a person's stop holds every exit until a
     person clears it; a stop tripped automatically by the safety monitor holds take-profits and
     max hold, but stop-loss and trailing stop still sell (the loss it tripped on keeps running).
+    Each position is handled on its own: an error with one (its store, its account) is logged,
+    counted in `errors` and alerted, and the other positions on the tick still run.
 
-    An exit sells at most what the position holds, rounded down to the pair's step. When the
-    exchange says the account holds less (a buy fee taken from the coin that the fill did not
-    show), it sells what the account holds and writes the rest off (DustWrittenOff); so does a
-    remainder below the pair's minimum.
+    An exit sells at most what the position holds, rounded down to the pair's step as the
+    exchange states it (`PairRules`, asked before each sell: the step recorded at the fill may
+    be a guess). Nothing is ever written off on a step that is not the exchange's: while the
+    rules are unknown, an exit sells what the recorded step allows and keeps the rest open.
+
+    When the account holds less of the coin than the position (a 10101 refusal, or the balance
+    read before the first all-out exit of a position whose buy fee was never learnt):
+    - missing no more than the buy fee MEXC may have taken from the coin plus one step: it
+      sells what the account holds and writes the rest off (DustWrittenOff);
+    - missing more: nothing is written off. The position's earlier exits recorded failed are
+      asked for by client order id, and one that filled after all is recorded as the fill it
+      was. Else the balance is read again `_SHORTFALL_RECHECK` later; still short, a person is
+      alerted, what the account holds is sold, and the rest stays open (looked at again every
+      `_SHORTFALL_BACKOFF`).
+    A remainder the exchange refuses as below the pair's minimum (30002) is written off too.
     """
 
     def __init__(
@@ -70,26 +114,39 @@ class ManagePositions:
         clock: Clock,
         book: TradeBook,
         accounts: ExchangeAccounts | None = None,
+        *,
+        market: PairRules | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.store, self.exchange, self.clock, self.book = store, exchange, clock, book
         # Where each position's exits go: the account its buy went to (paper or live).
         self.accounts = accounts
+        # The pairs' rules when the account an exit goes to cannot tell them (the paper broker).
+        self.market = market
+        self.notifier = notifier if notifier is not None else NoNotifier()
+        self.errors = 0  # positions whose handling failed with an unexpected error, since start
         self._live: dict[str, bool] = {}  # target id -> live, read once from the target
         self._missing_since: dict[str, datetime] = {}  # pending exit's client order id -> first "not found"
         self._settled = False  # a pending exit was resolved this tick: the book has news
+        self._rules_retry_at: dict[str, datetime] = {}  # symbol -> when to ask for its rules again
+        self._short: dict[str, _Shortfall] = {}  # position id -> coins found missing
+        self._balance_looked: set[str] = set()  # positions with an unknown buy fee whose balance was read
+        self._waiting_for_rules: set[str] = set()  # positions holding a remainder finer than the known step
 
     async def on_tick(self, tick: PriceTick) -> list[ExitOutcome]:
         await self.book.catch_up(self.store)
         outcomes: list[ExitOutcome] = []
         switches: dict[str, SafetySwitch] = {}
         for view in self.book.open_positions(symbol=tick.symbol.code):
-            halt = await self._halt(view.user_id, switches)
-            if halt is Halt.EVERYTHING:
-                continue
             try:
+                halt = await self._halt(view.user_id, switches)
+                if halt is Halt.EVERYTHING:
+                    continue
                 outcomes += await self._manage(view.position_id, tick, protective_only=halt is Halt.PROTECTIVE_EXITS_ONLY)
             except ConcurrencyConflict:
                 continue  # another process handled this position on this tick
+            except Exception as exc:  # noqa: BLE001 - one position's failure must not skip the others
+                await self._failed(view, exc)
         if outcomes or self._settled:
             self._settled = False
             await self.book.catch_up(self.store)
@@ -108,6 +165,23 @@ class ManagePositions:
         settled = await self._settle_pending(position, Cause(self.clock.now(), position.target_id), exchange)
         await repository.save(self.store, position)
         return settled
+
+    async def _failed(self, view: PositionView, exc: Exception) -> None:
+        self.errors += 1
+        _log.error("position %s (%s, %s): exit handling failed, the other positions go on: %s",
+                   view.position_id, view.user_id, view.symbol, exc, exc_info=exc)
+        await self._alert(Alert(
+            key=f"exit-error:{view.position_id}", severity=Severity.WARNING,
+            title=f"exits of position {view.position_id} failed",
+            text=f"{view.symbol} for {view.user_id}: {type(exc).__name__}: {exc}. Tried again on the next tick.",
+            at=self.clock.now(), user_id=view.user_id,
+        ))
+
+    async def _alert(self, alert: Alert) -> None:
+        try:
+            await self.notifier.send(alert)
+        except Exception:  # noqa: BLE001 - an alert must never break trading
+            _log.warning("alert %s not delivered", alert.key, exc_info=True)
 
     async def _halt(self, user_id: str, switches: dict[str, SafetySwitch]) -> Halt:
         """What the active stops let through for this user; the switches are read once per tick."""
@@ -142,12 +216,30 @@ class ManagePositions:
             decision = position.decide_exit(tick.price, cause.at, protective_only=protective_only)
             if decision is None:
                 break
-            outcome = await self._exit(position, decision, cause, exchange)
+            rules = await self._rules(position, exchange, cause.at)
+            if rules is not None:
+                decision = position.decide_exit(
+                    tick.price, cause.at, protective_only=protective_only, quantity_scale=rules.quantity_scale)
+                if decision is None:
+                    break
+            elif decision.quantity != round_down_to_scale(decision.quantity, position.quantity_scale):
+                self._wait_for_rules(position, decision)
+                break
+            outcome = await self._guarded_exit(position, decision, cause, exchange, rules)
+            if outcome is None:
+                break
             outcomes.append(outcome)
             if not outcome.filled:
                 break
         await repository.save(self.store, position)
+        if position.status is PositionStatus.CLOSED:
+            self._forget(position.position_id)
         return outcomes
+
+    def _forget(self, position_id: str) -> None:
+        self._short.pop(position_id, None)
+        self._balance_looked.discard(position_id)
+        self._waiting_for_rules.discard(position_id)
 
     async def _account(self, position: Position) -> ExchangeTrading:
         if self.accounts is None:
@@ -158,12 +250,82 @@ class ManagePositions:
             live = self._live[position.target_id] = target.live
         return await self.accounts.trading_for(position.user_id, live)
 
+    async def _rules(self, position: Position, exchange: ExchangeTrading, now: datetime) -> SymbolRules | None:
+        """The pair's rules as the exchange states them now, or None when they cannot be learnt
+        (asked again after `_RULES_RETRY`). MexcExchange keeps them once loaded: no request per tick."""
+        assert position.symbol is not None
+        source = _rules_of(exchange) or self.market
+        if source is None:
+            return None
+        code = position.symbol.code
+        retry_at = self._rules_retry_at.get(code)
+        if retry_at is not None and now < retry_at:
+            return None
+        try:
+            rules = await source.symbol_rules(position.symbol)
+        except (NotFound, ExchangeError, AttributeError) as exc:
+            # AttributeError: a wrapper (telemetry) around an account that has no rules (paper broker).
+            self._rules_retry_at[code] = now + _RULES_RETRY
+            _log.warning("rules of %s unknown (%s): exits round to the step recorded at the fill, write nothing off",
+                         code, exc)
+            return None
+        self._rules_retry_at.pop(code, None)
+        return rules
+
+    def _wait_for_rules(self, position: Position, decision: ExitDecision) -> None:
+        """What is left is finer than the step recorded at the fill, which may be a guess: it is
+        not sent (it could be refused for its precision) nor written off, until the pair's rules
+        tell the real step. It stays open, in the book, at its cost."""
+        if position.position_id in self._waiting_for_rules:
+            return
+        self._waiting_for_rules.add(position.position_id)
+        assert position.symbol is not None
+        _log.warning("position %s: %s %s left, finer than the step recorded (%d decimals) and the pair's rules are "
+                     "unknown: kept open, not written off, until they are (%s exit waits)",
+                     position.position_id, position.remaining, position.symbol.base, position.quantity_scale,
+                     decision.reason.value)
+
+    async def _guarded_exit(
+        self, position: Position, decision: ExitDecision, cause: Cause, exchange: ExchangeTrading,
+        rules: SymbolRules | None,
+    ) -> ExitOutcome | None:
+        """Send the exit, unless the account is known (or likely) to hold less than it sells.
+        None: nothing to do before the next look at a shortfall."""
+        assert position.symbol is not None
+        pid = position.position_id
+        short = self._short.get(pid)
+        if short is not None and cause.at < short.next_look:
+            return None
+        balances = _balances_of(exchange)
+        scale = _scale(position, rules)
+        selling_all = decision.quantity >= position.sellable_within(position.remaining, scale)
+        # A buy fee never learnt (myTrades failed, or more fills than its pages reach) may have
+        # come out of the coin: the first all-out exit reads the balance instead of asking for
+        # coins the account may not hold.
+        unknown_fee = selling_all and not position.entry_fee_known and pid not in self._balance_looked
+        if balances is None or (short is None and not unknown_fee):
+            return await self._exit(position, decision, cause, exchange, rules)
+        self._balance_looked.add(pid)
+        try:
+            free = await balances.free_balance(position.symbol.base)
+        except ExchangeError as exc:
+            if short is None:
+                return await self._exit(position, decision, cause, exchange, rules)
+            short.next_look = cause.at + _SHORTFALL_RECHECK
+            return self._outcome(position, decision, False, f"the balance is unreadable ({exc}): will look again")
+        if position.sellable_within(free, scale) >= position.sellable_within(position.remaining, scale):
+            self._short.pop(pid, None)  # the account holds it all (again)
+        if position.sellable_within(free, scale) >= decision.quantity:
+            return await self._exit(position, decision, cause, exchange, rules)
+        return await self._short_of_coin(position, decision, free, cause, exchange, rules)
+
     async def _exit(
         self, position: Position, decision: ExitDecision, cause: Cause, exchange: ExchangeTrading,
-        write_off_rest: bool = False,
+        rules: SymbolRules | None, write_off_rest: bool = False,
     ) -> ExitOutcome:
         """Sell for `decision`. With `write_off_rest`, the decision was cut to what the account
-        holds: once it fills in full, what the position holds beyond it is written off."""
+        holds, short by no more than a fee: once it fills in full, what the position holds beyond
+        it is written off (only ever with the pair's rules known)."""
         assert position.symbol is not None
         coid = position.submit_exit(decision, cause)
         # Recorded before the send, like the snipe: a crash leaves a trace to reconcile.
@@ -188,7 +350,7 @@ class ManagePositions:
             report = found
         except OrderRefused as exc:
             position.record_exit_failure(str(exc), cause)  # a final refusal: nothing was placed
-            return await self._after_refusal(position, decision, exc, cause, exchange, write_off_rest)
+            return await self._after_refusal(position, decision, exc, cause, exchange, rules, write_off_rest)
         except ExchangeError as exc:
             position.record_exit_failure(str(exc), cause)  # rate limited, not yet open, clock skew: not placed
             return self._outcome(position, decision, False, str(exc))
@@ -206,7 +368,8 @@ class ManagePositions:
             reason = "the exchange has no fill for the exit order"  # final with nothing executed
             position.record_exit_failure(reason, cause)
             return self._outcome(position, decision, False, reason)
-        position.record_exit_fill(report.average_price, report.executed_quantity, report.fee, cause)
+        position.record_exit_fill(report.average_price, report.executed_quantity, report.fee, cause,
+                                  quantity_scale=_step_of(rules))
         if write_off_rest and report.executed_quantity == decision.quantity and position.status is not PositionStatus.CLOSED:
             position.write_off(
                 f"not in the account: it held only {decision.quantity} {position.symbol.base} to sell", cause
@@ -215,15 +378,16 @@ class ManagePositions:
 
     async def _after_refusal(
         self, position: Position, decision: ExitDecision, refusal: OrderRefused, cause: Cause,
-        exchange: ExchangeTrading, write_off_rest: bool,
+        exchange: ExchangeTrading, rules: SymbolRules | None, write_off_rest: bool,
     ) -> ExitOutcome:
-        """A refused exit whose refusal would repeat on every tick: the account holds less of
-        the coin than the position says, or what is left is below the pair's minimum. Sell what
-        can be sold now and write off the rest, rather than be refused again and again."""
+        """A refused exit whose refusal would repeat on every tick: what is left is below the
+        pair's minimum (written off), or the account holds less of the coin than the position
+        says (see _short_of_coin)."""
         assert position.symbol is not None
         failed = self._outcome(position, decision, False, str(refusal))
+        scale = _scale(position, rules)
         # Meant to sell everything left (a capped exit was, before it was cut to the balance).
-        selling_all = write_off_rest or decision.quantity >= position.sellable_within(position.remaining)
+        selling_all = write_off_rest or decision.quantity >= position.sellable_within(position.remaining, scale)
         if refusal.code == _BELOW_MINIMUM and selling_all and (
             write_off_rest or position.status is PositionStatus.PARTIALLY_EXITED
         ):
@@ -237,15 +401,102 @@ class ManagePositions:
             free = await balances.free_balance(position.symbol.base)
         except ExchangeError:
             return failed  # the next tick tries again
-        sellable = position.sellable_within(free)
-        if sellable >= decision.quantity:
+        if position.sellable_within(free, scale) >= decision.quantity:
             return failed  # the account holds enough: refused for another reason
-        if sellable <= 0:
-            reason = f"not in the account: it holds {free} {position.symbol.base} of the {position.remaining} held here"
-            position.write_off(reason, cause)
-            return self._outcome(position, decision, False, f"written off, {reason}")
+        return await self._short_of_coin(position, decision, free, cause, exchange, rules)
+
+    async def _short_of_coin(
+        self, position: Position, decision: ExitDecision, free: Decimal, cause: Cause, exchange: ExchangeTrading,
+        rules: SymbolRules | None,
+    ) -> ExitOutcome:
+        """The account holds `free` of the coin, less than `decision` sells. One balance read is
+        enough to write off a fee's worth; never more than that (see the class doc)."""
+        assert position.symbol is not None
+        base, pid = position.symbol.base, position.position_id
+        scale = _scale(position, rules)
+        free = max(free, Decimal(0))
+        sellable = position.sellable_within(free, scale)
+        shortfall = position.remaining - free
         capped = ExitDecision(decision.reason, decision.level, sellable, decision.trigger_price)
-        return await self._exit(position, capped, cause, exchange, write_off_rest=selling_all)
+        holds = f"the account holds {free} {base} of the {position.remaining} held here"
+        if shortfall <= _fee_allowance(position, rules):
+            # What MEXC took from the coin as the buy fee, unseen, and dust.
+            self._short.pop(pid, None)
+            if rules is None:
+                # The real step is unknown: sell what the recorded step allows, write nothing off.
+                if sellable <= 0:
+                    return self._outcome(position, decision, False,
+                                         f"{holds}; the pair's rules are unknown: kept open, nothing written off")
+                return await self._exit(position, capped, cause, exchange, rules)
+            if sellable <= 0:
+                reason = f"not in the account: {holds}"
+                position.write_off(reason, cause)
+                return self._outcome(position, decision, False, f"written off, {reason}")
+            selling_all = decision.quantity >= position.sellable_within(position.remaining, scale)
+            return await self._exit(position, capped, cause, exchange, rules, write_off_rest=selling_all)
+        # More than a fee is missing: an earlier sell that filled unseen, or a balance not (yet)
+        # right (a buy not credited yet). Never written off on that.
+        late = await self._record_late_fills(position, cause, exchange, rules)
+        if late is not None:
+            self._short.pop(pid, None)
+            return late
+        short = self._short.get(pid)
+        if short is None or cause.at - short.first_seen < _SHORTFALL_RECHECK:
+            if short is None:
+                short = self._short[pid] = _Shortfall(cause.at, cause.at + _SHORTFALL_RECHECK)
+                _log.warning("position %s: %s; nothing written off, looking again in %s",
+                             pid, holds, _SHORTFALL_RECHECK)
+            return self._outcome(position, decision, False,
+                                 f"{holds}: nothing written off, looking again at {short.next_look.isoformat()}")
+        short.next_look = cause.at + _SHORTFALL_BACKOFF
+        detail = (f"{holds}, twice {(cause.at - short.first_seen).total_seconds():g} s apart: {shortfall} {base} "
+                  f"not found; kept open, not written off")
+        if not short.alerted:
+            short.alerted = True
+            _log.error("position %s: %s", pid, detail)
+            await self._alert(Alert(
+                key=f"coins-missing:{pid}", severity=Severity.CRITICAL,
+                title=f"position {pid}: {shortfall} {base} not in the account",
+                text=(f"{detail}. No earlier exit of it shows filled. The exits sell what the account holds; "
+                      f"look at the account and the position's orders: the position stays open until it is settled."),
+                at=cause.at, user_id=position.user_id,
+            ))
+        if sellable <= 0:
+            return self._outcome(position, decision, False, detail)
+        sold = await self._exit(position, capped, cause, exchange, rules)
+        return replace(sold, detail=f"{sold.detail}; {detail}" if sold.detail else detail)
+
+    async def _record_late_fills(
+        self, position: Position, cause: Cause, exchange: ExchangeTrading, rules: SymbolRules | None,
+    ) -> ExitOutcome | None:
+        """Ask for the position's exits recorded failed or missing (newest first): one the
+        exchange shows filled after all (a lost reply, visible past the grace) is recorded as
+        the fill it was. The outcome of the last one recorded, or None."""
+        assert position.symbol is not None
+        found: ExitOutcome | None = None
+        for coid in list(reversed(position.failed_exits))[:_LATE_FILL_LOOKUPS]:
+            if position.status is PositionStatus.CLOSED:
+                break
+            try:
+                report = await exchange.query_order(position.symbol, ClientOrderId(coid))
+            except ExchangeError:
+                continue
+            if report is None or not report.status.is_final or report.executed_quantity <= 0:
+                continue
+            if report.side is not OrderSide.SELL or report.executed_quantity > position.remaining:
+                _log.error("position %s: exit %s shows %s %s executed, which does not fit the %s held: left for a person",
+                           position.position_id, coid, report.side.value, report.executed_quantity, position.remaining)
+                continue
+            submitted = position.failed_exits[coid]
+            position.record_late_exit_fill(coid, report.average_price, report.executed_quantity, report.fee, cause,
+                                           quantity_scale=_step_of(rules))
+            self._settled = True
+            _log.warning("position %s: exit %s, recorded failed, filled after all: %s at %s recorded",
+                         position.position_id, coid, report.executed_quantity, report.average_price)
+            found = ExitOutcome(position.position_id, submitted.reason, format(report.executed_quantity, "f"),
+                                format(report.average_price, "f"), True,
+                                f"exit {coid}, recorded failed, filled after all: recorded as its fill")
+        return found
 
     async def _settle_pending(self, position: Position, cause: Cause, exchange: ExchangeTrading) -> bool:
         """An exit left pending (lost reply, crash) is resolved by its client order id
@@ -260,12 +511,15 @@ class ManagePositions:
             return False  # still working on the exchange
         if report is not None and report.executed_quantity > 0:
             self._missing_since.pop(pending.client_order_id, None)
-            position.record_exit_fill(report.average_price, report.executed_quantity, report.fee, cause)
+            rules = await self._rules(position, exchange, cause.at)
+            position.record_exit_fill(report.average_price, report.executed_quantity, report.fee, cause,
+                                      quantity_scale=_step_of(rules))
             self._settled = True
             return True
         if report is None:
             # A fresh order may briefly be "not found": only after a grace is it called missing
-            # (and the shares free to sell again).
+            # (and the shares free to sell again). Should it show later after all, a shortfall
+            # finds it (_record_late_fills).
             first = self._missing_since.setdefault(pending.client_order_id, cause.at)
             if cause.at - first < _MISSING_GRACE:
                 return False
@@ -283,9 +537,32 @@ class ManagePositions:
         return ExitOutcome(position.position_id, decision.reason.value, format(qty, "f"), format(price, "f"), filled, detail)
 
 
+def _scale(position: Position, rules: SymbolRules | None) -> int:
+    """The step to round to: the exchange's when known, else the one recorded at the fill."""
+    return rules.quantity_scale if rules is not None else position.quantity_scale
+
+
+def _step_of(rules: SymbolRules | None) -> int | None:
+    """The step below which a remainder may be written off: only ever the exchange's."""
+    return rules.quantity_scale if rules is not None else None
+
+
+def _fee_allowance(position: Position, rules: SymbolRules | None) -> Decimal:
+    """How much of the coin may be missing from the account and written off on one balance read:
+    the buy fee MEXC may have taken from it unseen, with slack, plus one step."""
+    rate = rules.taker_fee if rules is not None else _DEFAULT_TAKER_FEE
+    return position.quantity * rate * _FEE_SLACK + Decimal(1).scaleb(-_scale(position, rules))
+
+
 def _balances_of(exchange: ExchangeTrading) -> AccountBalances | None:
     """The account's balances, when the exchange can tell. Looked up by attribute, not by a
     Protocol isinstance check: a wrapper (telemetry) passes `free_balance` through __getattr__,
     which isinstance does not see on every Python version (3.12 reads attributes statically)."""
     free_balance = getattr(exchange, "free_balance", None)
     return cast(AccountBalances, exchange) if callable(free_balance) else None
+
+
+def _rules_of(exchange: ExchangeTrading) -> PairRules | None:
+    """The pair's rules from the account the exit goes to, when it can tell (by attribute, as above)."""
+    symbol_rules = getattr(exchange, "symbol_rules", None)
+    return cast(PairRules, exchange) if callable(symbol_rules) else None

@@ -26,9 +26,10 @@ def bought_with_fee_in_the_coin() -> Position:
                          cause(0))
 
 
-def fill(pos: Position, decision: ExitDecision, price: Decimal, seconds: float) -> None:
+def fill(pos: Position, decision: ExitDecision, price: Decimal, seconds: float, step: int | None = 2) -> None:
+    """`step`: the pair's step as the exchange states it (None: not known)."""
     pos.submit_exit(decision, cause(seconds))
-    pos.record_exit_fill(price, decision.quantity, Decimal(0), cause(seconds))
+    pos.record_exit_fill(price, decision.quantity, Decimal(0), cause(seconds), quantity_scale=step)
 
 
 class TestSellingWhatCanBeSold:
@@ -98,7 +99,7 @@ class TestWriteOff:
         pos.submit_exit(ExitDecision(ExitReason.STOP_LOSS, None, D("33.31"), D("0.2")), cause(1))
         with pytest.raises(InvalidTransition):
             pos.write_off("dust", cause(2))
-        pos.record_exit_fill(D("0.2"), D("33.31"), Decimal(0), cause(2))
+        pos.record_exit_fill(D("0.2"), D("33.31"), Decimal(0), cause(2), quantity_scale=2)
         assert pos.status is PositionStatus.CLOSED
         with pytest.raises(InvalidTransition):
             pos.write_off("dust", cause(3))

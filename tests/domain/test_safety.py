@@ -36,7 +36,7 @@ class TestSafetySwitch:
 
     def test_activate_twice_is_invalid(self) -> None:
         switch = SafetySwitch.for_scope(GLOBAL_SCOPE)
-        switch.activate("error burst", "safety-monitor", cause(1))
+        switch.activate("error burst", "ops", cause(1))
         with pytest.raises(InvalidTransition, match="cannot be activated while active"):
             switch.activate("again", "someone", cause(2))
         assert switch.version == 1
@@ -138,3 +138,38 @@ class TestWhoActivatedIt:
         assert strictest_halt([idle]) is Halt.NONE
         assert strictest_halt([monitor, idle]) is Halt.PROTECTIVE_EXITS_ONLY
         assert strictest_halt([monitor, person]) is Halt.EVERYTHING
+
+
+class TestStopsRecordedBeforeAutomaticExisted:
+    """EmergencyStopActivated had no `automatic` before the exit-path fix: the monitor's stops of
+    then read back as automatic=False. They are the monitor's all the same and fold as automatic,
+    or they would hold stop-losses until a person clears them."""
+
+    @staticmethod
+    def _stored(payload: bytes) -> SafetySwitch:
+        from adapters.eventstore.codec import decode_event
+        from domain.events import Recorded
+
+        event = decode_event("EmergencyStopActivated", payload)
+        rec = Recorded("safety-user-1", 1, cause(1).at, "user-1", "c", event)
+        return SafetySwitch.rehydrate("safety-user-1", [rec])
+
+    def test_an_old_monitor_stop_folds_as_automatic(self) -> None:
+        switch = self._stored(b'{"scope":"user-1","reason":"daily loss limit reached","activated_by":"safety-monitor"}')
+        assert (switch.automatic, switch.halt) == (True, Halt.PROTECTIVE_EXITS_ONLY)
+
+    def test_an_old_person_s_stop_still_holds_everything(self) -> None:
+        switch = self._stored(b'{"scope":"user-1","reason":"hold","activated_by":"alice"}')
+        assert (switch.automatic, switch.halt) == (False, Halt.EVERYTHING)
+
+    def test_a_person_s_stop_saying_automatic_false_stays_a_person_s(self) -> None:
+        switch = self._stored(b'{"scope":"user-1","reason":"hold","activated_by":"ops","automatic":false}')
+        assert (switch.automatic, switch.halt) == (False, Halt.EVERYTHING)
+
+    def test_a_person_may_take_over_an_old_monitor_stop(self) -> None:
+        switch = self._stored(b'{"scope":"user-1","reason":"loss","activated_by":"safety-monitor"}')
+        switch.activate("mine now", "alice", cause(2))
+        assert (switch.automatic, switch.halt) == (False, Halt.EVERYTHING)
+
+    def test_snapshots_folded_before_the_inference_are_not_used(self) -> None:
+        assert SafetySwitch.snapshot_shape().startswith("SafetySwitch/2:")

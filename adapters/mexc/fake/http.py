@@ -204,12 +204,13 @@ class FakeTrade:
     quote_qty: Decimal
     commission: Decimal
     commission_asset: str
+    time_ms: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
             "symbol": self.order.symbol, "id": str(self.trade_id), "orderId": self.order.order_id, "orderListId": -1,
             "price": self.price, "qty": self.qty, "quoteQty": self.quote_qty, "commission": self.commission,
-            "commissionAsset": self.commission_asset, "time": self.order.time_ms, "isBuyer": self.order.side == "BUY",
+            "commissionAsset": self.commission_asset, "time": self.time_ms, "isBuyer": self.order.side == "BUY",
             "isMaker": False, "isBestMatch": True, "isSelfTrade": False, "clientOrderId": self.order.client_order_id,
         }
 
@@ -285,6 +286,8 @@ class FakeMexcServer:
         ban_seconds: float = 120.0,
         order_visibility_delay: float = 0.0,
         charge_fees: bool = False,
+        fills_per_order: int = 1,
+        fill_spacing_ms: int = 0,
     ) -> None:
         self.api_key = api_key
         self._signer = Signer(api_secret)
@@ -304,6 +307,10 @@ class FakeMexcServer:
         self.order_visibility_delay = order_visibility_delay
         # MEXC's default: the taker fee out of the asset each fill receives (see the module doc).
         self.charge_fees = charge_fees
+        # A market order matched against many makers: its quantity in this many fills (at the
+        # step), each listed by myTrades, `fill_spacing_ms` apart (0: all in the order's millisecond).
+        self.fills_per_order = fills_per_order
+        self.fill_spacing_ms = fill_spacing_ms
         self.trades: list[FakeTrade] = []
         self.faults: list[Fault] = []
         self.orders: dict[str, FakeOrder] = {}  # by client order id
@@ -712,12 +719,21 @@ class FakeMexcServer:
         return reply
 
     def _fill(self, sym: FakeSymbol, order: FakeOrder, price: Decimal, qty: Decimal, quote: Decimal) -> None:
-        """Move the funds of one fill, less its fee in the received asset, and list it for myTrades."""
-        received, amount = (sym.base, qty) if order.side == "BUY" else (sym.quote, quote)
-        fee = amount * sym.taker_fee if self.charge_fees else Decimal(0)
-        self._move_funds(sym, order.side, qty, quote)
-        self.balances[received] -= fee
-        self.trades.append(FakeTrade(len(self.trades) + 1, order, price, qty, quote, fee, received))
+        """Move the funds of the order's fills (`fills_per_order`), each less its fee in the
+        received asset, and list each for myTrades."""
+        step = Decimal(1).scaleb(-sym.quantity_scale)
+        parts = max(1, min(self.fills_per_order, int(qty / step)))
+        each = (qty / parts).quantize(step, rounding=ROUND_DOWN)
+        for n in range(parts):
+            last = n == parts - 1
+            part = qty - each * (parts - 1) if last else each
+            part_quote = quote - each * price * (parts - 1) if last else each * price
+            received, amount = (sym.base, part) if order.side == "BUY" else (sym.quote, part_quote)
+            fee = amount * sym.taker_fee if self.charge_fees else Decimal(0)
+            self._move_funds(sym, order.side, part, part_quote)
+            self.balances[received] -= fee
+            self.trades.append(FakeTrade(len(self.trades) + 1, order, price, part, part_quote, fee, received,
+                                         order.time_ms + n * self.fill_spacing_ms))
 
     def _move_funds(self, sym: FakeSymbol, side: str, qty: Decimal, quote: Decimal) -> None:
         sign = 1 if side == "BUY" else -1
@@ -760,11 +776,15 @@ class FakeMexcServer:
         return {**order.to_json(), "origClientOrderId": order.client_order_id}
 
     def _my_trades(self, req: _Request, params: dict[str, str]) -> Any:
+        """The newest `limit` fills (default and max 100, as MEXC), oldest first; `startTime` and
+        `endTime` (ms, inclusive) narrow them. No `fromId`: MEXC documents none."""
         sym = self._symbol(params)
         order_id = params.get("orderId")
-        limit = int(params.get("limit") or 100)
+        limit = min(int(params.get("limit") or 100), 100)
+        start, end = params.get("startTime"), params.get("endTime")
         found = [t.to_json() for t in self.trades
-                 if t.order.symbol == sym.symbol and (not order_id or t.order.order_id == order_id) and self._visible(t.order)]
+                 if t.order.symbol == sym.symbol and (not order_id or t.order.order_id == order_id) and self._visible(t.order)
+                 and (not start or t.time_ms >= int(start)) and (not end or t.time_ms <= int(end))]
         return found[-limit:]
 
     def _open_orders(self, req: _Request, params: dict[str, str]) -> Any:
