@@ -8,25 +8,26 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from dishka import Provider, Scope, provide
+from dishka import Scope, provide
 from litestar.testing import AsyncTestClient
 
 from adapters.clock import SystemClock
 from adapters.kinde.oauth import KindeSignIn
 from adapters.kinde.verifier import KindeTokenVerifier
-from application.credentials import CredentialChecker, CredentialVault
 from application.identity import IdentityVerifier
 from entrypoints.config import Settings
 from entrypoints.http import create_app
 from entrypoints.http.auth import STATE_COOKIE, SignInFlow
 from entrypoints.http.providers import http_container
-from tests.http.support import FakeChecker, FakeVault
+from tests.http.support import FakeSecurity
 from tests.security.fake_kinde import AUDIENCE, CLIENT_ID, CLIENT_SECRET, FakeKinde
 
 REDIRECT = "http://127.0.0.1:8080/api/v1/auth/callback"
 
 
-class KindeSecurity(Provider):
+class KindeSecurity(FakeSecurity):
+    """FakeSecurity with a real verifier and sign-in flow on the fake Kinde."""
+
     def __init__(self, issuer: str, http: httpx.AsyncClient) -> None:
         super().__init__()
         self.verifier_ = KindeTokenVerifier(issuer, AUDIENCE, SystemClock(), http)
@@ -39,14 +40,6 @@ class KindeSecurity(Provider):
     @provide(scope=Scope.APP)
     def sign_in(self) -> SignInFlow:
         return self.flow
-
-    @provide(scope=Scope.APP)
-    def vault(self) -> CredentialVault:
-        return FakeVault()
-
-    @provide(scope=Scope.APP)
-    def checker(self) -> CredentialChecker:
-        return FakeChecker()
 
 
 @pytest.fixture
