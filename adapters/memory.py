@@ -122,14 +122,20 @@ class InMemoryRequestCounter:
         return CounterResult(False, len(log), log[0] + window - now)
 
 
+# A live subscriber this many events behind is dropped (it catches up from the event store).
+MAX_PENDING_EVENTS = 4096
+
+
 class InMemoryEventFanout:
     """Each subscriber has its own queue: publishing never waits for a reader.
 
-    A subscriber with `max_pending` unread events is dropped (as Redis drops a pub/sub
-    client past its output buffer limit): it reads what it had, then SubscriptionLost.
+    A subscriber with `max_pending` unread events is dropped: it reads what it had, then
+    SubscriptionLost. The bound keeps a slow reader's backlog small (a few MB at the sizes
+    of our events), however many streams are open. The Redis fan-out hands what its one
+    subscription receives to one of these.
     """
 
-    def __init__(self, max_pending: int = 10_000) -> None:
+    def __init__(self, max_pending: int = MAX_PENDING_EVENTS) -> None:
         self._max_pending = max_pending
         self._subscribers: dict[str, set[_MemorySubscription]] = {}
 
@@ -148,6 +154,13 @@ class InMemoryEventFanout:
             self._drop(user_id, subscription)
             subscription.close()
 
+    def drop_everyone(self, why: str) -> None:
+        """Every current subscriber is cut off (the feed they hang on broke: events may be missing)."""
+        subscribers, self._subscribers = self._subscribers, {}
+        for subscriptions in subscribers.values():
+            for subscription in subscriptions:
+                subscription.lose(why)
+
     def _drop(self, user_id: str, subscription: _MemorySubscription) -> None:
         subscribers = self._subscribers.get(user_id)
         if subscribers is not None:
@@ -163,19 +176,23 @@ class _MemorySubscription:
     def __init__(self, user_id: str) -> None:
         self._user_id = user_id
         self._queue: asyncio.Queue[object] = asyncio.Queue()
-        self._lost = False
+        self._lost: str | None = None  # why it was dropped
         self._closed = False
 
     def offer(self, event: bytes, max_pending: int) -> bool:
         """False when this subscriber is too far behind and is now dropped."""
-        if self._lost or self._closed:
+        if self._lost is not None or self._closed:
             return False
         if self._queue.qsize() >= max_pending:
-            self._lost = True
-            self._queue.put_nowait(_LOST)
+            self.lose("fell too far behind")
             return False
         self._queue.put_nowait(event)
         return True
+
+    def lose(self, why: str) -> None:
+        if self._lost is None and not self._closed:
+            self._lost = why
+            self._queue.put_nowait(_LOST)
 
     def close(self) -> None:
         """Unread events are discarded, as leaving a Redis channel discards them."""
@@ -193,7 +210,7 @@ class _MemorySubscription:
             raise StopAsyncIteration
         if item is _LOST:
             self._queue.put_nowait(item)  # stays lost
-            raise SubscriptionLost(f"the event subscription of {self._user_id} fell too far behind")
+            raise SubscriptionLost(f"the event subscription of {self._user_id} {self._lost}")
         assert isinstance(item, bytes)
         return item
 

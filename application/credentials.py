@@ -5,25 +5,25 @@ the API only ever sees a CredentialSummary. Storing, replacing and deleting them
 in the trade history (CredentialsStored / CredentialsRotated / CredentialsDeleted, in the
 stream `credentials-{user_id}`) with the hint and the key version only.
 
-Order: the vault changes first, the record follows (the history states only what happened).
-If the record then cannot be appended, the error is logged (user and event type, nothing
-secret) and raised to the caller, so the trader sees the request fail although the vault
-did change: GET /credentials shows the truth, and a repeated PUT records a rotation. The
-other order could leave a record of a deletion whose keys are still in the vault.
+A change of the vault and the event that records it are one unit: the use cases hand the vault
+a CredentialsRecord, and the vault writes its row and appends the event together, or neither
+(the SQL vault in one database transaction with the event store on the same database; the
+memory vault appends first and then sets its row, which cannot fail). So the history never
+misses a change, and never claims one that did not happen.
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from application.errors import ConcurrencyConflict, InvalidInput, NotFound
 from application.ports import Clock, EventStore
 from domain.events import CredentialsDeleted, CredentialsRotated, CredentialsStored, DomainEvent, Recorded
 
-_log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 API_KEY_LENGTHS = (8, 256)
 SECRET_KEY_LENGTHS = (8, 512)
@@ -57,10 +57,48 @@ class CredentialCheckResult:
     detail: str
 
 
-class CredentialVault(Protocol):
-    """Per-user credentials, encrypted at rest under a versioned key."""
+def credentials_stream(user_id: str) -> str:
+    return f"credentials-{user_id}"
 
-    async def put(self, user_id: str, credentials: ApiCredentials, at: datetime) -> CredentialSummary:
+
+@dataclass(frozen=True, slots=True)
+class CredentialsRecord:
+    """How a vault change is recorded: `event(before, after)` gives the event for what the
+    user's row was and is now (None: no row), or None to record nothing; it is appended to
+    `credentials-{user_id}` in `store` at `at`, as one unit with the change."""
+
+    store: EventStore
+    at: datetime
+    event: Callable[[CredentialSummary | None, CredentialSummary | None], DomainEvent | None]
+
+    def recorded(self, user_id: str, version: int, event: DomainEvent) -> Recorded:
+        stream = credentials_stream(user_id)
+        return Recorded(stream, version, self.at, user_id, stream, event)
+
+
+async def append_before_change(
+    record: CredentialsRecord, user_id: str, before: CredentialSummary | None, after: CredentialSummary | None
+) -> None:
+    """For a vault that shares no transaction with the store (in memory): append the event,
+    then the vault makes its change, which cannot fail. A failed append leaves both as they were."""
+    event = record.event(before, after)
+    if event is None:
+        return
+    version = len(await record.store.load(credentials_stream(user_id))) + 1
+    await record.store.append([record.recorded(user_id, version, event)])
+
+
+class CredentialVault(Protocol):
+    """Per-user credentials, encrypted at rest under a versioned key.
+
+    With a `record`, `put` and `delete` append the event it makes of the change as one unit with
+    the change: if the event cannot be appended (ConcurrencyConflict, the store's error) the
+    vault is left as it was and the error raised. Without one they change the vault only (tools
+    and tests)."""
+
+    async def put(
+        self, user_id: str, credentials: ApiCredentials, at: datetime, record: CredentialsRecord | None = None
+    ) -> CredentialSummary:
         """Store (or replace) the user's credentials, sealed under the current key."""
         ...
 
@@ -76,8 +114,8 @@ class CredentialVault(Protocol):
         """
         ...
 
-    async def delete(self, user_id: str) -> bool:
-        """Forget the user's credentials; False if there were none."""
+    async def delete(self, user_id: str, record: CredentialsRecord | None = None) -> bool:
+        """Forget the user's credentials; False if there were none (and nothing is recorded)."""
         ...
 
 
@@ -115,40 +153,36 @@ def validate_credentials(credentials: ApiCredentials) -> None:
     _check_field("secret_key", credentials.secret_key, SECRET_KEY_LENGTHS)
 
 
-def credentials_stream(user_id: str) -> str:
-    return f"credentials-{user_id}"
-
-
-async def record_credentials_event(
-    store: EventStore, user_id: str, event: DomainEvent, at: datetime, attempts: int = 3
-) -> Recorded:
-    """Append `event` to the user's credentials stream, after whatever is there: two changes
-    racing on one user both get recorded (on a version clash, reload and append after the
-    other, up to `attempts` times). Called once the vault has changed, so a failure is logged
-    as a vault/history mismatch before it is raised; it is never swallowed."""
-    stream = credentials_stream(user_id)
+async def _retrying_clashes(attempts: int, change: Callable[[], Awaitable[_T]]) -> _T:
+    """Two changes racing on one user both get recorded: on a version clash of the
+    credentials stream (nothing changed then), the change is made again, up to `attempts` times."""
     attempt = 1
-    try:
-        while True:
-            version = len(await store.load(stream)) + 1
-            try:
-                return (await store.append([Recorded(stream, version, at, user_id, stream, event)]))[0]
-            except ConcurrencyConflict:
-                if attempt >= attempts:
-                    raise
-                attempt += 1
-    except Exception as exc:
-        _log.error("credentials of user %s changed in the vault but %s was not recorded: %s",
-                   user_id, event.type_name, type(exc).__name__)
-        raise
+    while True:
+        try:
+            return await change()
+        except ConcurrencyConflict:
+            if attempt >= attempts:
+                raise
+            attempt += 1
+
+
+def _stored_or_rotated(before: CredentialSummary | None, after: CredentialSummary | None) -> DomainEvent | None:
+    if after is None:  # pragma: no cover - a put always leaves a row
+        return None
+    kind = CredentialsRotated if before is not None else CredentialsStored
+    return kind(key_version=after.key_version, api_key_hint=after.api_key_hint)
+
+
+def _deleted(before: CredentialSummary | None, after: CredentialSummary | None) -> DomainEvent | None:
+    if before is None:
+        return None
+    return CredentialsDeleted(key_version=before.key_version, api_key_hint=before.api_key_hint)
 
 
 class StoreCredentials:
     """Store or replace a user's credentials and record it (CredentialsStored the first time,
-    CredentialsRotated when replacing) with the key hint and key version only.
-
-    The vault is written first, then the event appended (see the module docstring): if the
-    append fails, the new credentials are in place but unrecorded and the error is raised."""
+    CredentialsRotated when replacing) with the key hint and key version only, as one unit
+    (see the module docstring): if the event cannot be appended, the vault keeps what it had."""
 
     def __init__(self, vault: CredentialVault, store: EventStore, clock: Clock, attempts: int = 3) -> None:
         self.vault, self.store, self.clock, self.attempts = vault, store, clock, attempts
@@ -158,40 +192,21 @@ class StoreCredentials:
             raise InvalidInput("user_id", "required")
         validate_credentials(credentials)
         now = self.clock.now()
-        replacing = await self.vault.summary(user_id) is not None
-        summary = await self.vault.put(user_id, credentials, now)
-        event: DomainEvent
-        if replacing:
-            event = CredentialsRotated(key_version=summary.key_version, api_key_hint=summary.api_key_hint)
-        else:
-            event = CredentialsStored(key_version=summary.key_version, api_key_hint=summary.api_key_hint)
-        await record_credentials_event(self.store, user_id, event, now, self.attempts)
-        return summary
+        record = CredentialsRecord(self.store, now, _stored_or_rotated)
+        return await _retrying_clashes(self.attempts, lambda: self.vault.put(user_id, credentials, now, record))
 
 
 class DeleteCredentials:
     """Forget a user's credentials. True if there were some, and then CredentialsDeleted is
-    recorded (key version and hint of the deleted ones); nothing is recorded otherwise.
-
-    The vault deletes first, and only a successful delete is recorded (with the clash retry
-    of StoreCredentials), so the history never claims keys are gone that are still held. If
-    the append fails the keys are gone anyway and the error is raised; a repeated DELETE then
-    answers False (nothing left to delete) and records nothing."""
+    recorded (key version and hint of the deleted ones) as one unit with the delete; nothing
+    is recorded otherwise. If the event cannot be appended, the keys stay and the error is raised."""
 
     def __init__(self, vault: CredentialVault, store: EventStore, clock: Clock, attempts: int = 3) -> None:
         self.vault, self.store, self.clock, self.attempts = vault, store, clock, attempts
 
     async def __call__(self, user_id: str) -> bool:
-        before = await self.vault.summary(user_id)
-        if not await self.vault.delete(user_id):
-            return False
-        # `before` is None only if a store raced in between the two calls: the deleted keys
-        # are then unknown here, and the event says so with version 0 and an empty hint.
-        event = CredentialsDeleted(
-            key_version=before.key_version if before else 0, api_key_hint=before.api_key_hint if before else ""
-        )
-        await record_credentials_event(self.store, user_id, event, self.clock.now(), self.attempts)
-        return True
+        record = CredentialsRecord(self.store, self.clock.now(), _deleted)
+        return await _retrying_clashes(self.attempts, lambda: self.vault.delete(user_id, record))
 
 
 class GetCredentialSummary:

@@ -123,6 +123,12 @@ class Clock(Protocol):
     async def sleep_until(self, moment: datetime) -> None: ...
 
 
+class WallClock(Clock, Protocol):
+    """The real time of day, whatever clock the market runs on (a replay's is accelerated and
+    starts on the scenario's day). Heartbeats, their deadlines and staleness are read on it:
+    a worker and whoever reads its heartbeats (`sniper agents`, the API) share no other clock."""
+
+
 # --- listings ----------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -428,9 +434,14 @@ class ExchangeAccounts(Protocol):
 
 # --- agent status --------------------------------------------------------------------------
 
+# A heartbeat without a deadline from its supervisor (an older writer) is stale at this age.
+AGENT_STALE_AFTER = timedelta(seconds=60)
+
+
 @dataclass(frozen=True, slots=True)
 class AgentStatus:
-    """One worker agent's last heartbeat, as the supervisor reported it."""
+    """One worker agent's last heartbeat, as the supervisor reported it. Its times are wall
+    time (see WallClock), whatever clock the worker trades on; so is the `now` it is judged at."""
 
     name: str
     healthy: bool
@@ -442,8 +453,13 @@ class AgentStatus:
     # worker stopped or hangs). None: not known.
     stale_after: datetime | None = None
 
+    def is_stale(self, now: datetime) -> bool:
+        if self.stale_after is not None:
+            return now > self.stale_after
+        return now - self.last_beat_at > AGENT_STALE_AFTER
+
     def is_current(self, now: datetime) -> bool:
-        return self.healthy and (self.stale_after is None or now <= self.stale_after)
+        return self.healthy and not self.is_stale(now)
 
 
 class AgentStatusBoard(Protocol):

@@ -16,6 +16,12 @@ not loop it; a job engine calls `round(name)` at each slot on one worker (the wo
 SAQ's periodic jobs to it). The round is still this supervisor's: same tick timeout, crash
 alert and fresh instance after a crash, and a heartbeat published under SHARED_WORKER, so
 the deployment's status shows whether any worker ran the agent recently.
+
+Two clocks: agents pause between ticks on the worker's clock, the one it trades on (a replay's
+runs faster and on the scenario's day), so a replay polls as often in its own time as live
+trading does. Everything about health is in wall time, on the wall clock: heartbeats and their
+deadlines (read by other processes, which know nothing of the replay), tick timeouts, crash
+backoffs (a broken dependency must not be hammered faster in a replay) and the stop grace.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from application.alerts import Alert, NoNotifier, Notifier, Severity
-from application.ports import AgentStatus, AgentStatusBoard, Clock
+from application.ports import AgentStatus, AgentStatusBoard, Clock, WallClock
 from application.telemetry import NO_TELEMETRY, Telemetry
 
 logger = logging.getLogger(__name__)
@@ -57,6 +63,8 @@ SHARED_WORKER = "shared"
 
 @dataclass(frozen=True, slots=True)
 class SupervisorPolicy:
+    """Wall-clock durations."""
+
     backoff_first: timedelta = timedelta(seconds=1)
     backoff_max: timedelta = timedelta(minutes=1)
     # Longest a stop waits for ticks and spawned work in flight before cancelling them.
@@ -91,12 +99,21 @@ class Supervisor:
         telemetry: Telemetry = NO_TELEMETRY,
         worker_id: str = "worker",
         policy: SupervisorPolicy = SupervisorPolicy(),
+        *,
+        wall_clock: WallClock,
+        clock_speed: float = 1.0,
     ) -> None:
+        """`clock` paces the agents (their intervals are in its time); `clock_speed` says how many
+        times faster than `wall_clock` it runs (a replay's speed), so that the wall-time deadline
+        of a next heartbeat counts an agent's pause at its wall-time length."""
+        if not clock_speed > 0:
+            raise ValueError(f"clock_speed must be positive, got {clock_speed}")
         names = [s.name for s in specs]
         if len(set(names)) != len(names):
             raise ValueError(f"agent names must be unique, got {names}")
         self._specs = specs
         self._clock, self._board, self._telemetry = clock, board, telemetry
+        self._wall, self._clock_speed = wall_clock, clock_speed
         self._notifier = notifier if notifier is not None else NoNotifier()
         self._worker_id, self._policy = worker_id, policy
         self._running: dict[str, _Running] = {}
@@ -188,10 +205,10 @@ class Supervisor:
                 running.ticks += 1
                 backoff = self._policy.backoff_first
                 await self._beat(running)
-                pause = spec.interval
+                clock, pause = self._clock, spec.interval
             except Exception as exc:  # noqa: BLE001 - any failure of an agent is a crash to recover from
                 await self._crashed(running, exc)
-                pause = backoff
+                clock, pause = self._wall, backoff
                 backoff = min(backoff * 2, self._policy.backoff_max)
                 try:
                     running.agent = spec.build()
@@ -199,7 +216,7 @@ class Supervisor:
                     logger.exception("agent %s could not be rebuilt", spec.name)
                     running.detail = f"cannot restart: {_describe(build_exc)}"
                     await self._beat(running)
-            await self._pause(pause)
+            await self._pause(clock, pause)
         running.healthy = False
         running.detail = "stopped"
         await self._beat(running)
@@ -238,7 +255,7 @@ class Supervisor:
             severity=Severity.CRITICAL,
             title=f"agent {running.spec.name} crashed; restarting",
             text=f"{running.detail} (restart {running.restarts}, worker {self._worker_id})",
-            at=self._clock.now(),
+            at=self._wall.now(),
         ))
 
     async def _beat(self, running: _Running) -> None:
@@ -249,9 +266,11 @@ class Supervisor:
             logger.warning("heartbeat of %s could not be published", running.spec.name, exc_info=True)
 
     def _status_of(self, running: _Running) -> AgentStatus:
-        now = self._clock.now()
-        # Next beat: after the pause (at most the backoff cap) and the next tick (at most its timeout).
-        due = max(running.spec.interval, self._policy.backoff_max) + self._policy.tick_timeout
+        now = self._wall.now()
+        # Next beat: after the pause (the interval on the worker's clock, or at most the backoff
+        # cap) and the next tick (at most its timeout), all in wall time.
+        pause = max(running.spec.interval / self._clock_speed, self._policy.backoff_max)
+        due = pause + self._policy.tick_timeout
         if running.spec.shared:
             return AgentStatus(
                 name=running.spec.name, healthy=running.healthy, last_beat_at=now, restarts=running.restarts,
@@ -264,12 +283,12 @@ class Supervisor:
             stale_after=now + due,
         )
 
-    async def _pause(self, delay: timedelta) -> None:
-        """Sleep on the clock, but wake at once for a stop."""
+    async def _pause(self, clock: Clock, delay: timedelta) -> None:
+        """Sleep on `clock`, but wake at once for a stop."""
         if delay <= timedelta(0):
             await asyncio.sleep(0)
             return
-        sleeper = asyncio.ensure_future(self._clock.sleep(delay))
+        sleeper = asyncio.ensure_future(clock.sleep(delay))
         stopper = asyncio.ensure_future(self._stopping.wait())
         try:
             await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)

@@ -84,7 +84,8 @@ def start_server(database_url: str, port: int, workdir: Path, workers: int) -> s
     if workers == 1:
         command = ["-m", "entrypoints.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     else:
-        command = ["-m", "uvicorn", "entrypoints.http.asgi:app", "--factory", "--workers", str(workers),
+        command = ["-m", "uvicorn", "entrypoints.http.asgi:app", "--factory", "--http", "entrypoints.http.asgi:protocol",
+                   "--workers", str(workers),
                    "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--no-server-header"]
     return subprocess.Popen(
         [sys.executable, *command],

@@ -13,7 +13,8 @@ projector worker does), in follow mode (`--poll-ms`), on its own connection.
   stamped when the batch's transaction has committed. Both stamps are CLOCK_MONOTONIC, which
   is one clock for every process of the machine.
 
-Nothing leaves 127.0.0.1. Exits 0 whether the targets pass or not; 1 if Postgres is missing.
+The Postgres is the tests' (SNIPER_TEST_DATABASE_URL, default the local one; the new database is
+created from the one it names). Exits 0 whether the targets pass or not; 1 if Postgres is missing.
 """
 
 from __future__ import annotations
@@ -41,9 +42,8 @@ from domain.exit_plans import PRESETS
 from domain.position import ExitDecision, ExitReason, Position
 from domain.target import SnipeTarget
 from domain.values import Symbol
+from tests.conftest import POSTGRES_UNREACHABLE, postgres_database_url, postgres_dsn
 
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-SERVER_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
 TARGET_EVENTS_PER_S = 5000.0
 TARGET_P99_LAG_MS = 100.0
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -174,7 +174,7 @@ def _lags_ms(stamps: Stamps) -> list[float]:
 async def _admin(sql: str) -> None:
     import asyncpg
 
-    conn = await asyncpg.connect(ADMIN_DSN, timeout=5)
+    conn = await asyncpg.connect(postgres_dsn(), timeout=5)
     try:
         await conn.execute(sql)
     finally:
@@ -186,10 +186,10 @@ async def _run(args: argparse.Namespace) -> int:
     try:
         await _admin(f'CREATE DATABASE "{name}"')
     except Exception as exc:  # noqa: BLE001 - no server: say so and stop
-        print(f"persistence benchmark skipped: Postgres not reachable at 127.0.0.1:5432 ({type(exc).__name__}: {exc})")
+        print(f"persistence benchmark skipped: {POSTGRES_UNREACHABLE} ({type(exc).__name__}: {exc})")
         return 1
     try:
-        return await _measure(SERVER_URL.format(name=name), args)
+        return await _measure(postgres_database_url(name), args)
     finally:
         await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -248,7 +248,7 @@ async def _measure(url: str, args: argparse.Namespace) -> int:
     lags = _lags_ms(stamps)
     missing = len(stamps.committed) - len(lags)
     p50, p95, p99 = (percentile(lags, p) for p in (50, 95, 99))
-    print("persistence: Postgres event store + SqlProjector on 127.0.0.1 (fresh database, dropped afterwards)")
+    print("persistence: Postgres event store + SqlProjector (fresh database, dropped afterwards)")
     print(f"environment: Python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}")
     print(f"setup: {writers} asyncio writers (own streams) on one SqlEventStore (max_writers {args.store_writers}), "
           f"{appends_made} appends of 1-4 events; "

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import secrets
 import sys
 from pathlib import Path
 from typing import TextIO
 
+from adapters.eventstore.database import StoreUnavailable
 from adapters.paper.scenario import load_scenario
 from application.errors import ApplicationError, ConfigurationError, NotFound
 from application.use_cases.queries import GetAuditTrail, GetTargetHistory
 from domain.errors import DomainError
-from entrypoints.config import ENV_VARS, SECRET_VARS, load_settings
+from entrypoints.config import ENV_VARS, SECRET_VARS, URL_VARS, load_settings, log_settings
 from entrypoints.container import history_container
 from entrypoints.demo import run_demo
 from entrypoints.timeline import line
@@ -29,6 +31,7 @@ EXIT_FAILED = 1
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sniper", description="Snipe new MEXC spot listings (paper trading by default).")
+    parser.add_argument("-V", "--version", action="version", version=f"sniper {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="replay a listing scenario in accelerated time on the paper exchange")
@@ -74,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the multi-user HTTP API (OpenAPI at /schema) until SIGTERM")
     serve.add_argument("--host", help="listen address (default SNIPER_HTTP_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default SNIPER_HTTP_PORT, 8080)")
+    from entrypoints.init import add_init_arguments
+
+    add_init_arguments(sub.add_parser("init", help="write the .env docker/compose.yaml reads, with a fresh "
+                                                   "ENCRYPTION_KEY (mode 0600; never replaces one without --force)"))
     from entrypoints.keys import add_keys_arguments
 
     add_keys_arguments(sub.add_parser("keys", help="credential encryption keys: `rotate` re-encrypts every stored "
@@ -86,11 +93,29 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mexc-sniper")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
+
+
+# Commands that run until stopped: they log at INFO unless SNIPER_LOG_LEVEL says otherwise.
+LONG_RUNNING = frozenset({"serve", "worker"})
+
+
 def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
     args = _parser().parse_args(argv)
     try:
+        from entrypoints.logs import configure_logging
+
+        configure_logging(log_settings(), long_running=args.command in LONG_RUNNING)
+        if args.command in LONG_RUNNING:
+            logging.getLogger("sniper").info("sniper %s: %s starting", _version(), args.command)
         if args.command == "demo":
             return _demo(args, out)
         if args.command == "history":
@@ -113,6 +138,10 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
             return _agents(args, out)
         if args.command in ("halt", "resume"):
             return _halt(args, out)
+        if args.command == "init":
+            from entrypoints.init import run_init
+
+            return run_init(args, out)
         if args.command == "keys":
             from entrypoints.keys import run_keys_command
 
@@ -121,6 +150,9 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
             from entrypoints.backtest import run_backtest_command
 
             return run_backtest_command(args, out)
+    except StoreUnavailable as exc:  # from any command that opens the store
+        err.write(f"sniper: DATABASE_URL: {exc}\n")
+        return EXIT_USAGE
     except ConfigurationError as exc:
         err.write(f"sniper: {exc}\n")
         return EXIT_USAGE
@@ -165,14 +197,7 @@ def _history(args: argparse.Namespace, out: TextIO) -> int:
             out.write("no events recorded yet\n")
         return 0
 
-    return asyncio.run(_translate_store_errors(run()))
-
-
-async def _translate_store_errors(work):  # noqa: ANN001, ANN202
-    try:
-        return await work
-    except OSError as exc:
-        raise ConfigurationError(f"cannot open the trade history: {exc}") from None
+    return asyncio.run(run())
 
 
 def _snipe(args: argparse.Namespace, out: TextIO) -> int:
@@ -190,7 +215,7 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
     settings = load_settings()
     if args.port is not None and not (1 <= args.port <= 65_535):
         raise ConfigurationError(f"--port must be between 1 and 65535, got {args.port}")
-    asyncio.run(_translate_store_errors(serve(settings, out, host=args.host, port=args.port)))
+    asyncio.run(serve(settings, out, host=args.host, port=args.port))
     return 0
 
 
@@ -199,16 +224,11 @@ def _worker(args: argparse.Namespace, out: TextIO) -> int:
 
     from entrypoints.worker import run_worker
 
-    import logging
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "httpcore", "websockets", "saq"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = load_settings()
     if args.duration is not None and not (0 < args.duration <= 30 * 86_400):
         raise ConfigurationError(f"--for must be between 0 and 30 days in seconds, got {args.duration:g}")
     duration = None if args.duration is None else timedelta(seconds=args.duration)
-    asyncio.run(_translate_store_errors(run_worker(settings, out, duration=duration)))
+    asyncio.run(run_worker(settings, out, duration=duration))
     return 0
 
 
@@ -236,14 +256,14 @@ def _halt(args: argparse.Namespace, out: TextIO) -> int:
     reason = args.reason if args.command == "halt" else None
     if reason is not None and not reason.strip():
         raise ConfigurationError("--reason must say why")
-    return asyncio.run(_translate_store_errors(run_emergency_stop(settings, scope, reason, out)))
+    return asyncio.run(run_emergency_stop(settings, scope, reason, out))
 
 
 def _reconcile(out: TextIO) -> int:
     from entrypoints.manual import run_reconcile
 
     settings = load_settings()
-    report = asyncio.run(_translate_store_errors(run_reconcile(settings, out)))
+    report = asyncio.run(run_reconcile(settings, out))
     return 0 if report.clean else EXIT_FAILED
 
 
@@ -262,7 +282,7 @@ def _mexc_check(args: argparse.Namespace, out: TextIO) -> int:
 
 def _migrate(out: TextIO) -> int:
     from adapters.eventstore.migrate import upgrade
-    from adapters.eventstore.sqlalchemy_store import make_engine
+    from adapters.eventstore.sqlalchemy_store import open_engine
 
     settings = load_settings()
     if settings.database_url == "memory://":
@@ -270,13 +290,13 @@ def _migrate(out: TextIO) -> int:
         return 0
 
     async def run() -> tuple[str | None, str]:
-        engine = make_engine(settings.database_url)
+        engine = await open_engine(settings.database_url)
         try:
             return await upgrade(engine)
         finally:
             await engine.dispose()
 
-    before, after = asyncio.run(_translate_store_errors(run()))
+    before, after = asyncio.run(run())
     if before == after:
         out.write(f"schema already at {after}\n")
     else:
@@ -287,10 +307,19 @@ def _migrate(out: TextIO) -> int:
 def _config(out: TextIO) -> int:
     import os
 
+    from entrypoints.redact import mask_url
+
     load_settings()  # validates: a bad value fails here with its name
     for var in ENV_VARS:
         current = os.environ.get(var.name)
-        shown = "(default)" if current is None else ("(set, not shown)" if var.name in SECRET_VARS else current)
+        if current is None:
+            shown = "(default)"
+        elif var.name in SECRET_VARS:
+            shown = "(set, not shown)"
+        elif var.name in URL_VARS:
+            shown = mask_url(current)
+        else:
+            shown = current
         out.write(f"{var.name}={var.default}\n    {var.meaning}\n    current: {shown}\n")
     return 0
 

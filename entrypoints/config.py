@@ -7,7 +7,7 @@ with one line naming the variable and what it needs.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -16,6 +16,7 @@ from pathlib import Path
 import adapters.paper
 from application.errors import ConfigurationError
 from application.timing import SnipeTiming
+from entrypoints.redact import mask_url
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///sniper.db"
 BUNDLED_SCENARIO = Path(adapters.paper.__file__).resolve().parent / "scenarios" / "demo.json"
@@ -31,9 +32,16 @@ class EnvVar:
 # The one list of variables: read here, printed by `sniper config`, documented in README.md.
 ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("DATABASE_URL", DEFAULT_DATABASE_URL,
-           "Event store. sqlite+aiosqlite:///FILE (embedded default), postgresql+asyncpg://USER@HOST:PORT/DB, or memory://"),
+           "Event store. sqlite+aiosqlite:///FILE (embedded default), postgresql://USER:PASSWORD@HOST:PORT/DB "
+           "(also postgres://, postgresql+asyncpg://; libpq's sslmode= and sslrootcert= understood), or memory://"),
+    EnvVar("NEON_DATABASE_URL", "(unset)", "Alias of DATABASE_URL (the seed system's name), read only when "
+           "DATABASE_URL is unset; both set and different is refused"),
     EnvVar("REDIS_URL", "(unset)", "Redis for cache and snipe leases shared by several processes, e.g. redis://127.0.0.1:6379/0; unset = in-process"),
     EnvVar("REDIS_PREFIX", "sniper", "Prefix of every Redis key and channel, so deployments can share one Redis"),
+    EnvVar("REDIS_MAX_CONNECTIONS", "100", "Redis connections one process opens at most (the live streams of an API "
+           "process share one of them)"),
+    EnvVar("REDIS_POOL_TIMEOUT_SECONDS", "2", "How long a command waits for a free Redis connection when all "
+           "REDIS_MAX_CONNECTIONS are busy; then that request alone fails (503)"),
     EnvVar("SNIPER_SCENARIO", "(bundled demo)", "Replay scenario file the paper exchange plays"),
     EnvVar("SNIPER_CALENDAR_POLL_SECONDS", "30", "How often the new-coin calendar is polled"),
     EnvVar("SNIPER_STATE_POLL_SECONDS", "10", "How often symbol states of watched listings are polled"),
@@ -47,10 +55,24 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("SNIPER_USER", "local", "User id the command line acts for (manual snipes)"),
     EnvVar("SNIPER_HTTP_HOST", "127.0.0.1", "Address `sniper serve` listens on"),
     EnvVar("SNIPER_HTTP_PORT", "8080", "Port `sniper serve` listens on"),
+    EnvVar("SNIPER_DEV_IDENTITY_ON_NETWORK", "0",
+           "DANGEROUS. 1 = `sniper serve` accepts the development identity (no KINDE_DOMAIN) on a non-loopback "
+           "address, which it refuses otherwise: anyone reaching the port acts as SNIPER_USER. Only for a container "
+           "whose port is published on 127.0.0.1 (docker/compose.yaml)"),
     EnvVar("SNIPER_CORS_ORIGINS", "(unset)", "Comma-separated browser origins allowed to call the API "
            "(e.g. https://app.example.com); unset = no cross-origin access"),
     EnvVar("SNIPER_RATE_LIMIT_PER_MINUTE", "600", "Requests one user may make per minute (sliding window); 0 = no limit"),
     EnvVar("SNIPER_MAX_BODY_BYTES", "65536", "Largest request body the API accepts (413 above it)"),
+    EnvVar("SNIPER_HTTP_HEADER_TIMEOUT_SECONDS", "10", "A request head must be complete this long after the connection "
+           "opened or its previous answer; else the connection is closed"),
+    EnvVar("SNIPER_HTTP_BODY_TIMEOUT_SECONDS", "30", "A request body must be complete this long after its head; else "
+           "the connection is closed"),
+    EnvVar("SNIPER_HTTP_KEEP_ALIVE_SECONDS", "5", "An idle keep-alive connection is closed after this long"),
+    EnvVar("SNIPER_HTTP_MAX_CONNECTIONS", "2000", "Open connections (live streams included) past which requests answer 503"),
+    EnvVar("SNIPER_MAX_STREAMS_PER_USER", "5", "Live streams (/api/v1/stream) one user may hold open on one API process; "
+           "past it a new one closes with code 1008"),
+    EnvVar("SNIPER_MAX_STREAMS", "1000", "Live streams one API process holds open in all; past it a new one closes "
+           "with code 1013 (try again later)"),
     EnvVar("SNIPER_MARKET", "replay", "What `sniper worker` trades on: replay (the scenario, paper fills) or mexc "
            "(MEXC's calendar and prices; paper fills unless SNIPER_LIVE=1)"),
     EnvVar("SNIPER_LIVE", "0", "1 = `sniper worker` places real orders on MEXC with MEXC_API_KEY (needs SNIPER_MARKET=mexc)"),
@@ -63,6 +85,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("SNIPER_PRICE_COLLAPSE_PERCENT", "50", "A fall this far below a position's entry trips its user's emergency stop"),
     EnvVar("SNIPER_STOP_GRACE_SECONDS", "60", "On SIGTERM, how long snipes and ticks in flight may take to finish"),
     EnvVar("SNIPER_WORKER_ID", "(host-pid)", "Name of this worker in heartbeats and logs"),
+    EnvVar("SNIPER_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR: the log of `sniper serve` and `sniper worker` "
+           "(on stderr); unset, the other commands log warnings and errors only"),
+    EnvVar("SNIPER_LOG_FORMAT", "text", "text (time level logger: message) or json (one object per line: time, level, "
+           "logger, message, exception)"),
+    EnvVar("SNIPER_ACCESS_LOG", "1", "1 = `sniper serve` logs one INFO line per request: method, path (never the "
+           "query), status, duration in ms; 0 = off"),
     EnvVar("MEXC_BASE_URL", "https://api.mexc.com", "MEXC REST base URL (spot v3)"),
     EnvVar("MEXC_WEB_URL", "https://www.mexc.com", "MEXC web base URL (new-coin calendar, symbolsV2)"),
     EnvVar("MEXC_WS_URL", "wss://wbs-api.mexc.com/ws", "MEXC WebSocket market streams (protobuf)"),
@@ -77,10 +105,16 @@ ENV_VARS: tuple[EnvVar, ...] = (
            "`sniper keys rotate` moves every row to ENCRYPTION_KEY"),
     EnvVar("KINDE_DOMAIN", "(unset)", "Kinde business domain, e.g. sniper.kinde.com (issuer https://<domain>); "
            "unset = the local development identity (refused in production)"),
+    EnvVar("KINDE_ISSUER_URL", "(unset)", "Alias of KINDE_DOMAIN (the seed system's name): the issuer's URL, "
+           "e.g. https://sniper.kinde.com, read only when KINDE_DOMAIN is unset; both set and different is refused"),
     EnvVar("KINDE_AUDIENCE", "(unset)", "Audience API access tokens must carry (required with KINDE_DOMAIN)"),
     EnvVar("KINDE_CLIENT_ID", "(unset)", "Kinde application client id, for the browser sign-in"),
     EnvVar("KINDE_CLIENT_SECRET", "(unset)", "Kinde application client secret; never printed or logged"),
     EnvVar("KINDE_REDIRECT_URL", "(unset)", "Sign-in callback URL registered in Kinde, e.g. https://sniper.example/auth/callback"),
+    EnvVar("KINDE_JWKS_MAX_AGE_SECONDS", "300", "Longest Kinde's signing keys are trusted without fetching them again: "
+           "a key Kinde withdrew stops opening the API within this age (60-86400)"),
+    EnvVar("KINDE_LEGACY_SUBJECTS", "(unset)", "Kinde user ids (`sub`) whose data was stored before user ids became "
+           "`kinde:<sub>`; they keep their bare id. Comma-separated; never SNIPER_USER or a reserved id"),
     EnvVar("OPENAI_API_KEY", "(unset)", "OpenAI key for the AI analyst (advisory listing scores); unset = OpenAI not used"),
     EnvVar("OPENAI_BASE_URL", "https://api.openai.com/v1", "OpenAI API base URL"),
     EnvVar("OPENAI_MODEL", "gpt-4o-mini", "OpenAI chat model of the analyst"),
@@ -110,9 +144,13 @@ ENV_VARS: tuple[EnvVar, ...] = (
 )
 
 SECRET_VARS = frozenset({"ENCRYPTION_KEY", "ENCRYPTION_OLD_KEYS", "KINDE_CLIENT_SECRET",
-                         "MEXC_SECRET_KEY", "MEXC_API_KEY", "DATABASE_URL", "REDIS_URL", "SNIPER_ALERT_WEBHOOK_URL",
+                         "MEXC_SECRET_KEY", "MEXC_API_KEY", "DATABASE_URL", "NEON_DATABASE_URL", "REDIS_URL",
+                         "SNIPER_ALERT_WEBHOOK_URL",
                          "SNIPER_ALERT_WEBHOOK_SECRET", "SLACK_WEBHOOK_URL", "TELEGRAM_BOT_TOKEN",
                          "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "PERPLEXITY_API_KEY", "COHERE_API_KEY"})
+
+# Variables holding a URL (or a list of them): `sniper config` shows them through mask_url.
+URL_VARS = frozenset({v.name for v in ENV_VARS if v.name.endswith(("_URL", "_ENDPOINT"))} | {"SNIPER_CORS_ORIGINS"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +226,17 @@ class HttpSettings:
     cors_origins: tuple[str, ...] = ()
     rate_limit_per_minute: int = 600
     max_body_bytes: int = 65_536
+    # Slow clients (entrypoints/http/protocol.py): a request head must be complete this long after the
+    # connection opened or its previous answer, a body this long after its head; idle keep-alive
+    # connections close after keep_alive_seconds; past max_connections open ones, requests answer 503.
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    keep_alive_seconds: float = 5.0
+    max_connections: int = 2000
+    max_streams_per_user: int = 5
+    max_streams: int = 1000
+    dev_identity_on_network: bool = False  # SNIPER_DEV_IDENTITY_ON_NETWORK: see entrypoints/http/serve.py
+    access_log: bool = True  # SNIPER_ACCESS_LOG: one line per request (entrypoints/http/guards.py `traced`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +251,8 @@ class SecuritySettings:
     kinde_client_id: str = ""
     kinde_client_secret: str = field(default="", repr=False)
     kinde_redirect_url: str = ""
+    kinde_jwks_max_age: timedelta = timedelta(seconds=300)
+    kinde_legacy_subjects: frozenset[str] = frozenset()
 
     @property
     def production(self) -> bool:
@@ -210,6 +261,14 @@ class SecuritySettings:
     @property
     def sign_in_configured(self) -> bool:
         return bool(self.kinde_issuer and self.kinde_client_id and self.kinde_client_secret and self.kinde_redirect_url)
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    """What entrypoints/logs.py configures: the level (None: the command's own default) and the format."""
+
+    level: str | None = None
+    format: str = "text"  # or "json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,11 +282,14 @@ class Settings:
     worker: WorkerSettings = field(default_factory=lambda: WorkerSettings())
     redis_url: str | None = None
     redis_prefix: str = "sniper"
+    redis_max_connections: int = 100
+    redis_pool_timeout: timedelta = timedelta(seconds=2)
     mexc: MexcSettings = field(default_factory=MexcSettings)
     ai: AiSettings = field(default_factory=AiSettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
+    log: LogSettings = field(default_factory=LogSettings)
 
 
 def _number(env: Mapping[str, str], name: str, default: str, low: float, high: float, integer: bool = False) -> float:
@@ -242,37 +304,71 @@ def _number(env: Mapping[str, str], name: str, default: str, low: float, high: f
     return value
 
 
+def _flag(env: Mapping[str, str], name: str, default: str = "0") -> bool:
+    """An on/off setting, `default` unless set: 0 or 1 (also false/true, no/yes)."""
+    raw = env.get(name, default).strip().lower() or default
+    if raw not in ("0", "1", "false", "true", "no", "yes", ""):
+        raise ConfigurationError(f"{name} must be 0 or 1, got {raw!r}")
+    return raw in ("1", "true", "yes")
+
+
 def _database_url(env: Mapping[str, str]) -> str:
-    url = env.get("DATABASE_URL", DEFAULT_DATABASE_URL).strip()
-    if url == "memory://":
+    """The store's URL, its driver named: libpq's postgres:// and postgresql:// mean asyncpg, and
+    their sslmode= and friends are checked here as make_engine will translate them."""
+    from adapters.eventstore.database import DatabaseUrlError, canonical_database_url
+
+    def canonical(name: str, url: str) -> str:
+        if url == "memory://":
+            return url
+        if url.startswith("sqlite://"):
+            raise ConfigurationError(
+                f"{name} must name the aiosqlite driver: use sqlite+aiosqlite:///FILE, got {_shown(name, url)}"
+            )
+        if url.startswith("sqlite+aiosqlite:///") and len(url) > len("sqlite+aiosqlite:///"):
+            return url
+        if url.startswith(("postgresql+asyncpg://", "postgresql://", "postgres://")) and not url.endswith("://"):
+            try:
+                return canonical_database_url(url)
+            except DatabaseUrlError as exc:
+                raise ConfigurationError(f"{name} {exc}") from None
+        raise ConfigurationError(
+            f"{name} must be sqlite+aiosqlite:///FILE, postgresql://... (or postgres://, postgresql+asyncpg://) "
+            f"or memory://, got {_shown(name, url)}"
+        )
+
+    name, url = _aliased(env, "DATABASE_URL", "NEON_DATABASE_URL", canonical)
+    if url:
         return url
-    if url.startswith("sqlite+aiosqlite:///") and len(url) > len("sqlite+aiosqlite:///"):
-        return url
-    if url.startswith("postgresql+asyncpg://") and len(url) > len("postgresql+asyncpg://"):
-        return url
-    if url.startswith(("postgres://", "postgresql://")):
-        raise ConfigurationError(f"DATABASE_URL must name the asyncpg driver: use postgresql+asyncpg://..., got {_redact(url)!r}")
-    if url.startswith("sqlite://"):
-        raise ConfigurationError(f"DATABASE_URL must name the aiosqlite driver: use sqlite+aiosqlite:///FILE, got {url!r}")
-    raise ConfigurationError(
-        f"DATABASE_URL must be sqlite+aiosqlite:///FILE, postgresql+asyncpg://... or memory://, got {_redact(url)!r}"
-    )
+    return canonical(name, env.get(name, DEFAULT_DATABASE_URL).strip())  # the default; set but empty is refused
 
 
-def _redact(url: str) -> str:
-    """Never echo a password back."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
-    return url
+def _aliased(env: Mapping[str, str], name: str, alias: str, read: Callable[[str, str], str]) -> tuple[str, str]:
+    """(the variable used, its value read by `read`): `name`, else `alias` (the seed system's name
+    for the same setting) when `name` is unset or empty; ("name", "") when neither is set. Both
+    set to different values is refused: which one was meant cannot be told."""
+    value, other = env.get(name, "").strip(), env.get(alias, "").strip()
+    if not other:
+        return name, read(name, value) if value else ""
+    if not value:
+        return alias, read(alias, other)
+    if read(name, value) != read(alias, other):
+        raise ConfigurationError(f"{name} and {alias} (its alias) are both set and differ: unset one")
+    return name, read(name, value)
+
+
+def _shown(name: str, value: str) -> str:
+    """A bad value as an error echoes it: through mask_url; a secret variable's value that is not
+    even a URL is not echoed at all (it may be the bare password)."""
+    if name in SECRET_VARS and "://" not in value:
+        return "a value that is not a URL (not shown: it may hold a secret)"
+    return repr(mask_url(value))
 
 
 def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
     url = env.get(name, default).strip().rstrip("/")
     if not url.startswith(schemes) or len(url.split("://", 1)[1]) == 0:
-        raise ConfigurationError(f"{name} must be a {' or '.join(s.rstrip(':/') for s in schemes)} URL, got {url!r}")
+        kinds = " or ".join(s.rstrip(":/") for s in schemes)
+        raise ConfigurationError(f"{name} must be a {kinds} URL, got {_shown(name, url)}")
     return url
 
 
@@ -326,6 +422,18 @@ def _ai(env: Mapping[str, str]) -> AiSettings:
     )
 
 
+def log_settings(env: Mapping[str, str] | None = None) -> LogSettings:
+    """The logging variables alone: every command configures its log before it reads the rest."""
+    env = os.environ if env is None else env
+    level = env.get("SNIPER_LOG_LEVEL", "").strip().upper() or None
+    if level not in (None, "DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigurationError(f"SNIPER_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    log_format = env.get("SNIPER_LOG_FORMAT", "").strip().lower() or "text"
+    if log_format not in ("text", "json"):
+        raise ConfigurationError(f"SNIPER_LOG_FORMAT must be text or json, got {log_format!r}")
+    return LogSettings(level=level, format=log_format)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     scenario = env.get("SNIPER_SCENARIO", "").strip()
@@ -348,18 +456,24 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         worker=_worker(env),
         redis_url=_redis_url(env),
         redis_prefix=_redis_prefix(env),
+        redis_max_connections=int(_number(env, "REDIS_MAX_CONNECTIONS", "100", 2, 100_000, integer=True)),
+        redis_pool_timeout=timedelta(seconds=_number(env, "REDIS_POOL_TIMEOUT_SECONDS", "2", 0.01, 60)),
         mexc=_mexc(env),
         ai=_ai(env),
         observability=_observability(env),
         http=_http(env),
         security=_security(env),
+        log=log_settings(env),
     )
 
 
 def _user(env: Mapping[str, str]) -> str:
+    from application.identity import operator_user_id_problem
+
     user = env.get("SNIPER_USER", "local").strip()
-    if not user or len(user) > 200 or any(c.isspace() for c in user):
-        raise ConfigurationError(f"SNIPER_USER must be 1-200 characters without spaces, got {user!r}")
+    problem = operator_user_id_problem(user)
+    if problem:
+        raise ConfigurationError(f"SNIPER_USER {problem}, got {user!r}")
     return user
 
 
@@ -368,7 +482,9 @@ def _redis_url(env: Mapping[str, str]) -> str | None:
     if not url:
         return None
     if not url.startswith(("redis://", "rediss://", "unix://")) or url.endswith("://"):
-        raise ConfigurationError(f"REDIS_URL must be a redis://, rediss:// or unix:// URL, got {_redact(url)!r}")
+        raise ConfigurationError(
+            f"REDIS_URL must be a redis://, rediss:// or unix:// URL, got {_shown('REDIS_URL', url)}"
+        )
     return url
 
 
@@ -383,10 +499,7 @@ def _worker(env: Mapping[str, str]) -> WorkerSettings:
     market = env.get("SNIPER_MARKET", "replay").strip().lower()
     if market not in ("replay", "mexc"):
         raise ConfigurationError(f"SNIPER_MARKET must be replay or mexc, got {market!r}")
-    live_raw = env.get("SNIPER_LIVE", "0").strip().lower()
-    if live_raw not in ("0", "1", "false", "true", "no", "yes", ""):
-        raise ConfigurationError(f"SNIPER_LIVE must be 0 or 1, got {live_raw!r}")
-    live = live_raw in ("1", "true", "yes")
+    live = _flag(env, "SNIPER_LIVE")
     if live and market != "mexc":
         raise ConfigurationError("SNIPER_LIVE=1 needs SNIPER_MARKET=mexc: a replay is never traded live")
     worker_id = env.get("SNIPER_WORKER_ID", "").strip()
@@ -457,9 +570,11 @@ def _http(env: Mapping[str, str]) -> HttpSettings:
         origin = raw.strip().rstrip("/")
         if not origin:
             continue
-        if origin != "*" and (not origin.startswith(("https://", "http://")) or "/" in origin.split("://", 1)[1]):
+        if origin != "*" and (not origin.startswith(("https://", "http://")) or "/" in origin.split("://", 1)[1]
+                              or "@" in origin):  # an origin has no userinfo: that would be a password
             raise ConfigurationError(
-                f"SNIPER_CORS_ORIGINS must be comma-separated origins like https://app.example.com, got {raw.strip()!r}"
+                "SNIPER_CORS_ORIGINS must be comma-separated origins like https://app.example.com, "
+                f"got {_shown('SNIPER_CORS_ORIGINS', raw.strip())}"
             )
         origins.append(origin)
     return HttpSettings(
@@ -468,6 +583,14 @@ def _http(env: Mapping[str, str]) -> HttpSettings:
         cors_origins=tuple(origins),
         rate_limit_per_minute=int(_number(env, "SNIPER_RATE_LIMIT_PER_MINUTE", "600", 0, 1_000_000, integer=True)),
         max_body_bytes=int(_number(env, "SNIPER_MAX_BODY_BYTES", "65536", 1024, 100_000_000, integer=True)),
+        header_timeout_seconds=_number(env, "SNIPER_HTTP_HEADER_TIMEOUT_SECONDS", "10", 0.1, 3600),
+        body_timeout_seconds=_number(env, "SNIPER_HTTP_BODY_TIMEOUT_SECONDS", "30", 0.1, 3600),
+        keep_alive_seconds=_number(env, "SNIPER_HTTP_KEEP_ALIVE_SECONDS", "5", 0.1, 3600),
+        max_connections=int(_number(env, "SNIPER_HTTP_MAX_CONNECTIONS", "2000", 1, 1_000_000, integer=True)),
+        max_streams_per_user=int(_number(env, "SNIPER_MAX_STREAMS_PER_USER", "5", 1, 10_000, integer=True)),
+        max_streams=int(_number(env, "SNIPER_MAX_STREAMS", "1000", 1, 1_000_000, integer=True)),
+        dev_identity_on_network=_flag(env, "SNIPER_DEV_IDENTITY_ON_NETWORK"),
+        access_log=_flag(env, "SNIPER_ACCESS_LOG", default="1"),
     )
 
 
@@ -484,10 +607,18 @@ def _security(env: Mapping[str, str]) -> SecuritySettings:
         KeyRing.parse(key, old_keys)  # a bad key stops the start here, naming the variable (never the key)
     elif old_keys:
         raise ConfigurationError("ENCRYPTION_OLD_KEYS needs ENCRYPTION_KEY: the old keys only open, the current one seals")
-    domain = env.get("KINDE_DOMAIN", "").strip()
-    issuer = kinde_issuer(domain) if domain else ""
-    if issuer and not issuer.startswith(("https://", "http://")) or issuer.endswith("://"):
-        raise ConfigurationError(f"KINDE_DOMAIN must be a host name like sniper.kinde.com, got {domain!r}")
+    def issuer_of(name: str, value: str) -> str:
+        issuer = kinde_issuer(value)
+        if name == "KINDE_ISSUER_URL" and not value.startswith(("https://", "http://")) or issuer.endswith("://"):
+            raise ConfigurationError(
+                f"{name} must be the issuer's URL like https://sniper.kinde.com, got {_shown(name, value)}"
+            )
+        if not issuer.startswith(("https://", "http://")):
+            raise ConfigurationError(f"{name} must be a host name like sniper.kinde.com, got {_shown(name, value)}")
+        return issuer
+
+    kinde_var, issuer = _aliased(env, "KINDE_DOMAIN", "KINDE_ISSUER_URL", issuer_of)
+    domain = env.get(kinde_var, "").strip()
     audience = env.get("KINDE_AUDIENCE", "").strip()
     client_id = env.get("KINDE_CLIENT_ID", "").strip()
     client_secret = env.get("KINDE_CLIENT_SECRET", "").strip()
@@ -498,7 +629,9 @@ def _security(env: Mapping[str, str]) -> SecuritySettings:
         if not issuer:
             raise ConfigurationError("SNIPER_ENV=production needs KINDE_DOMAIN: the development identity is refused")
         if not issuer.startswith("https://"):
-            raise ConfigurationError(f"KINDE_DOMAIN must be served over https in production, got {domain!r}")
+            raise ConfigurationError(
+                f"{kinde_var} must be served over https in production, got {_shown(kinde_var, domain)}"
+            )
     if issuer and not audience:
         raise ConfigurationError("KINDE_AUDIENCE must be set with KINDE_DOMAIN: access tokens are checked for it")
     sign_in = {"KINDE_CLIENT_ID": client_id, "KINDE_CLIENT_SECRET": client_secret, "KINDE_REDIRECT_URL": redirect}
@@ -508,7 +641,9 @@ def _security(env: Mapping[str, str]) -> SecuritySettings:
     if any(sign_in.values()) and not issuer:
         raise ConfigurationError("KINDE_CLIENT_ID and friends need KINDE_DOMAIN")
     if redirect and not redirect.startswith(("https://", "http://")):
-        raise ConfigurationError(f"KINDE_REDIRECT_URL must be an http(s) URL, got {redirect!r}")
+        raise ConfigurationError(
+            f"KINDE_REDIRECT_URL must be an http(s) URL, got {_shown('KINDE_REDIRECT_URL', redirect)}"
+        )
     return SecuritySettings(
         environment=environment,
         encryption_key=key,
@@ -518,4 +653,18 @@ def _security(env: Mapping[str, str]) -> SecuritySettings:
         kinde_client_id=client_id,
         kinde_client_secret=client_secret,
         kinde_redirect_url=redirect,
+        kinde_jwks_max_age=timedelta(seconds=_number(env, "KINDE_JWKS_MAX_AGE_SECONDS", "300", 60, 86_400)),
+        kinde_legacy_subjects=_legacy_subjects(env),
     )
+
+
+def _legacy_subjects(env: Mapping[str, str]) -> frozenset[str]:
+    from application.identity import operator_user_id_problem
+
+    found = frozenset(s.strip() for s in env.get("KINDE_LEGACY_SUBJECTS", "").split(",") if s.strip())
+    user = _user(env)
+    for subject in sorted(found):
+        problem = "is SNIPER_USER" if subject == user else operator_user_id_problem(subject)
+        if problem:
+            raise ConfigurationError(f"KINDE_LEGACY_SUBJECTS: {subject!r} {problem}")
+    return found

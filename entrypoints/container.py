@@ -16,9 +16,10 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from dishka import AnyOf, AsyncContainer, Provider, Scope, from_context, make_async_container, provide
 
+from adapters.clock import SystemClock
 from adapters.eventstore.memory import InMemoryEventStore
 from adapters.eventstore.migrate import ensure_schema
-from adapters.eventstore.sqlalchemy_store import SqlEventStore, make_engine, sqlite_path
+from adapters.eventstore.sqlalchemy_store import SqlEventStore, open_engine, sqlite_path
 from adapters.memory import (
     InMemoryAgentStatusBoard,
     InMemoryCache,
@@ -63,6 +64,7 @@ from application.ports import (
     Scheduler,
     TraderDirectory,
     TraderSettings,
+    WallClock,
 )
 from application.telemetry import Telemetry
 from application.timing import SnipeTiming
@@ -103,7 +105,7 @@ class StorageProvider(Provider):
         path = sqlite_path(url)
         if access is StoreAccess.READ and path is not None and not path.exists():
             raise ConfigurationError(f"no trade history at {path} (run `sniper demo` first, or set DATABASE_URL)")
-        engine = make_engine(url)
+        engine = await open_engine(url)
         try:
             # A new empty database starts at the newest schema; an old one must be migrated.
             await ensure_schema(engine, initialise_empty=access is StoreAccess.WRITE)
@@ -170,7 +172,8 @@ class CoordinationProvider(Provider):
         if settings.redis_url is None:
             yield RedisHandle(None)
             return
-        client = redis_client(settings.redis_url)
+        client = redis_client(settings.redis_url, max_connections=settings.redis_max_connections,
+                              pool_timeout=settings.redis_pool_timeout.total_seconds())
         try:
             await client.ping()
         except (RedisError, OSError) as exc:
@@ -198,6 +201,11 @@ class CoordinationProvider(Provider):
         if redis.client is None:
             return InMemoryEventFanout()
         return RedisEventFanout(redis.client, settings.redis_prefix)
+
+    @provide(scope=Scope.APP)
+    def wall_clock(self) -> WallClock:
+        # Always the system's: heartbeats are read by processes that know nothing of a replay.
+        return SystemClock()
 
     @provide(scope=Scope.APP)
     def agent_board(self, redis: RedisHandle, settings: Settings) -> AgentStatusBoard:

@@ -2,7 +2,7 @@
 
 * `key_ring(settings)`: the credential-sealing keys. ENCRYPTION_KEY (+ ENCRYPTION_OLD_KEYS)
   when set. In development without it: a random key generated once into a file next to the
-  SQLite database (`<db>.key`, mode 0600), announced with a WARNING every time it is used; with
+  SQLite database (`<db>.dev-encryption-key.SECRET`, mode 0600), announced with a WARNING every time it is used; with
   `memory://` a throwaway key (nothing is kept anyway). Postgres without ENCRYPTION_KEY is
   refused even in development (a key file on one laptop next to a shared database would
   lock every other process out of the rows), and production always needs ENCRYPTION_KEY
@@ -40,10 +40,17 @@ from entrypoints.config import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
-KEY_FILE_SUFFIX = ".key"
+# The name says what the file is, in every `ls` and `git status`: never share or commit it.
+KEY_FILE_SUFFIX = ".dev-encryption-key.SECRET"
+OLD_KEY_FILE_SUFFIX = ".key"  # its earlier name: such a file is moved to the new name on first use
 
 
 # --- keys -----------------------------------------------------------------------------------
+
+def new_key(version: int = 1) -> str:
+    """A fresh random key in the ENCRYPTION_KEY format (`sniper keys new`, `sniper init`)."""
+    return encode_key(os.urandom(KEY_BYTES), version)
+
 
 def key_ring(settings: Settings) -> KeyRing:
     security = settings.security
@@ -60,7 +67,30 @@ def key_ring(settings: Settings) -> KeyRing:
             "ENCRYPTION_KEY must be set to store credentials in this database (only the embedded SQLite "
             "default may use a local key file); make one with `sniper keys new`"
         )
-    return _development_key_file(db_file.with_name(db_file.name + KEY_FILE_SUFFIX))
+    path = db_file.with_name(db_file.name + KEY_FILE_SUFFIX)
+    _adopt_old_key_file(db_file.with_name(db_file.name + OLD_KEY_FILE_SUFFIX), path)
+    return _development_key_file(path)
+
+
+def _adopt_old_key_file(old: Path, path: Path) -> None:
+    """A key file under the old name holds the key existing rows are sealed with: it becomes the
+    key file, never replaced by a fresh key. A hard link, then the unlink, so that a key file
+    another process has just made under the new name is never overwritten (a plain rename where
+    the file system has no hard links)."""
+    if path.exists() or not old.exists():
+        return
+    try:
+        os.link(old, path)
+    except (FileExistsError, FileNotFoundError):  # another process moved it first
+        return
+    except OSError:
+        try:
+            os.rename(old, path)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot rename the development key file {old} to {path.name}: "
+                                     f"{exc.strerror}") from None
+    old.unlink(missing_ok=True)
+    log.warning("renamed the development key file %s to %s (the new name says it is secret)", old, path)
 
 
 def _development_key_file(path: Path) -> KeyRing:
@@ -72,7 +102,7 @@ def _development_key_file(path: Path) -> KeyRing:
             pass
         else:
             with os.fdopen(fd, "w") as handle:
-                handle.write(encode_key(os.urandom(KEY_BYTES), 1) + "\n")
+                handle.write(new_key() + "\n")
             log.warning("generated a development encryption key in %s", path)
     try:
         text = path.read_text().strip()
@@ -102,7 +132,8 @@ def identity_verifier(settings: Settings, clock: Clock, http: httpx.AsyncClient 
     """Kinde when KINDE_DOMAIN is set, else the development identity (refused in production)."""
     security = settings.security
     return _identity_verifier(security.environment, security.kinde_issuer or None, security.kinde_audience or None,
-                              clock, http, development_user=settings.user_id)
+                              clock, http, development_user=settings.user_id, jwks_max_age=security.kinde_jwks_max_age,
+                              legacy_subjects=security.kinde_legacy_subjects)
 
 
 def kinde_sign_in(settings: Settings, verifier: IdentityVerifier) -> KindeSignIn | None:
@@ -132,7 +163,7 @@ def run_keys_command(args: argparse.Namespace, out: TextIO) -> int:
     if args.keys_command == "new":
         if args.key_version < 1:
             raise ConfigurationError(f"--key-version must be a whole number from 1, got {args.key_version}")
-        out.write(encode_key(os.urandom(KEY_BYTES), args.key_version) + "\n")
+        out.write(new_key(args.key_version) + "\n")
         return 0
     settings = load_settings()
     if not settings.security.encryption_key:
@@ -144,10 +175,10 @@ async def rotate(settings: Settings, out: TextIO) -> int:
     if settings.database_url == "memory://":
         raise ConfigurationError("DATABASE_URL=memory:// keeps no credentials to rotate")
     from adapters.eventstore.migrate import ensure_schema
-    from adapters.eventstore.sqlalchemy_store import make_engine
+    from adapters.eventstore.sqlalchemy_store import open_engine
 
     ring = key_ring(settings)
-    engine = make_engine(settings.database_url)
+    engine = await open_engine(settings.database_url)
     try:
         await ensure_schema(engine, initialise_empty=False)
         vault = SqlCredentialVault(engine, ring)

@@ -65,6 +65,7 @@ from application.ports import (
     PriceStream,
     Scheduler,
     TraderDirectory,
+    WallClock,
 )
 from application.supervisor import AgentSpec, Supervisor, SupervisorPolicy
 from application.telemetry import Telemetry
@@ -354,8 +355,8 @@ async def _supervisor(container, settings: Settings, clock: Clock, board: AgentS
     simulate = extras.simulate or _bundled_backtest(
         lambda: snipe_near(store, book, scheduler, clock, lambda: supervisor.in_flight))
     specs.append(AgentSpec("simulation", lambda: SimulationAgent(simulate), extras.simulate_every))
-    supervisor = Supervisor(specs, clock, board, notifier, telemetry, me,
-                            SupervisorPolicy(stop_grace=w.stop_grace))
+    supervisor = Supervisor(specs, clock, board, notifier, telemetry, me, SupervisorPolicy(stop_grace=w.stop_grace),
+                            wall_clock=await container.get(WallClock), clock_speed=speed)
     return supervisor
 
 

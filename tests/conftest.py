@@ -1,19 +1,94 @@
-"""Shared test fixtures: the services some tests need (the local Postgres and Redis)."""
+"""Shared test fixtures: the services some tests need (the local Postgres and Redis).
+
+Which Postgres and Redis: SNIPER_TEST_DATABASE_URL and SNIPER_TEST_REDIS_URL (README, "Tests
+read two more"), for a developer whose 127.0.0.1:5432/test or Redis db 0 holds something else.
+Every test reaches them through the fixtures and helpers here, never through a URL of its own.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import pytest
 
 from tests.security.fake_kinde import FakeKinde
 
-POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class ServiceUrlError(ValueError):
+    """A SNIPER_TEST_* variable that cannot name a test service."""
+
+
+def _postgres_url(env: Mapping[str, str]) -> str:
+    """The test database's URL, for asyncpg; the database must exist (new ones are made from it)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    raw = env.get("SNIPER_TEST_DATABASE_URL", "").strip() or DEFAULT_POSTGRES_URL
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        url = None
+    if url is None or url.drivername not in {"postgresql", "postgres", "postgresql+asyncpg"} or not url.database:
+        shown = url.render_as_string(hide_password=True) if url is not None else "(not a URL)"
+        raise ServiceUrlError(
+            f"SNIPER_TEST_DATABASE_URL must be a postgresql+asyncpg://user@host:port/database URL, got {shown}")
+    return url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def _redis_url(env: Mapping[str, str]) -> str:
+    raw = env.get("SNIPER_TEST_REDIS_URL", "").strip() or DEFAULT_REDIS_URL
+    parts = urlsplit(raw)
+    if parts.scheme not in {"redis", "rediss"} or not parts.hostname:
+        shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl() if "://" in raw else "(not a URL)"
+        raise ServiceUrlError(f"SNIPER_TEST_REDIS_URL must be a redis:// or rediss:// URL with a host, got {shown}")
+    return raw
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for read in (_postgres_url, _redis_url):
+        try:
+            read(os.environ)
+        except ServiceUrlError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+
+try:
+    POSTGRES_URL = _postgres_url(os.environ)
+    REDIS_URL = _redis_url(os.environ)
+except ServiceUrlError:  # pytest_configure says why, in one line
+    POSTGRES_URL, REDIS_URL = DEFAULT_POSTGRES_URL, DEFAULT_REDIS_URL
+
+
+def postgres_database_url(name: str) -> str:
+    """The URL of database `name` on the test Postgres (its host, port, user, password and options)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def postgres_dsn(url: str = POSTGRES_URL) -> str:
+    """A test database's URL as asyncpg.connect takes it. The configured database is where new
+    databases are created from (CREATE DATABASE, DROP DATABASE)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _where(url: str) -> str:
+    """Host and port of a service URL, for messages (never its password)."""
+    parts = urlsplit(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    return f"{parts.hostname}:{parts.port}"
+
+
 POSTGRES_UNREACHABLE = (
-    "Postgres not reachable at 127.0.0.1:5432 — start it "
+    f"Postgres not reachable at {_where(POSTGRES_URL)} (SNIPER_TEST_DATABASE_URL) — start it "
     "(pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start) or run .ci/run"
 )
 
@@ -26,9 +101,8 @@ def services_required() -> bool:
 def _probe_postgres(url: str, timeout: float = 3.0) -> str | None:
     """None when a connection and a query work, else why not."""
     import asyncpg
-    from sqlalchemy.engine import make_url
 
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    dsn = postgres_dsn(url)
 
     async def probe() -> None:
         conn = await asyncpg.connect(dsn, timeout=timeout)
@@ -61,7 +135,8 @@ def _require(problem: str | None, unreachable: str) -> None:
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """The URL of the local test Postgres; skips (or fails in CI) when it does not answer."""
+    """The URL of the test Postgres's database (SNIPER_TEST_DATABASE_URL); skips (or fails in CI)
+    when it does not answer."""
     _require(_probe_postgres(POSTGRES_URL), POSTGRES_UNREACHABLE)
     yield POSTGRES_URL
 
@@ -83,7 +158,7 @@ def fresh_postgres_database(postgres_url: str) -> Iterator[str]:
     name = f"sniper_test_{secrets.token_hex(4)}"
 
     async def admin(sql: str) -> None:
-        conn = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/test")
+        conn = await asyncpg.connect(postgres_dsn())
         try:
             await conn.execute(sql)
         finally:
@@ -91,14 +166,13 @@ def fresh_postgres_database(postgres_url: str) -> Iterator[str]:
 
     _run_aside(lambda: admin(f'CREATE DATABASE "{name}"'))
     try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+        yield postgres_database_url(name)
     finally:
         _run_aside(lambda: admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 REDIS_UNREACHABLE = (
-    "Redis not reachable at 127.0.0.1:6379 — start it "
+    f"Redis not reachable at {_where(REDIS_URL)} (SNIPER_TEST_REDIS_URL) — start it "
     "(redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no) or run .ci/run"
 )
 
@@ -120,8 +194,9 @@ def _probe_redis(url: str, timeout: float = 2.0) -> str | None:
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    """The URL of the local Redis; skips (or fails in CI) when it does not answer.
-    Tests share its database 0: each uses its own key prefix and deletes its keys."""
+    """The URL of the test Redis (SNIPER_TEST_REDIS_URL, database 0 by default); skips (or fails
+    in CI) when it does not answer. Tests share its database: each uses its own key prefix and
+    deletes its keys."""
     _require(_probe_redis(REDIS_URL), REDIS_UNREACHABLE)
     yield REDIS_URL
 

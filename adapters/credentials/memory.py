@@ -10,7 +10,7 @@ from datetime import datetime
 
 from adapters.credentials.rows import CredentialRow, open_row, resealed, seal_row, summary_of
 from adapters.security.sealing import KeyRing
-from application.credentials import ApiCredentials, CredentialSummary
+from application.credentials import ApiCredentials, CredentialsRecord, CredentialSummary, append_before_change
 
 
 class MemoryCredentialVault:
@@ -31,9 +31,13 @@ class MemoryCredentialVault:
         """The stored (sealed) rows, as a table dump would show them."""
         return list(self._rows.values())
 
-    async def put(self, user_id: str, credentials: ApiCredentials, at: datetime) -> CredentialSummary:
+    async def put(
+        self, user_id: str, credentials: ApiCredentials, at: datetime, record: CredentialsRecord | None = None
+    ) -> CredentialSummary:
         previous = self._rows.get(user_id)
         row = seal_row(self._ring, user_id, credentials, previous.stored_at if previous else at, at)
+        if record is not None:
+            await append_before_change(record, user_id, summary_of(previous) if previous else None, summary_of(row))
         self._rows[user_id] = row
         return summary_of(row)
 
@@ -46,8 +50,14 @@ class MemoryCredentialVault:
         row = self._rows.get(user_id)
         return open_row(self._ring, row) if row else None
 
-    async def delete(self, user_id: str) -> bool:
-        return self._rows.pop(user_id, None) is not None
+    async def delete(self, user_id: str, record: CredentialsRecord | None = None) -> bool:
+        previous = self._rows.get(user_id)
+        if previous is None:
+            return False
+        if record is not None:
+            await append_before_change(record, user_id, summary_of(previous), None)
+        self._rows.pop(user_id, None)
+        return True
 
     async def reseal_all(self, ring: KeyRing | None = None) -> int:
         """Re-seal every row not under the current key of `ring` (default: this vault's ring),

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +53,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from adapters.eventstore.codec import decode_event, encode_event
+from adapters.eventstore.database import check_sqlite_location, open_failures, store_address, store_unavailable
 from adapters.eventstore.schema import STREAM_VERSION_CONSTRAINT, metadata, snapshots
 from adapters.eventstore.snapshot_codec import encode_state, read_snapshot
 from adapters.eventstore.schema import events as events_table
@@ -130,6 +131,23 @@ class SqlEventStore:
             if not _is_version_clash(exc):
                 raise
             raise await self._conflict_after_clash(batch, stream_ids) from exc
+
+    async def append_in(self, conn: AsyncConnection, stream_id: str, build: Callable[[int], Recorded]) -> Recorded:
+        """Append one event at the next version of `stream_id` inside the caller's open write
+        transaction on this store's database (`build(version)` makes it), so a row the caller
+        writes in that transaction and the event recording it commit together or not at all
+        (the credential vault). On Postgres this takes the append lock, held to the caller's
+        commit, which keeps positions in commit order: commit right after. On SQLite the
+        caller's BEGIN IMMEDIATE already serialises every writer."""
+        if self._dialect == "postgresql":
+            await self._lock_for_write(conn)
+        current = (await _stream_versions(conn, [stream_id])).get(stream_id, 0)
+        ev = build(current + 1)
+        if ev.stream_id != stream_id:
+            raise ValueError(f"append_in({stream_id!r}) was given an event of {ev.stream_id!r}")
+        stmt = insert(events_table).values(**_to_row(ev)).returning(events_table.c.position)
+        position = (await conn.execute(stmt)).scalar_one()
+        return replace(ev, position=int(position))
 
     # --- Postgres: group commit ---------------------------------------------------------
 
@@ -442,24 +460,31 @@ def make_engine(url: str, **engine_kwargs: Any) -> AsyncEngine:
     """An AsyncEngine for the event store. On SQLite every connection gets WAL journaling and a
     busy timeout. Creates no file or directory itself (SQLite creates the file on first connect).
 
+    `url` is read by `store_address` (adapters/eventstore/database.py): postgres:// and
+    postgresql:// mean asyncpg, and libpq's sslmode= and friends become asyncpg's connect arguments.
+
     On Postgres, statements are planned with their parameters every time (see below). On a
     database server, every connection taken from the pool is pinged first: after the
     server restarted (or dropped our connections) the pool still holds dead ones, and the next
     append, typically the fill of an order already sent, would fail on one instead of going
     through on a new connection."""
-    if make_url(url).get_backend_name() != "sqlite":
+    address = store_address(url)
+    if address.url.get_backend_name() != "sqlite":
         engine_kwargs.setdefault("pool_pre_ping", True)
-    if make_url(url).get_backend_name() == "postgresql":
+    if address.url.get_backend_name() == "postgresql":
         # Plan every statement with its parameters. asyncpg prepares each statement once per
         # connection, and Postgres may then keep a generic plan made while a table was small (a
         # fresh database): the append's version read kept scanning the whole events table as it
         # grew, 0.1 ms at first and 6 ms at 30,000 events. Planning these statements costs less.
-        connect_args = dict(engine_kwargs.get("connect_args") or {})
-        connect_args["server_settings"] = {"plan_cache_mode": "force_custom_plan"} | dict(
-            connect_args.get("server_settings") or {}
+        given = dict(engine_kwargs.get("connect_args") or {})
+        connect_args = address.connect_args | given
+        connect_args["server_settings"] = (
+            {"plan_cache_mode": "force_custom_plan"}
+            | dict(address.connect_args.get("server_settings") or {})
+            | dict(given.get("server_settings") or {})
         )
         engine_kwargs["connect_args"] = connect_args
-    engine = create_async_engine(url, **engine_kwargs)
+    engine = create_async_engine(address.url, **engine_kwargs)
     if engine.dialect.name == "sqlite":
         in_memory = sqlite_path(url) is None
 
@@ -473,6 +498,23 @@ def make_engine(url: str, **engine_kwargs: Any) -> AsyncEngine:
             finally:
                 cursor.close()
 
+    return engine
+
+
+async def open_engine(url: str, **engine_kwargs: Any) -> AsyncEngine:
+    """`make_engine`, then one connection: a store that cannot be opened (no server, a missing
+    database or role, a refused password or TLS, a missing or unwritable SQLite directory) fails
+    here as one StoreUnavailable, before anything is written. Errors after this are not
+    translated: they are not about reaching the database."""
+    address = store_address(url)
+    check_sqlite_location(address, sqlite_path(url))
+    engine = make_engine(url, **engine_kwargs)
+    try:
+        async with engine.connect():
+            pass
+    except open_failures() as exc:
+        await engine.dispose()
+        raise store_unavailable(address, exc) from None
     return engine
 
 

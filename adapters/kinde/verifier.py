@@ -5,12 +5,16 @@ What a token must be, checked in this order (the first failure is the reason giv
    `none`, HS256 (the classic "sign with the public key" confusion) and every other
    algorithm are refused before any key is looked up, as are headers that point at keys
    elsewhere (`jku`, `jwk`, `x5u`, `x5c`);
-2. signed by the key with that id in `<issuer>/.well-known/jwks.json`. The key set is cached;
-   an unknown key id triggers one refetch (Kinde rotated its keys), but at most once per
-   `refetch_interval`, so a flood of tokens with made-up key ids cannot hammer Kinde;
+2. signed by the key with that id in `<issuer>/.well-known/jwks.json`. The key set is cached
+   for at most `jwks_max_age` (KINDE_JWKS_MAX_AGE_SECONDS): a key Kinde withdrew stops opening
+   the API within that age, although a holder of the withdrawn key never sends an unknown key
+   id. An unknown key id triggers a refetch too (Kinde rotated its keys). Either way at most
+   one fetch per `refetch_interval`, so a flood of tokens with made-up key ids cannot hammer
+   Kinde. A failed refresh keeps the keys it has (logged) and is retried after the interval;
 3. claims: `iss` equal to the issuer (https://<KINDE_DOMAIN>), `aud` containing the configured
    audience, `exp` required and in the future, `nbf`/`iat` not in the future, all against the
-   injected clock with a small leeway; `sub` required: it is the user id.
+   injected clock with a small leeway; `sub` required: the user id is `kinde:<sub>`
+   (application/identity.py: issued_user_id), or the bare `sub` for a KINDE_LEGACY_SUBJECTS one.
 
 Every refusal is an InvalidToken whose message is a short, safe reason; the token is never
 logged or echoed.
@@ -38,14 +42,13 @@ from joserfc.errors import (
 from joserfc.jwk import RSAKey
 from joserfc.jwt import JWTClaimsRegistry
 
-from application.identity import Identity, InvalidToken
+from application.identity import Identity, InvalidToken, issued_user_id
 from application.ports import Clock
 
 log = logging.getLogger(__name__)
 
 ALGORITHM = "RS256"
 MAX_TOKEN_BYTES = 16 * 1024
-MAX_SUBJECT_CHARS = 200  # user ids are stored in String(200) columns
 _FOREIGN_KEY_HEADERS = ("jku", "jwk", "x5u", "x5c")
 _CLAIM_REASONS = {
     "iss": "wrong issuer",
@@ -79,9 +82,13 @@ class KindeTokenVerifier:
         leeway: timedelta = timedelta(seconds=30),
         refetch_interval: timedelta = timedelta(seconds=60),
         jwks_url: str | None = None,
+        jwks_max_age: timedelta = timedelta(seconds=300),
+        legacy_subjects: frozenset[str] = frozenset(),
     ) -> None:
         if not issuer or not audience:
             raise ValueError("a Kinde verifier needs an issuer and an audience")
+        if jwks_max_age < refetch_interval:
+            raise ValueError("the key set's max age cannot be shorter than the refetch interval")
         self.issuer = issuer.rstrip("/")
         self.audience = audience
         self.jwks_url = jwks_url or f"{self.issuer}/.well-known/jwks.json"
@@ -90,8 +97,11 @@ class KindeTokenVerifier:
         self._owns_http = http is None
         self._leeway = leeway
         self._refetch_interval = refetch_interval
+        self._max_age = jwks_max_age
+        self._legacy_subjects = legacy_subjects
         self._keys: dict[str, RSAKey] = {}
-        self._fetched_at: datetime | None = None
+        self._fetched_at: datetime | None = None  # the last attempt
+        self._loaded_at: datetime | None = None  # the last attempt that gave a key set
         self._fetch_lock = asyncio.Lock()
         self.fetch_count = 0
 
@@ -118,11 +128,9 @@ class KindeTokenVerifier:
             raise InvalidToken("malformed token") from None
         claims = token.claims
         self._check_claims(claims)
-        subject = claims["sub"]
-        if len(subject) > MAX_SUBJECT_CHARS or any(ch.isspace() for ch in subject):
-            raise InvalidToken("bad subject")
+        user_id = issued_user_id(claims["sub"], self._legacy_subjects)
         email = claims.get("email")
-        return Identity(user_id=subject, email=email if isinstance(email, str) and email else None)
+        return Identity(user_id=user_id, email=email if isinstance(email, str) and email else None)
 
     def _check_claims(self, claims: dict[str, Any]) -> None:
         registry = JWTClaimsRegistry(
@@ -148,16 +156,18 @@ class KindeTokenVerifier:
 
     async def _key(self, kid: str) -> RSAKey:
         key = self._keys.get(kid)
-        if key is not None:
+        if key is not None and not self._stale():
             return key
-        async with self._fetch_lock:  # concurrent unknown kids wait for one fetch
-            key = self._keys.get(kid)
-            if key is None and self._may_fetch():
+        async with self._fetch_lock:  # concurrent requests wait for one fetch
+            if (self._keys.get(kid) is None or self._stale()) and self._may_fetch():
                 await self._fetch()
-                key = self._keys.get(kid)
+            key = self._keys.get(kid)
         if key is None:
             raise InvalidToken("unknown signing key")
         return key
+
+    def _stale(self) -> bool:
+        return self._loaded_at is None or self._clock.now() - self._loaded_at >= self._max_age
 
     def _may_fetch(self) -> bool:
         if self._fetched_at is None:
@@ -184,6 +194,7 @@ class KindeTokenVerifier:
             log.warning("Kinde key set at %s holds no usable RS256 key", self.jwks_url)
         else:
             self._keys = keys
+            self._loaded_at = self._fetched_at
             log.info("Kinde signing keys loaded: %s", ", ".join(sorted(keys)))
 
 

@@ -3,13 +3,18 @@
 MEXC sends most amounts as strings and some as JSON numbers; precisions are ints or
 strings; `status` is "1"/"2"/"3" or the older "ENABLED". Anything unreadable becomes
 UnexpectedReply (an AmbiguousOutcome) rather than a raw KeyError or ValueError.
+
+Every number is bounded as it is read, before any arithmetic: a precision of "1E+1000000"
+is a valid decimal, and turning it into an int held the event loop for half a minute. The
+bounds (see `decimal_of`, `scale_of`, `int_of`, `epoch_ms_of`) lie far beyond any real price,
+quantity, fee or time; outside them a reply is unreadable, like any other malformed one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Context, Decimal, InvalidOperation
 from typing import Any
 
 from application.errors import OrderRefused
@@ -18,6 +23,20 @@ from adapters.mexc.errors import UnexpectedReply
 ONLINE_STATUSES = frozenset({"1", "ENABLED", "ONLINE", "TRADING"})
 DEFAULT_SCALE = 8
 
+# A number read from MEXC has at most MAX_DIGITS significant digits, is 0 or between
+# 10**-MAX_MAGNITUDE and 10**(MAX_MAGNITUDE + 1) in size, and is written in at most MAX_TEXT
+# characters. Real prices go down to about 1e-12 and supplies up to about 1e15.
+MAX_DIGITS = 40
+MAX_MAGNITUDE = 30
+MAX_TEXT = 100
+# Decimals a precision may ask for (MEXC's are 0-12 or so).
+MAX_SCALE = 20
+# Integers (ids, codes) fit MEXC's int64; times are epoch milliseconds before the year 10000.
+MAX_INT = 2**63 - 1
+MAX_EPOCH_MS = 253_402_300_799_999
+# Exact to the bounds above: rounding a bounded amount to a bounded scale never overflows.
+_EXACT = Context(prec=MAX_MAGNITUDE + MAX_SCALE + 2)
+
 
 def plain(amount: Decimal) -> str:
     """A decimal as MEXC wants it in a query: no exponent, e.g. 1E+1 -> '10'."""
@@ -25,19 +44,49 @@ def plain(amount: Decimal) -> str:
 
 
 def round_down(amount: Decimal, scale: int) -> Decimal:
-    return amount.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_DOWN)
+    return amount.quantize(Decimal(1).scaleb(-scale, _EXACT), rounding=ROUND_DOWN, context=_EXACT)
+
+
+def decimal_problem(d: Decimal) -> str | None:
+    """Why `d` cannot be a number MEXC sent (not finite, or out of bounds); None when it can."""
+    if not d.is_finite():
+        return "is not finite"
+    sign, digits, exponent = d.as_tuple()
+    assert isinstance(exponent, int)
+    if len(digits) > MAX_DIGITS or not -MAX_MAGNITUDE - MAX_DIGITS <= exponent <= MAX_MAGNITUDE:
+        return "is out of range"
+    if d and not -MAX_MAGNITUDE <= d.adjusted() <= MAX_MAGNITUDE:
+        return "is out of range"
+    return None
 
 
 def decimal_of(value: Any, what: str) -> Decimal:
     if isinstance(value, bool) or value is None or isinstance(value, float):
-        raise UnexpectedReply(f"{what} is not a decimal: {value!r}")
-    try:
-        d = value if isinstance(value, Decimal) else Decimal(str(value).strip())
-    except InvalidOperation:
-        raise UnexpectedReply(f"{what} is not a decimal: {value!r}") from None
-    if not d.is_finite():
-        raise UnexpectedReply(f"{what} is not finite: {value!r}")
+        raise UnexpectedReply(f"{what} is not a decimal: {_shown(value)}")
+    if isinstance(value, int) and abs(value) > MAX_INT:
+        raise UnexpectedReply(f"{what} is out of range: {_shown(value)}")
+    if isinstance(value, Decimal):
+        d = value
+    else:
+        text = str(value).strip()
+        if len(text) > MAX_TEXT:
+            raise UnexpectedReply(f"{what} is not a decimal: {_shown(value)}")
+        try:
+            d = Decimal(text)
+        except InvalidOperation:
+            raise UnexpectedReply(f"{what} is not a decimal: {_shown(value)}") from None
+    problem = decimal_problem(d)
+    if problem is not None:
+        raise UnexpectedReply(f"{what} {problem}: {_shown(value)}")
     return d
+
+
+def _shown(value: Any) -> str:
+    """The value in an error message, cut short (it may be a megabyte of digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def optional_decimal(raw: dict[str, Any], key: str) -> Decimal | None:
@@ -52,24 +101,39 @@ def scale_of(value: Any, what: str, default: int = DEFAULT_SCALE) -> int:
     if value is None or value == "":
         return default
     d = decimal_of(value, what)
-    if d == d.to_integral_value() and d >= 0:
+    if d == d.to_integral_value() and 0 <= d <= MAX_SCALE:
         return int(d)
-    if 0 < d < 1:
+    if Decimal(1).scaleb(-MAX_SCALE) <= d < 1:
         return -d.normalize().as_tuple().exponent  # type: ignore[operator]
-    raise UnexpectedReply(f"{what} is not a precision: {value!r}")
+    raise UnexpectedReply(f"{what} is not a precision of 0-{MAX_SCALE} decimals: {_shown(value)}")
 
 
-def int_of(value: Any, what: str, default: int | None = None) -> int:
+def int_of(value: Any, what: str, default: int | None = None, low: int = -MAX_INT, high: int = MAX_INT) -> int:
+    """An integer given as an int or a string of digits, within [low, high]."""
     if value is None or value == "":
         if default is None:
             raise UnexpectedReply(f"{what} is missing")
         return default
-    if isinstance(value, bool):
-        raise UnexpectedReply(f"{what} is not an integer: {value!r}")
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        raise UnexpectedReply(f"{what} is not an integer: {value!r}") from None
+    if isinstance(value, bool) or isinstance(value, float):
+        raise UnexpectedReply(f"{what} is not an integer: {_shown(value)}")
+    if isinstance(value, int):
+        number = value
+    else:
+        text = str(value).strip()
+        if len(text) > 20:  # int64 has 19 digits and a sign
+            raise UnexpectedReply(f"{what} is out of range: {_shown(value)}")
+        try:
+            number = int(text)
+        except ValueError:
+            raise UnexpectedReply(f"{what} is not an integer: {_shown(value)}") from None
+    if not low <= number <= high:
+        raise UnexpectedReply(f"{what} is out of range ({low} to {high}): {_shown(value)}")
+    return number
+
+
+def epoch_ms_of(value: Any, what: str) -> int:
+    """A time in epoch milliseconds, from 1970 up to the year 9999 (a datetime can hold it)."""
+    return int_of(value, what, low=0, high=MAX_EPOCH_MS)
 
 
 def ms_to_datetime(ms: int | None) -> datetime | None:
@@ -255,7 +319,7 @@ def parse_order(raw: Any) -> MexcOrder:
         executed_qty=optional_decimal(item, "executedQty"),
         cummulative_quote_qty=optional_decimal(item, "cummulativeQuoteQty"),
         orig_quote_order_qty=optional_decimal(item, "origQuoteOrderQty"),
-        time_ms=int_of(time_raw, "time") if time_raw not in (None, "") else None,
+        time_ms=epoch_ms_of(time_raw, "time") if time_raw not in (None, "") else None,
     )
 
 
@@ -296,7 +360,7 @@ def parse_trades(raw: Any) -> list[MexcTrade]:
             commission=commission,
             commission_asset=asset,
             trade_id=str(entry.get("id") or ""),
-            time_ms=int_of(entry.get("time"), "time") if entry.get("time") not in (None, "") else None,
+            time_ms=epoch_ms_of(entry.get("time"), "time") if entry.get("time") not in (None, "") else None,
         ))
     return out
 
@@ -388,8 +452,8 @@ def parse_klines(raw: Any) -> list[Kline]:
         if len(r) < 7:
             raise UnexpectedReply("kline row too short")
         out.append(Kline(
-            int_of(r[0], "open time"), decimal_of(r[1], "open"), decimal_of(r[2], "high"), decimal_of(r[3], "low"),
-            decimal_of(r[4], "close"), decimal_of(r[5], "volume"), int_of(r[6], "close time"),
+            epoch_ms_of(r[0], "open time"), decimal_of(r[1], "open"), decimal_of(r[2], "high"), decimal_of(r[3], "low"),
+            decimal_of(r[4], "close"), decimal_of(r[5], "volume"), epoch_ms_of(r[6], "close time"),
             decimal_of(r[7], "quote volume") if len(r) > 7 and r[7] is not None else None,
         ))
     return out

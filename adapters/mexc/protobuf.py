@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import ClassVar, Union
 
+from adapters.mexc.models import MAX_TEXT, decimal_problem
+
 # --- wire format ---------------------------------------------------------------------------
 
 VARINT = 0
@@ -193,12 +195,15 @@ def _as_decimal(number: int, wire_type: int, value: int | bytes) -> Decimal | No
     text = _as_str(number, wire_type, value).strip()
     if not text:
         return None
+    if len(text) > MAX_TEXT:
+        raise ProtobufDecodeError(f"field {number} is not a decimal number: {text[:40]!r}...")
     try:
         d = Decimal(text)
     except InvalidOperation:
         raise ProtobufDecodeError(f"field {number} is not a decimal number: {text[:40]!r}") from None
-    if not d.is_finite():
-        raise ProtobufDecodeError(f"field {number} is not a finite number: {text[:40]!r}")
+    problem = decimal_problem(d)
+    if problem is not None:
+        raise ProtobufDecodeError(f"field {number} {problem}: {text[:40]!r}")
     return d
 
 

@@ -62,7 +62,7 @@ from adapters.mexc.models import (
     MexcTrade,
     SymbolInfo,
     decimal_of,
-    int_of,
+    epoch_ms_of,
     parse_balances,
     parse_book_ticker,
     parse_depth,
@@ -419,7 +419,7 @@ class MexcRestClient:
             started = time.perf_counter_ns()
             data = await self._call(self._time)
             rtt = time.perf_counter_ns() - started
-            server_ms = int_of(require_dict(data, "time").get("serverTime"), "serverTime")
+            server_ms = epoch_ms_of(require_dict(data, "time").get("serverTime"), "serverTime")
             offset = server_ms - (wall_before + rtt // 2) // 1_000_000
             if best is None or rtt < best[0]:
                 best = (rtt, offset)
@@ -434,7 +434,7 @@ class MexcRestClient:
         await self._call(self._ping)
 
     async def server_time(self) -> int:
-        return int_of(require_dict(await self._call(self._time), "time").get("serverTime"), "serverTime")
+        return epoch_ms_of(require_dict(await self._call(self._time), "time").get("serverTime"), "serverTime")
 
     async def exchange_info(self, symbols: Sequence[str] = ()) -> dict[str, SymbolInfo]:
         if len(symbols) == 1:

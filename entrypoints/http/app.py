@@ -13,7 +13,7 @@ from litestar import Litestar, Request, get
 from litestar.config.cors import CORSConfig
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig, ResponseSpec
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.response import Response
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
@@ -22,13 +22,15 @@ from adapters.telemetry.otel import OtelTelemetry
 from application.ports import EventFanout, EventStore, LockService
 from entrypoints.config import HttpSettings
 from entrypoints.http.auth import auth_router
+from entrypoints.http.bodies import ApiRequest
 from entrypoints.http.cache import CachedReadModels
+from entrypoints.http.document import make_exact
 from entrypoints.http.errors import handle_exception
 from entrypoints.http.guards import PUBLIC_PATHS, BearerAuthentication, allow_header, security_headers, traced
 from entrypoints.http.routes import api_router
 from entrypoints.http.runtime import ReadinessProbe, background, follow_projections, relay_events
 from entrypoints.http.schemas import HealthOut, ReadinessOut
-from entrypoints.http.stream import stream
+from entrypoints.http.stream import OpenStreams, stream
 
 log = logging.getLogger("sniper.http")
 
@@ -98,6 +100,7 @@ def create_app(container: AsyncContainer, http: HttpSettings | None = None, run_
         route_handlers=[health, ready, metrics, api_router(), auth_router(), stream],
         middleware=[DefineMiddleware(BearerAuthentication, exclude=PUBLIC_PATHS)],
         exception_handlers={Exception: handle_exception},
+        request_class=ApiRequest,
         request_max_body_size=http.max_body_bytes,
         cors_config=cors,
         lifespan=[lifespan],
@@ -109,21 +112,28 @@ def create_app(container: AsyncContainer, http: HttpSettings | None = None, run_
                 "resources. Amounts are decimal strings. Errors answer {error, detail}."
             ),
             path="/schema",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin()],
+            # The document only, no HTML viewer: the viewers Litestar offers load their script from a
+            # public CDN, a third-party script on a page that holds a bearer token (and a blank page
+            # offline). Any OpenAPI viewer can open /schema/openapi.json (README, "The HTTP API").
+            render_plugins=[JsonRenderPlugin(), YamlRenderPlugin()],
             components=Components(
                 security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
             ),
             use_handler_docstrings=True,
         ),
         debug=False,
+        logging_config=None,  # Litestar's default takes over the root logger: the process's log is entrypoints/logs.py's
     )
     app.state.rate_limit_per_minute = http.rate_limit_per_minute
+    app.state.open_streams = OpenStreams(http.max_streams_per_user, http.max_streams)
     setup_dishka(container, app)
+    make_exact(app)
     methods = ("get", "put", "post", "patch", "delete")
 
     def openapi_paths() -> dict[str, list[str]]:
         document = app.openapi_schema.to_schema()
         return {path: [m for m in methods if m in item] for path, item in document["paths"].items()}
 
-    app.asgi_handler = traced(security_headers(allow_header(app.asgi_handler, openapi_paths)), container)
+    app.asgi_handler = traced(security_headers(allow_header(app.asgi_handler, openapi_paths)), container,
+                              log_requests=http.access_log)
     return app

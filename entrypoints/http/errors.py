@@ -35,7 +35,7 @@ log = logging.getLogger("sniper.http")
 
 _STATUS_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-    409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "invalid_value",
+    408: "request_timeout", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "invalid_value",
     429: "rate_limited", 500: "internal_error", 503: "unavailable",
 }
 

@@ -3,8 +3,10 @@ per-user rate limit, and security headers."""
 
 from __future__ import annotations
 
+import logging
 import math
 import re
+import time
 from datetime import timedelta
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +22,9 @@ from application.identity import Identity, IdentityVerifier, InvalidToken
 from application.ports import RequestCounter
 from application.telemetry import Telemetry
 
-# Routes that answer without a token: probes, the OpenAPI document and its viewers, the sign-in flow.
+access_log = logging.getLogger("sniper.http.access")
+
+# Routes that answer without a token: probes, the OpenAPI document, the sign-in flow.
 PUBLIC_PATHS = ["^/health$", "^/ready$", "^/metrics$", "^/schema", "^/api/v1/auth/", "^/api/v1/stream$"]
 RATE_WINDOW = timedelta(minutes=1)
 _BEARER = re.compile(r"^Bearer[ ]+([^\s]{1,8192})$", re.IGNORECASE)
@@ -73,7 +77,8 @@ async def enforce_rate_limit(connection: ASGIConnection[Any, Any, Any, Any], ide
         )
 
 
-# Security headers. The API answers JSON only: nothing may frame it, sniff it or cache it.
+# Security headers. The API answers JSON (and the document as YAML) only, no HTML page: nothing may
+# frame it, sniff it or cache it, and nothing it answers may load anything.
 _COMMON = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -81,13 +86,6 @@ _COMMON = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 _API_CSP = "default-src 'none'; frame-ancestors 'none'"
-# The documentation viewers load their scripts and styles from the jsDelivr CDN.
-_DOCS_CSP = (
-    "default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://unpkg.com; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://unpkg.com https://fonts.googleapis.com; "
-    "font-src https://fonts.gstatic.com https://cdn.jsdelivr.net; img-src 'self' data: https://cdn.jsdelivr.net; "
-    "connect-src 'self'; worker-src blob:; frame-ancestors 'none'"
-)
 
 
 def security_headers(app: ASGIApp) -> ASGIApp:
@@ -97,16 +95,13 @@ def security_headers(app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        docs = scope["path"].startswith("/schema")
-
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableScopeHeaders.from_message(message)
                 for name, value in _COMMON.items():
                     headers[name] = value
-                headers["Content-Security-Policy"] = _DOCS_CSP if docs else _API_CSP
-                if not docs:
-                    headers["Cache-Control"] = "no-store"
+                headers["Content-Security-Policy"] = _API_CSP
+                headers["Cache-Control"] = "no-store"
             await send(message)
 
         await app(scope, receive, send_with_headers)
@@ -114,9 +109,12 @@ def security_headers(app: ASGIApp) -> ASGIApp:
     return wrapped
 
 
-def traced(app: ASGIApp, container: AsyncContainer) -> ASGIApp:
+def traced(app: ASGIApp, container: AsyncContainer, log_requests: bool = True) -> ASGIApp:
     """One span per HTTP request (`http.request`: method, path, status), the root of whatever the
-    request does, and the request counter `sniper_http_requests_total{method,status}`."""
+    request does, the request counter `sniper_http_requests_total{method,status}`, and (with
+    `log_requests`) an access log line once the answer is sent: method, path, status, duration.
+    The path is the raw one, still percent-encoded, and never the query: tokens, sign-in codes and
+    the like travel there, and an encoded path cannot break the log line."""
     telemetry: Telemetry | None = None
 
     async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
@@ -126,6 +124,7 @@ def traced(app: ASGIApp, container: AsyncContainer) -> ASGIApp:
             return
         if telemetry is None:
             telemetry = await container.get(Telemetry)
+        started = time.perf_counter()
         status = 500
         method = scope.get("method", "?")
 
@@ -141,6 +140,12 @@ def traced(app: ASGIApp, container: AsyncContainer) -> ASGIApp:
             finally:
                 telemetry.annotate(status=status)
                 telemetry.count("sniper_http_requests_total", method=method, status=str(status))
+                if log_requests and access_log.isEnabledFor(logging.INFO):
+                    duration_ms = round((time.perf_counter() - started) * 1000, 1)
+                    raw = scope.get("raw_path") or scope["path"].encode()
+                    path = raw.partition(b"?")[0].decode("ascii", "backslashreplace")[:200]
+                    access_log.info("%s %s %s %.1f ms", method, path, status, duration_ms,
+                                    extra={"method": method, "path": path, "status": status, "duration_ms": duration_ms})
 
     return wrapped
 

@@ -6,7 +6,7 @@ struct. Another user's resource is never distinguished from a missing one (404).
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, timedelta
 from typing import Annotated
 
 from dishka import FromDishka
@@ -24,7 +24,7 @@ from application.credentials import (
 )
 from application.errors import InvalidInput, NotFound
 from application.identity import Identity
-from application.ports import AgentStatus, AgentStatusBoard, Clock, ReadModels
+from application.ports import AgentStatusBoard, Clock, ReadModels, WallClock
 from application.use_cases.queries import GetUserAuditTrail, GetUserPortfolio, GetUserTargetHistory, ListListings
 from application.use_cases.safety import ActivateEmergencyStop, ClearEmergencyStop
 from application.use_cases.settings import ChangeTraderSettings, GetTraderSettings
@@ -67,18 +67,23 @@ from entrypoints.http.schemas import (
     TargetOut,
     TargetPatch,
     TargetStatusName,
+    SUPPORTED_RANGE,
+    YEAR_PATTERN,
     TradeOut,
     money,
+    out_of_range,
     parse_money,
 )
-
-# An agent whose heartbeat carries no deadline is reported stale (and unhealthy) past this age.
-AGENT_STALE_AFTER = timedelta(seconds=60)
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"
 TargetId = Annotated[str, PathParameter(pattern=ID_PATTERN, max_length=200, description="a target id, e.g. t-1a2b3c4d5e6f")]
 PositionId = Annotated[str, PathParameter(pattern=ID_PATTERN, max_length=200)]
 StrategyPath = Annotated[str, PathParameter(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$", max_length=40)]
+
+
+def day_parameter(name: str) -> QueryParameter:
+    return QueryParameter(name=name, description=f"a day, {SUPPORTED_RANGE}", schema_extra={"pattern": YEAR_PATTERN})
+
 
 AUTH = (400, 401, 429)  # every authenticated route can answer these (400: a malformed parameter)
 
@@ -305,9 +310,12 @@ async def trades(
 @get("/pnl/daily", responses=error_responses(*AUTH), summary="Realised P&L per UTC day (default: the last 30 days)")
 async def daily_pnl(
     identity: FromDishka[Identity], read_models: FromDishka[ReadModels], clock: FromDishka[Clock],
-    day_from: Annotated[date | None, QueryParameter(name="from")] = None,
-    day_to: Annotated[date | None, QueryParameter(name="to")] = None,
+    day_from: Annotated[date | None, day_parameter("from")] = None,
+    day_to: Annotated[date | None, day_parameter("to")] = None,
 ) -> list[DailyPnlOut]:
+    for name, day in (("from", day_from), ("to", day_to)):
+        if day is not None and (problem := out_of_range(day)) is not None:
+            raise InvalidInput(name, problem)
     end = day_to or clock.now().astimezone(UTC).date()
     start = day_from or end - timedelta(days=30)
     if start > end:
@@ -358,16 +366,10 @@ async def clear_stop(
 
 
 @get("/agents", responses=error_responses(*AUTH), summary="The worker agents' last heartbeats")
-async def agents(identity: FromDishka[Identity], board: FromDishka[AgentStatusBoard], clock: FromDishka[Clock]) -> list[AgentOut]:
-    now = clock.now()
-    return [AgentOut.of(s, _stale(s, now)) for s in await board.statuses()]
-
-
-def _stale(status: AgentStatus, now: datetime) -> bool:
-    """Past the deadline its supervisor gave for the next beat; without one, a fixed age."""
-    if status.stale_after is not None:
-        return now > status.stale_after
-    return now - status.last_beat_at > AGENT_STALE_AFTER
+async def agents(identity: FromDishka[Identity], board: FromDishka[AgentStatusBoard],
+                 wall: FromDishka[WallClock]) -> list[AgentOut]:
+    now = wall.now()
+    return [AgentOut.of(s, s.is_stale(now)) for s in await board.statuses()]
 
 
 API_HANDLERS = [

@@ -6,14 +6,14 @@ the pattern below is what the OpenAPI document promises and what requests are ch
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import msgspec
 from msgspec import Meta, Struct
 
-from application.credentials import CredentialCheckResult, CredentialSummary
+from application.credentials import API_KEY_LENGTHS, SECRET_KEY_LENGTHS, CredentialCheckResult, CredentialSummary
 from application.ports import AgentStatus
 from application.use_cases.queries import UserPortfolio
 from application.use_cases.strategies import ExitStrategy
@@ -32,6 +32,23 @@ Ticker = Annotated[str, Meta(pattern=r"^[A-Za-z0-9]{1,20}$")]
 Asset = Annotated[str, Meta(pattern=r"^[A-Za-z0-9]{1,16}$")]
 StrategyName = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
 Reason = Annotated[str, Meta(min_length=1, max_length=500, pattern=r"\S")]
+
+# The dates and times a client may send: years 2000 to 2200 as written. Far wider than any listing or
+# trade history, and far enough from datetime's own limits (years 1 and 9999) that no date arithmetic
+# on them can overflow. The document states it as a pattern on the year, the server checks the same.
+EARLIEST_YEAR, LATEST_YEAR = 2000, 2200
+SUPPORTED_RANGE = f"{EARLIEST_YEAR}-01-01 to {LATEST_YEAR}-12-31"
+YEAR_PATTERN = r"^(2[01][0-9]{2}|2200)-"
+_IN_RANGE = f"from {SUPPORTED_RANGE}"
+Moment = Annotated[datetime, Meta(tz=True, extra_json_schema={
+    "description": f"an ISO 8601 time with its UTC offset, {_IN_RANGE}", "pattern": YEAR_PATTERN})]
+
+
+def out_of_range(value: date) -> str | None:
+    """Why `value` (a date or a datetime) is refused, or None when it is within the supported range."""
+    if EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        return None
+    return f"must be {_IN_RANGE}, got {value.isoformat()}"
 
 
 def money(value: Decimal) -> str:
@@ -63,16 +80,28 @@ class Me(Struct):
 
 # --- credentials ---------------------------------------------------------------------------
 
+# What application.credentials.validate_credentials accepts: printable ASCII, no whitespace, a sane length.
+ApiKey = Annotated[str, Meta(min_length=API_KEY_LENGTHS[0], max_length=API_KEY_LENGTHS[1], pattern=r"^[!-~]+$")]
+SecretKey = Annotated[str, Meta(min_length=SECRET_KEY_LENGTHS[0], max_length=SECRET_KEY_LENGTHS[1], pattern=r"^[!-~]+$")]
+
+
 class CredentialsIn(Struct, forbid_unknown_fields=True):
-    api_key: Annotated[str, Meta(min_length=1, max_length=256)]
-    secret_key: Annotated[str, Meta(min_length=1, max_length=512)]
+    api_key: ApiKey
+    secret_key: SecretKey
 
 
 class CredentialsTestIn(Struct, forbid_unknown_fields=True):
     """Test these credentials before storing them; omit both to test the stored ones."""
 
-    api_key: Annotated[str, Meta(min_length=1, max_length=256)] | None = None
-    secret_key: Annotated[str, Meta(min_length=1, max_length=512)] | None = None
+    # Both or neither (the route refuses one alone): each absent or null, or both strings.
+    __json_schema_extra__: ClassVar[dict[str, object]] = {"anyOf": [
+        {"properties": {"api_key": {"type": "null"}, "secret_key": {"type": "null"}}},
+        {"required": ["api_key", "secret_key"],
+         "properties": {"api_key": {"type": "string"}, "secret_key": {"type": "string"}}},
+    ]}
+
+    api_key: ApiKey | None = None
+    secret_key: SecretKey | None = None
 
 
 class CredentialsOut(Struct):
@@ -229,10 +258,14 @@ class TargetIn(Struct, forbid_unknown_fields=True):
     """A manual snipe: recorded ready and scheduled at once (risk limits apply at launch)."""
 
     symbol: Annotated[str, Meta(pattern=r"^[A-Za-z0-9]{2,20}$")]
-    launch_at: datetime
+    launch_at: Moment
     quote_amount: PositiveMoney
     exit_strategy: Annotated[str, Meta(min_length=1, max_length=40)] | None = None
     quote_asset: Asset = "USDT"
+
+    def __post_init__(self) -> None:
+        if (problem := out_of_range(self.launch_at)) is not None:
+            raise ValueError(f"launch_at {problem}")
 
 
 class TargetPatch(Struct, forbid_unknown_fields=True):

@@ -6,13 +6,15 @@ in real time (TTLs of a few hundred milliseconds, waits with slack, assertions w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from adapters.redis import RedisCache, RedisEventFanout, RedisLockService, RedisRequestCounter, redis_client
 from application.errors import SubscriptionLost
@@ -339,18 +341,63 @@ class TestOnRedisOnly:
             await delete_prefixed(client, prefix)
             await client.aclose()
 
-    @pytest.mark.parametrize("retries", [False, True], ids=["from_url, no retries", "Redis(), reconnects"])
+    async def test_every_subscriber_of_a_process_shares_one_connection(self, redis_url: str) -> None:
+        """A pub/sub connection per subscriber lets one user's open streams use up the pool,
+        and with it every other command of the process."""
+        prefix = f"h8-{secrets.token_hex(6)}"
+        client = Redis.from_url(redis_url, max_connections=4, client_name=prefix)
+        admin = redis_client(redis_url)
+
+        async def listening() -> int:
+            return sum(1 for c in await admin.client_list(_type="pubsub") if c["name"] == prefix)
+
+        try:
+            fanout = RedisEventFanout(client, prefix)
+            async with contextlib.AsyncExitStack() as stack:
+                flood = [await stack.enter_async_context(fanout.subscribe("mallory")) for _ in range(50)]
+                alice = await stack.enter_async_context(fanout.subscribe("alice"))
+                assert await listening() == 1
+                assert await client.ping()  # the pool still has room for everyone else
+                await fanout.publish("mallory", b"m")
+                await fanout.publish("alice", b"a")
+                assert await read(alice, 1) == [b"a"]
+                for events in flood:
+                    assert await read(events, 1) == [b"m"]
+            async with asyncio.timeout(5):  # the last subscriber gone, so is the connection
+                while await listening():
+                    await asyncio.sleep(0.02)
+        finally:
+            await admin.aclose()
+            await client.aclose()
+
+    async def test_a_subscriber_too_far_behind_is_dropped_after_what_it_had(self, redis_url: str) -> None:
+        prefix = f"h8-{secrets.token_hex(6)}"
+        client = redis_client(redis_url)
+        try:
+            fanout = RedisEventFanout(client, prefix, max_pending=3)
+            async with fanout.subscribe("alice") as slow, fanout.subscribe("alice") as keeping_up:
+                for event in (b"1", b"2", b"3"):
+                    await fanout.publish("alice", event)
+                assert await read(keeping_up, 3) == [b"1", b"2", b"3"]
+                await fanout.publish("alice", b"4")  # one too many for the slow one
+                assert await read(keeping_up, 1) == [b"4"]
+                assert await read(slow, 3) == [b"1", b"2", b"3"]
+                with pytest.raises(SubscriptionLost):
+                    await read(slow, 1)
+        finally:
+            await client.aclose()
+
+    @pytest.mark.parametrize("retries", [False, True], ids=["our client, no retries", "a client retrying 3 times"])
     async def test_a_broken_subscriber_connection_ends_with_subscription_lost(self, redis_url: str, retries: bool) -> None:
         """Events published while the subscriber was cut off are gone. A client built with
-        retries reconnects and subscribes again by itself; the subscription must still end
-        with SubscriptionLost rather than carry on past the gap."""
+        retries (not ours: see CONNECTION_POLICY) reconnects and subscribes again by itself; the
+        subscription must still end with SubscriptionLost rather than carry on past the gap."""
         prefix = f"sniper-test-{secrets.token_hex(6)}"
         # Named connections, so that this subscriber's connection (and only it) can be cut.
         if retries:
-            url = urlsplit(redis_url)
-            client = Redis(host=url.hostname or "127.0.0.1", port=url.port or 6379, client_name=prefix)  # 3 retries
+            client = Redis.from_url(redis_url, client_name=prefix, retry=Retry(NoBackoff(), 3))
         else:
-            client = Redis.from_url(redis_url, client_name=prefix)  # its connections do not retry
+            client = redis_client(redis_url, name=prefix)
         admin = redis_client(redis_url)
         try:
             fanout = RedisEventFanout(client, prefix)

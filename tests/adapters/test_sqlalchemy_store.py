@@ -19,6 +19,7 @@ from adapters.eventstore.schema import events
 from adapters.eventstore.sqlalchemy_store import SqlEventStore, make_engine, sqlite_path
 from application.errors import ConcurrencyConflict
 from domain.events import Recorded, SnipeFailed
+from tests.conftest import POSTGRES_URL
 
 T0 = datetime(2025, 3, 14, 9, 26, 53, 589793, tzinfo=UTC)
 
@@ -160,7 +161,7 @@ def test_make_engine_does_not_create_directories(tmp_path: Path) -> None:
         ("sqlite+aiosqlite://", None),
         ("sqlite+aiosqlite:///:memory:", None),
         ("sqlite+aiosqlite:///file:mem?mode=memory&uri=true", None),
-        ("postgresql+asyncpg://postgres@127.0.0.1:5432/test", None),
+        (POSTGRES_URL, None),
     ],
 )
 def test_sqlite_path(url: str, expected: Path | None) -> None:

@@ -34,6 +34,7 @@ from domain.target import target_stream
 from domain.values import Symbol
 from entrypoints.config import ENV_VARS, load_settings
 from entrypoints.container import TradingMode, mexc_trading_container
+from tests.conftest import postgres_dsn
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY, API_SECRET = "crash-key", "crash-secret"
@@ -272,19 +273,11 @@ async def assert_one_position(database_url: str, target_id: str) -> None:
 
 # --- Postgres administration ---------------------------------------------------------------
 
-def asyncpg_dsn(database_url: str, database: str | None = None) -> str:
-    """A plain asyncpg DSN for an SQLAlchemy URL (to another database of the server if named)."""
-    url = make_url(database_url).set(drivername="postgresql")
-    if database is not None:
-        url = url.set(database=database)
-    return url.render_as_string(hide_password=False)
-
-
 async def terminate_backends(database_url: str, where: str = "true", *args: Any) -> int:
     """pg_terminate_backend on every connection to the test's database (narrowed by `where`):
     what a Postgres restart does to its clients. Returns how many were terminated."""
     database = make_url(database_url).database
-    conn = await asyncpg.connect(asyncpg_dsn(database_url, "test"))
+    conn = await asyncpg.connect(postgres_dsn())  # the configured database: not one being terminated
     try:
         return int(await conn.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "

@@ -10,9 +10,11 @@ from application.credentials import (
     ApiCredentials,
     CredentialChecker,
     CredentialCheckResult,
+    CredentialsRecord,
     CredentialSummary,
     CredentialVault,
     api_key_hint,
+    append_before_change,
 )
 from application.identity import Identity, IdentityVerifier, InvalidToken
 from entrypoints.http.auth import SignInFlow
@@ -41,11 +43,15 @@ class FakeVault:
     def __init__(self) -> None:
         self.held: dict[str, tuple[ApiCredentials, CredentialSummary]] = {}
 
-    async def put(self, user_id: str, credentials: ApiCredentials, at: datetime) -> CredentialSummary:
+    async def put(
+        self, user_id: str, credentials: ApiCredentials, at: datetime, record: CredentialsRecord | None = None
+    ) -> CredentialSummary:
         previous = self.held.get(user_id)
         version = previous[1].key_version if previous else 1
         stored_at = previous[1].stored_at if previous else at
         summary = CredentialSummary(user_id, api_key_hint(credentials.api_key), version, stored_at, at)
+        if record is not None:
+            await append_before_change(record, user_id, previous[1] if previous else None, summary)
         self.held[user_id] = (credentials, summary)
         return summary
 
@@ -57,8 +63,14 @@ class FakeVault:
         found = self.held.get(user_id)
         return found[0] if found else None
 
-    async def delete(self, user_id: str) -> bool:
-        return self.held.pop(user_id, None) is not None
+    async def delete(self, user_id: str, record: CredentialsRecord | None = None) -> bool:
+        previous = self.held.get(user_id)
+        if previous is None:
+            return False
+        if record is not None:
+            await append_before_change(record, user_id, previous[1], None)
+        del self.held[user_id]
+        return True
 
 
 class FakeChecker:

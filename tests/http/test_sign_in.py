@@ -64,10 +64,10 @@ async def test_the_browser_signs_in_and_the_token_opens_the_api(app_on_kinde, ki
         done = await browser.get("/api/v1/auth/callback", params={"code": code, "state": state})
         assert done.status_code == 200, done.text
         body = done.json()
-        assert body["user_id"] == "kp_dave" and body["token_type"] == "Bearer"
+        assert body["user_id"] == "kinde:kp_dave" and body["token_type"] == "Bearer"
         assert done.headers["cache-control"] == "no-store"
         me = await browser.get("/api/v1/me", headers={"Authorization": f"Bearer {body['access_token']}"})
-        assert me.status_code == 200 and me.json()["user_id"] == "kp_dave"
+        assert me.status_code == 200 and me.json()["user_id"] == "kinde:kp_dave"
 
         replay = await browser.get("/api/v1/auth/callback", params={"code": code, "state": state})
         assert replay.status_code == 400  # one callback per login

@@ -21,6 +21,7 @@ from application.errors import ConfigurationError
 from entrypoints.cli import main
 from entrypoints.config import ENV_VARS, load_settings
 from entrypoints.keys import credential_vault, identity_verifier, key_ring, kinde_sign_in
+from tests.conftest import postgres_database_url
 from tests.security.support import API_KEY, CREDENTIALS, SECRET_KEY, T0, find_leaks
 
 KEY_1, KEY_2 = os.urandom(32), os.urandom(32)
@@ -97,15 +98,41 @@ def test_development_without_a_key_uses_a_private_key_file_next_to_the_database(
     caplog.set_level(logging.WARNING)
     settings = load_settings({"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'dev.db'}"})
     first = key_ring(settings)
-    key_file = tmp_path / "dev.db.key"
+    key_file = tmp_path / "dev.db.dev-encryption-key.SECRET"  # a name that says what it is
     assert key_file.exists() and stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert "DEVELOPMENT key file" in caplog.text and key_file.read_text().strip() not in caplog.text
     sealed = first.seal("x", "u", "f")
     assert key_ring(settings).open(sealed, "u", "f") == "x"  # the same key next time
 
 
+def test_a_key_file_under_its_old_name_is_renamed_and_keeps_opening_what_it_sealed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    old = tmp_path / "dev.db.key"
+    old.write_text(encode_key(KEY_1, 1) + "\n")
+    old.chmod(0o600)
+    sealed = KeyRing(1, {1: KEY_1}).seal("secret", "u", "f")
+    settings = load_settings({"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'dev.db'}"})
+    assert key_ring(settings).open(sealed, "u", "f") == "secret"
+    new = tmp_path / "dev.db.dev-encryption-key.SECRET"
+    assert not old.exists() and new.read_text().strip() == encode_key(KEY_1, 1)
+    assert stat.S_IMODE(new.stat().st_mode) == 0o600
+    assert f"renamed the development key file {old} to {new}" in caplog.text
+    assert key_ring(settings).open(sealed, "u", "f") == "secret"  # and next time, from the new name
+
+
+def test_a_key_file_under_the_new_name_wins_over_one_under_the_old(tmp_path: Path) -> None:
+    (tmp_path / "dev.db.key").write_text(encode_key(KEY_2, 1) + "\n")
+    (tmp_path / "dev.db.dev-encryption-key.SECRET").write_text(encode_key(KEY_1, 1) + "\n")
+    settings = load_settings({"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'dev.db'}"})
+    sealed = KeyRing(1, {1: KEY_1}).seal("secret", "u", "f")
+    assert key_ring(settings).open(sealed, "u", "f") == "secret"
+    assert (tmp_path / "dev.db.key").exists()  # left alone: nothing is ever overwritten or deleted unread
+
+
 def test_development_postgres_without_a_key_is_refused() -> None:
-    settings = load_settings({"DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:5432/x"})
+    settings = load_settings({"DATABASE_URL": postgres_database_url("x")})  # read, never reached
     with pytest.raises(ConfigurationError, match="ENCRYPTION_KEY must be set"):
         key_ring(settings)
     assert isinstance(credential_vault(load_settings({"DATABASE_URL": "memory://"}), None).ring, KeyRing)

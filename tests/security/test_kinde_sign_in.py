@@ -45,7 +45,7 @@ async def test_the_whole_flow(sign_in: KindeSignIn, kinde: FakeKinde, caplog: py
 
     code, state = kinde.authorize(login.url, subject="kp_carol")
     signed_in = await sign_in.finish(code, state, login)
-    assert signed_in.identity == Identity("kp_carol", "kp_carol@example.test")
+    assert signed_in.identity == Identity("kinde:kp_carol", "kp_carol@example.test")
     assert signed_in.expires_in == 3600 and signed_in.refresh_token
     exchanged = kinde.token_requests[-1]
     assert exchanged["code_verifier"] == login.code_verifier and exchanged["redirect_uri"] == REDIRECT

@@ -4,6 +4,7 @@ rotation to a new key."""
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,7 +24,7 @@ from adapters.eventstore.memory import InMemoryEventStore
 from adapters.eventstore.migrate import upgrade
 from adapters.eventstore.sqlalchemy_store import SqlEventStore, make_engine
 from adapters.security.sealing import KeyRing, SealingError, UnknownKeyVersion, encode_key
-from application.credentials import ApiCredentials, StoreCredentials
+from application.credentials import ApiCredentials, DeleteCredentials, StoreCredentials
 from application.ports import EventStore
 from tests.security.support import API_KEY, CREDENTIALS, SECRET_KEY, T0, find_leaks
 
@@ -85,6 +86,7 @@ async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[R
                 ["pg_dump", "-h", parsed.host or "127.0.0.1", "-p", str(parsed.port or 5432),
                  "-U", parsed.username or "postgres", "--no-password", parsed.database or ""],
                 capture_output=True, timeout=60, check=True,
+                env={**os.environ, **({"PGPASSWORD": parsed.password} if parsed.password else {})},
             )
             assert b"COPY public.credentials" in done.stdout
             parts.append(done.stdout)
@@ -158,6 +160,20 @@ async def test_a_vault_with_another_key_cannot_open_the_rows(rig: Rig) -> None:
     await rig.vault.put("alice", CREDENTIALS, T0)
     with pytest.raises(SealingError, match="wrong key"):
         await rig.reopen(KeyRing.generate(version=1)).reveal("alice")
+
+
+async def test_each_change_and_its_record_land_together(rig: Rig) -> None:
+    clock = ManualClock(T0)
+    await StoreCredentials(rig.vault, rig.store, clock)("alice", CREDENTIALS)
+    newer = ApiCredentials("mx0vglNewerKey99887766", "NewerSecret998877665544")
+    await StoreCredentials(rig.vault, rig.store, clock)("alice", newer)
+    assert await DeleteCredentials(rig.vault, rig.store, clock)("alice") is True
+    assert await DeleteCredentials(rig.vault, rig.store, clock)("alice") is False
+    history = await rig.store.load("credentials-alice")
+    assert [(r.version, r.event.type_name) for r in history] == [
+        (1, "CredentialsStored"), (2, "CredentialsRotated"), (3, "CredentialsDeleted")]
+    assert [r.position for r in history] == sorted(r.position for r in history)
+    assert await rig.vault.summary("alice") is None
 
 
 # --- nothing readable at rest -------------------------------------------------------------

@@ -278,7 +278,7 @@ class TestThroughTheSupervisor:
             return agent
 
         supervisor = Supervisor([AgentSpec("strategy", build, timedelta(milliseconds=50))], world.clock,
-                                InMemoryAgentStatusBoard(), telemetry=telemetry)
+                                InMemoryAgentStatusBoard(), telemetry=telemetry, wall_clock=SystemClock())
         running = asyncio.create_task(supervisor.run())
         for _ in range(2000):  # virtual time, advanced by the test
             await asyncio.sleep(0.001)

@@ -11,9 +11,16 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from litestar.testing import AsyncTestClient
+
+from adapters.clock import ManualClock
 from adapters.memory import InMemoryAgentStatusBoard
 from adapters.redis import RedisAgentStatusBoard, redis_client
-from application.ports import AgentStatus
+from application.ports import AgentStatus, AgentStatusBoard
+from entrypoints.config import Settings
+from entrypoints.http import create_app
+from entrypoints.http.providers import http_container
+from tests.http.support import ALICE, FakeSecurity, auth
 from tests.worker.test_worker_process import ROOT, start_worker
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -53,6 +60,24 @@ async def test_redis_board(redis_url: str) -> None:
     finally:
         await client.delete(f"{prefix}:agents")
         await client.aclose()
+
+
+async def test_the_api_judges_heartbeats_on_the_wall_clock_not_the_markets() -> None:
+    """The API's clock may be any market's (here years away from today); a heartbeat stamped
+    a moment ago on the wall clock is current, one past its wall-time deadline is not."""
+    settings = Settings(database_url="memory://")
+    container = http_container(settings, ManualClock(datetime(2001, 1, 1, tzinfo=UTC)), FakeSecurity())
+    try:
+        async with AsyncTestClient(app=create_app(container, settings.http)) as client:
+            board = await container.get(AgentStatusBoard)
+            now = datetime.now(UTC)
+            await board.beat(status("calendar", at=now))
+            await board.beat(status("strategy", at=now - timedelta(minutes=5)))
+            agents = {a["name"]: a for a in (await client.get("/api/v1/agents", headers=auth(ALICE))).json()}
+            assert (agents["calendar"]["stale"], agents["calendar"]["healthy"]) == (False, True)
+            assert (agents["strategy"]["stale"], agents["strategy"]["healthy"]) == (True, False)
+    finally:
+        await container.close()
 
 
 def sniper_agents(env: dict[str, str], worker: str) -> subprocess.CompletedProcess[str]:

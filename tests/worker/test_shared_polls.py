@@ -10,8 +10,9 @@ import pytest
 from application.errors import ConfigurationError
 from entrypoints.config import load_settings
 from entrypoints.worker import _shared_poll_slots
+from tests.conftest import REDIS_URL
 
-BASE = {"SNIPER_MARKET": "mexc", "REDIS_URL": "redis://127.0.0.1:6379/0"}
+BASE = {"SNIPER_MARKET": "mexc", "REDIS_URL": REDIS_URL}  # read, never reached
 
 
 def test_the_defaults_make_slots() -> None:

@@ -4,11 +4,11 @@ a stop that lets ticks and spawned work finish."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from adapters.clock import SystemClock
+from adapters.clock import AcceleratedClock, ManualClock, SystemClock
 from adapters.memory import InMemoryAgentStatusBoard
 from application.alerts import Alert, Severity
 from application.supervisor import SHARED_WORKER, AgentSpec, Supervisor, SupervisorPolicy
@@ -61,7 +61,7 @@ def _reset_counter() -> None:
 async def test_heartbeats_say_what_each_tick_did() -> None:
     board, log = InMemoryAgentStatusBoard(), []
     sup = Supervisor([AgentSpec("calendar", lambda: Counting(log), timedelta(milliseconds=5))],
-                     SystemClock(), board, policy=FAST, worker_id="w1")
+                     SystemClock(), board, policy=FAST, worker_id="w1", wall_clock=SystemClock())
     run = asyncio.create_task(sup.run())
     await wait_for(lambda: len(log) >= 3)
     [status] = await board.statuses()
@@ -73,10 +73,62 @@ async def test_heartbeats_say_what_each_tick_did() -> None:
     assert not status.healthy and status.detail == "stopped"
 
 
+async def test_heartbeats_are_in_wall_time_whatever_clock_the_agents_run_on() -> None:
+    """A replay's clock is on the scenario's day and runs at its own speed (here half the wall
+    clock's); `sniper agents` and the API read heartbeats on the wall clock, so that is where
+    they are stamped, with a deadline that counts the pause at its wall-time length."""
+    board, log = InMemoryAgentStatusBoard(), []
+    replay = AcceleratedClock(datetime(2001, 1, 1, tzinfo=UTC), speed=0.5)
+    wall = ManualClock(datetime(2040, 6, 1, tzinfo=UTC))
+    sup = Supervisor([AgentSpec("calendar", lambda: Counting(log), timedelta(minutes=10))], replay, board,
+                     policy=FAST, wall_clock=wall, clock_speed=0.5)
+    run = asyncio.create_task(sup.run())
+    await wait_for(lambda: len(log) >= 1)
+    [status] = await board.statuses()
+    assert status.last_beat_at == wall.now()
+    # The next beat: after 10 min of replay time, 20 min of wall time, and the tick's timeout.
+    assert status.stale_after == wall.now() + timedelta(minutes=20) + FAST.tick_timeout
+    assert status.is_current(wall.now() + timedelta(minutes=20))
+    assert not status.is_current(wall.now() + timedelta(minutes=21))
+    sup.stop()
+    await asyncio.wait_for(run, 5)
+
+
+class Frozen:
+    """A clock that never moves (a replay held still): whoever sleeps on it sleeps for good."""
+
+    def __init__(self) -> None:
+        self.sleeps: list[timedelta] = []
+
+    def now(self) -> datetime:
+        return datetime(2001, 1, 1, tzinfo=UTC)
+
+    async def sleep(self, delay: timedelta) -> None:
+        self.sleeps.append(delay)
+        await asyncio.Event().wait()
+
+    async def sleep_until(self, moment: datetime) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_a_crash_backoff_is_wall_time_the_interval_the_agents_clock() -> None:
+    log, alerts, frozen = [], Alerts(), Frozen()
+    started = datetime.now(UTC)
+    sup = Supervisor([AgentSpec("calendar", lambda: Counting(log, {1: 1}), timedelta(minutes=10))], frozen,
+                     InMemoryAgentStatusBoard(), alerts, policy=FAST, wall_clock=SystemClock())
+    run = asyncio.create_task(sup.run())
+    await wait_for(lambda: frozen.sleeps)
+    # The crash's backoff passed on the wall clock; the pause after the good tick is on the agents' clock.
+    assert log == ["1.1", "2.1"] and frozen.sleeps == [timedelta(minutes=10)]
+    assert started <= alerts.sent[0].at <= datetime.now(UTC)  # the crash alert too is in wall time
+    sup.stop()
+    await asyncio.wait_for(run, 5)
+
+
 async def test_a_crashed_agent_alerts_and_runs_again_as_a_fresh_instance() -> None:
     board, log, alerts = InMemoryAgentStatusBoard(), [], Alerts()
     sup = Supervisor([AgentSpec("pattern", lambda: Counting(log, {1: 2}), timedelta(milliseconds=5))],
-                     SystemClock(), board, alerts, policy=FAST)
+                     SystemClock(), board, alerts, policy=FAST, wall_clock=SystemClock())
     run = asyncio.create_task(sup.run())
     await wait_for(lambda: any(entry.startswith("2.") for entry in log))
     # Instance 1 crashed on its second tick; instance 2 (a rebuild) ticks after the backoff.
@@ -107,7 +159,7 @@ async def test_killed_mid_tick_is_restarted_and_alerted() -> None:
 
     board, alerts = InMemoryAgentStatusBoard(), Alerts()
     sup = Supervisor([AgentSpec("calendar", Blocking, timedelta(milliseconds=5))], SystemClock(), board, alerts,
-                     policy=FAST)
+                     policy=FAST, wall_clock=SystemClock())
     run = asyncio.create_task(sup.run())
     await asyncio.wait_for(started.wait(), 5)
     assert sup.kill("calendar") is True
@@ -129,7 +181,7 @@ async def test_backoff_doubles_up_to_its_cap_while_the_agent_keeps_crashing() ->
             raise ConnectionError("exchange down")
 
     sup = Supervisor([AgentSpec("calendar", Broken, timedelta(milliseconds=1))], SystemClock(),
-                     InMemoryAgentStatusBoard(), Alerts(), policy=FAST)
+                     InMemoryAgentStatusBoard(), Alerts(), policy=FAST, wall_clock=SystemClock())
     run = asyncio.create_task(sup.run())
     await wait_for(lambda: len(times) >= 6)
     sup.stop()
@@ -157,7 +209,7 @@ async def test_stop_lets_a_tick_and_spawned_work_in_flight_finish() -> None:
             finished.append("snipe")
 
     sup = Supervisor([AgentSpec("strategy", Slow, timedelta(milliseconds=5))], SystemClock(),
-                     InMemoryAgentStatusBoard(), policy=FAST)
+                     InMemoryAgentStatusBoard(), policy=FAST, wall_clock=SystemClock())
     run = asyncio.create_task(sup.run())
     await asyncio.wait_for(in_tick.wait(), 5)
     sup.stop()
@@ -188,7 +240,7 @@ async def test_work_past_the_grace_is_cancelled() -> None:
 
     policy = SupervisorPolicy(stop_grace=timedelta(milliseconds=100))
     sup = Supervisor([AgentSpec("strategy", Stuck, timedelta(milliseconds=5))], SystemClock(),
-                     InMemoryAgentStatusBoard(), policy=policy)
+                     InMemoryAgentStatusBoard(), policy=policy, wall_clock=SystemClock())
     run = asyncio.create_task(sup.run())
     await wait_for(lambda: Stuck.spawned)
     sup.stop()
@@ -199,7 +251,7 @@ async def test_work_past_the_grace_is_cancelled() -> None:
 def test_agent_names_are_unique() -> None:
     spec = AgentSpec("calendar", lambda: Counting([]), timedelta(seconds=1))
     with pytest.raises(ValueError, match="unique"):
-        Supervisor([spec, spec], SystemClock(), InMemoryAgentStatusBoard())
+        Supervisor([spec, spec], SystemClock(), InMemoryAgentStatusBoard(), wall_clock=SystemClock())
 
 
 # --- shared agents: rounds called by the job engine, once per slot across workers ----------
@@ -221,7 +273,7 @@ async def test_a_shared_agent_is_not_looped_and_its_round_beats_for_the_deployme
     board, log = InMemoryAgentStatusBoard(), []
     sup = Supervisor([AgentSpec("own", lambda: Counting(log), timedelta(milliseconds=5)),
                       AgentSpec("calendar", lambda: Counting(log), timedelta(seconds=1), shared=True)],
-                     SystemClock(), board, policy=FAST, worker_id="w1")
+                     SystemClock(), board, policy=FAST, worker_id="w1", wall_clock=SystemClock())
     run = asyncio.create_task(sup.run())
     await wait_for(lambda: len(log) >= 5)
     assert all(entry.startswith("1.") for entry in log)  # only the looped agent (instance 1) ticked
@@ -247,7 +299,7 @@ async def test_a_shared_agent_is_not_looped_and_its_round_beats_for_the_deployme
 async def test_a_crashed_round_alerts_raises_and_the_next_round_is_a_fresh_instance() -> None:
     board, log, alerts = InMemoryAgentStatusBoard(), [], Alerts()
     sup = Supervisor([AgentSpec("reconciliation", lambda: Counting(log, {1: 2}), timedelta(seconds=1), shared=True)],
-                     SystemClock(), board, alerts, policy=FAST, worker_id="w2")
+                     SystemClock(), board, alerts, policy=FAST, worker_id="w2", wall_clock=SystemClock())
     assert await sup.round("reconciliation") == "tick 1"
     with pytest.raises(RuntimeError, match="boom in 1"):
         await sup.round("reconciliation")
@@ -264,7 +316,7 @@ async def test_a_crashed_round_alerts_raises_and_the_next_round_is_a_fresh_insta
 async def test_a_cancelled_round_ends_its_tick() -> None:
     started, finished = asyncio.Event(), []
     sup = Supervisor([AgentSpec("pattern", lambda: Slow(started, finished), timedelta(seconds=1), shared=True)],
-                     SystemClock(), InMemoryAgentStatusBoard(), policy=FAST)
+                     SystemClock(), InMemoryAgentStatusBoard(), policy=FAST, wall_clock=SystemClock())
     job = asyncio.create_task(sup.round("pattern"))  # as SAQ runs it; its timeout cancels the job
     await asyncio.wait_for(started.wait(), 5)
     job.cancel()
