@@ -55,6 +55,9 @@ class TradeBook:
         self.positions: dict[str, PositionView] = {}
         self._daily_pnl: dict[tuple[str, date], Decimal] = {}
         self.stops: dict[str, str] = {}
+        # Each position's stop-loss percent, from its exit plan (the daily loss limit counts what an
+        # open position would still lose at it).
+        self.stop_losses: dict[str, Decimal] = {}
         # Every fill in recording order: entries (PositionOpened) and exits (ExitFilled).
         self.trades: list[TradeRecord] = []
 
@@ -86,7 +89,7 @@ class TradeBook:
             case SnipeTargetCreated():
                 self.targets[ev.target_id] = TargetView(
                     ev.target_id, rec.user_id, ev.coin_id, ev.symbol, ev.launch_at, ev.quote_amount, ev.exit_plan.name,
-                    confidence=ev.confidence,
+                    confidence=ev.confidence, live=ev.live,
                 )
             case SnipeTargetReady():
                 self._target(ev.target_id, "ready").confidence = ev.confidence
@@ -109,6 +112,7 @@ class TradeBook:
                 view.quote_amount = ev.quote_amount
                 view.exit_strategy = ev.exit_plan.name
             case PositionOpened():
+                self.stop_losses[ev.position_id] = ev.exit_plan.stop_loss_percent
                 self.positions[ev.position_id] = PositionView(
                     ev.position_id, ev.target_id, rec.user_id, ev.symbol, ev.entry_price, ev.quantity, ev.quantity,
                     ev.cost, ev.cost, fees=ev.entry_fee if ev.entry_fee_asset == ev.quote_asset else Decimal(0),

@@ -33,6 +33,7 @@ class TargetView:
     confidence: Decimal = Decimal(0)
     execute_at: datetime | None = None
     reason: str | None = None
+    live: bool = False  # real money on the exchange, else paper
 
 
 @dataclass(slots=True)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from domain.errors import InvalidValue, UnknownExitStrategy
+from domain.specifications import Rule, Specification
 from domain.values import to_decimal
 
 HUNDRED = Decimal(100)
@@ -69,6 +70,76 @@ class ExitPlan:
         return entry * (1 - self.stop_loss_percent / HUNDRED)
 
 
+# --- bounds a trader can set --------------------------------------------------------------
+# The structure above is what any plan must have to be followed at all (also one recorded long
+# ago, which must still load); these bounds are what a person may set today: outside them a plan
+# is a typo or cannot work (a 0.05 % gain is less than the fees both ways (0.1 % at MEXC's
+# taker fee); a share under 1 % is below most pairs' minimum order; more than 5 levels or a hold beyond 30
+# days is not a snipe). They are checked where a person sets a plan: an exit strategy saved, a plan
+# file, a scenario.
+MAX_TAKE_PROFIT_LEVELS = 5
+GAIN_PERCENT_RANGE = (Decimal("0.5"), Decimal("1000"))
+SELL_PERCENT_RANGE = (Decimal("1"), HUNDRED)
+STOP_LOSS_PERCENT_RANGE = (Decimal("0.5"), Decimal("95"))
+TRAILING_STOP_PERCENT_RANGE = (Decimal("0.5"), Decimal("50"))
+MAX_HOLD_SECONDS_RANGE = (60, 30 * 24 * 3600)
+
+
+def _within(value: Decimal | int, bounds: tuple[Decimal, Decimal] | tuple[int, int]) -> bool:
+    return bounds[0] <= value <= bounds[1]
+
+
+def _range(bounds: tuple[Decimal, Decimal]) -> str:
+    return f"{bounds[0]}-{bounds[1]}%"
+
+
+def exit_plan_bounds() -> Specification[ExitPlan]:
+    """What a trader may set, one rule per field (see the README's exit plan format)."""
+    levels = Rule[ExitPlan](
+        "take-profit levels",
+        lambda p: 1 <= len(p.take_profits) <= MAX_TAKE_PROFIT_LEVELS,
+        lambda p: f"{len(p.take_profits)} take-profit levels; give 1 to {MAX_TAKE_PROFIT_LEVELS}",
+    )
+    gains = Rule[ExitPlan](
+        "take-profit gain",
+        lambda p: all(_within(lv.gain_percent, GAIN_PERCENT_RANGE) for lv in p.take_profits),
+        lambda p: "take-profit gain " + ", ".join(
+            f"{lv.gain_percent}%" for lv in p.take_profits if not _within(lv.gain_percent, GAIN_PERCENT_RANGE)
+        ) + f" is outside {_range(GAIN_PERCENT_RANGE)}",
+    )
+    shares = Rule[ExitPlan](
+        "take-profit share",
+        lambda p: all(_within(lv.sell_percent, SELL_PERCENT_RANGE) for lv in p.take_profits),
+        lambda p: "take-profit share " + ", ".join(
+            f"{lv.sell_percent}%" for lv in p.take_profits if not _within(lv.sell_percent, SELL_PERCENT_RANGE)
+        ) + f" is outside {_range(SELL_PERCENT_RANGE)}",
+    )
+    stop = Rule[ExitPlan](
+        "stop-loss",
+        lambda p: _within(p.stop_loss_percent, STOP_LOSS_PERCENT_RANGE),
+        lambda p: f"stop-loss {p.stop_loss_percent}% is outside {_range(STOP_LOSS_PERCENT_RANGE)}",
+    )
+    trailing = Rule[ExitPlan](
+        "trailing stop",
+        lambda p: p.trailing_stop_percent is None or _within(p.trailing_stop_percent, TRAILING_STOP_PERCENT_RANGE),
+        lambda p: f"trailing stop {p.trailing_stop_percent}% is outside {_range(TRAILING_STOP_PERCENT_RANGE)}",
+    )
+    hold = Rule[ExitPlan](
+        "max hold time",
+        lambda p: p.max_hold_seconds is None or _within(p.max_hold_seconds, MAX_HOLD_SECONDS_RANGE),
+        lambda p: f"max hold time {p.max_hold_seconds} s is outside 60 s (1 min) to {MAX_HOLD_SECONDS_RANGE[1]} s (30 days)",
+    )
+    return levels & gains & shares & stop & trailing & hold
+
+
+def within_bounds(plan: ExitPlan) -> ExitPlan:
+    """The plan, when a trader may set it; else InvalidValue naming every bound it breaks."""
+    unmet = exit_plan_bounds().unmet(plan)
+    if unmet:
+        raise InvalidValue(f"exit plan {plan.name!r}: " + "; ".join(unmet))
+    return plan
+
+
 def _plan(name: str, levels: list[tuple[str, str]], stop: str, trailing: str | None = None, hold: int | None = None) -> ExitPlan:
     return ExitPlan(
         name=name,
@@ -80,7 +151,7 @@ def _plan(name: str, levels: list[tuple[str, str]], stop: str, trailing: str | N
 
 
 PRESETS: dict[str, ExitPlan] = {
-    p.name: p
+    p.name: within_bounds(p)
     for p in (
         _plan("conservative", [("10", "50"), ("20", "50")], stop="5"),
         _plan("balanced", [("20", "40"), ("50", "40"), ("100", "20")], stop="10"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Context, Decimal
 
 from domain.errors import InvalidValue
 from domain.specifications import Rule, Specification
@@ -41,9 +41,37 @@ DEFAULT_RISK_PROFILE = RiskProfile(
 )
 
 
+# What a buy and a sell cost in fees when the pair's own taker fee is not known: MEXC's spot taker fee.
+ASSUMED_TAKER_FEE = Decimal("0.0005")
+
+
+def loss_at_stop(quote_amount: Decimal, stop_loss_percent: Decimal | None, fee_rate: Decimal) -> Decimal:
+    """What a buy of `quote_amount` loses when it is sold at its stop-loss: the drop, the buy's fee
+    and the sell's fee. With no stop-loss nothing caps the fall: all of it may be lost."""
+    if stop_loss_percent is None:
+        return quote_amount
+    kept = quote_amount * (1 - stop_loss_percent / 100)
+    return quote_amount - kept + quote_amount * fee_rate + kept * fee_rate
+
+
+def position_loss_at_stop(
+    remaining_cost: Decimal, remaining: Decimal, entry_price: Decimal, stop_loss_percent: Decimal | None, fee_rate: Decimal
+) -> Decimal:
+    """What an open position would still lose when sold at its stop-loss (its buy fee is in its
+    cost, the sell's fee is counted here); never below zero. No stop-loss: all it cost."""
+    if stop_loss_percent is None:
+        return max(remaining_cost, Decimal(0))
+    proceeds = remaining * entry_price * (1 - stop_loss_percent / 100) * (1 - fee_rate)
+    return max(remaining_cost - proceeds, Decimal(0))
+
+
 @dataclass(frozen=True, slots=True)
 class TradeProposal:
-    """What a pre-trade check looks at: the buy, and the user's book at that moment."""
+    """What a pre-trade check looks at: the buy, and the user's book at that moment.
+
+    `stop_loss_percent`: the buy's exit plan's (None: no stop-loss). `open_at_risk`: what the
+    user's open positions would still lose at their stop-losses. `min_notional`: the pair's
+    smallest order value, when the exchange's rules for the pair are known (None: not checked)."""
 
     quote_amount: Decimal
     quote_asset: str
@@ -51,9 +79,52 @@ class TradeProposal:
     open_exposure: Decimal
     realised_pnl_today: Decimal
     profile: RiskProfile = field(default=DEFAULT_RISK_PROFILE)
+    stop_loss_percent: Decimal | None = None
+    open_at_risk: Decimal = Decimal(0)
+    fee_rate: Decimal = ASSUMED_TAKER_FEE
+    min_notional: Decimal | None = None
+
+    @property
+    def lost_today(self) -> Decimal:
+        return max(-self.realised_pnl_today, Decimal(0))
+
+    @property
+    def possible_loss(self) -> Decimal:
+        """This buy's loss at its stop-loss, fees both ways included."""
+        return loss_at_stop(self.quote_amount, self.stop_loss_percent, self.fee_rate)
+
+    @property
+    def possible_daily_loss(self) -> Decimal:
+        """Today's loss if every open position and this buy ended at their stop-losses."""
+        return self.lost_today + self.open_at_risk + self.possible_loss
+
+
+def _amount(value: Decimal) -> str:
+    """Money in a refusal: at most 8 decimals, no trailing zeros, never an exponent."""
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -8:
+        value = value.quantize(Decimal("1e-8"), context=Context(prec=100))
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _daily_loss_refusal(p: TradeProposal) -> str:
+    limit = p.profile.max_daily_loss
+    if -p.realised_pnl_today >= limit:
+        return f"today's loss {-p.realised_pnl_today} has reached the daily limit {limit}"
+    this = (
+        "with no stop-loss (all of it)" if p.stop_loss_percent is None
+        else f"at its {p.stop_loss_percent}% stop-loss, fees both ways,"
+    )
+    return (
+        f"today's loss {_amount(p.lost_today)} + open positions at their stop-losses {_amount(p.open_at_risk)} "
+        f"+ this snipe {this} {_amount(p.possible_loss)} = {_amount(p.possible_daily_loss)} "
+        f"would exceed the daily loss limit {limit}"
+    )
 
 
 def risk_limits() -> Specification[TradeProposal]:
+    """The pre-trade checks, the same at a target's creation or amendment and at its launch."""
     within_size = Rule[TradeProposal](
         "position size",
         lambda p: p.quote_amount <= p.profile.max_quote_per_snipe,
@@ -63,6 +134,11 @@ def risk_limits() -> Specification[TradeProposal]:
         "positive amount",
         lambda p: p.quote_amount > 0,
         lambda p: f"quote amount must be positive: {p.quote_amount}",
+    )
+    minimum = Rule[TradeProposal](
+        "minimum order value",
+        lambda p: p.min_notional is None or p.quote_amount <= 0 or p.quote_amount >= p.min_notional,
+        lambda p: f"quote amount {p.quote_amount:f} is below the pair's minimum order value {p.min_notional}",
     )
     asset = Rule[TradeProposal](
         "quote asset",
@@ -81,9 +157,11 @@ def risk_limits() -> Specification[TradeProposal]:
             f"exposure {p.open_exposure} + {p.quote_amount} would exceed the limit {p.profile.max_total_exposure}"
         ),
     )
+    # The loss a trade may still cause counts before it is made: today's realised loss, what the
+    # open positions would lose at their stop-losses, and this buy's loss at its stop-loss.
     daily_loss = Rule[TradeProposal](
         "daily loss",
-        lambda p: -p.realised_pnl_today < p.profile.max_daily_loss,
-        lambda p: f"today's loss {-p.realised_pnl_today} has reached the daily limit {p.profile.max_daily_loss}",
+        lambda p: -p.realised_pnl_today < p.profile.max_daily_loss and p.possible_daily_loss <= p.profile.max_daily_loss,
+        _daily_loss_refusal,
     )
-    return positive & within_size & asset & concurrency & exposure & daily_loss
+    return positive & within_size & minimum & asset & concurrency & exposure & daily_loss

@@ -8,8 +8,8 @@ from decimal import Decimal
 from enum import Enum
 
 from domain.aggregate import Aggregate
-from domain.errors import InvalidTransition, InvalidValue
-from domain.events import Cause, DomainEvent, EmergencyStopActivated, EmergencyStopCleared
+from domain.errors import InvalidValue
+from domain.events import Cause, DomainEvent, EmergencyStopActivated, EmergencyStopCleared, Recorded
 
 GLOBAL_SCOPE = "global"
 # Who the safety monitor records its trips as (application/use_cases/monitor.py).
@@ -40,6 +40,10 @@ class SafetySwitch(Aggregate):
 
     `automatic`: the active stop was tripped by a rule (the safety monitor), not by a person.
     A person may take over an active automatic stop (activate it again) to hold everything.
+    `active_since`: when the active stop was first activated (a takeover keeps it).
+
+    Pressing is idempotent: activating a stop that already holds at least as much, or clearing
+    one that is not active, records nothing and says so (False), as a button pressed twice.
     """
 
     kind = "emergency stop"
@@ -52,6 +56,7 @@ class SafetySwitch(Aggregate):
         self.reason: str | None = None
         self.activated_by: str | None = None
         self.automatic = False
+        self.active_since: datetime | None = None
 
     @classmethod
     def for_scope(cls, scope: str) -> "SafetySwitch":
@@ -62,13 +67,16 @@ class SafetySwitch(Aggregate):
         switch.scope = scope
         return switch
 
-    def activate(self, reason: str, by: str, cause: Cause, *, automatic: bool = False) -> None:
-        """`automatic`: tripped by a rule (the safety monitor), not by a person."""
-        if self.active and (automatic or not self.automatic):
-            raise InvalidTransition(f"emergency stop ({self.scope})", "active", "be activated")
+    def activate(self, reason: str, by: str, cause: Cause, *, automatic: bool = False) -> bool:
+        """`automatic`: tripped by a rule (the safety monitor), not by a person. False, with nothing
+        recorded, when the active stop holds as much already: a person's stop pressed again, or a
+        rule tripping a stop that is active (a person's takes over a rule's, never the reverse)."""
         if not reason.strip():
             raise InvalidValue("an emergency stop needs a reason")
+        if self.active and (automatic or not self.automatic):
+            return False
         self._record(EmergencyStopActivated(self.scope, reason.strip(), by, automatic), cause)
+        return True
 
     @property
     def halt(self) -> Halt:
@@ -76,10 +84,26 @@ class SafetySwitch(Aggregate):
             return Halt.NONE
         return Halt.PROTECTIVE_EXITS_ONLY if self.automatic else Halt.EVERYTHING
 
-    def clear(self, by: str, cause: Cause) -> None:
+    def clear(self, by: str, cause: Cause) -> bool:
+        """False, with nothing recorded, when there is no active stop to clear."""
         if not self.active:
-            raise InvalidTransition(f"emergency stop ({self.scope})", "not active", "be cleared")
+            return False
         self._record(EmergencyStopCleared(self.scope, by), cause)
+        return True
+
+    # `active_since` is the time of an event, which `_apply` does not see: stamped around it.
+    def _fold(self, history: Iterable[Recorded]) -> None:
+        for rec in history:
+            self._stamp(rec.event, rec.occurred_at)
+            super()._fold((rec,))
+
+    def _record(self, event: DomainEvent, cause: Cause) -> None:
+        self._stamp(event, cause.at)
+        super()._record(event, cause)
+
+    def _stamp(self, event: DomainEvent, at: datetime) -> None:
+        if isinstance(event, EmergencyStopActivated) and not self.active:
+            self.active_since = at
 
     def _apply(self, event: DomainEvent) -> None:
         match event:
@@ -95,6 +119,7 @@ class SafetySwitch(Aggregate):
                 self.reason = None
                 self.activated_by = None
                 self.automatic = False
+                self.active_since = None
             case _:
                 raise TypeError(f"emergency stop cannot apply {type(event).__name__}")
 
@@ -130,6 +155,20 @@ def price_collapsed(entry_price: Decimal, price: Decimal, collapse_percent: Deci
         raise InvalidValue(f"a price collapse needs a positive entry and a percent in (0, 100], got "
                            f"{entry_price} and {collapse_percent}")
     return price <= entry_price * (Decimal(100) - collapse_percent) / Decimal(100)
+
+
+def distinct_errors(sightings: Iterable[tuple[datetime, str]]) -> list[datetime]:
+    """The times of the exchange errors to count, from (when, what it befell) in time order: one
+    per snipe or position, its first. A refused snipe records its rejection and its failure, and a
+    position's exit refused again and again records each refusal: either is one problem, and
+    counting each record would trip a global stop on a few orders of one kind."""
+    seen: set[str] = set()
+    times = []
+    for at, source in sightings:
+        if source not in seen:
+            seen.add(source)
+            times.append(at)
+    return times
 
 
 def error_burst(error_times: list[datetime], now: datetime, window: timedelta, threshold: int) -> bool:

@@ -101,6 +101,22 @@ def within_advance_window(lead: timedelta) -> Specification[LaunchTiming]:
     )
 
 
+# How far ahead a person may schedule a snipe by hand. MEXC announces listings days ahead (rarely
+# more than two weeks); a launch further out than this is a typo (2126 for 2026), and a target
+# that waits months holds a scheduled job and a risk judgement made on a book long gone.
+MAX_SCHEDULE_AHEAD = timedelta(days=30)
+
+
+def schedulable_launch(horizon: timedelta = MAX_SCHEDULE_AHEAD) -> Specification[LaunchTiming]:
+    """Launch no further ahead than `horizon` (whether it is still ahead is the snipe window's question)."""
+    return Rule(
+        "scheduling horizon",
+        lambda t: t.launch_at - t.now <= horizon,
+        lambda t: f"launch time {t.launch_at.isoformat()} is more than {horizon.days} days ahead; "
+                  f"a snipe is scheduled at most {horizon.days} days before its launch",
+    )
+
+
 # --- exit rules -----------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from decimal import Decimal
 from domain.aggregate import Aggregate
 from domain.errors import DomainError, InvalidValue
 from domain.events import Cause, DomainEvent, ExitStrategyDeleted, ExitStrategySaved, TraderSettingsChanged
-from domain.exit_plans import PRESETS, ExitPlan, resolve_exit_plan
+from domain.exit_plans import PRESETS, ExitPlan, resolve_exit_plan, within_bounds
 from domain.risk import DEFAULT_RISK_PROFILE, RiskProfile
 from domain.values import to_decimal
 
@@ -126,7 +126,7 @@ class Trader(Aggregate):
             )
         if plan.name not in self.custom_plans and len(self.custom_plans) >= MAX_CUSTOM_STRATEGIES:
             raise InvalidValue(f"at most {MAX_CUSTOM_STRATEGIES} exit strategies of your own")
-        self._record(ExitStrategySaved(plan), cause)
+        self._record(ExitStrategySaved(within_bounds(plan)), cause)
 
     def delete_exit_strategy(self, name: str, cause: Cause) -> None:
         if name not in self.custom_plans:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from enum import Enum
 
 from domain.errors import InvalidValue
@@ -35,9 +35,14 @@ def quantize_money(amount: Decimal) -> Decimal:
     return amount.quantize(MONEY_PLACES, rounding=ROUND_HALF_EVEN)
 
 
+# Rounding to a scale keeps every digit before the point: under the default 28 digits, 50 USDT
+# of a 1E-12 coin to 18 places (32 digits) would raise InvalidOperation instead.
+_EXACT = Context(prec=64)
+
+
 def round_down_to_scale(amount: Decimal, scale: int) -> Decimal:
     """Round toward zero to `scale` decimal places (exchange step for quantities)."""
-    return amount.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_DOWN)
+    return amount.quantize(Decimal(1).scaleb(-scale, _EXACT), rounding=ROUND_DOWN, context=_EXACT)
 
 
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")

@@ -20,7 +20,7 @@ from adapters.reports.equity_chart import write_equity_chart
 from application.errors import ConfigurationError
 from application.use_cases.backtest import BacktestReport, BacktestRequest, RunBacktest, StrategyResult
 from domain.errors import DomainError, UnknownExitStrategy
-from domain.exit_plans import PRESETS, ExitPlan, TakeProfitLevel
+from domain.exit_plans import PRESETS, ExitPlan, TakeProfitLevel, within_bounds
 from domain.values import to_decimal
 from entrypoints.timeline import signed
 
@@ -89,10 +89,10 @@ def load_exit_plans(path: Path) -> dict[str, ExitPlan]:
         if p.name in PRESETS:
             raise ConfigurationError(f"--plans {path}: [{i}]: {p.name!r} is a preset's name; preset names are reserved")
         try:
-            plans[p.name] = ExitPlan(
+            plans[p.name] = within_bounds(ExitPlan(
                 p.name, tuple(TakeProfitLevel(lv.gain_percent, lv.sell_percent) for lv in p.take_profits),
                 p.stop_loss_percent, p.trailing_stop_percent, p.max_hold_seconds,
-            )
+            ))
         except DomainError as exc:
             raise ConfigurationError(f"--plans {path}: [{i}]: {exc}") from None
     return plans

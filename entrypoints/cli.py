@@ -114,8 +114,6 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
         from entrypoints.logs import configure_logging
 
         configure_logging(log_settings(), long_running=args.command in LONG_RUNNING)
-        if args.command in LONG_RUNNING:
-            logging.getLogger("sniper").info("sniper %s: %s starting", _version(), args.command)
         if args.command == "demo":
             return _demo(args, out)
         if args.command == "history":
@@ -228,6 +226,7 @@ def _worker(args: argparse.Namespace, out: TextIO) -> int:
     if args.duration is not None and not (0 < args.duration <= 30 * 86_400):
         raise ConfigurationError(f"--for must be between 0 and 30 days in seconds, got {args.duration:g}")
     duration = None if args.duration is None else timedelta(seconds=args.duration)
+    logging.getLogger("sniper").info("sniper %s: worker starting", _version())  # after the settings: bad ones are one line
     asyncio.run(run_worker(settings, out, duration=duration))
     return 0
 

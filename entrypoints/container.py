@@ -324,7 +324,14 @@ class TradingProvider(Provider):
         return GetPortfolio(store, market)
 
     sync_calendar = provide(SyncCalendar)
-    create_target = provide(CreateSnipeTarget)
+    @provide
+    def create_target(
+        self, store: EventStore, traders: TraderDirectory, scheduler: Scheduler, clock: Clock, timing: SnipeTiming,
+        book: TradeBook, market: MarketData,
+    ) -> CreateSnipeTarget:
+        # The market states the pair's rules: an amount below its minimum order value is refused at creation.
+        return CreateSnipeTarget(store, traders, scheduler, clock, timing, book, rules=market)
+
     reconcile = provide(ReconcileWithExchange)
     detect_ready = provide(DetectReadyStates)
     @provide

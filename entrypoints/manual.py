@@ -8,7 +8,7 @@ order goes to MEXC, and it needs MEXC_API_KEY and MEXC_SECRET_KEY.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TextIO
 
@@ -89,6 +89,10 @@ async def run_manual_snipe(settings: Settings, command: SnipeCommand, out: TextI
         return outcome
     finally:
         await container.close()
+
+
+def utc_moment(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
 def write_reconciliation(report: ReconciliationReport, out: TextIO) -> None:
@@ -181,18 +185,25 @@ async def run_mexc_check(settings: Settings, symbol: Symbol, out: TextIO) -> lis
 async def run_emergency_stop(settings: Settings, scope: str, reason: str | None, out: TextIO) -> int:
     """`sniper halt` / `sniper resume`: a person's emergency stop, per user or global. Halting
     records the stop first (every worker refuses new orders from then on), then cancels the
-    open orders of the account: the MEXC one when the keys are set, else paper."""
+    open orders of the account: the MEXC one when the keys are set, else paper. Both are
+    idempotent: halting an active stop says since when it holds, resuming with none says so."""
     mode = TradingMode.LIVE if settings.mexc.has_keys else TradingMode.PAPER
     container = mexc_trading_container(settings, mode, SystemClock())
     by = f"cli:{settings.user_id}"
     try:
         if reason is None:
-            await (await container.get(ClearEmergencyStop))(scope, by)
-            out.write(f"emergency stop ({scope}) cleared: trading may resume\n")
+            if await (await container.get(ClearEmergencyStop))(scope, by):
+                out.write(f"emergency stop ({scope}) cleared: trading may resume\n")
+            else:
+                out.write(f"no emergency stop ({scope}) was active: nothing to clear\n")
             return 0
         result = await (await container.get(ActivateEmergencyStop))(scope, reason, by)
-        out.write(f"emergency stop ({scope}) ACTIVE: {reason}\n"
-                  f"{len(result.cancelled_orders)} open order(s) cancelled on {mode.value}\n")
+        if result.already_active_since is not None:
+            out.write(f"emergency stop ({scope}) already ACTIVE since {utc_moment(result.already_active_since)}: "
+                      f"{result.reason}; nothing new recorded\n")
+        else:
+            out.write(f"emergency stop ({scope}) ACTIVE: {reason}\n")
+        out.write(f"{len(result.cancelled_orders)} open order(s) cancelled on {mode.value}\n")
         for failure in result.cancel_failures:
             out.write(f"  NOT cancelled: {failure}\n")
         return 0 if not result.cancel_failures else 1

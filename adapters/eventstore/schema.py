@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -152,6 +154,8 @@ proj_targets = Table(
     Column("execute_at", UtcDateTime(), nullable=True),
     Column("reason", Text, nullable=True),
     _first_event(),
+    # Real money on MEXC (true) or paper; added in 0006, after first_event.
+    Column("live", Boolean, nullable=False, server_default=false()),
     Index("ix_proj_targets_user_id", "user_id", "first_event"),
 )
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import ROUND_DOWN, Context, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from application.errors import OrderRefused
 from adapters.mexc.errors import UnexpectedReply
+from domain.values import round_down_to_scale
 
 ONLINE_STATUSES = frozenset({"1", "ENABLED", "ONLINE", "TRADING"})
 DEFAULT_SCALE = 8
@@ -34,8 +35,6 @@ MAX_SCALE = 20
 # Integers (ids, codes) fit MEXC's int64; times are epoch milliseconds before the year 10000.
 MAX_INT = 2**63 - 1
 MAX_EPOCH_MS = 253_402_300_799_999
-# Exact to the bounds above: rounding a bounded amount to a bounded scale never overflows.
-_EXACT = Context(prec=MAX_MAGNITUDE + MAX_SCALE + 2)
 
 
 def plain(amount: Decimal) -> str:
@@ -44,7 +43,7 @@ def plain(amount: Decimal) -> str:
 
 
 def round_down(amount: Decimal, scale: int) -> Decimal:
-    return amount.quantize(Decimal(1).scaleb(-scale, _EXACT), rounding=ROUND_DOWN, context=_EXACT)
+    return round_down_to_scale(amount, scale)
 
 
 def decimal_problem(d: Decimal) -> str | None:

@@ -5,7 +5,8 @@ aware ISO time), `quote_amount` (what a snipe spends, a decimal string), optiona
 (decimal places of the bought quantity, default 2), and `prices`: `t` seconds after launch and
 `price`, both decimal strings, in strictly increasing time. `description`, `shape` and `synthetic`
 are free notes. Every file is checked whole before any backtest runs; a bad one is refused in one
-line naming the file and the place (`recordings/x.json: prices[3].price: must be positive, got -1`).
+line naming the file and the place (`recordings/x.json: prices[3].price: must be positive, got -1`),
+and so is one outside the bounds a replay can play (adapters/paper/json_input.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,16 @@ from pathlib import Path
 
 import msgspec
 
-from adapters.paper.json_input import decode_input, read_input
+from adapters.paper.json_input import (
+    LONGEST,
+    MAX_AMOUNT,
+    MAX_PRICE,
+    MIN_PRICE,
+    decode_input,
+    number_problem,
+    read_input,
+    time_problem,
+)
 from application.errors import ConfigurationError
 from application.ports import ListingRecording, RecordedPrice
 from domain.errors import DomainError
@@ -94,11 +104,13 @@ def _checked(spec: RecordingSpec, source: str) -> ListingRecording:
         symbol = Symbol.parse(spec.symbol, spec.quote_asset)
     except DomainError as exc:
         raise _Refused(f"symbol: {exc}") from None
-    if spec.launch_at.tzinfo is None:
-        raise _Refused("launch_at: time must carry a time zone (e.g. 2026-11-25T10:00:00Z)")
+    if (problem := time_problem(spec.launch_at)) is not None:
+        raise _Refused(f"launch_at: {problem}")
     quote_amount = _decimal(spec.quote_amount, "quote_amount")
     if quote_amount <= 0:
         raise _Refused(f"quote_amount: must be positive, got {quote_amount}")
+    if (problem := number_problem(quote_amount, Decimal(0), MAX_AMOUNT)) is not None:
+        raise _Refused(f"quote_amount: {problem}")
     if not (0 <= spec.quantity_scale <= 18):
         raise _Refused(f"quantity_scale: must be between 0 and 18, got {spec.quantity_scale}")
     if not spec.prices:
@@ -110,9 +122,11 @@ def _checked(spec: RecordingSpec, source: str) -> ListingRecording:
         t, price = _decimal(p.t, f"{where}.t"), _decimal(p.price, f"{where}.price")
         if price <= 0:
             raise _Refused(f"{where}.price: must be positive, got {price}")
+        if (problem := number_problem(price, MIN_PRICE, MAX_PRICE)) is not None:
+            raise _Refused(f"{where}.price: {problem}")
         if t < 0:
             raise _Refused(f"{where}.t: seconds after launch must not be negative, got {t}")
-        if t > 7 * 24 * 3600:
+        if t > LONGEST.total_seconds():
             raise _Refused(f"{where}.t: more than a week after launch ({t} s)")
         if last_t is not None and t <= last_t:
             raise _Refused(f"{where}.t: times must strictly increase ({t} after {last_t})")

@@ -1,7 +1,8 @@
 """Replay scenarios: listings announced over time, their symbol states, and prices after open.
 
 A scenario is a JSON file. Loading checks it whole before anything runs, and says in one
-line what is wrong and where (`listings[2].prices[0].price: must be positive`).
+line what is wrong and where (`listings[2].prices[0].price: must be positive`). That includes
+the bounds of adapters/paper/json_input.py: a file the parser accepts is one the run can play.
 """
 
 from __future__ import annotations
@@ -12,11 +13,20 @@ from pathlib import Path
 
 import msgspec
 
-from adapters.paper.json_input import decode_input, read_input
+from adapters.paper.json_input import (
+    LONGEST,
+    MAX_AMOUNT,
+    MAX_PRICE,
+    MIN_PRICE,
+    decode_input,
+    number_problem,
+    read_input,
+    time_problem,
+)
 from application.errors import ConfigurationError
 from application.ports import TraderSettings
 from domain.errors import DomainError
-from domain.exit_plans import ExitPlan, TakeProfitLevel, resolve_exit_plan
+from domain.exit_plans import ExitPlan, TakeProfitLevel, resolve_exit_plan, within_bounds
 from domain.risk import RiskProfile
 from domain.values import Symbol, SymbolState
 
@@ -119,13 +129,13 @@ def state_of(spec: StateSpec, launch_at: datetime) -> SymbolState:
 
 def _settings(t: TraderSpec) -> TraderSettings:
     custom = {
-        p.name: ExitPlan(
+        p.name: within_bounds(ExitPlan(
             p.name,
             tuple(TakeProfitLevel(lv.gain_percent, lv.sell_percent) for lv in p.take_profits),
             p.stop_loss_percent,
             p.trailing_stop_percent,
             p.max_hold_seconds,
-        )
+        ))
         for p in t.exit_plans
     }
     risk = RiskProfile(
@@ -157,9 +167,12 @@ def parse_scenario(raw: bytes, source: str = "scenario") -> Scenario:
     return scenario
 
 
-def _aware(moment: datetime, where: str, problems: list[str]) -> None:
-    if moment.tzinfo is None:
-        problems.append(f"{where}: time must carry a time zone (e.g. 2026-11-25T10:00:00Z)")
+def _moment(moment: datetime, where: str, problems: list[str]) -> bool:
+    problem = time_problem(moment)
+    if problem is None:
+        return True
+    problems.append(f"{where}: {problem}")
+    return False
 
 
 def _finite(value: Decimal, where: str, problems: list[str]) -> bool:
@@ -170,14 +183,25 @@ def _finite(value: Decimal, where: str, problems: list[str]) -> bool:
     return False
 
 
+def _within(value: Decimal, low: Decimal, high: Decimal, where: str, problems: list[str]) -> None:
+    problem = number_problem(value, low, high)
+    if problem is not None:
+        problems.append(f"{where}: {problem}")
+
+
+_MAX_STATE_CODE = 99  # MEXC's codes are single digits
+
+
 def _check(s: Scenario) -> list[str]:
     problems: list[str] = []
-    _aware(s.start, "start", problems)
-    _aware(s.end, "end", problems)
+    _moment(s.start, "start", problems)
+    _moment(s.end, "end", problems)
     if problems:
         return problems
     if s.end <= s.start:
         problems.append("end: must come after start")
+    if s.end - s.start > LONGEST:
+        problems.append(f"end: at most {LONGEST.days} days after start (the replay plays its whole span)")
     if not s.listings:
         problems.append("listings: a scenario needs at least one listing")
     if _finite(s.taker_fee, "taker_fee", problems) and not (Decimal(0) <= s.taker_fee < Decimal("0.1")):
@@ -199,26 +223,23 @@ def _check(s: Scenario) -> list[str]:
         if sym.code in seen_symbols:
             problems.append(f"{where}.ticker: {sym.code} appears twice")
         seen_symbols.add(sym.code)
-        _aware(spec.announced_at, f"{where}.announced_at", problems)
-        _aware(spec.launch_at, f"{where}.launch_at", problems)
-        if spec.announced_at.tzinfo and spec.launch_at.tzinfo and spec.launch_at <= spec.announced_at:
+        announced = _moment(spec.announced_at, f"{where}.announced_at", problems)
+        if _moment(spec.launch_at, f"{where}.launch_at", problems) and announced and spec.launch_at <= spec.announced_at:
             problems.append(f"{where}.launch_at: must come after announced_at")
         if not (0 <= spec.price_scale <= 18) or not (0 <= spec.quantity_scale <= 18):
             problems.append(f"{where}: price_scale and quantity_scale must be between 0 and 18")
-        if _finite(spec.min_notional, f"{where}.min_notional", problems) and spec.min_notional < 0:
-            problems.append(f"{where}.min_notional: must not be negative")
+        _within(spec.min_notional, Decimal(0), MAX_AMOUNT, f"{where}.min_notional", problems)
         if not (0 <= spec.open_delay_ms <= 600_000):
             problems.append(f"{where}.open_delay_ms: must be between 0 and 600000")
         last_at: datetime | None = None
         for j, st in enumerate(spec.states):
-            _aware(st.at, f"{where}.states[{j}].at", problems)
-            if st.at.tzinfo is None:
+            if not _moment(st.at, f"{where}.states[{j}].at", problems):
                 continue
             if last_at is not None and st.at < last_at:
                 problems.append(f"{where}.states[{j}].at: states must be in time order")
             last_at = st.at
-            if min(st.sts, st.st, st.tt) < 0:
-                problems.append(f"{where}.states[{j}]: state codes must not be negative")
+            if not all(0 <= code <= _MAX_STATE_CODE for code in (st.sts, st.st, st.tt)):
+                problems.append(f"{where}.states[{j}]: state codes must be between 0 and {_MAX_STATE_CODE}")
         last_t: Decimal | None = None
         for j, p in enumerate(spec.prices):
             price_finite = _finite(p.price, f"{where}.prices[{j}].price", problems)
@@ -227,8 +248,12 @@ def _check(s: Scenario) -> list[str]:
                 continue
             if p.price <= 0:
                 problems.append(f"{where}.prices[{j}].price: must be positive, got {p.price}")
+            else:
+                _within(p.price, MIN_PRICE, MAX_PRICE, f"{where}.prices[{j}].price", problems)
             if p.t < 0:
                 problems.append(f"{where}.prices[{j}].t: seconds after open must not be negative")
+            else:
+                _within(p.t, Decimal(0), Decimal(int(LONGEST.total_seconds())), f"{where}.prices[{j}].t", problems)
             if last_t is not None and p.t < last_t:
                 problems.append(f"{where}.prices[{j}].t: prices must be in time order")
             last_t = p.t
@@ -242,8 +267,15 @@ def _check(s: Scenario) -> list[str]:
         if t.user_id in seen_users:
             problems.append(f"{where}.user_id: {t.user_id!r} appears twice")
         seen_users.add(t.user_id)
-        if _finite(t.quote_amount, f"{where}.quote_amount", problems) and t.quote_amount <= 0:
-            problems.append(f"{where}.quote_amount: must be positive, got {t.quote_amount}")
+        if _finite(t.quote_amount, f"{where}.quote_amount", problems):
+            if t.quote_amount <= 0:
+                problems.append(f"{where}.quote_amount: must be positive, got {t.quote_amount}")
+            else:
+                _within(t.quote_amount, Decimal(0), MAX_AMOUNT, f"{where}.quote_amount", problems)
+        for name in ("max_quote_per_snipe", "max_daily_loss", "max_total_exposure"):
+            _within(getattr(t.risk, name), Decimal(0), MAX_AMOUNT, f"{where}.risk.{name}", problems)
+        if not 0 <= t.risk.max_concurrent_positions <= 1000:
+            problems.append(f"{where}.risk.max_concurrent_positions: must be between 0 and 1000")
         if _finite(t.min_confidence, f"{where}.min_confidence", problems) and not (Decimal(0) <= t.min_confidence <= 1):
             problems.append(f"{where}.min_confidence: must be between 0 and 1")
         try:

@@ -524,6 +524,7 @@ def _target_row(view: TargetView) -> dict[str, Any]:
         "confidence": view.confidence,
         "execute_at": view.execute_at,
         "reason": view.reason,
+        "live": view.live,
     }
 
 
@@ -540,6 +541,7 @@ def _target_view(row: Mapping[str, Any]) -> TargetView:
         confidence=row["confidence"],
         execute_at=row["execute_at"],
         reason=row["reason"],
+        live=bool(row["live"]),
     )
 
 

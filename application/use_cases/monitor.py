@@ -10,8 +10,9 @@ Its trips are automatic (EmergencyStopActivated.automatic): they hold new buys a
 take-profits, but stop-losses and trailing stops keep selling (domain.safety.Halt), since a
 daily-loss or price-collapse trip fires exactly when a position may need its stop-loss.
 
-An exit refused again and again (one position's problem, e.g. a balance short of what it
-holds) counts once per window, not once per attempt: one position must not halt everyone.
+Errors count once per snipe or position within the window: a refused snipe records its
+rejection and its failure, and an exit refused again and again (one position's problem, e.g. a
+balance short of what it holds) records each attempt; neither must halt everyone alone.
 """
 
 from __future__ import annotations
@@ -29,7 +30,14 @@ from application.use_cases.safety import ActivateEmergencyStop
 from domain.errors import DomainError
 from domain.events import ExitOrderFailed, SnipeFailed, SnipeOrderRejected
 from domain.risk import DEFAULT_RISK_PROFILE, RiskProfile
-from domain.safety import GLOBAL_SCOPE, SAFETY_MONITOR, daily_loss_breached, error_burst, price_collapsed
+from domain.safety import (
+    GLOBAL_SCOPE,
+    SAFETY_MONITOR,
+    daily_loss_breached,
+    distinct_errors,
+    error_burst,
+    price_collapsed,
+)
 from domain.values import Symbol
 
 MONITOR = SAFETY_MONITOR  # its stops are automatic, also those recorded before the field existed
@@ -75,7 +83,7 @@ class MonitorSafety:
         self.clock, self.book, self.limits = clock, book, limits
         self.notifier = notifier if notifier is not None else NoNotifier()
         self._cursor: int | None = None
-        self._errors: deque[tuple[datetime, str | None]] = deque()  # (when, what repeats: a position id)
+        self._errors: deque[tuple[datetime, str]] = deque()  # (when, the snipe or position it befell)
         self._stops_handled: set[str] = set()
 
     async def __call__(self) -> SafetyReport:
@@ -127,8 +135,7 @@ class MonitorSafety:
             batch = await self.store.read_all(after=self._cursor, limit=1000)
             for rec in batch:
                 if isinstance(rec.event, _ERROR_EVENTS):
-                    repeats = rec.event.position_id if isinstance(rec.event, ExitOrderFailed) else None
-                    self._errors.append((rec.occurred_at, repeats))
+                    self._errors.append((rec.occurred_at, rec.stream_id))
                 self._cursor = rec.position or self._cursor
             if len(batch) < 1000:
                 break
@@ -136,16 +143,8 @@ class MonitorSafety:
             self._errors.popleft()
 
     def _distinct_errors(self) -> list[datetime]:
-        """The errors in the window, a position's repeated exit failures counted once (its first)."""
-        seen: set[str] = set()
-        times = []
-        for at, repeats in self._errors:
-            if repeats is not None:
-                if repeats in seen:
-                    continue
-                seen.add(repeats)
-            times.append(at)
-        return times
+        """The errors in the window, one per snipe or position (domain.safety.distinct_errors)."""
+        return distinct_errors(self._errors)
 
     async def _user_breach(self, user_id: str, now: datetime, report: SafetyReport) -> str | None:
         risk = await self._risk(user_id)
@@ -177,6 +176,8 @@ class MonitorSafety:
     async def _trip(self, report: SafetyReport, scope: str, reason: str) -> None:
         result = await self.activate(scope, reason, MONITOR, automatic=True)
         self._stops_handled.add(scope)  # activate() cancelled the open orders already
+        if result.already_active_since is not None:
+            return  # a stop recorded elsewhere since the book was read holds already: no trip of ours
         report.trips.append(Trip(scope, reason, tuple(result.cancelled_orders)))
         await self.notifier.send(Alert(
             key=f"emergency-stop:{scope}",

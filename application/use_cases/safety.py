@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from application import repository
 from application.errors import AccountUnavailable, ApplicationError, ExchangeError
@@ -14,9 +15,14 @@ from domain.safety import GLOBAL_SCOPE, SafetySwitch, safety_stream
 
 @dataclass(slots=True)
 class EmergencyStopResult:
+    """`already_active_since`: the stop was active already (since then) and nothing new was
+    recorded; the open orders were still looked for and cancelled."""
+
     scope: str
     cancelled_orders: list[str] = field(default_factory=list)
     cancel_failures: list[str] = field(default_factory=list)
+    already_active_since: datetime | None = None
+    reason: str | None = None  # why the stop is active, as recorded
 
 
 async def _switch(store: EventStore, scope: str) -> SafetySwitch:
@@ -47,12 +53,19 @@ class ActivateEmergencyStop:
         return self
 
     async def __call__(self, scope: str, reason: str, by: str, *, automatic: bool = False) -> EmergencyStopResult:
+        """Pressing again while the stop holds records nothing (domain.safety.SafetySwitch) and
+        says since when it holds; its open orders are cancelled again all the same (one the first
+        press could not cancel)."""
         switch = await _switch(self.store, scope)
         now = self.clock.now()
-        switch.activate(reason, by, Cause(now, f"emergency-stop-{scope}"), automatic=automatic)
+        recorded = switch.activate(reason, by, Cause(now, f"emergency-stop-{scope}"), automatic=automatic)
         await repository.save(self.store, switch)
         await self.book.catch_up(self.store)
-        return await self.cancel_open_orders(scope)
+        result = await self.cancel_open_orders(scope)
+        result.reason = switch.reason
+        if not recorded:
+            result.already_active_since = switch.active_since
+        return result
 
     async def cancel_open_orders(self, scope: str) -> EmergencyStopResult:
         """Cancel the open orders on the accounts the scope trades on (also run by the worker
@@ -106,8 +119,10 @@ class ClearEmergencyStop:
     def __init__(self, store: EventStore, clock: Clock, book: TradeBook) -> None:
         self.store, self.clock, self.book = store, clock, book
 
-    async def __call__(self, scope: str, by: str) -> None:
+    async def __call__(self, scope: str, by: str) -> bool:
+        """True when an active stop was cleared; False (nothing recorded) when there was none."""
         switch = await _switch(self.store, scope)
-        switch.clear(by, Cause(self.clock.now(), f"emergency-stop-{scope}"))
+        cleared = switch.clear(by, Cause(self.clock.now(), f"emergency-stop-{scope}"))
         await repository.save(self.store, switch)
         await self.book.catch_up(self.store)
+        return cleared

@@ -35,12 +35,12 @@ from application.ports import (
     OrderStatus,
     TraderDirectory,
 )
+from application.pre_trade import risk_refusals, trade_proposal
 from application.telemetry import FILLS, NO_TELEMETRY, SNIPE_LATENCY_MS, Telemetry
 from application.timing import SnipeTiming
 from application.trade_book import TradeBook
 from domain.events import Cause
 from domain.position import Position
-from domain.risk import TradeProposal, risk_limits
 from domain.target import SnipeTarget, TargetStatus, target_stream
 from domain.values import ClientOrderId
 
@@ -279,17 +279,13 @@ class ExecuteSnipe:
             target.fail("the user no longer exists", cause)
             await repository.save(self.store, target)
             return SnipeOutcome(target.target_id, SnipeResult.REFUSED, "unknown user")
-        proposal = TradeProposal(
-            quote_amount=target.quote_amount,
-            quote_asset=target.quote_asset,
-            open_positions=len(self.book.open_positions(target.user_id)),
-            open_exposure=self.book.open_exposure(target.user_id),
-            realised_pnl_today=self.book.realised_pnl_on(target.user_id, cause.at.date()),
-            profile=settings.risk,
+        # The pair's minimum order value is left to the exchange here: the check runs right before
+        # the send, where no extra call may stand (prepare loads the pair's rules for the order).
+        proposal = trade_proposal(
+            self.book, settings, quote_amount=target.quote_amount, quote_asset=target.quote_asset,
+            exit_plan=target.exit_plan, day=cause.at.date(),
         )
-        reasons = risk_limits().unmet(proposal)
-        if target.live and not settings.risk.live:
-            reasons.append("live trading is not enabled for this user")
+        reasons = risk_refusals(proposal, live=target.live, settings=settings)
         if reasons:
             target.refuse_by_risk(reasons, cause)
             await repository.save(self.store, target)

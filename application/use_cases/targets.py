@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from application import repository
 from application.errors import ApplicationError, NotFound
-from application.ports import Clock, EventStore, ScheduledJob, Scheduler, TraderDirectory
+from application.ports import (
+    Clock,
+    EventStore,
+    PairRules,
+    ScheduledJob,
+    Scheduler,
+    SymbolRules,
+    TraderDirectory,
+    TraderSettings,
+)
+from application.pre_trade import known_pair_rules, risk_refusals, trade_proposal
 from application.timing import SnipeTiming
+from application.trade_book import TradeBook
 from application.use_cases.listings import EXECUTE_SNIPE
-from domain.errors import InvalidValue
+from domain.errors import InvalidValue, RiskLimitExceeded
 from domain.events import Cause
-from domain.exit_plans import resolve_exit_plan
+from domain.exit_plans import ExitPlan, resolve_exit_plan
 from domain.listing import target_id_for
+from domain.specifications import LaunchTiming, schedulable_launch
 from domain.target import SnipeTarget, target_stream
 from domain.values import Symbol, to_decimal
 
@@ -35,18 +47,25 @@ class NewSnipe:
     quote_amount: Decimal
     exit_strategy: str | None = None  # None: the trader's default
     coin_id: str | None = None  # None: a manual listing id derived from symbol and launch
-    live: bool = False
+    live: bool | None = None  # None: as the trader's risk profile says, as for the targets the calendar creates
 
 
 class CreateSnipeTarget:
     """A person names the pair, the amount and the launch: no calendar or state detection
     stands between, so the target is recorded ready (confidence 1) and scheduled at once.
-    Risk limits still apply when it executes."""
+
+    It is refused (RiskLimitExceeded) when the risk limits would refuse it at launch as the book
+    stands now, by the same specification the executor asks again before the send; below the
+    pair's minimum order value when `rules` can state the pair's (the API has no exchange at
+    hand: there the exchange judges that at the send); and for a launch more than
+    MAX_SCHEDULE_AHEAD away."""
 
     def __init__(
-        self, store: EventStore, traders: TraderDirectory, scheduler: Scheduler, clock: Clock, timing: SnipeTiming
+        self, store: EventStore, traders: TraderDirectory, scheduler: Scheduler, clock: Clock, timing: SnipeTiming,
+        book: TradeBook, rules: PairRules | None = None,
     ) -> None:
         self.store, self.traders, self.scheduler, self.clock, self.timing = store, traders, scheduler, clock, timing
+        self.book, self.rules = book, rules
 
     async def __call__(self, request: NewSnipe) -> str:
         settings = await self.traders.settings_for(request.user_id)
@@ -60,6 +79,11 @@ class CreateSnipeTarget:
         deadline = request.launch_at + self.timing.snipe_window
         if deadline <= now:
             raise InvalidValue(f"launch time {request.launch_at.isoformat()} is past its snipe window")
+        for problem in schedulable_launch().unmet(LaunchTiming(request.launch_at, now)):
+            raise InvalidValue(problem)
+        live = settings.risk.live if request.live is None else request.live
+        await _check_risk(self.store, self.book, settings, request.symbol, amount, plan, live, request.launch_at,
+                          await known_pair_rules(self.rules, request.symbol))
         coin_id = request.coin_id or f"manual-{request.symbol.code}-{int(request.launch_at.timestamp() * 1000)}"
         target_id = target_id_for(request.user_id, coin_id)
         if await self.store.load(target_stream(target_id)):
@@ -67,13 +91,28 @@ class CreateSnipeTarget:
         cause = Cause(now, target_id)
         target = SnipeTarget.create(
             target_id, request.user_id, coin_id, request.symbol, request.launch_at, amount, plan, MANUAL_CONFIDENCE,
-            request.live, cause,
+            live, cause,
         )
         target.mark_ready("manual", MANUAL_CONFIDENCE, int((request.launch_at - now).total_seconds()), cause)
         target.schedule(request.launch_at, deadline, cause)
         await repository.save(self.store, target)
         await self.scheduler.schedule(ScheduledJob(EXECUTE_SNIPE, target_id, request.launch_at - self.timing.prepare_ahead))
         return target_id
+
+
+async def _check_risk(
+    store: EventStore, book: TradeBook, settings: TraderSettings, symbol: Symbol, amount: Decimal, plan: ExitPlan,
+    live: bool, launch_at: datetime, rules: SymbolRules | None,
+) -> None:
+    """Raise RiskLimitExceeded naming every limit the buy would break at its launch, as the book stands now."""
+    await book.catch_up(store)
+    proposal = trade_proposal(
+        book, settings, quote_amount=amount, quote_asset=symbol.quote, exit_plan=plan,
+        day=launch_at.astimezone(UTC).date(), rules=rules,
+    )
+    reasons = risk_refusals(proposal, live=live, settings=settings)
+    if reasons:
+        raise RiskLimitExceeded(reasons)
 
 
 async def _own_target(store: EventStore, user_id: str, target_id: str) -> SnipeTarget:
@@ -93,20 +132,26 @@ class SnipeAmendment:
 
 
 class UpdateSnipeTarget:
-    """Change the amount or exit strategy of one of the user's targets before its order is sent."""
+    """Change the amount or exit strategy of one of the user's targets before its order is sent;
+    the amended target is checked against the risk limits as a new one is (CreateSnipeTarget)."""
 
-    def __init__(self, store: EventStore, traders: TraderDirectory, clock: Clock) -> None:
-        self.store, self.traders, self.clock = store, traders, clock
+    def __init__(
+        self, store: EventStore, traders: TraderDirectory, clock: Clock, book: TradeBook, rules: PairRules | None = None
+    ) -> None:
+        self.store, self.traders, self.clock, self.book, self.rules = store, traders, clock, book, rules
 
     async def __call__(self, request: SnipeAmendment) -> None:
         target = await _own_target(self.store, request.user_id, request.target_id)
-        assert target.exit_plan is not None
+        assert target.exit_plan is not None and target.symbol is not None and target.launch_at is not None
+        settings = await self.traders.settings_for(request.user_id)
         plan = target.exit_plan
         if request.exit_strategy is not None:
-            settings = await self.traders.settings_for(request.user_id)
             plan = resolve_exit_plan(request.exit_strategy, settings.custom_exit_plans)
         amount = target.quote_amount if request.quote_amount is None else to_decimal(request.quote_amount, "quote amount")
-        target.amend(amount, plan, request.user_id, Cause(self.clock.now(), request.target_id))
+        cause = Cause(self.clock.now(), request.target_id)
+        target.amend(amount, plan, request.user_id, cause)  # first: a target already sent is a conflict, not a risk
+        await _check_risk(self.store, self.book, settings, target.symbol, amount, plan, target.live, target.launch_at,
+                          await known_pair_rules(self.rules, target.symbol))
         await repository.save(self.store, target)
 
 

@@ -144,8 +144,13 @@ def traced(app: ASGIApp, container: AsyncContainer, log_requests: bool = True) -
                     duration_ms = round((time.perf_counter() - started) * 1000, 1)
                     raw = scope.get("raw_path") or scope["path"].encode()
                     path = raw.partition(b"?")[0].decode("ascii", "backslashreplace")[:200]
-                    access_log.info("%s %s %s %.1f ms", method, path, status, duration_ms,
-                                    extra={"method": method, "path": path, "status": status, "duration_ms": duration_ms})
+                    # makeRecord + handle is log.info without findCaller's walk up the stack: a quarter of
+                    # the line's cost, on every request, for a caller that is always this line.
+                    access_log.handle(access_log.makeRecord(
+                        access_log.name, logging.INFO, __file__, 0, "%s %s %s %.1f ms",
+                        (method, path, status, duration_ms), None,
+                        extra={"method": method, "path": path, "status": status, "duration_ms": duration_ms},
+                    ))
 
     return wrapped
 

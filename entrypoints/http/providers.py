@@ -30,6 +30,7 @@ from application.ports import (
     ExchangeTrading,
     OrderReport,
     ReadModels,
+    Scheduler,
     TraderDirectory,
 )
 from application.timing import SnipeTiming
@@ -155,8 +156,20 @@ class HttpProvider(Provider):
     target_history = provide(GetUserTargetHistory, scope=Scope.APP)
     audit_trail = provide(GetUserAuditTrail, scope=Scope.APP)
     listings = provide(ListListings, scope=Scope.APP)
-    create_target = provide(CreateSnipeTarget, scope=Scope.APP)
-    update_target = provide(UpdateSnipeTarget, scope=Scope.APP)
+
+    @provide(scope=Scope.APP)
+    def create_target(
+        self, store: EventStore, traders: TraderDirectory, scheduler: Scheduler, clock: Clock, timing: SnipeTiming,
+        book: TradeBook,
+    ) -> CreateSnipeTarget:
+        # No exchange at hand here (NoExchangeSession): the pair's minimum order value is not known,
+        # so that one check is left to the exchange at the send; every risk limit is checked.
+        return CreateSnipeTarget(store, traders, scheduler, clock, timing, book, rules=None)
+
+    @provide(scope=Scope.APP)
+    def update_target(self, store: EventStore, traders: TraderDirectory, clock: Clock, book: TradeBook) -> UpdateSnipeTarget:
+        return UpdateSnipeTarget(store, traders, clock, book, rules=None)
+
     cancel_target = provide(CancelSnipeTarget, scope=Scope.APP)
     get_settings = provide(GetTraderSettings, scope=Scope.APP)
     change_settings = provide(ChangeTraderSettings, scope=Scope.APP)

@@ -342,7 +342,7 @@ async def get_stop(identity: FromDishka[Identity], read_models: FromDishka[ReadM
 
 
 @post("/emergency-stop", status_code=HTTP_200_OK, responses=error_responses(*AUTH, 409, 413, 422),
-      summary="Halt your trading: new orders are refused until you clear it")
+      summary="Halt your trading: new orders are refused until you clear it (pressed again: says since when)")
 async def activate_stop(
     data: JSONBody[StopIn], identity: FromDishka[Identity], activate: FromDishka[ActivateEmergencyStop],
     refresh: FromDishka[ReadModelRefresh], read_models: FromDishka[ReadModels],
@@ -350,19 +350,22 @@ async def activate_stop(
     result = await activate(_user(identity), data.reason, _user(identity))
     await refresh()
     reason = await read_models.halted(_user(identity))
-    return StopOut(reason is not None, reason, result.cancelled_orders, result.cancel_failures)
+    since = result.already_active_since
+    note = None if since is None else f"already active since {since.isoformat()}; nothing new recorded"
+    return StopOut(reason is not None, reason, result.cancelled_orders, result.cancel_failures, since, note)
 
 
 @delete("/emergency-stop", status_code=HTTP_200_OK, responses=error_responses(*AUTH, 409),
-        summary="Clear your emergency stop (a global stop stays)")
+        summary="Clear your emergency stop (a global stop stays; none active: says so)")
 async def clear_stop(
     identity: FromDishka[Identity], clear: FromDishka[ClearEmergencyStop],
     refresh: FromDishka[ReadModelRefresh], read_models: FromDishka[ReadModels],
 ) -> StopOut:
-    await clear(_user(identity), _user(identity))
+    cleared = await clear(_user(identity), _user(identity))
     await refresh()
     reason = await read_models.halted(_user(identity))
-    return StopOut(reason is not None, reason)
+    note = None if cleared else "no emergency stop of yours was active; nothing to clear"
+    return StopOut(reason is not None, reason, note=note)
 
 
 @get("/agents", responses=error_responses(*AUTH), summary="The worker agents' last heartbeats")

@@ -255,7 +255,8 @@ TargetStatusName = Literal["watching", "ready", "scheduled", "executing", "fille
 
 
 class TargetIn(Struct, forbid_unknown_fields=True):
-    """A manual snipe: recorded ready and scheduled at once (risk limits apply at launch)."""
+    """A manual snipe: recorded ready and scheduled at once, live or paper as the trader's risk
+    profile says; refused (422) when the risk limits would refuse it, and checked again at launch."""
 
     symbol: Annotated[str, Meta(pattern=r"^[A-Za-z0-9]{2,20}$")]
     launch_at: Moment
@@ -288,12 +289,13 @@ class TargetOut(Struct):
     confidence: str
     execute_at: datetime | None
     reason: str | None
+    live: bool  # real money on MEXC; false: paper. As the trader's risk profile said when it was created
 
     @classmethod
     def of(cls, v: TargetView) -> "TargetOut":
         return cls(
             v.target_id, v.coin_id, v.symbol, v.launch_at, money(v.quote_amount), v.exit_strategy, v.status,
-            money(v.confidence), v.execute_at, v.reason,
+            money(v.confidence), v.execute_at, v.reason, v.live,
         )
 
 
@@ -409,10 +411,14 @@ class StopIn(Struct, forbid_unknown_fields=True):
 
 
 class StopOut(Struct):
+    """`note`: set when the request changed nothing (a stop pressed again, or none to clear)."""
+
     active: bool
     reason: str | None
     cancelled_orders: list[str] = []
     cancel_failures: list[str] = []
+    active_since: datetime | None = None
+    note: str | None = None
 
 
 class AgentOut(Struct):

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from domain.errors import InvalidValue, UnknownExitStrategy
-from domain.exit_plans import PRESETS, ExitPlan, TakeProfitLevel, resolve_exit_plan
+from domain.exit_plans import PRESETS, ExitPlan, TakeProfitLevel, exit_plan_bounds, resolve_exit_plan, within_bounds
 
 
 def levels(*pairs: tuple[str, str]) -> tuple[TakeProfitLevel, ...]:
@@ -175,3 +175,53 @@ class TestResolve:
     def test_lookup_is_exact(self) -> None:
         with pytest.raises(UnknownExitStrategy):
             resolve_exit_plan("Balanced")
+
+
+class TestBoundsATraderMaySet:
+    """What a person may set (issue 12): 1-5 levels, gains 0.5-1000 %, shares 1-100 %, stop-loss
+    0.5-95 %, trailing stop 0.5-50 %, hold 1 min-30 days. A plan recorded before keeps loading."""
+
+    @pytest.mark.parametrize("name", sorted(PRESETS))
+    def test_every_preset_is_within_the_bounds(self, name: str) -> None:
+        assert exit_plan_bounds().unmet(PRESETS[name]) == []
+
+    @pytest.mark.parametrize(
+        ("bad", "reason"),
+        [
+            (plan(*[(str(g), "10") for g in range(10, 80, 10)]), "7 take-profit levels; give 1 to 5"),
+            (plan(), "0 take-profit levels; give 1 to 5"),
+            (plan(("1001", "100")), "take-profit gain 1001% is outside 0.5-1000%"),
+            (plan(("0.05", "100")), "take-profit gain 0.05% is outside 0.5-1000%"),
+            (plan(("10", "0.5"), ("20", "50")), "take-profit share 0.5% is outside 1-100%"),
+            (plan(("10", "100"), stop="0.4"), "stop-loss 0.4% is outside 0.5-95%"),
+            (plan(("10", "100"), stop="96"), "stop-loss 96% is outside 0.5-95%"),
+            (plan(("10", "100"), trailing="0.1"), "trailing stop 0.1% is outside 0.5-50%"),
+            (plan(("10", "100"), trailing="51"), "trailing stop 51% is outside 0.5-50%"),
+            (plan(("10", "100"), hold=59), "max hold time 59 s is outside 60 s (1 min) to 2592000 s (30 days)"),
+            (plan(("10", "100"), hold=30 * 86_400 + 1), "max hold time 2592001 s is outside 60 s (1 min) to 2592000 s"),
+        ],
+    )
+    def test_each_bound_is_named(self, bad: ExitPlan, reason: str) -> None:
+        with pytest.raises(InvalidValue, match="exit plan 'custom': ") as caught:
+            within_bounds(bad)
+        assert reason in str(caught.value)
+
+    @pytest.mark.parametrize(
+        "fine",
+        [
+            plan(("0.5", "1")),
+            plan(*[(str(g), "20") for g in (1, 2, 3, 4, 1000)], stop="95", trailing="50", hold=30 * 86_400),
+            plan(("10", "100"), stop="0.5", trailing="0.5", hold=60),
+        ],
+    )
+    def test_the_edges_are_inside(self, fine: ExitPlan) -> None:
+        assert within_bounds(fine) is fine
+
+    def test_every_broken_bound_is_reported_at_once(self) -> None:
+        with pytest.raises(InvalidValue) as caught:
+            within_bounds(plan(("1001", "0.5"), stop="96"))
+        assert str(caught.value).count(";") == 2
+
+    def test_a_plan_out_of_bounds_still_exists_as_a_value(self) -> None:
+        # An old event may hold one: it must still load (the bounds guard what a person sets).
+        assert len(plan(*[(str(g), "10") for g in range(10, 80, 10)]).take_profits) == 7

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from domain.errors import DomainError, InvalidValue, RiskLimitExceeded
-from domain.risk import DEFAULT_RISK_PROFILE, RiskProfile, TradeProposal, risk_limits
+from domain.risk import DEFAULT_RISK_PROFILE, RiskProfile, TradeProposal, loss_at_stop, position_loss_at_stop, risk_limits
 
 PROFILE = RiskProfile(
     max_quote_per_snipe=Decimal("100"),
@@ -25,6 +25,7 @@ FINE = TradeProposal(
     open_exposure=Decimal("100"),
     realised_pnl_today=Decimal("-10"),
     profile=PROFILE,
+    stop_loss_percent=Decimal("10"),  # could lose 5 + 0.025 + 0.0225 in fees: 5.0475
 )
 
 
@@ -73,7 +74,7 @@ class TestRiskLimits:
         assert risk_limits().is_satisfied_by(FINE)
 
     def test_default_profile_is_used_when_none_is_given(self) -> None:
-        p = TradeProposal(Decimal("150"), "USDT", 0, Decimal("0"), Decimal("0"))
+        p = TradeProposal(Decimal("150"), "USDT", 0, Decimal("0"), Decimal("0"), stop_loss_percent=Decimal("10"))
         assert p.profile is DEFAULT_RISK_PROFILE
         assert risk_limits().unmet(p) == ["quote amount 150 exceeds the per-snipe limit 100"]
 
@@ -83,7 +84,7 @@ class TestRiskLimits:
             {"quote_amount": Decimal("100")},  # exactly the per-snipe limit
             {"quote_amount": Decimal("100"), "open_exposure": Decimal("200")},  # exactly the exposure limit
             {"open_positions": 2},  # one below the limit
-            {"realised_pnl_today": Decimal("-49.99999999")},  # just under the daily loss
+            {"realised_pnl_today": Decimal("-44.9525")},  # with this snipe at its stop-loss: exactly the limit
             {"realised_pnl_today": Decimal("500")},  # profit
             {"quote_asset": "USDC"},
         ],
@@ -138,3 +139,70 @@ class TestRiskLimitExceeded:
         assert isinstance(err, DomainError)
         assert err.reasons == reasons
         assert str(err) == "quote asset BTC is not allowed (USDT, USDC); 3 positions already open, limit 3"
+
+
+class TestTheTradeAboutToBeMade:
+    """The daily loss limit counts what the new trade and the open positions could still lose at
+    their stop-losses, fees both ways, not only the loss realised so far (issue 12)."""
+
+    LIMIT_5 = replace(PROFILE, max_daily_loss=Decimal("5"))
+
+    def test_the_reported_case_is_refused(self) -> None:
+        # A loss of 4.018 today, then a 20 USDT snipe with a 10 % stop-loss: 2 + 0.01 + 0.009 more.
+        proposal = TradeProposal(
+            Decimal("20"), "USDT", 0, Decimal("0"), Decimal("-4.018"), self.LIMIT_5, stop_loss_percent=Decimal("10"),
+        )
+        assert proposal.possible_loss == Decimal("2.019")
+        assert risk_limits().unmet(proposal) == [
+            "today's loss 4.018 + open positions at their stop-losses 0 + this snipe at its 10% stop-loss, fees both "
+            "ways, 2.019 = 6.037 would exceed the daily loss limit 5"
+        ]
+
+    def test_the_same_snipe_on_a_fresh_day_goes(self) -> None:
+        proposal = TradeProposal(
+            Decimal("20"), "USDT", 0, Decimal("0"), Decimal("0"), self.LIMIT_5, stop_loss_percent=Decimal("10"),
+        )
+        assert risk_limits().unmet(proposal) == []
+
+    def test_open_positions_count_at_their_stop_losses(self) -> None:
+        proposal = TradeProposal(
+            Decimal("20"), "USDT", 1, Decimal("20"), Decimal("0"), self.LIMIT_5, stop_loss_percent=Decimal("10"),
+            open_at_risk=Decimal("3"),
+        )
+        assert risk_limits().unmet(proposal) == [
+            "today's loss 0 + open positions at their stop-losses 3 + this snipe at its 10% stop-loss, fees both "
+            "ways, 2.019 = 5.019 would exceed the daily loss limit 5"
+        ]
+
+    def test_with_no_stop_loss_the_whole_amount_may_be_lost(self) -> None:
+        proposal = TradeProposal(Decimal("6"), "USDT", 0, Decimal("0"), Decimal("0"), self.LIMIT_5)
+        assert proposal.possible_loss == Decimal("6")
+        assert risk_limits().unmet(proposal) == [
+            "today's loss 0 + open positions at their stop-losses 0 + this snipe with no stop-loss (all of it) 6 = 6 "
+            "would exceed the daily loss limit 5"
+        ]
+
+    def test_a_profit_today_does_not_make_room_for_more_loss(self) -> None:
+        proposal = TradeProposal(
+            Decimal("60"), "USDT", 0, Decimal("0"), Decimal("100"), self.LIMIT_5, stop_loss_percent=Decimal("10"),
+        )
+        assert "would exceed the daily loss limit 5" in risk_limits().unmet(proposal)[0]
+
+    def test_loss_at_stop_and_position_loss_at_stop(self) -> None:
+        assert loss_at_stop(Decimal("100"), Decimal("10"), Decimal("0.001")) == Decimal("10.19")
+        # 10 coins bought at 2 for 20.02 (fee in the cost): at -10 %, 18 back less 0.018 of fee.
+        assert position_loss_at_stop(Decimal("20.02"), Decimal("10"), Decimal("2"), Decimal("10"), Decimal("0.001")) \
+            == Decimal("2.038")
+        assert position_loss_at_stop(Decimal("20"), Decimal("10"), Decimal("2"), None, Decimal("0.001")) == Decimal("20")
+
+
+class TestMinimumOrderValue:
+    def test_below_the_pairs_minimum_is_refused_when_known(self) -> None:
+        tiny = replace(FINE, quote_amount=Decimal("0.000000000000000001"), min_notional=Decimal("1"))
+        assert risk_limits().unmet(tiny) == [
+            "quote amount 0.000000000000000001 is below the pair's minimum order value 1"
+        ]
+
+    def test_unknown_minimum_is_not_checked(self) -> None:
+        assert risk_limits().unmet(replace(FINE, quote_amount=Decimal("0.5"))) == []
+        assert risk_limits().unmet(replace(FINE, quote_amount=Decimal("1"), min_notional=Decimal("1"))) == []

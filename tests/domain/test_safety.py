@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
-from domain.errors import InvalidTransition, InvalidValue
+from domain.errors import InvalidValue
 from domain.events import EmergencyStopActivated, EmergencyStopCleared
-from domain.safety import GLOBAL_SCOPE, Halt, SafetySwitch, safety_stream, strictest_halt
+from domain.safety import (
+    GLOBAL_SCOPE,
+    Halt,
+    SafetySwitch,
+    distinct_errors,
+    error_burst,
+    safety_stream,
+    strictest_halt,
+)
 from tests.domain.support import cause, state_of, type_names
 
 
@@ -34,13 +44,23 @@ class TestSafetySwitch:
         assert (rec.stream_id, rec.version, rec.user_id, rec.correlation_id) == ("safety-user-1", 1, "user-1", "flow-9")
         assert rec.occurred_at == cause(5).at
 
-    def test_activate_twice_is_invalid(self) -> None:
+    def test_activate_twice_records_nothing_and_keeps_since_when(self) -> None:
         switch = SafetySwitch.for_scope(GLOBAL_SCOPE)
-        switch.activate("error burst", "ops", cause(1))
-        with pytest.raises(InvalidTransition, match="cannot be activated while active"):
-            switch.activate("again", "someone", cause(2))
-        assert switch.version == 1
-        assert switch.reason == "error burst"
+        assert switch.activate("error burst", "ops", cause(1)) is True
+        assert switch.activate("again", "someone", cause(2)) is False
+        assert switch.version == 1 and len(switch.pending) == 1
+        assert (switch.reason, switch.activated_by, switch.active_since) == ("error burst", "ops", cause(1).at)
+
+    def test_active_since_survives_a_rehydrate_and_a_takeover_and_is_gone_once_cleared(self) -> None:
+        switch = SafetySwitch.for_scope("user-1")
+        switch.activate("loss", "safety-monitor", cause(1), automatic=True)
+        switch.activate("I hold everything", "alice", cause(2))
+        assert switch.active_since == cause(1).at  # the stop has held since the first press
+        assert SafetySwitch.rehydrate(switch.stream_id, switch.pending).active_since == cause(1).at
+        switch.clear("alice", cause(3))
+        switch.activate("again", "alice", cause(4))
+        assert switch.active_since == cause(4).at
+        assert SafetySwitch.rehydrate(switch.stream_id, switch.pending).active_since == cause(4).at
 
     @pytest.mark.parametrize("reason", ["", "   ", "\t\n"])
     def test_blank_reason_refused(self, reason: str) -> None:
@@ -49,11 +69,10 @@ class TestSafetySwitch:
             switch.activate(reason, "someone", cause(1))
         assert switch.active is False and switch.version == 0
 
-    def test_clear_when_not_active_is_invalid(self) -> None:
+    def test_clear_when_not_active_records_nothing(self) -> None:
         switch = SafetySwitch.for_scope(GLOBAL_SCOPE)
-        with pytest.raises(InvalidTransition, match="cannot be cleared while not active"):
-            switch.clear("ops", cause(1))
-        assert switch.version == 0
+        assert switch.clear("ops", cause(1)) is False
+        assert switch.version == 0 and switch.pending == []
 
     def test_clear_after_activate(self) -> None:
         switch = SafetySwitch.for_scope(GLOBAL_SCOPE)
@@ -62,8 +81,8 @@ class TestSafetySwitch:
         assert switch.active is False
         assert switch.reason is None and switch.activated_by is None
         assert switch.pending[-1].event == EmergencyStopCleared("global", "ops-lead")
-        with pytest.raises(InvalidTransition):
-            switch.clear("ops-lead", cause(3))
+        assert switch.clear("ops-lead", cause(3)) is False
+        assert switch.version == 2 and switch.active_since is None
 
     def test_can_be_activated_again_after_clearing(self) -> None:
         switch = SafetySwitch.for_scope(GLOBAL_SCOPE)
@@ -123,12 +142,13 @@ class TestWhoActivatedIt:
         assert switch.version == 2
 
     @pytest.mark.parametrize(("first_automatic", "second_automatic"), [(False, False), (False, True), (True, True)])
-    def test_otherwise_an_active_stop_cannot_be_activated_again(self, first_automatic: bool, second_automatic: bool) -> None:
+    def test_otherwise_activating_an_active_stop_again_changes_nothing(
+        self, first_automatic: bool, second_automatic: bool
+    ) -> None:
         switch = SafetySwitch.for_scope("user-1")
         switch.activate("one", "x", cause(1), automatic=first_automatic)
-        with pytest.raises(InvalidTransition, match="cannot be activated while active"):
-            switch.activate("two", "y", cause(2), automatic=second_automatic)
-        assert switch.version == 1
+        assert switch.activate("two", "y", cause(2), automatic=second_automatic) is False
+        assert (switch.version, switch.reason, switch.automatic) == (1, "one", first_automatic)
 
     def test_the_strictest_of_a_user_s_stops_wins(self) -> None:
         person, monitor, idle = (SafetySwitch.for_scope(s) for s in ("user-1", GLOBAL_SCOPE, "user-2"))
@@ -173,3 +193,18 @@ class TestStopsRecordedBeforeAutomaticExisted:
 
     def test_snapshots_folded_before_the_inference_are_not_used(self) -> None:
         assert SafetySwitch.snapshot_shape().startswith("SafetySwitch/2:")
+
+
+class TestErrorsCountOncePerSnipeOrPosition:
+    def test_a_refused_snipe_counts_once(self) -> None:
+        # Each rejected snipe records SnipeOrderRejected and SnipeFailed on its stream.
+        sightings = [(cause(i).at, f"target-t{i // 2}") for i in range(6)]
+        assert distinct_errors(sightings) == [cause(0).at, cause(2).at, cause(4).at]
+        assert not error_burst(distinct_errors(sightings), cause(6).at, timedelta(minutes=1), 5)
+
+    def test_different_snipes_and_positions_each_count(self) -> None:
+        sightings = [(cause(i).at, f"target-t{i}") for i in range(3)] + [(cause(3).at, "position-p"),
+                                                                        (cause(4).at, "position-p"),
+                                                                        (cause(5).at, "position-q")]
+        assert len(distinct_errors(sightings)) == 5
+        assert error_burst(distinct_errors(sightings), cause(6).at, timedelta(minutes=1), 5)

@@ -9,11 +9,13 @@ import pytest
 
 from domain.specifications import (
     READY_STATE_PATTERN,
+    MAX_SCHEDULE_AHEAD,
     LaunchTiming,
     PricePoint,
     Rule,
     Specification,
     stop_loss_hit,
+    schedulable_launch,
     take_profit_reached,
     within_advance_window,
 )
@@ -179,3 +181,23 @@ class TestPriceRules:
         assert rule.is_satisfied_by(PricePoint(entry, Decimal("1")))
         assert not rule.is_satisfied_by(PricePoint(entry, Decimal("95.00000001")))
         assert rule.unmet(PricePoint(entry, Decimal("99"))) == ["price 99 above stop-loss -5% of 100"]
+
+
+class TestSchedulingHorizon:
+    """A snipe is scheduled by hand at most 30 days before its launch (a 2126 typo is refused)."""
+
+    @pytest.mark.parametrize(
+        ("until_launch", "expected"),
+        [
+            (MAX_SCHEDULE_AHEAD, True),
+            (MAX_SCHEDULE_AHEAD + timedelta(microseconds=1), False),
+            (timedelta(days=36500), False),
+            (timedelta(minutes=5), True),
+        ],
+    )
+    def test_boundaries(self, until_launch: timedelta, expected: bool) -> None:
+        assert schedulable_launch().is_satisfied_by(LaunchTiming(T0 + until_launch, T0)) is expected
+
+    def test_reason_names_the_launch_and_the_bound(self) -> None:
+        (reason,) = schedulable_launch().unmet(LaunchTiming(T0 + timedelta(days=36500), T0))
+        assert reason.startswith(f"launch time {(T0 + timedelta(days=36500)).isoformat()} is more than 30 days ahead")

@@ -16,8 +16,8 @@ from application.use_cases.settings import ChangeTraderSettings
 from adapters.clock import SystemClock
 from adapters.memory import InMemoryTraderDirectory
 from domain.errors import InvalidValue, UnknownExitStrategy
-from domain.events import Cause
-from domain.exit_plans import PRESETS
+from domain.events import Cause, ExitStrategySaved, Recorded
+from domain.exit_plans import PRESETS, TakeProfitLevel
 from domain.trader import ExitStrategyInUse, ReservedStrategyName, Trader, TradingPreferences
 
 CAUSE = Cause(datetime(2025, 1, 1, tzinfo=UTC), "c")
@@ -62,3 +62,16 @@ async def test_directory_serves_recorded_settings_and_falls_back_to_the_scenario
         await directory.settings_for("nobody")
     await ChangeTraderSettings(store, SystemClock())("api-user", TradingPreferences(auto_snipe=False))
     assert [s.user_id for s in await directory.auto_snipers()] == ["demo-user"]
+
+
+def test_an_own_strategy_outside_the_bounds_is_refused_but_one_recorded_before_still_loads() -> None:
+    trader = Trader.for_user("u")
+    seven = replace(PRESETS["balanced"], name="ladder", take_profits=tuple(
+        TakeProfitLevel(Decimal(g), Decimal("10")) for g in range(10, 80, 10)
+    ))
+    with pytest.raises(InvalidValue, match="exit plan 'ladder': 7 take-profit levels; give 1 to 5"):
+        trader.save_exit_strategy(seven, CAUSE)
+    assert trader.pending == []
+    # A plan saved before the bounds existed is history: it folds as it was recorded.
+    old = Recorded(trader.stream_id, 1, CAUSE.at, "u", "c", ExitStrategySaved(seven))
+    assert Trader.rehydrate(trader.stream_id, [old]).custom_plans == {"ladder": seven}

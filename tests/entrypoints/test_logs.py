@@ -181,6 +181,17 @@ def test_a_bad_logging_setting_is_one_line_and_exit_2(
     assert err.getvalue() == message and out.getvalue() == ""
 
 
+def test_a_bad_setting_stops_sniper_serve_with_one_line_and_no_secret(tmp_path: Path) -> None:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("SNIPER_", "DATABASE_", "REDIS_"))},
+           "PYTHONPATH": str(ROOT), "REDIS_URL": f"http://:{MARKER}@cache.example:6379/0"}
+    done = subprocess.run([sys.executable, "-m", "entrypoints.cli", "serve", "--port", str(free_port())],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == ("sniper: REDIS_URL must be a redis://, rediss:// or unix:// URL, "
+                           "got 'http://***@cache.example:6379/0'\n")
+    assert os.listdir(tmp_path) == []  # nothing written
+
+
 def test_the_log_level_and_format_are_read_from_the_environment() -> None:
     from entrypoints.config import load_settings, log_settings
 
