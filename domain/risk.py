@@ -7,7 +7,7 @@ from decimal import Context, Decimal
 
 from domain.errors import InvalidValue
 from domain.specifications import Rule, Specification
-from domain.values import to_decimal
+from domain.values import MONEY_PLACES, to_decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +135,12 @@ def risk_limits() -> Specification[TradeProposal]:
         lambda p: p.quote_amount > 0,
         lambda p: f"quote amount must be positive: {p.quote_amount}",
     )
+    # Money is carried to MONEY_PLACES: an amount finer than that cannot be spent as given.
+    precision = Rule[TradeProposal](
+        "quote amount precision",
+        lambda p: p.quote_amount == p.quote_amount.quantize(MONEY_PLACES, context=Context(prec=100)),
+        lambda p: f"quote amount {p.quote_amount:f} has more than {-MONEY_PLACES.as_tuple().exponent} decimal places",
+    )
     minimum = Rule[TradeProposal](
         "minimum order value",
         lambda p: p.min_notional is None or p.quote_amount <= 0 or p.quote_amount >= p.min_notional,
@@ -164,4 +170,4 @@ def risk_limits() -> Specification[TradeProposal]:
         lambda p: -p.realised_pnl_today < p.profile.max_daily_loss and p.possible_daily_loss <= p.profile.max_daily_loss,
         _daily_loss_refusal,
     )
-    return positive & within_size & minimum & asset & concurrency & exposure & daily_loss
+    return positive & within_size & precision & minimum & asset & concurrency & exposure & daily_loss

@@ -19,6 +19,7 @@ import json
 import logging
 import sys
 import time
+from types import TracebackType
 from typing import Any
 
 from entrypoints.config import LogSettings
@@ -103,3 +104,14 @@ def configure_logging(settings: LogSettings, long_running: bool) -> None:
         uvicorn_logger.propagate = True
         uvicorn_logger.setLevel(logging.NOTSET)
     logging.getLogger("uvicorn.access").disabled = True
+    sys.excepthook = _log_uncaught
+
+
+def _log_uncaught(kind: type[BaseException], value: BaseException, traceback: TracebackType | None) -> None:
+    """A crash's traceback goes through the log too: with SNIPER_LOG_FORMAT=json it is one JSON line
+    like every other, not forty lines a log collector would take for forty messages."""
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, value, traceback)
+        return
+    logging.getLogger("sniper").critical("the process ends on an uncaught %s", kind.__name__,
+                                         exc_info=(kind, value, traceback))

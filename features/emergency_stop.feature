@@ -2,7 +2,8 @@ Feature: Emergency stop
   A person (or the safety monitor) can halt trading for one user or for everyone
   ('global'). While the stop is active no new order is sent: a scheduled snipe fails
   without an order and exits are held. Only a person clears it, and trading resumes.
-  Clearing a stop that is not active is refused.
+  The stop is a button: pressing it again while it holds records nothing and says since when
+  it has held; clearing a stop that is not active records nothing and says there was none.
   A stop the safety monitor trips by itself (daily loss, price collapse, error burst) fires
   when a loss is running: it holds snipes and take-profits, but stop-losses and trailing
   stops keep selling. A person's stop holds every exit.
@@ -118,10 +119,10 @@ Feature: Emergency stop
     And NEW's price ticks arrive until 10:02:30
     Then alice's position in NEW is still open with no exit order
 
-  Scenario Outline: Clearing a stop that is not active is refused
+  Scenario Outline: Clearing a stop that is not active says there was none and records nothing
     Given <history>
-    When ops tries to clear the emergency stop for <scope>
-    Then the request is refused: the emergency stop for <scope> cannot be cleared while not active
+    When ops clears the emergency stop for <scope> again
+    Then the answer is that no emergency stop for <scope> was active
     And nothing was recorded
 
     Examples:
@@ -131,8 +132,24 @@ Feature: Emergency stop
       | global | ops activated and cleared the emergency stop for global  |
       | alice  | ops activated the emergency stop for global              |
 
-  Scenario: Activating a stop that is already active is refused
-    Given ops activated the emergency stop for global
-    When ops tries to activate the emergency stop for global
-    Then the request is refused: the emergency stop for global cannot be activated while active
+  Scenario Outline: Pressing a stop that is already active says since when and records nothing
+    Given <first> activated the emergency stop for <scope>
+    And it is 09:45 UTC
+    When <second> presses the emergency stop for <scope> again because "still bad"
+    Then the answer is that the emergency stop for <scope> has been active since 09:30 because "drill"
     And nothing was recorded
+    And the emergency stop for <scope> still holds everything
+
+    Examples:
+      | scope  | first | second |
+      | global | ops   | ops    |
+      | alice  | alice | alice  |
+      | alice  | ops   | alice  |
+
+  Scenario: A second press is no error, and the stop it finds still stops the snipe
+    Given alice's snipe of NEW was scheduled at 09:30
+    When alice activates the emergency stop for alice because "I saw a rug pull"
+    And alice presses the emergency stop for alice again because "really"
+    And alice's snipe of NEW runs at its scheduled time
+    Then alice's snipe of NEW failed because "emergency stop: I saw a rug pull"
+    And no buy was sent for NEW

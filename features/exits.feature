@@ -223,3 +223,21 @@ Feature: Exits by plan
     When NEW's price ticks arrive until 10:05
     Then alice's position in NEW is closed with realised P&L -20.09
     And alice's position in CALM is still open with no exit order
+
+  Scenario Outline: A plan outside the bounds a trader may set is refused, naming the bound
+    When alice saves the exit plan "wild" with take-profits "<ladder>" and a stop-loss of <stop>%
+    Then the exit plan is refused because "<reason>"
+    And nothing was recorded
+
+    Examples:
+      | ladder                                                                                    | stop | reason                                    |
+      | +10% sell 10%, +20% sell 10%, +30% sell 10%, +40% sell 10%, +50% sell 10%, +60% sell 10%, +70% sell 10% | 10   | 7 take-profit levels; give 1 to 5         |
+      | +1001% sell 100%                                                                          | 10   | take-profit gain 1001% is outside 0.5-1000% |
+      | +0.05% sell 100%                                                                          | 10   | take-profit gain 0.05% is outside 0.5-1000% |
+      | +10% sell 0.5%, +20% sell 99.5%                                                           | 10   | take-profit share 0.5% is outside 1-100%  |
+      | none                                                                                      | 10   | 0 take-profit levels; give 1 to 5         |
+      | +10% sell 100%                                                                            | 96   | stop-loss 96% is outside 0.5-95%          |
+
+  Scenario: A plan at the edges of the bounds is saved
+    When alice saves the exit plan "edges" with take-profits "+0.5% sell 1%, +1000% sell 99%" and a stop-loss of 95%
+    Then alice's exit plan "edges" is saved

@@ -8,10 +8,12 @@ from decimal import Decimal
 from pytest_bdd import given, scenarios, then, when
 
 from application.ports import OrderReport, OrderSide, OrderStatus
+from application import repository
 from application.use_cases.monitor import MONITOR
-from domain.errors import InvalidTransition
+from application.use_cases.safety import EmergencyStopResult
 from adapters.eventstore.codec import decode_event
 from domain.events import EmergencyStopActivated, ExitFilled, Recorded
+from domain.safety import Halt, SafetySwitch, safety_stream
 from features.conftest import activate_stop as _activate, book_position, clear_stop as _clear, step
 from domain.values import ClientOrderId, Symbol
 from features.world import ExchangeWithRestingOrders, World
@@ -61,16 +63,16 @@ def clears(world: World, person: str, scope: str) -> None:
     _clear(world, scope, person)
 
 
-@when(step("{person:Name} tries to clear the emergency stop for {scope:Name}"))
-def tries_to_clear(world: World, person: str, scope: str) -> None:
+@when(step("{person:Name} clears the emergency stop for {scope:Name} again"))
+def clears_again(world: World, person: str, scope: str) -> None:
     world.begin_action()
-    world.attempt(lambda: _clear(world, scope, person))
+    world.result = world.run(world.clear_stop()(scope, person))
 
 
-@when(step("{person:Name} tries to activate the emergency stop for {scope:Name}"))
-def tries_to_activate(world: World, person: str, scope: str) -> None:
+@when(step('{person:Name} presses the emergency stop for {scope:Name} again because "{reason}"'))
+def presses_again(world: World, person: str, scope: str, reason: str) -> None:
     world.begin_action()
-    world.attempt(lambda: _activate(world, scope, "again", person))
+    _activate(world, scope, reason, person)
 
 
 @when(step(
@@ -153,8 +155,21 @@ def closed_by(world: World, user: str, ticker: str, exit: str, price: Decimal) -
     assert book_position(world, user, ticker).status == "closed"
 
 
-@then(step("the request is refused: the emergency stop for {scope:Name} cannot {action} while {current}"))
-def refused(world: World, scope: str, action: str, current: str) -> None:
-    assert isinstance(world.error, InvalidTransition), world.error
-    assert world.error.aggregate == f"emergency stop ({scope})"
-    assert (world.error.action, world.error.current) == (action, current)
+@then(step("the answer is that no emergency stop for {scope:Name} was active"))
+def none_was_active(world: World, scope: str) -> None:
+    assert world.result is False
+    world.run(world.book.catch_up(world.store))
+    assert scope not in world.book.stops
+
+
+@then(step('the answer is that the emergency stop for {scope:Name} has been active since {moment:Time} because "{reason}"'))
+def active_since(world: World, scope: str, moment: str, reason: str) -> None:
+    result = world.result
+    assert isinstance(result, EmergencyStopResult), result
+    assert (result.scope, result.already_active_since, result.reason) == (scope, world.at(moment), reason)
+
+
+@then(step("the emergency stop for {scope:Name} still holds everything"))
+def still_holds_everything(world: World, scope: str) -> None:
+    switch = world.run(repository.get(world.store, SafetySwitch, safety_stream(scope)))
+    assert (switch.active, switch.halt) == (True, Halt.EVERYTHING)

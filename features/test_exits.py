@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pytest_bdd import scenarios, then
+from pytest_bdd import scenarios, then, when
 
 from application.ports import OrderSide
+from application.use_cases.settings import load_trader
+from application.use_cases.strategies import SaveExitStrategy
+from domain.errors import InvalidValue
 from domain.events import ExitFilled, ExitOrderSubmitted
-from domain.exit_plans import resolve_exit_plan
+from domain.exit_plans import ExitPlan, TakeProfitLevel, resolve_exit_plan
 from features.conftest import book_position, step
 from features.world import World, dec
 
@@ -105,3 +108,31 @@ def exit_failed_times(world: World, count: int) -> None:
 @then(step("the exchange holds exactly one sell order for {ticker:Name}"))
 def one_sell_order(world: World, ticker: str) -> None:
     assert len(world.orders(OrderSide.SELL, ticker)) == 1
+
+
+def _ladder(text: str) -> tuple[TakeProfitLevel, ...]:
+    """`+10% sell 50%, +20% sell 50%`, or `none`."""
+    levels = []
+    for part in [] if text == "none" else [p.strip() for p in text.split(",")]:
+        gain, share = part.split(" sell ")
+        levels.append(TakeProfitLevel(dec(gain.strip("+%")), dec(share.strip("%"))))
+    return tuple(levels)
+
+
+@when(step('{user:Name} saves the exit plan "{name}" with take-profits "{ladder}" and a stop-loss of {stop:Dec}%'))
+def saves_plan(world: World, user: str, name: str, ladder: str, stop: Decimal) -> None:
+    world.begin_action()
+    save = SaveExitStrategy(world.store, world.clock)
+    world.attempt(lambda: world.run(save(user, ExitPlan(name, _ladder(ladder), stop))))
+
+
+@then(step('the exit plan is refused because "{reason}"'))
+def plan_refused(world: World, reason: str) -> None:
+    assert isinstance(world.error, InvalidValue), world.error
+    assert reason in str(world.error), str(world.error)
+
+
+@then(step('{user:Name}\'s exit plan "{name}" is saved'))
+def plan_saved(world: World, user: str, name: str) -> None:
+    assert world.error is None, world.error
+    assert name in world.run(load_trader(world.store, user)).custom_plans

@@ -17,6 +17,7 @@ sslmode, as libpq defines it (https://www.postgresql.org/docs/current/libpq-ssl.
 * `verify-ca`: the server's certificate must chain to `sslrootcert`; `verify-full`: and name the
   host. Without `sslrootcert` (or with `sslrootcert=system`, libpq 16's spelling) the system's
   trusted roots are used: libpq would read `~/.postgresql/root.crt`, a file nobody has on a server.
+  As in libpq 16, `sslrootcert=system` means `verify-full` and refuses a weaker sslmode.
 * no sslmode: nothing is passed, and asyncpg decides as libpq does (PGSSLMODE, else `prefer`).
 """
 
@@ -121,8 +122,13 @@ def _postgres(url: URL) -> StoreAddress:
     mode = mode if mode is not None else alias
     if mode is not None and mode not in SSL_MODES:
         raise DatabaseUrlError(f"has sslmode={mode}; it must be one of {', '.join(SSL_MODES)}")
+    root_cert = query.pop("sslrootcert", None)
+    if root_cert == SYSTEM_ROOT_CERTS:  # as libpq 16: the public roots only make sense with the host checked
+        if mode not in (None, "verify-full"):
+            raise DatabaseUrlError(f"has sslrootcert=system with sslmode={mode}; system roots need sslmode=verify-full")
+        mode = "verify-full"
     args: dict[str, Any] = {}
-    tls = ssl_argument(mode, query.pop("sslrootcert", None))
+    tls = ssl_argument(mode, root_cert)
     if tls is not None:
         args["ssl"] = tls
     timeout = query.pop("connect_timeout", None)
@@ -215,7 +221,7 @@ def _cause(address: StoreAddress, exc: BaseException) -> str:
     if isinstance(exc, DBAPIError):
         exc = (exc.orig.__cause__ or exc.orig) if exc.orig is not None else exc  # asyncpg's own, under the wrapping
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"the server's TLS certificate was not accepted ({exc.verify_message})"
+        return f"the server's TLS certificate was not accepted ({getattr(exc, 'verify_message', None) or exc})"
     if isinstance(exc, ssl.SSLError):
         return f"TLS failed ({exc.reason or exc})"
     if isinstance(exc, ConnectionError) and "rejected SSL upgrade" in str(exc):

@@ -135,7 +135,8 @@ class MonitorSafety:
             batch = await self.store.read_all(after=self._cursor, limit=1000)
             for rec in batch:
                 if isinstance(rec.event, _ERROR_EVENTS):
-                    self._errors.append((rec.occurred_at, rec.stream_id))
+                    befell = rec.event.position_id if isinstance(rec.event, ExitOrderFailed) else rec.event.target_id
+                    self._errors.append((rec.occurred_at, befell))
                 self._cursor = rec.position or self._cursor
             if len(batch) < 1000:
                 break

@@ -370,6 +370,22 @@ class TestOnRedisOnly:
             await admin.aclose()
             await client.aclose()
 
+    async def test_a_command_finding_every_connection_busy_waits_for_one(self, redis_url: str) -> None:
+        """REDIS_MAX_CONNECTIONS bounds the pool; a command past it waits (REDIS_POOL_TIMEOUT_SECONDS)
+        for a connection to come free instead of failing at once with everyone else's."""
+        name = f"h8-{secrets.token_hex(6)}"
+        client, admin = redis_client(redis_url, name=name, max_connections=2, pool_timeout=30), redis_client(redis_url)
+        try:
+            busy = [asyncio.create_task(client.blpop([f"{name}:nothing"], timeout=3)) for _ in range(2)]
+            async with asyncio.timeout(3):  # until both connections wait in BLPOP
+                while sum(1 for c in await admin.client_list() if c["name"] == name and c["cmd"] == "blpop") < 2:
+                    await asyncio.sleep(0.01)
+            assert await client.ping()
+            assert await asyncio.gather(*busy) == [None, None]
+        finally:
+            await admin.aclose()
+            await client.aclose()
+
     async def test_a_subscriber_too_far_behind_is_dropped_after_what_it_had(self, redis_url: str) -> None:
         prefix = f"h8-{secrets.token_hex(6)}"
         client = redis_client(redis_url)

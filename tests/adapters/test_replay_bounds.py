@@ -94,12 +94,19 @@ def demo_within(scenario: Path, seconds: float) -> tuple[int, str, str]:
     """`sniper demo --scenario FILE` in process, on a daemon thread: a run that never ends fails
     the test after a generous wait instead of hanging it."""
     out, err = io.StringIO(), io.StringIO()
-    result: list[int] = []
-    runner = threading.Thread(target=lambda: result.append(main(["demo", "--scenario", str(scenario)], out=out, err=err)),
-                              daemon=True)
+    result: list[int | BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(main(["demo", "--scenario", str(scenario)], out=out, err=err))
+        except BaseException as exc:  # noqa: BLE001 - the test reports it
+            result.append(exc)
+
+    runner = threading.Thread(target=run, daemon=True)
     runner.start()
     runner.join(seconds)
     assert result, f"sniper demo still running after {seconds:g} s"
+    assert isinstance(result[0], int), f"sniper demo raised {result[0]!r}"
     return result[0], out.getvalue(), err.getvalue()
 
 

@@ -198,10 +198,13 @@ class TestTheTradeAboutToBeMade:
 
 class TestMinimumOrderValue:
     def test_below_the_pairs_minimum_is_refused_when_known(self) -> None:
-        tiny = replace(FINE, quote_amount=Decimal("0.000000000000000001"), min_notional=Decimal("1"))
-        assert risk_limits().unmet(tiny) == [
-            "quote amount 0.000000000000000001 is below the pair's minimum order value 1"
-        ]
+        small = replace(FINE, quote_amount=Decimal("0.5"), min_notional=Decimal("1"))
+        assert risk_limits().unmet(small) == ["quote amount 0.5 is below the pair's minimum order value 1"]
+
+    def test_an_amount_finer_than_money_is_carried_is_refused_whatever_the_pair(self) -> None:
+        tiny = replace(FINE, quote_amount=Decimal("0.000000000000000001"))
+        assert risk_limits().unmet(tiny) == ["quote amount 0.000000000000000001 has more than 8 decimal places"]
+        assert risk_limits().unmet(replace(FINE, quote_amount=Decimal("0.00000001"))) == []
 
     def test_unknown_minimum_is_not_checked(self) -> None:
         assert risk_limits().unmet(replace(FINE, quote_amount=Decimal("0.5"))) == []

@@ -228,6 +228,21 @@ async def test_a_password_the_server_echoes_is_masked(postgres_url: str) -> None
     assert refused.value.cause == 'role "***" does not exist'  # the user name is shown where it says where
 
 
+@pytest.mark.parametrize(("failure", "says"), [
+    (ssl.SSLCertVerificationError(1, "certificate verify failed"), "TLS certificate was not accepted"),
+    (socket.gaierror(-2, "Name or service not known"), "the host db.example.com was not found"),
+    (TimeoutError(), "no answer from db.example.com:6543 in time"),
+    (ConnectionRefusedError(111, "Connect call failed"), "connection refused at db.example.com:6543"),
+])
+def test_network_failures_are_said_plainly(failure: Exception, says: str) -> None:
+    from adapters.eventstore.database import store_unavailable
+
+    address = store_address(f"postgresql://app:{PASSWORD}@db.example.com:6543/app?sslmode=verify-full")
+    refused = store_unavailable(address, failure)
+    assert str(refused) == f"cannot open the store at app@db.example.com:6543/app: {refused.cause}"
+    assert says in refused.cause
+
+
 # --- sslmode, as asyncpg takes it -----------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -302,6 +317,13 @@ def test_verify_without_a_root_file_uses_the_system_roots(root: str | None) -> N
     assert context.cert_store_stats() == ssl.create_default_context().cert_store_stats()
 
 
+def test_system_roots_mean_verify_full_as_in_libpq() -> None:
+    context = store_address("postgresql://u@h/db?sslrootcert=system").connect_args["ssl"]
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname is True
+    with pytest.raises(DatabaseUrlError, match="system roots need sslmode=verify-full"):
+        store_address("postgresql://u@h/db?sslmode=require&sslrootcert=system")
+
+
 def test_a_root_certificate_that_cannot_be_used(tmp_path: Path) -> None:
     with pytest.raises(DatabaseUrlError, match="not a readable file"):
         ssl_argument("verify-ca", str(tmp_path / "absent.pem"))
@@ -315,7 +337,7 @@ def test_a_root_certificate_that_cannot_be_used(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("scheme", ["postgresql", "postgres", "postgresql+asyncpg", "POSTGRES"])
 def test_every_postgres_scheme_means_asyncpg(scheme: str) -> None:
-    address = store_address(f"{scheme}://u:pw@db.example.com:6543/app?sslmode=require&sslrootcert=system")
+    address = store_address(f"{scheme}://u:pw@db.example.com:6543/app?sslmode=require")
     assert address.url.drivername == "postgresql+asyncpg"
     assert dict(address.url.query) == {}  # libpq's names never reach asyncpg.connect
     assert isinstance(address.connect_args["ssl"], ssl.SSLContext)

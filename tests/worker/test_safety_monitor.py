@@ -164,8 +164,9 @@ async def test_a_monitor_trip_is_automatic_and_the_stop_loss_still_sells_under_i
     from application import repository
     from tests.application.support import NEW
 
-    world = await filled_world([{"t": "0", "price": "0.5"}, {"t": "60", "price": "0.47"}, {"t": "120", "price": "0.1"}],
-                               max_daily_loss="0.5")
+    world = await filled_world([{"t": "0", "price": "0.5"}, {"t": "60", "price": "0.47"}, {"t": "120", "price": "0.1"}])
+    # Lowered after the fill: at 0.5 the snipe itself (could lose 1.0095 at its stop-loss) is not sent.
+    world.traders.put(trader(max_daily_loss="0.5"))
     world.clock.set(LAUNCH + timedelta(seconds=60))
     assert await world.manage().on_tick(PriceTick(NEW, Decimal("0.47"), world.clock.now())) == []  # -6 %: no stop-loss
     [trip] = (await monitor_of(world, Alerts())()).trips
@@ -209,3 +210,19 @@ async def test_exits_refused_for_several_positions_are_a_burst() -> None:
     await _exit_failures(world, ["p-1", "p-2", "p-3"], times=2)
     [trip] = (await monitor()).trips
     assert trip.scope == "global" and trip.reason == "3 exchange errors within 1 min"
+
+
+async def test_each_refused_snipe_counts_once_toward_the_burst() -> None:
+    # Issue 12: three rejected orders tripped the global stop as "6 exchange errors" with a burst
+    # of 5: each refusal records SnipeOrderRejected and SnipeFailed on the target's stream.
+    users = [TraderSettings(user_id=f"u{i}") for i in range(3)]
+    world = world_at(before_launch(), traders=users)
+    monitor = monitor_of(world, Alerts(), error_burst=5, error_window=timedelta(minutes=1))
+    await monitor()  # the monitor starts reading here
+    targets = [await world.scheduled_target(user_id=u.user_id, quote_amount=Decimal("0.5")) for u in users]
+    outcomes = await world.clock.run_together([world.execute_snipe()(t) for t in targets])
+    assert [o.result.value for o in outcomes] == ["failed"] * 3  # below the pair's minimum: refused by the exchange
+    assert [await world.events(f"target-{t}") for t in targets][0][-2:] == ["SnipeOrderRejected", "SnipeFailed"]
+    report = await monitor()
+    assert (report.errors_in_window, report.trips) == (3, [])
+    assert world.book.halted("anyone") is None
