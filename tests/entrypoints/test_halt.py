@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import sqlite3
 from pathlib import Path
 
@@ -29,12 +30,17 @@ def test_halt_records_the_stop_and_resume_clears_it(tmp_path: Path, monkeypatch:
         monkeypatch.delenv(name, raising=False)
     code, out, _ = run("halt", "--user", "alice", "--reason", "exchange acting up")
     assert code == 0 and "emergency stop (alice) ACTIVE: exchange acting up" in out
-    code, _, err = run("halt", "--user", "alice", "--reason", "twice")
-    assert code == 1 and err == "sniper: InvalidTransition: emergency stop (alice) cannot be activated while active\n"
+    # Pressed again: no error, nothing recorded, and since when it holds (issue 12).
+    code, out, err = run("halt", "--user", "alice", "--reason", "twice")
+    assert (code, err) == (0, "")
+    assert re.fullmatch(r"emergency stop \(alice\) already ACTIVE since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC: "
+                        r"exchange acting up; nothing new recorded\n0 open order\(s\) cancelled on paper\n", out), out
     code, out, _ = run("halt", "--global", "--reason", "everyone")
     assert code == 0 and "(global)" in out
     code, out, _ = run("resume", "--user", "alice")
     assert code == 0 and "cleared" in out
+    code, out, err = run("resume", "--user", "alice")
+    assert (code, out, err) == (0, "no emergency stop (alice) was active: nothing to clear\n", "")
     assert events(db) == [
         ("safety-alice", "EmergencyStopActivated"),
         ("safety-global", "EmergencyStopActivated"),

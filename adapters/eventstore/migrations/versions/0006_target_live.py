@@ -23,10 +23,10 @@ def upgrade() -> None:
         batch.add_column(sa.Column("live", sa.Boolean, nullable=False, server_default=sa.false()))
     # The payload is msgspec's compact JSON of SnipeTargetCreated, whose last field is `live`;
     # the target's stream is `target-<target id>`.
-    op.execute(
+    op.execute(sa.text(
         "UPDATE proj_targets SET live = TRUE WHERE 'target-' || target_id IN ("
-        "SELECT stream_id FROM events WHERE event_type = 'SnipeTargetCreated' AND payload LIKE '%\"live\":true}')"
-    )
+        "SELECT stream_id FROM events WHERE event_type = 'SnipeTargetCreated' AND payload LIKE :live)"
+    ).bindparams(live='%"live":true}'))
 
 
 def downgrade() -> None:
