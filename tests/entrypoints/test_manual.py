@@ -90,9 +90,18 @@ async def test_a_second_snipe_of_the_same_launch_is_refused_in_one_line(env: Pat
 
 
 async def test_risk_limits_apply_to_manual_snipes(env: Path, fake: FakeMexcServer) -> None:
-    code, out, _ = await cli("snipe", "NEWUSDT", "--quote-amount", "1000")
-    assert code != 0
-    assert "REFUSED by risk limits" in out and "exceeds the per-snipe limit" in out
+    # Refused before anything is scheduled, by the limits the executor applies at launch (issue 12).
+    code, _, err = await cli("snipe", "NEWUSDT", "--quote-amount", "1000")
+    assert code == 1 and err.count("\n") == 1
+    assert err.startswith("sniper: RiskLimitExceeded: quote amount 1000 exceeds the per-snipe limit 100")
+    assert fake.accepted_orders() == []
+    assert (await cli("history", "--all"))[1] == "no events recorded yet\n"
+
+
+async def test_a_manual_snipe_below_the_pairs_minimum_order_value_is_refused(env: Path, fake: FakeMexcServer) -> None:
+    # The CLI has the exchange's rules for the pair at hand (the API has not: there MEXC judges it).
+    code, _, err = await cli("snipe", "NEWUSDT", "--quote-amount", "0.5")
+    assert (code, err) == (1, "sniper: RiskLimitExceeded: quote amount 0.5 is below the pair's minimum order value 1\n")
     assert fake.accepted_orders() == []
 
 
