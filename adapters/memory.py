@@ -26,6 +26,11 @@ class InMemoryScheduler:
     async def cancel(self, kind: str, key: str) -> None:
         self._jobs.pop((kind, key), None)
 
+    async def ensure(self, job: ScheduledJob) -> bool:
+        # Nothing is lost while the process lives; a restarted one starts empty, and the strategy
+        # agent schedules again what the store says is scheduled.
+        return False
+
     def next_run_at(self) -> datetime | None:
         return min((j.run_at for j in self._jobs.values()), default=None)
 
@@ -54,7 +59,7 @@ class InMemoryLockService:
         if held is not None and held[0] > now:
             yield None
             return
-        lease = Lease(key, self._fences.get(key, 0) + 1)
+        lease = Lease(key, self._fences.get(key, 0) + 1, first=key not in self._fences)
         self._fences[key] = lease.token
         self._held[key] = (now + ttl, lease)
         try:

@@ -4,7 +4,8 @@
 - pattern discovery: polls symbol states, marks targets ready and schedules snipes; hands
   new listings to the AI analyst in the background (never waited for).
 - strategy: starts the snipes that are due, each as its own piece of work (a stop lets it
-  finish); after a restart it schedules again the snipes the store says are scheduled.
+  finish); after a restart it schedules again the snipes the store says are scheduled, and
+  it schedules again a snipe about to launch whose job the scheduler lost (Redis lost its data).
 - risk manager: follows the prices of open positions and applies their exit plans; reports
   users over their exposure limit.
 - safety monitor: trips the emergency stop (daily loss, error burst, price collapse).
@@ -46,6 +47,11 @@ from domain.values import Symbol
 logger = logging.getLogger(__name__)
 
 Spawn = Callable[[Coroutine[Any, Any, Any], str], "asyncio.Task[Any]"]
+
+# How often the strategy agent makes sure the scheduler still holds the job of each snipe from
+# this long before its launch to the end of its window (see StrategyAgent._restore_lost).
+_RESTORE_EVERY = timedelta(seconds=1)
+_RESTORE_AHEAD = timedelta(minutes=10)
 
 
 class DueJobs(Protocol):
@@ -130,10 +136,12 @@ class StrategyAgent:
         self.book, self.clock, self.timing, self.spawn = book, clock, timing, spawn
         self._in_flight: dict[str, asyncio.Task[Any]] = {}
         self._handed: set[str] = set()  # scheduled targets given to the scheduler by this agent
+        self._restored_at: datetime | None = None
         self.outcomes: list[object] = []
 
     async def tick(self) -> str:
         await self._schedule_recorded()
+        restored = await self._restore_lost()
         started = 0
         for job in self.jobs.take_due(self.clock.now()):
             if job.kind != EXECUTE_SNIPE:
@@ -145,7 +153,8 @@ class StrategyAgent:
             logger.info("snipe %s started: executor armed for launch", job.key)
             started += 1
         self._in_flight = {k: t for k, t in self._in_flight.items() if not t.done()}
-        return f"{started} snipe(s) started, {len(self._in_flight)} in flight"
+        detail = f"{started} snipe(s) started, {len(self._in_flight)} in flight"
+        return detail + (f", {restored} lost snipe job(s) scheduled again" if restored else "")
 
     async def _snipe(self, target_id: str) -> None:
         try:
@@ -170,6 +179,25 @@ class StrategyAgent:
             launch = view.execute_at or view.launch_at
             await self.scheduler.schedule(ScheduledJob(EXECUTE_SNIPE, view.target_id, launch - self.timing.prepare_ahead))
             self._handed.add(view.target_id)
+
+    async def _restore_lost(self) -> int:
+        """The store is the truth: a snipe it says is scheduled or executing, from _RESTORE_AHEAD
+        before its launch to the end of its window, whose job the scheduler lost (Redis without
+        persistence, a failover, a flush) is scheduled again. A second run of a job the scheduler
+        did not lose never follows (see Scheduler.ensure); if one did, the snipe's lease, the
+        store's one recorded submission and the client order id keep it to one order."""
+        now = self.clock.now()
+        if self._restored_at is not None and now - self._restored_at < _RESTORE_EVERY:
+            return 0
+        self._restored_at = now
+        restored = 0
+        for view in self.book.targets_in({"scheduled", "executing"}):
+            launch = view.execute_at or view.launch_at
+            if view.target_id in self._in_flight or not launch - _RESTORE_AHEAD <= now <= launch + self.timing.snipe_window:
+                continue
+            job = ScheduledJob(EXECUTE_SNIPE, view.target_id, launch - self.timing.prepare_ahead)
+            restored += await self.scheduler.ensure(job)
+        return restored
 
 
 class RiskManagerAgent:

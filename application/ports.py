@@ -340,6 +340,12 @@ class Scheduler(Protocol):
 
     async def cancel(self, kind: str, key: str) -> None: ...
 
+    async def ensure(self, job: ScheduledJob) -> bool:
+        """Schedule `job` again if the scheduler lost it (its storage lost its data), never while
+        it holds a job for (kind, key), waiting, running or finished; True when scheduled again.
+        Called again and again: a scheduler may need more than one look to tell a lost job."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Lease:
@@ -348,10 +354,18 @@ class Lease:
     `token` is a fencing token: it strictly increases with each new holder of the same key,
     so whatever the holder writes to can refuse a write stamped with an older token (a
     holder that paused past its ttl and does not know it lost the lease).
+
+    `first`: the lock service had no record of any earlier holder of `key` when it gave this
+    lease (its fence started here). For a key that was held before, that means the service
+    lost its data (a Redis restart without persistence, a failover, a flush): an earlier
+    holder may still believe in its lease, for up to one ttl after its last renewal.
+    `nonce` tells this holder from one that got the same token after such a loss.
     """
 
     key: str
     token: int
+    first: bool = False
+    nonce: str = ""
 
 
 class LockService(Protocol):

@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+# What a lease must hold beyond a send's time in flight (see `lease_floor`): renewals come every
+# third of the ttl, and the checks that renew between resends run at most every 200 ms; the rest
+# is room for the lock service's clock and a pause of the process between the check and the send.
+_LEASE_ROOM = timedelta(milliseconds=500)
+
 
 @dataclass(frozen=True, slots=True)
 class SnipeTiming:
@@ -18,5 +23,22 @@ class SnipeTiming:
     retry_interval: timedelta = timedelta(milliseconds=20)
     # A target still not ready this long after its launch time expires.
     expiry_grace: timedelta = timedelta(minutes=5)
-    # How long one executor may hold a snipe before another may take over.
-    lease_ttl: timedelta = timedelta(minutes=2)
+    # How long one executor holds a snipe unrenewed: renewed every third of it while the executor
+    # lives, so a killed executor's snipe is taken up again at most this long after it died.
+    lease_ttl: timedelta = timedelta(seconds=15)
+    # How long after a send starts the exchange may still take the order in: MEXC refuses a signed
+    # request whose timestamp is more than recvWindow (5 s by default) behind its clock, and takes
+    # a timestamp up to 1 s ahead of it. A send starts only while the lease holds this long.
+    send_in_flight: timedelta = timedelta(seconds=6)
+
+    def __post_init__(self) -> None:
+        if self.lease_ttl < self.lease_floor:
+            raise ValueError(f"a snipe lease of {self.lease_ttl.total_seconds():g} s is too short: a send "
+                             f"({self.send_in_flight.total_seconds():g} s in flight) needs at least "
+                             f"{self.lease_floor.total_seconds():g} s")
+
+    @property
+    def lease_floor(self) -> timedelta:
+        """The shortest lease that still lets a live executor send: renewed every third of its
+        ttl, it must hold a send's time in flight (and some room) two thirds into it."""
+        return (self.send_in_flight + _LEASE_ROOM) * 3 / 2

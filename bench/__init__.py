@@ -1,2 +1,2 @@
-"""Latency benchmark: our MEXC snipe path against ccxt's async MEXC client, on the fake
-MEXC server on 127.0.0.1 (no network). Run `python -m bench`; see bench/README.md."""
+"""Latency benchmark: our MEXC snipe path against the ccxt script a user would write, on the
+project's fake MEXC (no network). Run `python -m bench`; see bench/README.md."""

@@ -1,8 +1,8 @@
-"""The shared set-up: one fake MEXC server on 127.0.0.1, our client and ccxt's, both aimed at it.
-
-Everything runs in one process and one event loop (the server's socket is served by the same
-loop as the clients), so the server's arrival stamps (time.perf_counter_ns when the request's
-bytes were read) compare directly with the clients' perf_counter_ns stamps.
+"""The in-process set-up of (2) call -> wire: one fake MEXC server on 127.0.0.1, our client and
+ccxt's, both aimed at it, in one process and one event loop, so the server's arrival stamps
+(time.perf_counter_ns when the request's bytes were read) compare directly with the clients'
+perf_counter_ns stamps. Also the keys and refusal codes the out-of-process bench (bench/open.py)
+shares.
 """
 
 from __future__ import annotations

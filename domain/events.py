@@ -135,6 +135,9 @@ class SnipeOrderFilled(DomainEvent):
     fee_asset: str
     attempts: int
     latency_ms: Decimal
+    # Set when the store could not be reached for the emergency stop just before the launch: the
+    # stop was taken from a read this many milliseconds old (still an answer under 5 s).
+    halt_read_age_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -141,6 +141,7 @@ class SnipeTarget(Aggregate):
         attempts: int,
         latency_ms: Decimal,
         cause: Cause,
+        halt_read_age_ms: int | None = None,
     ) -> None:
         self._require({TargetStatus.EXECUTING}, "record a fill")
         if price <= 0 or quantity <= 0 or quote_spent <= 0 or fee < 0:
@@ -149,7 +150,7 @@ class SnipeTarget(Aggregate):
         self._record(
             SnipeOrderFilled(
                 self.target_id, self.client_order_id, exchange_order_id, price, quantity, quote_spent, fee, fee_asset,
-                attempts, latency_ms,
+                attempts, latency_ms, halt_read_age_ms,
             ),
             cause,
         )

@@ -50,8 +50,10 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("SNIPER_SNIPE_WINDOW_SECONDS", "30", "After launch, 'not yet open' is retried this long"),
     EnvVar("SNIPER_RETRY_INTERVAL_MS", "20", "Pause between 'not yet open' retries"),
     EnvVar("SNIPER_EXPIRY_GRACE_SECONDS", "300", "A target not ready this long after launch expires"),
-    EnvVar("SNIPER_LEASE_TTL_SECONDS", "120",
-           "How long one executor holds a snipe; a killed worker's snipe waits this long before a restart resolves it"),
+    EnvVar("SNIPER_LEASE_TTL_SECONDS", "15",
+           "How long a snipe's lease lasts unrenewed (renewed every third of it while its executor lives): a killed "
+           "worker's snipe is taken up again this long after it died. At least 1.5 x (MEXC_RECV_WINDOW_MS + 1.5 s): "
+           "a send starts only while the lease holds for the send's time in flight"),
     EnvVar("SNIPER_USER", "local", "User id the command line acts for (manual snipes)"),
     EnvVar("SNIPER_HTTP_HOST", "127.0.0.1", "Address `sniper serve` listens on"),
     EnvVar("SNIPER_HTTP_PORT", "8080", "Port `sniper serve` listens on"),
@@ -438,13 +440,26 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     scenario = env.get("SNIPER_SCENARIO", "").strip()
     scenario_path = Path(scenario) if scenario else BUNDLED_SCENARIO
+    lease_ttl = timedelta(seconds=_number(env, "SNIPER_LEASE_TTL_SECONDS", "15", 1, 3600))
+    # MEXC takes a signed order in until its timestamp is recvWindow old, and takes a timestamp up
+    # to 1 s ahead of its clock: that long after a send starts, it is in or refused.
+    recv_window = timedelta(milliseconds=_number(env, "MEXC_RECV_WINDOW_MS", "5000", 1, 60_000, integer=True))
+    send_in_flight = recv_window + timedelta(seconds=1)
+    floor = SnipeTiming(send_in_flight=send_in_flight, lease_ttl=timedelta(days=1)).lease_floor
+    if lease_ttl < floor:
+        raise ConfigurationError(
+            f"SNIPER_LEASE_TTL_SECONDS={lease_ttl.total_seconds():g} is too short for MEXC_RECV_WINDOW_MS="
+            f"{recv_window // timedelta(milliseconds=1)}: a send starts only while the snipe's lease holds for its time "
+            f"in flight (recvWindow + 1 s), so the lease must be at least {floor.total_seconds():g} s"
+        )
     timing = SnipeTiming(
         lead_window=timedelta(minutes=_number(env, "SNIPER_LEAD_WINDOW_MINUTES", "210", 1, 7 * 24 * 60)),
         prepare_ahead=timedelta(seconds=_number(env, "SNIPER_PREPARE_AHEAD_SECONDS", "2", 0, 600)),
         snipe_window=timedelta(seconds=_number(env, "SNIPER_SNIPE_WINDOW_SECONDS", "30", 0.1, 3600)),
         retry_interval=timedelta(milliseconds=_number(env, "SNIPER_RETRY_INTERVAL_MS", "20", 1, 10_000)),
         expiry_grace=timedelta(seconds=_number(env, "SNIPER_EXPIRY_GRACE_SECONDS", "300", 0, 86_400)),
-        lease_ttl=timedelta(seconds=_number(env, "SNIPER_LEASE_TTL_SECONDS", "120", 1, 3600)),
+        lease_ttl=lease_ttl,
+        send_in_flight=send_in_flight,
     )
     return Settings(
         database_url=_database_url(env),

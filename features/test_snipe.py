@@ -9,7 +9,6 @@ from decimal import Decimal
 import pytest
 from pytest_bdd import given, scenarios, then, when
 
-from adapters.memory import InMemoryLockService
 from application.ports import OrderSide
 from application.trade_book import TradeBook
 from application.use_cases.snipe import SnipeResult
@@ -59,7 +58,8 @@ def two_workers(world: World, user: str, ticker: str) -> None:
 
 @given(step("snipe leases last {seconds:d} s"))
 def lease_ttl(world: World, seconds: int) -> None:
-    world.timing = replace(world.timing, lease_ttl=timedelta(seconds=seconds))
+    # A lease this short needs a send's time in flight shorter still: the paper exchange answers at once.
+    world.timing = replace(world.timing, lease_ttl=timedelta(seconds=seconds), send_in_flight=timedelta(milliseconds=100))
 
 
 @when(step(
@@ -138,8 +138,9 @@ def worker_dies(world: World, user: str, ticker: str, moment: str) -> None:
 def restarted_worker(world: World, user: str, ticker: str, moment: str) -> None:
     world.set_time(world.at(moment))
     world.calls_at_restart = len(world.paper.calls)
-    # A new process: nothing in memory survives, only the trade history and the exchange.
-    executor = world.execute_snipe(book=TradeBook(), locks=InMemoryLockService(world.clock))
+    # A new process: nothing in its memory survives, only the trade history, the exchange and the
+    # lock service (Redis in production), which knows the dead worker held the snipe's lease.
+    executor = world.execute_snipe(book=TradeBook())
     world.begin_action()
     world.execute(world.target_id(user, ticker), executor)
 

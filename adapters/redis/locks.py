@@ -6,12 +6,19 @@ that is never expired, so every new holder of the key gets a larger token than a
 (one small integer stays per key ever leased). Taking, releasing and renewing are Lua
 scripts, each atomic: the counter is only bumped for a holder that actually gets the key
 (a separate INCR then SET NX could hand a newer holder the older token), and release and
-renew act only while the key still holds the caller's token.
+renew act only while the key still holds the caller's token and nonce.
+
+Redis may lose its data (no persistence, a failover, a flush): the counter then starts again,
+and a new holder could get the token an earlier, still living holder has. The lock holds
+`<token>:<nonce>` (a random nonce per holder), so that earlier holder's renewal is refused,
+and the take says when it started the counter (`Lease.first`): the caller then knows an
+earlier holder of the key may still believe in its lease for up to one ttl.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -24,17 +31,19 @@ from application.ports import Lease
 
 log = logging.getLogger(__name__)
 
-# KEYS: lock, fence. ARGV: ttl ms. The new token, or nil when the key is held.
+# KEYS: lock, fence. ARGV: ttl ms, nonce. {token, 1 when this take started the fence counter},
+# or nil when the key is held.
 _TAKE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return false
 end
+local first = 1 - redis.call('EXISTS', KEYS[2])
 local token = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], token, 'PX', ARGV[1])
-return token
+redis.call('SET', KEYS[1], token .. ':' .. ARGV[2], 'PX', ARGV[1])
+return {token, first}
 """
 
-# KEYS: lock. ARGV: token. 1 when released, 0 when the key is not (or no longer) ours.
+# KEYS: lock. ARGV: token:nonce. 1 when released, 0 when the key is not (or no longer) ours.
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -42,7 +51,7 @@ end
 return 0
 """
 
-# KEYS: lock. ARGV: token, ttl ms. 1 when renewed, 0 when the key is not (or no longer) ours.
+# KEYS: lock. ARGV: token:nonce, ttl ms. 1 when renewed, 0 when the key is not (or no longer) ours.
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -63,23 +72,29 @@ class RedisLockService:
     @asynccontextmanager
     async def lease(self, key: str, ttl: timedelta) -> AsyncIterator[Lease | None]:
         _check_ttl(ttl)
-        token = await self._take(keys=[self._locks + key, self._fences + key], args=[milliseconds(ttl)])
-        if token is None:
+        nonce = secrets.token_hex(8)
+        taken = await self._take(keys=[self._locks + key, self._fences + key], args=[milliseconds(ttl), nonce])
+        if taken is None:
             yield None
             return
-        lease = Lease(key, int(token))
+        token, first = taken
+        lease = Lease(key, int(token), first=bool(int(first)), nonce=nonce)
         try:
             yield lease
         finally:
             try:
-                await self._release(keys=[self._locks + key], args=[lease.token])
+                await self._release(keys=[self._locks + key], args=[_value(lease)])
             except RedisError as exc:
                 # The lease lapses by itself at its ttl; do not hide what the holder raised.
                 log.warning("could not release lease %s (token %s), it lapses at its ttl: %s", key, lease.token, exc)
 
     async def renew(self, lease: Lease, ttl: timedelta) -> bool:
         _check_ttl(ttl)
-        return bool(await self._renew(keys=[self._locks + lease.key], args=[lease.token, milliseconds(ttl)]))
+        return bool(await self._renew(keys=[self._locks + lease.key], args=[_value(lease), milliseconds(ttl)]))
+
+
+def _value(lease: Lease) -> str:
+    return f"{lease.token}:{lease.nonce}"
 
 
 def _check_ttl(ttl: timedelta) -> None:

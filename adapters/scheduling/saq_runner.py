@@ -11,20 +11,28 @@ a stop graceful:
   when to stop, so it does not.
 - A worker that dies without stopping leaves its jobs marked active; a live worker's sweep
   (every `sweep_every`) runs one again once it is past its timeout (see JobPolicy).
+- Every running job's record is written again every TOUCH_EVERY by its worker (its heartbeat):
+  a periodic run whose heartbeat stops for `Periodic.heartbeat` (its worker killed, stopped
+  past its grace, or cut off from Redis) is ended by any live runner, so the poll's next slot
+  runs within seconds rather than after the run's timeout; and a record Redis lost (a flush)
+  while its job runs comes back, which tells SaqScheduler.ensure that job is not lost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import suppress
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
-from saq import CronJob, Queue, Worker
+from saq import CronJob, Job, Queue, Status, Worker
+from saq.queue.redis import RedisQueue
+from saq.utils import now as now_ms
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +41,35 @@ PeriodicRun = Callable[[], Awaitable[object]]
 
 # What a job's record keeps of its handler's return value, as text (SAQ stores it as JSON).
 _RESULT_CHARS = 1000
+
+# How often a worker writes again the record of each job it runs (see the module doc).
+TOUCH_EVERY = timedelta(seconds=1)
+# How often each runner looks for periodic runs whose heartbeat stopped.
+_REAP_EVERY = timedelta(seconds=2)
+
+# KEYS: job id. ARGV: the record as last written, the new one. Writes the new record while the
+# stored one is still ours (or gone: Redis lost it); 0 when another wrote it since (the run was
+# ended as presumed dead, or a new run of the key replaced it): the worker stops touching it.
+_TOUCH = """
+local stored = redis.call('GET', KEYS[1])
+if stored and stored ~= ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+"""
+
+# KEYS: active, incomplete, job id. ARGV: the record as read, the ended record, its ttl in seconds.
+# Ends the run only if its record did not change since it was read (no heartbeat came meanwhile).
+_REAP = """
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then
+  return 0
+end
+redis.call('LREM', KEYS[1], 0, KEYS[3])
+redis.call('ZREM', KEYS[2], KEYS[3])
+redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,12 +81,16 @@ class Periodic:
     are due at its slots (multiples of the interval since midnight UTC), one run per slot
     across all workers. Runs never overlap: a slot that comes while the last run is still
     going is skipped. A failed run is not retried: the next slot is its retry.
+    A run whose worker stops its heartbeat (see TOUCH_EVERY) for `heartbeat` is presumed dead
+    and ended, so the next slot runs; a live worker cut off from Redis that long has its run
+    cancelled once it reaches Redis again.
     """
 
     name: str
     every: timedelta | str
     run: PeriodicRun
     timeout: timedelta = timedelta(minutes=1)
+    heartbeat: timedelta = timedelta(seconds=10)
 
     @property
     def cron(self) -> str:
@@ -99,13 +140,21 @@ class JobRunner:
             raise ValueError("a runner needs concurrency >= 1, a grace >= 0 and a positive idle_wait")
         if sweep_every < timedelta(seconds=1) or sweep_every.total_seconds() != int(sweep_every.total_seconds()):
             raise ValueError(f"sweep_every is whole seconds, at least one, got {sweep_every}")
+        # A few touches may be late (a busy loop, a Redis blip) before a live run is taken for dead.
+        slow = sorted(p.name for p in periodic if p.heartbeat < 3 * TOUCH_EVERY + _REAP_EVERY)
+        if slow:
+            raise ValueError(f"a periodic job's heartbeat is at least {3 * TOUCH_EVERY + _REAP_EVERY}: {', '.join(slow)}")
+        if not isinstance(queue, RedisQueue):
+            raise TypeError(f"a JobRunner works on a SAQ Redis queue (see job_queue), got {type(queue).__name__}")
         self._started = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        touch = queue.redis.register_script(_TOUCH)
         self._worker = _Worker(
             queue,
-            [(kind, _scheduled_job(kind, handler)) for kind, handler in handlers.items()],
+            [(kind, _scheduled_job(kind, handler, touch)) for kind, handler in handlers.items()],
             cron_jobs=[
-                CronJob(_periodic_job(p), p.cron, unique=True, timeout=_whole_seconds(p.timeout), retries=1, ttl=3600)
+                CronJob(_periodic_job(p, touch), p.cron, unique=True, timeout=_whole_seconds(p.timeout),
+                        heartbeat=_whole_seconds(p.heartbeat), retries=1, ttl=3600)
                 for p in periodic
             ],
             concurrency=concurrency,
@@ -155,6 +204,38 @@ class _Worker(Worker):
 
     SIGNALS: list = []  # the process's owner stops the runner; the worker must not take the signals
 
+    async def reap(self, _arg: object = None) -> list[str]:
+        """End the periodic runs whose heartbeat stopped (see Periodic); their keys."""
+        queue = self.queue
+        assert isinstance(queue, RedisQueue)
+        ids = [queue.job_id(f"cron:{c.function.__qualname__}") for c in self.cron_jobs]
+        if not ids:
+            return []
+        reaped = []
+        for job_id, raw in zip(ids, await queue.redis.mget(ids), strict=True):
+            job = queue.deserialize(raw)
+            if job is None or job.status != Status.ACTIVE or not job.heartbeat:
+                continue
+            silent_ms = now_ms() - max(job.touched, job.started)
+            if silent_ms <= job.heartbeat * 1000:
+                continue
+            worker = job.worker_id
+            job.status, job.completed = Status.ABORTED, now_ms()
+            job.error = f"no heartbeat from worker {worker} for {silent_ms / 1000:.0f} s: presumed dead"
+            ended = await self._reap_script(
+                keys=[queue.namespace("active"), queue.namespace("incomplete"), job_id],
+                args=[raw, queue.serialize(job), max(1, job.ttl)],
+            )
+            if ended:
+                logger.warning("periodic job %s: %s; ended, its next slot runs on a live worker", job.key, job.error)
+                reaped.append(job.key)
+        return reaped
+
+    @functools.cached_property
+    def _reap_script(self) -> Any:
+        assert isinstance(self.queue, RedisQueue)
+        return self.queue.redis.register_script(_REAP)
+
     async def upkeep(self) -> list[asyncio.Task[None]]:
         async def every(interval: float, step: Callable[[Any], Awaitable[object]], arg: Any) -> None:
             while not self.event.is_set():
@@ -172,24 +253,63 @@ class _Worker(Worker):
             asyncio.create_task(every(timers["schedule"], self.schedule, timers["schedule"])),
             asyncio.create_task(every(timers["sweep"], self.queue.sweep, timers["sweep"])),
             asyncio.create_task(every(timers["worker_info"], self.worker_info, timers["worker_info"] + 1)),
+            asyncio.create_task(every(_REAP_EVERY.total_seconds(), self.reap, None)),
         ]
 
 
-def _scheduled_job(kind: str, handler: Handler) -> Callable[..., Awaitable[str | None]]:
-    async def run(_ctx: Any, *, key: str) -> str | None:
-        return _as_text(await handler(key))
+def _scheduled_job(kind: str, handler: Handler, touch: Any) -> Callable[..., Awaitable[str | None]]:
+    async def run(ctx: Any, *, key: str) -> str | None:
+        async with _touching(ctx["job"], touch):
+            return _as_text(await handler(key))
 
     run.__name__ = run.__qualname__ = kind
     return run
 
 
-def _periodic_job(periodic: Periodic) -> Callable[..., Awaitable[str | None]]:
-    async def run(_ctx: Any) -> str | None:
-        return _as_text(await periodic.run())
+def _periodic_job(periodic: Periodic, touch: Any) -> Callable[..., Awaitable[str | None]]:
+    async def run(ctx: Any) -> str | None:
+        async with _touching(ctx["job"], touch):
+            return _as_text(await periodic.run())
 
     # SAQ names a cron job's function, and its unique job key `cron:<name>`, by __qualname__.
     run.__name__ = run.__qualname__ = periodic.name
     return run
+
+
+@asynccontextmanager
+async def _touching(job: Job, touch: Any) -> AsyncIterator[None]:
+    """The job's heartbeat for the length of the block: its record written again, `touched`
+    renewed, every TOUCH_EVERY, until another writer takes the record over."""
+    queue = job.get_queue()
+    assert isinstance(queue, RedisQueue)
+
+    async def beat() -> None:
+        try:
+            last = await queue.redis.get(job.id)
+        except Exception:  # noqa: BLE001 - a heartbeat must never fail the job
+            last = queue.serialize(job)  # what the worker wrote as it took the job
+        while True:
+            await asyncio.sleep(TOUCH_EVERY.total_seconds())
+            job.touched = now_ms()
+            record = queue.serialize(job)
+            try:
+                ours = await touch(keys=[job.id], args=[last or b"", record])
+            except Exception as exc:  # noqa: BLE001 - Redis unreachable: the next beat tries again
+                logger.warning("heartbeat of job %s not written: %s", job.key, exc)
+                continue
+            if not ours:
+                logger.warning("job %s was taken over in the queue (ended as presumed dead, or run anew): "
+                               "its heartbeat stops here", job.key)
+                return
+            last = record
+
+    beating = asyncio.create_task(beat(), name=f"heartbeat:{job.key}")
+    try:
+        yield
+    finally:
+        # Not waited for: a beat still on its way finds the record rewritten by the job's end and
+        # leaves it alone.
+        beating.cancel()
 
 
 def _as_text(result: object) -> str | None:

@@ -16,6 +16,7 @@ those keys, atomic against the workers:
   run is the job: ExecuteSnipe resolves whatever it finds); otherwise a new job is written.
 - cancel: removes a job not yet taken; a running job is left to finish, since cutting a
   snipe off mid-order is worse than letting it find its target cancelled.
+- ensure: writes a job only where the queue holds no record of it at all: Redis lost it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from saq import Job, Queue, Status
 from saq.queue.redis import RedisQueue
 
 from adapters.redis import redis_client
+from adapters.scheduling.saq_runner import TOUCH_EVERY
 from application.ports import ScheduledJob
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,21 @@ redis.call('SET', KEYS[3], ARGV[1])
 redis.call('ZADD', KEYS[1], ARGV[2], KEYS[3])
 return 1
 """
+
+# KEYS: incomplete, job id. ARGV: the job's record, the epoch second it is due. 1 when written,
+# 0 when the queue holds a record of the job (waiting, running or finished).
+_RESTORE = """
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[2], KEYS[2])
+return 1
+"""
+
+# A job's record missing this long is lost: a job running on a live worker gets its record back
+# from that worker's heartbeat (every TOUCH_EVERY) well before.
+_LOST_AFTER = 5 * TOUCH_EVERY
 
 # KEYS: incomplete, queued, job id. 1 when removed, 0 when nothing was pending, -1 when running.
 _CANCEL = """
@@ -158,8 +175,46 @@ class SaqScheduler:
         self._queued = queue.namespace("queued")
         self._schedule = queue.redis.register_script(_SCHEDULE)
         self._cancel = queue.redis.register_script(_CANCEL)
+        self._restore = queue.redis.register_script(_RESTORE)
+        self._missing_since: dict[str, float] = {}  # job id -> when first found missing (monotonic)
 
     async def schedule(self, job: ScheduledJob) -> None:
+        record, due = self._record(job)
+        written = await self._schedule(
+            keys=[self._incomplete, self._queued, self._queue.job_id(job_key(job.kind, job.key))],
+            args=[record, repr(due)],
+        )
+        if not written:
+            logger.info("%s %s is running now: that run stands, not scheduled again for %s", job.kind, job.key, job.run_at)
+
+    async def ensure(self, job: ScheduledJob) -> bool:
+        """Schedule `job` again if the queue lost it (Redis lost its data: no persistence, a
+        failover, a flush): when it holds no record of (kind, key), neither waiting, running nor
+        finished (kept keep_for), on two looks at least _LOST_AFTER apart. A job running on a live
+        worker gets its lost record back from that worker's heartbeat in between, so it is never
+        run twice at once. True when scheduled again; call it again and again (every second or so)."""
+        job_id = self._queue.job_id(job_key(job.kind, job.key))
+        if await self._queue.redis.exists(job_id):
+            self._missing_since.pop(job_id, None)
+            return False
+        now, lost_after = time.monotonic(), _LOST_AFTER.total_seconds()
+        first = self._missing_since.get(job_id)
+        if first is None or now - first > 3 * lost_after:  # not looked at since: a first look again
+            self._missing_since = {k: t for k, t in self._missing_since.items() if now - t <= 3 * lost_after}
+            self._missing_since[job_id] = now
+            return False
+        if now - first < lost_after:
+            return False
+        del self._missing_since[job_id]
+        record, due = self._record(job)
+        if not await self._restore(keys=[self._incomplete, job_id], args=[record, repr(due)]):
+            return False
+        logger.warning("%s %s was lost by the job queue (Redis lost its data): scheduled again for %s",
+                       job.kind, job.key, job.run_at)
+        return True
+
+    def _record(self, job: ScheduledJob) -> tuple[bytes | str, float]:
+        """The SAQ record of `job` and the epoch second it is due."""
         if job.run_at.tzinfo is None:
             raise ValueError(f"a job's run_at must be an aware datetime, got {job.run_at}")
         policy = self._policies.get(job.kind, self._default_policy)
@@ -178,12 +233,7 @@ class SaqScheduler:
             queued=int(time.time() * 1000),
             status=Status.QUEUED,
         )
-        written = await self._schedule(
-            keys=[self._incomplete, self._queued, self._queue.job_id(record.key)],
-            args=[self._queue.serialize(record), repr(due)],
-        )
-        if not written:
-            logger.info("%s %s is running now: that run stands, not scheduled again for %s", job.kind, job.key, job.run_at)
+        return self._queue.serialize(record), due
 
     async def cancel(self, kind: str, key: str) -> None:
         outcome = await self._cancel(keys=[self._incomplete, self._queued, self._queue.job_id(job_key(kind, key))])

@@ -65,10 +65,24 @@ _RECHECK_EVERY = timedelta(milliseconds=200)
 # No lease renewal in this last stretch before the launch's halt check (see _wait_for_launch); a
 # sixth of the lease's ttl when that is shorter, so the lease still holds past the launch.
 _QUIET_BEFORE_LAUNCH = timedelta(seconds=1)
-# How long after the deadline a send of a run may still reach the exchange: no send starts after the
-# deadline, and the MEXC order lane gives up on a reply after 3 s (`order_timeout`); the rest is room
-# for a request still on the network when its sender gave up or died (see _resume).
-_SEND_IN_FLIGHT = timedelta(seconds=5)
+# A send starts only while the lease holds for a send's time in flight (`SnipeTiming.send_in_flight`)
+# and this much more: room for the lock service's clock and a pause between the check and the send.
+_LEASE_MARGIN = timedelta(milliseconds=250)
+# A renewal that failed (the lock service unreachable) is tried again this much later.
+_RENEW_RETRY = timedelta(seconds=1)
+# An emergency stop read this recently is still an answer when the store cannot be reached at the
+# check just before the launch (a store or Redis hiccup in the last seconds must not cost the
+# snipe). The stop is read again this long less a second before that check, and that check gives
+# up on the store after `_HALT_READ_TIMEOUT` (a hanging read must not hold the order back).
+_HALT_READ_MAX_AGE = timedelta(seconds=5)
+_HALT_READ_TIMEOUT = timedelta(milliseconds=500)
+# An executor finding the snipe's lease held tries again this often, for one ttl (and this much
+# more): a living holder renews its lease, a dead one's lapses within a ttl.
+_LEASE_WAIT_EVERY = timedelta(milliseconds=500)
+# How long the outcome of a send (a fill above all) is retried while the store cannot be reached,
+# before the run gives up and leaves the target executing for the reconciliation.
+_RECORD_RETRY_FOR = timedelta(seconds=30)
+_RECORD_RETRY_MAX = timedelta(seconds=2)
 # The launch is MEXC's instant: the send goes out when MEXC's clock (as measured by `prepare`)
 # reads the launch time. An offset larger than this is a broken measurement or a broken host
 # clock: the send then follows at most this much of it (the deadline stays ours).
@@ -105,6 +119,13 @@ class _Run:
     checked_at: datetime
     check: asyncio.Task[str | None] | None = None
     lease_lost: bool = False
+    renew_tried_at: datetime | None = None  # the last renewal that had no answer (lock service unreachable)
+    # The last emergency stop read that succeeded: when, and what it said (None: no stop).
+    halt_read_at: datetime | None = None
+    halt_state: str | None = None
+    # Set when the check before the launch could not reach the store and took `halt_state` from
+    # the read `halt_read_at`, this old: said in the history with the outcome.
+    halt_read_age: timedelta | None = None
     # How far the exchange's clock is ahead of ours, as `prepare` measured it (None: not known).
     clock_offset: timedelta | None = None
 
@@ -155,14 +176,27 @@ class ExecuteSnipe:
 
     async def __call__(self, target_id: str) -> SnipeOutcome:
         with self.telemetry.span("use_case.execute_snipe", target_id=target_id):
-            async with self.locks.lease(f"snipe:{target_id}", self.timing.lease_ttl) as held:
-                if not held:
+            # A lease held by another executor is tried again for one ttl: a living holder keeps
+            # renewing it, a killed one's lapses within that ttl, and its snipe, taken up at once,
+            # may still be sent inside its window (a restarted worker must not wait for a later round).
+            give_up = self.clock.now() + self.timing.lease_ttl + _LEASE_WAIT_EVERY
+            while True:
+                asked_at = self.clock.now()
+                async with self.locks.lease(f"snipe:{target_id}", self.timing.lease_ttl) as held:
+                    if held:
+                        run = _Run(held, renewed_at=asked_at, checked_at=asked_at)
+                        outcome = await self._execute(target_id, run)
+                        break
+                if self.clock.now() >= give_up or not await self._pending(target_id):
                     outcome = SnipeOutcome(target_id, SnipeResult.SKIPPED, "another executor holds this snipe")
-                else:
-                    now = self.clock.now()
-                    outcome = await self._execute(target_id, _Run(held, renewed_at=now, checked_at=now))
+                    break
+                await self.clock.sleep(_LEASE_WAIT_EVERY)
             self.telemetry.annotate(result=outcome.result.value, attempts=outcome.attempts)
             return outcome
+
+    async def _pending(self, target_id: str) -> bool:
+        target = await repository.get(self.store, SnipeTarget, target_stream(target_id))
+        return target.status in (TargetStatus.SCHEDULED, TargetStatus.EXECUTING)
 
     async def _execute(self, target_id: str, run: _Run) -> SnipeOutcome:
         target = await repository.get(self.store, SnipeTarget, target_stream(target_id))
@@ -175,9 +209,11 @@ class ExecuteSnipe:
         coid = ClientOrderId(target.client_order_id)
 
         if target.status is TargetStatus.SCHEDULED:
+            read_at = self.clock.now()
             refusal = await self._pre_trade_refusal(target)
             if refusal is not None:
                 return refusal
+            run.halt_read_at, run.halt_state = read_at, None
             if self.clock.now() >= target.deadline_at:
                 target.fail("snipe window closed before the executor ran", self._cause(target))
                 await repository.save(self.store, target)
@@ -215,9 +251,11 @@ class ExecuteSnipe:
             if isinstance(resumed, SnipeOutcome):
                 return resumed
             sent = resumed
-        return await self._settle(target, coid, sent, exchange)
+        return await self._settle(target, coid, sent, exchange, run)
 
-    async def _settle(self, target: SnipeTarget, coid: ClientOrderId, sent: _Sent, exchange: ExchangeTrading) -> SnipeOutcome:
+    async def _settle(
+        self, target: SnipeTarget, coid: ClientOrderId, sent: _Sent, exchange: ExchangeTrading, run: _Run
+    ) -> SnipeOutcome:
         """Record how the sends ended. An order the exchange holds is followed to its final
         status by query. With none held, the order is looked for once more, and through the
         visibility grace when a send had no clear answer, before a failure, a rejection or a halt
@@ -241,7 +279,8 @@ class ExecuteSnipe:
             self._accepted(target)
         final = None if held is None else await self._confirm(target, held, target.deadline_at, exchange)
         if final is not None and _is_fill(final):
-            return await self._record_fill(target, final, sent.attempts, await self._quantity_scale(target, final))
+            return await self._record_fill(target, final, sent.attempts, await self._quantity_scale(target, final),
+                                           run.halt_read_age)
         cause = self._cause(target)
         result = SnipeResult.FAILED
         if final is not None:
@@ -256,9 +295,9 @@ class ExecuteSnipe:
         else:
             last = f" (last reply: {sent.error})" if sent.error else ""
             detail = f"no fill by the deadline after {sent.attempts} attempts{last}"
-            target.fail(detail, cause)
+            target.fail(self._with_halt_note(detail, run), cause)
         try:
-            await repository.save(self.store, target)
+            await self._record(target)
         except ConcurrencyConflict as exc:
             # Another executor (its lease lapsed into ours) recorded this snipe's outcome first.
             return SnipeOutcome(target.target_id, SnipeResult.SKIPPED, f"outcome already recorded ({exc})", sent.attempts)
@@ -299,52 +338,119 @@ class ExecuteSnipe:
         The lease is renewed every third of its ttl while the wait lasts (a snipe may be started
         hours ahead, e.g. `sniper snipe --at`), so the reconciliation or another worker cannot
         take an executing target over from this live executor; the fencing token stays the
-        same. No renewal comes in the last `_QUIET_BEFORE_LAUNCH` (or sixth of the ttl) before the
-        halt check, so the last stretch of the wait makes no lock-service call; the lease then
-        holds past the launch, and the checks between resends renew it. A renewal refused (the lease
-        lapsed or has another holder) stands this executor down with nothing sent.
+        same. It is renewed once more just before the last `_QUIET_BEFORE_LAUNCH` (or sixth of the
+        ttl) before the halt check, and not in that stretch, so the last stretch of the wait makes no
+        lock-service call; the lease then holds past the launch for the first sends, and the checks
+        between resends renew it. A renewal refused (the lease lapsed or has another holder) stands
+        this executor down with nothing sent. A renewal with no answer (the lock service cannot be
+        reached) leaves the lease as it was: the send still goes out while it surely holds.
 
         The halt is read from the store just before the launch, not after it: reading it after
         the wake-up put a database round trip between the launch instant and the order. A halt
         recorded in the last `_HALT_CHECK_LEAD` before the launch is seen by the checks between
-        resends, if any, and its emergency stop still cancels what is open."""
+        resends, if any, and its emergency stop still cancels what is open. It is also read a few
+        seconds earlier: when the store cannot be reached at the last check, a read less than
+        `_HALT_READ_MAX_AGE` old is the answer (said with the outcome in the history)."""
         send_at = self._send_at(target, run)
         check_at = send_at - _HALT_CHECK_LEAD
         quiet_from = check_at - min(_QUIET_BEFORE_LAUNCH, self.timing.lease_ttl / 6)
-        while (renew_at := run.renewed_at + self._renew_every) < quiet_from:
+        while (renew_at := self._next_renewal(run)) < quiet_from:
             await self.clock.sleep_until(renew_at)
-            if not await self._renew(run):
-                return SnipeOutcome(
-                    target.target_id, SnipeResult.SKIPPED,
-                    "lost the lease on this snipe while waiting for the launch; nothing sent, left executing for its holder",
-                )
+            if not await self._renew(target, run):
+                return self._lost_while_waiting(target)
+        refresh_at = check_at - _HALT_READ_MAX_AGE + timedelta(seconds=1)
+        if run.halt_read_at is None or run.halt_read_at < refresh_at:
+            await self.clock.sleep_until(refresh_at)
+            try:
+                await self._read_halt(target, run)
+            except Exception as exc:  # the store's own errors: the check at the launch asks again
+                _log.warning("snipe %s: reading the emergency stop failed (%s: %s)", target.target_id,
+                             type(exc).__name__, exc)
+        await self.clock.sleep_until(quiet_from)
+        if not await self._renew(target, run):
+            return self._lost_while_waiting(target)
         await self.clock.sleep_until(check_at)
-        halted = await self._halted(target.user_id)
+        halted = await self._halt_at_launch(target, run)
         run.checked_at = self.clock.now()
         if not halted:
             await self.clock.sleep_until(send_at)
         if halted:
-            target.fail(halted, self._cause(target))
-            await repository.save(self.store, target)
+            target.fail(self._with_halt_note(halted, run), self._cause(target))
+            await self._record(target)
             return SnipeOutcome(target.target_id, SnipeResult.REFUSED, halted)
         return None
+
+    def _lost_while_waiting(self, target: SnipeTarget) -> SnipeOutcome:
+        return SnipeOutcome(
+            target.target_id, SnipeResult.SKIPPED,
+            "lost the lease on this snipe while waiting for the launch; nothing sent, left executing for its holder",
+        )
+
+    async def _read_halt(self, target: SnipeTarget, run: _Run) -> str | None:
+        """Read the emergency stop; a read that succeeded is kept in `run` (see `_halt_at_launch`)."""
+        read_at = self.clock.now()
+        halted = await self._halted(target.user_id)
+        run.halt_read_at, run.halt_state = read_at, halted
+        return halted
+
+    async def _halt_at_launch(self, target: SnipeTarget, run: _Run) -> str | None:
+        """The stop as read just before the launch. When the store cannot be reached (or does not
+        answer within `_HALT_READ_TIMEOUT`), the last read that succeeded is the answer if it is less
+        than `_HALT_READ_MAX_AGE` old: a stop pressed since is seen by the checks between resends and
+        still cancels what is open. With no read that recent, the store's error is raised and
+        nothing is sent."""
+        try:
+            return await asyncio.wait_for(self._read_halt(target, run), _HALT_READ_TIMEOUT.total_seconds())
+        except Exception as exc:  # the store's own errors, or no answer in time
+            age = None if run.halt_read_at is None else self.clock.now() - run.halt_read_at
+            if age is None or age > _HALT_READ_MAX_AGE:
+                raise
+            run.halt_read_age = age
+            _log.warning(
+                "snipe %s: the store could not be reached for the emergency stop before the launch (%s: %s); "
+                "taking the read %d ms old (no stop then)", target.target_id, type(exc).__name__, exc,
+                age // timedelta(milliseconds=1),
+            )
+            return run.halt_state
+
+    def _with_halt_note(self, detail: str, run: _Run) -> str:
+        if run.halt_read_age is None:
+            return detail
+        return f"{detail} (emergency stop taken from a read {run.halt_read_age // timedelta(milliseconds=1)} ms old: " \
+               "the store could not be reached before the launch)"
 
     @property
     def _renew_every(self) -> timedelta:
         return self.timing.lease_ttl / 3
 
-    async def _renew(self, run: _Run) -> bool:
+    def _next_renewal(self, run: _Run) -> datetime:
+        due = run.renewed_at + self._renew_every
+        return due if run.renew_tried_at is None else max(due, run.renew_tried_at + _RENEW_RETRY)
+
+    async def _renew(self, target: SnipeTarget, run: _Run) -> bool:
+        """Renew the lease; False only when the lock service refused (the lease lapsed or has
+        another holder). A renewal with no answer (the lock service cannot be reached) is logged
+        and leaves the lease as it was: `_lease_holds` bounds what may still be sent on it."""
         asked_at = self.clock.now()
-        if not await self.locks.renew(run.lease, self.timing.lease_ttl):
+        try:
+            renewed = await self.locks.renew(run.lease, self.timing.lease_ttl)
+        except Exception as exc:  # the lock service's own errors (e.g. Redis unreachable)
+            run.renew_tried_at = asked_at
+            _log.warning(
+                "snipe %s: renewing its lease failed (%s: %s); it holds until %s by our clock",
+                target.target_id, type(exc).__name__, exc, (run.renewed_at + self.timing.lease_ttl).isoformat(),
+            )
+            return True
+        if not renewed:
             run.lease_lost = True
             return False
-        run.renewed_at = asked_at
+        run.renewed_at, run.renew_tried_at = asked_at, None
         return True
 
-    async def _renew_if_due(self, run: _Run) -> bool:
+    async def _renew_if_due(self, target: SnipeTarget, run: _Run) -> bool:
         """Renew the lease when a third of its ttl has passed since the last renewal; False when
         the renewal was refused (the lease lapsed or has another holder)."""
-        return self.clock.now() - run.renewed_at < self._renew_every or await self._renew(run)
+        return self.clock.now() < self._next_renewal(run) or await self._renew(target, run)
 
     async def _account(self, target: SnipeTarget) -> ExchangeTrading:
         if self.accounts is None:
@@ -389,6 +495,9 @@ class ExecuteSnipe:
         try:
             while self.clock.now() < deadline:
                 if sent.attempts and self._stop_between_sends(target, run, sent):
+                    return sent
+                if not self._lease_holds(run):  # the fence: checked between resends above, here before the first
+                    sent.lease_lost = self._lease_lapsing(target, run)
                     return sent
                 sent.attempts += 1
                 try:
@@ -472,17 +581,10 @@ class ExecuteSnipe:
         that fails is logged and counts as no answer (the sends go on; the next check retries):
         a failed renewal leaves the lease as it was, and `_lease_holds` bounds how long the
         sends may go on without one."""
-        if self.clock.now() - run.renewed_at >= self._renew_every:
-            try:
-                if not await self._renew(run):
-                    return None
-            except Exception as exc:  # the lock service's own errors (e.g. Redis unreachable)
-                _log.warning(
-                    "snipe %s: renewing its lease failed (%s: %s); sending goes on while the lease surely holds",
-                    target.target_id, type(exc).__name__, exc,
-                )
+        if not await self._renew_if_due(target, run):
+            return None
         try:
-            return await self._halted(target.user_id)
+            return await self._read_halt(target, run)
         except Exception as exc:  # the store's own errors (e.g. the database unreachable)
             _log.warning(
                 "snipe %s: reading the emergency stop failed (%s: %s); read again at the next check",
@@ -491,16 +593,18 @@ class ExecuteSnipe:
             return None
 
     def _lease_holds(self, run: _Run) -> bool:
-        """Whether our lease surely still holds: it was last renewed (or taken) less than its ttl
-        ago, less a margin for a send in flight and for the lock service's clock (a sixth of the
-        ttl, at most `_QUIET_BEFORE_LAUNCH`). Renewed every third of the ttl, it only runs this
-        low when renewals failed or hang."""
-        margin = min(_QUIET_BEFORE_LAUNCH, self.timing.lease_ttl / 6)
-        return self.clock.now() < run.renewed_at + self.timing.lease_ttl - margin
+        """Whether a send may start now: our lease surely holds (by our clock, from when the last
+        renewal that succeeded was asked for) for a send's whole time in flight and a margin. So
+        every send of ours is in the exchange's hands, or refused by it, before our lease can
+        lapse, and an executor that takes the snipe over after that finds by one query (through
+        the visibility grace) whether we bought (see `_resume`). Renewed every third of the ttl, the
+        lease only runs this low when renewals failed or hang."""
+        left = run.renewed_at + self.timing.lease_ttl - self.clock.now()
+        return left > self.timing.send_in_flight + _LEASE_MARGIN
 
     def _lease_lapsing(self, target: SnipeTarget, run: _Run) -> str:
-        why = (f"the lease on this snipe may lapse (last renewed at {run.renewed_at.isoformat()}, renewals failed)"
-               "; stopped sending")
+        why = (f"the lease on this snipe may lapse before a send could land (last renewed at "
+               f"{run.renewed_at.isoformat()}, renewals failed); stopped sending")
         _log.warning("snipe %s: %s", target.target_id, why)
         return why
 
@@ -556,29 +660,32 @@ class ExecuteSnipe:
         """The target was left executing: find out what the exchange did before sending again.
 
         An earlier run may have sent: from its send time (the launch on MEXC's clock, at most
-        `_MAX_CLOCK_LEAD` before ours) until it died or stood down, and no send of it left after
-        the deadline. Its order may answer "not found" for a while after it landed, and whether
-        MEXC refuses a reused client order id is undocumented. So once that earliest send time
-        has come, the order is looked for through the visibility grace measured from the last
-        moment an earlier send could have reached the exchange (now; or, after the deadline, the
-        deadline plus a send's time in flight) before anything is sent (the send loop's resend
-        grace follows a send whose reply already timed out; here the last send may have left a
-        moment ago). Before that time no earlier run can have sent: one query suffices.
+        `_MAX_CLOCK_LEAD` before ours) until its lease lapsed. A run starts a send only while its
+        lease holds (by its own clock) for a send's whole time in flight, so whatever it sent was
+        taken in or refused by the exchange before its lease lapsed, and that was before we got
+        the lease; unless the lock service lost its data since (`Lease.first`): then the earlier
+        run may believe in its lease for up to one ttl from now (its renewals are refused, but it
+        may not reach the lock service to learn that). No send starts after the deadline either.
+        An order taken in may answer "not found" for a while (FACTS.md), and whether MEXC refuses
+        a reused client order id is undocumented. So the order is looked for until the visibility
+        grace has passed since the last moment an earlier send could have been taken in, before
+        anything is sent. When that moment is before the earliest send time, no earlier run can
+        have sent: one query suffices.
 
         When nothing reached the exchange, the order is sent as a first run would send it:
         prepared (warm connection, MEXC's clock offset), at launch, and not while an emergency
         stop is active.
         """
         assert target.deadline_at is not None and target.execute_at is not None
-        now = self.clock.now()
-        if now < target.execute_at - _MAX_CLOCK_LEAD:
+        horizon = run.renewed_at + (self.timing.lease_ttl if run.lease.first else timedelta(0))
+        last_taken_in = min(horizon, target.deadline_at + self.timing.send_in_flight)
+        if last_taken_in < target.execute_at - _MAX_CLOCK_LEAD:
             found = await self._resolve(target, coid, exchange)
         else:
-            last_send = min(now, target.deadline_at + _SEND_IN_FLIGHT)
-            found = await self._await_visible(target, coid, last_send + _VISIBILITY_GRACE, exchange, run)
+            found = await self._await_visible(target, coid, last_taken_in + _VISIBILITY_GRACE, exchange, run)
         if found is not None:
             return _Sent(held=found)
-        if run.lease_lost or not await self._renew_if_due(run):
+        if run.lease_lost or not await self._renew_if_due(target, run):
             return SnipeOutcome(
                 target.target_id, SnipeResult.SKIPPED,
                 "lost the lease on this snipe while resolving it; nothing sent, left executing for its holder",
@@ -623,7 +730,7 @@ class ExecuteSnipe:
             now = self.clock.now()
             if found is not None or now >= give_up:
                 return found
-            if run is not None and not await self._renew_if_due(run):
+            if run is not None and not await self._renew_if_due(target, run):
                 return None
             await self.clock.sleep(min(delay, give_up - now))
             delay = min(delay * 2, _MAX_BACKOFF)
@@ -676,7 +783,10 @@ class ExecuteSnipe:
             f"order {report.client_order_id} is still {report.status.value} and its fill is unknown{why}; not resending"
         )
 
-    async def _record_fill(self, target: SnipeTarget, report: OrderReport, attempts: int, quantity_scale: int) -> SnipeOutcome:
+    async def _record_fill(
+        self, target: SnipeTarget, report: OrderReport, attempts: int, quantity_scale: int,
+        halt_read_age: timedelta | None = None,
+    ) -> SnipeOutcome:
         assert target.symbol is not None and target.execute_at is not None and target.exit_plan is not None
         now = self.clock.now()
         cause = self._cause(target, now)
@@ -684,19 +794,46 @@ class ExecuteSnipe:
         target.record_fill(
             report.exchange_order_id, report.average_price, report.executed_quantity, report.executed_quote,
             report.fee, report.fee_asset, attempts, latency, cause,
+            halt_read_age_ms=None if halt_read_age is None else halt_read_age // timedelta(milliseconds=1),
         )
         position = Position.open(
             target.target_id, target.user_id, target.symbol, report.average_price, report.executed_quantity,
             report.executed_quote, report.fee, report.fee_asset, quantity_scale, target.exit_plan, cause,
         )
         try:
-            await repository.save(self.store, target, position)
+            await self._record(target, position)
         except ConcurrencyConflict as exc:
             # Someone recorded this fill already; the exchange still holds one order.
             return SnipeOutcome(target.target_id, SnipeResult.SKIPPED, f"fill already recorded ({exc})", attempts, report)
         self.telemetry.count(FILLS, side="buy", mode=_mode(target))
-        await self.book.catch_up(self.store)
+        try:
+            await self.book.catch_up(self.store)
+        except Exception as exc:  # recorded: the trade book catches up at its next read
+            _log.warning("snipe %s: fill recorded, the trade book not caught up (%s: %s)", target.target_id,
+                         type(exc).__name__, exc)
         return SnipeOutcome(target.target_id, SnipeResult.FILLED, f"filled after {attempts} attempts", attempts, report)
+
+    async def _record(self, target: SnipeTarget, *others: Position) -> None:
+        """Save what a send led to. The store's errors (a database outage across the launch) are
+        retried for `_RECORD_RETRY_FOR`, backing off: the outcome of a send, a fill above all, is
+        never dropped for a passing outage. After that the error is raised: the target stays
+        executing and the reconciliation records the order it finds by its client order id. A
+        save that landed though its answer was lost comes back as ConcurrencyConflict."""
+        give_up = self.clock.now() + _RECORD_RETRY_FOR
+        delay = self.timing.retry_interval
+        while True:
+            try:
+                await repository.save(self.store, target, *others)
+                return
+            except ConcurrencyConflict:
+                raise
+            except Exception as exc:  # the store's own errors (e.g. the database unreachable)
+                if self.clock.now() >= give_up:
+                    raise
+                delay = min(max(delay * 2, timedelta(milliseconds=100)), _RECORD_RETRY_MAX)
+                _log.warning("snipe %s: recording its outcome failed (%s: %s); trying again in %d ms",
+                             target.target_id, type(exc).__name__, exc, delay // timedelta(milliseconds=1))
+                await self.clock.sleep(delay)
 
     def _cause(self, target: SnipeTarget, at: datetime | None = None) -> Cause:
         return Cause(at or self.clock.now(), target.target_id)

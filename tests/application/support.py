@@ -95,7 +95,10 @@ class World:
         return target_id
 
     async def leave_executing(self, target_id: str) -> None:
-        """What a crash between 'order submitted' and the reply leaves behind."""
+        """What a crash between 'order submitted' and the reply leaves behind: the crashed run
+        held the snipe's lease (gone now), so the lock service knows of an earlier holder."""
+        async with self.locks.lease(f"snipe:{target_id}", self.timing.lease_ttl):
+            pass
         target = await self.target(target_id)
         target.submit_order(Cause(self.clock.now(), target_id))
         await repository.save(self.store, target)

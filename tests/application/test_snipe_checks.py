@@ -134,26 +134,45 @@ class TestAFailedCheckIsNoAnswer:
     async def test_an_unreachable_lock_service_does_not_stop_the_sends_while_the_lease_surely_holds(
         self, caplog: pytest.LogCaptureFixture,
     ) -> None:
-        """The default lease (2 min, renewed every 40 s) outlasts the whole 30 s window: Redis
-        going away at the launch costs nothing. Renewed 20 s before the launch, the lease is due
-        again 20 s after it, while the pair (opening 25 s late) still answers "not yet open"."""
-        world = world_at(LAUNCH - timedelta(seconds=60), listings=[listing(open_delay_ms=25_000)])
+        """Redis goes away 3 s before the launch (issue 12, fault 4). The default lease (15 s,
+        renewed every 5 s) was last renewed 5 s before the launch: by our clock it holds until
+        10 s after it, so sends may start until 3.75 s after it (a send's 6 s in flight and a
+        margin before that). The pair opens 1 s late: bought, the failed renewals logged."""
+        world = world_at(LAUNCH - timedelta(seconds=60), listings=[listing(open_delay_ms=1_000)])
         tid = await world.scheduled_target()
-        locks = UnreachableLocks(world.clock, down_from=LAUNCH)
+        locks = UnreachableLocks(world.clock, down_from=LAUNCH - timedelta(seconds=3))
 
         with caplog.at_level(logging.WARNING, logger=LOGGER):
             [outcome] = await world.clock.run_together([executor(world, locks=locks)(tid)])
 
-        assert locks.failed_at and LAUNCH + timedelta(seconds=20) <= locks.failed_at[0] < LAUNCH + 20_400 * MS
+        assert locks.failed_at and locks.failed_at[0] < LAUNCH
         assert outcome.result is SnipeResult.FILLED, outcome.detail
-        assert outcome.fill is not None and outcome.fill.created_at == LAUNCH + timedelta(seconds=25)
+        assert outcome.fill is not None and outcome.fill.created_at == LAUNCH + timedelta(seconds=1)
         assert "renewing its lease failed (ConnectionError" in caplog.text
 
+    async def test_with_the_lock_service_unreachable_across_the_launch_sends_stop_before_the_lease_may_lapse(
+        self,
+    ) -> None:
+        """Same, but the pair opens 5 s late: no send starts later than 3.75 s after the launch, when
+        a send could still be in flight after the lease lapsed. Nothing bought; left executing."""
+        world = world_at(LAUNCH - timedelta(seconds=60), listings=[listing(open_delay_ms=5_000)])
+        tid = await world.scheduled_target()
+        locks = UnreachableLocks(world.clock, down_from=LAUNCH - timedelta(seconds=3))
+        sends = TimedSends(world, opens_at=LAUNCH + 5_000 * MS)
+
+        [outcome] = await world.clock.run_together([executor(world, exchange=sends, locks=locks)(tid)])
+
+        assert outcome.result is SnipeResult.SKIPPED and "the lease on this snipe may lapse" in outcome.detail
+        assert sends.sent_at[-1] < LAUNCH + 3750 * MS <= sends.sent_at[-1] + 20 * MS
+        assert buys(world) == []
+        assert (await world.target(tid)).status is TargetStatus.EXECUTING
+
     async def test_with_the_lock_service_unreachable_no_resend_starts_once_the_lease_may_lapse(self) -> None:
-        """A 3 s lease last renewed 1 s before the launch surely holds until 2 s after it (less a
-        sixth of the ttl). Past that another executor could take the snipe over and send beside
-        this one: the sends stop and the target is left executing for whoever resolves it."""
-        timing = SnipeTiming(lease_ttl=timedelta(seconds=3))
+        """A 3 s lease last renewed 550 ms before the launch (just before the quiet stretch, a sixth
+        of the ttl) holds until 2.45 s after it. A send (1 s in flight here) starts only while it
+        holds for that and 250 ms more: not after 1.2 s. Past that another executor could take the
+        snipe over and send beside this one: the sends stop and the target is left executing."""
+        timing = SnipeTiming(lease_ttl=timedelta(seconds=3), send_in_flight=timedelta(seconds=1))
         world = world_at(before_launch(), listings=[listing(open_delay_ms=10_000)], timing=timing)
         tid = await world.scheduled_target()
         locks = UnreachableLocks(world.clock, down_from=LAUNCH)
@@ -163,7 +182,7 @@ class TestAFailedCheckIsNoAnswer:
 
         assert outcome.result is SnipeResult.SKIPPED and "the lease on this snipe may lapse" in outcome.detail
         assert locks.failed_at
-        assert sends.sent_at[-1] < LAUNCH + 1500 * MS <= sends.sent_at[-1] + 20 * MS
+        assert sends.sent_at[-1] < LAUNCH + 1200 * MS <= sends.sent_at[-1] + 20 * MS
         assert buys(world) == []
         assert (await world.target(tid)).status is TargetStatus.EXECUTING
         # Once the lock service is back, the snipe is resumed (the reconciliation) and bought.

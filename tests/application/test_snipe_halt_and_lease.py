@@ -146,10 +146,11 @@ class TestELeaseHeldWhileWaiting:
         assert stood_aside.result is SnipeResult.SKIPPED and stood_aside.detail == "another executor holds this snipe"
         assert bought.result is SnipeResult.FILLED and bought.fill is not None and bought.fill.created_at == LAUNCH
         assert world.order_calls() == [f"buy NEWUSDT 10 {(await world.target(tid)).client_order_id}"]
-        # Renewed every third of the ttl (40 s), none in the last second before the launch.
-        gaps = {b - a for a, b in zip(locks.renewed_at, locks.renewed_at[1:])}
-        assert gaps == {timedelta(seconds=40)}
-        assert locks.renewed_at[-1] < LAUNCH - timedelta(seconds=1)
+        # Renewed every third of the ttl (5 s), once more just before the last second before the
+        # launch (the lease then holds for the first sends), none in that second.
+        gaps = {b - a for a, b in zip(locks.renewed_at[:-1], locks.renewed_at[1:-1])}
+        assert gaps == {timedelta(seconds=5)}
+        assert locks.renewed_at[-1] == LAUNCH - timedelta(milliseconds=1050)
 
     async def test_an_executor_whose_lease_renewal_is_refused_stands_down_unsent(self) -> None:
         world = world_at(LAUNCH - timedelta(minutes=10))
@@ -170,7 +171,7 @@ class TestELeaseHeldWhileWaiting:
     async def test_the_lease_is_renewed_between_resends_too(self) -> None:
         """A short ttl (3 s) and a pair opening 10 s late: a second executor trying 5 s after the
         launch finds the lease held, and the first buys."""
-        timing = SnipeTiming(lease_ttl=timedelta(seconds=3))
+        timing = SnipeTiming(lease_ttl=timedelta(seconds=3), send_in_flight=timedelta(seconds=1))
         world = world_at(before_launch(), listings=[listing(open_delay_ms=10_000)], timing=timing)
         tid = await world.scheduled_target()
         second = ExecuteSnipe(world.store, world.paper, world.paper, world.traders, world.locks, world.clock,
@@ -188,7 +189,7 @@ class TestELeaseHeldWhileWaiting:
 
     async def test_an_executor_that_loses_its_lease_between_resends_stops_sending(self) -> None:
         world = world_at(before_launch(), listings=[listing(open_delay_ms=600_000)],
-                         timing=SnipeTiming(lease_ttl=timedelta(seconds=3)))
+                         timing=SnipeTiming(lease_ttl=timedelta(seconds=3), send_in_flight=timedelta(seconds=1)))
         tid = await world.scheduled_target()
         execute = ExecuteSnipe(world.store, world.paper, world.paper, world.traders, RefusingRenewals(world.clock),
                                world.clock, world.book, world.timing)

@@ -162,7 +162,7 @@ class TestNoOrderFromTheEarlierRun:
     async def test_the_lease_is_renewed_while_the_order_is_looked_for(self) -> None:
         """A short lease (3 s) outlives no grace: it is renewed during the look, so a second
         executor (another worker's reconciliation) trying 5 s in is kept out."""
-        timing = SnipeTiming(lease_ttl=timedelta(seconds=3))
+        timing = SnipeTiming(lease_ttl=timedelta(seconds=3), send_in_flight=timedelta(seconds=1))
         world = world_at(LAUNCH - timedelta(seconds=2), timing=timing)
         tid = await crashed_after_submitting(world)
         world.clock.set(LAUNCH + 600 * MS)

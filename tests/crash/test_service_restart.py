@@ -33,6 +33,17 @@ def _unavailable(why: str) -> None:
     pytest.skip(why)
 
 
+def server_env() -> dict[str, str]:
+    """The environment of a server of the test's own: it stands for an external service, so it
+    keeps real time, as the shared Postgres and Redis do, when the tests run under faketime
+    (tests/time_sensitive.txt); redis-server does not even start with libfaketime preloaded."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAKETIME")}
+    preload = [lib for lib in env.pop("LD_PRELOAD", "").split(":") if lib and "faketime" not in lib]
+    if preload:
+        env["LD_PRELOAD"] = ":".join(preload)
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -53,7 +64,7 @@ class PrivatePostgres:
         cmd = [str(PG_BIN / "pg_ctl"), "-D", str(self.data), *args]
         if os.geteuid() == 0:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+        subprocess.run(cmd, check=True, capture_output=True, timeout=60, env=server_env())
 
     def start(self) -> None:
         self._ctl("-o", f"-p {self.port} -k {self.data.parent} -c listen_addresses=127.0.0.1 -c fsync=off",
@@ -78,7 +89,7 @@ def private_postgres() -> Iterator[PrivatePostgres]:
     cmd = [str(PG_BIN / "initdb"), "-D", str(home / "data"), "-A", "trust", "-U", "postgres"]
     if os.geteuid() == 0:
         cmd = ["runuser", "-u", "postgres", "--", *cmd]
-    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+    subprocess.run(cmd, check=True, capture_output=True, timeout=120, env=server_env())
     pg = PrivatePostgres(home / "data", free_port())
     pg.start()
     try:
@@ -103,7 +114,7 @@ class PrivateRedis:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=server_env(),
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

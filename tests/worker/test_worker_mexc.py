@@ -47,18 +47,20 @@ async def test_a_live_worker_snipes_the_listing_and_a_paper_trader_stays_on_pape
     await seed_traders(url)
     children = Children()
     async with fake_exchange() as fake, FakeMexcWebSocketServer() as ws:
-        launch_ms = fake.open_in(SYMBOL, 6)
-        fake.announce(FakeListing(COIN, "NEW", launch_ms, "New Coin", sts=2, st=2, tt=4))
         env = child_env(url, fake, SNIPER_MARKET="mexc", SNIPER_LIVE="1", SNIPER_CALENDAR_POLL_SECONDS="1",
                         SNIPER_STATE_POLL_SECONDS="0.5", SNIPER_PREPARE_AHEAD_SECONDS="2", SNIPER_PRICE_POLL_MS="500",
                         MEXC_WS_URL=ws.url)
         try:
             worker = await children.start("worker", env, "-m", "entrypoints.cli", "worker")
+            # Announced once the worker polls (see LISTING_LEAD_SECONDS), however long its start-up took.
+            await worker.expect("start-up reconciliation:", timeout=90)
+            launch_ms = fake.open_in(SYMBOL, LISTING_LEAD_SECONDS)
+            fake.announce(FakeListing(COIN, "NEW", launch_ms, "New Coin", sts=2, st=2, tt=4))
 
             async def both_filled() -> bool:
                 return names(await all_events(url)).count("SnipeOrderFilled") == 2
 
-            await eventually(both_filled, "both snipes filled", timeout=40)
+            await eventually(both_filled, "both snipes filled", timeout=60, interval=0.2)
             await ws.wait_subscribed(deals_channel(Symbol.parse(SYMBOL)), timeout=20)
             await ws.publish_deal(SYMBOL, "0.00008", "1000")  # about 16 % below the entry: stop-loss (10 %)
 
