@@ -150,7 +150,8 @@ Feature: Executing a snipe
     And alice's snipe of NEW was scheduled at 09:30
     When a second worker takes alice's snipe of NEW over at 09:59:59.500 while the first waits for launch
     Then one worker filled the snipe and the other skipped it
-    And the second worker skipped it because "another executor holds this snipe"
+    # It tries the held lease again for one ttl: the first worker, alive, keeps it until it is done.
+    And the second worker skipped it because "target is filled"
     And alice's snipe of NEW is filled
     And the exchange holds exactly one buy order for NEW
     And SnipeOrderFilled and PositionOpened are each recorded once

@@ -11,7 +11,7 @@ from bench import open as open_bench  # noqa: E402
 
 
 def test_both_clients_land_an_order_and_the_report_has_every_figure() -> None:
-    bench = open_bench.run(rounds=1, hogs_count=0, lead=4.0, progress=False, warmup=False, tries=1)
+    bench = open_bench.run(rounds=1, hogs_count=0, lead=1.0, progress=False, warmup=False, tries=1)
 
     assert [(r.client, r.landed) for r in bench.results] == [(open_bench.OURS, True), (open_bench.CCXT, True)]
     assert all(r.exit_code == 0 for r in bench.results), [r.detail for r in bench.results]

@@ -62,11 +62,11 @@ class TestLocks:
     async def test_a_lease_is_exclusive_until_released(self) -> None:
         locks = InMemoryLockService(ManualClock(T0))
         async with locks.lease("snipe:t-1", timedelta(minutes=2)) as first:
-            assert first == Lease("snipe:t-1", 1)
+            assert first == Lease("snipe:t-1", 1, first=True)
             async with locks.lease("snipe:t-1", timedelta(minutes=2)) as second:
                 assert second is None
             async with locks.lease("snipe:t-2", timedelta(minutes=2)) as other_key:
-                assert other_key == Lease("snipe:t-2", 1)
+                assert other_key == Lease("snipe:t-2", 1, first=True)
         async with locks.lease("snipe:t-1", timedelta(minutes=2)) as after:
             assert after == Lease("snipe:t-1", 2)
 
@@ -103,7 +103,7 @@ class TestLocks:
         clock = ManualClock(T0)
         locks = InMemoryLockService(clock)
         stale = locks.lease("k", timedelta(minutes=2))
-        assert await stale.__aenter__() == Lease("k", 1)
+        assert await stale.__aenter__() == Lease("k", 1, first=True)
         clock.advance(timedelta(minutes=3))
         async with locks.lease("k", timedelta(minutes=2)) as successor:
             assert successor == Lease("k", 2)
@@ -118,7 +118,7 @@ class TestLocks:
             async with locks.lease("k", timedelta(minutes=2)) as refused:
                 assert refused is None
         async with locks.lease("k", timedelta(minutes=2)) as second:
-            assert (first, second) == (Lease("k", 1), Lease("k", 2))
+            assert (first, second) == (Lease("k", 1, first=True), Lease("k", 2))
 
     async def test_a_renewed_lease_lasts_its_new_ttl_from_the_renewal(self) -> None:
         clock = ManualClock(T0)

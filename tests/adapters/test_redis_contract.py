@@ -188,6 +188,13 @@ class TestLeases:
             assert not await twins.locks.renew(Lease("other", held.token), LONG)
             assert await twins.locks.renew(held, LONG)
 
+    async def test_only_the_first_holder_of_a_key_is_told_it_is_first(self, twins: Twins) -> None:
+        for expected in (True, False, False):
+            async with twins.locks.lease("k", LONG) as held:
+                assert held is not None and held.first is expected
+        async with twins.other_locks.lease("another key", LONG) as other_key:
+            assert other_key is not None and other_key.first
+
     async def test_a_ttl_must_be_positive(self, twins: Twins) -> None:
         with pytest.raises(ValueError):
             async with twins.locks.lease("k", timedelta(0)):
@@ -431,3 +438,26 @@ class TestOnRedisOnly:
         finally:
             await admin.aclose()
             await client.aclose()
+
+
+@pytest.mark.redis
+async def test_after_redis_lost_its_data_the_next_holder_is_first_and_the_old_one_cannot_renew(redis_url: str) -> None:
+    """A Redis restart without persistence (or a flush) forgets the lease and the fence counter:
+    the next holder gets the old holder's token again. It is told it is first (an earlier holder
+    may still believe in its lease), and the old holder's renewal is refused (its nonce differs)."""
+    prefix = f"h11-test-{secrets.token_hex(6)}"
+    client = redis_client(redis_url)
+    locks = RedisLockService(client, prefix)
+    try:
+        old = locks.lease("k", LONG)
+        before = await old.__aenter__()
+        assert before is not None
+        await delete_prefixed(client, prefix)  # the data is gone
+        async with locks.lease("k", LONG) as after:
+            assert after is not None and after.first and after.token == before.token
+            assert not await locks.renew(before, LONG)
+            assert await locks.renew(after, LONG)
+        await old.__aexit__(None, None, None)
+    finally:
+        await delete_prefixed(client, prefix)
+        await client.aclose()

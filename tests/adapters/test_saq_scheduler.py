@@ -315,6 +315,110 @@ class TestPeriodicJobs:
         assert all(gap > 0.5 for gap in gaps), gaps
 
 
+@pytest.mark.redis
+class TestLostWork:
+    """A worker that dies mid-run, and Redis that loses its data: nothing waits for a job's timeout."""
+
+    async def test_a_periodic_run_its_worker_left_behind_does_not_block_the_next_slots(
+        self, deployment: Deployment
+    ) -> None:
+        """The first run ends cancelled from within (as a round cut off by a stop past its grace):
+        SAQ leaves its job active, as it does the job of a killed worker. Without heartbeats the
+        poll stood still until the job's timeout (a minute here, 5.5 minutes in the worker)."""
+        ticks: list[float] = []
+
+        async def tick() -> None:
+            ticks.append(time.time())
+            if len(ticks) == 1:
+                raise asyncio.CancelledError
+
+        await deployment.runner({}, (Periodic("tick", S, tick, heartbeat=6 * S),))
+        await eventually(lambda: len(ticks) >= 1, within=10)
+        await eventually(lambda: len(ticks) >= 3, within=25)  # heartbeat, a reaper pass, slots, slack
+        assert ticks[1] - ticks[0] > 5.0, "the next slot ran while the first run still counted as alive"
+
+    async def test_a_periodic_run_longer_than_its_heartbeat_is_not_ended_while_its_worker_lives(
+        self, deployment: Deployment
+    ) -> None:
+        runs: list[tuple[float, float]] = []
+        cancelled: list[float] = []
+
+        async def slow() -> None:
+            started = time.time()
+            try:
+                await asyncio.sleep(8.0 if not runs else 0.0)
+            except asyncio.CancelledError:
+                cancelled.append(time.time())
+                raise
+            runs.append((started, time.time()))
+
+        for name in ("a", "b"):
+            await deployment.runner({}, (Periodic("slow", S, slow, heartbeat=5 * S),), worker_id=f"worker-{name}")
+        await eventually(lambda: len(runs) >= 2, within=20)
+        assert cancelled == []
+        first, second = runs[0], runs[1]
+        assert first[1] - first[0] >= 8.0 and second[0] >= first[1] - 0.05, runs  # never two at once
+
+    async def test_a_running_jobs_lost_record_comes_back_and_is_never_scheduled_twice(
+        self, deployment: Deployment, redis_url: str
+    ) -> None:
+        runs = Runs()
+        scheduler = await deployment.scheduler()
+        await deployment.runner({KIND: runs.handler(pause=9.0)})
+        job = ScheduledJob(KIND, "t-1", at(0))
+        await scheduler.schedule(job)
+        await eventually(lambda: runs.count("t-1") == 1)
+        await _flush_queue(redis_url, deployment.prefix)
+        assert await scheduler.state(KIND, "t-1") is None
+
+        rescheduled = []
+        deadline = time.monotonic() + 7.0
+        while time.monotonic() < deadline:  # the strategy agent's looks, every second
+            rescheduled.append(await scheduler.ensure(job))
+            await asyncio.sleep(0.5)
+        assert not any(rescheduled)
+        state = await scheduler.state(KIND, "t-1")
+        assert state is not None and state.status == "active", state  # back from the running worker
+        await deployment.state_becomes(scheduler, "t-1", "complete", within=8)
+        assert runs.count("t-1") == 1
+
+    async def test_a_waiting_job_redis_lost_is_scheduled_again_once_and_runs_once(
+        self, deployment: Deployment, redis_url: str
+    ) -> None:
+        runs = Runs()
+        scheduler, other = await deployment.scheduler(), await deployment.scheduler()
+        await deployment.runner({KIND: runs.handler()})
+        run_at = at(12)
+        job = ScheduledJob(KIND, "t-1", run_at)
+        await scheduler.schedule(job)
+        await _flush_queue(redis_url, deployment.prefix)
+
+        rescheduled = []
+        looked_from = time.monotonic()
+        while time.monotonic() - looked_from < 8.0:  # two workers' agents looking every second
+            rescheduled += [await scheduler.ensure(job), await other.ensure(job)]
+            await asyncio.sleep(0.5)
+        assert rescheduled.count(True) == 1, rescheduled
+        state = await scheduler.state(KIND, "t-1")
+        assert state is not None and state.status == "queued" and state.due_at is not None
+        assert abs((state.due_at - run_at).total_seconds()) < 0.01
+
+        await eventually(lambda: runs.count("t-1") == 1, within=LATE + (run_at - datetime.now(UTC)).total_seconds())
+        assert runs.started("t-1") >= run_at.timestamp() - 0.05
+        await asyncio.sleep(1.1)
+        assert runs.count("t-1") == 1
+
+
+async def _flush_queue(redis_url: str, prefix: str) -> None:
+    """Every key of the queue gone, as when Redis loses its data (the test's keys only: the Redis is shared)."""
+    client = redis_client(redis_url)
+    try:
+        for namespace in (f"saq:{prefix}", f"saq:job:{prefix}"):
+            await delete_prefixed(client, namespace)
+    finally:
+        await client.aclose()
+
+
 class TestConfiguration:
     @pytest.mark.parametrize(
         ("every", "cron"),

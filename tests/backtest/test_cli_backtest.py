@@ -92,6 +92,16 @@ def test_chosen_strategies_own_plans_and_fee_rate(tmp_path: Path) -> None:
         (["--plans", "PLANS:[{\"name\": \"x\", \"take_profits\": [], \"stop_loss_percent\": \"500\"}]"],
          "[0]: exit plan 'x': stop-loss must be in (0, 100)%"),
         (["--plans", "PLANS:{"], "--plans "),
+        # Issue 12: the bounds a trader may set, each named.
+        (["--plans", "PLANS:[{\"name\": \"x\", \"take_profits\": [], \"stop_loss_percent\": \"5\"}]"],
+         "[0]: exit plan 'x': 0 take-profit levels; give 1 to 5"),
+        (["--plans", "PLANS:[{\"name\": \"x\", \"take_profits\": ["
+          + ", ".join(f'{{"gain_percent": "{g}", "sell_percent": "10"}}' for g in range(10, 80, 10))
+          + "], \"stop_loss_percent\": \"5\"}]"],
+         "[0]: exit plan 'x': 7 take-profit levels; give 1 to 5"),
+        (["--plans", "PLANS:[{\"name\": \"x\", \"take_profits\": [{\"gain_percent\": \"1001\", "
+          "\"sell_percent\": \"0.5\"}], \"stop_loss_percent\": \"5\"}]"],
+         "[0]: exit plan 'x': take-profit gain 1001% is outside 0.5-1000%; take-profit share 0.5% is outside 1-100%"),
     ],
 )
 def test_bad_arguments_one_line_non_zero(argv: list[str], expected: str, tmp_path: Path) -> None:
