@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -181,15 +181,16 @@ def run(rounds: int, hogs_count: int, lead: float, *, progress: bool = True, war
     bench = OpenBench(rounds, hogs_count, lead)
     names = (f"BN{n}" for n in itertools.count(1))
     exchange = Exchange()
+    startups: deque[float] = deque(maxlen=4)
 
     def one(condition: str, client: str, workdir: Path, counted: bool) -> None:
-        nonlocal lead
         for attempt in range(1, tries + 1):
-            result = run_round(exchange, condition, client, next(names), lead, workdir)
             # A client must be up and synced before the open: on a loaded host a cold start
-            # takes seconds, so the lead grows with the slowest start seen.
+            # takes seconds, so the lead follows the slowest of the last few starts.
+            round_lead = max([lead] + [1.5 * s + 1.0 for s in startups])
+            result = run_round(exchange, condition, client, next(names), round_lead, workdir)
             if result.startup_s is not None:
-                lead = max(lead, 1.5 * result.startup_s + 1.0)
+                startups.append(result.startup_s)
             again = counted and not result.ready and attempt < tries
             if progress:
                 tag = "" if counted else "  (warm-up, not counted)"

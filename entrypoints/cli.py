@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
         if args.command == "migrate":
             return _migrate(out)
         if args.command == "snipe":
-            return _snipe(args, out)
+            return _snipe(args, out, err)
         if args.command == "reconcile":
             return _reconcile(out)
         if args.command == "mexc":
@@ -198,12 +198,16 @@ def _history(args: argparse.Namespace, out: TextIO) -> int:
     return asyncio.run(run())
 
 
-def _snipe(args: argparse.Namespace, out: TextIO) -> int:
-    from entrypoints.manual import parse_snipe_command, run_manual_snipe
+def _snipe(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from entrypoints.manual import SnipeInterrupted, parse_snipe_command, run_manual_snipe
 
     settings = load_settings()
     command = parse_snipe_command(args.symbol, args.quote_amount, args.at, args.live, args.exit_strategy, settings)
-    outcome = asyncio.run(run_manual_snipe(settings, command, out))
+    try:
+        outcome = asyncio.run(run_manual_snipe(settings, command, out))
+    except SnipeInterrupted as exc:
+        err.write(f"sniper: interrupted: {exc}\n")
+        return 130
     return 0 if outcome.result.value == "filled" else EXIT_FAILED
 
 

@@ -7,6 +7,7 @@ order goes to MEXC, and it needs MEXC_API_KEY and MEXC_SECRET_KEY.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -14,14 +15,16 @@ from typing import TextIO
 
 from adapters.clock import SystemClock
 from adapters.mexc.rest import MexcRestClient
-from application.errors import ApplicationError, ConfigurationError
+from application import repository
+from application.errors import ApplicationError, ConcurrencyConflict, ConfigurationError
 from application.ports import EventStore
 from application.use_cases.safety import ActivateEmergencyStop, ClearEmergencyStop
 from application.use_cases.reconcile import ReconcileWithExchange, ReconciliationReport
 from application.use_cases.snipe import ExecuteSnipe, SnipeOutcome
 from application.use_cases.targets import CreateSnipeTarget, NewSnipe
 from domain.errors import DomainError
-from domain.target import target_stream
+from domain.events import Cause
+from domain.target import SnipeTarget, TargetStatus, target_stream
 from domain.values import Symbol, to_decimal
 from entrypoints.config import Settings
 from entrypoints.container import TradingMode, mexc_trading_container
@@ -60,15 +63,21 @@ def parse_snipe_command(symbol: str, quote_amount: str, at: str | None, live: bo
     return SnipeCommand(sym, amount, moment, live, exit_strategy)
 
 
+class SnipeInterrupted(Exception):
+    """`sniper snipe` was interrupted (Ctrl-C); the message says what was left and what to do."""
+
+
 async def run_manual_snipe(settings: Settings, command: SnipeCommand, out: TextIO) -> SnipeOutcome:
     clock = SystemClock()
     mode = TradingMode.LIVE if command.live else TradingMode.PAPER
     container = mexc_trading_container(settings, mode, clock)
+    store: EventStore | None = None
+    target_id: str | None = None
     try:
         store = await container.get(EventStore)
         create = await container.get(CreateSnipeTarget)
         # Before trading: agree with the exchange on whatever an earlier run left unfinished.
-        write_reconciliation(await (await container.get(ReconcileWithExchange))(), out)
+        write_reconciliation(await (await container.get(ReconcileWithExchange))(resume_before_launch=False), out)
         execute = await container.get(ExecuteSnipe)
         launch = command.at or clock.now()
         out.write(
@@ -78,6 +87,11 @@ async def run_manual_snipe(settings: Settings, command: SnipeCommand, out: TextI
         target_id = await create(NewSnipe(
             settings.user_id, command.symbol, launch, command.quote_amount, command.exit_strategy, live=command.live,
         ))
+        # The executor records "market buy submitted" as soon as it has its lease, then waits for the
+        # launch; started here at once, a snipe hours away would sit `executing` for hours, and an
+        # interruption could no longer cancel it. So it starts SNIPER_PREPARE_AHEAD_SECONDS before
+        # the launch, as the worker starts it; until then the target is only scheduled.
+        await clock.sleep_until(launch - settings.timing.prepare_ahead)
         outcome = await execute(target_id)
         symbols: dict[str, str] = {}
         for rec in await store.load(target_stream(target_id)):
@@ -87,8 +101,35 @@ async def run_manual_snipe(settings: Settings, command: SnipeCommand, out: TextI
             out.write("The position is recorded; the worker manages its exits (`sniper history "
                       f"{target_id}` shows it).\n")
         return outcome
+    except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels this task
+        if store is None:
+            raise SnipeInterrupted("nothing was recorded") from None
+        raise SnipeInterrupted(await _left_by_interruption(store, target_id, f"cli:{settings.user_id}", clock)) from None
     finally:
         await container.close()
+
+
+async def _left_by_interruption(store: EventStore, target_id: str | None, by: str, clock: SystemClock) -> str:
+    """After Ctrl-C: cancel the target while no order can have left, else say what is left."""
+    if target_id is None:
+        return "no snipe target was created"
+    for _ in range(3):  # a worker may record on the target meanwhile: read it again
+        target = await repository.get(store, SnipeTarget, target_stream(target_id))
+        if target.status not in (TargetStatus.WATCHING, TargetStatus.READY, TargetStatus.SCHEDULED):
+            break
+        target.cancel("interrupted before its order was sent", by, Cause(clock.now(), target_id))
+        try:
+            await repository.save(store, target)
+        except ConcurrencyConflict:
+            continue
+        return f"snipe target {target_id} cancelled by {by}; no order was sent"
+    if target.status is TargetStatus.EXECUTING:
+        assert target.deadline_at is not None
+        return (f"snipe target {target_id} is left executing: its market buy may have left. "
+                f"Run `sniper reconcile` to settle it: it records the fill if the order landed, else sends it "
+                f"while the snipe window is open (until {utc_moment(target.deadline_at)}; `sniper halt` first "
+                "refuses that) or records it failed")
+    return f"snipe target {target_id} is {target.status.value}" + (f": {target.failure}" if target.failure else "")
 
 
 def utc_moment(moment: datetime) -> str:
@@ -101,6 +142,15 @@ def write_reconciliation(report: ReconciliationReport, out: TextIO) -> None:
         out.write(f"reconciled snipe {snipe.target_id}: {snipe.result.value} ({snipe.detail})\n")
     for target_id in report.snipes_unresolved:
         out.write(f"warning: snipe {target_id} is still executing: its order is unresolved\n")
+    for view in report.snipes_pending:
+        launch = utc_moment(view.execute_at or view.launch_at)
+        if view.status == "scheduled":
+            out.write(f"scheduled snipe {view.target_id}: {view.symbol} for {view.user_id}, launch {launch}; "
+                      "no order sent yet\n")
+        else:
+            out.write(f"scheduled snipe {view.target_id}: {view.symbol} for {view.user_id}, launch {launch}; recorded as "
+                      "submitted, but no order can leave before its launch: its executor sends it then (if that "
+                      "process has stopped, run `sniper reconcile` again once the launch has come)\n")
     for position_id in report.exits_settled:
         out.write(f"settled exit of position {position_id}\n")
     for position_id in report.exits_unresolved:
@@ -115,13 +165,14 @@ async def run_reconcile(settings: Settings, out: TextIO) -> ReconciliationReport
     """`sniper reconcile`: agree with the exchange on every order an earlier run may have sent.
     LIVE (the real MEXC account) when the keys are set, else paper. No new snipe is started,
     but one left executing is resumed as ExecuteSnipe resumes it: a fill found by its client
-    order id is recorded, and an order that never left is sent if its window is still open."""
+    order id is recorded, and an order that never left is sent if its window is still open.
+    Snipes whose launch has not come are listed as scheduled, never waited for."""
     mode = TradingMode.LIVE if settings.mexc.has_keys else TradingMode.PAPER
     container = mexc_trading_container(settings, mode, SystemClock())
     try:
         out.write(f"reconciling the trade history with {'MEXC' if mode is TradingMode.LIVE else 'paper'} "
                   f"via {settings.mexc.base_url}\n")
-        report = await (await container.get(ReconcileWithExchange))()
+        report = await (await container.get(ReconcileWithExchange))(resume_before_launch=False)
         write_reconciliation(report, out)
         out.write("clean: every order is accounted for\n" if report.clean else "NOT clean: see the warnings above\n")
         return report

@@ -141,9 +141,10 @@ class JobRunner:
         if sweep_every < timedelta(seconds=1) or sweep_every.total_seconds() != int(sweep_every.total_seconds()):
             raise ValueError(f"sweep_every is whole seconds, at least one, got {sweep_every}")
         # A few touches may be late (a busy loop, a Redis blip) before a live run is taken for dead.
-        slow = sorted(p.name for p in periodic if p.heartbeat < 3 * TOUCH_EVERY + _REAP_EVERY)
+        shortest = 3 * TOUCH_EVERY + _REAP_EVERY
+        slow = sorted(p.name for p in periodic if p.heartbeat < shortest)
         if slow:
-            raise ValueError(f"a periodic job's heartbeat is at least {3 * TOUCH_EVERY + _REAP_EVERY}: {', '.join(slow)}")
+            raise ValueError(f"a periodic job's heartbeat is at least {shortest.total_seconds():g} s: {', '.join(slow)}")
         if not isinstance(queue, RedisQueue):
             raise TypeError(f"a JobRunner works on a SAQ Redis queue (see job_queue), got {type(queue).__name__}")
         self._started = asyncio.Event()
@@ -153,8 +154,8 @@ class JobRunner:
             queue,
             [(kind, _scheduled_job(kind, handler, touch)) for kind, handler in handlers.items()],
             cron_jobs=[
-                CronJob(_periodic_job(p, touch), p.cron, unique=True, timeout=_whole_seconds(p.timeout),
-                        heartbeat=_whole_seconds(p.heartbeat), retries=1, ttl=3600)
+                CronJob(_periodic_job(p, touch), p.cron, unique=True, timeout=_whole_seconds(p.timeout), retries=1,
+                        ttl=3600)
                 for p in periodic
             ],
             concurrency=concurrency,
@@ -164,6 +165,9 @@ class JobRunner:
             timers={"sweep": int(sweep_every.total_seconds())},
             id=worker_id,
         )
+        # Read by this runner's reaper, not written into the jobs: SAQ's sweep would act on a job's
+        # heartbeat too, less often and with an abort that bars the next slot for 5 s.
+        self._worker.heartbeats = {f"cron:{p.name}": p.heartbeat for p in periodic}
 
     async def start(self) -> None:
         """Begin taking jobs; returns once the worker runs."""
@@ -200,30 +204,32 @@ class JobRunner:
 class _Worker(Worker):
     """SAQ's worker with its upkeep loops woken by a stop rather than finishing their sleep
     (the sweep sleeps a minute), since Worker.stop waits for every task: a stop then waits
-    only for the jobs in flight."""
+    only for the jobs in flight; and one more upkeep loop, the reaper of periodic runs whose
+    heartbeat stopped (`reap`)."""
 
     SIGNALS: list = []  # the process's owner stops the runner; the worker must not take the signals
+    heartbeats: Mapping[str, timedelta] = {}  # periodic job key -> its Periodic.heartbeat
 
     async def reap(self, _arg: object = None) -> list[str]:
         """End the periodic runs whose heartbeat stopped (see Periodic); their keys."""
         queue = self.queue
         assert isinstance(queue, RedisQueue)
-        ids = [queue.job_id(f"cron:{c.function.__qualname__}") for c in self.cron_jobs]
-        if not ids:
+        keys = list(self.heartbeats)
+        if not keys:
             return []
         reaped = []
-        for job_id, raw in zip(ids, await queue.redis.mget(ids), strict=True):
+        for key, raw in zip(keys, await queue.redis.mget([queue.job_id(k) for k in keys]), strict=True):
             job = queue.deserialize(raw)
-            if job is None or job.status != Status.ACTIVE or not job.heartbeat:
+            if job is None or job.status != Status.ACTIVE:
                 continue
             silent_ms = now_ms() - max(job.touched, job.started)
-            if silent_ms <= job.heartbeat * 1000:
+            if silent_ms <= self.heartbeats[key].total_seconds() * 1000:
                 continue
             worker = job.worker_id
             job.status, job.completed = Status.ABORTED, now_ms()
             job.error = f"no heartbeat from worker {worker} for {silent_ms / 1000:.0f} s: presumed dead"
             ended = await self._reap_script(
-                keys=[queue.namespace("active"), queue.namespace("incomplete"), job_id],
+                keys=[queue.namespace("active"), queue.namespace("incomplete"), job.id],
                 args=[raw, queue.serialize(job), max(1, job.ttl)],
             )
             if ended:

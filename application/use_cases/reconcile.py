@@ -14,7 +14,8 @@ from application.errors import ExchangeError
 from application.ports import Clock, EventStore, ExchangeTrading, OrderReport
 from application.trade_book import TradeBook
 from application.use_cases.positions import ManagePositions
-from application.use_cases.snipe import ExecuteSnipe, SnipeOutcome
+from application.use_cases.snipe import _MAX_CLOCK_LEAD, ExecuteSnipe, SnipeOutcome
+from application.views import TargetView
 from domain.position import position_stream
 from domain.target import snipe_client_order_id
 from application import repository
@@ -31,6 +32,9 @@ class ReconciliationReport:
     exits_unresolved: list[str] = field(default_factory=list)
     unaccounted_orders: list[OrderReport] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # Snipes whose send time has not come (asked with `resume_before_launch=False`): scheduled,
+    # or executing with no order possibly sent yet. Nothing to settle: reported, not unclean.
+    snipes_pending: list[TargetView] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
@@ -50,12 +54,21 @@ class ReconcileWithExchange:
         self.store, self.exchange, self.execute_snipe = store, exchange, execute_snipe
         self.manage_positions, self.clock, self.book = manage_positions, clock, book
 
-    async def __call__(self) -> ReconciliationReport:
+    async def __call__(self, *, resume_before_launch: bool = True) -> ReconciliationReport:
+        """With `resume_before_launch=False` (a person's `sniper reconcile`), a snipe whose earliest
+        send time (its launch on the exchange's clock, at most `_MAX_CLOCK_LEAD` ahead of ours) has
+        not come is reported pending instead of resumed: no order of it can have left, and resuming
+        it would wait for its launch."""
         report = ReconciliationReport()
         await self.book.catch_up(self.store)
+        pending = self._not_yet_sendable() if not resume_before_launch else []
+        report.snipes_pending = pending
+        skip = {t.target_id for t in pending}
         # Snipes left executing: ExecuteSnipe resumes by querying the client order id first,
         # records a fill it finds, and sends again only inside the snipe window.
         for target in self.book.targets_in({"executing"}):
+            if target.target_id in skip:
+                continue
             try:
                 report.snipes.append(await self.execute_snipe(target.target_id))
             except ExchangeError as exc:
@@ -81,5 +94,13 @@ class ReconcileWithExchange:
         except ExchangeError as exc:
             report.problems.append(f"open orders: {exc}")
         await self.book.catch_up(self.store)
-        report.snipes_unresolved = [t.target_id for t in self.book.targets_in({"executing"})]
+        report.snipes_unresolved = [t.target_id for t in self.book.targets_in({"executing"}) if t.target_id not in skip]
         return report
+
+    def _not_yet_sendable(self) -> list[TargetView]:
+        now = self.clock.now()
+        found = [
+            t for t in self.book.targets_in({"scheduled", "executing"})
+            if t.status == "scheduled" or (t.execute_at or t.launch_at) - _MAX_CLOCK_LEAD > now
+        ]
+        return sorted(found, key=lambda t: (t.execute_at or t.launch_at, t.target_id))

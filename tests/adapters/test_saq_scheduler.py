@@ -443,6 +443,11 @@ class TestConfiguration:
         with pytest.raises(ValueError, match="sync"):
             JobRunner(object(), {"sync": _handler}, (Periodic("sync", S, _never),))  # type: ignore[arg-type]
 
+    def test_a_heartbeat_leaves_room_for_late_touches(self) -> None:
+        # A live run whose touches come a little late must never be taken for dead.
+        with pytest.raises(ValueError, match="heartbeat is at least 5 s: quick"):
+            JobRunner(object(), {}, (Periodic("quick", S, _never, heartbeat=4 * S),))  # type: ignore[arg-type]
+
     def test_a_retry_needs_a_delay(self) -> None:
         # SAQ would run a scheduled job twice after a retry without one.
         with pytest.raises(ValueError):

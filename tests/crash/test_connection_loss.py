@@ -206,7 +206,7 @@ async def test_redis_connection_killed_mid_snipe_the_worker_still_records_one_fi
     # A window far longer than a worker takes to start on a loaded machine: the test is not about it.
     target_id = await create_target(db, datetime.now(UTC), snipe_window_seconds=120)
     env = child_env(db, fake, redis_url=redis_url, redis_prefix=redis_prefix,
-                    SNIPER_LEASE_TTL_SECONDS=str(int(SHORT_LEASE.total_seconds())))
+                    SNIPER_LEASE_TTL_SECONDS="4", MEXC_RECV_WINDOW_MS="1000")
     lock_key = f"{redis_prefix}:lock:snipe:{target_id}"
     admin = Redis.from_url(redis_url, decode_responses=True)
     killed: list[int] = []

@@ -172,7 +172,6 @@ async def test_a_snipe_lost_by_redis_between_scheduling_and_launch_is_scheduled_
         scheduler = SaqScheduler(queue)
         before = await scheduler.state(EXECUTE_SNIPE, target_id)
         assert before is not None and before.status == "queued", before
-        assert fake.now_ms() < launch_ms - 8000, "the snipe was scheduled too late for this test: machine too slow"
         await queue.redis.flushall()  # no persistence, a failover or an operator: the queue is empty
         assert await scheduler.state(EXECUTE_SNIPE, target_id) is None
 
