@@ -27,6 +27,8 @@ from sqlalchemy.engine import make_url
 from adapters.clock import SystemClock
 from adapters.eventstore.sqlalchemy_store import SqlEventStore, make_engine
 from adapters.mexc.fake.http import FakeMexcServer, FakeSymbol
+from application.ports import EventStore, Scheduler, TraderDirectory
+from application.trade_book import TradeBook
 from application.use_cases.targets import CreateSnipeTarget, NewSnipe
 from domain.events import Recorded
 from domain.position import position_id_for, position_stream
@@ -209,13 +211,18 @@ def run_aside(make: Callable[[], Awaitable[T]], timeout: float = 30) -> T:
 # --- the store ----------------------------------------------------------------------------
 
 async def create_target(database_url: str, launch_at: datetime, snipe_window_seconds: int = 10) -> str:
-    """A manual, scheduled live target, created through the container as `sniper snipe` does
-    (which also gives the fresh database its schema before any worker starts)."""
+    """A manual, scheduled live target, created on the container `sniper snipe` uses (which also
+    gives the fresh database its schema before any worker starts). LIVE: a live target is refused
+    at creation unless the user's profile trades live, as SNIPER_USER's does in LIVE mode. Without
+    the pair's rules: MEXC_BASE_URL is not the fake's here, and nothing may reach the real MEXC."""
     settings = load_settings({"DATABASE_URL": database_url, "SNIPER_USER": USER,
                               "SNIPER_SNIPE_WINDOW_SECONDS": str(snipe_window_seconds)})
-    container = mexc_trading_container(settings, TradingMode.PAPER, SystemClock())
+    container = mexc_trading_container(settings, TradingMode.LIVE, SystemClock())
     try:
-        create = await container.get(CreateSnipeTarget)
+        create = CreateSnipeTarget(
+            await container.get(EventStore), await container.get(TraderDirectory), await container.get(Scheduler),
+            SystemClock(), settings.timing, await container.get(TradeBook),
+        )
         return await create(NewSnipe(USER, Symbol.parse(SYMBOL), launch_at, QUOTE, live=True))
     finally:
         await container.close()

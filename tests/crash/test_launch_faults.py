@@ -169,7 +169,7 @@ async def snipe_across_an_outage(
     except AssertionError:
         worker.kill()
         await worker.finish(10)
-        raise AssertionError(worker.output[-3000:] + worker.stderr[-6000:]) from None
+        raise AssertionError(worker.output[-3000:] + worker.stderr) from None
     await stop_worker(worker)
     return target_id, arrived, launch
 
