@@ -133,24 +133,41 @@ class ManualClock:
                 future.set_result(None)
 
     async def run_together(self, work: Iterable[Awaitable[T]]) -> list[T]:
-        """Run coroutines concurrently in virtual time; results in the given order."""
+        """Run coroutines concurrently in virtual time; results in the given order.
+
+        They take turns, so a replay is the same on every run: each starts alone, and at each
+        wake-up only one sleeper is woken (the earliest; of those due at the same instant, the
+        one that went to sleep first); the next is woken only when every task is parked on the
+        clock again or done. A task busy with real I/O (a database round trip) holds the turn,
+        however long it takes: its work and what it records never interleave differently on a
+        slow or loaded machine."""
         self._coordinated += 1
-        tasks = [asyncio.ensure_future(w) for w in work]
+        tasks: list[asyncio.Future[T]] = []
         try:
-            while True:
-                live = [t for t in tasks if not t.done()]
-                if not live:
-                    break
-                parked = sum(1 for _, _, f in self._waiters if not f.done())
-                if parked >= len(live) and self._waiters:
-                    # Everyone is asleep on the clock: jump to the earliest wake-up.
-                    self._now = max(self._now, self._waiters[0][0])
-                    self._wake_due()
-                # Let the woken (or still busy, e.g. in database I/O) tasks run.
-                await asyncio.sleep(0)
+            for w in work:
+                tasks.append(asyncio.ensure_future(w))
+                await self._until_parked(tasks)
+            while any(not t.done() for t in tasks):
+                if not self._waiters:
+                    await asyncio.sleep(0)  # waiting on something else than the clock
+                    continue
+                moment, _, future = heapq.heappop(self._waiters)
+                if future.done():  # its sleeper was cancelled
+                    continue
+                self._now = max(self._now, moment)
+                future.set_result(None)
+                await self._until_parked(tasks)
             return [t.result() for t in tasks]
         finally:
             self._coordinated -= 1
             for t in tasks:
                 if not t.done():
                     t.cancel()
+
+    async def _until_parked(self, tasks: list[asyncio.Future[T]]) -> None:
+        """Let the running task (and what it woke) run until every task sleeps on the clock or is done."""
+        while True:
+            await asyncio.sleep(0)
+            live = sum(1 for t in tasks if not t.done())
+            if sum(1 for _, _, f in self._waiters if not f.done()) >= live:
+                return

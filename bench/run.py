@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"environment: Python {platform.python_version()} ({platform.python_implementation()}), "
           f"{os.cpu_count()} CPUs ({_cpu_model()}), {platform.system()} {platform.release()}, "
           f"ccxt {ccxt.__version__}, httpx {httpx.__version__}")
-    print(f"command: python -m bench {' '.join(sys.argv[1:] if argv is None else argv)}".rstrip())
+    print(f"arguments: {' '.join(sys.argv[1:] if argv is None else argv) or '(defaults)'}")
     print()
     print(f"(1) open -> first accepted buy: {args.rounds} rounds per client and condition, alternating; "
           f"exchange, `sniper snipe --live` and the ccxt script each in their own process")

@@ -354,18 +354,19 @@ class ExecuteSnipe:
         send_at = self._send_at(target, run)
         check_at = send_at - _HALT_CHECK_LEAD
         quiet_from = check_at - min(_QUIET_BEFORE_LAUNCH, self.timing.lease_ttl / 6)
-        while (renew_at := self._next_renewal(run)) < quiet_from:
-            await self.clock.sleep_until(renew_at)
-            if not await self._renew(target, run):
-                return self._lost_while_waiting(target)
         refresh_at = check_at - _HALT_READ_MAX_AGE + timedelta(seconds=1)
-        if run.halt_read_at is None or run.halt_read_at < refresh_at:
-            await self.clock.sleep_until(refresh_at)
-            try:
-                await self._read_halt(target, run)
-            except Exception as exc:  # the store's own errors: the check at the launch asks again
-                _log.warning("snipe %s: reading the emergency stop failed (%s: %s)", target.target_id,
-                             type(exc).__name__, exc)
+        refreshed = run.halt_read_at is not None and run.halt_read_at >= refresh_at
+        while (wake := min(self._next_renewal(run), quiet_from if refreshed else refresh_at)) < quiet_from:
+            await self.clock.sleep_until(wake)
+            if not refreshed and self.clock.now() >= refresh_at:
+                refreshed = True
+                try:
+                    await self._read_halt(target, run)
+                except Exception as exc:  # the store's own errors: the check at the launch asks again
+                    _log.warning("snipe %s: reading the emergency stop failed (%s: %s)", target.target_id,
+                                 type(exc).__name__, exc)
+            if self.clock.now() >= self._next_renewal(run) and not await self._renew(target, run):
+                return self._lost_while_waiting(target)
         await self.clock.sleep_until(quiet_from)
         if not await self._renew(target, run):
             return self._lost_while_waiting(target)

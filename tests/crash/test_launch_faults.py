@@ -69,7 +69,27 @@ async def live_target(database_url: str, launch: datetime) -> str:
 
 
 async def start_worker(children: Children, name: str, env: dict[str, str]) -> Child:
-    return await children.start(name, env, "-m", "entrypoints.cli", "worker")
+    worker = await children.start(name, env, "-m", "entrypoints.cli", "worker")
+    # Read its log as it comes: an outage makes the agents log tracebacks, and a full pipe would
+    # stall the worker on its next log line.
+    _draining[worker] = asyncio.create_task(_drain(worker))
+    return worker
+
+
+_draining: dict[Child, asyncio.Task[None]] = {}
+
+
+async def _drain(worker: Child) -> None:
+    assert worker.proc.stderr is not None
+    while line := await worker.proc.stderr.readline():
+        worker.stderr += line.decode()
+
+
+async def finish(worker: Child, timeout: float = 90) -> int:
+    """Wait for the exit (the log read to its end first)."""
+    await asyncio.wait_for(asyncio.shield(worker.proc.wait()), timeout)
+    await _draining.pop(worker)
+    return await worker.finish(10)
 
 
 def arrivals_noted(fake: FakeMexcServer) -> list[datetime]:
@@ -101,7 +121,7 @@ async def stop_worker(worker: Child) -> None:
     await worker.expect("snipes are durable jobs on SAQ", timeout=60)
     await asyncio.sleep(1)
     worker.proc.send_signal(signal.SIGTERM)
-    assert await worker.finish(90) == 0, worker.output[-3000:] + worker.stderr[-6000:]
+    assert await finish(worker) == 0, worker.output[-3000:] + worker.stderr[-6000:]
 
 
 @pytest.mark.postgres
@@ -120,7 +140,7 @@ async def test_a_worker_killed_between_submitting_and_sending_is_resumed_and_sen
     first = await start_worker(children, "first", env)
     await eventually(lambda: submitted(db, target_id), "the worker to record its submission", timeout=60)
     first.kill()  # SIGKILL: its lease stays in Redis until it lapses, its SAQ job stays "active"
-    assert await first.finish() == -signal.SIGKILL
+    assert await finish(first) == -signal.SIGKILL
     assert arrived == [], "the worker sent before it was killed: the machine is too slow for this test"
     assert datetime.now(UTC) < launch
 
@@ -131,7 +151,7 @@ async def test_a_worker_killed_between_submitting_and_sending_is_resumed_and_sen
                          timeout=(deadline - datetime.now(UTC)).total_seconds() + 30)
     except AssertionError:
         second.kill()
-        await second.finish(10)
+        await finish(second)
         raise AssertionError(second.output[-3000:] + second.stderr[-6000:]) from None
     await stop_worker(second)
 
@@ -168,8 +188,8 @@ async def snipe_across_an_outage(
         await eventually(lambda: filled(database_url, target_id), "the fill to be recorded", timeout=60)
     except AssertionError:
         worker.kill()
-        await worker.finish(10)
-        raise AssertionError(worker.output[-3000:] + worker.stderr) from None
+        await finish(worker)
+        raise AssertionError(worker.output[-3000:] + worker.stderr[-6000:]) from None
     await stop_worker(worker)
     return target_id, arrived, launch
 

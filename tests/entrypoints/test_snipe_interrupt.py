@@ -7,9 +7,11 @@ SQLite file; SIGINT is what a terminal's Ctrl-C sends."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
+import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -56,15 +58,20 @@ async def sniper(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
-async def wait_for_history(env: dict[str, str], text: str) -> str:
-    """`sniper history --all` once it shows `text`."""
-    for _ in range(PROMPT):
-        code, out, err = await sniper(env, "history", "--all")
-        assert code == 0 or "no trade history" in err, err  # the store may not exist yet
-        if text in out:
-            return out
-        await asyncio.sleep(1)
-    raise AssertionError(f"{text!r} never recorded:\n{out}")
+async def wait_for_event(env: dict[str, str], event_type: str) -> None:
+    """Until the store holds an event of this type (read from the SQLite file: quicker than a
+    `sniper history` process per look)."""
+    db = env["DATABASE_URL"].split(":///", 1)[1]
+    for _ in range(PROMPT * 4):
+        if Path(db).exists():
+            with contextlib.closing(sqlite3.connect(db)) as conn:
+                try:
+                    if conn.execute("SELECT 1 FROM events WHERE event_type = ?", (event_type,)).fetchone():
+                        return
+                except sqlite3.OperationalError:  # the schema is being created
+                    pass
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"no {event_type} recorded")
 
 
 def in_seconds(seconds: int) -> str:
@@ -74,7 +81,7 @@ def in_seconds(seconds: int) -> str:
 async def test_ctrl_c_before_the_launch_cancels_the_target_in_one_line(env: dict[str, str]) -> None:
     snipe = await start(env, "snipe", "NEWUSDT", "--quote-amount", "10", "--at", in_seconds(120))
     try:
-        await wait_for_history(env, "scheduled for")
+        await wait_for_event(env, "SnipeScheduled")
         snipe.send_signal(signal.SIGINT)
         out, err = await asyncio.wait_for(snipe.communicate(), PROMPT)
     finally:
@@ -96,7 +103,7 @@ async def test_ctrl_c_before_the_launch_cancels_the_target_in_one_line(env: dict
 async def test_reconcile_lists_a_future_snipe_as_scheduled_and_returns(env: dict[str, str]) -> None:
     snipe = await start(env, "snipe", "NEWUSDT", "--quote-amount", "10", "--at", in_seconds(600))
     try:
-        await wait_for_history(env, "scheduled for")
+        await wait_for_event(env, "SnipeScheduled")
         code, out, err = await sniper(env, "reconcile")
     finally:
         snipe.send_signal(signal.SIGINT)
@@ -114,7 +121,7 @@ async def test_reconcile_does_not_wait_for_the_launch_of_a_snipe_left_executing(
     early = {**env, "SNIPER_PREPARE_AHEAD_SECONDS": "600"}
     snipe = await start(early, "snipe", "NEWUSDT", "--quote-amount", "10", "--at", in_seconds(300))
     try:
-        await wait_for_history(env, "submitted")
+        await wait_for_event(env, "SnipeOrderSubmitted")
     finally:
         snipe.kill()
         await snipe.wait()
