@@ -107,6 +107,11 @@ async def run_demo(settings: Settings, scenario: Scenario, run_id: str, out: Tex
                 next_states = now + settings.state_poll
             due = [job for job in scheduler.take_due(clock.now()) if job.kind == EXECUTE_SNIPE]
             if due:
+                # In the order the targets were created, not by target id (random per run): the
+                # turns the snipes take, and so the timeline, are the same in every run.
+                await book.catch_up(store)
+                created = {target_id: i for i, target_id in enumerate(book.targets)}
+                due.sort(key=lambda job: (job.run_at, created.get(job.key, len(created))))
                 # Snipes of the same launch run side by side, as the worker runs them.
                 await clock.run_together(execute_snipe(job.key) for job in due)
             for tick in paper.ticks_between(last_tick_at, clock.now()):
