@@ -32,10 +32,12 @@ from tests.adapters.paper_support import build_scenario, listing
 from tests.ai.support import chain, embeddings
 from tests.application.support import World
 
-# How late after the launch the buy may leave. A bare snipe here takes well under 1 ms; the
-# margin is for a loaded 2-core CI machine, and is still far below any AI call's latency.
-LAUNCH_MARGIN = timedelta(milliseconds=60)
 BUDGET = AiBudget(total=timedelta(seconds=3), per_call=timedelta(seconds=1))
+# What the test tells apart: a buy that waited for an AI call leaves at least one call's budget
+# late (the fakes hang or answer slowly for longer); one that did not leaves within the time a
+# (possibly loaded) machine takes to run the send. How late it actually left is a benchmark
+# figure (printed), not an assertion: under load it was seen at 0.4 s.
+LAUNCH_MARGIN = BUDGET.per_call
 
 SLOW = {"openai": Mode.SLOW, "anthropic": Mode.HANG, "perplexity": Mode.SLOW, "cohere": Mode.SLOW}
 FAILING = {"openai": Mode.ERROR_500, "anthropic": Mode.MALFORMED, "perplexity": Mode.ERROR_429, "cohere": Mode.NONSENSE}
