@@ -86,18 +86,23 @@ async def test_rows_projected_before_0005_are_rewritten_as_the_book_folds_them(t
     config.set_main_option("script_location", str(Path(migrate.__file__).resolve().parent / "migrations"))
     eng = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
     try:
-        async with eng.begin() as conn:
-            def to_0004(sync_conn: Any) -> None:
-                config.attributes["connection"] = sync_conn
-                command.upgrade(config, "0004")
-
-            await conn.run_sync(to_0004)
+        # Project with today's code, then take the schema back to 0004: 0005's downgrade writes the
+        # rows as the release before it projected them (a SELL with no client order id), and later
+        # migrations' downgrades drop what that release did not have.
+        await migrate.upgrade(eng)
         store = SqlEventStore(eng)
         await record_a_write_off(store)
         await run_projector(eng)
-        async with eng.begin() as conn:  # as the previous release projected it
-            await conn.execute(proj_trades.update().where(proj_trades.c.event_type == "DustWrittenOff")
-                               .values(side=SELL, client_order_id=""))
+        async with eng.begin() as conn:
+            def to_0004(sync_conn: Any) -> None:
+                config.attributes["connection"] = sync_conn
+                command.downgrade(config, "0004")
+
+            await conn.run_sync(to_0004)
+        async with eng.connect() as conn:
+            rows = (await conn.execute(select(proj_trades.c.side, proj_trades.c.client_order_id)
+                                       .where(proj_trades.c.event_type == "DustWrittenOff"))).all()
+        assert [tuple(r) for r in rows] == [(SELL, "")]
         assert await migrate.upgrade(eng) == ("0004", migrate.head_revision())
         async with eng.connect() as conn:
             rows = (await conn.execute(select(proj_trades.c.side, proj_trades.c.client_order_id)
