@@ -8,7 +8,7 @@ from where it stopped.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -55,6 +55,9 @@ class TradeBook:
         self.positions: dict[str, PositionView] = {}
         self._daily_pnl: dict[tuple[str, date], Decimal] = {}
         self.stops: dict[str, str] = {}
+        # Other scopes whose stop holds for a user: in a replay, the person its trader stands in for
+        # (`alice` for `alice.<run>`), so a person's `sniper halt` holds for the replay too.
+        self.stop_aliases: Callable[[str], tuple[str, ...]] = lambda user_id: ()
         # Each position's stop-loss percent, from its exit plan (the daily loss limit counts what an
         # open position would still lose at it).
         self.stop_losses: dict[str, Decimal] = {}
@@ -169,7 +172,16 @@ class TradeBook:
 
     def halted(self, user_id: str) -> str | None:
         """Why trading is halted for this user (global stop first), or None."""
-        return halt_reason(self.stops, user_id)
+        found = halt_reason(self.stops, user_id)
+        if found is None:
+            for alias in self.stop_aliases(user_id):
+                if alias in self.stops:
+                    return f"emergency stop ({alias}): {self.stops[alias]}"
+        return found
+
+    def stop_scopes(self, user_id: str) -> tuple[str, ...]:
+        """The scopes whose emergency stop holds for this user: global, the user's own, aliases."""
+        return ("global", user_id, *self.stop_aliases(user_id))
 
     def targets_of_coin(self, coin_id: str, statuses: set[str]) -> list[TargetView]:
         return [t for t in self.targets.values() if t.coin_id == coin_id and t.status in statuses]

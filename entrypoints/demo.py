@@ -17,12 +17,14 @@ from adapters.clock import ManualClock
 from adapters.memory import InMemoryScheduler
 from adapters.paper.exchange import PaperExchange
 from adapters.paper.scenario import Scenario
+from application import repository
 from application.ports import EventStore, LockService
 from application.trade_book import TradeBook
 from application.use_cases.listings import EXECUTE_SNIPE, DetectReadyStates, SyncCalendar
 from application.use_cases.positions import ManagePositions
 from application.use_cases.snipe import ExecuteSnipe
 from domain.position import position_id_for
+from domain.safety import GLOBAL_SCOPE, SafetySwitch, safety_stream
 from entrypoints.config import Settings
 from entrypoints.container import paper_trading_container
 from entrypoints.timeline import fmt, line, signed
@@ -65,6 +67,26 @@ def display_user(user_id: str, run_id: str) -> str:
     return user_id.removesuffix(f".{run_id}")
 
 
+async def follow_run(book: TradeBook, store: EventStore, scenario: Scenario, run_id: str, out: TextIO) -> int:
+    """Point the book of a replay run at this run's events only (its traders are new users, so
+    nothing earlier is theirs), with the emergency stops already in force: the global one, and a
+    person's stop of a trader the run stands in for (`sniper halt --user alice` holds for
+    `alice.<run>`). Each is said in the output. Returns where the run's events begin."""
+    first = await store.last_position()
+    book.position = first
+    suffix = f".{run_id}"
+    book.stop_aliases = lambda user_id: (user_id.removesuffix(suffix),) if user_id.endswith(suffix) else ()
+    people = sorted({display_user(t.user_id, run_id) for t in scenario.traders})
+    for scope in (GLOBAL_SCOPE, *people):
+        switch = await repository.find(store, SafetySwitch, safety_stream(scope))
+        if switch is not None and switch.active:
+            book.stops[scope] = switch.reason or ""
+            whom = "every trader" if scope == GLOBAL_SCOPE else f"{scope} ({scope}{suffix} here)"
+            out.write(f"emergency stop ({scope}) is ACTIVE: {switch.reason}; this run holds it for {whom} "
+                      f"(`sniper resume{' --global' if scope == GLOBAL_SCOPE else f' --user {scope}'}` clears it)\n")
+    return first
+
+
 async def run_demo(settings: Settings, scenario: Scenario, run_id: str, out: TextIO) -> DemoReport:
     world = namespaced(scenario, run_id)
     clock = ManualClock(world.start)
@@ -80,13 +102,11 @@ async def run_demo(settings: Settings, scenario: Scenario, run_id: str, out: Tex
         manage = await container.get(ManagePositions)
         book = await container.get(TradeBook)
 
-        first = await store.last_position()
-        book.position = first  # this run's book starts empty: it follows only this run
+        out.write(f"mexc-sniper demo: scenario {scenario.name!r}, run {run_id}, paper exchange, {settings_store(settings)}\n")
+        first = await follow_run(book, store, world, run_id, out)
         printed = first
         symbols: dict[str, str] = {}
         label = lambda u: display_user(u, run_id)  # noqa: E731
-
-        out.write(f"mexc-sniper demo: scenario {scenario.name!r}, run {run_id}, paper exchange, {settings_store(settings)}\n")
         out.write(f"{scenario.description}\n\n" if scenario.description else "\n")
 
         async def flush() -> None:

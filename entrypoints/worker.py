@@ -84,7 +84,7 @@ from entrypoints.ai import build_enrichment
 from entrypoints.config import Settings
 from entrypoints.observability import start_metrics_server
 from entrypoints.container import TradingMode, mexc_trading_container, paper_trading_container
-from entrypoints.demo import build_report, display_user, namespaced, render_report
+from entrypoints.demo import build_report, display_user, follow_run, namespaced, render_report
 from entrypoints.timeline import line
 
 logger = logging.getLogger(__name__)
@@ -150,9 +150,12 @@ async def run_worker(
         store = await container.get(EventStore)
         board = await container.get(AgentStatusBoard)
         book = await container.get(TradeBook)
-        first = await store.last_position()
-        book.position = first if scenario is not None else 0
         out.write(f"mexc-sniper worker {me}: {where}\n")
+        if scenario is not None:
+            first = await follow_run(book, store, scenario, run.run_id, out)
+        else:
+            first = await store.last_position()
+            book.position = 0
         stop = asyncio.Event()
         printer = asyncio.create_task(_print_events(store, first, out, label, stop))
         try:

@@ -35,7 +35,7 @@ from application.trade_book import TradeBook
 from application.views import PositionView
 from domain.events import Cause
 from domain.position import ExitDecision, Position, PositionStatus, position_stream
-from domain.safety import GLOBAL_SCOPE, Halt, SafetySwitch, safety_stream, strictest_halt
+from domain.safety import Halt, SafetySwitch, safety_stream, strictest_halt
 from domain.target import SnipeTarget, target_stream
 from domain.values import ClientOrderId, round_down_to_scale
 
@@ -188,7 +188,7 @@ class ManagePositions:
         if self.book.halted(user_id) is None:
             return Halt.NONE
         active = []
-        for scope in (GLOBAL_SCOPE, user_id):
+        for scope in self.book.stop_scopes(user_id):
             if scope not in self.book.stops:
                 continue
             if scope not in switches:

@@ -34,14 +34,6 @@ LEASE_TTL_SECONDS = 4
 SHORT_RECV_WINDOW = {"MEXC_RECV_WINDOW_MS": "1000"}
 
 
-async def lease_lapsed(redis_url: str, prefix: str, target_id: str) -> bool:
-    client = Redis.from_url(redis_url)
-    try:
-        return not await client.exists(f"{prefix}:lock:snipe:{target_id}")
-    finally:
-        await client.aclose()
-
-
 async def lease_ms_left(redis_url: str, prefix: str, target_id: str) -> int:
     client = Redis.from_url(redis_url)
     try:

@@ -46,7 +46,8 @@ async def test_with_redis_leases_the_second_worker_never_sends(
 
     assert sorted(codes) == [EXIT_FILLED, EXIT_SKIPPED], [w.output + w.stderr for w in (first, second)]
     loser = second if codes[1] == EXIT_SKIPPED else first
-    assert outcome(loser) == "outcome skipped another executor holds this snipe"
+    # It tried the held lease again (for up to a ttl) and got it once the winner was done.
+    assert outcome(loser) in ("outcome skipped target is filled", "outcome skipped another executor holds this snipe")
     assert len(fake.order_arrivals) == 1 and len(fake.accepted_orders()) == 1
     await assert_one_position(db, target_id)
     client = Redis.from_url(redis_url)
@@ -81,19 +82,19 @@ async def test_without_redis_two_workers_released_together_place_one_order(
 
 
 @pytest.mark.postgres
-async def test_without_redis_a_second_worker_on_an_executing_snipe_sends_again_and_only_the_exchange_refuses_it(
+async def test_without_redis_a_second_worker_on_an_executing_snipe_near_its_launch_finds_the_first_order(
     fake: FakeMexcServer, fresh_postgres_database: str, children: Children,
 ) -> None:
-    """The weak spot of running several workers without REDIS_URL, shown rather than hidden.
+    """Several workers without REDIS_URL: each has its own leases, which cannot see each other.
 
-    The second worker starts after the first recorded its submission, more than 5 s before the
-    launch. It takes the target for one a crashed worker left EXECUTING: it asks the exchange for
-    the client order id, finds nothing (the first worker is still waiting for the launch), and
-    sends at the launch too. (Taken up within 5 s of the launch or later, a resumed snipe looks
-    for the order through the visibility grace before sending, and finds the first worker's; so
-    early, no earlier run can have sent and it does not wait.) Only the exchange's refusal of a
-    reused client order id keeps that to one order. MEXC documents no such refusal (FACTS.md):
-    with several worker processes, REDIS_URL is required."""
+    The second worker starts after the first recorded its submission, 8 s before the launch. It
+    takes the target for one a crashed worker left EXECUTING, and its lock service knows of no
+    earlier holder (`Lease.first`): that holder may believe in its lease for up to a ttl (15 s)
+    more, so the second worker looks for the order until the visibility grace has passed after
+    that, finds the first worker's order, and never sends. (A second worker taken up more than a
+    ttl and 5 s before the launch would query once, find nothing and send at the launch too: only
+    the exchange's refusal of a reused client order id, undocumented, would stand between them.
+    With several worker processes, REDIS_URL is required.)"""
     db = fresh_postgres_database
     env = child_env(db, fake)
     first, second = await ready_workers(children, env)
@@ -105,9 +106,8 @@ async def test_without_redis_a_second_worker_on_an_executing_snipe_sends_again_a
 
     codes = await asyncio.gather(first.finish(), second.finish())
 
-    # Two POSTs with the same client order id reached the exchange; it took the first only.
-    assert sorted(a.outcome for a in fake.order_arrivals) == ["-2010", "accepted"], fake.order_arrivals
-    assert len({a.client_order_id for a in fake.order_arrivals}) == 1
+    # One POST reached the exchange.
+    assert [a.outcome for a in fake.order_arrivals] == ["accepted"], fake.order_arrivals
     assert len(fake.accepted_orders()) == 1
     # Both workers followed the one order to its fill; one recorded it, the other stood down.
     assert sorted(codes) == [EXIT_FILLED, EXIT_SKIPPED], [w.output + w.stderr for w in (first, second)]
