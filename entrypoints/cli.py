@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import secrets
 import sys
 from pathlib import Path
@@ -94,12 +93,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from entrypoints.logs import package_version
 
-    try:
-        return version("mexc-sniper")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "(not installed)"
+    return package_version()
 
 
 # Commands that run until stopped: they log at INFO unless SNIPER_LOG_LEVEL says otherwise.
@@ -230,7 +226,6 @@ def _worker(args: argparse.Namespace, out: TextIO) -> int:
     if args.duration is not None and not (0 < args.duration <= 30 * 86_400):
         raise ConfigurationError(f"--for must be between 0 and 30 days in seconds, got {args.duration:g}")
     duration = None if args.duration is None else timedelta(seconds=args.duration)
-    logging.getLogger("sniper").info("sniper %s: worker starting", _version())  # after the settings: bad ones are one line
     asyncio.run(run_worker(settings, out, duration=duration))
     return 0
 

@@ -115,3 +115,13 @@ def _log_uncaught(kind: type[BaseException], value: BaseException, traceback: Tr
         return
     logging.getLogger("sniper").critical("the process ends on an uncaught %s", kind.__name__,
                                          exc_info=(kind, value, traceback))
+
+
+def package_version() -> str:
+    """The installed package's version, for start lines and `sniper --version`."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mexc-sniper")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"

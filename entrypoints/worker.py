@@ -150,6 +150,10 @@ async def run_worker(
         store = await container.get(EventStore)
         board = await container.get(AgentStatusBoard)
         book = await container.get(TradeBook)
+        # Logged once the store and Redis answered: a start that fails there is one line, not two.
+        from entrypoints.logs import package_version
+
+        logging.getLogger("sniper").info("sniper %s: worker starting (%s: %s)", package_version(), me, where)
         out.write(f"mexc-sniper worker {me}: {where}\n")
         if scenario is not None:
             first = await follow_run(book, store, scenario, run.run_id, out)

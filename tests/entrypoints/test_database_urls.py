@@ -133,9 +133,7 @@ def test_every_command_that_opens_the_store_refuses_in_one_line(
         # as SQLAlchemy spells it: this failed with a 179-line traceback before
         "DATABASE_URL": make_url(postgres_url).set(password=PASSWORD, database=name).render_as_string(hide_password=False),
         "ENCRYPTION_KEY": "1:" + "A" * 43 + "=",  # `keys rotate` needs one; nothing is sealed
-        # serve and worker log their start at INFO before opening the store: a log record, not
-        # part of the refusal.
-        "SNIPER_LOG_LEVEL": "WARNING",
+        # At the default log level: serve and worker log their start only once the store answered.
     }
     assert_refused_in_one_line(sniper(workdir, *command, **settings), f'database "{name}" does not exist')
 
