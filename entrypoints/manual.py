@@ -14,9 +14,10 @@ from decimal import Decimal
 from typing import TextIO
 
 from adapters.clock import SystemClock
+from adapters.mexc.errors import Unreachable
 from adapters.mexc.rest import MexcRestClient
 from application import repository
-from application.errors import ApplicationError, ConcurrencyConflict, ConfigurationError
+from application.errors import AmbiguousOutcome, ApplicationError, ConcurrencyConflict, ConfigurationError
 from application.ports import EventStore
 from application.use_cases.safety import ActivateEmergencyStop, ClearEmergencyStop
 from application.use_cases.reconcile import ReconcileWithExchange, ReconciliationReport
@@ -79,11 +80,15 @@ async def run_manual_snipe(settings: Settings, command: SnipeCommand, out: TextI
         # Before trading: agree with the exchange on whatever an earlier run left unfinished.
         write_reconciliation(await (await container.get(ReconcileWithExchange))(resume_before_launch=False), out)
         execute = await container.get(ExecuteSnipe)
+        unreachable = await mexc_unreachable(settings)
         launch = command.at or clock.now()
         out.write(
             f"{'LIVE' if command.live else 'paper'} snipe of {command.symbol} for {command.quote_amount} "
             f"{command.symbol.quote} at {launch:%Y-%m-%d %H:%M:%S.%f}"[:-3] + f" UTC via {settings.mexc.base_url}\n"
         )
+        if unreachable is not None:
+            out.write(f"warning: {unreachable}; the snipe goes on, and fails unless MEXC answers before its window "
+                      "closes\n")
         target_id = await create(NewSnipe(
             settings.user_id, command.symbol, launch, command.quote_amount, command.exit_strategy, live=command.live,
         ))
@@ -130,6 +135,21 @@ async def _left_by_interruption(store: EventStore, target_id: str | None, by: st
                 f"while the snipe window is open (until {utc_moment(target.deadline_at)}; `sniper halt` first "
                 "refuses that) or records it failed")
     return f"snipe target {target_id} is {target.status.value}" + (f": {target.failure}" if target.failure else "")
+
+
+async def mexc_unreachable(settings: Settings) -> str | None:
+    """Why MEXC cannot be reached (DNS, refused, timeout, TLS), from one ping; None when it answers.
+    A snipe's own calls would find out too, but only after their retries, in a reply about
+    something else."""
+    async with MexcRestClient("", "", settings.mexc.base_url, read_attempts=1, order_lane=False) as client:
+        try:
+            await client.ping()
+        except (Unreachable, AmbiguousOutcome) as exc:
+            return str(exc).removeprefix("GET /api/v3/ping: ").removesuffix("; not sent").removesuffix(
+                "; the request may have been processed")
+        except ApplicationError:
+            return None  # MEXC answered (with an error the snipe's own calls will report)
+    return None
 
 
 def utc_moment(moment: datetime) -> str:
@@ -193,14 +213,22 @@ async def run_mexc_check(settings: Settings, symbol: Symbol, out: TextIO) -> lis
         raise ConfigurationError("sniper mexc check needs MEXC_API_KEY and MEXC_SECRET_KEY")
     m = settings.mexc
     checks: list[Check] = []
+    unreachable = False
     async with MexcRestClient(m.api_key, m.secret_key, m.base_url, recv_window_ms=m.recv_window_ms) as client:
 
         async def step(name: str, work) -> None:  # noqa: ANN001
+            nonlocal unreachable
+            if unreachable:
+                # Every call would fail the same way (and a timeout takes its time): say so once.
+                checks.append(Check(name, False, "not tried: MEXC could not be reached (see above)"))
+                out.write(f"[skip] {name}: {checks[-1].detail}\n")
+                return
             try:
                 detail = await work()
                 checks.append(Check(name, True, detail))
             except (ApplicationError, DomainError) as exc:
                 checks.append(Check(name, False, f"{type(exc).__name__}: {exc}"))
+                unreachable = isinstance(exc, (Unreachable, AmbiguousOutcome))
             mark = "ok  " if checks[-1].ok else "FAIL"
             out.write(f"[{mark}] {name}: {checks[-1].detail}\n")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from adapters.mexc.rest import MexcRestClient
 from application.credentials import ApiCredentials, CredentialCheckResult
-from application.errors import ApplicationError, ExchangeError
+from application.errors import ApplicationError, ExchangeError, OrderRefused
 
 # MEXC codes that mean "these keys are wrong", with a reason a person can act on.
 _KEY_REFUSALS = {
@@ -63,7 +63,11 @@ def _reason(exc: ExchangeError, credentials: ApiCredentials) -> str:
     known = _KEY_REFUSALS.get(str(exc.code))
     if known:
         return f"{known} (MEXC {exc.code})"
-    return _scrub(f"MEXC refused the check: {exc}", credentials)
+    if isinstance(exc, OrderRefused):
+        return _scrub(f"MEXC refused the check: {exc}", credentials)
+    # Not MEXC's answer: it could not be reached (the message says why), it did not answer, or
+    # the call was held back here. Nothing is known about the keys.
+    return _scrub(f"the keys could not be checked: {exc}", credentials)
 
 
 def _scrub(text: str, credentials: ApiCredentials) -> str:

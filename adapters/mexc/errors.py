@@ -8,7 +8,9 @@ only knows the application's kinds still does the right thing:
 - `NotSent` (a RateLimited): the request never left this process (the circuit is open, the
   local budget is spent, the connection could not be made). Nothing was placed, so sending
   again later is safe; it must never be reported as ambiguous.
-- `CircuitOpen` (a NotSent): the endpoint group's breaker is open.
+- `Unreachable` (a NotSent): no connection could be made; the message says why (DNS, refused,
+  timeout, TLS).
+- `CircuitOpen` (a NotSent): the endpoint group's breaker is open (it names the last failure).
 - `UnknownOrder` (an OrderRefused, MEXC -2011): query and cancel turn it into None.
 - a reused client order id is the application's OrderAlreadyExists (resolved by query).
 - `UnexpectedReply` (an AmbiguousOutcome): a reply we could not read. For an order this is
@@ -17,6 +19,8 @@ only knows the application's kinds still does the right thing:
 
 from __future__ import annotations
 
+import socket
+import ssl
 from datetime import timedelta
 
 from application.errors import AmbiguousOutcome, ClockSkew, NotYetOpen, OrderAlreadyExists, OrderRefused, RateLimited
@@ -62,6 +66,40 @@ class NotSent(RateLimited):
     """The request never left: nothing was placed. Safe to send again after `retry_after`."""
 
     code = "not-sent"
+
+
+class Unreachable(NotSent):
+    """MEXC could not be reached: no connection was made (the host name does not resolve, the
+    connection was refused or timed out, TLS failed). The message says which and where."""
+
+    code = "unreachable"
+
+
+def why_unreachable(exc: BaseException, connect_timeout: float) -> str:
+    """Why a connection could not be made, in a person's words, from the exception chain of a
+    failed connect (httpx's or the order lane's)."""
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    for error in chain:
+        if isinstance(error, socket.gaierror):
+            return f"DNS: the host name does not resolve ({error.strerror or error})"
+        if isinstance(error, ConnectionRefusedError):
+            return "connection refused (nothing listens there)"
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return f"TLS: the server's certificate is not trusted ({error.verify_message or error})"
+        if isinstance(error, ssl.SSLError) and not isinstance(error, (ssl.SSLWantReadError, ssl.SSLWantWriteError)):
+            return f"TLS: the handshake failed ({error.reason or error})"
+    for error in chain:
+        if isinstance(error, TimeoutError) or "Timeout" in type(error).__name__:
+            during = " (during the TLS handshake)" if any(isinstance(e, ssl.SSLError) for e in chain) else ""
+            return f"timeout: no connection within {connect_timeout:g} s{during}"
+    for error in chain:
+        if isinstance(error, OSError) and error.strerror:
+            return f"{error.strerror} ({type(error).__name__})"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 class CircuitOpen(NotSent):

@@ -271,6 +271,8 @@ class CircuitBreaker:
         self.cool_down = cool_down
         self.opened_at = 0.0
         self._probing = False
+        # What the last failure was (e.g. MEXC cannot be reached, and why): the open circuit says it.
+        self.last_failure: str | None = None
         self.transitions: deque[tuple[BreakerState, BreakerState]] = deque(maxlen=200)
 
     def before_call(self) -> bool:
@@ -281,10 +283,9 @@ class CircuitBreaker:
         if self.state is BreakerState.OPEN:
             remaining = self.opened_at + self.cool_down - now
             if remaining > 0:
-                raise CircuitOpen(
-                    f"{self.group}: circuit open after {self.failures} failures; not sent",
-                    timedelta(seconds=remaining),
-                )
+                why = f"{self.last_failure} (circuit open after {self.failures} failures)" if self.last_failure \
+                    else f"circuit open after {self.failures} failures"
+                raise CircuitOpen(f"{self.group}: {why}; not sent", timedelta(seconds=remaining))
             self._move(BreakerState.HALF_OPEN)
         if self._probing:
             raise CircuitOpen(f"{self.group}: circuit half-open, a probe is out; not sent", timedelta(seconds=self.cool_down / 4))
@@ -294,13 +295,15 @@ class CircuitBreaker:
     def on_success(self) -> None:
         self._probing = False
         self.failures = 0
+        self.last_failure = None
         if self.state is not BreakerState.CLOSED:
             self.cool_down = self.base_cool_down
             self._move(BreakerState.CLOSED)
 
-    def on_failure(self) -> None:
+    def on_failure(self, why: str | None = None) -> None:
         self._probing = False
         self.failures += 1
+        self.last_failure = why
         if self.state is BreakerState.HALF_OPEN:
             self.cool_down = min(self.cool_down * 2, self.max_cool_down)
             self._open()

@@ -46,9 +46,17 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
-from application.errors import AmbiguousOutcome, ClockSkew, ConfigurationError
+from application.errors import AmbiguousOutcome, ClockSkew, ConfigurationError, RateLimited
 from adapters.mexc import errors
-from adapters.mexc.errors import INVALID_SYMBOL_CODES, NotSent, UnexpectedReply, UnknownOrder
+from adapters.mexc.errors import (
+    INVALID_SYMBOL_CODES,
+    CircuitOpen,
+    NotSent,
+    Unreachable,
+    UnexpectedReply,
+    UnknownOrder,
+    why_unreachable,
+)
 from adapters.mexc.lane import LaneNoReply, LaneNotSent, LaneReply, OrderLane
 from adapters.mexc.limits import API, CircuitBreaker, CircuitBreakers, EndpointBudget, RateLimiter, group_of, weight_of
 from adapters.mexc.models import (
@@ -88,6 +96,8 @@ MAX_RECV_WINDOW_MS = 60_000
 _OK_CODES = frozenset({0, 200, "0", "200"})
 # Nothing was written to the wire: the request cannot have reached the exchange.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+# Local refusals to send: after a call that could not reach MEXC, these say nothing about MEXC.
+_LOCAL_REFUSALS = ("local-budget", CircuitOpen.code)
 _decoder = msgspec.json.Decoder(float_hook=Decimal)
 
 
@@ -199,6 +209,7 @@ class MexcRestClient:
         self.recv_window_ms = recv_window_ms
         self.read_attempts = read_attempts
         self.backoff_base = backoff_base
+        self._connect_timeout = connect_timeout
         self.backoff_cap = backoff_cap
         self.limiter = limiter or RateLimiter()
         self.breakers = breakers or CircuitBreakers()
@@ -304,6 +315,7 @@ class MexcRestClient:
             signed_prefix = self._signed_prefix(params)
         resynced = False
         attempt = 0
+        earlier: Exception | None = None  # the last attempt's failure, when MEXC was not reached
         while True:
             try:
                 return await self._once(ep, params, signed_prefix)
@@ -312,10 +324,17 @@ class MexcRestClient:
                     raise
                 resynced = True
                 await self.sync_clock()
+            except RateLimited as exc:
+                # A retry held back here (the budget the attempts spent, the breaker they opened):
+                # the reason to tell is why MEXC could not be reached, not our own bookkeeping.
+                if earlier is not None and exc.code in _LOCAL_REFUSALS:
+                    raise earlier from exc
+                raise
             except _Transient as failure:
                 attempt += 1
                 if ep.kind is not CallKind.READ or attempt >= self.read_attempts:
                     raise failure.error from failure.__cause__
+                earlier = failure.error if isinstance(failure.error, (Unreachable, AmbiguousOutcome)) else None
                 ceiling = min(self.backoff_cap, self.backoff_base * (2 ** attempt))
                 await asyncio.sleep(self._rng.uniform(0.0, ceiling))
 
@@ -337,13 +356,12 @@ class MexcRestClient:
                     response = await lane.request(ep.method, target, self._lane_timeouts[ep.kind])
                 except LaneNotSent as exc:
                     settled = True
-                    breaker.on_failure()
-                    raise _Transient(NotSent(f"{ep.group}: {exc}; not sent", timedelta(seconds=self.backoff_base))) from exc
+                    raise _Transient(self._unreachable(ep, exc)) from exc
                 except LaneNoReply as exc:
                     settled = True
-                    breaker.on_failure()
+                    breaker.on_failure(f"no reply from MEXC at {self.base_url} ({exc})")
                     raise _Transient(AmbiguousOutcome(
-                        f"{ep.group}: no reply ({exc}); the request may have been processed"
+                        f"{ep.group}: no reply from MEXC at {self.base_url} ({exc}); the request may have been processed"
                     )) from exc
                 settled = True
                 return self._read(ep, response)
@@ -352,24 +370,33 @@ class MexcRestClient:
                 response = await self._http.request(ep.method, url, timeout=self._timeouts[ep.kind])
             except _NOT_SENT as exc:
                 settled = True
-                breaker.on_failure()
                 if isinstance(exc, httpx.UnsupportedProtocol):
+                    breaker.on_failure()
                     raise ConfigurationError(f"MEXC base URL {self.base_url!r} is not usable: {exc}") from exc
-                raise _Transient(NotSent(
-                    f"{ep.group}: could not connect ({type(exc).__name__}); not sent",
-                    timedelta(seconds=self.backoff_base),
-                )) from exc
+                if isinstance(exc, httpx.PoolTimeout):  # our own connections were all busy
+                    breaker.on_failure()
+                    raise _Transient(NotSent(f"{ep.group}: no free connection to MEXC in time; not sent",
+                                             timedelta(seconds=self.backoff_base))) from exc
+                raise _Transient(self._unreachable(ep, exc)) from exc
             except httpx.RequestError as exc:  # timeouts, drops, protocol and decoding errors
                 settled = True
-                breaker.on_failure()
-                raise _Transient(AmbiguousOutcome(
-                    f"{ep.group}: no reply ({type(exc).__name__}); the request may have been processed"
-                )) from exc
+                if isinstance(exc, httpx.TimeoutException):
+                    why = f"no reply from MEXC at {self.base_url} within {self._lane_timeouts[ep.kind]:g} s (timeout)"
+                else:
+                    why = f"no reply from MEXC at {self.base_url} ({type(exc).__name__}: {exc or 'connection dropped'})"
+                breaker.on_failure(why)
+                raise _Transient(AmbiguousOutcome(f"{ep.group}: {why}; the request may have been processed")) from exc
             settled = True
             return self._read(ep, response)
         finally:
             if probe and not settled:
                 breaker.on_abandon()
+
+    def _unreachable(self, ep: Endpoint, exc: Exception) -> Unreachable:
+        """No connection was made: say where to and why (DNS, refused, timeout, TLS)."""
+        why = f"MEXC cannot be reached at {self.base_url}: {why_unreachable(exc, self._connect_timeout)}"
+        ep.breaker.on_failure(why)
+        return Unreachable(f"{ep.group}: {why}; not sent", timedelta(seconds=self.backoff_base))
 
     def _read(self, ep: Endpoint, response: httpx.Response | LaneReply) -> Any:
         status = response.status_code
