@@ -64,20 +64,22 @@ def decimal_of(value: Any, what: str) -> Decimal:
         raise UnexpectedReply(f"{what} is not a decimal: {_shown(value)}")
     if isinstance(value, int) and abs(value) > MAX_INT:
         raise UnexpectedReply(f"{what} is out of range: {_shown(value)}")
-    if isinstance(value, Decimal):
-        d = value
-    else:
-        text = str(value).strip()
-        if len(text) > MAX_TEXT:
-            raise UnexpectedReply(f"{what} is not a decimal: {_shown(value)}")
-        try:
-            d = Decimal(text)
-        except InvalidOperation:
-            raise UnexpectedReply(f"{what} is not a decimal: {_shown(value)}") from None
-    problem = decimal_problem(d)
+    d, problem = (value, decimal_problem(value)) if isinstance(value, Decimal) else bounded_decimal(str(value).strip())
     if problem is not None:
         raise UnexpectedReply(f"{what} {problem}: {_shown(value)}")
     return d
+
+
+def bounded_decimal(text: str) -> tuple[Decimal, str | None]:
+    """The decimal `text` spells, or what is wrong with it: not a decimal, or out of the bounds
+    checked before any arithmetic (decimal_problem). One reader for REST replies and WebSocket frames."""
+    if len(text) > MAX_TEXT:
+        return Decimal(0), "is not a decimal"
+    try:
+        d = Decimal(text)
+    except InvalidOperation:
+        return Decimal(0), "is not a decimal"
+    return d, decimal_problem(d)
 
 
 def _shown(value: Any) -> str:

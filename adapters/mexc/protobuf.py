@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import ClassVar, Union
 
-from adapters.mexc.models import MAX_TEXT, decimal_problem
+from adapters.mexc.models import bounded_decimal
 
 # --- wire format ---------------------------------------------------------------------------
 
@@ -195,15 +195,10 @@ def _as_decimal(number: int, wire_type: int, value: int | bytes) -> Decimal | No
     text = _as_str(number, wire_type, value).strip()
     if not text:
         return None
-    if len(text) > MAX_TEXT:
-        raise ProtobufDecodeError(f"field {number} is not a decimal number: {text[:40]!r}...")
-    try:
-        d = Decimal(text)
-    except InvalidOperation:
-        raise ProtobufDecodeError(f"field {number} is not a decimal number: {text[:40]!r}") from None
-    problem = decimal_problem(d)
+    d, problem = bounded_decimal(text)
     if problem is not None:
-        raise ProtobufDecodeError(f"field {number} {problem}: {text[:40]!r}")
+        problem = "is not a decimal number" if problem == "is not a decimal" else problem
+        raise ProtobufDecodeError(f"field {number} {problem}: {text[:40]!r}" + ("..." if len(text) > 40 else ""))
     return d
 
 
