@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,19 +18,6 @@ from adapters.eventstore.sqlalchemy_store import SqlEventStore, make_engine
 from domain.events import Cause
 from domain.safety import SafetySwitch
 from entrypoints.cli import main
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
-    else:
-        url = request.getfixturevalue("fresh_postgres_database")
-    eng = make_engine(url)
-    try:
-        yield eng
-    finally:
-        await eng.dispose()
 
 
 def _an_event_batch() -> list:

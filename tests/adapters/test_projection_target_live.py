@@ -3,17 +3,15 @@ trade book folds it, and filled by migration 0006 for rows projected before it e
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.eventstore.sqlalchemy_store import SqlEventStore, make_engine
+from adapters.eventstore.sqlalchemy_store import SqlEventStore
 from adapters.projections import SqlReadModels, run_projector
 from application import repository
 from application.ports import EventStore
@@ -23,19 +21,6 @@ from domain.target import SnipeTarget
 from domain.values import Symbol
 
 AT = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'history.db'}"
-    else:
-        url = request.getfixturevalue("fresh_postgres_database")
-    eng = make_engine(url)
-    try:
-        yield eng
-    finally:
-        await eng.dispose()
 
 
 async def record_targets(store: EventStore) -> None:

@@ -4,7 +4,6 @@ database projected before migration 0005 is rewritten to match."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -28,18 +27,11 @@ from domain.values import Symbol
 from tests.adapters.test_projections import DAY1, D, assert_same_views, cause, reference
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'history.db'}"
-    else:
-        url = request.getfixturevalue("fresh_postgres_database")
-    eng = make_engine(url)
-    try:
-        await upgrade(eng)
-        yield eng
-    finally:
-        await eng.dispose()
+@pytest.fixture
+async def engine(engine: AsyncEngine) -> AsyncEngine:
+    """The shared engine (tests/adapters/conftest.py), migrated."""
+    await upgrade(engine)
+    return engine
 
 
 async def record_a_write_off(store: EventStore, user: str = "dave") -> None:
