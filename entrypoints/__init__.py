@@ -1,1 +1,1 @@
-"""Entrypoints: the `sniper` CLI (and later the HTTP app and the worker), wired by dishka."""
+"""Entrypoints: the `sniper` CLI, the HTTP app and the worker, wired by dishka."""

@@ -31,9 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import importlib.util
 import random
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -46,15 +44,14 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
-from application.errors import AmbiguousOutcome, ClockSkew, ConfigurationError, RateLimited
 from adapters.mexc import errors
 from adapters.mexc.errors import (
     INVALID_SYMBOL_CODES,
     CircuitOpen,
     NotSent,
-    Unreachable,
     UnexpectedReply,
     UnknownOrder,
+    Unreachable,
     why_unreachable,
 )
 from adapters.mexc.lane import LaneNoReply, LaneNotSent, LaneReply, OrderLane
@@ -83,13 +80,7 @@ from adapters.mexc.models import (
     require_list,
 )
 from adapters.mexc.signing import Signer
-
-# httpcore 1.0 tries `import sniffio` each time it sets up a lock (several per request);
-# sniffio is not installed here, and Python does not cache a failed import: ~100 µs per
-# request went into searching sys.path. Caching the absence makes that import fail at once.
-# Only when sniffio really is absent, so an installed one is never hidden.
-if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-    sys.modules["sniffio"] = None  # type: ignore[assignment]
+from application.errors import AmbiguousOutcome, ClockSkew, ConfigurationError, RateLimited
 
 DEFAULT_BASE_URL = "https://api.mexc.com"
 MAX_RECV_WINDOW_MS = 60_000

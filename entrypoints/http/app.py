@@ -31,10 +31,17 @@ from entrypoints.http.routes import api_router
 from entrypoints.http.runtime import ReadinessProbe, background, follow_projections, relay_events
 from entrypoints.http.schemas import HealthOut, ReadinessOut
 from entrypoints.http.stream import OpenStreams, stream
+from entrypoints.logs import package_version
 
 log = logging.getLogger("sniper.http")
 
-API_VERSION = "1.0.0"
+def _api_version() -> str:
+    """info.version of the OpenAPI document: the installed package's version."""
+    installed = package_version()
+    return installed if installed[0].isdigit() else "0+source"
+
+
+API_VERSION = _api_version()
 
 
 @get("/health", tags=["probes"], summary="The process answers", include_in_schema=True)
