@@ -248,3 +248,22 @@ class InMemoryAgentStatusBoard:
 
     async def statuses(self) -> list[AgentStatus]:
         return sorted(self._statuses.values(), key=lambda s: (s.name, s.worker_id))
+
+
+class InMemoryLaunchRoster:
+    """LaunchRoster for one process: the members of each launch, forgotten `ttl` after its last join."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._launches: dict[str, tuple[set[str], datetime]] = {}
+
+    async def join(self, launch: str, member: str, ttl: timedelta) -> int:
+        if ttl <= timedelta(0):
+            raise ValueError(f"a launch roster needs a positive ttl, got {ttl}")
+        now = self._clock.now()
+        for key in [k for k, (_, until) in self._launches.items() if until <= now]:
+            del self._launches[key]
+        members = self._launches.get(launch, (set(), now))[0]
+        members.add(member)
+        self._launches[launch] = (members, now + ttl)
+        return len(members)

@@ -19,6 +19,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, Protocol
 
 from application.alerts import Alert, NoNotifier, Notifier, Severity
@@ -33,6 +34,7 @@ from application.ports import (
     Scheduler,
     TraderDirectory,
 )
+from application.price_polling import PollPlan
 from application.timing import SnipeTiming
 from application.trade_book import TradeBook
 from application.use_cases.listings import EXECUTE_SNIPE, DetectReadyStates, SyncCalendar
@@ -40,7 +42,7 @@ from application.use_cases.monitor import MonitorSafety
 from application.use_cases.positions import ManagePositions
 from application.use_cases.reconcile import ReconcileWithExchange
 from application.use_cases.snipe import ExecuteSnipe
-from application.views import ListingView
+from application.views import ListingView, PositionView
 from domain.errors import DomainError
 from domain.values import Symbol
 
@@ -201,7 +203,12 @@ class StrategyAgent:
 
 
 class RiskManagerAgent:
-    """Applies exit plans on the current price of each open position; reports exposure over limit."""
+    """Applies exit plans on the REST price of each open position; reports exposure over limit.
+
+    Without a `plan` it asks for every symbol's price each round. With one (the worker's), it
+    runs every `plan.cadence.round_every` and asks only for the symbols due (price_polling.PollPlan:
+    young positions faster, symbols the stream keeps fresh not at all, inside a request budget),
+    all at once; the exposure check keeps the plain interval."""
 
     def __init__(
         self,
@@ -212,35 +219,54 @@ class RiskManagerAgent:
         book: TradeBook,
         clock: Clock,
         notifier: Notifier | None = None,
+        plan: PollPlan | None = None,
     ) -> None:
         self.manage, self.market, self.traders, self.store = manage, market, traders, store
-        self.book, self.clock = book, clock
+        self.book, self.clock, self.plan = book, clock, plan
         self.notifier = notifier if notifier is not None else NoNotifier()
+        self._exposure_at: datetime | None = None
 
     async def tick(self) -> str:
         await self.book.catch_up(self.store)
-        quotes = {p.symbol: p.quote_asset for p in self.book.open_positions()}
-        symbols = sorted(quotes)
+        positions = self.book.open_positions()
+        quotes = {p.symbol: p.quote_asset for p in positions}
+        watched = len(quotes)
+        if self.plan is None:
+            symbols = sorted(quotes)
+        else:
+            symbols = self.plan.due(_youngest(positions))
+            for code in symbols:
+                self.plan.polled(code)
         exits = 0
         unpriced = []
-        for code in symbols:
-            try:
-                symbol = Symbol.parse(code, quotes[code])
-                price = await self.market.last_price(symbol)
-            except (ExchangeError, DomainError) as exc:
-                unpriced.append(f"{code} ({type(exc).__name__})")
+        prices = await asyncio.gather(*(self._price(code, quotes[code]) for code in symbols))
+        for code, price in zip(symbols, prices, strict=True):
+            if isinstance(price, str):
+                unpriced.append(price)
                 continue
-            if price is None:
-                unpriced.append(code)
-                continue
-            exits += len(await self.manage.on_tick(PriceTick(symbol, price, self.clock.now())))
-        over = await self._exposure_over_limit()
-        detail = f"{len(symbols)} symbol(s) watched, {exits} exit(s)"
+            tick = PriceTick(Symbol.parse(code, quotes[code]), price, self.clock.now())
+            exits += len(await self.manage.on_tick(tick))
+        now = self.clock.now()
+        over: list[str] = []
+        if self.plan is None or self._exposure_at is None or now - self._exposure_at >= self.plan.cadence.interval:
+            self._exposure_at = now
+            over = await self._exposure_over_limit()
+        detail = f"{watched} symbol(s) watched, {exits} exit(s)"
+        if self.plan is not None:
+            detail += f", {len(symbols)} polled"
         if unpriced:
             detail += f", no price for {', '.join(unpriced)}"
         if over:
             detail += f", over exposure limit: {', '.join(over)}"
         return detail
+
+    async def _price(self, code: str, quote: str) -> Decimal | str:
+        """The symbol's last price, or how it is described in the detail when there is none."""
+        try:
+            price = await self.market.last_price(Symbol.parse(code, quote))
+        except (ExchangeError, DomainError) as exc:
+            return f"{code} ({type(exc).__name__})"
+        return code if price is None else price
 
     async def _exposure_over_limit(self) -> list[str]:
         over = []
@@ -261,15 +287,26 @@ class RiskManagerAgent:
         return over
 
 
+def _youngest(positions: list[PositionView]) -> dict[str, datetime | None]:
+    """Symbol -> when its youngest open position opened (None when no opening time is known)."""
+    youngest: dict[str, datetime | None] = {}
+    for p in positions:
+        known = youngest.get(p.symbol)
+        if known is None or (p.opened_at is not None and p.opened_at > known):
+            youngest[p.symbol] = p.opened_at if p.opened_at is not None else known
+    return youngest
+
+
 class PriceStreamAgent:
     """Exits on prices the exchange pushes (between the risk manager's polls): follows the
     symbols of open positions and applies the exit plans to the newest tick of each."""
 
     def __init__(
         self, manage: ManagePositions, stream: PriceStream, store: EventStore, book: TradeBook,
-        wait: timedelta = timedelta(milliseconds=200),
+        wait: timedelta = timedelta(milliseconds=200), plan: PollPlan | None = None,
     ) -> None:
         self.manage, self.stream, self.store, self.book, self.wait = manage, stream, store, book, wait
+        self.plan = plan  # told of each symbol the stream keeps fresh: the REST poll skips it
 
     async def tick(self) -> str:
         await self.book.catch_up(self.store)
@@ -280,6 +317,9 @@ class PriceStreamAgent:
         for tick in ticks:
             if tick.symbol.code in wanted:
                 newest[tick.symbol.code] = tick
+        if self.plan is not None:
+            for code in newest:
+                self.plan.streamed(code)
         exits = 0
         for tick in newest.values():
             exits += len(await self.manage.on_tick(tick))

@@ -245,6 +245,31 @@ class OrderReport:
     created_at: datetime | None = None
 
 
+class ClockOffset(timedelta):
+    """What `ExchangeTrading.prepare` may return: the offset (a timedelta, the middle of what the
+    samples allow) with how sure it is. `spread`: the true offset lies within this of it (MEXC's
+    serverTime has 1 ms resolution, so a lone sample is only good to a millisecond). `latency`:
+    the time from a send to the exchange handling it (half the best round trip)."""
+
+    spread: timedelta
+    latency: timedelta
+
+    def __new__(cls, offset: timedelta, spread: timedelta, latency: timedelta) -> ClockOffset:
+        made = super().__new__(cls, microseconds=offset // timedelta(microseconds=1))
+        made.spread, made.latency = spread, latency
+        return made
+
+
+class LaunchRoster(Protocol):
+    """Who sends into one launch (a pair's open) from this IP: the snipe executors of every worker
+    process join it before the launch and learn how many share MEXC's rate budget for it."""
+
+    async def join(self, launch: str, member: str, ttl: timedelta) -> int:
+        """Add `member` to `launch` (joining again changes nothing) and return how many members it
+        has; a roster is forgotten `ttl` after its last join."""
+        ...
+
+
 class ExchangeTrading(Protocol):
     """Placing and resolving orders. Errors come as application.errors.ExchangeError kinds."""
 
@@ -255,6 +280,16 @@ class ExchangeTrading(Protocol):
         ...
 
     async def place_market_buy(self, symbol: Symbol, quote_amount: Decimal, client_order_id: ClientOrderId) -> OrderReport: ...
+
+    async def place_capped_buy(
+        self, symbol: Symbol, quote_amount: Decimal, max_price: Decimal, client_order_id: ClientOrderId
+    ) -> OrderReport:
+        """An IMMEDIATE_OR_CANCEL limit buy at `max_price` for `quote_amount`: quantity = amount /
+        price, rounded down to the pair's step. What can fill at or below the price fills at once,
+        the rest is cancelled (CANCELED with nothing executed, or PARTIALLY_CANCELED). Refused
+        (OrderRefused 30002) before sending when that is below the pair's minimum, once its rules
+        are known."""
+        ...
 
     async def place_market_sell(self, symbol: Symbol, quantity: Decimal, client_order_id: ClientOrderId) -> OrderReport: ...
 
@@ -305,6 +340,7 @@ class TraderSettings:
     min_confidence: Decimal = Decimal("0.80")
     only_tickers: frozenset[str] = frozenset()
     skip_tickers: frozenset[str] = frozenset()
+    max_entry_price: Decimal | None = None  # the default entry price cap of new targets (None: market buys)
 
     def wants(self, ticker: str, quote_asset: str) -> bool:
         if not self.auto_snipe or quote_asset != self.quote_asset:
@@ -443,6 +479,24 @@ class ExchangeAccounts(Protocol):
 
     async def trading_for(self, user_id: str, live: bool) -> ExchangeTrading:
         """Raises AccountUnavailable when no account can take it (live on a paper-only worker)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class AssetBalance:
+    """What an account holds of one asset: `free` to trade, `locked` in open orders."""
+
+    asset: str
+    free: Decimal
+    locked: Decimal
+
+
+class LiveBalances(Protocol):
+    """A user's balances on their real exchange account (MEXC, with the keys they stored)."""
+
+    async def balances(self, user_id: str) -> list[AssetBalance]:
+        """Every asset held (free or locked above zero). Raises AccountUnavailable when the user
+        has no keys to read it with, ExchangeError when the exchange cannot be asked."""
         ...
 
 

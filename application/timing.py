@@ -21,6 +21,15 @@ class SnipeTiming:
     snipe_window: timedelta = timedelta(seconds=30)
     # Pause between "not yet open" retries; MEXC allows 500 calls per 10 s per endpoint.
     retry_interval: timedelta = timedelta(milliseconds=20)
+    # The bracket around the open (ExecuteSnipe._plan): at most this many sends back to back, one
+    # at a time, from just before the earliest instant the open can be (as the clock sync allows)
+    # to just after the latest; then `retry_interval` between sends.
+    bracket_sends: int = 40
+    # Order sends per 10 s that all the traders sniping one launch from this IP may spend (MEXC: 500
+    # per endpoint per IP; the rest is left for exits and cancels). Half goes to the brackets, half
+    # to the sends after them: with N traders each bracket holds at most half / N sends, and the
+    # sends after it are N * 10 s / half apart (never closer than `retry_interval`).
+    launch_order_budget: int = 400
     # A target still not ready this long after its launch time expires.
     expiry_grace: timedelta = timedelta(minutes=5)
     # How long one executor holds a snipe unrenewed: renewed every third of it while the executor
@@ -32,6 +41,8 @@ class SnipeTiming:
     send_in_flight: timedelta = timedelta(seconds=6)
 
     def __post_init__(self) -> None:
+        if self.bracket_sends < 1 or self.launch_order_budget < 2:
+            raise ValueError("a snipe needs at least one bracket send and a launch order budget of at least 2")
         if self.lease_ttl < self.lease_floor:
             raise ValueError(f"a snipe lease of {self.lease_ttl.total_seconds():g} s is too short: a send "
                              f"({self.send_in_flight.total_seconds():g} s in flight) needs at least "

@@ -92,7 +92,7 @@ class TradeBook:
             case SnipeTargetCreated():
                 self.targets[ev.target_id] = TargetView(
                     ev.target_id, rec.user_id, ev.coin_id, ev.symbol, ev.launch_at, ev.quote_amount, ev.exit_plan.name,
-                    confidence=ev.confidence, live=ev.live,
+                    confidence=ev.confidence, live=ev.live, max_entry_price=ev.max_entry_price,
                 )
             case SnipeTargetReady():
                 self._target(ev.target_id, "ready").confidence = ev.confidence
@@ -114,6 +114,7 @@ class TradeBook:
                 view = self._target(ev.target_id, None)
                 view.quote_amount = ev.quote_amount
                 view.exit_strategy = ev.exit_plan.name
+                view.max_entry_price = ev.max_entry_price
             case PositionOpened():
                 self.stop_losses[ev.position_id] = ev.exit_plan.stop_loss_percent
                 self.positions[ev.position_id] = PositionView(

@@ -34,6 +34,7 @@ class TargetView:
     execute_at: datetime | None = None
     reason: str | None = None
     live: bool = False  # real money on the exchange, else paper
+    max_entry_price: Decimal | None = None  # the entry's price cap (an IOC limit buy); None: a market buy
 
 
 @dataclass(slots=True)

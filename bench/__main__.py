@@ -1,7 +1,12 @@
 import sys
 
-from bench import persistence
-from bench.run import main
+if sys.argv[1:2] == ["exits"]:  # python -m bench exits [--samples N --hogs N]: tick -> exit order, that one only
+    from bench import exits  # needs no ccxt
+
+    sys.exit(exits.main(sys.argv[2:]))
+
+from bench import persistence  # noqa: E402
+from bench.run import main  # noqa: E402
 
 if sys.argv[1:2] == ["persistence"]:  # python -m bench persistence [--writers N ...]: that one only
     sys.exit(persistence.main(sys.argv[2:]))

@@ -12,6 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from domain.exit_plans import ExitPlan
+from domain.notifications import NotificationChannel
 from domain.risk import RiskProfile
 
 
@@ -97,6 +98,9 @@ class SnipeTargetCreated(DomainEvent):
     exit_plan: ExitPlan
     confidence: Decimal
     live: bool
+    # The highest price the entry may pay (an IMMEDIATE_OR_CANCEL limit buy at it); None: a market
+    # buy. Added by issue 14: events recorded before it decode with None.
+    max_entry_price: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +125,8 @@ class SnipeOrderSubmitted(DomainEvent):
     client_order_id: str
     symbol: str
     quote_amount: Decimal
+    # Set when the buy is an IMMEDIATE_OR_CANCEL limit at this price (the target's cap); None: market.
+    max_entry_price: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +182,9 @@ class SnipeTargetAmended(DomainEvent):
     quote_amount: Decimal
     exit_plan: ExitPlan
     amended_by: str
+    # The entry price cap as it is now (None: none). Events recorded before issue 14 decode with
+    # None, which is what those targets had.
+    max_entry_price: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +219,8 @@ class ExitOrderSubmitted(DomainEvent):
     level: int | None
     quantity: Decimal
     trigger_price: Decimal
+    # Who asked for it when a person did (a close by hand: their user id); "" for the exit plan's rules.
+    requested_by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +278,13 @@ class MaxHoldTimeReached(ExitFilled):
 @dataclass(frozen=True, slots=True)
 class EmergencyExitFilled(ExitFilled):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class ManualExitFilled(ExitFilled):
+    """A person closed the position by hand (a market sell of what it held); `requested_by` is who."""
+
+    requested_by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,6 +368,18 @@ class TraderSettingsChanged(DomainEvent):
     only_tickers: tuple[str, ...]
     skip_tickers: tuple[str, ...]
     risk: RiskProfile
+    # The default entry price cap of new targets (None: market buys). Issue 14; older events: None.
+    max_entry_price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationSettingsChanged(DomainEvent):
+    """The whole of a trader's notification settings from now on (domain/notifications.py):
+    per kind on, off or silent; the channels, their secrets sealed; the daily summary's time."""
+
+    modes: tuple[tuple[str, str], ...]
+    channels: tuple[NotificationChannel, ...]
+    daily_summary_at: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,6 +392,33 @@ class ExitStrategySaved(DomainEvent):
 @dataclass(frozen=True, slots=True)
 class ExitStrategyDeleted(DomainEvent):
     name: str
+
+
+# --- Telegram control (one stream for the deployment, telegram-links: domain/telegram.py) -
+
+@dataclass(frozen=True, slots=True)
+class TelegramLinkCodeIssued(DomainEvent):
+    """A one-time code to link a chat, by its SHA-256 only (the code itself is never stored)."""
+
+    user_id: str
+    code_hash: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramChatLinked(DomainEvent):
+    """The chat sent the user's code to the bot: its commands act for that user from now on."""
+
+    user_id: str
+    chat_id: int
+    code_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramChatUnlinked(DomainEvent):
+    user_id: str
+    chat_id: int
+    reason: str
 
 
 # The stored event types, by name. Built from this module's classes (dataclass(slots=True)

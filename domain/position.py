@@ -18,6 +18,7 @@ from domain.events import (
     ExitFilled,
     ExitOrderFailed,
     ExitOrderSubmitted,
+    ManualExitFilled,
     MaxHoldTimeReached,
     PositionClosed,
     PositionOpened,
@@ -43,6 +44,7 @@ class ExitReason(Enum):
     TRAILING_STOP = "trailing_stop"
     MAX_HOLD = "max_hold"
     EMERGENCY = "emergency"
+    MANUAL = "manual"  # a person closed the position by hand (ClosePosition)
 
     @property
     def protective(self) -> bool:
@@ -59,6 +61,7 @@ _FILL_EVENT: dict[ExitReason, type[ExitFilled]] = {
     ExitReason.TRAILING_STOP: TrailingStopHit,
     ExitReason.MAX_HOLD: MaxHoldTimeReached,
     ExitReason.EMERGENCY: EmergencyExitFilled,
+    ExitReason.MANUAL: ManualExitFilled,
 }
 
 
@@ -68,6 +71,7 @@ class ExitDecision:
     level: int | None
     quantity: Decimal
     trigger_price: Decimal
+    requested_by: str = ""  # the person who asked for it (a close by hand); "" for the exit plan's rules
 
 
 # How many failed exits a position remembers, to find one that filled after all.
@@ -201,6 +205,24 @@ class Position(Aggregate):
             break
         return None
 
+    def decide_manual_exit(self, price: Decimal, requested_by: str, *, quantity_scale: int | None = None) -> ExitDecision:
+        """A person's close by hand: everything held that the exchange can sell (rounded down to
+        the step of `quantity_scale` decimals, default the one recorded at the fill), at market.
+        `price` is the last price seen, recorded as what the person saw when asking;
+        `requested_by` who asked."""
+        if not requested_by.strip():
+            raise InvalidValue("a close by hand needs the person who asked for it")
+        if self.status is PositionStatus.CLOSED:
+            raise InvalidTransition(f"position {self.position_id}", "closed", "be closed by hand")
+        if self.pending_exit is not None:
+            raise InvalidTransition(
+                f"position {self.position_id}", f"selling by its {self.pending_exit.reason} exit", "be closed by hand"
+            )
+        if price <= 0:
+            raise InvalidValue(f"a close by hand needs a positive price, got {price}")
+        scale = self.quantity_scale if quantity_scale is None else quantity_scale
+        return ExitDecision(ExitReason.MANUAL, None, self._all_out(scale), price, requested_by.strip())
+
     def _level_quantity(self, index: int, scale: int) -> Decimal:
         plan = self.exit_plan
         assert plan is not None
@@ -250,7 +272,8 @@ class Position(Aggregate):
         coid = ClientOrderId("ext" + digest)
         self._record(
             ExitOrderSubmitted(
-                self.position_id, coid.value, decision.reason.value, decision.level, decision.quantity, decision.trigger_price
+                self.position_id, coid.value, decision.reason.value, decision.level, decision.quantity, decision.trigger_price,
+                decision.requested_by,
             ),
             cause,
         )
@@ -295,10 +318,11 @@ class Position(Aggregate):
         released = self.remaining_cost if closing else quantize_money(self.remaining_cost * quantity / self.remaining)
         pnl = proceeds - fee - released
         kind = _FILL_EVENT[ExitReason(submitted.reason)]
-        self._record(
-            kind(self.position_id, submitted.client_order_id, submitted.level, price, quantity, proceeds, fee, released, pnl),
-            cause,
-        )
+        fields = (self.position_id, submitted.client_order_id, submitted.level, price, quantity, proceeds, fee, released, pnl)
+        if kind is ManualExitFilled:
+            self._record(ManualExitFilled(*fields, requested_by=submitted.requested_by), cause)
+        else:
+            self._record(kind(*fields), cause)
         if closing:
             self._close(cause)
         elif quantity_scale is not None and self.pending_exit is None and self.below_one_step(quantity_scale):

@@ -51,6 +51,30 @@ def target_stream(target_id: str) -> str:
     return f"target-{target_id}"
 
 
+# An entry price cap is a positive decimal of at most this many digits before and after the point
+# (as the API's money pattern): an exchange price scale never goes further.
+MAX_CAP_INTEGER_DIGITS = 20
+MAX_CAP_PLACES = 18
+
+
+def entry_price_cap(value: object, what: str = "max entry price") -> Decimal | None:
+    """A checked entry price cap (None stays None: no cap, a market buy). Raises InvalidValue
+    naming the value when it is not positive or has more digits than any exchange price."""
+    if value is None:
+        return None
+    cap = to_decimal(value, what)
+    if cap <= 0:
+        raise InvalidValue(f"{what} must be positive, got {cap}")
+    sign, digits, exponent = cap.as_tuple()
+    assert isinstance(exponent, int)  # finite: to_decimal refuses the rest
+    places = max(0, -exponent)
+    if places > MAX_CAP_PLACES:
+        raise InvalidValue(f"{what} has {places} decimal places, at most {MAX_CAP_PLACES}: {cap}")
+    if len(digits) + exponent > MAX_CAP_INTEGER_DIGITS:
+        raise InvalidValue(f"{what} has more than {MAX_CAP_INTEGER_DIGITS} digits before the point: {cap}")
+    return cap
+
+
 def snipe_client_order_id(target_id: str) -> ClientOrderId:
     """Derived from the target, so every attempt (and every worker) sends the same id:
     the exchange and our query-before-resend see one order, never two."""
@@ -76,6 +100,8 @@ class SnipeTarget(Aggregate):
         self.client_order_id: str | None = None
         self.fill: SnipeOrderFilled | None = None
         self.failure: str | None = None
+        # The highest price the entry may pay: an IMMEDIATE_OR_CANCEL limit buy at it (None: market).
+        self.max_entry_price: Decimal | None = None
 
     @classmethod
     def create(
@@ -90,6 +116,7 @@ class SnipeTarget(Aggregate):
         confidence: Decimal,
         live: bool,
         cause: Cause,
+        max_entry_price: Decimal | None = None,
     ) -> "SnipeTarget":
         amount = to_decimal(quote_amount, "quote amount")
         if amount <= 0:
@@ -101,10 +128,12 @@ class SnipeTarget(Aggregate):
         conf = to_decimal(confidence, "confidence")
         if not (0 <= conf <= 1):
             raise InvalidValue(f"confidence must be between 0 and 1: {conf}")
+        cap = entry_price_cap(max_entry_price)
         target = cls(target_stream(target_id), user_id)
         target._blank()
         target._record(
-            SnipeTargetCreated(target_id, coin_id, symbol.code, launch_at, amount, symbol.quote, exit_plan, conf, live),
+            SnipeTargetCreated(target_id, coin_id, symbol.code, launch_at, amount, symbol.quote, exit_plan, conf, live,
+                               cap),
             cause,
         )
         return target
@@ -128,7 +157,8 @@ class SnipeTarget(Aggregate):
     def submit_order(self, cause: Cause) -> None:
         self._require({TargetStatus.SCHEDULED}, "submit its order")
         assert self.symbol is not None and self.client_order_id is not None
-        self._record(SnipeOrderSubmitted(self.target_id, self.client_order_id, self.symbol.code, self.quote_amount), cause)
+        self._record(SnipeOrderSubmitted(self.target_id, self.client_order_id, self.symbol.code, self.quote_amount,
+                                         self.max_entry_price), cause)
 
     def record_fill(
         self,
@@ -180,13 +210,17 @@ class SnipeTarget(Aggregate):
         self._require(_OPEN_BEFORE_SEND, "be cancelled")
         self._record(SnipeTargetCancelled(self.target_id, reason, by), cause)
 
-    def amend(self, quote_amount: Decimal, exit_plan: ExitPlan, by: str, cause: Cause) -> None:
-        """Change amount and exit plan while no order was sent (the risk checks run again at launch)."""
+    def amend(
+        self, quote_amount: Decimal, exit_plan: ExitPlan, by: str, cause: Cause, max_entry_price: Decimal | None = None,
+    ) -> None:
+        """Change amount, exit plan and entry price cap (None: none) while no order was sent (the
+        risk checks run again at launch)."""
         self._require(_OPEN_BEFORE_SEND, "be amended")
         amount = to_decimal(quote_amount, "quote amount")
         if amount <= 0:
             raise InvalidValue(f"quote amount must be positive: {amount}")
-        self._record(SnipeTargetAmended(self.target_id, amount, exit_plan, by), cause)
+        cap = entry_price_cap(max_entry_price)
+        self._record(SnipeTargetAmended(self.target_id, amount, exit_plan, by, cap), cause)
 
     def _require(self, allowed: set[TargetStatus], action: str) -> None:
         if self.status not in allowed:
@@ -206,6 +240,7 @@ class SnipeTarget(Aggregate):
                 self.exit_plan = event.exit_plan
                 self.confidence = event.confidence
                 self.live = event.live
+                self.max_entry_price = event.max_entry_price
                 self.status = TargetStatus.WATCHING
             case SnipeTargetReady():
                 self.confidence = event.confidence
@@ -234,5 +269,6 @@ class SnipeTarget(Aggregate):
             case SnipeTargetAmended():
                 self.quote_amount = event.quote_amount
                 self.exit_plan = event.exit_plan
+                self.max_entry_price = event.max_entry_price
             case _:
                 raise TypeError(f"snipe target cannot apply {type(event).__name__}")

@@ -11,8 +11,11 @@ from decimal import Decimal
 from domain.aggregate import Aggregate
 from domain.errors import DomainError, InvalidValue
 from domain.events import Cause, DomainEvent, ExitStrategyDeleted, ExitStrategySaved, TraderSettingsChanged
+from domain.events import NotificationSettingsChanged
+from domain.notifications import DEFAULT_NOTIFICATIONS, NotificationPreferences, checked_preferences
 from domain.exit_plans import PRESETS, ExitPlan, resolve_exit_plan, within_bounds
 from domain.risk import DEFAULT_RISK_PROFILE, RiskProfile
+from domain.target import entry_price_cap
 from domain.values import to_decimal
 
 _TICKER_RE = re.compile(r"^[A-Z0-9]{1,20}$")
@@ -46,6 +49,8 @@ class TradingPreferences:
     only_tickers: tuple[str, ...] = ()
     skip_tickers: tuple[str, ...] = ()
     risk: RiskProfile = field(default=DEFAULT_RISK_PROFILE)
+    # The entry price cap new targets take unless they name their own (None: market buys).
+    max_entry_price: Decimal | None = None
 
 
 DEFAULT_PREFERENCES = TradingPreferences()
@@ -72,6 +77,7 @@ class Trader(Aggregate):
     def _blank(self) -> None:
         self.preferences = DEFAULT_PREFERENCES
         self.custom_plans: dict[str, ExitPlan] = {}
+        self.notifications: NotificationPreferences = DEFAULT_NOTIFICATIONS
         self.configured = False
 
     @classmethod
@@ -109,10 +115,11 @@ class Trader(Aggregate):
         skip = _tickers(tuple(wanted.skip_tickers), "skip tickers")
         if set(only) & set(skip):
             raise InvalidValue(f"tickers both wanted and skipped: {', '.join(sorted(set(only) & set(skip)))}")
+        cap = entry_price_cap(wanted.max_entry_price)
         event = TraderSettingsChanged(
             auto_snipe=bool(wanted.auto_snipe), quote_amount=amount, quote_asset=asset,
             exit_strategy=wanted.exit_strategy, min_confidence=confidence, only_tickers=only, skip_tickers=skip,
-            risk=risk,
+            risk=risk, max_entry_price=cap,
         )
         self._record(event, cause)
         return self.preferences
@@ -127,6 +134,12 @@ class Trader(Aggregate):
         if plan.name not in self.custom_plans and len(self.custom_plans) >= MAX_CUSTOM_STRATEGIES:
             raise InvalidValue(f"at most {MAX_CUSTOM_STRATEGIES} exit strategies of your own")
         self._record(ExitStrategySaved(within_bounds(plan)), cause)
+
+    def change_notifications(self, wanted: NotificationPreferences, cause: Cause) -> NotificationPreferences:
+        """Check and record `wanted` as the trader's notification settings (as a whole)."""
+        checked = checked_preferences(wanted)
+        self._record(NotificationSettingsChanged(checked.modes, checked.channels, checked.daily_summary_at), cause)
+        return self.notifications
 
     def delete_exit_strategy(self, name: str, cause: Cause) -> None:
         if name not in self.custom_plans:
@@ -148,11 +161,15 @@ class Trader(Aggregate):
                     auto_snipe=event.auto_snipe, quote_amount=event.quote_amount, quote_asset=event.quote_asset,
                     exit_strategy=event.exit_strategy, min_confidence=event.min_confidence,
                     only_tickers=tuple(event.only_tickers), skip_tickers=tuple(event.skip_tickers), risk=event.risk,
+                    max_entry_price=event.max_entry_price,
                 )
                 self.configured = True
             case ExitStrategySaved():
                 self.custom_plans[event.plan.name] = event.plan
             case ExitStrategyDeleted():
                 self.custom_plans.pop(event.name, None)
+            case NotificationSettingsChanged():
+                self.notifications = NotificationPreferences(
+                    tuple(tuple(m) for m in event.modes), tuple(event.channels), event.daily_summary_at)  # type: ignore[misc]
             case _:
                 raise TypeError(f"trader cannot apply {type(event).__name__}")

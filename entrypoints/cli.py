@@ -22,7 +22,6 @@ from domain.errors import DomainError
 from entrypoints.config import ENV_VARS, SECRET_VARS, URL_VARS, load_settings, log_settings
 from entrypoints.container import history_container
 from entrypoints.demo import run_demo
-from entrypoints.timeline import line
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -37,16 +36,23 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--scenario", type=Path, help="scenario file (default: SNIPER_SCENARIO or the bundled demo)")
     demo.add_argument("--run-id", help="namespace for this run (default: random)")
 
-    history = sub.add_parser("history", help="print recorded events: one target's, or all")
-    which = history.add_mutually_exclusive_group(required=True)
+    history = sub.add_parser("history", help="print recorded events: one target's, or all (filtered by --user, "
+                                             "--symbol, --since)")
+    which = history.add_mutually_exclusive_group()
     which.add_argument("target_id", nargs="?", help="a target id such as t-1a2b3c4d5e6f")
-    which.add_argument("--all", action="store_true", help="every event in the store, in order")
+    which.add_argument("--all", action="store_true", help="every event in the store, in order (the default with a filter)")
+    from entrypoints.cockpit import add_cockpit_arguments, add_history_filters
+
+    add_history_filters(history)
+    add_cockpit_arguments(sub)
 
     snipe = sub.add_parser("snipe", help="snipe one pair now or at a time (paper unless --live)")
     snipe.add_argument("symbol", help="the pair, e.g. NEWUSDT")
     snipe.add_argument("--quote-amount", required=True, help="how much quote asset to spend, e.g. 10.01")
     snipe.add_argument("--at", help="launch time, ISO 8601 with a zone (default: now)")
     snipe.add_argument("--exit-strategy", help="exit plan name (default: the trader's)")
+    snipe.add_argument("--max-price", help="the highest price to pay, e.g. 0.0123: an IMMEDIATE_OR_CANCEL limit buy "
+                                           "at it instead of a market buy (default: the trader's setting, else none)")
     snipe.add_argument("--live", action="store_true", help="send a REAL order to MEXC (needs MEXC_API_KEY/SECRET)")
 
     sub.add_parser("reconcile", help="settle the snipes and exits an earlier run left unfinished, by asking the "
@@ -71,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
         who = p.add_mutually_exclusive_group()
         who.add_argument("--user", help="the user whose trading stops (default SNIPER_USER)")
         who.add_argument("--global", dest="everyone", action="store_true", help="every user")
+    sub.add_parser("telegram", help="run the Telegram control bot alone until SIGTERM (TELEGRAM_BOT_TOKEN; "
+                                    "`sniper worker` runs it too when the token is set)")
     sub.add_parser("migrate", help="bring the database schema (DATABASE_URL) to this version; safe to repeat")
     sub.add_parser("config", help="list every environment variable with its default and current value")
     serve = sub.add_parser("serve", help="run the multi-user HTTP API (OpenAPI at /schema) until SIGTERM")
@@ -99,12 +107,29 @@ def _version() -> str:
 
 
 # Commands that run until stopped: they log at INFO unless SNIPER_LOG_LEVEL says otherwise.
-LONG_RUNNING = frozenset({"serve", "worker"})
+LONG_RUNNING = frozenset({"serve", "worker", "telegram"})
 
 
 def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
+    try:
+        code = _run(argv, out, err)
+        out.flush()
+        return code
+    except BrokenPipeError:
+        # The reader went away (`sniper history | head -1`): what it wanted was printed. Stop quietly,
+        # with stdout pointed at /dev/null so the interpreter's last flush does not fail again.
+        if out is sys.stdout:
+            import os
+
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        return 0
+
+
+def _run(argv: list[str] | None, out: TextIO, err: TextIO) -> int:
     args = _parser().parse_args(argv)
     try:
         from entrypoints.logs import configure_logging
@@ -114,6 +139,10 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
             return _demo(args, out)
         if args.command == "history":
             return _history(args, out)
+        if args.command in ("status", "positions", "targets", "close"):
+            from entrypoints.cockpit import run_cockpit_command
+
+            return run_cockpit_command(args, load_settings(), out)
         if args.command == "config":
             return _config(out)
         if args.command == "serve":
@@ -130,6 +159,11 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
             return _worker(args, out)
         if args.command == "agents":
             return _agents(args, out)
+        if args.command == "telegram":
+            from entrypoints.telegram import run_telegram
+
+            asyncio.run(run_telegram(load_settings(), out))
+            return 0
         if args.command in ("halt", "resume"):
             return _halt(args, out)
         if args.command == "init":
@@ -173,22 +207,28 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _history(args: argparse.Namespace, out: TextIO) -> int:
+    from entrypoints.cockpit import history_filter, history_lines
+
     settings = load_settings()
+    keep = history_filter(args)
+    if args.target_id is None and not args.all and keep == type(keep)():
+        raise ConfigurationError("sniper history needs a target id, --all, or a filter (--user, --symbol, --since)")
 
     async def run() -> int:
         container = history_container(settings)
         try:
-            if args.all:
+            if args.target_id is None:
                 events = await (await container.get(GetAuditTrail))()
             else:
                 events = await (await container.get(GetTargetHistory))(args.target_id)
         finally:
             await container.close()
-        symbols: dict[str, str] = {}
-        for rec in events:
-            out.write(f"#{rec.position:<6} {rec.occurred_at:%Y-%m-%d} {line(rec, symbols=symbols)}\n")
-        if not events:
-            out.write("no events recorded yet\n")
+        shown = 0
+        for text in history_lines(events, keep):
+            out.write(text + "\n")
+            shown += 1
+        if not shown:
+            out.write("no events recorded yet\n" if not events else "no events match\n")
         return 0
 
     return asyncio.run(run())
@@ -198,7 +238,8 @@ def _snipe(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from entrypoints.manual import SnipeInterrupted, parse_snipe_command, run_manual_snipe
 
     settings = load_settings()
-    command = parse_snipe_command(args.symbol, args.quote_amount, args.at, args.live, args.exit_strategy, settings)
+    command = parse_snipe_command(args.symbol, args.quote_amount, args.at, args.live, args.exit_strategy, settings,
+                                  max_price=args.max_price)
     try:
         outcome = asyncio.run(run_manual_snipe(settings, command, out))
     except SnipeInterrupted as exc:

@@ -79,7 +79,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
            "(MEXC's calendar and prices; paper fills unless SNIPER_LIVE=1)"),
     EnvVar("SNIPER_LIVE", "0", "1 = `sniper worker` places real orders on MEXC with MEXC_API_KEY (needs SNIPER_MARKET=mexc)"),
     EnvVar("SNIPER_REPLAY_SPEED", "60", "How many times faster than real time the worker replays a scenario"),
+    EnvVar("SNIPER_PAPER_WALLET", "1000", "What a paper account starts with, in the trader's quote asset: the paper "
+           "balances (`GET /api/v1/balances`, `sniper status`) are this plus the paper trades' results"),
     EnvVar("SNIPER_PRICE_POLL_MS", "1000", "How often the risk manager reads the prices of open positions"),
+    EnvVar("SNIPER_YOUNG_PRICE_POLL_MS", "200", "How often it reads them while a position is young (a listing's first "
+           "minutes), when the WebSocket has not just pushed one"),
+    EnvVar("SNIPER_YOUNG_POSITION_SECONDS", "180", "How long a position counts as young"),
     EnvVar("SNIPER_SAFETY_POLL_SECONDS", "5", "How often the safety monitor checks losses, collapses and error bursts"),
     EnvVar("SNIPER_RECONCILE_POLL_SECONDS", "60", "How often the worker reconciles with the exchange (also at start)"),
     EnvVar("SNIPER_ERROR_BURST", "5", "Exchange errors within SNIPER_ERROR_WINDOW_SECONDS that trip the global emergency stop"),
@@ -140,15 +145,29 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("SNIPER_ALERT_WEBHOOK_SECRET", "(unset)",
            "Shared secret: alert webhook bodies are signed, X-Sniper-Signature: sha256=<hex HMAC-SHA256 of the body>"),
     EnvVar("SLACK_WEBHOOK_URL", "(unset)", "Slack incoming-webhook URL for alerts"),
-    EnvVar("TELEGRAM_BOT_TOKEN", "(unset)", "Telegram bot token for alerts (with TELEGRAM_CHAT_ID)"),
+    EnvVar("TELEGRAM_BOT_TOKEN", "(unset)", "Telegram bot token: the control bot (in `sniper worker`, or `sniper telegram`), "
+           "and alerts with TELEGRAM_CHAT_ID"),
     EnvVar("TELEGRAM_CHAT_ID", "(unset)", "Telegram chat the bot sends alerts to"),
     EnvVar("TELEGRAM_API_URL", "https://api.telegram.org", "Telegram Bot API base URL"),
+    EnvVar("TELEGRAM_WEBHOOK_SECRET", "(unset)", "Webhook mode of the control bot: the API takes Telegram's updates at "
+           "POST /api/v1/telegram/webhook (X-Telegram-Bot-Api-Secret-Token must match) and no worker long-polls"),
+    EnvVar("SNIPER_NOTIFY", "1", "1 = the worker sends traders' notifications (their channels, GET/PUT "
+           "/api/v1/notifications); 0 = it leaves them queued for another worker"),
+    EnvVar("SNIPER_NOTIFY_TIMEOUT_SECONDS", "5", "A notification channel that has not answered this long is cut off "
+           "(the message is retried)"),
+    EnvVar("SNIPER_NOTIFY_ATTEMPTS", "5", "Tries per notification before it is recorded as undelivered"),
+    EnvVar("SNIPER_NOTIFY_RETRY_SECONDS", "2", "Wait before a notification's second try; doubles each try, at most 5 min"),
+    EnvVar("SNIPER_NOTIFY_PER_SECOND", "1", "Notifications per second to one chat or channel of one user "
+           "(Telegram asks for about 1 per chat)"),
+    EnvVar("SNIPER_SMTP_URL", "(unset)", "SMTP server for e-mail notifications: smtp://user:password@host:port, "
+           "smtps://... (TLS) or smtp+starttls://..."),
+    EnvVar("SNIPER_SMTP_FROM", "(unset)", "Sender address of e-mail notifications (default: the SMTP user)"),
 )
 
 SECRET_VARS = frozenset({"ENCRYPTION_KEY", "ENCRYPTION_OLD_KEYS", "KINDE_CLIENT_SECRET",
                          "MEXC_SECRET_KEY", "MEXC_API_KEY", "DATABASE_URL", "NEON_DATABASE_URL", "REDIS_URL",
                          "SNIPER_ALERT_WEBHOOK_URL",
-                         "SNIPER_ALERT_WEBHOOK_SECRET", "SLACK_WEBHOOK_URL", "TELEGRAM_BOT_TOKEN",
+                         "SNIPER_ALERT_WEBHOOK_SECRET", "SLACK_WEBHOOK_URL", "TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "SNIPER_SMTP_URL",
                          "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "PERPLEXITY_API_KEY", "COHERE_API_KEY"})
 
 # Variables holding a URL (or a list of them): `sniper config` shows them through mask_url.
@@ -182,6 +201,20 @@ class ObservabilitySettings:
     telegram_bot_token: str | None = field(default=None, repr=False)
     telegram_chat_id: str | None = None
     telegram_api_url: str = "https://api.telegram.org"
+    telegram_webhook_secret: str | None = field(default=None, repr=False)  # webhook mode of the control bot
+
+
+@dataclass(frozen=True, slots=True)
+class NotifySettings:
+    """Traders' notifications (application/notifications.py): delivery limits and the SMTP server."""
+
+    enabled: bool = True
+    timeout: float = 5.0
+    attempts: int = 5
+    first_retry: timedelta = timedelta(seconds=2)
+    per_second: float = 1.0
+    smtp_url: str | None = field(default=None, repr=False)
+    smtp_from: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +223,8 @@ class WorkerSettings:
     live: bool = False
     replay_speed: float = 60.0
     price_poll: timedelta = timedelta(seconds=1)
+    young_price_poll: timedelta = timedelta(milliseconds=200)
+    young_position: timedelta = timedelta(minutes=3)
     safety_poll: timedelta = timedelta(seconds=5)
     reconcile_poll: timedelta = timedelta(minutes=1)
     error_burst: int = 5
@@ -197,6 +232,7 @@ class WorkerSettings:
     price_collapse_percent: Decimal = Decimal("50")
     stop_grace: timedelta = timedelta(seconds=60)
     worker_id: str = ""
+    paper_wallet: Decimal = Decimal("1000")  # a paper account's starting quote (SNIPER_PAPER_WALLET)
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +328,10 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
     log: LogSettings = field(default_factory=LogSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
+    # SCHED_FIFO priority for the last milliseconds before a launch and the sends at it (0: off;
+    # adapters/clock.py SystemClock): needs root or CAP_SYS_NICE, else a warning and normal priority.
+    launch_priority: int = 1
 
 
 def _number(env: Mapping[str, str], name: str, default: str, low: float, high: float, integer: bool = False) -> float:
@@ -460,6 +500,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         expiry_grace=timedelta(seconds=_number(env, "SNIPER_EXPIRY_GRACE_SECONDS", "300", 0, 86_400)),
         lease_ttl=lease_ttl,
         send_in_flight=send_in_flight,
+        bracket_sends=int(_number(env, "SNIPER_BRACKET_SENDS", "40", 1, 500, integer=True)),
+        launch_order_budget=int(_number(env, "SNIPER_LAUNCH_ORDER_BUDGET", "400", 2, 500, integer=True)),
     )
     return Settings(
         database_url=_database_url(env),
@@ -479,6 +521,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         http=_http(env),
         security=_security(env),
         log=log_settings(env),
+        notify=_notify(env),
+        launch_priority=int(_number(env, "SNIPER_LAUNCH_PRIORITY", "1", 0, 99, integer=True)),
     )
 
 
@@ -526,6 +570,8 @@ def _worker(env: Mapping[str, str]) -> WorkerSettings:
         live=live,
         replay_speed=_number(env, "SNIPER_REPLAY_SPEED", "60", 0.01, 100_000),
         price_poll=timedelta(milliseconds=_number(env, "SNIPER_PRICE_POLL_MS", "1000", 50, 600_000)),
+        young_price_poll=timedelta(milliseconds=_number(env, "SNIPER_YOUNG_PRICE_POLL_MS", "200", 50, 600_000)),
+        young_position=timedelta(seconds=_number(env, "SNIPER_YOUNG_POSITION_SECONDS", "180", 0, 86_400)),
         safety_poll=timedelta(seconds=_number(env, "SNIPER_SAFETY_POLL_SECONDS", "5", 0.1, 3600)),
         reconcile_poll=timedelta(seconds=_number(env, "SNIPER_RECONCILE_POLL_SECONDS", "60", 1, 86_400)),
         error_burst=int(_number(env, "SNIPER_ERROR_BURST", "5", 1, 10_000, integer=True)),
@@ -533,7 +579,13 @@ def _worker(env: Mapping[str, str]) -> WorkerSettings:
         price_collapse_percent=Decimal(env.get("SNIPER_PRICE_COLLAPSE_PERCENT", "50").strip()),
         stop_grace=timedelta(seconds=_number(env, "SNIPER_STOP_GRACE_SECONDS", "60", 0, 3600)),
         worker_id=worker_id,
+        paper_wallet=_paper_wallet(env),
     )
+
+
+def _paper_wallet(env: Mapping[str, str]) -> Decimal:
+    _number(env, "SNIPER_PAPER_WALLET", "1000", 0, 1_000_000_000_000)  # validated; kept exact below
+    return Decimal(env.get("SNIPER_PAPER_WALLET", "1000").strip())
 
 
 def _observability(env: Mapping[str, str]) -> ObservabilitySettings:
@@ -552,9 +604,8 @@ def _observability(env: Mapping[str, str]) -> ObservabilitySettings:
         raise ConfigurationError(f"OTEL_SERVICE_NAME must be 1-200 characters without spaces, got {service!r}")
     token = env.get("TELEGRAM_BOT_TOKEN", "").strip() or None
     chat = env.get("TELEGRAM_CHAT_ID", "").strip() or None
-    if bool(token) != bool(chat):
-        missing = "TELEGRAM_CHAT_ID" if token else "TELEGRAM_BOT_TOKEN"
-        raise ConfigurationError(f"{missing} must be set too: Telegram alerts need a bot token and a chat id")
+    if chat and not token:  # a token alone is the control bot's (entrypoints/telegram.py), without operator alerts
+        raise ConfigurationError("TELEGRAM_BOT_TOKEN must be set too: Telegram alerts need a bot token and a chat id")
     if token is not None and (":" not in token or any(c.isspace() or c == "/" for c in token)):
         raise ConfigurationError("TELEGRAM_BOT_TOKEN must look like 123456:ABC... (as BotFather gives it)")
     if chat is not None and (len(chat) > 100 or any(c.isspace() for c in chat)):
@@ -573,6 +624,37 @@ def _observability(env: Mapping[str, str]) -> ObservabilitySettings:
         telegram_bot_token=token,
         telegram_chat_id=chat,
         telegram_api_url=_url(env, "TELEGRAM_API_URL", "https://api.telegram.org", ("https://", "http://")),
+        telegram_webhook_secret=_telegram_webhook_secret(env, token),
+    )
+
+
+def _telegram_webhook_secret(env: Mapping[str, str], token: str | None) -> str | None:
+    secret = env.get("TELEGRAM_WEBHOOK_SECRET", "").strip() or None
+    if secret is None:
+        return None
+    if token is None:
+        raise ConfigurationError("TELEGRAM_WEBHOOK_SECRET is set but TELEGRAM_BOT_TOKEN is not")
+    # Telegram's secret_token: 1-256 characters, letters, digits, _ and - only.
+    if len(secret) > 256 or any(not (c.isascii() and (c.isalnum() or c in "_-")) for c in secret):
+        raise ConfigurationError("TELEGRAM_WEBHOOK_SECRET must be 1-256 letters, digits, _ or - (Telegram's secret_token)")
+    return secret
+
+
+def _notify(env: Mapping[str, str]) -> NotifySettings:
+    smtp = env.get("SNIPER_SMTP_URL", "").strip() or None
+    if smtp is not None and not smtp.startswith(("smtp://", "smtps://", "smtp+starttls://")):
+        raise ConfigurationError("SNIPER_SMTP_URL must be smtp://, smtps:// or smtp+starttls://user:password@host:port")
+    sender = env.get("SNIPER_SMTP_FROM", "").strip() or None
+    if sender is not None and ("@" not in sender or any(c.isspace() for c in sender)):
+        raise ConfigurationError(f"SNIPER_SMTP_FROM must be an e-mail address, got {sender!r}")
+    return NotifySettings(
+        enabled=_flag(env, "SNIPER_NOTIFY", default="1"),
+        timeout=_number(env, "SNIPER_NOTIFY_TIMEOUT_SECONDS", "5", 0.1, 300),
+        attempts=int(_number(env, "SNIPER_NOTIFY_ATTEMPTS", "5", 1, 100, integer=True)),
+        first_retry=timedelta(seconds=_number(env, "SNIPER_NOTIFY_RETRY_SECONDS", "2", 0.01, 3600)),
+        per_second=_number(env, "SNIPER_NOTIFY_PER_SECOND", "1", 0.01, 1000),
+        smtp_url=smtp,
+        smtp_from=sender,
     )
 
 

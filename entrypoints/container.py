@@ -24,6 +24,7 @@ from adapters.memory import (
     InMemoryAgentStatusBoard,
     InMemoryCache,
     InMemoryEventFanout,
+    InMemoryLaunchRoster,
     InMemoryLockService,
     InMemoryRequestCounter,
     InMemoryScheduler,
@@ -43,6 +44,7 @@ from adapters.redis import (
     RedisRequestCounter,
     redis_client,
 )
+from adapters.redis.roster import RedisLaunchRoster
 from adapters.paper.exchange import PaperExchange
 from adapters.paper.scenario import Scenario
 from adapters.telemetry.instrument import InstrumentedExchange, InstrumentedListingFeed
@@ -57,6 +59,7 @@ from application.ports import (
     EventFanout,
     EventStore,
     ExchangeTrading,
+    LaunchRoster,
     ListingFeed,
     LockService,
     MarketData,
@@ -195,6 +198,14 @@ class CoordinationProvider(Provider):
         if redis.client is None:
             return InMemoryRequestCounter(clock)
         return RedisRequestCounter(redis.client, settings.redis_prefix)
+
+    @provide(scope=Scope.APP)
+    def roster(self, clock: Clock, redis: RedisHandle, settings: Settings) -> LaunchRoster:
+        # The traders of one launch share the IP's order budget (ExecuteSnipe._plan); through Redis,
+        # across every worker process.
+        if redis.client is None:
+            return InMemoryLaunchRoster(clock)
+        return RedisLaunchRoster(redis.client, settings.redis_prefix)
 
     @provide(scope=Scope.APP)
     def fanout(self, redis: RedisHandle, settings: Settings) -> EventFanout:
@@ -338,9 +349,10 @@ class TradingProvider(Provider):
     def execute_snipe(
         self, store: EventStore, exchange: ExchangeTrading, market: MarketData, traders: TraderDirectory,
         locks: LockService, clock: Clock, book: TradeBook, timing: SnipeTiming, telemetry: Telemetry,
-        accounts: ExchangeAccounts,
+        accounts: ExchangeAccounts, roster: LaunchRoster,
     ) -> ExecuteSnipe:
-        return ExecuteSnipe(store, exchange, market, traders, locks, clock, book, timing, telemetry, accounts)
+        return ExecuteSnipe(store, exchange, market, traders, locks, clock, book, timing, telemetry, accounts,
+                            roster=roster)
 
     @provide
     def manage_positions(

@@ -181,7 +181,7 @@ def build_report(book: TradeBook, run_id: str, first: int, last: int) -> DemoRep
 
 def _short_exit(name: str) -> str:
     return {"TakeProfitHit": "TP", "StopLossHit": "SL", "TrailingStopHit": "TS", "MaxHoldTimeReached": "TIME",
-            "EmergencyExitFilled": "EMERGENCY"}.get(name, name)
+            "EmergencyExitFilled": "EMERGENCY", "ManualExitFilled": "MANUAL"}.get(name, name)
 
 
 def render_report(report: DemoReport) -> str:

@@ -25,7 +25,7 @@ from application.use_cases.snipe import ExecuteSnipe, SnipeOutcome
 from application.use_cases.targets import CreateSnipeTarget, NewSnipe
 from domain.errors import DomainError
 from domain.events import Cause
-from domain.target import SnipeTarget, TargetStatus, target_stream
+from domain.target import SnipeTarget, TargetStatus, entry_price_cap, target_stream
 from domain.values import Symbol, to_decimal
 from entrypoints.config import Settings
 from entrypoints.container import TradingMode, mexc_trading_container
@@ -39,10 +39,11 @@ class SnipeCommand:
     at: datetime | None
     live: bool
     exit_strategy: str | None
+    max_price: Decimal | None = None  # the entry's price cap (None: the trader's default, else a market buy)
 
 
 def parse_snipe_command(symbol: str, quote_amount: str, at: str | None, live: bool, exit_strategy: str | None,
-                        settings: Settings) -> SnipeCommand:
+                        settings: Settings, max_price: str | None = None) -> SnipeCommand:
     """Check everything before anything is opened or written."""
     try:
         sym = Symbol.parse(symbol)
@@ -51,6 +52,10 @@ def parse_snipe_command(symbol: str, quote_amount: str, at: str | None, live: bo
         raise ConfigurationError(str(exc)) from None
     if amount <= 0:
         raise ConfigurationError(f"--quote-amount must be positive, got {quote_amount}")
+    try:
+        cap = entry_price_cap(max_price, "--max-price")
+    except DomainError as exc:
+        raise ConfigurationError(str(exc)) from None
     moment = None
     if at is not None and at != "now":
         try:
@@ -61,7 +66,7 @@ def parse_snipe_command(symbol: str, quote_amount: str, at: str | None, live: bo
             raise ConfigurationError(f"--at must carry a time zone (e.g. ...Z or +01:00), got {at!r}")
     if live and not settings.mexc.has_keys:
         raise ConfigurationError("--live needs MEXC_API_KEY and MEXC_SECRET_KEY; without them only paper trading runs")
-    return SnipeCommand(sym, amount, moment, live, exit_strategy)
+    return SnipeCommand(sym, amount, moment, live, exit_strategy, cap)
 
 
 class SnipeInterrupted(Exception):
@@ -69,7 +74,7 @@ class SnipeInterrupted(Exception):
 
 
 async def run_manual_snipe(settings: Settings, command: SnipeCommand, out: TextIO) -> SnipeOutcome:
-    clock = SystemClock()
+    clock = SystemClock(launch_priority=settings.launch_priority)
     mode = TradingMode.LIVE if command.live else TradingMode.PAPER
     container = mexc_trading_container(settings, mode, clock)
     store: EventStore | None = None
@@ -84,13 +89,14 @@ async def run_manual_snipe(settings: Settings, command: SnipeCommand, out: TextI
         launch = command.at or clock.now()
         out.write(
             f"{'LIVE' if command.live else 'paper'} snipe of {command.symbol} for {command.quote_amount} "
-            f"{command.symbol.quote} at {launch:%Y-%m-%d %H:%M:%S.%f}"[:-3] + f" UTC via {settings.mexc.base_url}\n"
+            f"{command.symbol.quote}{'' if command.max_price is None else f' at most {command.max_price} each'} at {launch:%Y-%m-%d %H:%M:%S.%f}"[:-3] + f" UTC via {settings.mexc.base_url}\n"
         )
         if unreachable is not None:
             out.write(f"warning: {unreachable}; the snipe goes on, and fails unless MEXC answers before its window "
                       "closes\n")
         target_id = await create(NewSnipe(
             settings.user_id, command.symbol, launch, command.quote_amount, command.exit_strategy, live=command.live,
+            max_entry_price=command.max_price,
         ))
         # The executor records "market buy submitted" as soon as it has its lease, then waits for the
         # launch; started here at once, a snipe hours away would sit `executing` for hours, and an

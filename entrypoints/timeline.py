@@ -14,6 +14,7 @@ from domain.events import (
     ExitOrderSubmitted,
     ListingAnnounced,
     ListingReadyDetected,
+    ManualExitFilled,
     MaxHoldTimeReached,
     PositionClosed,
     PositionOpened,
@@ -26,6 +27,7 @@ from domain.events import (
     SnipeOrderRejected,
     SnipeOrderSubmitted,
     SnipeScheduled,
+    SnipeTargetAmended,
     SnipeTargetCancelled,
     SnipeTargetCreated,
     SnipeTargetReady,
@@ -61,6 +63,7 @@ def _exit_name(ev: ExitFilled) -> str:
         TrailingStopHit: "trailing stop",
         MaxHoldTimeReached: "max hold time",
         EmergencyExitFilled: "emergency exit",
+        ManualExitFilled: "closed by hand",
     }.get(type(ev), type(ev).__name__)
 
 
@@ -73,12 +76,17 @@ def describe(rec: Recorded) -> tuple[str, str]:
         case ListingReadyDetected():
             return ev.symbol, f"ready state (sts={ev.sts}, st={ev.st}, tt={ev.tt}) seen {_lead(ev.lead_seconds)} before launch"
         case SnipeTargetCreated():
-            return ev.symbol, f"target {ev.target_id} created: {fmt(ev.quote_amount)} {ev.quote_asset}, exit plan {ev.exit_plan.name}"
+            cap = "" if ev.max_entry_price is None else f", entry capped at {fmt(ev.max_entry_price)}"
+            return ev.symbol, (f"target {ev.target_id} created: {fmt(ev.quote_amount)} {ev.quote_asset}, exit plan "
+                               f"{ev.exit_plan.name}{cap}")
         case SnipeTargetReady():
             return "", f"target {ev.target_id} ready ({ev.pattern}, confidence {fmt(ev.confidence)})"
         case SnipeScheduled():
             return "", f"snipe {ev.target_id} scheduled for {ev.execute_at:%H:%M:%S}, deadline {ev.deadline_at:%H:%M:%S}"
         case SnipeOrderSubmitted():
+            if ev.max_entry_price is not None:
+                return ev.symbol, (f"IOC limit buy for {fmt(ev.quote_amount)} at most {fmt(ev.max_entry_price)} each "
+                                   f"submitted (client id {ev.client_order_id})")
             return ev.symbol, f"market buy for {fmt(ev.quote_amount)} submitted (client id {ev.client_order_id})"
         case SnipeOrderFilled():
             return "", (
@@ -100,7 +108,9 @@ def describe(rec: Recorded) -> tuple[str, str]:
                 f"position {ev.position_id} opened: {fmt(ev.quantity)} @ {fmt(ev.entry_price)}, cost {fmt(ev.cost)}"
             )
         case ExitOrderSubmitted():
-            return "", f"exit ({ev.reason.replace('_', ' ')}) sell {fmt(ev.quantity)} at ~{fmt(ev.trigger_price)} submitted"
+            who = f" by {ev.requested_by}" if ev.requested_by else ""
+            return "", (f"exit ({ev.reason.replace('_', ' ')}{who}) sell {fmt(ev.quantity)} at ~{fmt(ev.trigger_price)} "
+                        "submitted")
         case PositionPeakRaised():
             return "", f"peak raised to {fmt(ev.peak_price)}"
         case ExitFilled():
@@ -116,6 +126,10 @@ def describe(rec: Recorded) -> tuple[str, str]:
             return ev.scope, f"EMERGENCY STOP by {ev.activated_by}: {ev.reason}"
         case EmergencyStopCleared():
             return ev.scope, f"emergency stop cleared by {ev.cleared_by}"
+        case SnipeTargetAmended():
+            cap = "no entry cap" if ev.max_entry_price is None else f"entry capped at {fmt(ev.max_entry_price)}"
+            return "", (f"target {ev.target_id} amended by {ev.amended_by}: {fmt(ev.quote_amount)}, exit plan "
+                        f"{ev.exit_plan.name}, {cap}")
         case _:
             return "", type(ev).__name__
 

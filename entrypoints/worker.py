@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TextIO
 
+from dishka import AsyncContainer
 from redis.exceptions import RedisError
 
 from adapters.clock import AcceleratedClock, SystemClock
@@ -69,6 +70,7 @@ from application.ports import (
 )
 from application.supervisor import AgentSpec, Supervisor, SupervisorPolicy
 from application.telemetry import Telemetry
+from application.price_polling import PollCadence, PollPlan
 from application.timing import SnipeTiming
 from application.trade_book import TradeBook
 from application.use_cases.backtest import BacktestRequest, RunBacktest
@@ -85,6 +87,7 @@ from entrypoints.config import Settings
 from entrypoints.observability import start_metrics_server
 from entrypoints.container import TradingMode, mexc_trading_container, paper_trading_container
 from entrypoints.demo import build_report, display_user, follow_run, namespaced, render_report
+from entrypoints.notifications import run_notifier, trade_notifier
 from entrypoints.timeline import line
 
 logger = logging.getLogger(__name__)
@@ -140,7 +143,7 @@ async def run_worker(
             raise ConfigurationError("SNIPER_LIVE=1 needs MEXC_API_KEY and MEXC_SECRET_KEY")
         if settings.redis_url is not None:
             _shared_poll_slots(settings)  # refused before anything is reached or recorded
-        clock = SystemClock()
+        clock = SystemClock(launch_priority=settings.launch_priority)
         container = mexc_trading_container(settings, TradingMode.LIVE if w.live else TradingMode.PAPER, clock)
         where = "MEXC market, " + ("LIVE orders" if w.live else "paper fills")
     me = worker_id(settings)
@@ -162,6 +165,10 @@ async def run_worker(
             book.position = 0
         stop = asyncio.Event()
         printer = asyncio.create_task(_print_events(store, first, out, label, stop))
+        # Traders' notifications: their own task (a hanging channel never holds up a snipe).
+        notifier_scope = trade_notifier(settings, store, clock, me)
+        notifier = await notifier_scope.__aenter__()
+        notifying = asyncio.create_task(run_notifier(notifier, stop)) if notifier is not None else None
         try:
             run.reconciliation = await _reconcile_first(await container.get(ReconcileWithExchange), clock, out, stop)
             if run.reconciliation is None:
@@ -202,6 +209,9 @@ async def run_worker(
                 jobs.push_async_callback(runner.stop)
                 out.write("snipes are durable jobs on SAQ (Redis): each runs on one worker; "
                           f"{', '.join(shared_polls)} run once per slot across workers\n")
+            o = settings.observability
+            if o.telegram_bot_token and not o.telegram_webhook_secret:  # the control bot, under its deployment-wide lease
+                jobs.push_async_callback(await _start_telegram_bot(container, settings, out))
             stoppers = _install_stops(supervisor, run, stop_signals)
             if duration is not None:
                 stoppers.append(asyncio.create_task(_stop_after(supervisor, run, duration)))
@@ -221,6 +231,9 @@ async def run_worker(
         finally:
             stop.set()
             await printer
+            if notifying is not None:
+                await notifying
+            await notifier_scope.__aexit__(None, None, None)
         await book.catch_up(store)
         last = await store.last_position()
         run.events = last - first
@@ -341,6 +354,10 @@ async def _supervisor(container, settings: Settings, clock: Clock, board: AgentS
     def spawn(work, name: str):  # noqa: ANN001, ANN202
         return supervisor.spawn(work, name)
 
+    # On MEXC the REST prices of young positions are read faster, and those the WebSocket keeps
+    # fresh not at all (application/price_polling.py). A replay reads every price each SNIPER_PRICE_POLL_MS.
+    plan = (PollPlan(clock, PollCadence(w.price_poll, w.young_price_poll, w.young_position))
+            if w.market == "mexc" else None)
     # Intervals are in the worker's clock: a replay's accelerated time stretches them alike,
     # but the strategy agent must not spin: never more often than every 50 ms of real time.
     speed = getattr(clock, "speed", 1.0)
@@ -351,14 +368,15 @@ async def _supervisor(container, settings: Settings, clock: Clock, board: AgentS
                   settings.state_poll, shared=shared),
         AgentSpec("strategy", lambda: StrategyAgent(execute, jobs, schedule, store, book, clock, timing, spawn),
                   _STRATEGY_TICK * max(1.0, speed)),
-        AgentSpec("risk-manager", lambda: RiskManagerAgent(manage, market, traders, store, book, clock, notifier),
-                  w.price_poll),
+        AgentSpec("risk-manager", lambda: RiskManagerAgent(manage, market, traders, store, book, clock, notifier, plan),
+                  w.price_poll if plan is None else plan.cadence.round_every),
         AgentSpec("safety-monitor", lambda: SafetyMonitorAgent(monitor), w.safety_poll),
         AgentSpec("reconciliation", lambda: ReconciliationAgent(reconcile, clock, notifier), w.reconcile_poll,
                   shared=shared),
     ]
     if prices is not None:
-        specs.append(AgentSpec("price-stream", lambda: PriceStreamAgent(manage, prices, store, book), timedelta(0)))
+        specs.append(AgentSpec("price-stream", lambda: PriceStreamAgent(manage, prices, store, book, plan=plan),
+                               timedelta(0)))
     simulate = extras.simulate or _bundled_backtest(
         lambda: snipe_near(store, book, scheduler, clock, lambda: supervisor.in_flight))
     specs.append(AgentSpec("simulation", lambda: SimulationAgent(simulate), extras.simulate_every))
@@ -453,6 +471,24 @@ async def _print_events(store: EventStore, after: int, out: TextIO, label, stop:
             return
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.2)
+
+
+async def _start_telegram_bot(container: AsyncContainer, settings: Settings, out: TextIO) -> Callable[[], Awaitable[None]]:
+    """Start the Telegram bot beside the agents; what stops it. A bot that fails is logged and the
+    worker trades on: Telegram is a cockpit, never in the way of a snipe."""
+    from entrypoints.telegram import run_bot
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_bot(container, settings, stop, out), name="telegram-bot")
+
+    async def stop_bot() -> None:
+        stop.set()
+        try:
+            await task
+        except Exception:  # noqa: BLE001 - reported here, never raised into the worker's stop
+            logger.exception("telegram bot stopped with an error")
+
+    return stop_bot
 
 
 # --- `sniper agents`: the heartbeats, for operators and container health checks ------------

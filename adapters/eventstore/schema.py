@@ -156,6 +156,8 @@ proj_targets = Table(
     _first_event(),
     # Real money on MEXC (true) or paper; added in 0006, after first_event.
     Column("live", Boolean, nullable=False, server_default=false()),
+    # The entry's price cap (NULL: a market buy); added in 0007.
+    _money("max_entry_price", nullable=True),
     Index("ix_proj_targets_user_id", "user_id", "first_event"),
 )
 
@@ -237,4 +239,44 @@ credentials = Table(
     Column("api_key_hint", String(40), nullable=False),
     Column("stored_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+
+# --- notifications (adapters/notifications/outbox.py, migration 0008) ------------------------
+# One row per message and channel, written before anything is sent: `source` is what it tells
+# ("event:<position>" or "daily:<day>"), unique with the user and the channel, so a rerun of the
+# notifier's batch cannot queue a message twice. No secrets here: the channel's address is read
+# from the user's settings when the message is sent.
+
+notification_outbox = Table(
+    "notification_outbox",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("source", String(100), nullable=False),
+    Column("event_position", BigInteger, nullable=True),
+    Column("user_id", String(200), nullable=False),
+    Column("channel", String(20), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("silent", Boolean, nullable=False),
+    Column("status", String(20), nullable=False),  # pending, delivered, undelivered
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("delivered_at", UtcDateTime(), nullable=True),
+    Column("last_error", Text, nullable=True),
+    UniqueConstraint("source", "user_id", "channel", name="uq_notification_outbox_source"),
+    Index("ix_notification_outbox_status", "status", "next_attempt_at"),
+    Index("ix_notification_outbox_user_id", "user_id", "id"),
+    sqlite_autoincrement=True,
+)
+
+# Who delivers notifications: one holder across workers, until `expires_at` unless renewed.
+notification_leases = Table(
+    "notification_leases",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
 )

@@ -16,7 +16,7 @@ from adapters.mexc.exchange import MexcExchange
 from adapters.mexc.rest import MexcRestClient
 from application.credentials import ApiCredentials, CredentialVault
 from application.errors import AccountUnavailable
-from application.ports import ExchangeTrading
+from application.ports import AssetBalance, ExchangeTrading
 
 logger = logging.getLogger(__name__)
 
@@ -83,3 +83,50 @@ class UserMexcAccounts:
 def _fingerprint(credentials: ApiCredentials) -> str:
     """Tells a change of keys without keeping them in a dictionary key."""
     return hashlib.sha256(f"{credentials.api_key}\0{credentials.secret_key}".encode()).hexdigest()
+
+
+class UserMexcBalances:
+    """LiveBalances on MEXC: a user's balances (GET /api/v3/account, read-only) with the keys that
+    user stored; the operator's keys (`operator`, from MEXC_API_KEY) serve `operator_user` when
+    that user stored none. One client per user is kept while their key stays the same."""
+
+    def __init__(
+        self,
+        vault: CredentialVault,
+        make_client: Callable[[ApiCredentials], MexcRestClient],
+        *,
+        operator: ApiCredentials | None = None,
+        operator_user: str | None = None,
+    ) -> None:
+        self._vault, self._make_client = vault, make_client
+        self._operator, self._operator_user = operator, operator_user
+        self._clients: dict[str, tuple[str, MexcRestClient]] = {}
+
+    async def balances(self, user_id: str) -> list[AssetBalance]:
+        credentials = await self._vault.reveal(user_id)
+        if credentials is None and self._operator is not None and user_id == self._operator_user:
+            credentials = self._operator
+        if credentials is None:
+            raise AccountUnavailable(f"no MEXC API keys stored for {user_id}: store them to see the live balances")
+        client = await self._client_for(user_id, credentials)
+        held = await client.balances()
+        return [AssetBalance(b.asset, b.free, b.locked) for b in held.values() if b.free or b.locked]
+
+    async def _client_for(self, user_id: str, credentials: ApiCredentials) -> MexcRestClient:
+        fingerprint = _fingerprint(credentials)
+        kept = self._clients.get(user_id)
+        if kept is not None and kept[0] == fingerprint:
+            return kept[1]
+        if kept is not None:
+            await kept[1].aclose()  # the user replaced their keys
+        client = self._make_client(credentials)
+        self._clients[user_id] = (fingerprint, client)
+        return client
+
+    async def aclose(self) -> None:
+        for _, client in self._clients.values():
+            try:
+                await client.aclose()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                logger.warning("could not close a MEXC client", exc_info=True)
+        self._clients.clear()

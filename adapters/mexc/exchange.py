@@ -5,6 +5,13 @@ Matches the paper exchange's semantics where MEXC allows:
   amount is rounded down to the quote asset's scale and refused here (OrderRefused 30002 /
   30003, nothing sent) when outside the symbol's market-order bounds, once the symbol's
   rules are known (`prepare` or `symbol_rules` loads them; without them the exchange judges).
+- `place_capped_buy` is an IMMEDIATE_OR_CANCEL BUY (MEXC's order type of that name, which takes
+  price and quantity) at the cap: price rounded down to the pair's price scale, quantity = quote
+  amount / price rounded down to its quantity step, refused here (OrderRefused 30002, nothing sent)
+  below the pair's minimum quantity or order value. Without the pair's rules (exchangeInfo did not
+  list it at `prepare`) the price goes as given and the quantity keeps three significant digits,
+  rounded down (at most 1 % less than the amount), a step most pairs accept. What does not fill at
+  once is cancelled by MEXC (CANCELED, or PARTIALLY_CANCELED with what filled).
 - MEXC's order POST reply usually has no fill information: the report is then NEW with
   nothing executed, and the caller follows it with `query_order` (ExecuteSnipe does).
 - Reports from GET order: executed quantity = executedQty, executed quote =
@@ -26,8 +33,8 @@ Matches the paper exchange's semantics where MEXC allows:
   locked balance paired with each of `quote_assets`. An order on another symbol whose funds
   are locked only in the quote asset can be missed: name such symbols in `watch_symbols`.
 
-The snipe request is built once per (symbol, amount, client order id): the NotYetOpen
-retry loop then only stamps the timestamp and signs.
+The snipe request (market or capped) is built once per (symbol, amount, cap, client order id):
+the NotYetOpen retry loop then only stamps the timestamp and signs, on the order lane.
 """
 
 from __future__ import annotations
@@ -40,9 +47,9 @@ from datetime import timedelta
 from decimal import Decimal
 
 from application.errors import ExchangeDataUnreadable, ExchangeError, NotFound, NotYetOpen, OrderRefused
-from application.ports import OrderReport, OrderSide, OrderStatus, SymbolRules
+from application.ports import ClockOffset, OrderReport, OrderSide, OrderStatus, SymbolRules
 from adapters.mexc.errors import UnexpectedReply
-from adapters.mexc.models import Balance, MexcOrder, MexcTrade, SymbolInfo, ms_to_datetime, plain
+from adapters.mexc.models import Balance, MexcOrder, MexcTrade, SymbolInfo, ms_to_datetime, plain, round_down
 from adapters.mexc.rest import MexcRestClient, PreparedOrder, is_invalid_symbol
 from domain.errors import InvalidValue
 from domain.values import ClientOrderId, Symbol
@@ -83,7 +90,8 @@ class MexcExchange:
     async def prepare(self, symbol: Symbol) -> timedelta:
         """Sync the clock (several /time samples, sent on the order lane, so its connection is
         open and warm for the order) and load the symbol's rules, so the send path does
-        nothing but stamp, sign and write. Returns MEXC's clock offset (server - local)."""
+        nothing but stamp, sign and write. Returns MEXC's clock offset (server - local), with how
+        sure it is and the time a request takes to reach MEXC (a ClockOffset)."""
         self._seen[symbol.code] = symbol
         sync = await self.client.sync_clock(self.clock_samples)
         try:
@@ -97,7 +105,10 @@ class MexcExchange:
             # A passing failure (5xx, timeout) must not cost the snipe: the order goes out as
             # asked and the exchange judges it.
             _log.warning("symbol rules for %s unavailable, sending without them: %s", symbol, exc)
-        return timedelta(milliseconds=sync.offset_ms)
+        if sync.offset_ns is None or sync.spread_ns is None:
+            return timedelta(milliseconds=sync.offset_ms)
+        return ClockOffset(timedelta(microseconds=sync.offset_ns // 1000), timedelta(microseconds=sync.spread_ns // 1000),
+                           timedelta(microseconds=sync.rtt_ns // 2000))
 
     def prepare_market_buy(self, symbol: Symbol, quote_amount: Decimal, client_order_id: ClientOrderId) -> PreparedOrder:
         """Build (and keep) the snipe order now; raises OrderRefused if it is outside the rules."""
@@ -117,6 +128,45 @@ class MexcExchange:
         if prepared is None:
             self._seen[symbol.code] = symbol
             prepared = self.prepare_market_buy(symbol, quote_amount, client_order_id)
+        order = await self.client.send_order(prepared)
+        assert order is not None
+        return await self._with_fee(self._report(order, symbol, client_order_id, OrderSide.BUY))
+
+    def prepare_capped_buy(
+        self, symbol: Symbol, quote_amount: Decimal, max_price: Decimal, client_order_id: ClientOrderId
+    ) -> PreparedOrder:
+        """Build (and keep) the capped snipe order now (see the module doc); raises OrderRefused if
+        it is outside the rules."""
+        key = (symbol.code, f"BUY<={max_price}", quote_amount, client_order_id.value)
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            info = self._info.get(symbol.code)
+            if info is not None:
+                price = info.round_price(max_price)
+                if price <= 0:
+                    raise OrderRefused(
+                        f"refused before sending: the cap {plain(max_price)} is below the price step of {symbol}", "30002"
+                    )
+                price, quantity = info.limit_order(price, quote_amount / price)
+            else:
+                price, quantity = max_price, _three_digits(quote_amount / max_price)
+                if quantity <= 0:
+                    raise OrderRefused(f"refused before sending: {plain(quote_amount)} buys nothing at {plain(price)}",
+                                       "30002")
+            prepared = self.client.prepare_order(
+                symbol.code, "BUY", "IMMEDIATE_OR_CANCEL", quantity=quantity, price=price,
+                client_order_id=client_order_id.value,
+            )
+            self._keep(key, prepared)
+        return prepared
+
+    async def place_capped_buy(
+        self, symbol: Symbol, quote_amount: Decimal, max_price: Decimal, client_order_id: ClientOrderId
+    ) -> OrderReport:
+        prepared = self._prepared.get((symbol.code, f"BUY<={max_price}", quote_amount, client_order_id.value))
+        if prepared is None:
+            self._seen[symbol.code] = symbol
+            prepared = self.prepare_capped_buy(symbol, quote_amount, max_price, client_order_id)
         order = await self.client.send_order(prepared)
         assert order is not None
         return await self._with_fee(self._report(order, symbol, client_order_id, OrderSide.BUY))
@@ -335,6 +385,15 @@ class MexcExchange:
         label = ClientOrderId(("x" + "".join(c for c in order.order_id if c.isalnum() or c in "_-"))[:32])
         self._exchange_ids[label.value] = order.order_id
         return label
+
+
+def _three_digits(quantity: Decimal) -> Decimal:
+    """`quantity` rounded down to three significant digits (no finer than 8 places): the step of
+    an order whose pair's rules are unknown. 813.47 -> 813, 8.1347 -> 8.13, 0.081347 -> 0.0813."""
+    if quantity <= 0:
+        return Decimal(0)
+    scale = min(8, max(0, 2 - quantity.adjusted()))
+    return round_down(quantity, scale)
 
 
 def _commission(trades: Sequence[MexcTrade], symbol: Symbol, side: OrderSide) -> tuple[Decimal, str]:

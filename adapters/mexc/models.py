@@ -462,8 +462,12 @@ def parse_klines(raw: Any) -> list[Kline]:
 
 @dataclass(frozen=True, slots=True)
 class ClockSync:
-    """The server-time offset kept: from the sample with the lowest round trip."""
+    """The server-time offset kept (whole ms, for signed timestamps), and what the samples
+    allow of it to the nanosecond: the middle of the interval every sample allows, and half
+    its width (None when the samples disagree: a stepped clock; then the best sample's)."""
 
     offset_ms: int  # server time - local time
-    rtt_ns: int
+    rtt_ns: int  # the lowest round trip seen
     samples: int
+    offset_ns: int | None = None
+    spread_ns: int | None = None

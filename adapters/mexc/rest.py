@@ -22,7 +22,8 @@ its connection is warm at launch). Same timeouts, same classification. A client 
 custom httpx `transport` (e.g. a test's mock) sends everything through httpx.
 
 Signed timestamps are local wall time + the offset kept by `sync_clock` (several samples of
-/api/v3/time; the lowest round trip wins; offset = serverTime - local midpoint).
+/api/v3/time, each bounding the offset to a little over a millisecond; their intersection,
+aimed at millisecond boundaries, narrows it to about a round trip: see `sync_clock`).
 An order's query can be built ahead (`prepare_order`): sending it then only appends
 recvWindow, timestamp and the signature.
 """
@@ -429,10 +430,23 @@ class MexcRestClient:
     # --- clock ---------------------------------------------------------------------------
 
     async def sync_clock(self, samples: int = 5) -> ClockSync:
-        """Measure the server-time offset; keep the sample with the lowest round trip."""
-        best: tuple[int, int] | None = None
+        """Measure the server-time offset from `samples` readings of /api/v3/time.
+
+        MEXC's serverTime is whole milliseconds, read somewhere between our send and its reply:
+        a sample with server time S, sent at local `before` and answered at `after`, allows an
+        offset in (S - after, S + 1 ms - before), a little over a millisecond wide. The
+        samples' intervals are intersected; every sample after the first is sent when the server
+        would read its clock on a millisecond boundary if the offset were the middle of what is
+        known so far, so each one halves the interval, down to about a round trip. The
+        offset kept is the middle; `spread_ns` is half the width. Samples that disagree (a
+        stepped clock) fall back to the lowest-round-trip sample, with a spread of 1 ms and
+        half its round trip."""
         count = max(1, samples)
-        for _ in range(count):
+        best: tuple[int, int] | None = None  # (rtt, offset ms) of the fastest sample
+        low = high = None  # what the samples allow, ns
+        for i in range(count):
+            if i and best is not None and low is not None and high is not None and low < high:
+                await self._aim_at_boundary((low + high) // 2, best[0] // 2)
             wall_before = self._wall_ns()
             started = time.perf_counter_ns()
             data = await self._call(self._time)
@@ -441,10 +455,28 @@ class MexcRestClient:
             offset = server_ms - (wall_before + rtt // 2) // 1_000_000
             if best is None or rtt < best[0]:
                 best = (rtt, offset)
-        assert best is not None
-        self._offset_ms = best[1]
-        self.clock_sync = ClockSync(best[1], best[0], count)
+            server_ns = server_ms * 1_000_000
+            sample_low, sample_high = server_ns - (wall_before + rtt), server_ns + 1_000_000 - wall_before
+            low = sample_low if low is None else max(low, sample_low)
+            high = sample_high if high is None else min(high, sample_high)
+        assert best is not None and low is not None and high is not None
+        if low <= high:
+            middle, spread = (low + high) // 2, (high - low + 1) // 2
+            self._offset_ms = round(middle / 1_000_000)
+        else:
+            middle, spread = best[1] * 1_000_000, 1_000_000 + best[0] // 2
+            self._offset_ms = best[1]
+        self.clock_sync = ClockSync(self._offset_ms, best[0], count, middle, spread)
         return self.clock_sync
+
+    async def _aim_at_boundary(self, offset_ns: int, one_way_ns: int) -> None:
+        """Wait (yielding to the loop) until a request sent now would be handled when the server's
+        clock crosses a millisecond, were the offset `offset_ns`: at most a millisecond."""
+        now = self._wall_ns()
+        wait = -(now + one_way_ns + offset_ns) % 1_000_000
+        until, give_up = now + wait, time.perf_counter_ns() + wait + 200_000
+        while self._wall_ns() < until and time.perf_counter_ns() < give_up:
+            await asyncio.sleep(0)
 
     # --- market data ---------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Union
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -46,16 +46,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from application.errors import ConfigurationError
 from application.ports import PriceTick
-from adapters.mexc.protobuf import (
-    PrivateAccountV3Api,
-    PrivateDealsV3Api,
-    PrivateOrdersV3Api,
-    ProtobufDecodeError,
-    PublicAggreBookTickerV3Api,
-    PublicAggreDealsV3Api,
-    PushDataV3ApiWrapper,
-    decode_push,
-)
+from adapters.mexc.protobuf import ProtobufDecodeError, decode_push, read_decimal
 from domain.values import Symbol
 
 log = logging.getLogger(__name__)
@@ -594,26 +585,29 @@ class MexcMarketStream:
             self.stats.ignored_frames += 1
             return
         now = self._now()
-        body = push.body
-        if isinstance(body, PublicAggreDealsV3Api):
+        kind = push.WhichOneof("body")
+        if kind == "publicAggreDeals":
             good = []
-            for deal in body.deals:
-                if deal.price is None or deal.price <= 0:
-                    raise ProtobufDecodeError(f"deal for {code} without a positive price: {deal.price}")
-                good.append(deal)
-            for deal in sorted(good, key=lambda d: d.time):
-                _offer(self.ticks, PriceTick(symbol, deal.price, _ms_to_datetime(deal.time, now)), self.stats)  # type: ignore[arg-type]
-        elif isinstance(body, PublicAggreBookTickerV3Api):
-            price = self._book_price(body)
+            for deal in push.publicAggreDeals.deals:
+                price = read_decimal(deal.price, "deal price")
+                if price is None or price <= 0:
+                    raise ProtobufDecodeError(f"deal for {code} without a positive price: {price}")
+                good.append((deal.time, price))
+            good.sort(key=lambda d: d[0])
+            for time_ms, price in good:
+                _offer(self.ticks, PriceTick(symbol, price, _ms_to_datetime(time_ms, now)), self.stats)
+        elif kind == "publicAggreBookTicker":
+            price = self._book_price(push.publicAggreBookTicker)
             if price is None:
                 raise ProtobufDecodeError(f"book ticker for {code} without a usable {self.book_price.value} price")
-            at = _ms_to_datetime(push.send_time or push.create_time, now)
+            at = _ms_to_datetime(push.sendTime or push.createTime, now)
             _offer(self.ticks, PriceTick(symbol, price, at), self.stats)
         else:
             self.stats.ignored_frames += 1
 
-    def _book_price(self, body: PublicAggreBookTickerV3Api) -> Decimal | None:
-        bid, ask = body.bid_price, body.ask_price
+    def _book_price(self, body: Any) -> Decimal | None:
+        """`body`: a PublicAggreBookTickerV3Api."""
+        bid, ask = read_decimal(body.bidPrice, "bid price"), read_decimal(body.askPrice, "ask price")
         if self.book_price is BookPrice.BID:
             return bid if bid is not None and bid > 0 else None
         if self.book_price is BookPrice.ASK:
@@ -625,17 +619,22 @@ class MexcMarketStream:
 
 # --- private user data ----------------------------------------------------------------------------
 
-PrivatePayload = Union[PrivateOrdersV3Api, PrivateDealsV3Api, PrivateAccountV3Api]
+# The envelope's oneof members of the private channels.
+_PRIVATE_BODIES = frozenset({"privateOrders", "privateDeals", "privateAccount"})
 
 
 @dataclass(frozen=True, slots=True)
 class UserDataUpdate:
-    """One private push: an order update, one of our fills, or a balance change."""
+    """One private push: an order update, one of our fills, or a balance change.
+
+    `payload` is the decoded message (adapters.mexc.protobuf: PrivateOrdersV3Api,
+    PrivateDealsV3Api or PrivateAccountV3Api, fields as in MEXC's schema; amounts are strings,
+    read them with read_decimal)."""
 
     channel: str
     symbol: str | None
     at: datetime
-    payload: PrivatePayload
+    payload: Any
 
 
 class MexcUserDataStream:
@@ -759,13 +758,14 @@ class MexcUserDataStream:
     # --- pushes --------------------------------------------------------------------------------
 
     def _on_push(self, data: bytes) -> None:
-        push: PushDataV3ApiWrapper = decode_push(data)
-        body = push.body
-        if isinstance(body, (PrivateOrdersV3Api, PrivateDealsV3Api, PrivateAccountV3Api)):
-            now = self._now()
-            at_ms = body.create_time if isinstance(body, PrivateOrdersV3Api) else body.time
-            at = _ms_to_datetime(at_ms or push.send_time or push.create_time, now)
-            _offer(self.updates, UserDataUpdate(push.channel, push.symbol, at, body), self.stats)
+        push = decode_push(data)
+        kind = push.WhichOneof("body")
+        if kind in _PRIVATE_BODIES:
+            body = getattr(push, kind)
+            at_ms = body.createTime if kind == "privateOrders" else body.time
+            at = _ms_to_datetime(at_ms or push.sendTime or push.createTime, self._now())
+            symbol = push.symbol if push.HasField("symbol") else None
+            _offer(self.updates, UserDataUpdate(push.channel, symbol, at, body), self.stats)
         else:
             self.stats.ignored_frames += 1
 

@@ -1,5 +1,9 @@
 """PaperBroker: the trading port on paper, filling market orders at a price source's price.
 
+A capped buy (IMMEDIATE_OR_CANCEL limit at the cap) fills whole at the price when the price is at
+or below the cap, and is cancelled with nothing bought when it is above: paper has no order book,
+so a fill is never partial here.
+
 The price source is any MarketData: a replay scenario (PaperExchange) or the real exchange's
 public prices (`sniper snipe` without --live). Fees are the pair's taker fee, charged in the
 quote asset. No money moves.
@@ -30,6 +34,29 @@ class PaperBroker:
         rules, price = await self._tradable(symbol, client_order_id)
         quantity = round_down_to_scale(quote_amount / price, rules.quantity_scale)
         return self._fill(rules, symbol, OrderSide.BUY, client_order_id, quantity, price)
+
+    async def place_capped_buy(
+        self, symbol: Symbol, quote_amount: Decimal, max_price: Decimal, client_order_id: ClientOrderId
+    ) -> OrderReport:
+        rules, price = await self._tradable(symbol, client_order_id)
+        limit = round_down_to_scale(max_price, rules.price_scale)
+        quantity = round_down_to_scale(quote_amount / limit, rules.quantity_scale) if limit > 0 else Decimal(0)
+        if quantity <= 0 or quantity * limit < rules.min_notional:
+            raise OrderRefused(
+                f"refused before sending: {quantity} x {limit} is below the minimum order of {rules.min_notional}",
+                "30002",
+            )
+        if price <= limit:
+            return self._fill(rules, symbol, OrderSide.BUY, client_order_id, quantity, price)
+        # Immediate or cancel: nothing offered at or below the limit, nothing rests.
+        self._sequence += 1
+        report = OrderReport(
+            symbol=symbol, client_order_id=client_order_id, exchange_order_id=f"{self.id_prefix}-{self._sequence}",
+            side=OrderSide.BUY, status=OrderStatus.CANCELED, executed_quantity=Decimal(0), executed_quote=Decimal(0),
+            average_price=limit, created_at=self.clock.now(),
+        )
+        self._orders[client_order_id.value] = report
+        return report
 
     async def place_market_sell(self, symbol: Symbol, quantity: Decimal, client_order_id: ClientOrderId) -> OrderReport:
         rules, price = await self._tradable(symbol, client_order_id)

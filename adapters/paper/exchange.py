@@ -1,7 +1,8 @@
 """PaperExchange: answers the listing feed, market data and trading ports from a scenario.
 
 Market orders fill at the scenario price in force at the moment of the order, with the
-scenario's taker fee charged in the quote asset. Before a pair opens, orders get the same
+scenario's taker fee charged in the quote asset; a capped buy (IMMEDIATE_OR_CANCEL limit) fills
+there when that price is at or below its cap and is cancelled unfilled when above. Before a pair opens, orders get the same
 "not yet open" reply MEXC gives (10007). Faults can be queued to rehearse what the real
 exchange does on a bad day.
 """
@@ -102,6 +103,15 @@ class PaperExchange:
         self.calls.append(f"buy {symbol} {quote_amount} {client_order_id}")
         lose_reply = self._misbehave(symbol, client_order_id)
         report = await self._broker.place_market_buy(symbol, quote_amount, client_order_id)
+        return self._reply(report, lose_reply)
+
+    async def place_capped_buy(
+        self, symbol: Symbol, quote_amount: Decimal, max_price: Decimal, client_order_id: ClientOrderId
+    ) -> OrderReport:
+        """An IMMEDIATE_OR_CANCEL limit buy at `max_price` (see PaperBroker)."""
+        self.calls.append(f"buy {symbol} {quote_amount} {client_order_id} ioc<={max_price}")
+        lose_reply = self._misbehave(symbol, client_order_id)
+        report = await self._broker.place_capped_buy(symbol, quote_amount, max_price, client_order_id)
         return self._reply(report, lose_reply)
 
     async def place_market_sell(self, symbol: Symbol, quantity: Decimal, client_order_id: ClientOrderId) -> OrderReport:

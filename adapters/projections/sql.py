@@ -525,6 +525,7 @@ def _target_row(view: TargetView) -> dict[str, Any]:
         "execute_at": view.execute_at,
         "reason": view.reason,
         "live": view.live,
+        "max_entry_price": view.max_entry_price,
     }
 
 
@@ -542,6 +543,7 @@ def _target_view(row: Mapping[str, Any]) -> TargetView:
         execute_at=row["execute_at"],
         reason=row["reason"],
         live=bool(row["live"]),
+        max_entry_price=row["max_entry_price"],
     )
 
 

@@ -13,8 +13,9 @@ a stop graceful:
   (every `sweep_every`) runs one again once it is past its timeout (see JobPolicy).
 - Every running job's record is written again every TOUCH_EVERY by its worker (its heartbeat):
   a periodic run whose heartbeat stops for `Periodic.heartbeat` (its worker killed, stopped
-  past its grace, or cut off from Redis) is ended by any live runner, so the poll's next slot
-  runs within seconds rather than after the run's timeout; and a record Redis lost (a flush)
+  past its grace, or cut off from Redis) is ended by any live runner and queued to run again
+  at once (a reconciliation round cut short must not wait for its next slot, a minute away,
+  to record a fill), rather than after the run's timeout; and a record Redis lost (a flush)
   while its job runs comes back, which tells SaqScheduler.ensure that job is not lost.
 """
 
@@ -59,15 +60,19 @@ redis.call('SET', KEYS[1], ARGV[2])
 return 1
 """
 
-# KEYS: active, incomplete, job id. ARGV: the record as read, the ended record, its ttl in seconds.
-# Ends the run only if its record did not change since it was read (no heartbeat came meanwhile).
+# KEYS: active, incomplete, queued, job id. ARGV: the record as read, the record of the run again.
+# Only if the record did not change since it was read (no heartbeat came meanwhile): ends the
+# run and queues the job to run at once, in one step (as SAQ's own retry does), so no runner's
+# scheduling of the next slot comes between and puts the re-run off until that slot.
 _REAP = """
-if redis.call('GET', KEYS[3]) ~= ARGV[1] then
+if redis.call('GET', KEYS[4]) ~= ARGV[1] then
   return 0
 end
-redis.call('LREM', KEYS[1], 0, KEYS[3])
-redis.call('ZREM', KEYS[2], KEYS[3])
-redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3])
+redis.call('LREM', KEYS[1], 0, KEYS[4])
+redis.call('LREM', KEYS[3], 0, KEYS[4])
+redis.call('ZADD', KEYS[2], 0, KEYS[4])
+redis.call('RPUSH', KEYS[3], KEYS[4])
+redis.call('SET', KEYS[4], ARGV[2])
 return 1
 """
 
@@ -81,9 +86,9 @@ class Periodic:
     are due at its slots (multiples of the interval since midnight UTC), one run per slot
     across all workers. Runs never overlap: a slot that comes while the last run is still
     going is skipped. A failed run is not retried: the next slot is its retry.
-    A run whose worker stops its heartbeat (see TOUCH_EVERY) for `heartbeat` is presumed dead
-    and ended, so the next slot runs; a live worker cut off from Redis that long has its run
-    cancelled once it reaches Redis again.
+    A run whose worker stops its heartbeat (see TOUCH_EVERY) for `heartbeat` is presumed dead,
+    ended and run again at once on a live worker (then the slots go on); a live worker cut off
+    from Redis that long has its run cancelled once its heartbeat reaches Redis again.
     """
 
     name: str
@@ -211,7 +216,8 @@ class _Worker(Worker):
     heartbeats: Mapping[str, timedelta] = {}  # periodic job key -> its Periodic.heartbeat
 
     async def reap(self, _arg: object = None) -> list[str]:
-        """End the periodic runs whose heartbeat stopped (see Periodic); their keys."""
+        """End the periodic runs whose heartbeat stopped (see Periodic) and queue each to run again
+        at once; their keys."""
         queue = self.queue
         assert isinstance(queue, RedisQueue)
         keys = list(self.heartbeats)
@@ -226,14 +232,15 @@ class _Worker(Worker):
             if silent_ms <= self.heartbeats[key].total_seconds() * 1000:
                 continue
             worker = job.worker_id
-            job.status, job.completed = Status.ABORTED, now_ms()
-            job.error = f"no heartbeat from worker {worker} for {silent_ms / 1000:.0f} s: presumed dead"
+            job.error = f"no heartbeat from worker {worker} for {silent_ms / 1000:.0f} s: presumed dead, run again"
+            # What SAQ's retry writes: queued anew, nothing of the dead run's progress kept.
+            job.status, job.started, job.completed, job.progress, job.touched = Status.QUEUED, 0, 0, 0, now_ms()
             ended = await self._reap_script(
-                keys=[queue.namespace("active"), queue.namespace("incomplete"), job.id],
-                args=[raw, queue.serialize(job), max(1, job.ttl)],
+                keys=[queue.namespace("active"), queue.namespace("incomplete"), queue.namespace("queued"), job.id],
+                args=[raw, queue.serialize(job)],
             )
             if ended:
-                logger.warning("periodic job %s: %s; ended, its next slot runs on a live worker", job.key, job.error)
+                logger.warning("periodic job %s: %s at once on a live worker", job.key, job.error)
                 reaped.append(job.key)
         return reaped
 
@@ -274,7 +281,7 @@ def _scheduled_job(kind: str, handler: Handler, touch: Any) -> Callable[..., Awa
 
 def _periodic_job(periodic: Periodic, touch: Any) -> Callable[..., Awaitable[str | None]]:
     async def run(ctx: Any) -> str | None:
-        async with _touching(ctx["job"], touch):
+        async with _touching(ctx["job"], touch, cancel_when_taken_over=True):
             return _as_text(await periodic.run())
 
     # SAQ names a cron job's function, and its unique job key `cron:<name>`, by __qualname__.
@@ -283,11 +290,16 @@ def _periodic_job(periodic: Periodic, touch: Any) -> Callable[..., Awaitable[str
 
 
 @asynccontextmanager
-async def _touching(job: Job, touch: Any) -> AsyncIterator[None]:
+async def _touching(job: Job, touch: Any, *, cancel_when_taken_over: bool = False) -> AsyncIterator[None]:
     """The job's heartbeat for the length of the block: its record written again, `touched`
-    renewed, every TOUCH_EVERY, until another writer takes the record over."""
+    renewed, every TOUCH_EVERY, until another writer takes the record over. Then, with
+    `cancel_when_taken_over` (a periodic run ended as presumed dead, queued again and perhaps
+    running elsewhere by now), the block's task is cancelled from within: SAQ then writes
+    nothing more of this run, so its end cannot overwrite the record of the run that replaced
+    it (a run ending before its heartbeat reaches Redis again still can: the next slot mends)."""
     queue = job.get_queue()
     assert isinstance(queue, RedisQueue)
+    owner = asyncio.current_task()
 
     async def beat() -> None:
         try:
@@ -305,7 +317,10 @@ async def _touching(job: Job, touch: Any) -> AsyncIterator[None]:
                 continue
             if not ours:
                 logger.warning("job %s was taken over in the queue (ended as presumed dead, or run anew): "
-                               "its heartbeat stops here", job.key)
+                               "its heartbeat stops here%s", job.key,
+                               "; this run is cancelled" if cancel_when_taken_over else "")
+                if cancel_when_taken_over and owner is not None:
+                    owner.cancel()
                 return
             last = record
 

@@ -89,6 +89,16 @@ class InstrumentedExchange(_Instrumented):
             symbol=symbol.code, client_order_id=client_order_id.value, quote_amount=str(quote_amount), mode=self.mode,
         )
 
+    async def place_capped_buy(
+        self, symbol: Symbol, quote_amount: Decimal, max_price: Decimal, client_order_id: ClientOrderId
+    ) -> OrderReport:
+        return await self._order(
+            "place_capped_buy", "buy",
+            lambda: self.inner.place_capped_buy(symbol, quote_amount, max_price, client_order_id),
+            symbol=symbol.code, client_order_id=client_order_id.value, quote_amount=str(quote_amount),
+            max_price=str(max_price), mode=self.mode,
+        )
+
     async def place_market_sell(self, symbol: Symbol, quantity: Decimal, client_order_id: ClientOrderId) -> OrderReport:
         return await self._order(
             "place_market_sell", "sell", lambda: self.inner.place_market_sell(symbol, quantity, client_order_id),

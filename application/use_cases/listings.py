@@ -66,7 +66,7 @@ class SyncCalendar:
                     continue
                 target = SnipeTarget.create(
                     target_id, trader.user_id, entry.coin_id, entry.symbol, entry.launch_at, trader.quote_amount, plan,
-                    ANNOUNCED_CONFIDENCE, trader.risk.live, Cause(now, target_id),
+                    ANNOUNCED_CONFIDENCE, trader.risk.live, Cause(now, target_id), trader.max_entry_price,
                 )
                 try:
                     await repository.save(self.store, target)

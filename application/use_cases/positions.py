@@ -13,6 +13,7 @@ from application.alerts import Alert, NoNotifier, Notifier, Severity
 from application.errors import (
     AccountUnavailable,
     AmbiguousOutcome,
+    ApplicationError,
     ConcurrencyConflict,
     ExchangeError,
     NotFound,
@@ -25,6 +26,7 @@ from application.ports import (
     EventStore,
     ExchangeAccounts,
     ExchangeTrading,
+    MarketData,
     OrderReport,
     OrderSide,
     PairRules,
@@ -32,9 +34,11 @@ from application.ports import (
     SymbolRules,
 )
 from application.trade_book import TradeBook
+from application.use_cases.safety import active_stops
 from application.views import PositionView
-from domain.events import Cause
-from domain.position import ExitDecision, Position, PositionStatus, position_stream
+from domain.errors import EmergencyStopActive, InvalidTransition
+from domain.events import Cause, ManualExitFilled
+from domain.position import ExitDecision, ExitReason, Position, PositionStatus, position_stream
 from domain.safety import Halt, SafetySwitch, safety_stream, strictest_halt
 from domain.target import SnipeTarget, target_stream
 from domain.values import ClientOrderId, round_down_to_scale
@@ -165,6 +169,22 @@ class ManagePositions:
         settled = await self._settle_pending(position, Cause(self.clock.now(), position.target_id), exchange)
         await repository.save(self.store, position)
         return settled
+
+    async def close_by_hand(self, position: Position, requested_by: str, price: Decimal, cause: Cause) -> ExitOutcome | None:
+        """A person's close: a market sell of everything held, by the path the plan's exits take
+        (the pair's rules as the exchange states them, the balance looked at when coins may be
+        missing, a lost reply resolved by client order id). Whatever it recorded is saved.
+        None: nothing sent (a shortfall is waiting for its next look). Raises AccountUnavailable
+        when no account can carry the sell, InvalidTransition when an exit is in flight."""
+        exchange = await self._account(position)
+        rules = await self._rules(position, exchange, cause.at)
+        decision = position.decide_manual_exit(
+            price, requested_by, quantity_scale=rules.quantity_scale if rules is not None else None)
+        outcome = await self._guarded_exit(position, decision, cause, exchange, rules)
+        await repository.save(self.store, position)
+        if position.status is PositionStatus.CLOSED:
+            self._forget(position.position_id)
+        return outcome
 
     async def _failed(self, view: PositionView, exc: Exception) -> None:
         self.errors += 1
@@ -417,7 +437,7 @@ class ManagePositions:
         free = max(free, Decimal(0))
         sellable = position.sellable_within(free, scale)
         shortfall = position.remaining - free
-        capped = ExitDecision(decision.reason, decision.level, sellable, decision.trigger_price)
+        capped = replace(decision, quantity=sellable)
         holds = f"the account holds {free} {base} of the {position.remaining} held here"
         if shortfall <= _fee_allowance(position, rules):
             # What MEXC took from the coin as the buy fee, unseen, and dust.
@@ -566,3 +586,142 @@ def _rules_of(exchange: ExchangeTrading) -> PairRules | None:
     """The pair's rules from the account the exit goes to, when it can tell (by attribute, as above)."""
     symbol_rules = getattr(exchange, "symbol_rules", None)
     return cast(PairRules, exchange) if callable(symbol_rules) else None
+
+
+# --- a person's close ---------------------------------------------------------------------------
+
+# How often a close is tried again when another process recorded on the position meanwhile.
+_CLOSE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class PositionClosure:
+    """What a close by hand did. `position` is the position as it stands after it; `sold` and
+    `price` are what closes by hand sold of it (quantity, average price; 0 and None: nothing);
+    `already`: it was closing or closed before this call, and nothing was sent."""
+
+    position: PositionView
+    state: str  # "closed", "closing" (a sell is out, its outcome not known yet), or the position's status
+    sold: Decimal
+    price: Decimal | None
+    realised_pnl: Decimal
+    already: bool
+    detail: str = ""
+
+
+class PositionNotClosed(ApplicationError):
+    """The close by hand sold nothing: the exchange refused it, or could not be asked. The
+    position stays as it was; the message says why."""
+
+
+class ClosePosition:
+    """A person closes one of their positions by hand: a market sell of everything it holds,
+    through the exit path of ManagePositions, recorded as their exit (ExitOrderSubmitted with
+    reason "manual" and `requested_by`, then ManualExitFilled).
+
+    Idempotent: a position closed already, or whose close is on its way (a sell out whose
+    outcome is not known yet: it is asked for by client order id first), answers its state and
+    sends nothing. Refused (EmergencyStopActive) while a person's emergency stop holds for the
+    user, theirs or the global one: a person's stop holds every exit until a person clears it.
+    A stop tripped by the safety monitor lets it through, as it lets the protective exits.
+    Another user's position is as unknown as a missing one (NotFound).
+    """
+
+    def __init__(
+        self, store: EventStore, accounts: ExchangeAccounts, clock: Clock, *, market: MarketData | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.store, self.accounts, self.clock, self.market = store, accounts, clock, market
+        self._exits = ManagePositions(store, cast(ExchangeTrading, _NoDefaultAccount()), clock, TradeBook(), accounts, market=market,
+                                      notifier=notifier)
+
+    async def __call__(
+        self, user_id: str, position_id: str, *, requested_by: str | None = None, reason: str = "manual",
+    ) -> PositionClosure:
+        """`requested_by`: who asked (default the user); `reason` is recorded with it."""
+        by = (requested_by or user_id).strip()
+        tried = False  # this call may have sent a sell whose record met another process's
+        for _ in range(_CLOSE_ATTEMPTS):
+            position = await self._own(user_id, position_id)
+            if position.status is PositionStatus.CLOSED:
+                return await self._closure(position, already=not tried)
+            pending = position.pending_exit
+            if pending is not None:
+                if pending.reason != ExitReason.MANUAL.value:
+                    raise InvalidTransition(f"position {position_id}", f"selling by its {pending.reason.replace('_', ' ')} "
+                                            "exit (try again in a moment)", "be closed by hand")
+                # A close sent before (by an earlier call, or this one): asked for by its client order id.
+                settled = await self._exits.settle_pending_exit(position_id)
+                position = await self._own(user_id, position_id)
+                if settled is False:
+                    return await self._closure(position, already=not tried, closing=True,
+                                               detail="the sell is out, its outcome not known yet: asked again on the "
+                                                      "next close")
+                if tried or position.status is PositionStatus.CLOSED:
+                    return await self._closure(position, already=not tried)
+                continue  # an earlier close that sold nothing: this one sells
+            stops = [s for s in await active_stops(self.store, user_id) if not s.automatic]
+            if stops:
+                raise EmergencyStopActive(stops[0].describe())
+            cause = Cause(self.clock.now(), f"close-{position_id}")
+            price = await self._price(position)
+            try:
+                outcome = await self._exits.close_by_hand(position, by, price, cause)
+            except ConcurrencyConflict:
+                # Another process recorded on it meanwhile. If our sell left, its record is found
+                # pending on the next look and settled by its client order id; else none left.
+                tried = True
+                continue
+            detail = outcome.detail if outcome is not None else ""
+            if position.pending_exit is not None:
+                return await self._closure(position, already=False, closing=True,
+                                           detail=detail or "the sell is out, its outcome not known yet")
+            if (outcome is not None and outcome.filled) or position.status is PositionStatus.CLOSED:
+                return await self._closure(position, already=False, detail=detail)
+            why = detail or "the account holds less of the coin than the position: looked at again shortly"
+            raise PositionNotClosed(f"position {position_id} was not closed, nothing sold: {why}"[:500])
+        raise ConcurrencyConflict(position_stream(position_id), 0)
+
+    async def _own(self, user_id: str, position_id: str) -> Position:
+        position = await repository.find(self.store, Position, position_stream(position_id))
+        if position is None or position.user_id != user_id or not position.position_id:
+            raise NotFound(f"unknown position id: {position_id}")
+        return position
+
+    async def _price(self, position: Position) -> Decimal:
+        """The last price seen, recorded with the sell as what the person saw (the sell is at
+        market whatever it is); the entry price when none can be read."""
+        assert position.symbol is not None
+        source = self.market
+        if source is not None:
+            try:
+                price = await source.last_price(position.symbol)
+            except ApplicationError as exc:
+                _log.warning("close of %s: no price for %s (%s): the entry price is recorded instead",
+                             position.position_id, position.symbol, exc)
+                price = None
+            if price is not None and price > 0:
+                return price
+        return position.entry_price
+
+    async def _closure(self, position: Position, *, already: bool, detail: str = "", closing: bool = False) -> PositionClosure:
+        """The position's view, folded from its own stream (never behind the read models)."""
+        book = TradeBook()
+        sold = proceeds = Decimal(0)
+        for rec in await self.store.load(position.stream_id):
+            book.apply(rec)
+            if isinstance(rec.event, ManualExitFilled):
+                sold += rec.event.quantity
+                proceeds += rec.event.proceeds
+        view = book.positions[position.position_id]
+        # The average price of what was sold by hand, to 18 places at most (as the API writes decimals).
+        price = (proceeds / sold).quantize(Decimal(1).scaleb(-18)).normalize() if sold > 0 else None
+        state = "closing" if closing else view.status
+        return PositionClosure(view, state, sold, price, view.realised_pnl, already, detail)
+
+
+class _NoDefaultAccount:
+    """ClosePosition always routes through ExchangeAccounts: there is no default account."""
+
+    def __getattr__(self, name: str) -> object:
+        raise AccountUnavailable("no exchange account for this position")

@@ -14,7 +14,7 @@ from application.errors import ExchangeError
 from application.ports import Clock, EventStore, ExchangeTrading, OrderReport
 from application.trade_book import TradeBook
 from application.use_cases.positions import ManagePositions
-from application.use_cases.snipe import _MAX_CLOCK_LEAD, ExecuteSnipe, SnipeOutcome
+from application.use_cases.snipe import MAX_CLOCK_LEAD, ExecuteSnipe, SnipeOutcome
 from application.views import TargetView
 from domain.position import position_stream
 from domain.target import snipe_client_order_id
@@ -56,7 +56,7 @@ class ReconcileWithExchange:
 
     async def __call__(self, *, resume_before_launch: bool = True) -> ReconciliationReport:
         """With `resume_before_launch=False` (a person's `sniper reconcile`), a snipe whose earliest
-        send time (its launch on the exchange's clock, at most `_MAX_CLOCK_LEAD` ahead of ours) has
+        send time (its launch on the exchange's clock, at most `MAX_CLOCK_LEAD` ahead of ours) has
         not come is reported pending instead of resumed: no order of it can have left, and resuming
         it would wait for its launch."""
         report = ReconciliationReport()
@@ -101,6 +101,6 @@ class ReconcileWithExchange:
         now = self.clock.now()
         found = [
             t for t in self.book.targets_in({"scheduled", "executing"})
-            if t.status == "scheduled" or (t.execute_at or t.launch_at) - _MAX_CLOCK_LEAD > now
+            if t.status == "scheduled" or (t.execute_at or t.launch_at) - MAX_CLOCK_LEAD > now
         ]
         return sorted(found, key=lambda t: (t.execute_at or t.launch_at, t.target_id))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from application import repository
 from application.errors import AccountUnavailable, ApplicationError, ExchangeError
@@ -126,3 +126,33 @@ class ClearEmergencyStop:
         await repository.save(self.store, switch)
         await self.book.catch_up(self.store)
         return cleared
+
+
+@dataclass(frozen=True, slots=True)
+class StopState:
+    """An active emergency stop that holds for a user: theirs, or the global one."""
+
+    scope: str  # "global" or the user id
+    reason: str
+    by: str  # who pressed it, or the safety monitor
+    since: datetime | None
+    automatic: bool  # tripped by a rule: protective exits still sell; a person's holds everything
+
+    def describe(self) -> str:
+        """One line: "emergency stop pressed by X at T: reason" (a rule's: "tripped by")."""
+        kind = "global emergency stop" if self.scope == GLOBAL_SCOPE else "emergency stop"
+        verb = "tripped" if self.automatic else "pressed"
+        when = f" at {self.since.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC" if self.since is not None else ""
+        return f"{kind} {verb} by {self.by}{when}: {self.reason}"
+
+
+async def active_stops(store: EventStore, user_id: str) -> list[StopState]:
+    """The emergency stops holding for `user_id` now, from the switches themselves (who pressed
+    them and since when; the read models keep only the reason): the global one first."""
+    found = []
+    for scope in (GLOBAL_SCOPE, user_id):
+        switch = await repository.find(store, SafetySwitch, safety_stream(scope))
+        if switch is not None and switch.active:
+            found.append(StopState(scope, switch.reason or "", switch.activated_by or "", switch.active_since,
+                                   switch.automatic))
+    return found

@@ -28,6 +28,7 @@ def settings_of(trader: Trader) -> TraderSettings:
         min_confidence=p.min_confidence,
         only_tickers=frozenset(p.only_tickers),
         skip_tickers=frozenset(p.skip_tickers),
+        max_entry_price=p.max_entry_price,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
@@ -25,9 +25,11 @@ from application.errors import (
 )
 from application.ports import (
     Clock,
+    ClockOffset,
     EventStore,
     ExchangeAccounts,
     ExchangeTrading,
+    LaunchRoster,
     Lease,
     LockService,
     MarketData,
@@ -86,7 +88,22 @@ _RECORD_RETRY_MAX = timedelta(seconds=2)
 # The launch is MEXC's instant: the send goes out when MEXC's clock (as measured by `prepare`)
 # reads the launch time. An offset larger than this is a broken measurement or a broken host
 # clock: the send then follows at most this much of it (the deadline stays ours).
-_MAX_CLOCK_LEAD = timedelta(seconds=5)
+MAX_CLOCK_LEAD = timedelta(seconds=5)
+# The bracket around the open (see `_plan`). Its first send is aimed to reach the exchange this long
+# before the earliest instant the open can be (by what the clock sync allows): room for the wake-up.
+_BRACKET_GUARD = timedelta(microseconds=100)
+# From the first send's start to its bytes on the wire: the order is built and signed then, on code
+# and caches gone cold during the wait (measured 150-220 µs at load 3 on 2 cores, against ~70 µs
+# warm). The first send leaves this much earlier; an early arrival costs one refusal more.
+_FIRST_SEND_COST = timedelta(microseconds=200)
+# A bracket starts at most this long before the estimated open, however little the sync learnt (and
+# never more than MAX_CLOCK_LEAD before the launch by our clock: what `_resume` and the
+# reconciliation assume of an earlier run).
+_MAX_BRACKET_LEAD = timedelta(milliseconds=50)
+# Sends stay back to back until this long after the latest instant the open can be (and a round trip).
+_BRACKET_TAIL = timedelta(milliseconds=1)
+# MEXC's rate window (500 requests per endpoint per IP and per UID in it): `SnipeTiming.launch_order_budget`.
+_RATE_WINDOW = timedelta(seconds=10)
 
 
 def _mode(target: SnipeTarget) -> str:
@@ -107,6 +124,9 @@ class SnipeOutcome:
     detail: str
     attempts: int = 0
     fill: OrderReport | None = None
+    # Sends the exchange refused as not open yet (10007): expected in the bracket around the open,
+    # at most `SnipeTiming.bracket_sends` there (see ExecuteSnipe._plan).
+    not_open: int = 0
 
 
 @dataclass(slots=True)
@@ -128,6 +148,27 @@ class _Run:
     halt_read_age: timedelta | None = None
     # How far the exchange's clock is ahead of ours, as `prepare` measured it (None: not known).
     clock_offset: timedelta | None = None
+    # How sure that offset is (the true one lies within this of it) and how long a send takes to
+    # reach the exchange (None: not known; then no bracket: one send at the estimated open).
+    clock_spread: timedelta | None = None
+    latency: timedelta | None = None
+    # How many traders (this one included) send into this launch from this IP (`LaunchRoster`).
+    traders: int = 1
+    plan: _Plan | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """When the sends go out (our clock): the first at `first`; after a "not open yet" the next
+    leaves at once while fewer than `dense_sends` have gone and it is before `dense_until`; after
+    that, `retry_interval` apart for `quick_sends` more, then `interval` apart. One send at a
+    time, all with the same client order id."""
+
+    first: datetime
+    dense_until: datetime
+    dense_sends: int
+    quick_sends: int
+    interval: timedelta
 
 
 @dataclass(slots=True)
@@ -136,6 +177,8 @@ class _Sent:
 
     held: OrderReport | None = None  # the exchange holds our order: as acknowledged, or as found
     attempts: int = 0
+    not_open: int = 0  # refused as not open yet (10007)
+    first_at: datetime | None = None  # when the first send started (our clock)
     error: ExchangeError | None = None  # the last reply, when no order is held
     unclear_at: datetime | None = None  # when the last send with no clear answer (timeout, 5xx) ended
     halted: str | None = None  # an emergency stop seen between sends
@@ -167,12 +210,15 @@ class ExecuteSnipe:
         timing: SnipeTiming,
         telemetry: Telemetry = NO_TELEMETRY,
         accounts: ExchangeAccounts | None = None,
+        roster: LaunchRoster | None = None,
     ) -> None:
         self.store, self.exchange, self.market, self.traders = store, exchange, market, traders
         self.locks, self.clock, self.book, self.timing = locks, clock, book, timing
         self.telemetry = telemetry
         # Where each target's order goes (paper or live). Without it, every order goes to `exchange`.
         self.accounts = accounts
+        # Who else sends into the same launch from this IP (they share its rate budget); None: alone.
+        self.roster = roster
 
     async def __call__(self, target_id: str) -> SnipeOutcome:
         with self.telemetry.span("use_case.execute_snipe", target_id=target_id):
@@ -251,7 +297,16 @@ class ExecuteSnipe:
             if isinstance(resumed, SnipeOutcome):
                 return resumed
             sent = resumed
-        return await self._settle(target, coid, sent, exchange, run)
+        outcome = await self._settle(target, coid, sent, exchange, run)
+        plan = run.plan
+        if plan is not None and sent.first_at is not None and _log.isEnabledFor(logging.DEBUG):
+            _log.debug("snipe %s: the first send started %d µs after its planned instant", target_id,
+                       (sent.first_at - plan.first) // timedelta(microseconds=1))
+        if sent.not_open:
+            _log.info("snipe %s: %d of %d sends refused as not open yet (bracket of at most %d sends, %d trader(s))",
+                      target_id, sent.not_open, sent.attempts, plan.dense_sends if plan else 0, run.traders)
+            outcome = replace(outcome, not_open=sent.not_open)
+        return outcome
 
     async def _settle(
         self, target: SnipeTarget, coid: ClientOrderId, sent: _Sent, exchange: ExchangeTrading, run: _Run
@@ -285,6 +340,8 @@ class ExecuteSnipe:
         result = SnipeResult.FAILED
         if final is not None:
             detail = f"order {coid} ended {final.status.value} with nothing bought after {sent.attempts} attempts"
+            if target.max_entry_price is not None:
+                detail = await self._cap_missed(target, coid, final)
             target.fail(detail, cause)
         elif sent.halted is not None:
             detail, result = sent.halted, SnipeResult.REFUSED
@@ -302,6 +359,24 @@ class ExecuteSnipe:
             # Another executor (its lease lapsed into ours) recorded this snipe's outcome first.
             return SnipeOutcome(target.target_id, SnipeResult.SKIPPED, f"outcome already recorded ({exc})", sent.attempts)
         return SnipeOutcome(target.target_id, result, detail, sent.attempts)
+
+    async def _cap_missed(self, target: SnipeTarget, coid: ClientOrderId, final: OrderReport) -> str:
+        """Why a capped entry (an IMMEDIATE_OR_CANCEL limit buy at the cap) bought nothing: the
+        price as it stands just after (best effort: one read, never holding the record back long)."""
+        assert target.symbol is not None and target.max_entry_price is not None
+        cap = format(target.max_entry_price, "f")
+        price: Decimal | None = None
+        try:
+            price = await asyncio.wait_for(self.market.last_price(target.symbol), _HALT_READ_TIMEOUT.total_seconds())
+        except Exception as exc:  # the price is only the explanation: the outcome is recorded without it
+            _log.warning("snipe %s: no price for the capped entry's record (%s: %s)", target.target_id,
+                         type(exc).__name__, exc)
+        ended = f"order {coid} ended {final.status.value} with nothing bought"
+        if price is not None and price > target.max_entry_price:
+            return f"no fill at or below the cap {cap}: the price opened at {format(price, 'f')} ({ended})"
+        seen = "" if price is None else f"; the last price is {format(price, 'f')}"
+        return f"no fill at or below the cap {cap}: nothing was offered at or below it when the order arrived " \
+               f"({ended}{seen})"
 
     # --- steps -----------------------------------------------------------------------------
 
@@ -374,6 +449,10 @@ class ExecuteSnipe:
         halted = await self._halt_at_launch(target, run)
         run.checked_at = self.clock.now()
         if not halted:
+            if self.roster is not None:
+                # Every trader of this launch has joined by now: the bracket is shaped by the final count.
+                await self._join_launch(target, run)
+                send_at = self._send_at(target, run)
             await self.clock.sleep_until(send_at)
         if halted:
             target.fail(self._with_halt_note(halted, run), self._cause(target))
@@ -471,15 +550,74 @@ class ExecuteSnipe:
         except ExchangeError:
             return None
         if run is not None and offset is not None:
-            run.clock_offset = max(-_MAX_CLOCK_LEAD, min(offset, _MAX_CLOCK_LEAD))
+            run.clock_offset = max(-MAX_CLOCK_LEAD, min(offset, MAX_CLOCK_LEAD))
+            if isinstance(offset, ClockOffset):
+                run.clock_spread, run.latency = offset.spread, offset.latency
             self.telemetry.annotate(clock_offset_ms=int(offset / timedelta(milliseconds=1)))
+        if run is not None and self.roster is not None:
+            await self._join_launch(target, run)
         return None
 
-    @staticmethod
-    def _send_at(target: SnipeTarget, run: _Run) -> datetime:
-        """Our clock's reading when the exchange's reads the launch instant."""
+    async def _join_launch(self, target: SnipeTarget, run: _Run) -> None:
+        """Count the traders sending into this launch (they share the IP's rate budget): best effort,
+        bounded in time; a roster that cannot be reached leaves the last count."""
+        assert self.roster is not None and target.symbol is not None and target.execute_at is not None
+        launch = f"{target.symbol.code}:{int(target.execute_at.timestamp() * 1000)}"
+        try:
+            count = await asyncio.wait_for(
+                self.roster.join(launch, target.target_id, self.timing.snipe_window + self.timing.prepare_ahead),
+                _HALT_READ_TIMEOUT.total_seconds(),
+            )
+        except Exception as exc:  # the roster's own errors (e.g. Redis unreachable), or no answer in time
+            _log.warning("snipe %s: counting the traders of this launch failed (%s: %s); taking %d",
+                         target.target_id, type(exc).__name__, exc, run.traders)
+            return
+        run.traders = max(1, count)
+
+    def _send_at(self, target: SnipeTarget, run: _Run) -> datetime:
+        """Our clock's reading when the first send leaves (see `_plan`)."""
+        run.plan = plan = self._plan(target, run)
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug("snipe %s: first send %s, back to back until %s (at most %d), then every %s; offset %s ± %s, "
+                       "latency %s, %d trader(s)", target.target_id, plan.first.isoformat(), plan.dense_until.isoformat(),
+                       plan.dense_sends, plan.interval, run.clock_offset, run.clock_spread, run.latency, run.traders)
+        return plan.first
+
+    def _plan(self, target: SnipeTarget, run: _Run) -> _Plan:
+        """The sends around the open. The open on our clock is the launch less the exchange's
+        clock offset. Without knowing how sure that offset is (no clock sync, paper), one send
+        goes there, and sends follow `retry_interval` apart while the exchange says "not open".
+
+        With it (MEXC: serverTime in whole ms, so a lone sample is only good to a millisecond; see
+        MexcRestClient.sync_clock), the open lies in [open - spread, open + spread]: a bracket of
+        sends, back to back, one at a time with the same client order id, covers that interval.
+        The first is aimed to arrive just before its start (it is refused as not open, which the
+        plan expects); each refusal comes back a round trip later and the next send leaves at
+        once, so the first send after the open arrives within a round trip of it. With few sends
+        allowed (many traders share the IP's budget) the bracket starts later, so that its last
+        send still arrives after the latest instant the open can be.
+
+        The budget: N traders on one launch (`LaunchRoster`) share `launch_order_budget` sends per
+        10 s (MEXC: 500 per endpoint per IP). Each bracket holds at most half of it over N
+        (and `bracket_sends`); after it, a trader sends its share of the other half
+        `retry_interval` apart, then N * 10 s over that half apart: together they stay inside the
+        budget in any 10 s."""
         assert target.execute_at is not None
-        return target.execute_at - (run.clock_offset or timedelta(0))
+        t = self.timing
+        open_at = target.execute_at - (run.clock_offset or timedelta(0))
+        traders = max(1, run.traders)
+        half = t.launch_order_budget // 2
+        share = max(1, half // traders)
+        interval = max(t.retry_interval, _RATE_WINDOW * traders / half)
+        if run.clock_spread is None or run.latency is None:
+            return _Plan(open_at, open_at, 0, share, interval)
+        spread = min(run.clock_spread, _MAX_BRACKET_LEAD)
+        latency = min(run.latency, _MAX_BRACKET_LEAD)
+        sends = min(t.bracket_sends, share)
+        round_trip = 2 * latency
+        arrive = max(open_at - spread - _BRACKET_GUARD, open_at + spread - round_trip * (sends - 1))
+        first = max(arrive - latency - _FIRST_SEND_COST, open_at - _MAX_BRACKET_LEAD, target.execute_at - MAX_CLOCK_LEAD)
+        return _Plan(first, open_at + spread + round_trip + _BRACKET_TAIL, sends, share, interval)
 
     async def _halted(self, user_id: str) -> str | None:
         await self.book.catch_up(self.store)
@@ -493,6 +631,7 @@ class ExecuteSnipe:
         emergency stop, or a lost lease. What the sends left is for `_settle` to record."""
         assert target.symbol is not None
         sent = _Sent()
+        plan = run.plan or self._plan(target, run)
         try:
             while self.clock.now() < deadline:
                 if sent.attempts and self._stop_between_sends(target, run, sent):
@@ -501,11 +640,23 @@ class ExecuteSnipe:
                     sent.lease_lost = self._lease_lapsing(target, run)
                     return sent
                 sent.attempts += 1
+                if sent.attempts == 1:
+                    sent.first_at = self.clock.now()
                 try:
-                    report = await exchange.place_market_buy(target.symbol, target.quote_amount, coid)
+                    report = await (
+                        exchange.place_market_buy(target.symbol, target.quote_amount, coid)
+                        if target.max_entry_price is None
+                        # The cap: an IMMEDIATE_OR_CANCEL limit buy at it. What it leaves unfilled is
+                        # cancelled by the exchange and settled as it ended: never sent again.
+                        else exchange.place_capped_buy(target.symbol, target.quote_amount, target.max_entry_price, coid)
+                    )
                 except NotYetOpen as exc:
                     sent.error = exc
-                    await self.clock.sleep(self.timing.retry_interval)
+                    sent.not_open += 1
+                    if sent.attempts < plan.dense_sends and self.clock.now() < plan.dense_until:
+                        continue  # inside the bracket: the next send leaves at once (see `_plan`)
+                    quick = sent.attempts < plan.dense_sends + plan.quick_sends
+                    await self.clock.sleep(self.timing.retry_interval if quick else plan.interval)
                     continue
                 except RateLimited as exc:
                     sent.error = exc
@@ -661,7 +812,7 @@ class ExecuteSnipe:
         """The target was left executing: find out what the exchange did before sending again.
 
         An earlier run may have sent: from its send time (the launch on MEXC's clock, at most
-        `_MAX_CLOCK_LEAD` before ours) until its lease lapsed. A run starts a send only while its
+        `MAX_CLOCK_LEAD` before ours) until its lease lapsed. A run starts a send only while its
         lease holds (by its own clock) for a send's whole time in flight, so whatever it sent was
         taken in or refused by the exchange before its lease lapsed, and that was before we got
         the lease; unless the lock service lost its data since (`Lease.first`): then the earlier
@@ -680,7 +831,7 @@ class ExecuteSnipe:
         assert target.deadline_at is not None and target.execute_at is not None
         horizon = run.renewed_at + (self.timing.lease_ttl if run.lease.first else timedelta(0))
         last_taken_in = min(horizon, target.deadline_at + self.timing.send_in_flight)
-        if last_taken_in < target.execute_at - _MAX_CLOCK_LEAD:
+        if last_taken_in < target.execute_at - MAX_CLOCK_LEAD:
             found = await self._resolve(target, coid, exchange)
         else:
             found = await self._await_visible(target, coid, last_taken_in + _VISIBILITY_GRACE, exchange, run)

@@ -48,6 +48,7 @@ class NewSnipe:
     exit_strategy: str | None = None  # None: the trader's default
     coin_id: str | None = None  # None: a manual listing id derived from symbol and launch
     live: bool | None = None  # None: as the trader's risk profile says, as for the targets the calendar creates
+    max_entry_price: Decimal | None = None  # None: the trader's default cap (none: a market buy)
 
 
 class CreateSnipeTarget:
@@ -89,9 +90,10 @@ class CreateSnipeTarget:
         if await self.store.load(target_stream(target_id)):
             raise TargetAlreadyExists(target_id)
         cause = Cause(now, target_id)
+        cap = request.max_entry_price if request.max_entry_price is not None else settings.max_entry_price
         target = SnipeTarget.create(
             target_id, request.user_id, coin_id, request.symbol, request.launch_at, amount, plan, MANUAL_CONFIDENCE,
-            live, cause,
+            live, cause, cap,
         )
         target.mark_ready("manual", MANUAL_CONFIDENCE, int((request.launch_at - now).total_seconds()), cause)
         target.schedule(request.launch_at, deadline, cause)
@@ -129,11 +131,14 @@ class SnipeAmendment:
     target_id: str
     quote_amount: Decimal | None = None  # None: unchanged
     exit_strategy: str | None = None  # None: unchanged
+    max_entry_price: Decimal | None = None  # None: unchanged (see `clear_max_entry_price`)
+    clear_max_entry_price: bool = False  # True: the target drops its cap (a market buy)
 
 
 class UpdateSnipeTarget:
-    """Change the amount or exit strategy of one of the user's targets before its order is sent;
-    the amended target is checked against the risk limits as a new one is (CreateSnipeTarget)."""
+    """Change the amount, exit strategy or entry price cap of one of the user's targets before its
+    order is sent; the amended target is checked against the risk limits as a new one is
+    (CreateSnipeTarget)."""
 
     def __init__(
         self, store: EventStore, traders: TraderDirectory, clock: Clock, book: TradeBook, rules: PairRules | None = None
@@ -148,8 +153,11 @@ class UpdateSnipeTarget:
         if request.exit_strategy is not None:
             plan = resolve_exit_plan(request.exit_strategy, settings.custom_exit_plans)
         amount = target.quote_amount if request.quote_amount is None else to_decimal(request.quote_amount, "quote amount")
+        cap = None if request.clear_max_entry_price else (
+            request.max_entry_price if request.max_entry_price is not None else target.max_entry_price)
         cause = Cause(self.clock.now(), request.target_id)
-        target.amend(amount, plan, request.user_id, cause)  # first: a target already sent is a conflict, not a risk
+        # First: a target already sent is a conflict, not a risk.
+        target.amend(amount, plan, request.user_id, cause, max_entry_price=cap)
         await _check_risk(self.store, self.book, settings, target.symbol, amount, plan, target.live, target.launch_at,
                           await known_pair_rules(self.rules, target.symbol))
         await repository.save(self.store, target)

@@ -24,6 +24,8 @@ from entrypoints.config import HttpSettings
 from entrypoints.http.auth import auth_router
 from entrypoints.http.bodies import ApiRequest
 from entrypoints.http.cache import CachedReadModels
+from entrypoints.http.backtests import backtests_router
+from entrypoints.http.dashboard import dashboard_router
 from entrypoints.http.document import make_exact
 from entrypoints.http.errors import handle_exception
 from entrypoints.http.guards import PUBLIC_PATHS, BearerAuthentication, allow_header, security_headers, traced
@@ -104,7 +106,7 @@ def create_app(container: AsyncContainer, http: HttpSettings | None = None, run_
         )
 
     app = Litestar(
-        route_handlers=[health, ready, metrics, api_router(), auth_router(), stream],
+        route_handlers=[health, ready, metrics, api_router(), auth_router(), stream, dashboard_router(), backtests_router()],
         middleware=[DefineMiddleware(BearerAuthentication, exclude=PUBLIC_PATHS)],
         exception_handlers={Exception: handle_exception},
         request_class=ApiRequest,

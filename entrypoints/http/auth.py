@@ -4,7 +4,8 @@ GET /api/v1/auth/login redirects to Kinde. What the callback needs (the PKCE cod
 on the server, in the cache under the login's random state, for ten minutes; the browser gets
 the state in an HttpOnly cookie, so a callback only completes in the browser that started it (no
 login CSRF). GET /api/v1/auth/callback exchanges the code, verifies the access token like any
-API token, and answers it: the client sends it as `Authorization: Bearer` from then on.
+API token, and answers it: the client sends it as `Authorization: Bearer` from then on. A browser
+(Accept: text/html) is sent back to the dashboard at `/` with the token in the URL's fragment.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hmac
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import msgspec
 from dishka import FromDishka
@@ -96,7 +98,13 @@ async def callback(
         return error_response(400, str(exc))
     body = SignedInOut(signed_in.identity.user_id, signed_in.identity.email, signed_in.access_token,
                        expires_in=signed_in.expires_in)
-    response = Response(body)
+    response: Response[Any]
+    if "text/html" in request.headers.get("accept", ""):
+        # A browser: back to the dashboard, the token in the URL's fragment, which the browser never
+        # sends to a server (nor logs in a Referer); the page moves it to the tab's storage.
+        response = Redirect("/#" + urlencode({"access_token": body.access_token}), status_code=303)
+    else:
+        response = Response(body)
     response.delete_cookie(STATE_COOKIE, path="/api/v1/auth")
     return response
 

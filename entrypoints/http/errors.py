@@ -26,6 +26,9 @@ from application.errors import (
     NotFound,
     SubscriptionLost,
 )
+from application.errors import AccountUnavailable
+from application.use_cases.positions import PositionNotClosed
+from application.use_cases.queries import BalancesUnavailable
 from application.use_cases.targets import TargetAlreadyExists
 from domain.errors import DomainError, EmergencyStopActive, InvalidTransition
 from domain.trader import ExitStrategyInUse
@@ -100,6 +103,10 @@ def _translate(exc: Exception) -> tuple[int, str]:
             return 409, str(exc)
         case EmergencyStopActive():
             return 409, str(exc)
+        case AccountUnavailable() | PositionNotClosed():  # no account for it here; the sell refused
+            return 409, str(exc)
+        case BalancesUnavailable():  # MEXC could not be asked: the reason, in one line
+            return 503, str(exc)
         case DomainError():
             return 422, str(exc)
         case ExchangeError():

@@ -25,7 +25,9 @@ from application.telemetry import Telemetry
 access_log = logging.getLogger("sniper.http.access")
 
 # Routes that answer without a token: probes, the OpenAPI document, the sign-in flow.
-PUBLIC_PATHS = ["^/health$", "^/ready$", "^/metrics$", "^/schema", "^/api/v1/auth/", "^/api/v1/stream$"]
+PUBLIC_PATHS = ["^/health$", "^/ready$", "^/metrics$", "^/schema", "^/api/v1/auth/", "^/api/v1/stream$",
+                "^/$", "^/static/"]  # the dashboard page and its files hold no data: it signs in itself
+PUBLIC_PATHS.append("^/api/v1/telegram/webhook$")  # Telegram's secret header authenticates it (telegram_routes.py)
 RATE_WINDOW = timedelta(minutes=1)
 _BEARER = re.compile(r"^Bearer[ ]+([^\s]{1,8192})$", re.IGNORECASE)
 
@@ -77,8 +79,9 @@ async def enforce_rate_limit(connection: ASGIConnection[Any, Any, Any, Any], ide
         )
 
 
-# Security headers. The API answers JSON (and the document as YAML) only, no HTML page: nothing may
-# frame it, sniff it or cache it, and nothing it answers may load anything.
+# Security headers. The API answers JSON (and the document as YAML): nothing may frame it, sniff it or
+# cache it, and nothing it answers may load anything. The dashboard (/ and /static/) may load from its own
+# origin only (dashboard_csp).
 _COMMON = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -86,6 +89,27 @@ _COMMON = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 _API_CSP = "default-src 'none'; frame-ancestors 'none'"
+
+
+_HOST = re.compile(r"^[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?$")
+
+
+def _is_dashboard(path: str) -> bool:
+    return path == "/" or path.startswith("/static/")
+
+
+def dashboard_csp(scope: Scope) -> str:
+    """The dashboard's policy: everything from this origin only, no inline script or style, no
+    plugin, no frame, no form posted elsewhere. The live stream's ws:// or wss:// URL of this very
+    host is named as well ('self' covers it in current browsers, not in every one)."""
+    connect = "'self'"
+    host = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"host"), "")
+    if _HOST.match(host):
+        connect += f" ws://{host} wss://{host}"
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+        f"connect-src {connect}; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
 
 
 def security_headers(app: ASGIApp) -> ASGIApp:
@@ -100,7 +124,9 @@ def security_headers(app: ASGIApp) -> ASGIApp:
                 headers = MutableScopeHeaders.from_message(message)
                 for name, value in _COMMON.items():
                     headers[name] = value
-                headers["Content-Security-Policy"] = _API_CSP
+                headers["Content-Security-Policy"] = (
+                    dashboard_csp(scope) if _is_dashboard(scope["path"]) else _API_CSP
+                )
                 headers["Cache-Control"] = "no-store"
             await send(message)
 

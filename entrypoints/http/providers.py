@@ -32,11 +32,21 @@ from application.ports import (
     ReadModels,
     Scheduler,
     TraderDirectory,
+    WallClock,
 )
+from application.telegram import IssueTelegramLinkCode, TelegramCommands, UnlinkTelegram
+from application.use_cases.positions import ClosePosition
 from application.timing import SnipeTiming
 from application.trade_book import TradeBook
 from application.trader_directory import EventSourcedTraderDirectory
-from application.use_cases.queries import GetUserAuditTrail, GetUserPortfolio, GetUserTargetHistory, ListListings
+from application.use_cases.queries import (
+    GetBalances,
+    GetTraderStatus,
+    GetUserAuditTrail,
+    GetUserPortfolio,
+    GetUserTargetHistory,
+    ListListings,
+)
 from application.use_cases.safety import ActivateEmergencyStop, ClearEmergencyStop
 from application.use_cases.settings import ChangeTraderSettings, GetTraderSettings
 from application.use_cases.strategies import DeleteExitStrategy, GetExitStrategy, ListExitStrategies, SaveExitStrategy
@@ -46,6 +56,7 @@ from entrypoints.container import CoordinationProvider, RedisHandle, StorageProv
 from entrypoints.http.auth import SignInFlow
 from entrypoints.http.cache import CachedReadModels
 from entrypoints.http.runtime import ReadinessProbe, ReadModelRefresh
+from entrypoints.telegram import TelegramBotProfile
 from entrypoints.observability import ObservabilityProvider
 
 
@@ -190,17 +201,41 @@ class HttpProvider(Provider):
 
     credential_summary = provide(GetCredentialSummary, scope=Scope.APP)
     test_credentials = provide(TestCredentials, scope=Scope.APP)
+    telegram_link_code = provide(IssueTelegramLinkCode, scope=Scope.APP)
+    telegram_unlink = provide(UnlinkTelegram, scope=Scope.APP)
+
+    @provide(scope=Scope.APP)
+    def telegram_bot(self, settings: Settings) -> TelegramBotProfile:
+        return TelegramBotProfile(settings)
+
+    @provide(scope=Scope.APP)
+    def telegram_commands(
+        self, store: EventStore, clock: Clock, read_models: ReadModels, refresh: ReadModelRefresh,
+        activate: ActivateEmergencyStop, clear: ClearEmergencyStop, close: ClosePosition, balances: GetBalances,
+        status: GetTraderStatus, wall: WallClock,
+    ) -> TelegramCommands:
+        # The webhook mode's commands: the API's own use cases (entrypoints/http/telegram_routes.py).
+        return TelegramCommands(store, clock, read_models, activate, clear, refresh=refresh, close=close,
+                                balances=balances, status=status, wall=wall)
 
 
-def http_container(settings: Settings, clock: Clock, security: Provider | None = None) -> AsyncContainer:
+def http_container(
+    settings: Settings, clock: Clock, security: Provider | None = None, trading: Provider | None = None
+) -> AsyncContainer:
     """The container `create_app` runs on. The store is created if the database is new and
     empty (the embedded default on a fresh laptop); an outdated schema is refused. `security`
-    replaces SecurityProvider (tests give fakes of the verifier, vault and checker)."""
+    replaces SecurityProvider (tests give fakes of the verifier, vault and checker); `trading`
+    replaces ApiTradingProvider (the market and accounts a close by hand sells on, e.g. a replay's)."""
+    from entrypoints.http.trading import ApiTradingProvider
+    from entrypoints.http.notifications import NotificationProvider
+
     return make_async_container(
         StorageProvider(),
         CoordinationProvider(),
         HttpProvider(),
         security or SecurityProvider(),
+        trading or ApiTradingProvider(),
+        NotificationProvider(),
         ObservabilityProvider(),
         LitestarProvider(),
         context={Settings: settings, StoreAccess: StoreAccess.WRITE, Clock: clock},

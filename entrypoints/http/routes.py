@@ -25,7 +25,14 @@ from application.credentials import (
 from application.errors import InvalidInput, NotFound
 from application.identity import Identity
 from application.ports import AgentStatusBoard, Clock, ReadModels, WallClock
-from application.use_cases.queries import GetUserAuditTrail, GetUserPortfolio, GetUserTargetHistory, ListListings
+from application.use_cases.queries import (
+    GetUserAuditTrail,
+    GetUserPortfolio,
+    GetUserTargetHistory,
+    ListListings,
+    PricePositions,
+    total_unrealised,
+)
 from application.use_cases.safety import ActivateEmergencyStop, ClearEmergencyStop
 from application.use_cases.settings import ChangeTraderSettings, GetTraderSettings
 from application.use_cases.strategies import (
@@ -41,10 +48,13 @@ from application.use_cases.targets import (
     SnipeAmendment,
     UpdateSnipeTarget,
 )
+from application.views import PositionView
 from domain.values import Symbol
 from entrypoints.http.cache import CachedReadModels
 from entrypoints.http.errors import error_responses
 from entrypoints.http.runtime import ReadModelRefresh
+from entrypoints.http.telegram_routes import TELEGRAM_HANDLERS
+from entrypoints.http.notifications import NOTIFICATION_HANDLERS
 from entrypoints.http.schemas import (
     AgentOut,
     CancelIn,
@@ -73,6 +83,7 @@ from entrypoints.http.schemas import (
     money,
     out_of_range,
     parse_money,
+    priced_portfolio,
 )
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"
@@ -224,6 +235,7 @@ async def create_target(
     request = NewSnipe(
         user_id=_user(identity), symbol=Symbol.parse(data.symbol, quote), launch_at=data.launch_at,
         quote_amount=parse_money(data.quote_amount), exit_strategy=data.exit_strategy,
+        max_entry_price=parse_money(data.max_entry_price) if data.max_entry_price is not None else None,
     )
     target_id = await create(request)
     await refresh()
@@ -236,13 +248,14 @@ async def get_target(target_id: TargetId, identity: FromDishka[Identity], read_m
 
 
 @patch("/targets/{target_id:str}", responses=error_responses(*AUTH, 404, 409, 413, 422),
-       summary="Change amount or exit strategy of a target whose order was not sent yet")
+       summary="Change amount, exit strategy or entry price cap of a target whose order was not sent yet")
 async def update_target(
     target_id: TargetId, data: JSONBody[TargetPatch], identity: FromDishka[Identity], update: FromDishka[UpdateSnipeTarget],
     refresh: FromDishka[ReadModelRefresh], read_models: FromDishka[ReadModels],
 ) -> TargetOut:
     amount = parse_money(data.quote_amount) if data.quote_amount is not None else None
-    await update(SnipeAmendment(_user(identity), target_id, amount, data.exit_strategy))
+    cap = parse_money(data.max_entry_price) if data.max_entry_price is not None else None
+    await update(SnipeAmendment(_user(identity), target_id, amount, data.exit_strategy, cap, data.clear_max_entry_price))
     await refresh()
     return await _own_target(read_models, _user(identity), target_id)
 
@@ -271,14 +284,22 @@ async def target_history(
 
 @get("/portfolio", responses=error_responses(*AUTH), summary="Your positions and totals")
 async def portfolio(
-    identity: FromDishka[Identity], query: FromDishka[GetUserPortfolio], read_models: FromDishka[ReadModels]
+    identity: FromDishka[Identity], query: FromDishka[GetUserPortfolio], read_models: FromDishka[ReadModels],
+    prices: FromDishka[PricePositions],
 ) -> PortfolioOut:
-    async def build() -> PortfolioOut:
-        return PortfolioOut.of(await query(_user(identity)))
+    async def build() -> tuple[PortfolioOut, list[PositionView]]:
+        found = await query(_user(identity))
+        return PortfolioOut.of(found), [p for p in found.positions if p.status != "closed"]
 
     if isinstance(read_models, CachedReadModels):  # the hot read: kept rendered until the projections move
-        return await read_models.memo(("portfolio", _user(identity)), build)
-    return await build()
+        rendered, open_positions = await read_models.memo(("portfolio", _user(identity)), build)
+    else:
+        rendered, open_positions = await build()
+    if not open_positions:
+        return rendered
+    # Prices move without the projections: the open positions are priced on each read (not kept).
+    priced = await prices(open_positions)
+    return priced_portfolio(rendered, priced, total_unrealised(priced))
 
 
 @get("/positions", responses=error_responses(*AUTH), summary="Your positions")
@@ -382,8 +403,12 @@ API_HANDLERS = [
     list_targets, create_target, get_target, update_target, cancel_target, target_history,
     portfolio, list_positions, get_position, trades, daily_pnl, audit,
     get_stop, activate_stop, clear_stop, agents,
+    *TELEGRAM_HANDLERS,
+    *NOTIFICATION_HANDLERS,
 ]
 
 
 def api_router() -> DishkaRouter:
-    return DishkaRouter("/api/v1", route_handlers=API_HANDLERS, security=[{"bearer": []}])
+    from entrypoints.http.cockpit_routes import COCKPIT_HANDLERS  # it imports this module
+
+    return DishkaRouter("/api/v1", route_handlers=[*API_HANDLERS, *COCKPIT_HANDLERS], security=[{"bearer": []}])

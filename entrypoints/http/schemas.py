@@ -15,7 +15,9 @@ from msgspec import Meta, Struct
 
 from application.credentials import API_KEY_LENGTHS, SECRET_KEY_LENGTHS, CredentialCheckResult, CredentialSummary
 from application.ports import AgentStatus
-from application.use_cases.queries import UserPortfolio
+from application.use_cases.positions import PositionClosure
+from application.use_cases.queries import AccountBalancesView, PricedPosition, TraderStatus, UserPortfolio
+from application.use_cases.safety import StopState
 from application.use_cases.strategies import ExitStrategy
 from application.views import ListingView, PositionView, TargetView, TradeRecord
 from domain.events import Recorded
@@ -28,6 +30,12 @@ Money = Annotated[str, Meta(pattern=DECIMAL_PATTERN, description="a decimal numb
 PositiveMoney = Annotated[
     str, Meta(pattern=r"^[0-9]{1,20}(\.[0-9]{1,18})?$", description="a non-negative decimal as a string")
 ]
+# An entry price cap: a positive decimal (the domain refuses 0) of at most 20 + 18 digits.
+EntryPriceCap = Annotated[str, Meta(
+    pattern=r"^[0-9]{1,20}(\.[0-9]{1,18})?$",
+    description="the highest price the entry may pay, a positive decimal as a string, e.g. \"0.0123\": the "
+                "snipe sends an IMMEDIATE_OR_CANCEL limit buy at it instead of a market buy",
+)]
 Ticker = Annotated[str, Meta(pattern=r"^[A-Za-z0-9]{1,20}$")]
 Asset = Annotated[str, Meta(pattern=r"^[A-Za-z0-9]{1,16}$")]
 StrategyName = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
@@ -164,12 +172,15 @@ class SettingsBody(Struct, forbid_unknown_fields=True):
     risk: RiskProfileBody
     only_tickers: Annotated[list[Ticker], Meta(max_length=200)] = []
     skip_tickers: Annotated[list[Ticker], Meta(max_length=200)] = []
+    # The entry price cap new targets take unless they name their own; null: market buys.
+    max_entry_price: EntryPriceCap | None = None
 
     @classmethod
     def of(cls, p: TradingPreferences) -> "SettingsBody":
         return cls(
             p.auto_snipe, money(p.quote_amount), p.quote_asset, p.exit_strategy, money(p.min_confidence),
             RiskProfileBody.of(p.risk), list(p.only_tickers), list(p.skip_tickers),
+            money(p.max_entry_price) if p.max_entry_price is not None else None,
         )
 
     def to_domain(self) -> TradingPreferences:
@@ -182,6 +193,7 @@ class SettingsBody(Struct, forbid_unknown_fields=True):
             only_tickers=tuple(self.only_tickers),
             skip_tickers=tuple(self.skip_tickers),
             risk=self.risk.to_domain(),
+            max_entry_price=parse_money(self.max_entry_price) if self.max_entry_price is not None else None,
         )
 
 
@@ -263,6 +275,7 @@ class TargetIn(Struct, forbid_unknown_fields=True):
     quote_amount: PositiveMoney
     exit_strategy: Annotated[str, Meta(min_length=1, max_length=40)] | None = None
     quote_asset: Asset = "USDT"
+    max_entry_price: EntryPriceCap | None = None  # null: the settings' default cap (none: a market buy)
 
     def __post_init__(self) -> None:
         if (problem := out_of_range(self.launch_at)) is not None:
@@ -270,8 +283,20 @@ class TargetIn(Struct, forbid_unknown_fields=True):
 
 
 class TargetPatch(Struct, forbid_unknown_fields=True):
+    # A cap to set and the cap cleared at once is refused (400).
+    __json_schema_extra__: ClassVar[dict[str, object]] = {"not": {
+        "required": ["max_entry_price", "clear_max_entry_price"],
+        "properties": {"max_entry_price": {"type": "string"}, "clear_max_entry_price": {"const": True}},
+    }}
+
     quote_amount: PositiveMoney | None = None
     exit_strategy: Annotated[str, Meta(min_length=1, max_length=40)] | None = None
+    max_entry_price: EntryPriceCap | None = None  # null: unchanged
+    clear_max_entry_price: bool = False  # true: drop the cap (a market buy); not with max_entry_price
+
+    def __post_init__(self) -> None:
+        if self.clear_max_entry_price and self.max_entry_price is not None:
+            raise ValueError("give max_entry_price or clear_max_entry_price, not both")
 
 
 class CancelIn(Struct, forbid_unknown_fields=True):
@@ -290,12 +315,15 @@ class TargetOut(Struct):
     execute_at: datetime | None
     reason: str | None
     live: bool  # real money on MEXC; false: paper. As the trader's risk profile said when it was created
+    # The entry's price cap (an IMMEDIATE_OR_CANCEL limit buy at it); null: a market buy.
+    max_entry_price: str | None = None
 
     @classmethod
     def of(cls, v: TargetView) -> "TargetOut":
         return cls(
             v.target_id, v.coin_id, v.symbol, v.launch_at, money(v.quote_amount), v.exit_strategy, v.status,
             money(v.confidence), v.execute_at, v.reason, v.live,
+            money(v.max_entry_price) if v.max_entry_price is not None else None,
         )
 
 
@@ -319,6 +347,9 @@ class PositionOut(Struct):
     exits: list[str]
     opened_at: datetime | None
     closed_at: datetime | None
+    # An open position at the market's last price (the portfolio, the status); null: not priced.
+    current_price: str | None = None
+    unrealised_pnl: str | None = None
 
     @classmethod
     def of(cls, p: PositionView) -> "PositionOut":
@@ -327,6 +358,12 @@ class PositionOut(Struct):
             money(p.remaining), money(p.cost), money(p.remaining_cost), money(p.proceeds), money(p.fees),
             money(p.realised_pnl), p.last_exit, list(p.exits), p.opened_at, p.closed_at,
         )
+
+    @classmethod
+    def priced(cls, p: PricedPosition) -> "PositionOut":
+        out = cls.of(p.position)
+        return msgspec.structs.replace(out, current_price=_money_or_none(p.current_price),
+                                       unrealised_pnl=_money_or_none(p.unrealised_pnl))
 
 
 class PortfolioOut(Struct):
@@ -338,6 +375,8 @@ class PortfolioOut(Struct):
     fees: str
     halted: str | None
     as_of_position: int
+    # Of the open positions at the current price (each position says its own); null: none priced.
+    unrealised_pnl: str | None = None
 
     @classmethod
     def of(cls, p: UserPortfolio) -> "PortfolioOut":
@@ -448,3 +487,109 @@ class ReadinessCheck(Struct):
 class ReadinessOut(Struct):
     ready: bool
     checks: list[ReadinessCheck]
+
+
+class TelegramLinkOut(Struct):
+    """A one-time code: send `/link <code>` to `bot` in Telegram before `expires_at` (single use)."""
+
+    code: str
+    expires_at: datetime
+    bot: str | None
+
+
+# --- the cockpit (issue 15): a close by hand, balances, the status --------------------------------
+
+def plain(value: Decimal) -> str:
+    """A computed amount (a price, an unrealised P&L, a balance) without trailing zeros: "1.99", not "1.99000000"."""
+    return money(value.normalize()) if value != 0 else "0"
+
+
+def _money_or_none(value: Decimal | None) -> str | None:
+    return plain(value) if value is not None else None
+
+
+def priced_portfolio(out: PortfolioOut, priced: list[PricedPosition], unrealised: Decimal | None) -> PortfolioOut:
+    """The portfolio with its open positions at the current price (`out` is shared: copied, never changed)."""
+    by_id = {p.position.position_id: p for p in priced}
+    positions = [
+        msgspec.structs.replace(x, current_price=_money_or_none(by_id[x.position_id].current_price),
+                                unrealised_pnl=_money_or_none(by_id[x.position_id].unrealised_pnl))
+        if x.position_id in by_id else x
+        for x in out.positions
+    ]
+    return msgspec.structs.replace(out, positions=positions, unrealised_pnl=_money_or_none(unrealised))
+
+
+class PositionCloseOut(Struct):
+    """What a close by hand did. `state`: closed; closing (the sell is out, its outcome not known
+    yet: ask again); partially exited (part of it sold). `sold` and `price`: what closes by hand
+    sold of the position (quantity, average price). `already`: it was closing or closed before
+    this request, and nothing was sent."""
+
+    state: Literal["closed", "closing", "partially exited", "open"]
+    sold: str
+    price: str | None
+    realised_pnl: str
+    already: bool
+    detail: str
+    position: PositionOut
+
+    @classmethod
+    def of(cls, c: PositionClosure) -> "PositionCloseOut":
+        return cls(c.state, money(c.sold), _money_or_none(c.price), money(c.realised_pnl), c.already, c.detail,
+                   PositionOut.of(c.position))
+
+
+class BalanceOut(Struct):
+    asset: str
+    free: str
+    locked: str
+
+
+class BalancesOut(Struct):
+    """`mode`: live (read from MEXC with your keys) or paper (the paper account: SNIPER_PAPER_WALLET
+    plus the paper trades' results, and the coins of open paper positions)."""
+
+    mode: Literal["paper", "live"]
+    balances: list[BalanceOut]
+    as_of: datetime
+
+    @classmethod
+    def of(cls, b: AccountBalancesView) -> "BalancesOut":
+        mode: Literal["paper", "live"] = "live" if b.mode == "live" else "paper"
+        return cls(mode, [BalanceOut(x.asset, plain(x.free), plain(x.locked)) for x in b.balances], b.as_of)
+
+
+class StopStateOut(Struct):
+    scope: str
+    reason: str
+    by: str
+    since: datetime | None
+    automatic: bool
+    text: str  # one line: "emergency stop pressed by X at T: reason"
+
+    @classmethod
+    def of(cls, s: StopState) -> "StopStateOut":
+        return cls(s.scope, s.reason, s.by, s.since, s.automatic, s.describe())
+
+
+class StatusOut(Struct):
+    """What you hold, what you made today, whether you are halted, and the agents' health."""
+
+    halted: bool
+    stops: list[StopStateOut]
+    open_positions: list[PositionOut]
+    realised_today: str
+    realised_total: str
+    unrealised_pnl: str | None
+    open_exposure: str
+    agents: list[AgentOut]
+    as_of: datetime
+
+    @classmethod
+    def of(cls, s: TraderStatus, now: datetime) -> "StatusOut":
+        return cls(
+            s.halted, [StopStateOut.of(x) for x in s.stops], [PositionOut.priced(p) for p in s.open_positions],
+            money(s.realised_today), money(s.realised_total), _money_or_none(s.unrealised), money(s.open_exposure),
+            [AgentOut.of(a, a.is_stale(now)) for a in s.agents], s.as_of,
+        )

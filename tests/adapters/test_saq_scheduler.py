@@ -337,6 +337,58 @@ class TestLostWork:
         await eventually(lambda: len(ticks) >= 3, within=25)  # heartbeat, a reaper pass, slots, slack
         assert ticks[1] - ticks[0] > 5.0, "the next slot ran while the first run still counted as alive"
 
+    async def test_a_periodic_run_left_behind_runs_again_at_once_not_at_its_next_slot(
+        self, deployment: Deployment
+    ) -> None:
+        """A daily poll (the reconciliation's minute stands for it) whose run is cut off: the reaper
+        queues it again at once, so it runs again within seconds, not at its next slot (midnight)."""
+        ticks: list[float] = []
+
+        async def tick() -> None:
+            ticks.append(time.time())
+            if len(ticks) == 1:
+                raise asyncio.CancelledError  # left active, as by a killed worker or a stop past its grace
+
+        daily = Periodic("daily", timedelta(days=1), tick, heartbeat=6 * S)
+        queue = await deployment.queue()
+        # The slot that is due now, enqueued as SAQ's scheduling does (key, function, limits).
+        await queue.enqueue("daily", key="cron:daily", scheduled=int(time.time()), timeout=60, retries=1, ttl=3600)
+        await deployment.runner({}, (daily,))
+        await eventually(lambda: len(ticks) >= 1, within=10)
+        await eventually(lambda: len(ticks) >= 2, within=20)  # heartbeat, a reaper pass, slack
+        assert ticks[1] - ticks[0] > 5.0, "run again while the first run still counted as alive"
+        record = await queue.job("cron:daily")  # the next slot waits, a day away at most
+        assert record is not None and record.status.value == "queued" and record.scheduled > ticks[1], record
+
+    async def test_a_cut_off_run_that_was_run_again_elsewhere_is_cancelled_once_its_heartbeat_returns(
+        self, deployment: Deployment
+    ) -> None:
+        """The record of a run is replaced (as the reaper does while its worker is cut off from
+        Redis): the run's next heartbeat sees it and cancels the run, which then writes nothing
+        over the record of the run that replaced it."""
+        started, cancelled = asyncio.Event(), asyncio.Event()
+
+        async def slow() -> None:
+            started.set()
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+
+        queue = await deployment.queue()
+        await queue.enqueue("slow", key="cron:slow", scheduled=int(time.time()), timeout=60, retries=1, ttl=3600)
+        await deployment.runner({}, (Periodic("slow", timedelta(days=1), slow, heartbeat=6 * S),))
+        await asyncio.wait_for(started.wait(), 10)
+        replaced = await queue.job("cron:slow")
+        assert replaced is not None
+        replaced.error = "replaced by a test"
+        await queue.redis.set(replaced.id, queue.serialize(replaced))
+        await asyncio.wait_for(cancelled.wait(), 10)
+        await asyncio.sleep(0.5)
+        after = await queue.job("cron:slow")
+        assert after is not None and after.error == "replaced by a test", after
+
     async def test_a_periodic_run_longer_than_its_heartbeat_is_not_ended_while_its_worker_lives(
         self, deployment: Deployment
     ) -> None:

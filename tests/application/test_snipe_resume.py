@@ -137,7 +137,7 @@ class TestNoOrderFromTheEarlierRun:
 
     async def test_within_the_largest_clock_lead_before_the_launch_it_is_looked_for_first_too(self) -> None:
         """The earlier run sent when MEXC's clock read the launch, which may be up to 5 s before
-        ours (`_MAX_CLOCK_LEAD`): resumed 1 s before the launch, it may have sent already. The
+        ours (`MAX_CLOCK_LEAD`): resumed 1 s before the launch, it may have sent already. The
         safe side costs the launch instant: the buy goes out after the grace, 9 s late."""
         world = world_at(LAUNCH - timedelta(seconds=1))
         tid = await crashed_after_submitting(world)

@@ -18,8 +18,8 @@ STORED = {
     "SnipeTargetCreated", "SnipeTargetReady", "SnipeScheduled", "SnipeOrderSubmitted", "SnipeOrderFilled",
     "SnipeOrderRejected", "SnipeFailed", "SnipeExpired", "SnipeTargetCancelled", "RiskCheckFailed",
     "PositionOpened", "ExitOrderSubmitted", "ExitOrderFailed", "PositionPeakRaised",
-    "TakeProfitHit", "StopLossHit", "TrailingStopHit", "MaxHoldTimeReached", "EmergencyExitFilled", "DustWrittenOff",
-    "PositionClosed", "EmergencyStopActivated", "EmergencyStopCleared",
+    "TakeProfitHit", "StopLossHit", "TrailingStopHit", "MaxHoldTimeReached", "EmergencyExitFilled", "ManualExitFilled",
+    "DustWrittenOff", "PositionClosed", "EmergencyStopActivated", "EmergencyStopCleared",
     "CredentialsStored", "CredentialsRotated", "CredentialsDeleted",
     "SnipeTargetAmended", "TraderSettingsChanged", "ExitStrategySaved", "ExitStrategyDeleted",
 }
@@ -56,7 +56,7 @@ class TestEventTypes:
 
     def test_exit_fills_are_exit_filled(self) -> None:
         for name in ("TakeProfitHit", "StopLossHit", "TrailingStopHit", "MaxHoldTimeReached", "EmergencyExitFilled",
-                     "DustWrittenOff"):
+                     "ManualExitFilled", "DustWrittenOff"):
             assert issubclass(EVENT_TYPES[name], ExitFilled)
 
     def test_type_name_is_the_class_name(self) -> None:

@@ -25,6 +25,7 @@ def settings_body(**changes) -> dict:  # noqa: ANN003
         "min_confidence": "0.9", "only_tickers": [], "skip_tickers": ["SCAM"],
         "risk": {"max_quote_per_snipe": "50", "max_concurrent_positions": 2, "max_daily_loss": "20",
                  "max_total_exposure": "100", "allowed_quote_assets": ["USDT"], "live": False},
+        "max_entry_price": None,  # no entry cap: market buys (issue 14)
     }
     body.update(changes)
     return body

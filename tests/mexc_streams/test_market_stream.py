@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 
 from adapters.mexc.fake.ws import FakeMexcWebSocketServer
-from adapters.mexc.protobuf import PublicAggreDealsV3Api, PublicAggreDealsV3ApiItem, PushDataV3ApiWrapper, Writer
+from adapters.mexc.protobuf import PublicAggreDealsV3Api, PublicAggreDealsV3ApiItem, encode_push
 from adapters.mexc.streams import (
     BookPrice,
     MarketChannel,
@@ -63,8 +63,8 @@ class TestTicks:
         await server.publish_deals(
             NEW,
             [
-                PublicAggreDealsV3ApiItem(Decimal("1.02"), Decimal("1"), 1, T0 + 20),
-                PublicAggreDealsV3ApiItem(Decimal("1.01"), Decimal("1"), 2, T0 + 10),
+                PublicAggreDealsV3ApiItem(price="1.02", quantity="1", tradeType=1, time=T0 + 20),
+                PublicAggreDealsV3ApiItem(price="1.01", quantity="1", tradeType=2, time=T0 + 10),
             ],
         )
         first, second = await next_item(stream.ticks), await next_item(stream.ticks)
@@ -138,7 +138,7 @@ class TestTicks:
     async def test_queue_overflow_keeps_the_newest_ticks(self, server: FakeMexcWebSocketServer) -> None:
         async with MexcMarketStream(server.url, settings=fast_settings(), queue_size=2) as stream:
             await follow(stream, server, NEW)
-            await server.publish_deals(NEW, [PublicAggreDealsV3ApiItem(Decimal(p), Decimal(1), 1, T0 + i) for i, p in enumerate("123")])
+            await server.publish_deals(NEW, [PublicAggreDealsV3ApiItem(price=p, quantity="1", tradeType=1, time=T0 + i) for i, p in enumerate("123")])
             await eventually(lambda: stream.stats.overflowed == 1)
             assert [stream.ticks.get_nowait().price, stream.ticks.get_nowait().price] == [Decimal(2), Decimal(3)]
 
@@ -206,8 +206,8 @@ class TestResilience:
     async def test_malformed_frames_are_counted_and_the_stream_continues(self, server: FakeMexcWebSocketServer, stream: MexcMarketStream) -> None:
         await follow(stream, server, NEW)
         deals = "spot@public.aggre.deals.v3.api.pb@100ms@NEWUSDT"
-        bad_price = Writer().string(1, deals).string(3, "NEWUSDT").message(314, Writer().message(1, Writer().string(1, "abc").finish()).finish()).finish()
-        zero_price = PushDataV3ApiWrapper(deals, _deals_body("0"), "NEWUSDT").encode()
+        bad_price = encode_push(deals, _deals_body("abc"), "NEWUSDT")
+        zero_price = encode_push(deals, _deals_body("0"), "NEWUSDT")
         for frame in [b"\x0a\x64spot@truncated", b"\xff\xff\xff", bad_price, zero_price, "not json", "[1, 2]", "{\"id\": 0, \"code\""]:
             await server.send_malformed(frame)
         await server.publish_deal(NEW, "6", "1", time_ms=T0)
@@ -218,7 +218,7 @@ class TestResilience:
 
     async def test_pushes_for_symbols_we_do_not_follow_are_ignored(self, server: FakeMexcWebSocketServer, stream: MexcMarketStream) -> None:
         await follow(stream, server, NEW)
-        await server.send_malformed(PushDataV3ApiWrapper("spot@public.aggre.deals.v3.api.pb@100ms@OLDUSDT", _deals_body("1"), "OLDUSDT").encode())
+        await server.send_malformed(encode_push("spot@public.aggre.deals.v3.api.pb@100ms@OLDUSDT", _deals_body("1"), "OLDUSDT"))
         await server.publish_deal(NEW, "7", "1", time_ms=T0)
         assert (await next_item(stream.ticks)).symbol == NEW
         assert stream.stats.ignored_frames == 1
@@ -331,4 +331,4 @@ class TestConfiguration:
 
 
 def _deals_body(price: str) -> PublicAggreDealsV3Api:
-    return PublicAggreDealsV3Api((PublicAggreDealsV3ApiItem(Decimal(price), Decimal("1"), 1, T0),), "")
+    return PublicAggreDealsV3Api(deals=[PublicAggreDealsV3ApiItem(price=price, quantity="1", tradeType=1, time=T0)])

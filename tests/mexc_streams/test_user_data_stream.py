@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from adapters.mexc.fake.ws import FakeMexcWebSocketServer
-from adapters.mexc.protobuf import PrivateAccountV3Api, PrivateDealsV3Api, PrivateOrdersV3Api
+from adapters.mexc.protobuf import PrivateAccountV3Api, PrivateDealsV3Api, PrivateOrdersV3Api, read_decimal
 from adapters.mexc.streams import PRIVATE_CHANNELS, MexcUserDataStream, UserDataUpdate
 from application.errors import ConfigurationError
 
@@ -74,15 +74,18 @@ class TestUserDataStream:
     async def test_order_deal_and_account_updates_are_decoded(self, server: FakeMexcWebSocketServer) -> None:
         keys = ListenKeys()
         order = PrivateOrdersV3Api(
-            id="C02__1", client_id="snipe-1", amount=Decimal("10"), avg_price=Decimal("0.0123"), order_type=5,
-            trade_type=1, cumulative_quantity=Decimal("812.19"), cumulative_amount=Decimal("9.99"), status=2,
-            create_time=T0,
+            id="C02__1", clientId="snipe-1", amount="10", avgPrice="0.0123", orderType=5,
+            tradeType=1, cumulativeQuantity="812.19", cumulativeAmount="9.99", status=2,
+            createTime=T0,
         )
         deal = PrivateDealsV3Api(
-            Decimal("0.0123"), Decimal("812.19"), Decimal("9.99"), 1, False, False, "t-1", "snipe-1", "C02__1",
-            Decimal("0.004995"), "USDT", T0 + 5,
+            price="0.0123", quantity="812.19", amount="9.99", tradeType=1, tradeId="t-1", clientOrderId="snipe-1",
+            orderId="C02__1", feeAmount="0.004995", feeCurrency="USDT", time=T0 + 5,
         )
-        account = PrivateAccountV3Api("USDT", "c", Decimal("90.01"), Decimal("-9.99"), Decimal("0"), Decimal("0"), "ENTRUST", T0 + 6)
+        account = PrivateAccountV3Api(
+            vcoinName="USDT", coinId="c", balanceAmount="90.01", balanceAmountChange="-9.99", frozenAmount="0",
+            frozenAmountChange="0", type="ENTRUST", time=T0 + 6,
+        )
         async with user_stream(server, keys) as stream:
             await wait_private(server, "key-1")
             assert await server.publish_private_order(order, "NEWUSDT") == 1
@@ -92,7 +95,7 @@ class TestUserDataStream:
         assert updates[0] == UserDataUpdate("spot@private.orders.v3.api.pb", "NEWUSDT", T0_AT, order)
         assert updates[1] == UserDataUpdate("spot@private.deals.v3.api.pb", "NEWUSDT", T0_AT + timedelta(milliseconds=5), deal)
         assert updates[2].payload == account and updates[2].symbol is None
-        assert updates[1].payload.fee_amount == Decimal("0.004995")  # type: ignore[union-attr]
+        assert read_decimal(updates[1].payload.feeAmount, "fee") == Decimal("0.004995")
 
     async def test_listen_key_is_kept_alive_on_schedule(self, server: FakeMexcWebSocketServer) -> None:
         keys = ListenKeys()
@@ -121,8 +124,8 @@ class TestUserDataStream:
             assert server.connections[0].closed and server.connections[0].listen_key == "key-1"
             assert stream.keepalive_failures == 1
             assert keys.created == ["key-1", "key-2"]
-            await server.publish_private_order(PrivateOrdersV3Api(id="x", create_time=T0), "NEWUSDT", listen_key="key-2")
-            assert (await next_item(stream.updates)).payload.id == "x"  # type: ignore[union-attr]
+            await server.publish_private_order(PrivateOrdersV3Api(id="x", createTime=T0), "NEWUSDT", listen_key="key-2")
+            assert (await next_item(stream.updates)).payload.id == "x"
 
     async def test_a_dropped_connection_reconnects_with_the_same_key(self, server: FakeMexcWebSocketServer) -> None:
         keys = ListenKeys()
@@ -132,8 +135,8 @@ class TestUserDataStream:
             await server.wait_until(lambda: len(server.connections) == 2)
             await wait_private(server, "key-1")
             assert keys.created == ["key-1"]
-            await server.publish_private_order(PrivateOrdersV3Api(id="after-drop", create_time=T0), "NEWUSDT")
-            assert (await next_item(stream.updates)).payload.id == "after-drop"  # type: ignore[union-attr]
+            await server.publish_private_order(PrivateOrdersV3Api(id="after-drop", createTime=T0), "NEWUSDT")
+            assert (await next_item(stream.updates)).payload.id == "after-drop"
             assert stream.stats.reconnects == 1
 
     async def test_a_refused_listen_key_is_replaced(self) -> None:
@@ -176,8 +179,8 @@ class TestUserDataStream:
             await wait_private(server, "key-1")
             await server.send_malformed()
             await server.send_malformed(json.dumps({"unexpected": True}))
-            await server.publish_private_order(PrivateOrdersV3Api(id="ok", create_time=T0), "NEWUSDT")
-            assert (await next_item(stream.updates)).payload.id == "ok"  # type: ignore[union-attr]
+            await server.publish_private_order(PrivateOrdersV3Api(id="ok", createTime=T0), "NEWUSDT")
+            assert (await next_item(stream.updates)).payload.id == "ok"
             assert stream.stats.malformed_frames == 1
             assert stream.stats.ignored_frames == 1
 

@@ -118,7 +118,7 @@ class TestSettings:
         ({"SNIPER_METRICS_PORT": "x"}, "SNIPER_METRICS_PORT must be a whole number"),
         ({"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}, "OTEL_EXPORTER_OTLP_ENDPOINT must be a https or http URL"),
         ({"OTEL_SERVICE_NAME": "two words"}, "OTEL_SERVICE_NAME must be"),
-        ({"TELEGRAM_BOT_TOKEN": "1:A"}, "TELEGRAM_CHAT_ID must be set too"),
+        ({"TELEGRAM_BOT_TOKEN": "nocolon"}, "TELEGRAM_BOT_TOKEN must look like"),  # alone: the control bot's
         ({"TELEGRAM_CHAT_ID": "5"}, "TELEGRAM_BOT_TOKEN must be set too"),
         ({"TELEGRAM_BOT_TOKEN": "nocolon", "TELEGRAM_CHAT_ID": "5"}, "TELEGRAM_BOT_TOKEN must look like"),
         ({"SNIPER_ALERT_WEBHOOK_SECRET": "s"}, "SNIPER_ALERT_WEBHOOK_URL is not"),

@@ -18,7 +18,8 @@ What it checks and does (FACTS.md):
   defaultSymbols;
 - MARKET orders fill at the symbol's price: quoteOrderQty -> executedQty rounded down to
   the base scale, cummulativeQuoteQty = executedQty x price; LIMIT rests (or fills when it
-  crosses); IMMEDIATE_OR_CANCEL fills or is cancelled; balances move (10101 when short);
+  crosses); IMMEDIATE_OR_CANCEL fills what crosses (at most the symbol's `ask_quantity` for a buy,
+  when set: the rest is PARTIALLY_CANCELED) or is CANCELED; balances move (10101 when short);
 - fees: with `charge_fees`, every fill pays the symbol's taker fee in the asset it receives,
   as MEXC does by default (a buy's fee comes out of the bought coin: the account then holds
   less than executedQty); without it fills are free. GET order never shows the fee; GET
@@ -149,6 +150,9 @@ class FakeSymbol:
     market_orders: bool = True  # 30019 when False
     trading: bool = True  # 30016 when False
     full_name: str = ""
+    # What is offered at `price` to an IMMEDIATE_OR_CANCEL buy that crosses (None: any quantity);
+    # each such fill takes from it. A thin book at the open: the order fills in part.
+    ask_quantity: Decimal | None = None
 
     def info(self) -> dict[str, Any]:
         as_precision: Callable[[int], int | str] = str if self.precisions_as_strings else int
@@ -696,7 +700,12 @@ class FakeMexcServer:
         order_id = f"C02__{self._sequence:012d}"
         coid = coid or f"auto-{self._sequence}"
         crosses = limit_price is not None and (limit_price >= sym.price if side == "BUY" else limit_price <= sym.price)
-        if kind == "MARKET" or crosses:
+        if kind == "IMMEDIATE_OR_CANCEL" and crosses and side == "BUY" and sym.ask_quantity is not None:
+            executed = min(qty, sym.ask_quantity)
+            sym.ask_quantity -= executed
+            status = "FILLED" if executed == qty else "PARTIALLY_CANCELED" if executed > 0 else "CANCELED"
+            quote = executed * sym.price
+        elif kind == "MARKET" or crosses:
             status, executed, quote = "FILLED", qty, qty * sym.price
         elif kind in ("IMMEDIATE_OR_CANCEL", "FILL_OR_KILL"):
             status, executed, quote = "CANCELED", Decimal(0), Decimal(0)

@@ -36,15 +36,9 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from adapters.mexc.protobuf import (
-    PrivateAccountV3Api,
-    PrivateDealsV3Api,
-    PrivateOrdersV3Api,
-    PublicAggreBookTickerV3Api,
-    PublicAggreDealsV3Api,
-    PublicAggreDealsV3ApiItem,
-    PushDataV3ApiWrapper,
-)
+from google.protobuf.message import Message
+
+from adapters.mexc.protobuf import PublicAggreBookTickerV3Api, PublicAggreDealsV3Api, PublicAggreDealsV3ApiItem, encode_push
 
 DEALS_PREFIX = "spot@public.aggre.deals.v3.api.pb@"
 BOOK_TICKER_PREFIX = "spot@public.aggre.bookTicker.v3.api.pb@"
@@ -57,6 +51,11 @@ MALFORMED_BINARY = b"\x0a\x64spot@truncated"  # field 1 claims 100 bytes, 14 fol
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _text(value: str | Decimal) -> str:
+    """A number as MEXC writes it in a frame: a plain decimal string."""
+    return value if isinstance(value, str) else format(value, "f")
 
 
 @dataclass(eq=False)
@@ -196,12 +195,15 @@ class FakeMexcWebSocketServer:
         """Push one aggregated deal to every connection subscribed to the symbol's deals
         (any interval). Returns how many connections it went to."""
         code = str(symbol)
-        deal = PublicAggreDealsV3ApiItem(Decimal(price), Decimal(quantity), trade_type, time_ms or _now_ms())
-        body = PublicAggreDealsV3Api((deal,), DEALS_PREFIX.rstrip("@"))
+        deal = PublicAggreDealsV3ApiItem(
+            price=_text(price), quantity=_text(quantity), tradeType=trade_type, time=time_ms or _now_ms()
+        )
+        body = PublicAggreDealsV3Api(deals=[deal], eventType=DEALS_PREFIX.rstrip("@"))
         return await self._publish_public(DEALS_PREFIX, code, body)
 
-    async def publish_deals(self, symbol: object, deals: list[PublicAggreDealsV3ApiItem]) -> int:
-        body = PublicAggreDealsV3Api(tuple(deals), DEALS_PREFIX.rstrip("@"))
+    async def publish_deals(self, symbol: object, deals: list[Message]) -> int:
+        """Push these deals (PublicAggreDealsV3ApiItem messages) in one frame."""
+        body = PublicAggreDealsV3Api(deals=deals, eventType=DEALS_PREFIX.rstrip("@"))
         return await self._publish_public(DEALS_PREFIX, str(symbol), body)
 
     async def publish_book_ticker(
@@ -213,36 +215,39 @@ class FakeMexcWebSocketServer:
         ask_quantity: str | Decimal,
         send_time_ms: int | None = None,
     ) -> int:
-        body = PublicAggreBookTickerV3Api(Decimal(bid), Decimal(bid_quantity), Decimal(ask), Decimal(ask_quantity))
+        body = PublicAggreBookTickerV3Api(
+            bidPrice=_text(bid), bidQuantity=_text(bid_quantity), askPrice=_text(ask), askQuantity=_text(ask_quantity)
+        )
         return await self._publish_public(BOOK_TICKER_PREFIX, str(symbol), body, send_time_ms)
 
-    async def publish_private_order(self, order: PrivateOrdersV3Api, symbol: str, listen_key: str | None = None) -> int:
+    async def publish_private_order(self, order: Message, symbol: str, listen_key: str | None = None) -> int:
+        """Push a PrivateOrdersV3Api message."""
         return await self._publish_private(PRIVATE_ORDERS, order, symbol, listen_key)
 
-    async def publish_private_deal(self, deal: PrivateDealsV3Api, symbol: str, listen_key: str | None = None) -> int:
+    async def publish_private_deal(self, deal: Message, symbol: str, listen_key: str | None = None) -> int:
+        """Push a PrivateDealsV3Api message."""
         return await self._publish_private(PRIVATE_DEALS, deal, symbol, listen_key)
 
-    async def publish_private_account(self, account: PrivateAccountV3Api, listen_key: str | None = None) -> int:
+    async def publish_private_account(self, account: Message, listen_key: str | None = None) -> int:
+        """Push a PrivateAccountV3Api message."""
         return await self._publish_private(PRIVATE_ACCOUNT, account, None, listen_key)
 
-    async def _publish_public(self, prefix: str, code: str, body: object, send_time_ms: int | None = None) -> int:
+    async def _publish_public(self, prefix: str, code: str, body: Message, send_time_ms: int | None = None) -> int:
         sent = 0
         for conn in self.open_connections:
             for channel in sorted(conn.subscriptions):
                 if channel.startswith(prefix) and channel.endswith("@" + code):
                     ms = send_time_ms or _now_ms()
-                    push = PushDataV3ApiWrapper(channel, body, code, None, ms, ms)  # type: ignore[arg-type]
-                    sent += await conn.send(push.encode())
+                    sent += await conn.send(encode_push(channel, body, code, ms, ms))
                     break
         return sent
 
-    async def _publish_private(self, channel: str, body: object, symbol: str | None, listen_key: str | None) -> int:
+    async def _publish_private(self, channel: str, body: Message, symbol: str | None, listen_key: str | None) -> int:
         sent = 0
         for conn in self.open_connections:
             if channel in conn.subscriptions and (listen_key is None or conn.listen_key == listen_key):
                 ms = _now_ms()
-                push = PushDataV3ApiWrapper(channel, body, symbol, None, ms, ms)  # type: ignore[arg-type]
-                sent += await conn.send(push.encode())
+                sent += await conn.send(encode_push(channel, body, symbol, ms, ms))
         return sent
 
     # --- the protocol ---------------------------------------------------------------------------

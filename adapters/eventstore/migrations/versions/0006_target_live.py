@@ -21,12 +21,13 @@ def upgrade() -> None:
         return
     with op.batch_alter_table("proj_targets") as batch:
         batch.add_column(sa.Column("live", sa.Boolean, nullable=False, server_default=sa.false()))
-    # The payload is msgspec's compact JSON of SnipeTargetCreated, whose last field is `live`;
+    # The payload is msgspec's compact JSON of SnipeTargetCreated, with a `live` field (no other
+    # field of it is named so; fields added after it, e.g. max_entry_price in 0007, follow it);
     # the target's stream is `target-<target id>`.
     op.execute(sa.text(
         "UPDATE proj_targets SET live = TRUE WHERE 'target-' || target_id IN ("
         "SELECT stream_id FROM events WHERE event_type = 'SnipeTargetCreated' AND payload LIKE :live)"
-    ).bindparams(live='%"live":true}'))
+    ).bindparams(live='%"live":true%'))
 
 
 def downgrade() -> None:

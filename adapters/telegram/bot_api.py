@@ -1,0 +1,76 @@
+"""HttpBotApi: getUpdates (long polling), sendMessage and getMe over httpx.
+
+The token is part of every URL (`/bot<token>/<method>`), so nothing here lets a URL out: an
+error names the method and Telegram's description, never the request.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+
+from application.telegram import BotApiUnavailable, BotMessage
+
+# Telegram's limit on one message's text.
+MAX_TEXT = 4096
+# Extra time the HTTP client waits beyond a long poll's own timeout.
+_POLL_SLACK = 10.0
+
+
+class HttpBotApi:
+    def __init__(self, client: httpx.AsyncClient, token: str, api_url: str = "https://api.telegram.org") -> None:
+        self._client = client
+        self._base = f"{api_url.rstrip('/')}/bot{token}/"
+        self._name: str | None = None
+
+    def __repr__(self) -> str:
+        return "HttpBotApi(token=***)"
+
+    async def _call(self, method: str, params: dict[str, Any], timeout: float = 10.0) -> Any:
+        try:
+            response = await self._client.post(self._base + method, json=params, timeout=timeout)
+            body = response.json()
+        except httpx.HTTPError as exc:
+            raise BotApiUnavailable(f"Telegram {method}: {type(exc).__name__}") from None
+        except ValueError:
+            raise BotApiUnavailable(f"Telegram {method}: HTTP {response.status_code}, not JSON") from None
+        if not isinstance(body, dict) or body.get("ok") is not True:
+            description = body.get("description", "") if isinstance(body, dict) else ""
+            raise BotApiUnavailable(f"Telegram {method}: HTTP {response.status_code} {str(description)[:200]}".rstrip())
+        return body.get("result")
+
+    async def updates(self, offset: int | None, timeout: timedelta) -> list[BotMessage]:
+        seconds = max(0, int(timeout.total_seconds()))
+        params: dict[str, Any] = {"timeout": seconds, "allowed_updates": ["message"]}
+        if offset is not None:
+            params["offset"] = offset
+        result = await self._call("getUpdates", params, timeout=seconds + _POLL_SLACK)
+        return [m for m in (parse_update(u) for u in result or []) if m is not None]
+
+    async def send(self, chat_id: int, text: str) -> None:
+        # Plain text (no parse_mode): nothing a command answers can break Telegram's markup parser.
+        await self._call("sendMessage", {"chat_id": chat_id, "text": text[:MAX_TEXT], "disable_web_page_preview": True})
+
+    async def bot_name(self) -> str:
+        if self._name is None:
+            me = await self._call("getMe", {})
+            self._name = "@" + str(me.get("username", "")) if isinstance(me, dict) else "@"
+        return self._name
+
+
+def parse_update(update: Any) -> BotMessage | None:
+    """A text message from an update (getUpdates or a webhook body); None for anything else,
+    which the bot skips. An update without a usable id is None too."""
+    if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
+        return None
+    message = update.get("message")
+    if not isinstance(message, dict):
+        return BotMessage(update["update_id"], 0, "", private=False)  # skipped, but its offset confirmed
+    chat = message.get("chat")
+    text = message.get("text")
+    if not isinstance(chat, dict) or not isinstance(chat.get("id"), int):
+        return BotMessage(update["update_id"], 0, "", private=False)
+    return BotMessage(update["update_id"], chat["id"], text if isinstance(text, str) else "",
+                      private=chat.get("type") == "private")

@@ -1,0 +1,877 @@
+// The trader's cockpit: one page over the HTTP API and its live stream.
+import { api, ApiError, forgetToken, LiveStream, savedToken, saveToken } from "./api.js";
+import { lineChart } from "./chart.js";
+
+const SECTIONS = ["overview", "listings", "positions", "history", "settings", "backtests"];
+const OPEN_TARGET = new Set(["watching", "ready", "scheduled"]);
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  me: null,
+  stop: null,
+  stopInfo: null, // {since, by} of the stop in force, from the audit trail
+  portfolio: null,
+  settings: null,
+  strategies: [],
+  targets: [],
+  calendar: [],
+  trades: [],
+  seen: new Map(), // target id -> the statuses this page saw, in order
+  samples: new Map(), // position id -> [[ms, price]] current prices seen while open
+  histories: new Map(), // target id -> its recorded events (the open positions' price path)
+  auditCursors: [0],
+  stream: null,
+  refreshTimer: null,
+};
+
+// --- small DOM helpers -------------------------------------------------------------------
+
+function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (key === "dataset") Object.assign(node.dataset, value);
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function fill(id, ...children) {
+  const target = typeof id === "string" ? $(id) : id;
+  target.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined));
+}
+
+function table(caption, headers, rows, attrs = {}) {
+  return h("div", { class: "table-wrap" },
+    h("table", attrs,
+      h("caption", { text: caption }),
+      h("thead", {}, h("tr", {}, headers.map((t) => h("th", { scope: "col", text: t })))),
+      h("tbody", {}, rows)));
+}
+
+function signed(text) {
+  if (text === null || text === undefined) return h("span", { text: "–" });
+  const value = Number(text);
+  const shown = value > 0 ? `+${text}` : String(text);
+  return h("span", { class: value > 0 ? "pos" : value < 0 ? "neg" : "", text: shown });
+}
+
+function when(iso) {
+  if (!iso) return "–";
+  const d = new Date(iso);
+  return `${d.toISOString().slice(0, 10)} ${d.toISOString().slice(11, 19)} UTC`;
+}
+
+function countdown(iso) {
+  const ms = new Date(iso).getTime() - Date.now();
+  const past = ms < 0;
+  let s = Math.floor(Math.abs(ms) / 1000);
+  const d = Math.floor(s / 86400);
+  s -= d * 86400;
+  const hh = Math.floor(s / 3600);
+  s -= hh * 3600;
+  const mm = Math.floor(s / 60);
+  s -= mm * 60;
+  const text = `${d ? `${d}d ` : ""}${String(hh).padStart(2, "0")}:${String(mm).padStart(2, "0")}:${String(s).padStart(2, "0")}`;
+  return past ? `launched ${text} ago` : `in ${text}`;
+}
+
+function notify(text, bad = false) {
+  const notice = $("notice");
+  notice.textContent = text;
+  notice.classList.toggle("bad", bad);
+}
+
+function problem(error) {
+  return error instanceof ApiError ? error.message : `could not reach the server (${error.message})`;
+}
+
+// A confirmation dialog; resolves to {reason} or null.
+function confirmAction(text, { reason = null, yes = "Confirm" } = {}) {
+  const dialog = $("confirm");
+  $("confirm-text").textContent = text;
+  $("confirm-yes").textContent = yes;
+  $("confirm-reason-row").hidden = reason === null;
+  $("confirm-reason").value = reason || "";
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => {
+      resolve(dialog.returnValue === "yes" ? { reason: $("confirm-reason").value.trim() } : null);
+    }, { once: true });
+    dialog.returnValue = "";
+    dialog.showModal();
+    (reason === null ? $("confirm-no") : $("confirm-reason")).focus();
+  });
+}
+
+async function attempt(action, errorId) {
+  if (errorId) $(errorId).textContent = "";
+  try {
+    return await action();
+  } catch (error) {
+    if (errorId) $(errorId).textContent = problem(error);
+    else notify(problem(error), true);
+    return undefined;
+  }
+}
+
+// --- navigation --------------------------------------------------------------------------
+
+function show(section, focus = false) {
+  if (!SECTIONS.includes(section)) section = "overview";
+  for (const name of SECTIONS) $(name).hidden = name !== section;
+  for (const link of document.querySelectorAll("#nav a")) {
+    if (link.dataset.section === section) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  if (focus) {
+    const title = $(`${section}-title`);
+    title.setAttribute("tabindex", "-1");
+    title.focus();
+  }
+}
+
+function currentSection() {
+  const name = location.hash.slice(1);
+  return SECTIONS.includes(name) ? name : "overview";
+}
+
+// --- overview ----------------------------------------------------------------------------
+
+async function findStopInfo() {
+  // The stop in force was recorded in the trader's audit trail: the last activation tells since when and by whom.
+  let after = 0;
+  let found = null;
+  for (let pages = 0; pages < 50; pages++) {
+    const page = await api(`/api/v1/audit?after=${after}&limit=1000`);
+    for (const event of page) {
+      if (event.type === "EmergencyStopActivated") found = { since: event.occurred_at, by: event.data.activated_by };
+      if (event.type === "EmergencyStopCleared") found = null;
+    }
+    if (page.length < 1000) break;
+    after = page[page.length - 1].position;
+  }
+  return found;
+}
+
+async function loadStop() {
+  state.stop = await api("/api/v1/emergency-stop");
+  if (state.stop.active && !state.stopInfo) state.stopInfo = await findStopInfo();
+  if (!state.stop.active) state.stopInfo = null;
+  renderStop();
+}
+
+function renderStop() {
+  const stop = state.stop;
+  const card = $("stop-card");
+  card.classList.toggle("halted", stop.active);
+  $("stop-state").textContent = stop.active ? "HALTED: new orders are refused" : "Trading: no emergency stop";
+  const info = state.stopInfo;
+  fill("stop-detail", stop.active
+    ? [h("span", { text: stop.reason || "" }), info ? h("span", { text: ` (since ${when(info.since)}, by ${info.by})` }) : null]
+    : []);
+  $("stop-press").hidden = stop.active;
+  $("stop-clear").hidden = !stop.active || (stop.reason || "").startsWith("global");
+}
+
+async function pressStop() {
+  const answer = await confirmAction("Halt all trading? New orders are refused and open orders cancelled until you clear it.",
+    { reason: "pressed on the dashboard", yes: "Halt trading" });
+  if (!answer) return;
+  await attempt(async () => {
+    const result = await api("/api/v1/emergency-stop", { method: "POST", body: { reason: answer.reason || "pressed on the dashboard" } });
+    state.stopInfo = { since: result.active_since || new Date().toISOString(), by: state.me.user_id };
+    notify(result.note || "Emergency stop pressed: trading is halted.");
+    await loadStop();
+  });
+}
+
+async function clearStop() {
+  const answer = await confirmAction("Clear the emergency stop and let trading resume?", { yes: "Resume trading" });
+  if (!answer) return;
+  await attempt(async () => {
+    const result = await api("/api/v1/emergency-stop", { method: "DELETE" });
+    notify(result.note || "Emergency stop cleared: trading resumes.");
+    await loadStop();
+  });
+}
+
+function utcToday() {
+  return new Date().toISOString().slice(0, 10);
+}
+
+async function loadOverview() {
+  const [portfolio, daily, agents] = await Promise.all([
+    api("/api/v1/portfolio"),
+    api(`/api/v1/pnl/daily?from=${utcToday()}&to=${utcToday()}`),
+    api("/api/v1/agents"),
+  ]);
+  state.portfolio = portfolio;
+  const open = portfolio.positions.filter((p) => p.status !== "closed");
+  for (const p of open) {
+    if (p.current_price === undefined || p.current_price === null) continue;
+    const list = state.samples.get(p.position_id) || [];
+    const last = list[list.length - 1];
+    if (!last || String(last[1]) !== String(p.current_price)) list.push([Date.now(), Number(p.current_price)]);
+    state.samples.set(p.position_id, list);
+  }
+  const today = daily.reduce((sum, row) => sum + Number(row.realised_pnl), 0);
+  fill("pnl-today", signed(daily.length ? daily[daily.length - 1].realised_pnl : "0"));
+  fill("pnl-total", signed(portfolio.realised_pnl));
+  const unrealised = open.filter((p) => p.unrealised_pnl !== undefined && p.unrealised_pnl !== null);
+  fill("pnl-unrealised", unrealised.length
+    ? signed(unrealised.reduce((sum, p) => sum + Number(p.unrealised_pnl), 0).toFixed(8).replace(/0+$/, "").replace(/\.$/, ""))
+    : h("span", { text: open.length ? "no current price yet" : "0 (nothing open)" }));
+  fill("pnl-fees", h("span", { text: portfolio.fees }));
+  renderExposure(today);
+  fill("agents", agents.length
+    ? table("Worker agents", ["Agent", "Health", "Last heartbeat", "Detail"], agents.map((a) => h("tr", {},
+        h("td", { text: `${a.name} (${a.worker_id})` }),
+        h("td", { class: a.healthy && !a.stale ? "pos" : "neg", text: a.stale ? "stale" : a.healthy ? "healthy" : "unhealthy" }),
+        h("td", { text: when(a.last_beat_at) }),
+        h("td", { text: a.detail }))))
+    : h("p", { text: "No agent has reported: is `sniper worker` running?" }));
+  await loadBalances();
+}
+
+function meter(label, value, max, shown) {
+  const id = `meter-${label.replace(/\W+/g, "-").toLowerCase()}`;
+  return h("div", { class: "meter" },
+    h("label", { for: id, text: `${label}: ${shown}` }),
+    h("meter", { id, min: 0, max: Math.max(Number(max) || 0, 0.00000001), value: Math.max(Number(value) || 0, 0),
+                 high: (Number(max) || 0) * 0.8, optimum: 0 }));
+}
+
+function renderExposure(todayPnl) {
+  const risk = state.settings && state.settings.risk;
+  const p = state.portfolio;
+  if (!risk || !p) return;
+  const loss = todayPnl < 0 ? -todayPnl : 0;
+  fill("exposure",
+    meter("Open exposure", p.open_exposure, risk.max_total_exposure, `${p.open_exposure} of ${risk.max_total_exposure}`),
+    meter("Open positions", p.open_positions, risk.max_concurrent_positions, `${p.open_positions} of ${risk.max_concurrent_positions}`),
+    meter("Loss today", loss, risk.max_daily_loss, `${loss} of ${risk.max_daily_loss}`),
+    h("p", { class: "small", text: `Largest snipe ${risk.max_quote_per_snipe}; quote assets ${risk.allowed_quote_assets.join(", ")}; ${risk.live ? "LIVE trading" : "paper trading"}.` }));
+}
+
+async function loadBalances() {
+  try {
+    const answer = await api("/api/v1/balances");
+    fill("balances",
+      h("p", { class: "small", text: `${answer.mode === "live" ? "From MEXC with your keys" : "The paper account"} as of ${when(answer.as_of)}` }),
+      answer.balances.length
+        ? table("Balances", ["Asset", "Free", "Locked"], answer.balances.map((b) => h("tr", {},
+            h("td", { text: b.asset }), h("td", { class: "num", text: b.free }), h("td", { class: "num", text: b.locked }))))
+        : h("p", { text: "No balance." }));
+  } catch (error) {
+    fill("balances", h("p", { text: error instanceof ApiError && error.status === 404 ? "This server does not answer balances." : problem(error) }));
+  }
+}
+
+// --- listings and targets ----------------------------------------------------------------
+
+function noteStatus(target) {
+  const seen = state.seen.get(target.target_id) || [];
+  if (seen[seen.length - 1] !== target.status) seen.push(target.status);
+  state.seen.set(target.target_id, seen);
+  return seen;
+}
+
+function strategyOptions(selected) {
+  return state.strategies.map((s) => h("option", { value: s.name, selected: s.name === selected, text: s.name }));
+}
+
+function targetActions(target) {
+  if (!OPEN_TARGET.has(target.status)) return h("span", { text: target.reason || "" });
+  const amountId = `amend-amount-${target.target_id}`;
+  const strategyId = `amend-strategy-${target.target_id}`;
+  const form = h("form", { class: "row compact", onsubmit: async (event) => {
+    event.preventDefault();
+    await attempt(async () => {
+      await api(`/api/v1/targets/${encodeURIComponent(target.target_id)}`, { method: "PATCH",
+        body: { quote_amount: $(amountId).value.trim(), exit_strategy: $(strategyId).value } });
+      notify(`Target ${target.symbol} amended.`);
+      await loadTargets();
+    });
+  } },
+  h("label", { for: amountId, class: "sr-only", text: `Quote amount for ${target.symbol}` }),
+  h("input", { id: amountId, value: target.quote_amount, inputmode: "decimal", size: 8 }),
+  h("label", { for: strategyId, class: "sr-only", text: `Exit strategy for ${target.symbol}` }),
+  h("select", { id: strategyId }, strategyOptions(target.exit_strategy)),
+  h("button", { type: "submit", text: "Amend" }),
+  h("button", { type: "button", class: "danger", text: "Cancel target", onclick: async () => {
+    const answer = await confirmAction(`Cancel the target on ${target.symbol}?`, { yes: "Cancel the target" });
+    if (!answer) return;
+    await attempt(async () => {
+      await api(`/api/v1/targets/${encodeURIComponent(target.target_id)}/cancel`, { method: "POST", body: { reason: "cancelled on the dashboard" } });
+      notify(`Target ${target.symbol} cancelled.`);
+      await loadTargets();
+    });
+  } }));
+  return form;
+}
+
+function renderTargets() {
+  const rows = state.targets.slice().reverse().map((t) => {
+    const seen = noteStatus(t);
+    return h("tr", { dataset: { target: t.target_id, symbol: t.symbol, status: t.status } },
+      h("td", { text: t.symbol }),
+      h("td", {}, h("span", { class: `status ${t.status}`, text: t.status }),
+        seen.length > 1 ? h("span", { class: "small seen", text: ` (seen: ${seen.join(" → ")})` }) : null),
+      h("td", { text: when(t.launch_at) }),
+      h("td", { class: "num", text: `${t.quote_amount}` }),
+      h("td", { text: t.exit_strategy }),
+      h("td", { class: "num", title: "the rules' confidence that this listing trades at launch" , text: t.confidence }),
+      h("td", { text: t.live ? "live" : "paper" }),
+      h("td", {}, targetActions(t)));
+  });
+  fill("targets", rows.length
+    ? table("Your snipe targets, newest first", ["Symbol", "Status", "Launch", "Quote", "Exit plan", "Confidence", "Mode", "Actions"], rows, { id: "targets-table" })
+    : h("p", { text: "No target yet." }));
+}
+
+function createForm(listing) {
+  const amountId = `new-amount-${listing.coin_id}`;
+  const strategyId = `new-strategy-${listing.coin_id}`;
+  const defaults = state.settings || { quote_amount: "10", exit_strategy: "balanced" };
+  return h("form", { class: "row compact", onsubmit: async (event) => {
+    event.preventDefault();
+    await attempt(async () => {
+      await api("/api/v1/targets", { method: "POST", body: {
+        symbol: listing.symbol, launch_at: listing.launch_at, quote_amount: $(amountId).value.trim(),
+        exit_strategy: $(strategyId).value, quote_asset: defaults.quote_asset || "USDT" } });
+      notify(`Target on ${listing.symbol} created.`);
+      await loadTargets();
+    });
+  } },
+  h("label", { for: amountId, class: "sr-only", text: `Quote amount for ${listing.symbol}` }),
+  h("input", { id: amountId, value: defaults.quote_amount, inputmode: "decimal", size: 8 }),
+  h("label", { for: strategyId, class: "sr-only", text: `Exit strategy for ${listing.symbol}` }),
+  h("select", { id: strategyId }, strategyOptions(defaults.exit_strategy)),
+  h("button", { type: "submit", text: "Create target" }));
+}
+
+function renderCalendar() {
+  const byCoin = new Map(state.targets.map((t) => [t.coin_id, t]));
+  const items = state.calendar.slice().sort((a, b) => a.launch_at.localeCompare(b.launch_at)).map((listing) => {
+    const target = byCoin.get(listing.coin_id);
+    const steps = [
+      ["announced", true],
+      ["target watching", Boolean(target)],
+      ["ready pattern (sts 2, st 2, tt 4)", listing.ready],
+    ];
+    return h("li", { class: "listing card", dataset: { coin: listing.coin_id, symbol: listing.symbol } },
+      h("h4", { text: `${listing.ticker} (${listing.symbol})` }),
+      h("p", {}, h("time", { datetime: listing.launch_at, class: "countdown", dataset: { launch: listing.launch_at }, text: countdown(listing.launch_at) }),
+        h("span", { class: "small", text: ` · ${when(listing.launch_at)}` })),
+      h("ol", { class: "steps", "aria-label": `Progress of ${listing.ticker} towards the ready pattern` },
+        steps.map(([label, done]) => h("li", { class: done ? "done" : "", text: `${done ? "✓" : "○"} ${label}` }))),
+      target
+        ? h("div", {}, h("p", {}, "Your target: ", h("span", { class: `status ${target.status}`, text: target.status }),
+            ` · confidence ${target.confidence}`, target.reason ? ` · ${target.reason}` : ""), targetActions(target))
+        : createForm(listing));
+  });
+  fill("calendar", items.length ? h("ul", { class: "cards plain" }, items) : h("p", { text: "No launch announced." }));
+}
+
+function tickCountdowns() {
+  for (const node of document.querySelectorAll("[data-launch]")) node.textContent = countdown(node.dataset.launch);
+}
+
+async function loadTargets() {
+  const [targets, calendar] = await Promise.all([api("/api/v1/targets"), api("/api/v1/calendar")]);
+  state.targets = targets;
+  state.calendar = calendar;
+  renderTargets();
+  renderCalendar();
+  renderTimelineChoices();
+}
+
+// --- positions ---------------------------------------------------------------------------
+
+function planOf(position) {
+  // The plan the position was opened with (its PositionOpened event), else the target's by name.
+  const opened = (state.histories.get(position.target_id) || []).find((e) => e.type === "PositionOpened");
+  if (opened && opened.data.exit_plan) return opened.data.exit_plan;
+  const target = state.targets.find((t) => t.target_id === position.target_id);
+  return target ? state.strategies.find((s) => s.name === target.exit_strategy) : undefined;
+}
+
+const EXIT_LABELS = { TakeProfitHit: "TP", StopLossHit: "SL", TrailingStopHit: "trail", MaxHoldTimeReached: "time",
+  EmergencyExitFilled: "emergency", ManualExitFilled: "by hand", DustWrittenOff: "dust" };
+
+// The price path since launch as recorded: the entry, each new peak, each exit fill; then the
+// current prices this page saw.
+function positionChart(position) {
+  const entry = Number(position.entry_price);
+  const events = (state.histories.get(position.target_id) || []).filter((e) => e.data && e.data.position_id === position.position_id);
+  const points = [];
+  const markers = [];
+  let peak = entry;
+  for (const e of events) {
+    const at = new Date(e.type === "PositionOpened" && e.data.opened_at ? e.data.opened_at : e.occurred_at).getTime();
+    if (e.type === "PositionOpened") {
+      points.push([at, Number(e.data.entry_price)]);
+      markers.push({ x: at, y: Number(e.data.entry_price), label: "entry", kind: "buy" });
+    } else if (e.type === "PositionPeakRaised") {
+      peak = Math.max(peak, Number(e.data.peak_price));
+      points.push([at, Number(e.data.peak_price)]);
+    } else if (e.type in EXIT_LABELS && Number(e.data.price) > 0) {
+      points.push([at, Number(e.data.price)]);
+      markers.push({ x: at, y: Number(e.data.price), label: EXIT_LABELS[e.type], kind: "sell" });
+    }
+  }
+  if (!events.length) { // no timeline at hand: the fills alone
+    for (const t of state.trades.filter((t) => t.position_id === position.position_id)) {
+      const at = new Date(t.occurred_at).getTime();
+      points.push([at, Number(t.price)]);
+      markers.push({ x: at, y: Number(t.price), label: t.side === "buy" ? "entry" : EXIT_LABELS[t.event_type] || t.event_type, kind: t.side });
+    }
+  }
+  for (const sample of state.samples.get(position.position_id) || []) {
+    points.push(sample);
+    peak = Math.max(peak, sample[1]);
+  }
+  points.sort((a, b) => a[0] - b[0]);
+  const hlines = [{ label: "entry", y: entry, kind: "entry" }];
+  const plan = planOf(position);
+  if (plan) {
+    for (const [i, level] of (plan.take_profits || []).entries()) hlines.push({ label: `TP${i + 1}`, y: entry * (1 + Number(level.gain_percent) / 100), kind: "tp" });
+    hlines.push({ label: "SL", y: entry * (1 - Number(plan.stop_loss_percent) / 100), kind: "sl" });
+    if (plan.trailing_stop_percent) hlines.push({ label: "trail", y: peak * (1 - Number(plan.trailing_stop_percent) / 100), kind: "trail" });
+  }
+  return lineChart({
+    title: `${position.symbol}: price since launch`,
+    description: `Entry ${position.entry_price}, recorded peaks and exits, and current prices of ${position.symbol}; ` +
+      `dashed lines: entry${plan ? `, take-profit and stop-loss of plan ${plan.name}` : ""}.`,
+    series: [{ name: "price", kind: "price", points }],
+    hlines, markers,
+  });
+}
+
+function positionCard(p) {
+  return h("article", { class: "card position", dataset: { position: p.position_id, symbol: p.symbol, status: p.status } },
+    h("h4", { text: `${p.symbol} · ${p.status}` }),
+    h("dl", { class: "figures" },
+      h("dt", { text: "Entry price" }), h("dd", { text: p.entry_price }),
+      h("dt", { text: "Held" }), h("dd", { text: `${p.remaining} of ${p.quantity}` }),
+      h("dt", { text: "Cost" }), h("dd", { text: `${p.cost} ${p.quote_asset}` }),
+      h("dt", { text: "Current price" }), h("dd", { text: p.current_price ?? "–" }),
+      h("dt", { text: "Unrealised" }), h("dd", {}, signed(p.unrealised_pnl ?? null)),
+      h("dt", { text: "Realised" }), h("dd", {}, signed(p.realised_pnl)),
+      h("dt", { text: "Exits made" }), h("dd", { text: p.exits.length ? p.exits.join(", ") : "none" })),
+    positionChart(p),
+    h("button", { type: "button", class: "danger close-now", text: `Close ${p.symbol} now`, onclick: async () => {
+      const answer = await confirmAction(`Sell all ${p.remaining} ${p.symbol} held at the market now?`, { yes: "Close now" });
+      if (!answer) return;
+      await attempt(async () => {
+        const result = await api(`/api/v1/positions/${encodeURIComponent(p.position_id)}/close`, { method: "POST" });
+        notify(result && result.note ? result.note : `Close of ${p.symbol} sent.`);
+        scheduleRefresh();
+      });
+    } }));
+}
+
+async function loadPositions() {
+  const trades = [];
+  let before = null;
+  for (let pages = 0; pages < 5; pages++) {
+    const page = await api(`/api/v1/trades?limit=500${before ? `&before=${before}` : ""}`);
+    trades.push(...page);
+    if (page.length < 500) break;
+    before = page[page.length - 1].position;
+  }
+  state.trades = trades;
+  const positions = state.portfolio ? state.portfolio.positions : [];
+  const open = positions.filter((p) => p.status !== "closed");
+  await Promise.all(open.map(async (p) => {
+    try {
+      state.histories.set(p.target_id, await api(`/api/v1/targets/${encodeURIComponent(p.target_id)}/history`));
+    } catch {
+      state.histories.delete(p.target_id); // a position of no target of ours (e.g. reconciled): fills only
+    }
+  }));
+  const closed = positions.filter((p) => p.status === "closed");
+  fill("open-positions", open.length ? open.map(positionCard) : h("p", { text: "Nothing open." }));
+  fill("closed-positions", closed.length
+    ? table("Closed positions", ["Symbol", "Entry", "Cost", "Proceeds", "Fees", "Result", "Exits", "Closed"], closed.map((p) =>
+        h("tr", { dataset: { position: p.position_id, symbol: p.symbol } },
+          h("td", { text: p.symbol }), h("td", { class: "num", text: p.entry_price }), h("td", { class: "num", text: p.cost }),
+          h("td", { class: "num", text: p.proceeds }), h("td", { class: "num", text: p.fees }),
+          h("td", { class: "num" }, signed(p.realised_pnl)), h("td", { text: p.exits.join(", ") }), h("td", { text: when(p.closed_at) }))),
+      { id: "closed-table" })
+    : h("p", { text: "No closed position." }));
+}
+
+// --- history -----------------------------------------------------------------------------
+
+function summary(event) {
+  const skip = new Set(["exit_plan"]);
+  return Object.entries(event.data || {})
+    .filter(([key, value]) => !skip.has(key) && value !== null && typeof value !== "object")
+    .slice(0, 6).map(([key, value]) => `${key}=${value}`).join(" ");
+}
+
+function eventRows(events) {
+  return events.map((e) => h("tr", {}, h("td", { class: "num", text: e.position }), h("td", { text: when(e.occurred_at) }),
+    h("td", { text: e.type }), h("td", { text: e.stream_id }), h("td", { class: "wrap", text: summary(e) })));
+}
+
+function renderTimelineChoices() {
+  const select = $("timeline-target");
+  const chosen = select.value;
+  fill(select, state.targets.map((t) => h("option", { value: t.target_id, selected: t.target_id === chosen, text: `${t.symbol} · ${t.status} · ${t.target_id}` })));
+}
+
+async function showTimeline(event) {
+  event.preventDefault();
+  const id = $("timeline-target").value;
+  if (!id) return;
+  await attempt(async () => {
+    const events = await api(`/api/v1/targets/${encodeURIComponent(id)}/history`);
+    fill("timeline", table(`Events of target ${id}`, ["#", "When", "Event", "Stream", "Data"], eventRows(events)));
+  });
+}
+
+async function loadAudit() {
+  const after = state.auditCursors[state.auditCursors.length - 1];
+  const page = await api(`/api/v1/audit?after=${after}&limit=50`);
+  state.auditPage = page;
+  $("audit-page").textContent = `page ${state.auditCursors.length}${page.length < 50 ? " (last)" : ""}`;
+  $("audit-prev").disabled = state.auditCursors.length < 2;
+  $("audit-next").disabled = page.length < 50;
+  fill("audit", page.length ? table("Your audit trail", ["#", "When", "Event", "Stream", "Data"], eventRows(page)) : h("p", { text: "Nothing recorded yet." }));
+}
+
+// --- settings, exit plans, credentials ---------------------------------------------------
+
+const list = (text) => text.split(",").map((s) => s.trim()).filter(Boolean);
+
+function renderSettings() {
+  const s = state.settings;
+  if (!s) return;
+  $("set-auto").checked = s.auto_snipe;
+  $("set-quote").value = s.quote_amount;
+  $("set-asset").value = s.quote_asset;
+  fill("set-strategy", strategyOptions(s.exit_strategy));
+  $("set-confidence").value = s.min_confidence;
+  $("set-only").value = (s.only_tickers || []).join(", ");
+  $("set-skip").value = (s.skip_tickers || []).join(", ");
+  $("risk-max-quote").value = s.risk.max_quote_per_snipe;
+  $("risk-max-positions").value = s.risk.max_concurrent_positions;
+  $("risk-daily-loss").value = s.risk.max_daily_loss;
+  $("risk-exposure").value = s.risk.max_total_exposure;
+  $("risk-assets").value = s.risk.allowed_quote_assets.join(", ");
+  $("risk-live").checked = Boolean(s.risk.live);
+}
+
+async function saveSettings(event) {
+  event.preventDefault();
+  const body = {
+    auto_snipe: $("set-auto").checked, quote_amount: $("set-quote").value.trim(), quote_asset: $("set-asset").value.trim(),
+    exit_strategy: $("set-strategy").value, min_confidence: $("set-confidence").value.trim(),
+    only_tickers: list($("set-only").value), skip_tickers: list($("set-skip").value),
+    risk: {
+      max_quote_per_snipe: $("risk-max-quote").value.trim(), max_concurrent_positions: Number($("risk-max-positions").value),
+      max_daily_loss: $("risk-daily-loss").value.trim(), max_total_exposure: $("risk-exposure").value.trim(),
+      allowed_quote_assets: list($("risk-assets").value), live: $("risk-live").checked,
+    },
+  };
+  await attempt(async () => {
+    state.settings = await api("/api/v1/settings", { method: "PUT", body });
+    renderSettings();
+    notify("Settings saved.");
+  }, "settings-error");
+}
+
+function renderStrategies() {
+  fill("strategies", table("Exit strategies", ["Name", "Take-profits", "Stop-loss", "Trailing", "Longest hold", ""],
+    state.strategies.map((s) => h("tr", {},
+      h("td", { text: `${s.name}${s.preset ? " (preset)" : ""}${s.default ? " (default)" : ""}` }),
+      h("td", { text: s.take_profits.map((l) => `+${l.gain_percent}%: sell ${l.sell_percent}%`).join("; ") || "none" }),
+      h("td", { text: `-${s.stop_loss_percent}%` }),
+      h("td", { text: s.trailing_stop_percent ? `${s.trailing_stop_percent}%` : "–" }),
+      h("td", { text: s.max_hold_seconds ? `${s.max_hold_seconds} s` : "–" }),
+      h("td", {}, h("button", { type: "button", text: s.preset ? `Copy ${s.name} into the editor` : `Edit ${s.name}`, onclick: () => editPlan(s) }),
+        s.preset ? null : h("button", { type: "button", class: "danger", text: `Delete ${s.name}`, onclick: () => deletePlan(s.name) }))))));
+}
+
+function levelRow(level = { gain_percent: "", sell_percent: "" }) {
+  const n = document.querySelectorAll("#plan-levels .level").length + 1;
+  const row = h("div", { class: "level row compact" },
+    h("label", { for: `level-gain-${n}`, text: `Level ${n}: gain %` }),
+    h("input", { id: `level-gain-${n}`, class: "gain", value: level.gain_percent, inputmode: "decimal", size: 6, oninput: renderLadder }),
+    h("label", { for: `level-sell-${n}`, text: "sell %" }),
+    h("input", { id: `level-sell-${n}`, class: "sell", value: level.sell_percent, inputmode: "decimal", size: 6, oninput: renderLadder }),
+    h("button", { type: "button", text: `Remove level ${n}`, onclick: () => { row.remove(); renderLadder(); } }));
+  return row;
+}
+
+function planLevels() {
+  return [...document.querySelectorAll("#plan-levels .level")].map((row) => ({
+    gain_percent: row.querySelector(".gain").value.trim(), sell_percent: row.querySelector(".sell").value.trim() }));
+}
+
+function renderLadder() {
+  let sold = 0;
+  const rows = planLevels().map((level, i) => {
+    sold += Number(level.sell_percent) || 0;
+    return h("tr", {}, h("td", { text: `TP${i + 1}` }), h("td", { text: `entry +${level.gain_percent || "?"}%` }),
+      h("td", { text: `sell ${level.sell_percent || "?"}%` }), h("td", { text: `${sold}% sold` }));
+  });
+  const stop = $("plan-stop").value.trim();
+  const trailing = $("plan-trailing").value.trim();
+  rows.push(h("tr", {}, h("td", { text: "SL" }), h("td", { text: `entry -${stop || "?"}%` }), h("td", { text: "sell the rest" }), h("td", { text: "" })));
+  if (trailing) rows.push(h("tr", {}, h("td", { text: "Trail" }), h("td", { text: `peak -${trailing}%` }), h("td", { text: "sell the rest" }), h("td", { text: "" })));
+  fill("plan-ladder", table("The exit ladder", ["Step", "Price", "Action", "Sold so far"], rows));
+}
+
+function editPlan(strategy) {
+  $("plan-name").value = strategy.preset ? `my-${strategy.name}` : strategy.name;
+  fill("plan-levels");
+  for (const level of strategy.take_profits) $("plan-levels").append(levelRow(level));
+  $("plan-stop").value = strategy.stop_loss_percent;
+  $("plan-trailing").value = strategy.trailing_stop_percent || "";
+  $("plan-hold").value = strategy.max_hold_seconds || "";
+  renderLadder();
+  $("plan-name").focus();
+}
+
+async function savePlan(event) {
+  event.preventDefault();
+  const name = $("plan-name").value.trim();
+  const hold = $("plan-hold").value.trim();
+  const body = {
+    take_profits: planLevels(), stop_loss_percent: $("plan-stop").value.trim(),
+    trailing_stop_percent: $("plan-trailing").value.trim() || null,
+    max_hold_seconds: hold ? Number(hold) : null,
+  };
+  await attempt(async () => {
+    if (!/^[a-z0-9][a-z0-9_-]{0,39}$/.test(name)) throw new ApiError(400, "name: lower case letters, digits, - and _ (at most 40)");
+    await api(`/api/v1/exit-strategies/${name}`, { method: "PUT", body });
+    notify(`Exit plan ${name} saved.`);
+    await loadStrategies();
+  }, "plan-error");
+}
+
+async function deletePlan(name) {
+  const answer = await confirmAction(`Delete the exit plan ${name}?`, { yes: "Delete" });
+  if (!answer) return;
+  await attempt(async () => {
+    await api(`/api/v1/exit-strategies/${name}`, { method: "DELETE" });
+    notify(`Exit plan ${name} deleted.`);
+    await loadStrategies();
+  }, "plan-error");
+}
+
+async function loadStrategies() {
+  state.strategies = await api("/api/v1/exit-strategies");
+  renderStrategies();
+  renderSettings();
+}
+
+async function loadCredentials() {
+  try {
+    const c = await api("/api/v1/credentials");
+    $("cred-summary").textContent = `Stored: key ${c.api_key_hint} (version ${c.key_version}, updated ${when(c.updated_at)}).`;
+  } catch (error) {
+    $("cred-summary").textContent = error instanceof ApiError && error.status === 404 ? "No MEXC keys stored." : problem(error);
+  }
+}
+
+async function storeCredentials(event) {
+  event.preventDefault();
+  const body = { api_key: $("cred-key").value.trim(), secret_key: $("cred-secret").value };
+  await attempt(async () => {
+    const c = await api("/api/v1/credentials", { method: "PUT", body });
+    $("cred-key").value = "";
+    $("cred-secret").value = "";
+    notify(`Keys stored: ${c.api_key_hint}.`);
+    await loadCredentials();
+  }, "cred-error");
+}
+
+async function testCredentials() {
+  await attempt(async () => {
+    const result = await api("/api/v1/credentials/test", { method: "POST" });
+    notify(`${result.ok ? "Keys work" : "Keys refused"}${result.can_trade ? " and may trade" : ""}: ${result.detail}`, !result.ok);
+  }, "cred-error");
+}
+
+async function deleteCredentials() {
+  const answer = await confirmAction("Delete the stored MEXC keys?", { yes: "Delete the keys" });
+  if (!answer) return;
+  await attempt(async () => {
+    await api("/api/v1/credentials", { method: "DELETE" });
+    notify("Keys deleted.");
+    await loadCredentials();
+  }, "cred-error");
+}
+
+// --- backtests ---------------------------------------------------------------------------
+
+async function runBacktest(event) {
+  event.preventDefault();
+  $("backtest-error").textContent = "";
+  fill("backtest-table", h("p", { text: "Running…" }));
+  const report = await attempt(() => api("/api/v1/backtests", { method: "POST", body: { fee_rate: $("backtest-fee").value.trim() } }), "backtest-error");
+  if (!report) {
+    fill("backtest-table");
+    return;
+  }
+  fill("backtest-table", table(`Per strategy, over ${report.listings} listings`,
+    ["Strategy", "Trades", "Win rate", "Total P&L", "Average", "Max drawdown", "Average hold"],
+    report.strategies.map((s) => h("tr", {}, h("td", { text: s.name }), h("td", { class: "num", text: s.trades }),
+      h("td", { class: "num", text: s.win_rate ?? "–" }), h("td", { class: "num" }, signed(s.total_pnl)),
+      h("td", { class: "num", text: s.average_pnl ?? "–" }), h("td", { class: "num", text: s.max_drawdown ?? "–" }),
+      h("td", { class: "num", text: s.average_hold ?? "–" })))));
+  fill("backtest-chart", lineChart({
+    title: "Equity by strategy", description: "Cumulative P&L after each listing, one line per strategy.",
+    series: report.strategies.map((s, i) => ({ name: s.name, kind: `s${i % 6}`, points: s.equity.map((y, x) => [x + 1, Number(y)]) })),
+    xTime: false,
+  }), h("ul", { class: "legend" }, report.strategies.map((s, i) => h("li", { class: `s${i % 6}`, text: s.name }))));
+}
+
+// --- loading and live updates ------------------------------------------------------------
+
+// One refresh at a time (a slower, older one must not overwrite a newer one's answers); asked
+// again while one runs, another follows it.
+async function refreshAll() {
+  if (state.refreshing) {
+    state.refreshAgain = true;
+    return;
+  }
+  state.refreshing = true;
+  try {
+    await attempt(async () => {
+      await loadStop();
+      if (!state.settings) state.settings = await api("/api/v1/settings");
+      if (!state.strategies.length) await loadStrategies();
+      await loadOverview();
+      await loadTargets();
+      await loadPositions();
+      if (!$("history").hidden) await loadAudit();
+    });
+  } finally {
+    state.refreshing = false;
+  }
+  // The read models follow the event log a little behind the live stream: until they have caught
+  // up with the last event the stream brought, ask again.
+  const seen = state.stream ? state.stream.after : null;
+  const behind = seen !== null && state.portfolio && state.portfolio.as_of_position < seen && (state.behindTries = (state.behindTries || 0) + 1) < 100;
+  if (!behind) state.behindTries = 0;
+  if (state.refreshAgain || behind) {
+    state.refreshAgain = false;
+    scheduleRefresh(behind ? 300 : 150);
+  }
+}
+
+function scheduleRefresh(delay = 150) {
+  clearTimeout(state.refreshTimer);
+  state.refreshTimer = setTimeout(refreshAll, delay);
+}
+
+function onEvent(event) {
+  if (event && event.type === "EmergencyStopActivated") state.stopInfo = { since: event.occurred_at, by: event.data.activated_by };
+  if (event && (event.type === "TraderSettingsChanged")) state.settings = null;
+  if (event && (event.type === "ExitStrategySaved" || event.type === "ExitStrategyDeleted")) state.strategies = [];
+  if (event && event.type.startsWith("Credentials")) loadCredentials();
+  scheduleRefresh();
+}
+
+function onStreamState(text) {
+  const node = $("live-state");
+  node.textContent = { live: "live", reconnecting: "reconnecting…", refused: "stream refused: sign in again" }[text] || text;
+  node.className = `live ${text}`;
+}
+
+async function signIn(token) {
+  saveToken(token);
+  let me;
+  try {
+    me = await api("/api/v1/me");
+  } catch (error) {
+    forgetToken();
+    $("sign-in-error").textContent = error instanceof ApiError && error.status === 401 ? "That token was refused." : problem(error);
+    return false;
+  }
+  state.me = me;
+  $("sign-in").hidden = true;
+  $("nav").hidden = false;
+  $("sign-out").hidden = false;
+  $("who").textContent = `Signed in as ${me.user_id}${me.email ? ` (${me.email})` : ""}`;
+  $("dev-banner").hidden = !me.development;
+  $("dev-user").textContent = me.user_id;
+  document.body.classList.toggle("development", me.development);
+  show(currentSection());
+  state.stream = new LiveStream(onEvent, onStreamState);
+  state.stream.open();
+  await Promise.all([refreshAll(), loadCredentials()]);
+  return true;
+}
+
+function signOut() {
+  if (state.stream) state.stream.close();
+  forgetToken();
+  location.hash = "";
+  location.reload();
+}
+
+function wire() {
+  $("token-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    await signIn($("token-input").value.trim());
+  });
+  $("sign-out").addEventListener("click", signOut);
+  $("stop-press").addEventListener("click", pressStop);
+  $("stop-clear").addEventListener("click", clearStop);
+  $("timeline-form").addEventListener("submit", showTimeline);
+  $("audit-first").addEventListener("click", () => { state.auditCursors = [0]; attempt(loadAudit); });
+  $("audit-next").addEventListener("click", () => {
+    const page = state.auditPage || [];
+    if (page.length) { state.auditCursors.push(page[page.length - 1].position); attempt(loadAudit); }
+  });
+  $("audit-prev").addEventListener("click", () => {
+    if (state.auditCursors.length > 1) { state.auditCursors.pop(); attempt(loadAudit); }
+  });
+  $("settings-form").addEventListener("submit", saveSettings);
+  $("plan-form").addEventListener("submit", savePlan);
+  $("plan-add-level").addEventListener("click", () => { $("plan-levels").append(levelRow()); renderLadder(); });
+  for (const id of ["plan-stop", "plan-trailing"]) $(id).addEventListener("input", renderLadder);
+  $("cred-form").addEventListener("submit", storeCredentials);
+  $("cred-test").addEventListener("click", testCredentials);
+  $("cred-delete").addEventListener("click", deleteCredentials);
+  $("backtest-form").addEventListener("submit", runBacktest);
+  window.addEventListener("hashchange", () => {
+    if (!state.me) return;
+    show(currentSection(), true);
+    if (currentSection() === "history") attempt(loadAudit);
+  });
+  setInterval(tickCountdowns, 1000);
+  // Prices move without events: the open positions' current price is asked again every 15 s.
+  setInterval(() => {
+    if (state.me && state.portfolio && state.portfolio.open_positions > 0) scheduleRefresh();
+  }, 15000);
+  $("plan-levels").append(levelRow({ gain_percent: "20", sell_percent: "50" }));
+  $("plan-stop").value = "10";
+  renderLadder();
+}
+
+async function start() {
+  wire();
+  // Back from the browser sign-in: the token arrives in the fragment, which no server sees; it is
+  // moved to this tab's storage and the address cleaned.
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  const arrived = fragment.get("access_token");
+  if (arrived) history.replaceState(null, "", location.pathname);
+  const token = arrived || savedToken();
+  if (token) await signIn(token);
+}
+
+start();

@@ -1,0 +1,244 @@
+"""The dashboard in headless Chromium, over a replay played in the same process as the API.
+
+One story in order (one browser, one page, never reloaded): sign in with the development
+identity; watch a target go watching → ready → filled and its position open and close; press
+the emergency stop and see a snipe refused; close a position by hand; see a bad exit plan
+refused with the domain's message. Then: no request left the page's origin, the keyboard reaches
+every section, axe-core finds nothing serious, and the page fits a phone.
+With SNIPER_SCREENSHOTS=1 it writes the README's screenshots (docs/screenshots/).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.browser.conftest import SCREENSHOTS, screenshots_wanted
+from tests.browser.harness import QUICK_PLAN, Bench
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+WAIT = 15_000  # ms: what the page may take to show what the replay recorded
+expect.set_options(timeout=WAIT)
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
+    bench = Bench(Path(tmp_path_factory.mktemp("cockpit")))
+    bench.start()
+    try:
+        # The trader's own plan, saved through the API so the page draws its lines.
+        with httpx.Client(base_url=bench.url, headers={"Authorization": "Bearer dev"}) as api:
+            api.put("/api/v1/exit-strategies/quick", json=QUICK_PLAN).raise_for_status()
+        yield bench
+    finally:
+        bench.stop()
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        self.sockets: list[str] = []
+        self.console_errors: list[str] = []
+
+
+@pytest.fixture(scope="module")
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture(scope="module")
+def page(browser, bench: Bench, recorder: Recorder):  # noqa: ANN001, ANN201
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, service_workers="block")
+    context.on("request", lambda request: recorder.requests.append(request.url))
+    page = context.new_page()
+    page.on("websocket", lambda socket: recorder.sockets.append(socket.url))
+    page.on("console", lambda message: recorder.console_errors.append(message.text) if message.type == "error" else None)
+    page.set_default_timeout(WAIT)
+    page.goto(bench.url + "/")
+    yield page
+    context.close()
+
+
+def shot(target, name: str) -> None:  # noqa: ANN001
+    if screenshots_wanted():
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        target.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+def go(page, section: str) -> None:  # noqa: ANN001
+    page.get_by_role("link", name=section, exact=True).click()
+    expect(page.locator(f"#{section.lower()}")).to_be_visible()
+
+
+def target_row(page, symbol: str):  # noqa: ANN001, ANN201
+    return page.locator(f'#targets-table tr[data-symbol="{symbol}"]')
+
+
+def test_signs_in_with_the_development_identity(page) -> None:  # noqa: ANN001
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.locator("#dev-banner")).to_be_hidden()
+    page.get_by_label("Bearer token").fill("dev")
+    page.get_by_role("button", name="Use this token").click()
+    expect(page.locator("#who")).to_have_text("Signed in as local")
+    banner = page.locator("#dev-banner")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("DEVELOPMENT IDENTITY")
+    expect(page.locator("#live-state")).to_have_text("live")
+    expect(page.locator("#stop-state")).to_have_text("Trading: no emergency stop")
+
+
+def test_a_target_goes_watching_ready_filled_and_its_position_closes(page, bench: Bench) -> None:  # noqa: ANN001
+    m = bench.moments
+    go(page, "Listings")
+    bench.replay_until(m.start + timedelta(minutes=1))
+    alpha = target_row(page, "ALPHAUSDT")
+    expect(alpha).to_have_attribute("data-status", "watching")
+    # The upcoming launch, counted down live, with the trader's target on it.
+    delta = page.locator('#calendar [data-symbol="DELTAUSDT"]')
+    expect(delta.locator(".countdown")).to_have_text(re.compile(r"^in \d\d:\d\d:\d\d$"))
+    first = delta.locator(".countdown").inner_text()
+    expect(delta.locator(".countdown")).not_to_have_text(first)  # it ticks
+    bench.replay_until(m.ready + timedelta(minutes=1))
+    expect(alpha).to_have_attribute("data-status", re.compile("ready|scheduled"))
+    bench.replay_until(m.first_launch + timedelta(seconds=30))
+    expect(alpha).to_have_attribute("data-status", "filled")
+    expect(alpha.locator(".seen")).to_contain_text(re.compile(r"watching → (ready|scheduled).* → filled"))
+    go(page, "Positions")
+    expect(page.locator('#open-positions [data-symbol="ALPHAUSDT"]')).to_be_visible()
+    bench.replay_until(m.first_closed)
+    closed = page.locator('#closed-table tr[data-symbol="ALPHAUSDT"]')
+    expect(closed).to_be_visible()
+    expect(closed).to_contain_text("TakeProfitHit")
+    expect(page.locator('#open-positions [data-symbol="ALPHAUSDT"]')).to_have_count(0)
+    go(page, "Overview")
+    expect(page.locator("#pnl-total")).to_contain_text("+")
+
+
+def test_the_emergency_stop_refuses_a_snipe(page, bench: Bench) -> None:  # noqa: ANN001
+    m = bench.moments
+    bench.replay_until(m.second_launch + timedelta(minutes=10))  # BETA bought: held for the next test
+    go(page, "Overview")
+    page.get_by_role("button", name="Press the emergency stop").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    dialog.get_by_label("Reason").fill("browser test")
+    dialog.get_by_role("button", name="Halt trading").click()
+    expect(page.locator("#stop-state")).to_contain_text("HALTED")
+    expect(page.locator("#stop-detail")).to_contain_text("browser test")
+    expect(page.locator("#stop-detail")).to_contain_text("by local")
+    shot(page, "overview")
+    go(page, "Listings")
+    bench.replay_until(m.third_launch + timedelta(minutes=1))
+    gamma = target_row(page, "GAMMAUSDT")
+    expect(gamma).to_have_attribute("data-status", "failed")
+    expect(gamma).to_contain_text(re.compile("emergency stop", re.IGNORECASE))
+    shot(page, "listings")
+    go(page, "Overview")
+    page.get_by_role("button", name="Clear the emergency stop").click()
+    page.get_by_role("dialog").get_by_role("button", name="Resume trading").click()
+    expect(page.locator("#stop-state")).to_have_text("Trading: no emergency stop")
+
+
+def test_closes_a_position_by_hand(page, bench: Bench) -> None:  # noqa: ANN001
+    go(page, "Positions")
+    card = page.locator('#open-positions [data-symbol="BETAUSDT"]')
+    expect(card).to_be_visible()
+    chart = card.locator("svg.chart")
+    expect(chart.locator("path.series")).to_have_count(1)
+    expect(chart.locator(".hline.tp")).to_have_count(1)
+    expect(chart.locator(".hline.sl")).to_have_count(1)
+    expect(chart.locator(".hline.trail")).to_have_count(1)
+    shot(card, "position")
+    card.get_by_role("button", name="Close BETAUSDT now").click()
+    page.get_by_role("dialog").get_by_role("button", name="Close now").click()
+    closed = page.locator('#closed-table tr[data-symbol="BETAUSDT"]')
+    expect(closed).to_be_visible()
+    expect(card).to_have_count(0)
+
+
+def test_a_bad_exit_plan_is_refused_with_the_domains_message(page, bench: Bench) -> None:  # noqa: ANN001
+    go(page, "Settings")
+    bad = {"take_profits": [{"gain_percent": "20", "sell_percent": "150"}], "stop_loss_percent": "10"}
+    with httpx.Client(base_url=bench.url, headers={"Authorization": "Bearer dev"}) as api:
+        answer = api.put("/api/v1/exit-strategies/greedy", json=bad)
+    assert answer.status_code == 422, answer.text
+    message = answer.json()["detail"]
+    page.get_by_label("Name (lower case").fill("greedy")
+    page.get_by_label("Level 1: gain %").fill("20")
+    page.get_by_label("sell %").fill("150")
+    page.get_by_label("Stop-loss").fill("10")
+    expect(page.locator("#plan-ladder")).to_contain_text("sell 150%")
+    page.get_by_role("button", name="Save exit plan").click()
+    expect(page.locator("#plan-error")).to_have_text(message)
+    page.get_by_label("sell %").fill("60")
+    page.get_by_role("button", name="Save exit plan").click()
+    expect(page.locator("#plan-error")).to_be_empty()
+    expect(page.locator("#strategies")).to_contain_text("greedy")
+
+
+def test_runs_a_backtest_and_draws_its_equity(page) -> None:  # noqa: ANN001
+    go(page, "Backtests")
+    page.get_by_role("button", name="Run a backtest over the bundled listings").click()
+    table = page.locator("#backtest-table table")
+    expect(table).to_contain_text("balanced")
+    expect(table).to_contain_text("greedy")  # the trader's own plan, saved above
+    rows = table.locator("tbody tr").count()
+    expect(page.locator("#backtest-chart svg path.series")).to_have_count(rows)
+    page.get_by_label("Fee rate per fill").fill("0.5")
+    page.get_by_role("button", name="Run a backtest over the bundled listings").click()
+    expect(page.locator("#backtest-error")).to_contain_text("fee rate must be at least 0 and below 0.1")
+
+
+def test_no_request_leaves_the_origin(page, bench: Bench, recorder: Recorder) -> None:  # noqa: ANN001
+    origin = bench.url + "/"
+    assert recorder.requests, "no request recorded"
+    outside = [u for u in recorder.requests if not u.startswith(origin)]
+    assert outside == []
+    assert recorder.sockets == [f"ws://127.0.0.1:{bench.port}/api/v1/stream"]
+    csp = [text for text in recorder.console_errors if "Content Security Policy" in text]
+    assert csp == []
+
+
+def test_the_keyboard_reaches_every_section_and_axe_finds_nothing_serious(page) -> None:  # noqa: ANN001
+    from axe_playwright_python.sync_playwright import Axe
+
+    page.locator("#dev-banner").click()  # the keyboard's starting point: the top of the page
+    found = []
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        focused = page.locator(":focus")
+        if focused.get_attribute("data-section") == "history":
+            page.keyboard.press("Enter")
+            break
+        found.append(focused.inner_text())
+    assert found == ["Sign out", "Overview", "Listings", "Positions"]
+    expect(page.locator("#history")).to_be_visible()
+    expect(page.locator("#history-title")).to_be_focused()
+    expect(page.locator("#audit table")).to_be_visible()
+    axe = Axe()
+    serious = []
+    for section in ("overview", "listings", "positions", "history", "settings", "backtests"):
+        page.evaluate(f"location.hash = '#{section}'")
+        expect(page.locator(f"#{section}")).to_be_visible()
+        results = axe.run(page)
+        serious += [f"{section}: {v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+                    for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+    assert serious == []
+
+
+def test_fits_a_phone(page) -> None:  # noqa: ANN001
+    page.set_viewport_size({"width": 390, "height": 844})
+    for section in ("overview", "listings", "positions", "settings"):
+        page.evaluate(f"location.hash = '#{section}'")
+        expect(page.locator(f"#{section}")).to_be_visible()
+        width = page.evaluate("document.documentElement.scrollWidth")
+        wide = page.evaluate("""() => [...document.querySelectorAll('body *')]
+            .filter((e) => e.getBoundingClientRect().right > 391 && !e.closest('.table-wrap'))
+            .slice(0, 5).map((e) => e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))""")
+        assert width <= 390, f"{section} is {width} px wide at a phone's 390: {wide}"

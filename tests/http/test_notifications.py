@@ -1,0 +1,77 @@
+"""GET/PUT /api/v1/notifications and /notifications/undelivered: settings per user, secrets
+write-only, bad input a clear 4xx."""
+
+from __future__ import annotations
+
+from litestar.testing import AsyncTestClient
+
+from tests.http.support import ALICE, BOB, auth
+
+A, B = auth(ALICE), auth(BOB)
+
+
+async def test_defaults_then_round_trip_without_echoing_secrets(client: AsyncTestClient) -> None:
+    r = await client.get("/api/v1/notifications", headers=A)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["channels"] == [] and body["daily_summary_at"] is None
+    assert body["kinds"]["snipe_filled"] == "on" and body["kinds"]["daily_summary"] == "off"
+
+    wanted = {
+        "kinds": {"exit": "silent", "target_created": "off", "daily_summary": "on"},
+        "channels": [
+            {"kind": "telegram", "address": "123456789"},
+            {"kind": "webhook", "address": "https://hooks.example.com/sniper", "secret": "s3cret-hmac-key"},
+            {"kind": "discord", "address": "", "secret": "https://discord.com/api/webhooks/1/abc-token"},
+            {"kind": "email", "address": "alice@example.com", "enabled": False},
+        ],
+        "daily_summary_at": "21:30",
+    }
+    r = await client.put("/api/v1/notifications", headers=A, json=wanted)
+    assert r.status_code == 200, r.text
+    assert "s3cret" not in r.text and "abc-token" not in r.text
+    got = (await client.get("/api/v1/notifications", headers=A)).json()
+    assert got == r.json()
+    assert got["kinds"]["exit"] == "silent" and got["kinds"]["target_created"] == "off"
+    assert got["kinds"]["snipe_filled"] == "on" and got["kinds"]["daily_summary"] == "on"
+    assert got["daily_summary_at"] == "21:30"
+    assert [(c["kind"], c["enabled"], c["secret_set"]) for c in got["channels"]] == [
+        ("telegram", True, False), ("webhook", True, True), ("discord", True, True), ("email", False, False)]
+    # Another user sees only their own (the defaults).
+    assert (await client.get("/api/v1/notifications", headers=B)).json()["channels"] == []
+
+    # A PUT without the secrets keeps the stored ones.
+    kept = dict(wanted, channels=[{"kind": "webhook", "address": "https://hooks.example.com/v2"},
+                                  {"kind": "discord"}])
+    r = await client.put("/api/v1/notifications", headers=A, json=kept)
+    assert r.status_code == 200, r.text
+    assert [(c["kind"], c["address"], c["secret_set"]) for c in r.json()["channels"]] == [
+        ("webhook", "https://hooks.example.com/v2", True), ("discord", "", True)]
+
+
+async def test_bad_settings_are_a_clear_4xx(client: AsyncTestClient) -> None:
+    cases = [
+        ({"kinds": {"exit": "loud"}}, 400),
+        ({"kinds": {"moon": "on"}}, 400),
+        ({"channels": [{"kind": "pigeon"}]}, 400),
+        ({"channels": [{"kind": "telegram", "address": "not a chat"}]}, 422),
+        ({"channels": [{"kind": "telegram", "address": "42", "secret": "x"}]}, 400),
+        ({"channels": [{"kind": "email", "address": "nobody"}]}, 422),
+        ({"channels": [{"kind": "discord"}]}, 422),
+        ({"channels": [{"kind": "slack", "secret": "ftp://nope"}]}, 400),
+        ({"channels": [{"kind": "webhook", "address": "file:///etc/passwd"}]}, 422),
+        ({"channels": [{"kind": "telegram", "address": "1"}, {"kind": "telegram", "address": "2"}]}, 422),
+        ({"daily_summary_at": "25:00"}, 400),
+    ]
+    for body, status in cases:
+        r = await client.put("/api/v1/notifications", headers=A, json=body)
+        assert r.status_code == status, (body, r.status_code, r.text)
+        assert "Traceback" not in r.text
+    assert "ftp://nope" not in (await client.put("/api/v1/notifications", headers=A,
+                                                 json={"channels": [{"kind": "slack", "secret": "ftp://nope"}]})).text
+
+
+async def test_undelivered_is_empty_without_a_worker(client: AsyncTestClient) -> None:
+    r = await client.get("/api/v1/notifications/undelivered", headers=A)
+    assert r.status_code == 200 and r.json() == []
+    assert (await client.get("/api/v1/notifications/undelivered?limit=0", headers=A)).status_code == 400

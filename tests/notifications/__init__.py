@@ -1,0 +1,1 @@
+"""Trade notifications (issue 16)."""
