@@ -290,6 +290,25 @@ class LinkTelegramChat:
         return stored
 
 
+class UnlinkTelegramChat:
+    """Turn a user's Telegram channel off when it points at `chat_id` (the chat was unlinked);
+    anything else stays as it is. Returns whether it changed anything."""
+
+    def __init__(self, store: EventStore, clock: Clock) -> None:
+        self.store, self.clock = store, clock
+
+    async def __call__(self, user_id: str, chat_id: str) -> bool:
+        trader = await _trader(self.store, user_id)
+        before = trader.notifications
+        found = before.channel(ChannelKind.TELEGRAM)
+        if found is None or not found.enabled or found.address != str(chat_id):
+            return False
+        channels = tuple(replace(c, enabled=False) if c is found else c for c in before.channels)
+        trader.change_notifications(replace(before, channels=channels), Cause(self.clock.now(), trader_stream(user_id)))
+        await repository.save(self.store, trader)
+        return True
+
+
 class ListUndeliveredNotifications:
     """The messages that could not be delivered to a user, newest first, with the reason."""
 
@@ -630,6 +649,10 @@ class NotificationDelivery:
         self.started = started
         return started
 
+    @property
+    def busy(self) -> bool:
+        return bool(self._draining)
+
     async def idle(self) -> None:
         """Wait for the drains in flight."""
         while self._draining:
@@ -762,8 +785,13 @@ class TradeNotifier:
                 try:
                     async with asyncio.timeout(final_drain.total_seconds()):
                         # Until nothing due is left (a row waiting for its retry stays for the next notifier).
-                        while await self.round() or self.delivery.started:
+                        while True:
+                            busy = self.delivery.busy  # a drain in flight may leave rows behind it
+                            planned = await self.round()
+                            started = self.delivery.started
                             await self.delivery.idle()
+                            if not (planned or started or busy):
+                                break
                 except TimeoutError:
                     log.warning("notifications still in flight at stop: the next notifier sends them")
                 except Exception:  # noqa: BLE001

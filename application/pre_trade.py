@@ -1,6 +1,8 @@
-"""The pre-trade check (domain.risk.risk_limits) as the use cases ask it: when a person creates
-or amends a target, and once more before its order is sent. The same specification both times;
-only the book it is judged on moves."""
+"""The pre-trade check as the use cases ask it: when a person creates or amends a target, on
+what nothing before the launch can change (domain.risk.standing_limits: the amount, its
+precision, the pair's minimum order value when known, the quote asset, live trading allowed);
+once more before its order is sent, on those and on the book as it stands then
+(domain.risk.risk_limits: concurrent positions, exposure, daily loss)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from application.errors import ExchangeError, NotFound
 from application.ports import PairRules, SymbolRules, TraderSettings
 from application.trade_book import TradeBook
 from domain.exit_plans import ExitPlan
-from domain.risk import ASSUMED_TAKER_FEE, TradeProposal, position_loss_at_stop, risk_limits
+from domain.risk import ASSUMED_TAKER_FEE, TradeProposal, position_loss_at_stop, risk_limits, standing_limits
 from domain.values import Symbol
 
 
@@ -55,7 +57,16 @@ def trade_proposal(
 
 def risk_refusals(proposal: TradeProposal, *, live: bool, settings: TraderSettings) -> list[str]:
     """Every limit the buy breaks, in words; empty when it may go."""
-    reasons = risk_limits().unmet(proposal)
+    return _with_live(risk_limits().unmet(proposal), live, settings)
+
+
+def standing_refusals(proposal: TradeProposal, *, live: bool, settings: TraderSettings) -> list[str]:
+    """Every limit a target breaks at its creation or amendment, in words: those the book before
+    the launch cannot change (see the module doc); the rest wait for the launch."""
+    return _with_live(standing_limits().unmet(proposal), live, settings)
+
+
+def _with_live(reasons: list[str], live: bool, settings: TraderSettings) -> list[str]:
     if live and not settings.risk.live:
         reasons.append("live trading is not enabled for this user")
     return reasons

@@ -55,6 +55,15 @@ class BotApiUnavailable(ApplicationError):
     """Telegram could not be reached, or refused the call (a bad token, a webhook set)."""
 
 
+class BotApiRateLimited(BotApiUnavailable):
+    """Telegram asks to wait `retry_after` before the next call (HTTP 429: about one message a
+    second per chat, thirty a second per bot)."""
+
+    def __init__(self, message: str, retry_after: timedelta) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 @dataclass(frozen=True, slots=True)
 class BotMessage:
     """One text message the bot received (an update of kind message)."""
@@ -63,6 +72,7 @@ class BotMessage:
     chat_id: int
     text: str
     private: bool = True  # a one-to-one chat with the bot, not a group or channel
+    message_id: int | None = None  # the answer is sent as a reply to it (a notification is not)
 
 
 class BotApi(Protocol):
@@ -73,7 +83,9 @@ class BotApi(Protocol):
         one (long polling). Raises BotApiUnavailable when Telegram cannot be reached."""
         ...
 
-    async def send(self, chat_id: int, text: str) -> None: ...
+    async def send(self, chat_id: int, text: str, reply_to: int | None = None) -> None:
+        """Send `text` to the chat, as a reply to message `reply_to` when given."""
+        ...
 
     async def bot_name(self) -> str:
         """The bot's @username."""

@@ -123,8 +123,12 @@ def _daily_loss_refusal(p: TradeProposal) -> str:
     )
 
 
-def risk_limits() -> Specification[TradeProposal]:
-    """The pre-trade checks, the same at a target's creation or amendment and at its launch."""
+def standing_limits() -> Specification[TradeProposal]:
+    """The checks of the buy itself, which nothing before its launch can change: a target's
+    creation or amendment is judged on these alone (the amount, its precision, the pair's
+    minimum order value when known, the quote asset). The book-dependent limits (concurrent
+    positions, exposure, daily loss) wait for the launch: a trader at the position maximum may
+    schedule a later snipe, and the positions then open decide."""
     within_size = Rule[TradeProposal](
         "position size",
         lambda p: p.quote_amount <= p.profile.max_quote_per_snipe,
@@ -151,6 +155,11 @@ def risk_limits() -> Specification[TradeProposal]:
         lambda p: p.quote_asset in p.profile.allowed_quote_assets,
         lambda p: f"quote asset {p.quote_asset} is not allowed ({', '.join(p.profile.allowed_quote_assets)})",
     )
+    return positive & within_size & precision & minimum & asset
+
+
+def risk_limits() -> Specification[TradeProposal]:
+    """The pre-trade checks right before the send: the standing limits and the book's."""
     concurrency = Rule[TradeProposal](
         "concurrent positions",
         lambda p: p.open_positions < p.profile.max_concurrent_positions,
@@ -170,4 +179,4 @@ def risk_limits() -> Specification[TradeProposal]:
         lambda p: -p.realised_pnl_today < p.profile.max_daily_loss and p.possible_daily_loss <= p.profile.max_daily_loss,
         _daily_loss_refusal,
     )
-    return positive & within_size & precision & minimum & asset & concurrency & exposure & daily_loss
+    return standing_limits() & concurrency & exposure & daily_loss

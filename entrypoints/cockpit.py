@@ -27,7 +27,7 @@ from application.errors import AccountUnavailable, ConfigurationError
 from application.ports import AgentStatus, EventStore, MarketData
 from application.use_cases.positions import ClosePosition, PositionClosure
 from application.use_cases.queries import GetTraderStatus, PricedPosition, PricePositions, TraderStatus
-from application.views import PositionView, TargetView
+from application.views import TargetView
 from domain.events import Recorded
 from entrypoints.config import Settings
 

@@ -49,6 +49,7 @@ from adapters.paper.exchange import PaperExchange
 from adapters.paper.scenario import Scenario
 from adapters.telemetry.instrument import InstrumentedExchange, InstrumentedListingFeed
 from application.accounts import PaperOrLive
+from application.pair_rules import RecordingMarketData, SharedPairRules
 from application.errors import ConfigurationError
 from application.alerts import Notifier
 from application.ports import (
@@ -268,8 +269,14 @@ class MexcProvider(Provider):
             await web.aclose()
 
     @provide(scope=Scope.APP)
-    def market(self, client: MexcRestClient) -> AnyOf[MexcExchange, MarketData]:
+    def market(self, client: MexcRestClient) -> MexcExchange:
         return MexcExchange(client)
+
+    @provide(scope=Scope.APP)
+    def market_data(self, mexc: MexcExchange, cache: Cache) -> MarketData:
+        # Each pair's rules read here are shared through the cache with the API, which holds no
+        # exchange session and judges a new target's minimum order value with them.
+        return RecordingMarketData(mexc, SharedPairRules(cache))
 
     @provide(scope=Scope.APP)
     def paper_fills(self, mexc: MexcExchange, clock: Clock, telemetry: Telemetry) -> PaperFills:

@@ -45,7 +45,7 @@ from application.ports import (
     TraderDirectory,
     WallClock,
 )
-from application.telegram import BotApi, BotApiUnavailable, BotMessage, TelegramCommands
+from application.telegram import BotApi, BotApiRateLimited, BotApiUnavailable, BotMessage, TelegramCommands
 from application.use_cases.positions import ClosePosition
 from application.use_cases.queries import GetBalances, GetTraderStatus, PricePositions
 from application.use_cases.safety import ActivateEmergencyStop, ClearEmergencyStop
@@ -58,6 +58,8 @@ LEASE_KEY = "telegram-bot"
 # How long one getUpdates waits for a message (Telegram allows up to 50 s).
 DEFAULT_POLL_TIMEOUT = timedelta(seconds=25)
 _BACKOFF_FIRST = 1.0
+# The longest wait for Telegram's rate limit before a reply is given up (logged).
+MAX_RATE_WAIT = timedelta(seconds=5)
 _BACKOFF_MAX = 30.0
 
 
@@ -72,10 +74,12 @@ class TelegramBot:
     poll_timeout: timedelta = DEFAULT_POLL_TIMEOUT
     report: Callable[[str], None] = lambda line: None
     standby_poll: timedelta | None = None  # how often a bot standing by tries the lease (None: a third of its ttl)
+    after_failure: timedelta = timedelta(seconds=_BACKOFF_MAX)  # the wait after an unexpected failure
     handled: int = 0
     latencies: list[float] = field(default_factory=list)
     offset: int | None = None
     holding: bool = False
+    _standing_by: bool = False
 
     @property
     def lease_ttl(self) -> timedelta:
@@ -83,23 +87,32 @@ class TelegramBot:
         return self.poll_timeout * 2 + timedelta(seconds=10)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Until `stop`: hold the lease and poll, or stand by while another process holds it."""
-        standby_said = False
+        """Until `stop`: hold the lease and poll, or stand by while another process holds it. A
+        failure (a bug, Redis or the store unreachable) is logged and tried again later: the bot
+        outlives it, and nothing of it reaches the worker it runs in."""
         while not stop.is_set():
-            async with self.locks.lease(LEASE_KEY, self.lease_ttl) as lease:
-                if lease is None:
-                    if not standby_said:
-                        self.report("telegram bot: another process answers; standing by")
-                        standby_said = True
-                    await _wait(stop, (self.standby_poll or self.lease_ttl / 3).total_seconds())
-                    continue
-                standby_said = False
-                self.holding = True
-                self.report("telegram bot: answering (long polling)")
-                try:
-                    await self._serve(lease, stop)
-                finally:
-                    self.holding = False
+            try:
+                await self._turn(stop)
+            except Exception:  # noqa: BLE001
+                self.holding = False
+                log.exception("telegram bot: failed; again in %.0f s", self.after_failure.total_seconds())
+                await _wait(stop, self.after_failure.total_seconds())
+
+    async def _turn(self, stop: asyncio.Event) -> None:
+        async with self.locks.lease(LEASE_KEY, self.lease_ttl) as lease:
+            if lease is None:
+                if not self._standing_by:
+                    self.report("telegram bot: another process answers; standing by")
+                    self._standing_by = True
+                await _wait(stop, (self.standby_poll or self.lease_ttl / 3).total_seconds())
+                return
+            self._standing_by = False
+            self.holding = True
+            self.report("telegram bot: answering (long polling)")
+            try:
+                await self._serve(lease, stop)
+            finally:
+                self.holding = False
 
     async def _serve(self, lease: Any, stop: asyncio.Event) -> None:
         backoff = _BACKOFF_FIRST
@@ -118,8 +131,9 @@ class TelegramBot:
             try:
                 messages = poll.result()
             except BotApiUnavailable as exc:
-                log.warning("telegram bot: %s; again in %.0f s", exc, backoff)
-                await _wait(stop, backoff)
+                wait = exc.retry_after.total_seconds() if isinstance(exc, BotApiRateLimited) else backoff
+                log.warning("telegram bot: %s; again in %.0f s", exc, wait)
+                await _wait(stop, wait)
                 backoff = min(backoff * 2, _BACKOFF_MAX)
                 continue
             backoff = _BACKOFF_FIRST
@@ -130,6 +144,17 @@ class TelegramBot:
                 log.warning("telegram bot: lease lost; taking it again or standing by")
                 return
 
+    async def _send(self, message: BotMessage, reply: str) -> None:
+        """Send the reply; told to wait by Telegram (429, a chat sending faster than about one a
+        second), wait as told, up to MAX_RATE_WAIT, and send once more."""
+        try:
+            await self.api.send(message.chat_id, reply, reply_to=message.message_id)
+        except BotApiRateLimited as exc:
+            if exc.retry_after > MAX_RATE_WAIT:
+                raise
+            await asyncio.sleep(exc.retry_after.total_seconds())
+            await self.api.send(message.chat_id, reply, reply_to=message.message_id)
+
     async def handle(self, message: BotMessage) -> str | None:
         """Answer one message (a command that fails unexpectedly gets one line; the bot goes on)."""
         started = time.perf_counter()
@@ -137,7 +162,7 @@ class TelegramBot:
         if reply is None:
             return None
         try:
-            await self.api.send(message.chat_id, reply)
+            await self._send(message, reply)
         except BotApiUnavailable as exc:
             log.warning("telegram bot: reply to a message not sent: %s", exc)
             return reply

@@ -82,7 +82,7 @@ from application.use_cases.safety import ActivateEmergencyStop
 from application.use_cases.snipe import ExecuteSnipe
 from application.views import ListingView
 from domain.listing import ANNOUNCED_CONFIDENCE
-from entrypoints.ai import build_enrichment
+from entrypoints.ai import build_enrichment, require_sdks
 from entrypoints.config import Settings
 from entrypoints.observability import start_metrics_server
 from entrypoints.container import TradingMode, mexc_trading_container, paper_trading_container
@@ -130,6 +130,8 @@ async def run_worker(
     run_id: str | None = None,
 ) -> WorkerRun:
     w = settings.worker
+    if extras.enrich is None:
+        require_sdks(settings.ai)  # an AI key without its SDK: one line before anything starts
     run = WorkerRun(run_id or secrets.token_hex(3))
     scenario: Scenario | None = None
     clock: Clock

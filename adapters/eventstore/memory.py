@@ -70,7 +70,7 @@ class InMemoryEventStore:
         return None if kept is None else read_snapshot(*kept, shape)
 
     async def save_snapshot(self, stream_id: str, version: int, shape: str, state: dict[str, object]) -> None:
-        encoded = encode_state(state)
+        encoded = encode_state(shape, state)
         kept = self._snapshots.get(stream_id)
         if kept is None or kept[0] < version or kept[1] != shape:
             self._snapshots[stream_id] = (version, shape, encoded)

@@ -67,9 +67,9 @@ events = Table(
 
 
 # The newest snapshot of a long stream (application/repository.py, migration 0003): the folded
-# state at `version` as tagged JSON (adapters/eventstore/snapshot_codec.py). `shape` names the
-# aggregate's fields when it was taken; one of another shape is ignored. A cache of `events`:
-# deleting any row is always safe.
+# state at `version` as the JSON of its aggregate's msgspec struct (adapters/eventstore/snapshot_codec.py).
+# `shape` names the aggregate's fields when it was taken; one of another shape is ignored. A cache
+# of `events`: deleting any row is always safe.
 snapshots = Table(
     "snapshots",
     metadata,

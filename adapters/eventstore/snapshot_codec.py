@@ -1,62 +1,162 @@
-"""An aggregate's snapshot state to and from JSON text, exactly.
+"""An aggregate's snapshot state to and from JSON, as one typed msgspec struct per aggregate.
 
-The state is a dict of field values: None, bool, int, str, Decimal, datetime, date, timedelta,
-enums and frozen dataclasses of the domain (values, exit plans, events), and lists, tuples,
-sets and dicts of those. JSON has no such types, so each travels tagged: {"$dec": "0.00009512"}
-keeps every digit and the exponent, {"$dt": "2026-11-25T12:00:00.000001+00:00"} the instant and
-its offset, {"$obj": "domain.values.Symbol", "fields": {...}} a dataclass by its full name.
+Each struct lists the aggregate's state fields with their types (the domain's values, exit plans
+and events are frozen dataclasses msgspec reads and writes as they are), so a Decimal travels as
+its exact string, a datetime with its offset, a set or a tuple as its type. The struct's tag
+(`"snapshot": "Position.1"`) names the aggregate and the version of its struct, as an event's
+type name does for its payload: change a struct in a way an older snapshot would be misread by,
+and bump the number.
 
-Decoding trusts nothing: a class that is not one of the domain's, a dataclass whose field names
-differ from today's, an enum value that no longer exists, a float (money is never a float), or
-an unknown tag raise SnapshotUnreadable, and the repository folds from the first event instead.
+Decoding trusts nothing: a tag of another aggregate or version, a missing or unknown field, a
+value of another type, an enum value that no longer exists or a decimal that is not finite
+raise SnapshotUnreadable, and the repository folds from the first event instead. The tagged
+JSON of the format before this one has no tag, so it is unreadable too: those snapshots are
+passed over, and replaced when the stream passes its next multiple of `snapshot_every`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from datetime import date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
-from enum import Enum
-from types import ModuleType
-from typing import Any
+from datetime import datetime
+from decimal import Decimal
 
-from domain import events, exit_plans, listing, position, safety, target, values
+import msgspec
+
+from domain.events import ExitOrderSubmitted, SnipeOrderFilled
+from domain.exit_plans import ExitPlan
+from domain.notifications import NotificationPreferences
+from domain.position import PositionStatus
+from domain.target import TargetStatus
+from domain.trader import TradingPreferences
+from domain.values import Symbol
 
 
 class SnapshotUnreadable(ValueError):
     pass
 
 
-_DOMAIN_MODULES: tuple[ModuleType, ...] = (values, exit_plans, events, target, position, safety, listing)
+class _State(msgspec.Struct, forbid_unknown_fields=True, tag_field="snapshot"):
+    """Every field is required: a snapshot holds all of an aggregate's state or is not used."""
+
+    user_id: str
 
 
-def _domain_types() -> dict[str, type]:
-    found: dict[str, type] = {}
-    for module in _DOMAIN_MODULES:
-        for obj in vars(module).values():
-            if isinstance(obj, type) and obj.__module__ == module.__name__:
-                if issubclass(obj, Enum) or dataclasses.is_dataclass(obj):
-                    found[f"{obj.__module__}.{obj.__qualname__}"] = obj
-    return found
+class SnipeTargetState(_State, tag="SnipeTarget.1"):
+    target_id: str
+    coin_id: str
+    symbol: Symbol | None
+    launch_at: datetime | None
+    quote_amount: Decimal
+    quote_asset: str
+    exit_plan: ExitPlan | None
+    confidence: Decimal
+    live: bool
+    status: TargetStatus
+    execute_at: datetime | None
+    deadline_at: datetime | None
+    client_order_id: str | None
+    fill: SnipeOrderFilled | None
+    failure: str | None
+    max_entry_price: Decimal | None
 
 
-_TYPES = _domain_types()
+class PositionState(_State, tag="Position.1"):
+    position_id: str
+    target_id: str
+    symbol: Symbol | None
+    entry_price: Decimal
+    quantity: Decimal
+    remaining: Decimal
+    total_cost: Decimal
+    remaining_cost: Decimal
+    proceeds: Decimal
+    fees: Decimal
+    realised_pnl: Decimal
+    quantity_scale: int
+    exit_plan: ExitPlan | None
+    opened_at: datetime | None
+    levels_hit: set[int]
+    peak_price: Decimal
+    pending_exit: ExitOrderSubmitted | None
+    failed_exits: dict[str, ExitOrderSubmitted]
+    entry_fee_asset: str
+    exits: int
+    status: PositionStatus
 
 
-def encode_state(state: dict[str, object]) -> str:
-    """JSON text of a snapshot state; TypeError for a value it cannot carry exactly."""
-    return json.dumps({name: _encode(value) for name, value in state.items()}, separators=(",", ":"), sort_keys=True)
+class SafetySwitchState(_State, tag="SafetySwitch.1"):
+    scope: str
+    active: bool
+    reason: str | None
+    activated_by: str | None
+    automatic: bool
+    active_since: datetime | None
 
 
-def decode_state(text: str) -> dict[str, object]:
+class ListingState(_State, tag="Listing.1"):
+    coin_id: str
+    ticker: str
+    full_name: str
+    symbol: Symbol | None
+    launch_at: datetime | None
+    ready: bool
+
+
+class TraderState(_State, tag="Trader.1"):
+    preferences: TradingPreferences
+    custom_plans: dict[str, ExitPlan]
+    notifications: NotificationPreferences
+    configured: bool
+
+
+class TelegramLinksState(_State, tag="TelegramLinks.1"):
+    codes: dict[str, tuple[str, datetime]]
+    chats: dict[int, str]
+
+
+# By the aggregate's class name, the first word of its snapshot shape ("Position/1:...").
+STATES: dict[str, type[_State]] = {
+    "SnipeTarget": SnipeTargetState,
+    "Position": PositionState,
+    "SafetySwitch": SafetySwitchState,
+    "Listing": ListingState,
+    "Trader": TraderState,
+    "TelegramLinks": TelegramLinksState,
+}
+
+_encoder = msgspec.json.Encoder(decimal_format="string")
+# One decoder for all: the tag is then required, and says which struct the JSON is.
+_decoder = msgspec.json.Decoder(
+    SnipeTargetState | PositionState | SafetySwitchState | ListingState | TraderState | TelegramLinksState
+)
+
+
+def _struct_of(shape: str) -> type[_State]:
+    struct = STATES.get(shape.partition("/")[0])
+    if struct is None:
+        raise TypeError(f"no snapshot struct for the aggregate of shape {shape!r}")
+    return struct
+
+
+def encode_state(shape: str, state: dict[str, object]) -> str:
+    """JSON text of the state of an aggregate of this shape (Aggregate.snapshot_shape); TypeError
+    when the state's fields are not its struct's, or a value is not one it can carry exactly."""
+    snapshot = _struct_of(shape)(**state)  # TypeError for a field missing or one too many
+    for value in state.values():
+        _check_exact(value, TypeError)
+    return _encoder.encode(snapshot).decode()
+
+
+def decode_state(shape: str, text: str | bytes) -> dict[str, object]:
     try:
-        raw = json.loads(text)
-    except (TypeError, ValueError) as exc:
-        raise SnapshotUnreadable(f"not JSON: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise SnapshotUnreadable("a snapshot state is an object of fields")
-    return {name: _decode(value) for name, value in raw.items()}
+        snapshot = _decoder.decode(text)
+    except msgspec.DecodeError as exc:  # ValidationError is one: a type, field or tag that does not fit
+        raise SnapshotUnreadable(str(exc)) from exc
+    if type(snapshot) is not _struct_of(shape):
+        raise SnapshotUnreadable(f"a {type(snapshot).__name__} is not the snapshot of {shape.partition('/')[0]}")
+    state = {name: getattr(snapshot, name) for name in snapshot.__struct_fields__}
+    for value in state.values():
+        _check_exact(value, SnapshotUnreadable)
+    return state
 
 
 def read_snapshot(version: int, shape: str, state: str, wanted_shape: str) -> tuple[int, dict[str, object]] | None:
@@ -64,103 +164,32 @@ def read_snapshot(version: int, shape: str, state: str, wanted_shape: str) -> tu
     if shape != wanted_shape:
         return None
     try:
-        return version, decode_state(state)
-    except SnapshotUnreadable:
+        return version, decode_state(shape, state)
+    except (SnapshotUnreadable, TypeError):
         return None
 
 
-def _encode(value: object) -> Any:
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, Enum):  # before int: an IntEnum is an int too
-        return {"$enum": _name_of(type(value)), "value": _encode(value.value)}
-    if isinstance(value, int):
-        return value
+_LEAVES = {type(None), str, bool, int, datetime}
+
+
+def _check_exact(value: object, error: type[Exception]) -> None:
+    """msgspec reads "NaN" and "Infinity" as decimals and writes a float as a JSON number; neither
+    is money. Walks the containers and dataclasses (their fields) of a state's value."""
+    cls = type(value)
+    if cls in _LEAVES:
+        return
     if isinstance(value, Decimal):
-        return {"$dec": str(value)}
-    if isinstance(value, datetime):  # before date: a datetime is a date too
-        return {"$dt": value.isoformat()}
-    if isinstance(value, date):
-        return {"$date": value.isoformat()}
-    if isinstance(value, timedelta):
-        return {"$td": [value.days, value.seconds, value.microseconds]}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init}
-        return {"$obj": _name_of(type(value)), "fields": fields}
-    if isinstance(value, list):
-        return [_encode(item) for item in value]
-    if isinstance(value, tuple):
-        return {"$tuple": [_encode(item) for item in value]}
-    if isinstance(value, (set, frozenset)):
-        items = sorted((_encode(item) for item in value), key=lambda x: json.dumps(x, sort_keys=True))
-        return {"$fset" if isinstance(value, frozenset) else "$set": items}
-    if isinstance(value, dict):
-        return {"$dict": [[_encode(k), _encode(v)] for k, v in value.items()]}
-    raise TypeError(f"a snapshot cannot carry {type(value).__name__} exactly: {value!r}")
-
-
-def _name_of(cls: type) -> str:
-    name = f"{cls.__module__}.{cls.__qualname__}"
-    if _TYPES.get(name) is not cls:
-        raise TypeError(f"{name} is not a domain type a snapshot may hold")
-    return name
-
-
-def _decode(raw: Any) -> object:
-    if raw is None or isinstance(raw, (bool, str, int)):
-        return raw
-    if isinstance(raw, list):
-        return [_decode(item) for item in raw]
-    if not isinstance(raw, dict) or len(raw) not in (1, 2):
-        raise SnapshotUnreadable(f"unexpected value {raw!r}")
-    try:
-        return _decode_tagged(raw)
-    except SnapshotUnreadable:
-        raise
-    except (TypeError, ValueError, KeyError, InvalidOperation, OverflowError) as exc:
-        raise SnapshotUnreadable(f"cannot rebuild {raw!r}: {exc}") from exc
-
-
-def _decode_tagged(raw: dict[str, Any]) -> object:
-    if "$dec" in raw:
-        number = Decimal(raw["$dec"])
-        if not isinstance(raw["$dec"], str) or not number.is_finite():
-            raise SnapshotUnreadable(f"not an exact decimal: {raw!r}")
-        return number
-    if "$dt" in raw:
-        return datetime.fromisoformat(raw["$dt"])
-    if "$date" in raw:
-        return date.fromisoformat(raw["$date"])
-    if "$td" in raw:
-        days, seconds, micros = raw["$td"]
-        return timedelta(days=days, seconds=seconds, microseconds=micros)
-    if "$tuple" in raw:
-        return tuple(_decode(item) for item in raw["$tuple"])
-    if "$set" in raw:
-        return {_decode(item) for item in raw["$set"]}
-    if "$fset" in raw:
-        return frozenset(_decode(item) for item in raw["$fset"])
-    if "$dict" in raw:
-        return {_decode(k): _decode(v) for k, v in raw["$dict"]}
-    if "$enum" in raw:
-        cls = _known(raw["$enum"])
-        if not issubclass(cls, Enum):
-            raise SnapshotUnreadable(f"{raw['$enum']} is not an enum")
-        return cls(_decode(raw["value"]))
-    if "$obj" in raw:
-        cls = _known(raw["$obj"])
-        if not dataclasses.is_dataclass(cls):
-            raise SnapshotUnreadable(f"{raw['$obj']} is not a dataclass")
-        stored = raw["fields"]
-        expected = {f.name for f in dataclasses.fields(cls) if f.init}
-        if not isinstance(stored, dict) or set(stored) != expected:
-            raise SnapshotUnreadable(f"{raw['$obj']} has fields {sorted(expected)} now, the snapshot {sorted(stored)}")
-        return cls(**{name: _decode(value) for name, value in stored.items()})
-    raise SnapshotUnreadable(f"unknown tag in {raw!r}")
-
-
-def _known(name: object) -> type:
-    cls = _TYPES.get(name) if isinstance(name, str) else None
-    if cls is None:
-        raise SnapshotUnreadable(f"{name!r} is not a domain type this version knows")
-    return cls
+        if not value.is_finite():
+            raise error(f"not a finite decimal: {value!r}")
+    elif isinstance(value, float):
+        raise error(f"a snapshot carries money as Decimal, never as a float: {value!r}")
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            _check_exact(item, error)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_exact(key, error)
+            _check_exact(item, error)
+    else:
+        for name in getattr(cls, "__dataclass_fields__", ()):
+            _check_exact(getattr(value, name), error)

@@ -297,7 +297,7 @@ class SqlEventStore:
         return None if row is None else read_snapshot(int(row.version), row.shape, row.state, shape)
 
     async def save_snapshot(self, stream_id: str, version: int, shape: str, state: dict[str, object]) -> None:
-        row = {"stream_id": stream_id, "version": version, "shape": shape, "state": encode_state(state)}
+        row = {"stream_id": stream_id, "version": version, "shape": shape, "state": encode_state(shape, state)}
         upsert = (pg_insert if self._dialect == "postgresql" else sqlite_insert)(snapshots).values(
             {**row, "taken_at": func.now()}
         )

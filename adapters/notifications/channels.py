@@ -152,15 +152,21 @@ class AppriseSender:
         return f"AppriseSender(smtp={'set' if self._smtp_url else 'unset'})"
 
     async def send(self, destination: Destination, entry: OutboxEntry) -> None:
+        url = apprise_url(destination, smtp_url=self._smtp_url, smtp_from=self._smtp_from, timeout=self._timeout)
+        # apprise loads its plugins on first use (most of a second) and sends synchronously
+        # (requests, smtplib): all of it on a thread, so the event loop never waits on it.
+        outcome = await asyncio.to_thread(self._notify, url, entry.title, entry.body)
+        if outcome == "unusable":
+            raise DeliveryFailed(f"{destination.channel}: the address is not one apprise can use", permanent=True)
+        if outcome != "sent":
+            raise DeliveryFailed(f"{destination.channel}: not delivered (apprise)")
+
+    def _notify(self, url: str, title: str, body: str) -> str:
         import apprise
 
-        url = apprise_url(destination, smtp_url=self._smtp_url, smtp_from=self._smtp_from, timeout=self._timeout)
         plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
         if not plugin:
-            raise DeliveryFailed(f"{destination.channel}: the address is not one apprise can use", permanent=True)
+            return "unusable"
         if self._adjust is not None:
             self._adjust(plugin)
-        # apprise sends synchronously (requests, smtplib): a thread, so the event loop never waits on it.
-        ok = await asyncio.to_thread(plugin.notify, body=entry.body, title=entry.title)
-        if not ok:
-            raise DeliveryFailed(f"{destination.channel}: not delivered (apprise)")
+        return "sent" if plugin.notify(body=body, title=title) else "failed"

@@ -28,6 +28,7 @@ from application.ports import TraderSettings
 from domain.errors import DomainError
 from domain.exit_plans import ExitPlan, TakeProfitLevel, resolve_exit_plan, within_bounds
 from domain.risk import RiskProfile
+from domain.target import entry_price_cap
 from domain.values import Symbol, SymbolState
 
 
@@ -66,6 +67,7 @@ class TraderSpec(_Strict):
     skip_tickers: list[str] = msgspec.field(default_factory=list)
     risk: RiskSpec = msgspec.field(default_factory=RiskSpec)
     exit_plans: list[ExitPlanSpec] = msgspec.field(default_factory=list)
+    max_entry_price: Decimal | None = None  # the entry price cap of this trader's targets (None: market buys)
 
 
 class StateSpec(_Strict):
@@ -152,6 +154,7 @@ def _settings(t: TraderSpec) -> TraderSettings:
         min_confidence=t.min_confidence,
         only_tickers=frozenset(t.only_tickers),
         skip_tickers=frozenset(t.skip_tickers),
+        max_entry_price=t.max_entry_price,
     )
 
 
@@ -278,9 +281,13 @@ def _check(s: Scenario) -> list[str]:
             problems.append(f"{where}.risk.max_concurrent_positions: must be between 0 and 1000")
         if _finite(t.min_confidence, f"{where}.min_confidence", problems) and not (Decimal(0) <= t.min_confidence <= 1):
             problems.append(f"{where}.min_confidence: must be between 0 and 1")
+        if t.max_entry_price is not None and _finite(t.max_entry_price, f"{where}.max_entry_price", problems):
+            _within(t.max_entry_price, MIN_PRICE, MAX_PRICE, f"{where}.max_entry_price", problems)
         try:
             settings = _settings(t)
             resolve_exit_plan(settings.exit_strategy, settings.custom_exit_plans)
+            if t.max_entry_price is not None and t.max_entry_price.is_finite():
+                entry_price_cap(t.max_entry_price, "max_entry_price")
         except DomainError as exc:
             problems.append(f"{where}: {exc}")
     return problems

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from application.telegram import BotApiUnavailable, BotMessage
+from application.telegram import BotApiRateLimited, BotApiUnavailable, BotMessage
 
 # Telegram's limit on one message's text.
 MAX_TEXT = 4096
@@ -38,7 +38,12 @@ class HttpBotApi:
             raise BotApiUnavailable(f"Telegram {method}: HTTP {response.status_code}, not JSON") from None
         if not isinstance(body, dict) or body.get("ok") is not True:
             description = body.get("description", "") if isinstance(body, dict) else ""
-            raise BotApiUnavailable(f"Telegram {method}: HTTP {response.status_code} {str(description)[:200]}".rstrip())
+            problem = f"Telegram {method}: HTTP {response.status_code} {str(description)[:200]}".rstrip()
+            parameters = body.get("parameters") if isinstance(body, dict) else None
+            retry_after = parameters.get("retry_after") if isinstance(parameters, dict) else None
+            if response.status_code == 429 and isinstance(retry_after, int) and retry_after >= 0:
+                raise BotApiRateLimited(problem, timedelta(seconds=retry_after))
+            raise BotApiUnavailable(problem)
         return body.get("result")
 
     async def updates(self, offset: int | None, timeout: timedelta) -> list[BotMessage]:
@@ -49,9 +54,8 @@ class HttpBotApi:
         result = await self._call("getUpdates", params, timeout=seconds + _POLL_SLACK)
         return [m for m in (parse_update(u) for u in result or []) if m is not None]
 
-    async def send(self, chat_id: int, text: str) -> None:
-        # Plain text (no parse_mode): nothing a command answers can break Telegram's markup parser.
-        await self._call("sendMessage", {"chat_id": chat_id, "text": text[:MAX_TEXT], "disable_web_page_preview": True})
+    async def send(self, chat_id: int, text: str, reply_to: int | None = None) -> None:
+        await self._call("sendMessage", send_message(chat_id, text, reply_to))
 
     async def bot_name(self) -> str:
         if self._name is None:
@@ -60,9 +64,19 @@ class HttpBotApi:
         return self._name
 
 
+def send_message(chat_id: int, text: str, reply_to: int | None = None) -> dict[str, Any]:
+    """sendMessage's parameters. Plain text (no parse_mode): nothing a command answers can break
+    Telegram's markup parser. A reply is threaded to the command it answers."""
+    params: dict[str, Any] = {"chat_id": chat_id, "text": text[:MAX_TEXT], "disable_web_page_preview": True}
+    if reply_to is not None:
+        params["reply_parameters"] = {"message_id": reply_to, "allow_sending_without_reply": True}
+    return params
+
+
 def parse_update(update: Any) -> BotMessage | None:
-    """A text message from an update (getUpdates or a webhook body); None for anything else,
-    which the bot skips. An update without a usable id is None too."""
+    """A message from an update (getUpdates or a webhook body): its text is empty for a message
+    without text or an update of another kind, which the bot skips (its offset still moves on).
+    None for something that is not an update at all."""
     if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
         return None
     message = update.get("message")
@@ -72,5 +86,6 @@ def parse_update(update: Any) -> BotMessage | None:
     text = message.get("text")
     if not isinstance(chat, dict) or not isinstance(chat.get("id"), int):
         return BotMessage(update["update_id"], 0, "", private=False)
+    message_id = message.get("message_id")
     return BotMessage(update["update_id"], chat["id"], text if isinstance(text, str) else "",
-                      private=chat.get("type") == "private")
+                      private=chat.get("type") == "private", message_id=message_id if isinstance(message_id, int) else None)

@@ -205,6 +205,11 @@ class PricePositions:
         self.market, self.clock = market, clock
         self._seen: dict[str, tuple[datetime, Decimal | None]] = {}
 
+    @property
+    def available(self) -> bool:
+        """Whether there is a market to price with (else every position is left unpriced)."""
+        return self.market is not None
+
     async def __call__(self, positions: Iterable[PositionView]) -> list[PricedPosition]:
         priced = []
         for view in positions:

@@ -127,6 +127,7 @@ class SnipeOutcome:
     # Sends the exchange refused as not open yet (10007): expected in the bracket around the open,
     # at most `SnipeTiming.bracket_sends` there (see ExecuteSnipe._plan).
     not_open: int = 0
+    first_send_at: datetime | None = None  # when the first send of this run started (our clock)
 
 
 @dataclass(slots=True)
@@ -179,6 +180,7 @@ class _Sent:
     attempts: int = 0
     not_open: int = 0  # refused as not open yet (10007)
     first_at: datetime | None = None  # when the first send started (our clock)
+    last_at: datetime | None = None  # when the last send started (our clock)
     error: ExchangeError | None = None  # the last reply, when no order is held
     unclear_at: datetime | None = None  # when the last send with no clear answer (timeout, 5xx) ended
     halted: str | None = None  # an emergency stop seen between sends
@@ -302,6 +304,8 @@ class ExecuteSnipe:
         if plan is not None and sent.first_at is not None and _log.isEnabledFor(logging.DEBUG):
             _log.debug("snipe %s: the first send started %d µs after its planned instant", target_id,
                        (sent.first_at - plan.first) // timedelta(microseconds=1))
+        if sent.first_at is not None:
+            outcome = replace(outcome, first_send_at=sent.first_at)
         if sent.not_open:
             _log.info("snipe %s: %d of %d sends refused as not open yet (bracket of at most %d sends, %d trader(s))",
                       target_id, sent.not_open, sent.attempts, plan.dense_sends if plan else 0, run.traders)
@@ -601,14 +605,15 @@ class ExecuteSnipe:
         10 s (MEXC: 500 per endpoint per IP). Each bracket holds at most half of it over N
         (and `bracket_sends`); after it, a trader sends its share of the other half
         `retry_interval` apart, then N * 10 s over that half apart: together they stay inside the
-        budget in any 10 s."""
+        budget in any 10 s. A trader alone on its launch keeps `retry_interval` throughout."""
         assert target.execute_at is not None
         t = self.timing
         open_at = target.execute_at - (run.clock_offset or timedelta(0))
         traders = max(1, run.traders)
         half = t.launch_order_budget // 2
         share = max(1, half // traders)
-        interval = max(t.retry_interval, _RATE_WINDOW * traders / half)
+        # A lone trader keeps `retry_interval` (its client's own limiter holds it inside MEXC's 500 / 10 s).
+        interval = t.retry_interval if traders == 1 else max(t.retry_interval, _RATE_WINDOW * traders / half)
         if run.clock_spread is None or run.latency is None:
             return _Plan(open_at, open_at, 0, share, interval)
         spread = min(run.clock_spread, _MAX_BRACKET_LEAD)
@@ -640,8 +645,9 @@ class ExecuteSnipe:
                     sent.lease_lost = self._lease_lapsing(target, run)
                     return sent
                 sent.attempts += 1
+                sent.last_at = self.clock.now()
                 if sent.attempts == 1:
-                    sent.first_at = self.clock.now()
+                    sent.first_at = sent.last_at
                 try:
                     report = await (
                         exchange.place_market_buy(target.symbol, target.quote_amount, coid)
@@ -653,8 +659,11 @@ class ExecuteSnipe:
                 except NotYetOpen as exc:
                     sent.error = exc
                     sent.not_open += 1
-                    if sent.attempts < plan.dense_sends and self.clock.now() < plan.dense_until:
-                        continue  # inside the bracket: the next send leaves at once (see `_plan`)
+                    if sent.attempts < plan.dense_sends and sent.last_at < plan.dense_until:
+                        # Inside the bracket: the next send leaves at once (see `_plan`). Judged by
+                        # when the refused send left, not by when its refusal came back: a reply
+                        # slowed by a loaded host says nothing about whether the open has come since.
+                        continue
                     quick = sent.attempts < plan.dense_sends + plan.quick_sends
                     await self.clock.sleep(self.timing.retry_interval if quick else plan.interval)
                     continue

@@ -18,7 +18,7 @@ from application.ports import (
     TraderDirectory,
     TraderSettings,
 )
-from application.pre_trade import known_pair_rules, risk_refusals, trade_proposal
+from application.pre_trade import known_pair_rules, standing_refusals, trade_proposal
 from application.timing import SnipeTiming
 from application.trade_book import TradeBook
 from application.use_cases.listings import EXECUTE_SNIPE
@@ -55,11 +55,12 @@ class CreateSnipeTarget:
     """A person names the pair, the amount and the launch: no calendar or state detection
     stands between, so the target is recorded ready (confidence 1) and scheduled at once.
 
-    It is refused (RiskLimitExceeded) when the risk limits would refuse it at launch as the book
-    stands now, by the same specification the executor asks again before the send; below the
-    pair's minimum order value when `rules` can state the pair's (the API has no exchange at
-    hand: there the exchange judges that at the send); and for a launch more than
-    MAX_SCHEDULE_AHEAD away."""
+    It is refused (RiskLimitExceeded) when it breaks a limit nothing before its launch can
+    change (domain.risk.standing_limits: per-snipe amount, precision, quote asset, live allowed),
+    including the pair's minimum order value when `rules` can state the pair's (unknown: the
+    executor judges it before the send); and for a launch more than MAX_SCHEDULE_AHEAD away.
+    The book's limits (concurrent positions, exposure, daily loss) are the executor's, at the
+    launch: a trader at the position maximum today may schedule tomorrow's snipe."""
 
     def __init__(
         self, store: EventStore, traders: TraderDirectory, scheduler: Scheduler, clock: Clock, timing: SnipeTiming,
@@ -106,13 +107,15 @@ async def _check_risk(
     store: EventStore, book: TradeBook, settings: TraderSettings, symbol: Symbol, amount: Decimal, plan: ExitPlan,
     live: bool, launch_at: datetime, rules: SymbolRules | None,
 ) -> None:
-    """Raise RiskLimitExceeded naming every limit the buy would break at its launch, as the book stands now."""
+    """Raise RiskLimitExceeded naming every limit the buy breaks whatever the book holds at its
+    launch (standing_refusals); the book's own limits (positions, exposure, daily loss) are
+    judged at the launch, on the book as it stands then."""
     await book.catch_up(store)
     proposal = trade_proposal(
         book, settings, quote_amount=amount, quote_asset=symbol.quote, exit_plan=plan,
         day=launch_at.astimezone(UTC).date(), rules=rules,
     )
-    reasons = risk_refusals(proposal, live=live, settings=settings)
+    reasons = standing_refusals(proposal, live=live, settings=settings)
     if reasons:
         raise RiskLimitExceeded(reasons)
 

@@ -1,6 +1,12 @@
-"""POST /api/v1/backtests: `sniper backtest` over the bundled listing recordings, for the signed-in
+"""Two reads the dashboard needs beyond the resources of routes.py.
+
+POST /api/v1/backtests: `sniper backtest` over the bundled listing recordings, for the signed-in
 trader's exit strategies (the presets and their own plans), answered as JSON: the per-strategy
-table and each strategy's equity curve (the dashboard draws it)."""
+table and each strategy's equity curve (the dashboard draws it).
+
+GET /api/v1/listings/{coin_id}/analysis: the latest advisory opinion recorded on a listing (an AI
+provider's or the rules', application/ai.py), 404 when there is none. Listings are public: any
+signed-in user may read it."""
 
 from __future__ import annotations
 
@@ -8,31 +14,28 @@ import asyncio
 import threading
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, cast
 
 from dishka import FromDishka
 from dishka.integrations.litestar import DishkaRouter
-from litestar import post
-from litestar.params import JSONBody
+from litestar import get, post
+from litestar.params import JSONBody, PathParameter
 from litestar.status_codes import HTTP_200_OK
-from msgspec import Meta, Struct
+from msgspec import Struct
 
 from adapters.paper.recordings import BUNDLED_RECORDINGS, RecordingDirectory
-from application.errors import InvalidInput
+from application.ai import analysis_stream
+from application.errors import InvalidInput, NotFound
 from application.identity import Identity
+from application.ports import EventStore
 from application.use_cases.backtest import BacktestReport, BacktestRequest, RunBacktest
 from application.use_cases.strategies import ListExitStrategies
 from domain.errors import DomainError
+from domain.events import ListingAnalysed
 from entrypoints.http.errors import error_responses
-from entrypoints.http.schemas import money
+from entrypoints.http.schemas import BacktestIn, money
 
-StrategyName = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
 _ONE_AT_A_TIME = threading.Lock()  # a run takes a core for a moment: never several at once
-
-
-class BacktestIn(Struct, forbid_unknown_fields=True):
-    fee_rate: Annotated[str, Meta(pattern=r"^[0-9]{1,3}(\.[0-9]{1,12})?$", description="taker fee per fill, a fraction")] = "0.0005"
-    strategies: Annotated[list[StrategyName], Meta(max_length=50)] = []
 
 
 class EquityPointOut(Struct):
@@ -100,5 +103,31 @@ def _run(request: BacktestRequest) -> BacktestReport:
         return RunBacktest(RecordingDirectory(BUNDLED_RECORDINGS))(request)
 
 
+class AnalysisOut(Struct):
+    coin_id: str
+    symbol: str
+    score: str  # 0..100
+    explanation: str
+    provider: str
+    similar_symbols: list[str]
+    analysed_at: datetime
+
+
+@get("/listings/{coin_id:str}/analysis", responses=error_responses(400, 401, 404, 429),
+     summary="The latest advisory analysis of a listing (AI or rules), when there is one")
+async def listing_analysis(
+    coin_id: Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$", max_length=200)],
+    identity: FromDishka[Identity], store: FromDishka[EventStore],
+) -> AnalysisOut:
+    events = [r for r in await store.load(analysis_stream(coin_id)) if isinstance(r.event, ListingAnalysed)]
+    if not events:
+        raise NotFound(f"no analysis of listing {coin_id}")
+    latest = events[-1]
+    e = cast(ListingAnalysed, latest.event)
+    return AnalysisOut(e.coin_id, e.symbol, money(e.score), e.explanation, e.provider, list(e.similar_symbols),
+                       latest.occurred_at)
+
+
 def backtests_router() -> DishkaRouter:
-    return DishkaRouter("/api/v1", route_handlers=[run_backtest], tags=["backtests"], security=[{"bearer": []}])
+    return DishkaRouter("/api/v1", route_handlers=[run_backtest, listing_analysis], tags=["cockpit"],
+                        security=[{"bearer": []}])

@@ -24,7 +24,9 @@ from application.credentials import (
 )
 from application.errors import ExchangeError
 from application.identity import Identity, IdentityVerifier
+from application.pair_rules import SharedPairRules
 from application.ports import (
+    Cache,
     Clock,
     EventStore,
     ExchangeTrading,
@@ -169,17 +171,23 @@ class HttpProvider(Provider):
     listings = provide(ListListings, scope=Scope.APP)
 
     @provide(scope=Scope.APP)
-    def create_target(
-        self, store: EventStore, traders: TraderDirectory, scheduler: Scheduler, clock: Clock, timing: SnipeTiming,
-        book: TradeBook,
-    ) -> CreateSnipeTarget:
-        # No exchange at hand here (NoExchangeSession): the pair's minimum order value is not known,
-        # so that one check is left to the exchange at the send; every risk limit is checked.
-        return CreateSnipeTarget(store, traders, scheduler, clock, timing, book, rules=None)
+    def pair_rules(self, cache: Cache) -> SharedPairRules:
+        return SharedPairRules(cache)
 
     @provide(scope=Scope.APP)
-    def update_target(self, store: EventStore, traders: TraderDirectory, clock: Clock, book: TradeBook) -> UpdateSnipeTarget:
-        return UpdateSnipeTarget(store, traders, clock, book, rules=None)
+    def create_target(
+        self, store: EventStore, traders: TraderDirectory, scheduler: Scheduler, clock: Clock, timing: SnipeTiming,
+        book: TradeBook, rules: SharedPairRules,
+    ) -> CreateSnipeTarget:
+        # No exchange at hand here (NoExchangeSession): the pair's minimum order value is known when
+        # a worker read the pair's rules and shared them (SharedPairRules); else the launch judges it.
+        return CreateSnipeTarget(store, traders, scheduler, clock, timing, book, rules=rules)
+
+    @provide(scope=Scope.APP)
+    def update_target(
+        self, store: EventStore, traders: TraderDirectory, clock: Clock, book: TradeBook, rules: SharedPairRules,
+    ) -> UpdateSnipeTarget:
+        return UpdateSnipeTarget(store, traders, clock, book, rules=rules)
 
     cancel_target = provide(CancelSnipeTarget, scope=Scope.APP)
     get_settings = provide(GetTraderSettings, scope=Scope.APP)

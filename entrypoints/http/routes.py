@@ -295,7 +295,7 @@ async def portfolio(
         rendered, open_positions = await read_models.memo(("portfolio", _user(identity)), build)
     else:
         rendered, open_positions = await build()
-    if not open_positions:
+    if not open_positions or not prices.available:
         return rendered
     # Prices move without the projections: the open positions are priced on each read (not kept).
     priced = await prices(open_positions)

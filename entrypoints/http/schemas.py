@@ -593,3 +593,10 @@ class StatusOut(Struct):
             money(s.realised_today), money(s.realised_total), _money_or_none(s.unrealised), money(s.open_exposure),
             [AgentOut.of(a, a.is_stale(now)) for a in s.agents], s.as_of,
         )
+
+
+# --- backtests (entrypoints/http/backtests.py) ------------------------------------------------
+
+class BacktestIn(Struct, forbid_unknown_fields=True):
+    fee_rate: Annotated[str, Meta(pattern=r"^[0-9]{1,3}(\.[0-9]{1,12})?$", description="taker fee per fill, a fraction")] = "0.0005"
+    strategies: Annotated[list[Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]], Meta(max_length=50)] = []

@@ -19,7 +19,7 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from adapters.telegram.bot_api import MAX_TEXT, parse_update
+from adapters.telegram.bot_api import parse_update, send_message
 from application.errors import NotFound
 from application.identity import Identity
 from application.telegram import IssueTelegramLinkCode, TelegramCommands, UnlinkTelegram
@@ -65,8 +65,7 @@ async def telegram_webhook(
     reply = await answer_safely(commands, message) if message is not None else None
     if message is None or reply is None:
         return {}
-    return {"method": "sendMessage", "chat_id": message.chat_id, "text": reply[:MAX_TEXT],
-            "disable_web_page_preview": True}
+    return {"method": "sendMessage", **send_message(message.chat_id, reply, message.message_id)}
 
 
 TELEGRAM_HANDLERS = [telegram_link, telegram_unlink, telegram_webhook]

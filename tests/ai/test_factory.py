@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import textwrap
@@ -18,7 +19,8 @@ from adapters.eventstore.memory import InMemoryEventStore
 from adapters.memory import InMemoryCache
 from application.ai import RuleAnalyst
 from application.errors import ConfigurationError
-from entrypoints.ai import build_analysts, build_embeddings, build_enrichment
+from entrypoints.ai import AI_EXTRA, build_analysts, build_embeddings, build_enrichment
+from entrypoints.cli import main
 from entrypoints.config import ENV_VARS, SECRET_VARS, load_settings
 from tests.ai.support import KEYS, LAUNCH, brief
 
@@ -93,10 +95,40 @@ def test_every_ai_variable_is_listed_documented_and_keys_are_secret() -> None:
     assert KEYS["openai"] not in repr(settings) and KEYS["cohere"] not in repr(settings)
 
 
+@pytest.mark.parametrize("variable, sdk", [
+    ("OPENAI_API_KEY", "openai"), ("ANTHROPIC_API_KEY", "anthropic"), ("PERPLEXITY_API_KEY", "openai"),
+    ("COHERE_API_KEY", "cohere"),
+])
+def test_a_key_without_its_sdk_installed_is_one_line_naming_the_extra(
+    variable: str, sdk: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SDKs are the `ai` extra: as if it were not installed (the import blocked), a key set
+    stops the build, and `sniper worker` before it starts, in one line that names the extra."""
+    monkeypatch.setitem(sys.modules, sdk, None)  # `import openai` fails; importlib finds no spec
+    with pytest.raises(ModuleNotFoundError):
+        __import__(sdk)
+    ai = load_settings({variable: "sk-secret-key"}).ai
+    clock = ManualClock(LAUNCH)
+    with pytest.raises(ConfigurationError) as caught:
+        build_enrichment(ai, InMemoryEventStore(), clock, InMemoryCache(clock))
+    expected = f"{variable} is set but the {sdk} SDK is not installed: pip install '{AI_EXTRA}' (or unset {variable})"
+    assert str(caught.value) == expected and AI_EXTRA == "mexc-sniper[ai]"
+
+    for name in AI_KEYS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, "sk-secret-key")
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["worker", "--for", "1"], out, err) == 2
+    assert err.getvalue() == f"sniper: {expected}\n" and out.getvalue() == ""
+
+
 def test_with_no_key_no_ai_sdk_is_imported_and_nothing_is_connected_to() -> None:
-    """In a fresh interpreter with every socket connection refused: rules only, no SDK loaded."""
+    """In a fresh interpreter with every socket connection refused and the SDKs' imports blocked
+    (as without the `ai` extra): rules only, and nothing tried to load an SDK."""
     script = textwrap.dedent("""
         import asyncio, socket, sys
+        for sdk in ("openai", "anthropic", "cohere"):
+            sys.modules[sdk] = None  # an import of one fails, as when the `ai` extra is not installed
         from datetime import UTC, datetime, timedelta
         from decimal import Decimal
 
@@ -122,7 +154,7 @@ def test_with_no_key_no_ai_sdk_is_imported_and_nothing_is_connected_to() -> None
             print(result.opinion.provider, result.opinion.score)
 
         asyncio.run(main())
-        loaded = sorted(m for m in ("openai", "anthropic", "cohere", "httpx2") if m in sys.modules)
+        loaded = sorted(m for m in ("openai", "anthropic", "cohere", "httpx2") if sys.modules.get(m) is not None)
         print("sdks:", loaded)
     """)
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}

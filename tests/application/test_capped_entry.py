@@ -5,13 +5,16 @@ fills and the target says why; a partial fill opens a position of what filled, n
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
+from adapters.clock import ManualClock
 from adapters.eventstore.codec import decode_event, encode_event
 from adapters.memory import InMemoryScheduler
 from application import repository
+from application.errors import ConfigurationError
 from application.ports import OrderReport, OrderStatus, TraderSettings
 from application.use_cases.snipe import ExecuteSnipe, SnipeResult
 from application.use_cases.targets import CreateSnipeTarget, NewSnipe, SnipeAmendment, UpdateSnipeTarget
@@ -30,7 +33,7 @@ from domain.target import SnipeTarget, TargetStatus, entry_price_cap, target_str
 from domain.trader import Trader, TradingPreferences
 from domain.values import ClientOrderId, Symbol
 from entrypoints.timeline import describe
-from tests.adapters.paper_support import ANNOUNCED, LAUNCH
+from tests.adapters.paper_support import ANNOUNCED, LAUNCH, build_scenario, trader
 from tests.application.support import COIN, DEADLINE, NEW, World, before_launch, coid_of, world_at
 
 
@@ -237,3 +240,32 @@ class TestHistory:
             "target t created: 10 USDT, exit plan balanced, entry capped at 0.0123",
             "IOC limit buy for 10 at most 0.0123 each submitted (client id snp1)",
         ]
+
+
+class TestScenario:
+    """A replay scenario's trader may carry a cap: the calendar's targets for them take it, and the
+    whole auto-snipe path (calendar, ready state, launch) runs it on the paper exchange."""
+
+    async def test_an_auto_snipe_capped_below_the_open_fails_saying_why_and_one_above_fills(self) -> None:
+        scenario = build_scenario(traders=[trader(user_id="alice", max_entry_price="0.1"),
+                                           trader(user_id="bob", max_entry_price="0.75")])
+        world = World(scenario, ManualClock(ANNOUNCED))
+        await world.sync_calendar()()
+        world.clock.set(LAUNCH - timedelta(minutes=20))  # the ready state is in force: both are scheduled
+        await world.detect_ready()()
+        world.clock.set(before_launch())
+        outcomes = {user: await world.execute_snipe()(target_id_for(user, COIN)) for user in ("alice", "bob")}
+
+        assert outcomes["bob"].result is SnipeResult.FILLED, outcomes["bob"].detail
+        assert outcomes["alice"].result is SnipeResult.FAILED
+        assert outcomes["alice"].detail.startswith("no fill at or below the cap 0.1: the price opened at 0.5")
+
+    @pytest.mark.parametrize(("cap", "problem"), [
+        ("0", "traders[0].max_entry_price: must be between"),
+        ("2E+9", "traders[0].max_entry_price: must be between"),
+        ("0.0000000000001", "traders[0].max_entry_price: must be between"),
+    ])
+    def test_a_bad_cap_in_a_scenario_is_one_line_naming_it(self, cap: str, problem: str) -> None:
+        with pytest.raises(ConfigurationError) as info:
+            build_scenario(traders=[trader(max_entry_price=cap)])
+        assert problem in str(info.value) and "\n" not in str(info.value)

@@ -16,7 +16,7 @@ from domain.errors import EmergencyStopActive, InvalidTransition
 from domain.events import Cause, ExitOrderSubmitted, ManualExitFilled
 from domain.position import Position, PositionStatus, position_stream
 from tests.application.support import World
-from tests.application.test_positions import filled_world, position_events, tick
+from tests.application.test_positions import filled_world, position_events
 
 
 def close(world: World) -> ClosePosition:

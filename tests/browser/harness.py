@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,11 +31,13 @@ from adapters.memory import InMemoryScheduler
 from adapters.paper.exchange import PaperExchange
 from adapters.paper.scenario import Scenario, parse_scenario
 from application.accounts import PaperOrLive
+from application.ai import analysis_stream
 from application.ports import EventStore, LockService
 from application.trade_book import TradeBook
 from application.use_cases.listings import EXECUTE_SNIPE, DetectReadyStates, SyncCalendar
 from application.use_cases.positions import ManagePositions
 from application.use_cases.snipe import ExecuteSnipe
+from domain.events import ListingAnalysed, Recorded
 from entrypoints.config import Settings
 from entrypoints.container import paper_trading_container
 from entrypoints.http import create_app
@@ -211,6 +214,17 @@ class Bench:
                 return
             await asyncio.sleep(0.01)
         raise RuntimeError("the API did not start")
+
+    def analyse(self, coin_id: str, symbol: str, score: str, explanation: str) -> None:
+        """Record an advisory analysis of a listing, as the worker's analyst does."""
+        event = ListingAnalysed(coin_id, symbol, Decimal(score), explanation, "rules", ("ALPHAUSDT",), Decimal(0))
+        stream = analysis_stream(coin_id)
+
+        async def record() -> None:
+            version = len(await self.replay.store.load(stream)) + 1
+            await self.replay.store.append([Recorded(stream, version, datetime.now(UTC), "system", f"listing-{coin_id}", event)])
+
+        self.call(record)
 
     def replay_until(self, moment: datetime) -> None:
         self.call(lambda: self.replay.until(moment))

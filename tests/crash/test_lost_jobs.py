@@ -166,7 +166,10 @@ async def stop(worker: Child) -> None:
 def assert_one_live_order(fake: FakeMexcServer) -> None:
     coid = snipe_client_order_id(target_id_for(USER, COIN)).value
     assert [o.client_order_id for o in fake.accepted_orders(SYMBOL)] == [coid]
-    assert len(fake.order_arrivals) == 1, fake.order_arrivals  # one send in all, not a refused second
+    # One send accepted; any other was refused as sent before the open (10007: the send plan's
+    # early tries around the launch), never a second order refused as a duplicate.
+    outcomes = [a.outcome for a in fake.order_arrivals]
+    assert outcomes.count("accepted") == 1 and set(outcomes) <= {"accepted", "10007"}, fake.order_arrivals
 
 
 async def test_a_worker_killed_mid_calendar_round_does_not_block_the_calendar_poll(
@@ -207,9 +210,10 @@ async def test_a_worker_killed_mid_calendar_round_does_not_block_the_calendar_po
 async def test_a_worker_stopped_past_its_grace_mid_calendar_round_does_not_block_the_calendar_poll(
     fake: FakeMexcServer, fresh_postgres_database: str, redis_url: str, prefix: str, children: Children,
 ) -> None:
-    """A plain SIGTERM while a shared round hangs: the stopping worker ends the round (its grace,
-    1 s here, runs out; the round is cut off) and exits. SAQ leaves the round's job active; the
-    other worker, running all along, takes the poll up within seconds."""
+    """A plain SIGTERM while a shared round hangs (on a calendar request that never answers): the
+    stopping worker cuts the round off (at the latest when its grace, 1 s here, runs out) and
+    exits. SAQ leaves the round's job active; the other worker, running all along, ends that
+    run once its heartbeat has been silent 10 s, runs the poll again at once and snipes."""
     db = fresh_postgres_database
     await seed_live_trader(db)
     env = worker_env(db, fake, redis_url, prefix)

@@ -22,6 +22,7 @@ STORED = {
     "DustWrittenOff", "PositionClosed", "EmergencyStopActivated", "EmergencyStopCleared",
     "CredentialsStored", "CredentialsRotated", "CredentialsDeleted",
     "SnipeTargetAmended", "TraderSettingsChanged", "ExitStrategySaved", "ExitStrategyDeleted",
+    "TelegramLinkCodeIssued", "TelegramChatLinked", "TelegramChatUnlinked",
 }
 
 # The events DESIGN.md names.

@@ -17,8 +17,9 @@ async def test_paper_snipe_with_a_cap_above_the_price_fills_and_sends_no_order(e
     code, out, err = await cli("snipe", "NEWUSDT", "--quote-amount", "10.01", "--max-price", "0.0001")
     assert code == 0, err
     assert out.startswith("paper snipe of NEWUSDT for 10.01 USDT at most 0.0001 each")
-    assert "IOC limit buy for 10.01 at most 0.0001 each submitted" in out
-    assert "FILLED 100100 @ 0.00009512" in out  # 10.01 / 0.0001, filled at the price
+    flat = " ".join(out.split())  # long lines may be wrapped to the terminal
+    assert "IOC limit buy for 10.01 at most 0.0001 each submitted" in flat
+    assert "FILLED 100100 @ 0.00009512" in flat  # 10.01 / 0.0001, filled at the price
     assert fake.accepted_orders() == []
 
 
@@ -26,10 +27,11 @@ async def test_paper_snipe_with_a_cap_below_the_price_buys_nothing_and_says_why(
                                                                                 fake: FakeMexcServer) -> None:  # noqa: F811
     code, out, err = await cli("snipe", "NEWUSDT", "--quote-amount", "10.01", "--max-price", "0.00001")
     assert code != 0
-    assert "failed: no fill at or below the cap 0.00001: the price opened at 0.00009512" in out
+    assert "failed: no fill at or below the cap 0.00001: the price opened at 0.00009512" in " ".join(out.split())
     code, history, err = await cli("history", "--all")
     assert code == 0, err
-    assert "no fill at or below the cap 0.00001" in history and "entry capped at 0.00001" in history
+    flat = " ".join(history.split())  # long lines may be wrapped to the terminal
+    assert "no fill at or below the cap 0.00001" in flat and "entry capped at 0.00001" in flat
 
 
 async def test_live_snipe_with_a_cap_sends_one_ioc_limit_order(env: Path, fake: FakeMexcServer,  # noqa: F811
@@ -39,7 +41,7 @@ async def test_live_snipe_with_a_cap_sends_one_ioc_limit_order(env: Path, fake: 
     assert code == 0, err
     [order] = fake.accepted_orders("NEWUSDT")
     assert (order.type, order.price, order.orig_qty) == ("IMMEDIATE_OR_CANCEL", Decimal("0.0001"), Decimal("100100"))
-    assert "FILLED 100100 @ 0.00009512" in out
+    assert "FILLED 100100 @ 0.00009512" in " ".join(out.split())
 
 
 @pytest.mark.parametrize("cap", ["0", "-0.1", "abc", "0.0000000000000000001"])

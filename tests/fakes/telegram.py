@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,7 @@ class SentMessage:
     disable_notification: bool
     params: dict[str, Any]  # everything sent, as parsed
     message_id: int
+    at: float = 0.0  # time.monotonic() when it arrived
 
 
 class TelegramApiError(Exception):
@@ -136,12 +138,14 @@ class FakeTelegram(LocalHttpServer):
                 raise TelegramApiError(429, f"Too Many Requests: retry after {self.retry_after}",
                                        {"retry_after": self.retry_after})
             raise TelegramApiError(self.fail_with, "Internal Server Error")
-        if "chat_id" not in params or not str(params.get("text", "")).strip():
-            raise TelegramApiError(400, "Bad Request: chat_id and a non-empty text are required")
+        if not str(params.get("chat_id", "")).strip():
+            raise TelegramApiError(400, "Bad Request: chat not found")
+        if not str(params.get("text", "")).strip():
+            raise TelegramApiError(400, "Bad Request: message text is empty")
         message_id = self._next_message_id
         self._next_message_id += 1
         sent = SentMessage(str(params["chat_id"]), str(params["text"]), _flag(params.get("disable_notification")),
-                           params, message_id)
+                           params, message_id, time.monotonic())
         async with self._changed:
             self.messages.append(sent)
             self._changed.notify_all()

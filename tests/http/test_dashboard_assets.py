@@ -73,3 +73,8 @@ async def test_a_backtest_runs_over_the_bundled_listings(client: AsyncTestClient
     assert unknown.status_code == 400 and "nope" in unknown.json()["detail"]
     fee = await client.post("/api/v1/backtests", json={"fee_rate": "0.5"}, headers=auth)
     assert fee.status_code == 400 and "fee rate must be at least 0 and below 0.1" in fee.json()["detail"]
+
+
+async def test_a_listing_without_an_analysis_answers_404(client: AsyncTestClient) -> None:
+    answer = await client.get("/api/v1/listings/nothing-1/analysis", headers=auth_of("alice"))
+    assert answer.status_code == 404 and "no analysis of listing nothing-1" in answer.json()["detail"]

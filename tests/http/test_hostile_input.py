@@ -133,5 +133,6 @@ async def test_no_page_loads_anything_from_another_origin(client: AsyncTestClien
         text = r.text
         if "html" in r.headers.get("content-type", "") or "<html" in text.lower() or "<script" in text.lower():
             assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text, re.IGNORECASE), path
-            assert "<script" not in text.lower(), path
+            # The dashboard's page (/) loads its modules from its own origin only; no inline script anywhere.
+            assert not re.search(r"""<script(?![^>]*\bsrc="/[a-z])""", text, re.IGNORECASE), path
         assert "cdn.jsdelivr.net" not in text and "unpkg.com" not in text, path

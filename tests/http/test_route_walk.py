@@ -45,7 +45,7 @@ async def world():
                              json={"take_profits": [{"gain_percent": "30", "sell_percent": "100"}], "stop_loss_percent": "8"})
         assert r.status_code == 200, r.text
         yield client, app, {"target_id": open_target, "filled_target_id": target_id, "position_id": position_id,
-                            "name": "alices-plan"}
+                            "name": "alices-plan", "coin_id": "walk-1"}
     await container.close()
 
 

@@ -1,6 +1,8 @@
 """Rules as a trader reads them, through the API (issue 12): a target follows the trader's live
-or paper profile, the risk limits refuse at creation and amendment what they would refuse at
-launch, an exit plan stays within sane bounds, and the emergency stop is an idempotent button."""
+or paper profile, creation and amendment refuse what no change before the launch can make
+acceptable (the amount, its precision, the pair's known minimum order value) and leave the
+book's limits (positions, exposure, daily loss) to the launch, an exit plan stays within sane
+bounds, and the emergency stop is an idempotent button."""
 
 from __future__ import annotations
 
@@ -132,8 +134,11 @@ async def test_a_live_target_is_refused_when_live_trading_is_off_at_amendment(cl
     assert r.status_code == 422 and "live trading is not enabled for this user" in r.json()["detail"]
 
 
-async def test_the_daily_loss_limit_counts_the_new_snipe_at_its_stop_loss() -> None:
+async def test_the_daily_loss_limit_is_left_to_the_launch() -> None:
     # Limit 5; 4.018 lost today; a 20 USDT snipe with the 10 % stop-loss could lose 2.019 more.
+    # The day's loss can still change before the launch (an exit in profit, another at a loss):
+    # the snipe is scheduled, and the executor refuses it at the launch if the loss then says so
+    # (the refusal and its words: features/risk.feature, "counts this snipe at its stop-loss").
     # The app's clock is fixed: the loss and the launch fall on the same UTC day whenever this runs.
     noon = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     settings = Settings(database_url="memory://")
@@ -147,16 +152,84 @@ async def test_the_daily_loss_limit_counts_the_new_snipe_at_its_stop_loss() -> N
             daily = (await client.get("/api/v1/pnl/daily?from=2026-11-25&to=2026-11-25", headers=A)).json()
             assert daily == [{"day": "2026-11-25", "realised_pnl": "-4.018"}]
             r = await client.post("/api/v1/targets", headers=A, json=body)
+            assert r.status_code == 201, r.text
+            assert r.json()["status"] == "scheduled"
+    finally:
+        await container.close()
+
+
+async def seed_open_position(store: EventStore, user_id: str, coin: str, cost: Decimal, at: datetime) -> None:
+    """An open position of `cost` USDT, filled from a snipe of `coin`."""
+    from application import repository
+    from domain.events import Cause
+    from domain.exit_plans import PRESETS
+    from domain.listing import target_id_for
+    from domain.position import Position
+    from domain.target import SnipeTarget
+    from domain.values import Symbol
+
+    symbol, plan = Symbol(coin, "USDT"), PRESETS["balanced"]
+    target_id = target_id_for(user_id, f"coin-{coin}")
+    cause = Cause(at, target_id)
+    target = SnipeTarget.create(target_id, user_id, f"coin-{coin}", symbol, at, cost, plan, Decimal(1), False, cause)
+    position = Position.open(target_id, user_id, symbol, Decimal(1), cost, cost, Decimal("0.01"), "USDT", 2, plan,
+                             cause)
+    await repository.save(store, target, position)
+
+
+async def test_a_trader_at_the_position_and_exposure_maximum_may_schedule_a_later_snipe() -> None:
+    """One position allowed and open, with the whole exposure in it: a snipe for later is still
+    scheduled (the position may be closed by then), and amended; the launch judges the book."""
+    settings = Settings(database_url="memory://")
+    container = http_container(settings, ManualClock(datetime(2026, 11, 25, 12, 0, tzinfo=UTC)), FakeSecurity())
+    app = create_app(container, replace(settings.http, rate_limit_per_minute=10_000))
+    body = {"symbol": "NEWUSDT", "launch_at": "2026-11-26T09:00:00Z", "quote_amount": "20"}
+    try:
+        async with AsyncTestClient(app=app) as client:
+            r = await client.put("/api/v1/settings", headers=A,
+                                 json=settings_body(max_concurrent_positions=1, max_total_exposure="20"))
+            assert r.status_code == 200, r.text
+            await seed_open_position(await container.get(EventStore), ALICE, "HELD", Decimal(20),
+                                     datetime(2026, 11, 25, 11, 0, tzinfo=UTC))
+            assert len((await client.get("/api/v1/portfolio", headers=A)).json()["positions"]) == 1
+            r = await client.post("/api/v1/targets", headers=A, json=body)
+            assert r.status_code == 201, r.text
+            r = await client.patch(f"/api/v1/targets/{r.json()['target_id']}", headers=A, json={"quote_amount": "15"})
+            assert r.status_code == 200, r.text
+            # What no change of the book can mend is still refused at once.
+            r = await client.post("/api/v1/targets", headers=A, json=body | {"symbol": "BIGUSDT", "quote_amount": "101"})
+            assert r.status_code == 422 and "exceeds the per-snipe limit 100" in r.json()["detail"], r.text
+    finally:
+        await container.close()
+
+
+async def test_an_amount_below_the_pairs_known_minimum_order_value_is_refused() -> None:
+    """A worker read NEWUSDT's rules from MEXC (minimum order value 5 USDT) and shared them: the
+    API refuses less, at creation and at amendment, naming the minimum. A pair nobody read yet is
+    accepted: the executor checks it against MEXC before the send."""
+    from application.pair_rules import SharedPairRules
+    from application.ports import Cache, SymbolRules
+    from domain.values import Symbol
+
+    settings = Settings(database_url="memory://")
+    container = http_container(settings, ManualClock(datetime(2026, 11, 25, 12, 0, tzinfo=UTC)), FakeSecurity())
+    app = create_app(container, replace(settings.http, rate_limit_per_minute=10_000))
+    body = {"launch_at": "2026-11-26T09:00:00Z", "quote_amount": "2"}
+    try:
+        async with AsyncTestClient(app=app) as client:
+            await client.put("/api/v1/settings", headers=A, json=settings_body())
+            shared = SharedPairRules(await container.get(Cache))
+            await shared.record(SymbolRules(Symbol("NEW", "USDT"), 8, 0, Decimal(5), Decimal("0.0005")))
+            r = await client.post("/api/v1/targets", headers=A, json=body | {"symbol": "NEWUSDT"})
             assert r.status_code == 422, r.text
-            assert ("today's loss 4.018 + open positions at their stop-losses 0 + this snipe at its 10% stop-loss, "
-                    "fees both ways, 2.019 = 6.037 would exceed the daily loss limit 5") in r.json()["detail"]
-            # A smaller snipe fits: 9 USDT could lose 0.9 + 0.0045 + 0.00405.
-            r = await client.post("/api/v1/targets", headers=A, json=body | {"quote_amount": "9"})
+            assert "quote amount 2 is below the pair's minimum order value 5" in r.json()["detail"]
+            r = await client.post("/api/v1/targets", headers=A, json=body | {"symbol": "OTHERUSDT"})
+            assert r.status_code == 201, r.text  # unknown rules: left to the launch
+            r = await client.post("/api/v1/targets", headers=A, json=body | {"symbol": "NEWUSDT", "quote_amount": "5"})
             assert r.status_code == 201, r.text
-            # The next day starts with no loss: the same 20 USDT goes.
-            r = await client.post("/api/v1/targets", headers=A, json=body | {"symbol": "NEXTUSDT",
-                                                                            "launch_at": "2026-11-26T09:00:00Z"})
-            assert r.status_code == 201, r.text
+            r = await client.patch(f"/api/v1/targets/{r.json()['target_id']}", headers=A, json={"quote_amount": "4.99"})
+            assert r.status_code == 422, r.text
+            assert "quote amount 4.99 is below the pair's minimum order value 5" in r.json()["detail"]
     finally:
         await container.close()
 

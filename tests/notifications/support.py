@@ -4,10 +4,11 @@ that must come of a recorded history (worked out here from the events, not by th
 from __future__ import annotations
 
 import hashlib
+import io
 import hmac
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -15,9 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.clock import SystemClock
 from adapters.eventstore.schema import notification_outbox
+from adapters.paper.scenario import load_scenario
 from application.notifications import ChangeNotificationSettings, ChannelChange, SecretSealer
 from application.ports import EventStore
 from domain.events import ExitFilled, Recorded
+from entrypoints.config import Settings
 
 WEBHOOK_SECRET = "whsec-test-0123456789"
 ALICE_CHAT, BOB_CHAT = "1001", "-1002"
@@ -54,6 +57,24 @@ def recipients(rec: Recorded, users: list[str]) -> list[str]:
     if scope is not None:
         return list(users) if scope == "global" else [scope]
     return [rec.user_id]
+
+
+async def demo_history(monkeypatch, run_id: str) -> list[Recorded]:  # noqa: ANN001
+    """The bundled scenario as `sniper demo` plays it (virtual time) on memory://, which is fast:
+    its events without positions, to be appended to a test's store after the subscriptions."""
+    from entrypoints import demo
+
+    stores = []
+    follow = demo.follow_run
+
+    async def following(book, store, scenario, run, out):  # noqa: ANN001, ANN202
+        stores.append(store)
+        return await follow(book, store, scenario, run, out)
+
+    monkeypatch.setattr(demo, "follow_run", following)
+    await demo.run_demo(Settings(database_url="memory://"), load_scenario(Settings().scenario_path), run_id,
+                        io.StringIO())
+    return [replace(rec, position=None) for rec in await stores[0].read_all()]
 
 
 async def subscribe(store: EventStore, sealer: SecretSealer | None, sub: Subscription,

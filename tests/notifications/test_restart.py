@@ -9,22 +9,22 @@ turned on and off. The notifier is the worker's (entrypoints/notifications.py)."
 
 from __future__ import annotations
 
-import io
+import asyncio
 from collections import Counter
-from dataclasses import replace
 from datetime import timedelta
+
+from sqlalchemy import update
 
 from adapters.clock import ManualClock, SystemClock
 from adapters.eventstore.migrate import ensure_schema
+from adapters.eventstore.schema import proj_checkpoints
 from adapters.eventstore.sqlalchemy_store import SqlEventStore, open_engine
 from adapters.notifications import SqlNotificationOutbox
-from adapters.paper.scenario import load_scenario
 from application import repository
 from application.notifications import PENDING
-from domain.events import Cause, Recorded
+from domain.events import Cause
 from domain.safety import SafetySwitch, safety_stream
 from entrypoints.config import Settings, load_settings
-from entrypoints.demo import run_demo
 from entrypoints.notifications import notification_sealer, trade_notifier
 from tests.fakes.smtp import FakeSmtp
 from tests.fakes.telegram import FakeTelegram
@@ -35,6 +35,7 @@ from tests.notifications.support import (
     WEBHOOK_SECRET,
     Subscription,
     day,
+    demo_history,
     expected_sources,
     outbox_rows,
     signed,
@@ -59,23 +60,6 @@ async def open_store(settings: Settings) -> SqlEventStore:
     engine = await open_engine(settings.database_url)
     await ensure_schema(engine, initialise_empty=True)
     return SqlEventStore(engine)
-
-
-async def demo_history(monkeypatch) -> list[Recorded]:  # noqa: ANN001
-    """The bundled scenario as `sniper demo` plays it, on memory:// (fast): its events, to be
-    appended to the test's store after the subscriptions."""
-    from entrypoints import demo
-
-    stores = []
-    follow = demo.follow_run
-
-    async def following(book, store, scenario, run_id, out):  # noqa: ANN001, ANN202
-        stores.append(store)
-        return await follow(book, store, scenario, run_id, out)
-
-    monkeypatch.setattr(demo, "follow_run", following)
-    await run_demo(Settings(database_url="memory://"), load_scenario(Settings().scenario_path), RUN, io.StringIO())
-    return [replace(rec, position=None) for rec in await stores[0].read_all()]
 
 
 async def stop_and_clear(store: SqlEventStore, scope: str, by: str, reason: str) -> None:
@@ -115,7 +99,7 @@ async def test_every_event_once_per_channel_across_a_notifier_restart(tmp_path, 
             await subscribe(store, sealer, alice, {"webhook": WEBHOOK_SECRET})
             after = await subscribe(store, sealer, bob)
 
-            await store.append(await demo_history(monkeypatch))
+            await store.append(await demo_history(monkeypatch, RUN))
             await stop_and_clear(store, "global", "ops@desk", "exchange maintenance")
             await stop_and_clear(store, alice.user_id, alice.user_id, "going to sleep")
             history = await store.read_all()
@@ -136,8 +120,6 @@ async def test_every_event_once_per_channel_across_a_notifier_restart(tmp_path, 
                 # While A holds the lease, another worker plans and sends nothing.
                 async with trade_notifier(settings, store, clock, "worker-c") as c:
                     assert await c.round() == 0 and not c.holding
-                import asyncio
-
                 stopped = asyncio.Event()
                 stopped.set()
                 await a.run(stopped, final_drain=timedelta(0))
@@ -153,10 +135,6 @@ async def test_every_event_once_per_channel_across_a_notifier_restart(tmp_path, 
 
             # And one more start from a rewound checkpoint: the outbox's keys keep it from repeating.
             async with store_b.engine.begin() as conn:
-                from sqlalchemy import update
-
-                from adapters.eventstore.schema import proj_checkpoints
-
                 await conn.execute(update(proj_checkpoints).where(proj_checkpoints.c.name == "notifications")
                                    .values(position=0))
             async with trade_notifier(settings, store_b, clock, "worker-d") as d:

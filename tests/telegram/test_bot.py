@@ -35,6 +35,7 @@ from domain.values import Symbol
 from entrypoints.http.providers import NoExchangeSession
 from entrypoints.telegram import TelegramBot
 from tests.fakes.telegram import FakeTelegram
+from tests.telegram.support import ask
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ALICE_CHAT, STRANGER_CHAT = 111, 999
@@ -95,11 +96,9 @@ class World:
 
     async def ask(self, chat: int, text: str, *, chat_type: str = "private") -> str:
         before = len(self.tg.messages)
-        await self.tg.push_update(chat, text, chat_type=chat_type)
-        await self.tg.wait_for_messages(before + 1)
-        [reply] = self.tg.messages[before:]
-        assert reply.chat_id == str(chat)
-        return reply.text
+        answer = await ask(self.tg, chat, text, chat_type=chat_type)
+        assert len(self.tg.messages) == before + 1  # one answer, nothing else
+        return answer
 
 
 def scheduled(target_id: str, user_id: str, coin: str, launch: datetime, amount: str) -> SnipeTarget:
@@ -183,6 +182,14 @@ async def test_commands_in_a_group_are_refused_even_with_a_good_code(world: Worl
     await link(world)  # the code was not spent
 
 
+async def test_linking_points_the_users_telegram_notifications_at_the_chat(world: World) -> None:
+    from application.notifications import GetNotificationSettings
+
+    await link(world)
+    channel = (await GetNotificationSettings(world.store)("alice")).channel("telegram")
+    assert channel is not None and (channel.enabled, channel.address) == (True, str(ALICE_CHAT))
+
+
 async def test_every_command_answers_for_the_linked_user(world: World) -> None:
     await link(world)
     assert await world.ask(ALICE_CHAT, "/help") == HELP
@@ -257,3 +264,17 @@ async def test_a_telegram_outage_is_waited_out_and_the_bot_goes_on(world: World)
     world.tg.methods["getUpdates"] = flaky
     assert (await world.ask(ALICE_CHAT, "/status")).startswith("Trading: on")
     assert failing["left"] == 0
+
+
+async def test_a_reply_telegram_rate_limits_is_sent_again_after_the_wait_it_asks(world: World) -> None:
+    await link(world)
+    world.tg.fail_with, world.tg.fail_times, world.tg.retry_after = 429, 1, 1
+    assert (await world.ask(ALICE_CHAT, "/status")).startswith("Trading: on")
+    assert [method for method, _ in world.tg.calls].count("sendMessage") == 3  # link answer, refused, sent again
+
+
+async def test_start_without_a_code_says_whether_the_chat_is_linked(world: World) -> None:
+    assert await world.ask(ALICE_CHAT, "/start") == NOT_LINKED
+    await link(world)
+    assert await world.ask(ALICE_CHAT, "/start") == "This chat is linked. /help lists the commands."
+

@@ -20,6 +20,7 @@ from entrypoints.config import ObservabilitySettings, Settings
 from entrypoints.telegram import TelegramBotProfile
 from tests.crash.support import Children, all_events, child_env, eventually, fake_exchange
 from tests.fakes.telegram import FakeTelegram
+from tests.telegram.support import ask as ask_bot
 from tests.http.conftest import make_app
 from tests.http.support import auth
 
@@ -41,12 +42,7 @@ async def test_every_command_through_telegram_against_a_running_worker_and_the_a
                         TELEGRAM_BOT_TOKEN=tg.token, TELEGRAM_API_URL=tg.api_url)
 
         async def ask(chat: int, text: str) -> str:
-            before = len(tg.messages)
-            await tg.push_update(chat, text)
-            await tg.wait_for_messages(before + 1, timeout=30)
-            [reply] = tg.messages[before:]
-            assert reply.chat_id == str(chat)
-            return reply.text
+            return await ask_bot(tg, chat, text, timeout=30)
 
         try:
             worker = await children.start("worker", env, "-m", "entrypoints.cli", "worker")
@@ -106,6 +102,11 @@ async def test_every_command_through_telegram_against_a_running_worker_and_the_a
                 # The paper account: SNIPER_PAPER_WALLET (1000 USDT) less the snipe's cost and fee, and its coins.
                 assert await ask(ALICE_CHAT, "/balance") == \
                     "Balances (paper):\nNEW: 105235 free, 0 locked\nUSDT: 989.98504182 free, 0 locked"
+                # Under the person's own stop a close is refused (their stop holds every exit).
+                assert (await ask(ALICE_CHAT, "/halt hands off")).startswith("Trading halted: hands off.")
+                assert (await ask(ALICE_CHAT, f"/close {position_id}")).startswith(
+                    "Refused: emergency stop pressed by alice at "), "a close under a person's stop"
+                assert await ask(ALICE_CHAT, "/resume") == "Emergency stop cleared.\nTrading: on"
                 closed = await ask(ALICE_CHAT, f"/close {position_id}")
                 assert closed.startswith(f"Sold 105235 of {position_id} at 0.00009512: closed, realised P&L "), closed
                 assert await ask(ALICE_CHAT, f"/close {position_id}") == f"{position_id} is closed already; nothing sent."
@@ -121,11 +122,13 @@ async def test_every_command_through_telegram_against_a_running_worker_and_the_a
             await container.close()
     events = await all_events(url)
     stops = [r for r in events if isinstance(r.event, EmergencyStopActivated)]
-    assert [(r.user_id, r.event.activated_by, r.event.automatic) for r in stops] == [("alice", "alice", False)]
+    assert [(r.user_id, r.event.activated_by, r.event.automatic, r.event.reason) for r in stops] == [
+        ("alice", "alice", False, "token unlock at noon"), ("alice", "alice", False, "hands off")]
     exits = [r for r in events if isinstance(r.event, ExitFilled)]
     assert [type(r.event).__name__ for r in exits] == ["ManualExitFilled"]
     assert any(isinstance(r.event, PositionClosed) for r in events)
     assert mexc.accepted_orders() == []  # paper: nothing reached the exchange's order book
+    assert tg.token not in worker.output + worker.stderr  # the token is a secret: never printed or logged
     answered = [line for line in worker.stderr.splitlines() if "telegram bot: answered" in line]
     print(f"\ntelegram answers through the worker: {len(answered)}; " + ", ".join(
         line.rsplit(" in ", 1)[-1] for line in answered))

@@ -80,3 +80,33 @@ async def test_on_redis_one_bot_of_the_deployment_answers(redis_url: str) -> Non
         if keys:
             await client.delete(*keys)
         await client.aclose()
+
+
+class LeaseOutage:
+    """The lease service unreachable for its first `failures` takes (Redis down), then as `real`."""
+
+    def __init__(self, real: LockService, failures: int) -> None:
+        self.real, self.failures = real, failures
+
+    def lease(self, key: str, ttl: timedelta):  # noqa: ANN201
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("lease service unreachable")
+        return self.real.lease(key, ttl)
+
+    async def renew(self, lease, ttl: timedelta) -> bool:  # noqa: ANN001
+        return await self.real.renew(lease, ttl)
+
+
+async def test_the_bot_outlives_an_outage_of_its_lease_service() -> None:
+    async with FakeTelegram() as tg, httpx.AsyncClient() as client:
+        bot = a_bot(tg, client, LeaseOutage(InMemoryLockService(ManualClock(T0)), failures=2))  # type: ignore[arg-type]
+        bot.after_failure = timedelta(milliseconds=20)
+        stop = asyncio.Event()
+        task = asyncio.create_task(bot.run(stop))
+        await tg.push_update(1, "/status")
+        await tg.wait_for_messages(1)
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        assert [m.text for m in tg.messages] == [NOT_LINKED]
+

@@ -51,7 +51,8 @@ async def test_only_telegram_with_the_secret_is_heard(api: AsyncTestClient) -> N
         answer = await api.post(HOOK, json=update(1, "/status"), headers=headers)
         assert answer.status_code == 401, answer.text
     assert (await api.post(HOOK, json=update(1, "/status"), headers=from_telegram())).json() == {
-        "method": "sendMessage", "chat_id": 1, "text": NOT_LINKED, "disable_web_page_preview": True}
+        "method": "sendMessage", "chat_id": 1, "text": NOT_LINKED, "disable_web_page_preview": True,
+        "reply_parameters": {"message_id": 5, "allow_sending_without_reply": True}}
 
 
 async def test_a_linked_chat_halts_and_resumes_through_the_webhook(api: AsyncTestClient) -> None:

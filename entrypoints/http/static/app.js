@@ -19,6 +19,8 @@ const state = {
   seen: new Map(), // target id -> the statuses this page saw, in order
   samples: new Map(), // position id -> [[ms, price]] current prices seen while open
   histories: new Map(), // target id -> its recorded events (the open positions' price path)
+  analyses: new Map(), // coin id -> the latest advisory analysis of an upcoming listing, or null
+  analysedAt: 0,
   auditCursors: [0],
   stream: null,
   refreshTimer: null,
@@ -145,7 +147,15 @@ function currentSection() {
 // --- overview ----------------------------------------------------------------------------
 
 async function findStopInfo() {
-  // The stop in force was recorded in the trader's audit trail: the last activation tells since when and by whom.
+  // Since when and by whom: /status names every stop holding for the trader (a global one too).
+  try {
+    const status = await api("/api/v1/status");
+    const stop = status.stops && status.stops[0];
+    if (stop) return { since: stop.since, by: stop.by };
+  } catch (error) {
+    if (!(error instanceof ApiError && error.status === 404)) throw error;
+  }
+  // A server without /status: the trader's own stop's last activation in the audit trail.
   let after = 0;
   let found = null;
   for (let pages = 0; pages < 50; pages++) {
@@ -276,9 +286,13 @@ async function loadBalances() {
 
 // --- listings and targets ----------------------------------------------------------------
 
+// "scheduled" is the ready state once its buy is booked for the launch (the two are recorded together).
+const STATUS_LABELS = { scheduled: "ready, buy scheduled" };
+const statusLabel = (status) => STATUS_LABELS[status] || status;
+
 function noteStatus(target) {
   const seen = state.seen.get(target.target_id) || [];
-  if (seen[seen.length - 1] !== target.status) seen.push(target.status);
+  if (seen[seen.length - 1] !== statusLabel(target.status)) seen.push(statusLabel(target.status));
   state.seen.set(target.target_id, seen);
   return seen;
 }
@@ -322,7 +336,7 @@ function renderTargets() {
     const seen = noteStatus(t);
     return h("tr", { dataset: { target: t.target_id, symbol: t.symbol, status: t.status } },
       h("td", { text: t.symbol }),
-      h("td", {}, h("span", { class: `status ${t.status}`, text: t.status }),
+      h("td", {}, h("span", { class: `status ${t.status}`, text: statusLabel(t.status) }),
         seen.length > 1 ? h("span", { class: "small seen", text: ` (seen: ${seen.join(" → ")})` }) : null),
       h("td", { text: when(t.launch_at) }),
       h("td", { class: "num", text: `${t.quote_amount}` }),
@@ -372,12 +386,37 @@ function renderCalendar() {
         h("span", { class: "small", text: ` · ${when(listing.launch_at)}` })),
       h("ol", { class: "steps", "aria-label": `Progress of ${listing.ticker} towards the ready pattern` },
         steps.map(([label, done]) => h("li", { class: done ? "done" : "", text: `${done ? "✓" : "○"} ${label}` }))),
+      analysisOf(listing),
       target
-        ? h("div", {}, h("p", {}, "Your target: ", h("span", { class: `status ${target.status}`, text: target.status }),
+        ? h("div", {}, h("p", {}, "Your target: ", h("span", { class: `status ${target.status}`, text: statusLabel(target.status) }),
             ` · confidence ${target.confidence}`, target.reason ? ` · ${target.reason}` : ""), targetActions(target))
         : createForm(listing));
   });
   fill("calendar", items.length ? h("ul", { class: "cards plain" }, items) : h("p", { text: "No launch announced." }));
+}
+
+function analysisOf(listing) {
+  const a = state.analyses.get(listing.coin_id);
+  if (!a) return null;
+  return h("details", { class: "analysis" },
+    h("summary", { text: `Analysis: score ${a.score} of 100 (${a.provider})` }),
+    h("p", { text: a.explanation }),
+    a.similar_symbols.length ? h("p", { class: "small", text: `Similar listings: ${a.similar_symbols.join(", ")}` }) : null);
+}
+
+// The advisory analyses of the upcoming listings: a new listing's at once, the others' again at
+// most once a minute.
+async function loadAnalyses() {
+  const again = Date.now() - state.analysedAt >= 60000;
+  if (again) state.analysedAt = Date.now();
+  const wanted = state.calendar.filter((listing) => again || !state.analyses.has(listing.coin_id));
+  await Promise.all(wanted.map(async (listing) => {
+    try {
+      state.analyses.set(listing.coin_id, await api(`/api/v1/listings/${encodeURIComponent(listing.coin_id)}/analysis`));
+    } catch {
+      state.analyses.set(listing.coin_id, null);
+    }
+  }));
 }
 
 function tickCountdowns() {
@@ -388,6 +427,7 @@ async function loadTargets() {
   const [targets, calendar] = await Promise.all([api("/api/v1/targets"), api("/api/v1/calendar")]);
   state.targets = targets;
   state.calendar = calendar;
+  await loadAnalyses();
   renderTargets();
   renderCalendar();
   renderTimelineChoices();
@@ -563,6 +603,7 @@ function renderSettings() {
   $("set-confidence").value = s.min_confidence;
   $("set-only").value = (s.only_tickers || []).join(", ");
   $("set-skip").value = (s.skip_tickers || []).join(", ");
+  $("set-max-entry").value = s.max_entry_price || "";
   $("risk-max-quote").value = s.risk.max_quote_per_snipe;
   $("risk-max-positions").value = s.risk.max_concurrent_positions;
   $("risk-daily-loss").value = s.risk.max_daily_loss;
@@ -573,16 +614,21 @@ function renderSettings() {
 
 async function saveSettings(event) {
   event.preventDefault();
+  // What the form does not show is sent back as it was: PUT replaces the settings as a whole.
+  const before = state.settings || {};
   const body = {
+    ...before,
     auto_snipe: $("set-auto").checked, quote_amount: $("set-quote").value.trim(), quote_asset: $("set-asset").value.trim(),
     exit_strategy: $("set-strategy").value, min_confidence: $("set-confidence").value.trim(),
     only_tickers: list($("set-only").value), skip_tickers: list($("set-skip").value),
     risk: {
+      ...(before.risk || {}),
       max_quote_per_snipe: $("risk-max-quote").value.trim(), max_concurrent_positions: Number($("risk-max-positions").value),
       max_daily_loss: $("risk-daily-loss").value.trim(), max_total_exposure: $("risk-exposure").value.trim(),
       allowed_quote_assets: list($("risk-assets").value), live: $("risk-live").checked,
     },
   };
+  if ("max_entry_price" in before || $("set-max-entry").value.trim()) body.max_entry_price = $("set-max-entry").value.trim() || null;
   await attempt(async () => {
     state.settings = await api("/api/v1/settings", { method: "PUT", body });
     renderSettings();

@@ -1,0 +1,68 @@
+"""SystemClock's launch priority: SCHED_FIFO from the start of the last spin before a moment until
+`hot_hold` after it, then the process's own policy again; without the right to it, one warning and
+the normal priority. The scheduler calls are recorded, never made: the test process stays as it is."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from adapters.clock import SystemClock
+
+MS = timedelta(milliseconds=1)
+
+
+class _Scheduler:
+    def __init__(self, refuse: bool = False) -> None:
+        self.policy, self.priority, self.refuse = 0, 0, refuse
+        self.calls: list[tuple[int, int]] = []
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(os, "sched_getscheduler", lambda pid: self.policy)
+        monkeypatch.setattr(os, "sched_getparam", lambda pid: os.sched_param(self.priority))
+        monkeypatch.setattr(os, "sched_setscheduler", self.set)
+
+    def set(self, pid: int, policy: int, param: os.sched_param) -> None:
+        if self.refuse:
+            raise PermissionError(1, "Operation not permitted")
+        self.calls.append((policy, param.sched_priority))
+        self.policy, self.priority = policy, param.sched_priority
+
+
+async def test_the_launch_runs_at_the_launch_priority_and_the_process_returns_to_its_own_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scheduler = _Scheduler()
+    scheduler.install(monkeypatch)
+    clock = SystemClock(spin=5 * MS, launch_priority=7, hot_hold=20 * MS)
+    await clock.sleep_until(datetime.now(UTC) + 10 * MS)
+    assert scheduler.calls == [(os.SCHED_FIFO, 7)]
+    await clock.sleep_until(datetime.now(UTC) + 3 * MS)  # a second moment inside the hold: no new switch
+    assert scheduler.calls == [(os.SCHED_FIFO, 7)]
+    await asyncio.sleep(0.06)
+    assert scheduler.calls == [(os.SCHED_FIFO, 7), (0, 0)]  # back to SCHED_OTHER after the hold
+
+
+async def test_without_the_right_to_it_one_warning_and_the_normal_priority(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    scheduler = _Scheduler(refuse=True)
+    scheduler.install(monkeypatch)
+    clock = SystemClock(spin=5 * MS, launch_priority=1)
+    with caplog.at_level(logging.WARNING, logger="adapters.clock"):
+        for _ in range(2):
+            await clock.sleep_until(datetime.now(UTC) + 6 * MS)
+    assert [r.getMessage() for r in caplog.records if "launch priority" in r.getMessage()][0].startswith(
+        "launch priority 1 (SNIPER_LAUNCH_PRIORITY) not taken")
+    assert len([r for r in caplog.records if "launch priority" in r.getMessage()]) == 1
+    assert scheduler.calls == []
+
+
+async def test_off_by_default_and_bounded() -> None:
+    SystemClock()  # 0: never touches the scheduler
+    with pytest.raises(ValueError):
+        SystemClock(launch_priority=100)
