@@ -746,6 +746,7 @@ class TradeNotifier:
         self.summaries = summaries
         self.planner = NotificationPlanner()
         self.holding = False
+        self._next_summaries: datetime | None = None
 
     async def round(self, *, whole: bool = True) -> int:
         """One pass: take or renew the lease, plan new events (all of them, or one batch unless
@@ -761,7 +762,9 @@ class TradeNotifier:
             planned += read
             if read < self.batch or not whole:
                 break
-        if self.summaries is not None:
+        # Summaries are looked for once a minute (it reads every subscriber's settings), and on the first round.
+        if self.summaries is not None and (self._next_summaries is None or wall.now() >= self._next_summaries):
+            self._next_summaries = wall.now() + timedelta(minutes=1)
             await self.outbox.subscribers_plan(self.summaries.plan(self.clock.now()), wall.now())
         await self.delivery.dispatch()
         return planned

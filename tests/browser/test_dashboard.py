@@ -198,6 +198,33 @@ def test_a_bad_exit_plan_is_refused_with_the_domains_message(page, bench: Bench)
     expect(page.locator("#strategies")).to_contain_text("greedy")
 
 
+def test_stores_rotates_and_deletes_credentials_showing_only_the_hint(page) -> None:  # noqa: ANN001
+    go(page, "Settings")
+    expect(page.locator("#cred-summary")).to_have_text("No MEXC keys stored.")
+    page.get_by_label("API key").fill("mx0vglabcdefghijklmn")
+    page.get_by_label("Secret key").fill("0123456789abcdef0123456789abcdef")
+    page.get_by_role("button", name="Store or rotate").click()
+    expect(page.locator("#cred-summary")).to_contain_text("key mx0v…klmn (version 1")
+    expect(page.get_by_label("Secret key")).to_have_value("")
+    page.get_by_label("API key").fill("mx0vgzyxwvutsrqponmlk")
+    page.get_by_label("Secret key").fill("fedcba9876543210fedcba9876543210")
+    page.get_by_role("button", name="Store or rotate").click()
+    expect(page.locator("#cred-summary")).to_contain_text("key mx0v…nmlk (version 2")
+    assert "0123456789abcdef" not in page.content() and "fedcba9876543210" not in page.content()
+    page.get_by_role("button", name="Delete the stored keys").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete the keys").click()
+    expect(page.locator("#cred-summary")).to_have_text("No MEXC keys stored.")
+
+
+def test_shows_a_targets_timeline(page) -> None:  # noqa: ANN001
+    go(page, "History")
+    gamma = page.locator("#timeline-target option", has_text="GAMMAUSDT").get_attribute("value")
+    page.get_by_label("Timeline of target").select_option(gamma)
+    page.get_by_role("button", name="Show").click()
+    expect(page.locator("#timeline table")).to_contain_text("SnipeTargetCreated")
+    expect(page.locator("#audit table")).to_be_visible()
+
+
 def test_runs_a_backtest_and_draws_its_equity(page) -> None:  # noqa: ANN001
     go(page, "Backtests")
     page.get_by_role("button", name="Run a backtest over the bundled listings").click()
