@@ -134,7 +134,8 @@ class AcceleratedClock:
         await asyncio.sleep(max(delay.total_seconds() / self._speed, 0.0))
 
     async def sleep_until(self, moment: datetime) -> None:
-        while (remaining := moment - self.now()) > timedelta(0):
+        # Re-read after each sleep: the scaled clock may still be short of the moment.
+        while (remaining := moment - self.now()) > timedelta(0):  # noqa: ASYNC110
             await asyncio.sleep(remaining.total_seconds() / self._speed)
 
 

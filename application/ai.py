@@ -64,7 +64,7 @@ class ListingBrief:
 
     @classmethod
     def from_assessment(cls, coin_id: str, symbol: str, coin_name: str, launch_at: datetime,
-                        assessment: ListingAssessment, project_text: str = "") -> "ListingBrief":
+                        assessment: ListingAssessment, project_text: str = "") -> ListingBrief:
         return cls(coin_id, symbol, coin_name, launch_at, assessment.lead, assessment.pattern,
                    assessment.confidence, assessment.in_window, project_text)
 
@@ -323,7 +323,7 @@ class EnrichListing:
             return []
         try:
             async with asyncio.timeout(min(self.budget.per_call.total_seconds(), remaining)):
-                return await self._rank(brief)
+                return await self._rank(brief, self.embeddings)
         except TimeoutError:
             self._failed(self.embeddings.name, "timeout", fallbacks)
         except AnalystFailed as exc:
@@ -332,27 +332,26 @@ class EnrichListing:
             self._failed(self.embeddings.name, f"unexpected {type(exc).__name__}", fallbacks)
         return []
 
-    async def _rank(self, brief: ListingBrief) -> list[SimilarListing]:
-        assert self.embeddings is not None
+    async def _rank(self, brief: ListingBrief, embeddings: Embeddings) -> list[SimilarListing]:
         await self._catch_up()
         past = [k for k in self._known.values() if k.coin_id != brief.coin_id][-self.budget.max_corpus:]
         if not past:
             return []
         texts = [brief.text(), *(k.text for k in past)]
-        vectors = await self._vectors(texts)
+        vectors = await self._vectors(texts, embeddings)
         query = vectors[0]
         if query is None:
             return []
-        candidates = [(k, v) for k, v in zip(past, vectors[1:]) if v is not None]
+        candidates = [(k, v) for k, v in zip(past, vectors[1:], strict=True) if v is not None]
         # Off the event loop: a few thousand dot products must not delay anything else.
         scores = await asyncio.to_thread(lambda: [_cosine(query, v) for _, v in candidates])
-        ranked = sorted(zip(scores, (k for k, _ in candidates)), key=lambda pair: (-pair[0], pair[1].symbol))
+        scored = zip(scores, (k for k, _ in candidates), strict=True)
+        ranked = sorted(scored, key=lambda pair: (-pair[0], pair[1].symbol))
         return [SimilarListing(k.coin_id, k.symbol, s) for s, k in ranked[: self.budget.similar_k]]
 
-    async def _vectors(self, texts: list[str]) -> list[list[float] | None]:
+    async def _vectors(self, texts: list[str], embeddings: Embeddings) -> list[list[float] | None]:
         """Cached vectors, the missing ones embedded in one batch (the query text first)."""
-        assert self.embeddings is not None
-        keys = [self._embedding_key(t) for t in texts]
+        keys = [self._embedding_key(t, embeddings) for t in texts]
         found: list[list[float] | None] = []
         for key in keys:
             try:
@@ -363,22 +362,22 @@ class EnrichListing:
         missing = [i for i, v in enumerate(found) if v is None][: self.budget.new_embeddings_per_run]
         if not missing:
             return found
-        if self.embeddings.paid and await self._budget_spent():
+        if embeddings.paid and await self._budget_spent():
             raise AnalystFailed("daily AI budget spent")
-        fresh = await self.embeddings.embed([texts[i] for i in missing])
+        fresh = await embeddings.embed([texts[i] for i in missing])
         if len(fresh) != len(missing) or any(not v or len(v) != len(fresh[0]) for v in fresh):
             raise AnalystFailed("embeddings do not match the texts")
-        for i, vector in zip(missing, fresh):
-            found[i] = [float(x) for x in vector]
+        for i, vector in zip(missing, fresh, strict=True):
+            floats = [float(x) for x in vector]
+            found[i] = floats
             try:
-                await self.cache.set(keys[i], _pack(found[i]), _EMBEDDING_TTL)
+                await self.cache.set(keys[i], _pack(floats), _EMBEDDING_TTL)
             except Exception as exc:
                 log.warning("embedding not cached (%s)", type(exc).__name__)
         return found
 
-    def _embedding_key(self, text: str) -> str:
-        assert self.embeddings is not None
-        digest = hashlib.sha256(f"{self.embeddings.name}\x00{text}".encode()).hexdigest()
+    def _embedding_key(self, text: str, embeddings: Embeddings) -> str:
+        digest = hashlib.sha256(f"{embeddings.name}\x00{text}".encode()).hexdigest()
         return f"ai:embedding:{digest}"
 
     async def _catch_up(self) -> None:
@@ -431,6 +430,6 @@ def _unpack(raw: bytes) -> list[float] | None:
 def _cosine(a: list[float], b: list[float]) -> float:
     if len(a) != len(b):
         return -1.0
-    dot = sum(x * y for x, y in zip(a, b))
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
     norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
     return dot / norm if norm else 0.0

@@ -22,6 +22,7 @@ Operator alerts (application/alerts.py) are separate: faults, to the deployment'
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -30,8 +31,9 @@ from decimal import Decimal
 from typing import Protocol
 
 from application import repository
-from application.errors import ConfigurationError, InvalidInput
+from application.errors import ConfigurationError
 from application.ports import Clock, EventStore
+from domain.errors import InvalidValue
 from domain.events import (
     Cause,
     DustWrittenOff,
@@ -219,16 +221,18 @@ def _check_secret(change: ChannelChange) -> None:
     secret = (change.secret or "").strip()
     if not secret:
         return
+    # A value the schema lets through but the channel cannot use: a domain error (422), naming
+    # the field and the rule, never the value.
     where = f"channels[{change.kind}].secret"
     if len(secret) > MAX_SECRET:
-        raise InvalidInput(where, f"at most {MAX_SECRET} characters")
+        raise InvalidValue(f"{where}: at most {MAX_SECRET} characters")
     if change.kind == ChannelKind.TELEGRAM.value:
-        raise InvalidInput(where, "telegram takes no secret: the bot is the deployment's, the address is your chat id")
+        raise InvalidValue(f"{where}: telegram takes no secret (the bot is the deployment's, the address your chat id)")
     schemes = _SECRET_SCHEMES.get(change.kind)
     if schemes is not None and not secret.startswith(schemes) or any(c.isspace() for c in secret):
         what = {"discord": "the Discord webhook URL (https://...)", "slack": "the Slack webhook URL (https://...)",
                 "email": "an SMTP URL: smtp://, smtps:// or smtp+starttls://user:password@host:port"}
-        raise InvalidInput(where, f"must be {what.get(change.kind, 'without spaces')}")
+        raise InvalidValue(f"{where}: must be {what.get(change.kind, 'without spaces')}")
 
 
 class GetNotificationSettings:
@@ -323,7 +327,8 @@ class ListUndeliveredNotifications:
 
 _RULES = {
     "TakeProfitHit": "take-profit", "StopLossHit": "stop-loss", "TrailingStopHit": "trailing stop",
-    "MaxHoldTimeReached": "max hold time", "EmergencyExitFilled": "emergency exit", "DustWrittenOff": "dust written off",
+    "MaxHoldTimeReached": "max hold time", "EmergencyExitFilled": "emergency exit",
+    "DustWrittenOff": "dust written off",
     "ManualExitFilled": "closed by hand",
 }
 
@@ -416,10 +421,10 @@ async def render(rec: Recorded, ctx: _Context) -> Rendered | None:
         case SnipeOrderFilled():
             t = await ctx.target(e.target_id)
             symbol, asset = (t.symbol, t.quote_asset) if t else (e.target_id, "")
+            bought = f"{symbol}: bought {_num(e.quantity)} at {_num(e.price)} for {_money(e.quote_spent)} {asset}"
+            fee = f", fee {_num(e.fee)} {e.fee_asset}, {_num(e.latency_ms)} ms after the open"
             return Rendered(K.SNIPE_FILLED, f"Bought {symbol}",
-                            f"{symbol}: bought {_num(e.quantity)} at {_num(e.price)} for {_money(e.quote_spent)} {asset}".rstrip()
-                            + f", fee {_num(e.fee)} {e.fee_asset}, {_num(e.latency_ms)} ms after the open"
-                            + f" ({e.attempts} attempt{'s' if e.attempts != 1 else ''}).")
+                            bought.rstrip() + fee + f" ({e.attempts} attempt{'s' if e.attempts != 1 else ''}).")
         case SnipeFailed() | SnipeExpired():
             # A refusal by the risk check and an exchange's rejection each end in SnipeFailed,
             # which says why: one message per failed snipe, not one per event.
@@ -443,9 +448,8 @@ async def render(rec: Recorded, ctx: _Context) -> Rendered | None:
             else:
                 what = f"sold {_num(e.quantity)} at {_num(e.price)} for {_money(e.proceeds)} {asset}".rstrip()
             level = f" {e.level + 1}" if e.level is not None else ""  # levels count from 1 for people
-            return Rendered(K.EXIT, f"{rule.capitalize()}: {symbol}",
-                            f"{symbol}: {rule}{level}, {what}; P&L of this part {_signed(e.realised_pnl)} {asset}".rstrip()
-                            + ".")
+            part = f"{symbol}: {rule}{level}, {what}; P&L of this part {_signed(e.realised_pnl)} {asset}"
+            return Rendered(K.EXIT, f"{rule.capitalize()}: {symbol}", part.rstrip() + ".")
         case PositionClosed():
             p = await ctx.position(e.position_id)
             symbol, asset = (p.symbol, p.quote_asset) if p else (e.position_id, "")
@@ -628,7 +632,9 @@ class NotificationDelivery:
             return 0
         now = self.clock.now()
         by_destination: dict[tuple[str, str], list[OutboxEntry]] = {}
-        held: set[tuple[str, str]] = set()
+        # A destination drained while the rows are read may have sent some of them since: its rows
+        # as read are stale, so it waits for the next dispatch (else a message could go twice).
+        held: set[tuple[str, str]] = set(self._draining)
         for entry in await self.outbox.pending():
             key = (entry.user_id, entry.channel)
             if key in held:
@@ -780,10 +786,8 @@ class TradeNotifier:
                         continue  # a backlog: the next batch at once (its messages are on their way)
                 except Exception:  # noqa: BLE001 - the store may be away for a while: try again
                     log.warning("notifier round failed", exc_info=True)
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self.poll.total_seconds())
-                except TimeoutError:
-                    pass
             if final_drain > timedelta(0):
                 try:
                     async with asyncio.timeout(final_drain.total_seconds()):

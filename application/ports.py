@@ -16,7 +16,6 @@ from domain.exit_plans import ExitPlan
 from domain.risk import DEFAULT_RISK_PROFILE, RiskProfile
 from domain.values import ClientOrderId, Symbol, SymbolState
 
-
 # --- event store ------------------------------------------------------------------------
 
 class EventStore(Protocol):

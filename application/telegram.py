@@ -78,7 +78,8 @@ class BotMessage:
 class BotApi(Protocol):
     """The Telegram Bot API as the bot uses it."""
 
-    async def updates(self, offset: int | None, timeout: timedelta) -> list[BotMessage]:
+    # The long poll's length, sent to Telegram (getUpdates timeout=): not a deadline of this coroutine.
+    async def updates(self, offset: int | None, timeout: timedelta) -> list[BotMessage]:  # noqa: ASYNC109
         """The messages after `offset` (confirming those before it), waiting up to `timeout` for
         one (long polling). Raises BotApiUnavailable when Telegram cannot be reached."""
         ...

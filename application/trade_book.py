@@ -9,7 +9,7 @@ from where it stopped.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from application.ports import EventStore
@@ -36,6 +36,10 @@ from domain.events import (
     SnipeTargetCreated,
     SnipeTargetReady,
 )
+
+# The launch time of a placeholder target (an event for a target never seen created); aware like every
+# other time, so it compares and sorts with them.
+UNKNOWN_LAUNCH_AT = datetime.min.replace(tzinfo=UTC)
 
 
 def halt_reason(stops: Mapping[str, str], user_id: str) -> str | None:
@@ -145,8 +149,8 @@ class TradeBook:
                     written_off = isinstance(ev, DustWrittenOff)
                     self.trades.append(TradeRecord(
                         rec.position or 0, rec.occurred_at, rec.user_id, pos.position_id, pos.target_id, pos.symbol,
-                        WRITE_OFF if written_off else SELL, type(ev).__name__, ev.price, ev.quantity, ev.proceeds, ev.fee,
-                        pos.quote_asset, ev.realised_pnl, None if written_off else ev.client_order_id,
+                        WRITE_OFF if written_off else SELL, type(ev).__name__, ev.price, ev.quantity, ev.proceeds,
+                        ev.fee, pos.quote_asset, ev.realised_pnl, None if written_off else ev.client_order_id,
                     ))
             case PositionClosed():
                 pos = self.positions.get(ev.position_id)
@@ -163,7 +167,7 @@ class TradeBook:
     def _target(self, target_id: str, status: str | None) -> TargetView:
         view = self.targets.get(target_id)
         if view is None:  # an event for a target we never saw created: keep a placeholder
-            view = TargetView(target_id, "", "", "", datetime.min, Decimal(0), "")
+            view = TargetView(target_id, "", "", "", UNKNOWN_LAUNCH_AT, Decimal(0), "")
             self.targets[target_id] = view
         if status is not None:
             view.status = status
@@ -194,7 +198,9 @@ class TradeBook:
         return [
             p
             for p in self.positions.values()
-            if p.status != "closed" and (user_id is None or p.user_id == user_id) and (symbol is None or p.symbol == symbol)
+            if p.status != "closed"
+            and (user_id is None or p.user_id == user_id)
+            and (symbol is None or p.symbol == symbol)
         ]
 
     def open_exposure(self, user_id: str) -> Decimal:

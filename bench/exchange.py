@@ -21,6 +21,7 @@ microseconds after that stamp, so an order stamped a few µs before the open can
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -86,6 +87,18 @@ class BenchExchange(FakeMexcServer):
         return _response(200, msgspec.json.encode(body))
 
 
+def stand_apart() -> str:
+    """Run the exchange under SCHED_FIFO when the host allows it. It stands for MEXC's servers, which
+    are not on the clients' host: its own wait for a CPU on a loaded host (milliseconds with the
+    hogs) is not either client's doing, and it would be in both clients' figures. It is idle in
+    epoll between requests, so this costs the rest of the host nothing. Says what it got."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(2))
+    except (OSError, AttributeError) as exc:
+        return f"normal priority ({exc})"
+    return "SCHED_FIFO 2"
+
+
 async def serve() -> None:
     server = BenchExchange()
     await server.start()
@@ -97,6 +110,7 @@ async def serve() -> None:
 
 
 if __name__ == "__main__":
+    print(f"exchange process: {stand_apart()}", file=sys.stderr, flush=True)
     try:
         asyncio.run(serve())
     except KeyboardInterrupt:

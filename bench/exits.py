@@ -172,7 +172,7 @@ class Ours:
     def __init__(self, exchange: Exchange, db: Path, websocket: bool) -> None:
         self.exchange, self.db, self.websocket = exchange, db, websocket
 
-    async def __aenter__(self) -> "Ours":
+    async def __aenter__(self) -> Ours:
         self.engine = make_engine(f"sqlite+aiosqlite:///{self.db}")
         await upgrade(self.engine)
         self.clock = SystemClock()
@@ -211,7 +211,8 @@ class Ours:
         await repository.save(self.store, position)
 
 
-async def _until(check: Callable[[], Awaitable[bool]], timeout: float, what: str, every: float) -> None:
+# A polling helper with a deadline in seconds (the checks ask another process).
+async def _until(check: Callable[[], Awaitable[bool]], timeout: float, what: str, every: float) -> None:  # noqa: ASYNC109
     deadline = time.monotonic() + timeout
     while not await check():
         if time.monotonic() > deadline:
@@ -231,13 +232,13 @@ async def _samples(
                 code = (await control("list", base=f"EX{serial[0]}"))["symbol"]
                 await ours.open_position(code, timedelta(hours=1) if path == REST_OLD else timedelta(0))
                 if path == WEBSOCKET:
-                    async def subscribed() -> bool:
+                    async def subscribed(code: str = code) -> bool:
                         return bool((await control("subscribed", symbol=code))["subscribed"])
                     await _until(subscribed, 20, f"the deals subscription of {code}", 0.005)
                 await asyncio.sleep(rng.uniform(0, spread))
                 await control("tick", symbol=code, price=DROP, ws=int(path == WEBSOCKET))
 
-                async def sold() -> bool:
+                async def sold(code: str = code) -> bool:
                     return (await control("result", symbol=code))["sell_ns"] is not None
                 # Asked seldom: the driver's own requests must not slow the path they measure.
                 await _until(sold, 20, f"the stop-loss sell of {code}", 0.1)

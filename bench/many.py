@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -35,7 +36,7 @@ import msgspec
 
 from adapters.mexc.fake.http import _Connection, _Request, _response
 from adapters.mexc.signing import Signer
-from bench.exchange import CONTROL, BenchExchange
+from bench.exchange import CONTROL, BenchExchange, stand_apart
 from bench.open import ROOT
 from bench.stats import median, percentile
 
@@ -199,8 +200,7 @@ async def _traders_round(base_url: str, symbol_code: str, opens_at: datetime, co
 def run(traders: int, rounds: int, lead: float) -> list[ManyRound]:
     proc = subprocess.Popen([sys.executable, "-m", "bench.many", "--serve", str(traders)], cwd=ROOT,
                             stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
+    line = proc.stdout.readline().strip() if proc.stdout is not None else ""
     if not line.startswith("listening "):
         proc.terminate()
         raise RuntimeError(f"the fake exchange did not start (it said {line!r})")
@@ -226,7 +226,8 @@ def run(traders: int, rounds: int, lead: float) -> list[ManyRound]:
                 result.orders[outcome] += 1
                 per_key[key] += 1
                 firsts.setdefault(key, after_open / 1000)
-                if outcome == "accepted" and (result.first_accepted_us is None or after_open / 1000 < result.first_accepted_us):
+                earliest = result.first_accepted_us
+                if outcome == "accepted" and (earliest is None or after_open / 1000 < earliest):
                     result.first_accepted_us = after_open / 1000
             result.first_arrivals_us = sorted(firsts.values())
             result.per_trader = sorted(per_key.values())
@@ -274,10 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve is not None:
-        try:
+        print(f"exchange process: {stand_apart()}", file=sys.stderr, flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_serve(args.serve))
-        except KeyboardInterrupt:
-            pass
         return 0
     if not 1 <= args.traders <= 500 or args.rounds < 1 or args.lead <= 2:
         print("python -m bench many: --traders 1..500, --rounds >= 1, --lead > 2", file=sys.stderr)

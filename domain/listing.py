@@ -69,7 +69,7 @@ class Listing(Aggregate):
         self.ready = False
 
     @classmethod
-    def announce(cls, coin_id: str, ticker: str, full_name: str, symbol: Symbol, launch_at: datetime, cause: Cause) -> "Listing":
+    def announce(cls, coin_id: str, ticker: str, full_name: str, symbol: Symbol, launch_at: datetime, cause: Cause) -> Listing:
         if not coin_id:
             raise InvalidValue("listing needs a coin id")
         if launch_at.tzinfo is None:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from domain.errors import InvalidValue
 
 
-class NotificationKind(str, Enum):
+class NotificationKind(StrEnum):
     TARGET_CREATED = "target_created"
     SNIPE_SCHEDULED = "snipe_scheduled"
     SNIPE_FILLED = "snipe_filled"
@@ -27,13 +27,13 @@ class NotificationKind(str, Enum):
     DAILY_SUMMARY = "daily_summary"
 
 
-class NotificationMode(str, Enum):
+class NotificationMode(StrEnum):
     ON = "on"
     OFF = "off"
     SILENT = "silent"
 
 
-class ChannelKind(str, Enum):
+class ChannelKind(StrEnum):
     TELEGRAM = "telegram"
     DISCORD = "discord"
     SLACK = "slack"
@@ -110,7 +110,8 @@ def checked_preferences(wanted: NotificationPreferences) -> NotificationPreferen
         if len(address) > MAX_ADDRESS:
             raise InvalidValue(f"{kind.value} address: at most {MAX_ADDRESS} characters")
         if kind is ChannelKind.TELEGRAM and not _CHAT_RE.fullmatch(address):
-            raise InvalidValue(f"telegram address must be a chat id (digits, may start with -) or @channel, got {address!r}")
+            raise InvalidValue(
+                f"telegram address must be a chat id (digits, may start with -) or @channel, got {address!r}")
         if kind is ChannelKind.EMAIL and not _EMAIL_RE.fullmatch(address):
             raise InvalidValue(f"email address is not an e-mail address: {address!r}")
         if kind is ChannelKind.WEBHOOK and not address.startswith(("https://", "http://")):

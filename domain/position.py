@@ -129,7 +129,7 @@ class Position(Aggregate):
         quantity_scale: int,
         exit_plan: ExitPlan,
         cause: Cause,
-    ) -> "Position":
+    ) -> Position:
         """Open from a buy fill. A fee in the base asset reduces what we hold;
         a fee in the quote asset adds to what the position cost."""
         if price <= 0 or quantity <= 0:

@@ -55,7 +55,8 @@ def loss_at_stop(quote_amount: Decimal, stop_loss_percent: Decimal | None, fee_r
 
 
 def position_loss_at_stop(
-    remaining_cost: Decimal, remaining: Decimal, entry_price: Decimal, stop_loss_percent: Decimal | None, fee_rate: Decimal
+    remaining_cost: Decimal, remaining: Decimal, entry_price: Decimal, stop_loss_percent: Decimal | None,
+    fee_rate: Decimal,
 ) -> Decimal:
     """What an open position would still lose when sold at its stop-loss (its buy fee is in its
     cost, the sell's fee is counted here); never below zero. No stop-loss: all it cost."""
@@ -143,7 +144,9 @@ def standing_limits() -> Specification[TradeProposal]:
     precision = Rule[TradeProposal](
         "quote amount precision",
         lambda p: p.quote_amount == p.quote_amount.quantize(MONEY_PLACES, context=Context(prec=100)),
-        lambda p: f"quote amount {p.quote_amount:f} has more than {-MONEY_PLACES.as_tuple().exponent} decimal places",
+        lambda p: (
+            f"quote amount {p.quote_amount:f} has more than {-int(MONEY_PLACES.as_tuple().exponent)} decimal places"
+        ),
     )
     minimum = Rule[TradeProposal](
         "minimum order value",
@@ -176,7 +179,9 @@ def risk_limits() -> Specification[TradeProposal]:
     # open positions would lose at their stop-losses, and this buy's loss at its stop-loss.
     daily_loss = Rule[TradeProposal](
         "daily loss",
-        lambda p: -p.realised_pnl_today < p.profile.max_daily_loss and p.possible_daily_loss <= p.profile.max_daily_loss,
+        lambda p: (
+            -p.realised_pnl_today < p.profile.max_daily_loss and p.possible_daily_loss <= p.profile.max_daily_loss
+        ),
         _daily_loss_refusal,
     )
     return standing_limits() & concurrency & exposure & daily_loss

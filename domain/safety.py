@@ -59,7 +59,7 @@ class SafetySwitch(Aggregate):
         self.active_since: datetime | None = None
 
     @classmethod
-    def for_scope(cls, scope: str) -> "SafetySwitch":
+    def for_scope(cls, scope: str) -> SafetySwitch:
         if not scope:
             raise InvalidValue("an emergency stop needs a scope: a user id or 'global'")
         switch = cls(safety_stream(scope), scope)

@@ -24,13 +24,13 @@ class Specification(Generic[T]):
     def unmet(self, candidate: T) -> list[str]:
         raise NotImplementedError
 
-    def __and__(self, other: "Specification[T]") -> "Specification[T]":
+    def __and__(self, other: Specification[T]) -> Specification[T]:
         return _And(self, other)
 
-    def __or__(self, other: "Specification[T]") -> "Specification[T]":
+    def __or__(self, other: Specification[T]) -> Specification[T]:
         return _Or(self, other)
 
-    def __invert__(self) -> "Specification[T]":
+    def __invert__(self) -> Specification[T]:
         return _Not(self)
 
 

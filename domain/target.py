@@ -117,7 +117,7 @@ class SnipeTarget(Aggregate):
         live: bool,
         cause: Cause,
         max_entry_price: Decimal | None = None,
-    ) -> "SnipeTarget":
+    ) -> SnipeTarget:
         amount = to_decimal(quote_amount, "quote amount")
         if amount <= 0:
             raise InvalidValue(f"quote amount must be positive: {amount}")

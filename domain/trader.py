@@ -10,10 +10,16 @@ from decimal import Decimal
 
 from domain.aggregate import Aggregate
 from domain.errors import DomainError, InvalidValue
-from domain.events import Cause, DomainEvent, ExitStrategyDeleted, ExitStrategySaved, TraderSettingsChanged
-from domain.events import NotificationSettingsChanged
-from domain.notifications import DEFAULT_NOTIFICATIONS, NotificationPreferences, checked_preferences
+from domain.events import (
+    Cause,
+    DomainEvent,
+    ExitStrategyDeleted,
+    ExitStrategySaved,
+    NotificationSettingsChanged,
+    TraderSettingsChanged,
+)
 from domain.exit_plans import PRESETS, ExitPlan, resolve_exit_plan, within_bounds
+from domain.notifications import DEFAULT_NOTIFICATIONS, NotificationPreferences, checked_preferences
 from domain.risk import DEFAULT_RISK_PROFILE, RiskProfile
 from domain.target import entry_price_cap
 from domain.values import to_decimal

@@ -69,7 +69,7 @@ class Symbol:
         return self.code
 
     @classmethod
-    def parse(cls, code: str, quote: str = "USDT") -> "Symbol":
+    def parse(cls, code: str, quote: str = "USDT") -> Symbol:
         code = code.strip().upper()
         if not _SYMBOL_RE.fullmatch(code) or not code.endswith(quote) or len(code) == len(quote):
             raise InvalidValue(f"symbol {code!r} is not a {quote} pair")

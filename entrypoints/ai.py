@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.util
 from decimal import Decimal
 
-from application.ai import AiBudget, EnrichListing, Embeddings, ListingAnalyst
+from application.ai import AiBudget, Embeddings, EnrichListing, ListingAnalyst
 from application.errors import ConfigurationError
 from application.ports import Cache, Clock, EventStore
 from application.telemetry import NO_TELEMETRY, Telemetry

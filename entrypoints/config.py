@@ -49,6 +49,11 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("SNIPER_PREPARE_AHEAD_SECONDS", "2", "The snipe executor starts this long before launch"),
     EnvVar("SNIPER_SNIPE_WINDOW_SECONDS", "30", "After launch, 'not yet open' is retried this long"),
     EnvVar("SNIPER_RETRY_INTERVAL_MS", "20", "Pause between 'not yet open' retries"),
+    EnvVar("SNIPER_BRACKET_SENDS", "40", "At most this many sends back to back in the bracket around the open"),
+    EnvVar("SNIPER_LAUNCH_ORDER_BUDGET", "400",
+           "Order sends per 10 s all traders of one launch may spend from this IP (split between them)"),
+    EnvVar("SNIPER_LAUNCH_PRIORITY", "1",
+           "SCHED_FIFO priority around a launch (0 off; needs root or CAP_SYS_NICE, else a warning)"),
     EnvVar("SNIPER_EXPIRY_GRACE_SECONDS", "300", "A target not ready this long after launch expires"),
     EnvVar("SNIPER_LEASE_TTL_SECONDS", "15",
            "How long a snipe's lease lasts unrenewed (renewed every third of it while its executor lives): a killed "

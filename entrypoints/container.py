@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 from enum import Enum
 
 import httpx
+from dishka import AnyOf, AsyncContainer, Provider, Scope, from_context, make_async_container, provide
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from dishka import AnyOf, AsyncContainer, Provider, Scope, from_context, make_async_container, provide
 
 from adapters.clock import SystemClock
 from adapters.eventstore.memory import InMemoryEventStore
@@ -36,6 +36,8 @@ from adapters.mexc.limits import RateLimiter
 from adapters.mexc.listings import MexcListingFeed
 from adapters.mexc.rest import MexcRestClient
 from adapters.paper.broker import PaperBroker
+from adapters.paper.exchange import PaperExchange
+from adapters.paper.scenario import Scenario
 from adapters.redis import (
     RedisAgentStatusBoard,
     RedisCache,
@@ -45,20 +47,18 @@ from adapters.redis import (
     redis_client,
 )
 from adapters.redis.roster import RedisLaunchRoster
-from adapters.paper.exchange import PaperExchange
-from adapters.paper.scenario import Scenario
 from adapters.telemetry.instrument import InstrumentedExchange, InstrumentedListingFeed
 from application.accounts import PaperOrLive
-from application.pair_rules import RecordingMarketData, SharedPairRules
-from application.errors import ConfigurationError
 from application.alerts import Notifier
+from application.errors import ConfigurationError
+from application.pair_rules import RecordingMarketData, SharedPairRules
 from application.ports import (
-    ExchangeAccounts,
     AgentStatusBoard,
     Cache,
     Clock,
     EventFanout,
     EventStore,
+    ExchangeAccounts,
     ExchangeTrading,
     LaunchRoster,
     ListingFeed,
@@ -72,9 +72,8 @@ from application.ports import (
 )
 from application.telemetry import Telemetry
 from application.timing import SnipeTiming
-from application.trader_directory import EventSourcedTraderDirectory
-from domain.risk import DEFAULT_RISK_PROFILE
 from application.trade_book import TradeBook
+from application.trader_directory import EventSourcedTraderDirectory
 from application.use_cases.listings import DetectReadyStates, SyncCalendar
 from application.use_cases.positions import ManagePositions
 from application.use_cases.queries import GetAuditTrail, GetPortfolio, GetTargetHistory
@@ -82,9 +81,9 @@ from application.use_cases.reconcile import ReconcileWithExchange
 from application.use_cases.safety import ActivateEmergencyStop, ClearEmergencyStop
 from application.use_cases.snipe import ExecuteSnipe
 from application.use_cases.targets import CreateSnipeTarget
+from domain.risk import DEFAULT_RISK_PROFILE
 from entrypoints.config import Settings
 from entrypoints.observability import ObservabilityProvider
-
 
 logger = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from adapters.mexc.rest import MexcRestClient
 from application import repository
 from application.errors import AmbiguousOutcome, ApplicationError, ConcurrencyConflict, ConfigurationError
 from application.ports import EventStore
-from application.use_cases.safety import ActivateEmergencyStop, ClearEmergencyStop
 from application.use_cases.reconcile import ReconcileWithExchange, ReconciliationReport
+from application.use_cases.safety import ActivateEmergencyStop, ClearEmergencyStop
 from application.use_cases.snipe import ExecuteSnipe, SnipeOutcome
 from application.use_cases.targets import CreateSnipeTarget, NewSnipe
 from domain.errors import DomainError

@@ -18,7 +18,6 @@ import httpx
 from adapters.clock import SystemClock
 from adapters.eventstore.sqlalchemy_store import SqlEventStore
 from adapters.notifications import AppriseSender, KeyRingSealer, SqlNotificationOutbox, TelegramSender, WebhookSender
-from application.errors import ConfigurationError
 from application.notifications import (
     ChannelSender,
     DailySummaries,
@@ -36,21 +35,42 @@ log = logging.getLogger(__name__)
 FINAL_DRAIN = timedelta(seconds=10)
 
 
-def notification_sealer(settings: Settings) -> SecretSealer | None:
-    """The credentials' key ring as a sealer, or None when this deployment has no key (then a
-    channel secret can be neither stored nor opened; the API says so)."""
-    from entrypoints.keys import key_ring
+class _KeyRingOnFirstUse:
+    """The credentials' key ring as a sealer, read when a secret is first sealed or opened: a
+    deployment whose traders keep no channel secrets never needs a key for notifications (and the
+    embedded default makes no development key file for them). No key where one is needed: the
+    ConfigurationError says which setting, and no secret is stored or sent."""
 
-    try:
-        return KeyRingSealer(key_ring(settings))
-    except ConfigurationError as exc:
-        log.warning("notification channel secrets cannot be sealed or opened: %s", exc)
-        return None
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._sealer: KeyRingSealer | None = None
+
+    def __repr__(self) -> str:
+        return "KeyRingOnFirstUse()"
+
+    def _ring(self) -> KeyRingSealer:
+        if self._sealer is None:
+            from entrypoints.keys import key_ring
+
+            self._sealer = KeyRingSealer(key_ring(self._settings))
+        return self._sealer
+
+    def seal(self, plaintext: str, owner: str, field_name: str) -> str:
+        return self._ring().seal(plaintext, owner, field_name)
+
+    def open(self, sealed: str, owner: str, field_name: str) -> str:
+        return self._ring().open(sealed, owner, field_name)
+
+
+def notification_sealer(settings: Settings) -> SecretSealer:
+    """Channel secrets sealed with the credentials' key ring (ENCRYPTION_KEY), read on first use."""
+    return _KeyRingOnFirstUse(settings)
 
 
 def delivery_policy(settings: Settings) -> DeliveryPolicy:
     n = settings.notify
-    return DeliveryPolicy(timeout=n.timeout, attempts=n.attempts, first_retry=n.first_retry, per_destination=n.per_second)
+    return DeliveryPolicy(timeout=n.timeout, attempts=n.attempts, first_retry=n.first_retry,
+                          per_destination=n.per_second)
 
 
 def senders(settings: Settings, client: httpx.AsyncClient) -> dict[str, ChannelSender]:
@@ -75,7 +95,8 @@ async def trade_notifier(settings: Settings, store: EventStore, clock: Clock, ho
         outbox = SqlNotificationOutbox(store.engine)
         delivery = NotificationDelivery(outbox, store, senders(settings, client), notification_sealer(settings),
                                         SystemClock(), delivery_policy(settings))
-        notifier = TradeNotifier(outbox, delivery, clock, holder, poll=poll, summaries=DailySummaries(store), batch=batch)
+        notifier = TradeNotifier(outbox, delivery, clock, holder, poll=poll, summaries=DailySummaries(store),
+                                 batch=batch)
         try:
             yield notifier
         finally:

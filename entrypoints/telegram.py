@@ -31,8 +31,8 @@ from adapters.memory import InMemoryLockService
 from adapters.projections import InMemoryReadModels, SqlProjector, SqlReadModels
 from adapters.redis import RedisLockService
 from adapters.telegram import HttpBotApi
-from application.errors import ApplicationError, ConfigurationError
 from application.alerts import Notifier
+from application.errors import ApplicationError, ConfigurationError
 from application.ports import (
     AgentStatusBoard,
     Clock,

@@ -35,15 +35,14 @@ from adapters.clock import AcceleratedClock, SystemClock
 from adapters.memory import InMemoryScheduler
 from adapters.mexc.price_stream import MexcPriceStream
 from adapters.mexc.streams import MexcMarketStream
-from adapters.scheduling import JobPolicy, JobRunner, Periodic, SaqScheduler, cron_of, job_queue
 from adapters.paper.recordings import BUNDLED_RECORDINGS, RecordingDirectory
 from adapters.paper.scenario import Scenario, load_scenario
 from adapters.redis import RedisAgentStatusBoard, redis_client
+from adapters.scheduling import JobPolicy, JobRunner, Periodic, SaqScheduler, cron_of, job_queue
 from adapters.telemetry.otel import OtelTelemetry
-from application.ai import EnrichListing, ListingBrief, analysis_stream
 from application.agents import (
-    DueJobs,
     CalendarAgent,
+    DueJobs,
     PatternDiscoveryAgent,
     PriceStreamAgent,
     ReconciliationAgent,
@@ -52,6 +51,7 @@ from application.agents import (
     SimulationAgent,
     StrategyAgent,
 )
+from application.ai import EnrichListing, ListingBrief, analysis_stream
 from application.alerts import Notifier
 from application.errors import ConfigurationError, ExchangeError
 from application.ports import (
@@ -68,9 +68,9 @@ from application.ports import (
     TraderDirectory,
     WallClock,
 )
+from application.price_polling import PollCadence, PollPlan
 from application.supervisor import AgentSpec, Supervisor, SupervisorPolicy
 from application.telemetry import Telemetry
-from application.price_polling import PollCadence, PollPlan
 from application.timing import SnipeTiming
 from application.trade_book import TradeBook
 from application.use_cases.backtest import BacktestRequest, RunBacktest
@@ -84,10 +84,10 @@ from application.views import ListingView
 from domain.listing import ANNOUNCED_CONFIDENCE
 from entrypoints.ai import build_enrichment, require_sdks
 from entrypoints.config import Settings
-from entrypoints.observability import start_metrics_server
 from entrypoints.container import TradingMode, mexc_trading_container, paper_trading_container
 from entrypoints.demo import build_report, display_user, follow_run, namespaced, render_report
 from entrypoints.notifications import run_notifier, trade_notifier
+from entrypoints.observability import start_metrics_server
 from entrypoints.timeline import line
 
 logger = logging.getLogger(__name__)

@@ -46,13 +46,12 @@ class SqlCredentialVault:
             index_elements=[table.c.user_id],
             set_={k: insert.excluded[k] for k in values if k not in ("user_id", "stored_at")},
         ).returning(*table.c)
-        async with self._engine.connect() as conn:
-            async with conn.begin():
-                await self._lock(conn)
-                before = await _load_in(conn, user_id) if record is not None else None
-                after = summary_of(_row((await conn.execute(stmt)).one()))
-                if record is not None and history is not None:
-                    await _record_in(conn, history, record, user_id, summary_of(before) if before else None, after)
+        async with self._engine.connect() as conn, conn.begin():
+            await self._lock(conn)
+            before = await _load_in(conn, user_id) if record is not None else None
+            after = summary_of(_row((await conn.execute(stmt)).one()))
+            if record is not None and history is not None:
+                await _record_in(conn, history, record, user_id, summary_of(before) if before else None, after)
         return after
 
     async def summary(self, user_id: str) -> CredentialSummary | None:
@@ -66,13 +65,12 @@ class SqlCredentialVault:
 
     async def delete(self, user_id: str, record: CredentialsRecord | None = None) -> bool:
         history = self._history(record)
-        async with self._engine.connect() as conn:
-            async with conn.begin():
-                await self._lock(conn)
-                before = await _load_in(conn, user_id) if record is not None else None
-                result = await conn.execute(delete(table).where(table.c.user_id == user_id))
-                if result.rowcount > 0 and record is not None and history is not None and before is not None:
-                    await _record_in(conn, history, record, user_id, summary_of(before), None)
+        async with self._engine.connect() as conn, conn.begin():
+            await self._lock(conn)
+            before = await _load_in(conn, user_id) if record is not None else None
+            result = await conn.execute(delete(table).where(table.c.user_id == user_id))
+            if result.rowcount > 0 and record is not None and history is not None and before is not None:
+                await _record_in(conn, history, record, user_id, summary_of(before), None)
         return result.rowcount > 0
 
     def _history(self, record: CredentialsRecord | None) -> SqlEventStore | None:
@@ -91,25 +89,24 @@ class SqlCredentialVault:
         vault uses `ring`. Returns how many rows moved."""
         ring = ring or self._ring
         moved = 0
-        async with self._engine.connect() as conn:
-            async with conn.begin():
-                await self._lock(conn)
-                result = await conn.execute(select(table).where(table.c.key_version != ring.current_version))
-                for stored in result.all():
-                    old = _row(stored)
-                    fresh = resealed(ring, old)
-                    if fresh is None:  # pragma: no cover - filtered by the query
-                        continue
-                    await conn.execute(
-                        update(table)
-                        .where(table.c.user_id == old.user_id, table.c.key_version == old.key_version)
-                        .values(
-                            key_version=fresh.key_version,
-                            api_key_sealed=fresh.api_key_sealed,
-                            secret_key_sealed=fresh.secret_key_sealed,
-                        )
+        async with self._engine.connect() as conn, conn.begin():
+            await self._lock(conn)
+            result = await conn.execute(select(table).where(table.c.key_version != ring.current_version))
+            for stored in result.all():
+                old = _row(stored)
+                fresh = resealed(ring, old)
+                if fresh is None:  # pragma: no cover - filtered by the query
+                    continue
+                await conn.execute(
+                    update(table)
+                    .where(table.c.user_id == old.user_id, table.c.key_version == old.key_version)
+                    .values(
+                        key_version=fresh.key_version,
+                        api_key_sealed=fresh.api_key_sealed,
+                        secret_key_sealed=fresh.secret_key_sealed,
                     )
-                    moved += 1
+                )
+                moved += 1
         self._ring = ring
         return moved
 

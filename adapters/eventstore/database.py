@@ -134,9 +134,9 @@ def _postgres(url: URL) -> StoreAddress:
     timeout = query.pop("connect_timeout", None)
     if timeout is not None:
         args["timeout"] = _seconds(timeout)
-    name = query.pop("application_name", None)
-    if name is not None:
-        args["server_settings"] = {"application_name": name}
+    application_name = query.pop("application_name", None)
+    if application_name is not None:
+        args["server_settings"] = {"application_name": application_name}
     binding = query.pop("channel_binding", None)
     if binding is not None and binding not in ("disable", "prefer", "require"):
         raise DatabaseUrlError(f"has channel_binding={binding}; it must be disable, prefer or require")

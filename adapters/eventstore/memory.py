@@ -14,7 +14,6 @@ from adapters.eventstore.snapshot_codec import encode_state, read_snapshot
 from application.errors import ConcurrencyConflict
 from domain.events import Recorded
 
-
 DEFAULT_SNAPSHOT_EVERY = 100
 
 

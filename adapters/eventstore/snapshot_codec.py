@@ -16,6 +16,7 @@ passed over, and replaced when the stream passes its next multiple of `snapshot_
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
@@ -140,7 +141,9 @@ def _struct_of(shape: str) -> type[_State]:
 def encode_state(shape: str, state: dict[str, object]) -> str:
     """JSON text of the state of an aggregate of this shape (Aggregate.snapshot_shape); TypeError
     when the state's fields are not its struct's, or a value is not one it can carry exactly."""
-    snapshot = _struct_of(shape)(**state)  # TypeError for a field missing or one too many
+    # The struct's own fields are the keywords; the state's are only known when this runs.
+    struct: Callable[..., _State] = _struct_of(shape)
+    snapshot = struct(**state)  # TypeError for a field missing or one too many
     for value in state.values():
         _check_exact(value, TypeError)
     return _encoder.encode(snapshot).decode()

@@ -55,8 +55,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from adapters.eventstore.codec import decode_event, encode_event
 from adapters.eventstore.database import check_sqlite_location, open_failures, store_address, store_unavailable
 from adapters.eventstore.schema import STREAM_VERSION_CONSTRAINT, metadata, snapshots
-from adapters.eventstore.snapshot_codec import encode_state, read_snapshot
 from adapters.eventstore.schema import events as events_table
+from adapters.eventstore.snapshot_codec import encode_state, read_snapshot
 from application.errors import ConcurrencyConflict
 from domain.events import Recorded
 
@@ -97,10 +97,9 @@ class SqlEventStore:
 
     async def create_schema(self) -> None:
         """Create the tables that are missing; safe to call on every start."""
-        async with self._engine.connect() as conn:
-            async with conn.begin():
-                await self._lock_for_write(conn)
-                await conn.run_sync(metadata.create_all, checkfirst=True)
+        async with self._engine.connect() as conn, conn.begin():
+            await self._lock_for_write(conn)
+            await conn.run_sync(metadata.create_all, checkfirst=True)
 
     # --- EventStore ---------------------------------------------------------------------
 
@@ -120,13 +119,12 @@ class SqlEventStore:
 
     async def _append_sqlite(self, batch: list[Recorded], rows: list[dict[str, Any]], stream_ids: list[str]) -> list[int]:
         try:
-            async with self._engine.connect() as conn:
-                async with conn.begin():
-                    await self._lock_for_write(conn)
-                    _check_versions(batch, await _stream_versions(conn, stream_ids))
-                    stmt = insert(events_table).returning(events_table.c.position, sort_by_parameter_order=True)
-                    result = await conn.execute(stmt, rows)
-                    return [row[0] for row in result.all()]
+            async with self._engine.connect() as conn, conn.begin():
+                await self._lock_for_write(conn)
+                _check_versions(batch, await _stream_versions(conn, stream_ids))
+                stmt = insert(events_table).returning(events_table.c.position, sort_by_parameter_order=True)
+                result = await conn.execute(stmt, rows)
+                return [row[0] for row in result.all()]
         except IntegrityError as exc:
             if not _is_version_clash(exc):
                 raise

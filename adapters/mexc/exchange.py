@@ -40,17 +40,16 @@ the NotYetOpen retry loop then only stamps the timestamp and signs, on the order
 from __future__ import annotations
 
 import logging
-
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
-from application.errors import ExchangeDataUnreadable, ExchangeError, NotFound, NotYetOpen, OrderRefused
-from application.ports import ClockOffset, OrderReport, OrderSide, OrderStatus, SymbolRules
 from adapters.mexc.errors import UnexpectedReply
 from adapters.mexc.models import Balance, MexcOrder, MexcTrade, SymbolInfo, ms_to_datetime, plain, round_down
 from adapters.mexc.rest import MexcRestClient, PreparedOrder, is_invalid_symbol
+from application.errors import ExchangeDataUnreadable, ExchangeError, NotFound, NotYetOpen, OrderRefused
+from application.ports import ClockOffset, OrderReport, OrderSide, OrderStatus, SymbolRules
 from domain.errors import InvalidValue
 from domain.values import ClientOrderId, Symbol
 
@@ -107,10 +106,13 @@ class MexcExchange:
             _log.warning("symbol rules for %s unavailable, sending without them: %s", symbol, exc)
         if sync.offset_ns is None or sync.spread_ns is None:
             return timedelta(milliseconds=sync.offset_ms)
-        return ClockOffset(timedelta(microseconds=sync.offset_ns // 1000), timedelta(microseconds=sync.spread_ns // 1000),
+        return ClockOffset(timedelta(microseconds=sync.offset_ns // 1000),
+                           timedelta(microseconds=sync.spread_ns // 1000),
                            timedelta(microseconds=sync.rtt_ns // 2000))
 
-    def prepare_market_buy(self, symbol: Symbol, quote_amount: Decimal, client_order_id: ClientOrderId) -> PreparedOrder:
+    def prepare_market_buy(
+        self, symbol: Symbol, quote_amount: Decimal, client_order_id: ClientOrderId,
+    ) -> PreparedOrder:
         """Build (and keep) the snipe order now; raises OrderRefused if it is outside the rules."""
         key = (symbol.code, "BUY", quote_amount, client_order_id.value)
         prepared = self._prepared.get(key)
@@ -123,13 +125,14 @@ class MexcExchange:
             self._keep(key, prepared)
         return prepared
 
-    async def place_market_buy(self, symbol: Symbol, quote_amount: Decimal, client_order_id: ClientOrderId) -> OrderReport:
+    async def place_market_buy(
+        self, symbol: Symbol, quote_amount: Decimal, client_order_id: ClientOrderId,
+    ) -> OrderReport:
         prepared = self._prepared.get((symbol.code, "BUY", quote_amount, client_order_id.value))
         if prepared is None:
             self._seen[symbol.code] = symbol
             prepared = self.prepare_market_buy(symbol, quote_amount, client_order_id)
         order = await self.client.send_order(prepared)
-        assert order is not None
         return await self._with_fee(self._report(order, symbol, client_order_id, OrderSide.BUY))
 
     def prepare_capped_buy(
@@ -145,7 +148,8 @@ class MexcExchange:
                 price = info.round_price(max_price)
                 if price <= 0:
                     raise OrderRefused(
-                        f"refused before sending: the cap {plain(max_price)} is below the price step of {symbol}", "30002"
+                        f"refused before sending: the cap {plain(max_price)} is below the price step of {symbol}",
+                        "30002",
                     )
                 price, quantity = info.limit_order(price, quote_amount / price)
             else:
@@ -168,7 +172,6 @@ class MexcExchange:
             self._seen[symbol.code] = symbol
             prepared = self.prepare_capped_buy(symbol, quote_amount, max_price, client_order_id)
         order = await self.client.send_order(prepared)
-        assert order is not None
         return await self._with_fee(self._report(order, symbol, client_order_id, OrderSide.BUY))
 
     async def place_market_sell(self, symbol: Symbol, quantity: Decimal, client_order_id: ClientOrderId) -> OrderReport:
@@ -177,7 +180,9 @@ class MexcExchange:
         qty = info.market_sell_quantity(quantity) if info is not None else quantity
         if qty <= 0:
             raise OrderRefused(f"refused before sending: quantity {plain(qty)} is not positive", "30002")
-        order = await self.client.new_order(symbol.code, "SELL", "MARKET", quantity=qty, client_order_id=client_order_id.value)
+        order = await self.client.new_order(
+            symbol.code, "SELL", "MARKET", quantity=qty, client_order_id=client_order_id.value
+        )
         return await self._with_fee(self._report(order, symbol, client_order_id, OrderSide.SELL))
 
     async def query_order(self, symbol: Symbol, client_order_id: ClientOrderId) -> OrderReport | None:
@@ -199,7 +204,7 @@ class MexcExchange:
 
     async def open_orders(self, symbol: Symbol | None = None) -> list[OrderReport]:
         symbols = [symbol] if symbol is not None else await self._symbols_with_possible_orders()
-        reports = []
+        reports: list[OrderReport] = []
         for sym in symbols:
             try:
                 orders = await self.client.open_orders(sym.code)
@@ -340,7 +345,9 @@ class MexcExchange:
                 found.setdefault(candidate.code, candidate)
         return list(found.values())
 
-    def _report(self, order: MexcOrder, symbol: Symbol, asked: ClientOrderId | None, side: OrderSide | None) -> OrderReport:
+    def _report(
+        self, order: MexcOrder, symbol: Symbol, asked: ClientOrderId | None, side: OrderSide | None,
+    ) -> OrderReport:
         coid = self._client_order_id(order, asked)
         if order.executed_qty is None or order.status is None:
             # The POST reply without fill information: the caller queries to learn more.

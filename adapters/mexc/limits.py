@@ -27,9 +27,9 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from enum import Enum
 
+from adapters.mexc.errors import CircuitOpen
 from application.errors import RateLimited
 from application.telemetry import NO_TELEMETRY, RATE_LIMIT_WAIT_MS, Telemetry
-from adapters.mexc.errors import CircuitOpen
 
 API = "/api/v3"
 WINDOW_SECONDS = 10.0

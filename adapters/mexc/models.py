@@ -1,8 +1,12 @@
 """MEXC's REST shapes, read defensively into typed values. Amounts are Decimal, never float.
 
-MEXC sends most amounts as strings and some as JSON numbers; precisions are ints or
-strings; `status` is "1"/"2"/"3" or the older "ENABLED". Anything unreadable becomes
-UnexpectedReply (an AmbiguousOutcome) rather than a raw KeyError or ValueError.
+Each reply's shape is a msgspec struct (`rename="camel"`, the wire's names); msgspec checks the
+types and reads amounts, whether MEXC sends them as strings or as JSON numbers, as exact
+Decimals. What msgspec cannot say is post-processing here: the fallbacks between fields (an
+order's time is `time`, `transactTime` or `updateTime`), precisions given as ints, digit
+strings or steps ("0.001"), `status` as "1"/"2"/"3" or the older "ENABLED", an empty string
+read as absent, and the bounds below. Anything unreadable becomes UnexpectedReply (an
+AmbiguousOutcome) naming the field, rather than a raw KeyError or ValidationError.
 
 Every number is bounded as it is read, before any arithmetic: a precision of "1E+1000000"
 is a valid decimal, and turning it into an int held the event loop for half a minute. The
@@ -12,21 +16,25 @@ quantity, fee or time; outside them a reply is unreadable, like any other malfor
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
-from typing import Any
+from decimal import Context, Decimal, InvalidOperation, Rounded
+from typing import Any, TypeVar
 
-from application.errors import OrderRefused
+import msgspec
+
 from adapters.mexc.errors import UnexpectedReply
+from application.errors import OrderRefused
 from domain.values import round_down_to_scale
 
 ONLINE_STATUSES = frozenset({"1", "ENABLED", "ONLINE", "TRADING"})
 DEFAULT_SCALE = 8
 
-# A number read from MEXC has at most MAX_DIGITS significant digits, is 0 or between
-# 10**-MAX_MAGNITUDE and 10**(MAX_MAGNITUDE + 1) in size, and is written in at most MAX_TEXT
-# characters. Real prices go down to about 1e-12 and supplies up to about 1e15.
+# A number read from MEXC has at most MAX_DIGITS significant digits and is 0 (with an exponent
+# of -MAX_MAGNITUDE - MAX_DIGITS or more) or between 10**-MAX_MAGNITUDE and 10**(MAX_MAGNITUDE + 1)
+# in size; a number read from text (bounded_decimal) is written in at most MAX_TEXT characters.
+# Real prices go down to about 1e-12 and supplies up to about 1e15.
 MAX_DIGITS = 40
 MAX_MAGNITUDE = 30
 MAX_TEXT = 100
@@ -35,6 +43,8 @@ MAX_SCALE = 20
 # Integers (ids, codes) fit MEXC's int64; times are epoch milliseconds before the year 10000.
 MAX_INT = 2**63 - 1
 MAX_EPOCH_MS = 253_402_300_799_999
+# Signals (raises) when a number has more than MAX_DIGITS significant digits.
+_AT_MOST_MAX_DIGITS = Context(prec=MAX_DIGITS, traps=[Rounded])
 
 
 def plain(amount: Decimal) -> str:
@@ -47,19 +57,27 @@ def round_down(amount: Decimal, scale: int) -> Decimal:
 
 
 def decimal_problem(d: Decimal) -> str | None:
-    """Why `d` cannot be a number MEXC sent (not finite, or out of bounds); None when it can."""
+    """Why `d` cannot be a number MEXC sent (not finite, or out of bounds); None when it can.
+    Neither check computes with `d` beyond its first MAX_DIGITS digits (as_tuple, the obvious way
+    to count them, costs a microsecond: ten of them per exchangeInfo symbol)."""
     if not d.is_finite():
         return "is not finite"
-    sign, digits, exponent = d.as_tuple()
-    assert isinstance(exponent, int)
-    if len(digits) > MAX_DIGITS or not -MAX_MAGNITUDE - MAX_DIGITS <= exponent <= MAX_MAGNITUDE:
+    magnitude = d.adjusted()  # the exponent of the first digit (of a zero: its exponent)
+    if not (-MAX_MAGNITUDE if d else -MAX_MAGNITUDE - MAX_DIGITS) <= magnitude <= MAX_MAGNITUDE:
         return "is out of range"
-    if d and not -MAX_MAGNITUDE <= d.adjusted() <= MAX_MAGNITUDE:
+    try:
+        _AT_MOST_MAX_DIGITS.plus(d)
+    except Rounded:
         return "is out of range"
     return None
 
 
 def decimal_of(value: Any, what: str) -> Decimal:
+    if type(value) is Decimal:  # as msgspec reads amounts: the common case first
+        problem = decimal_problem(value)
+        if problem is not None:
+            raise UnexpectedReply(f"{what} {problem}: {_shown(value)}")
+        return value
     if isinstance(value, bool) or value is None or isinstance(value, float):
         raise UnexpectedReply(f"{what} is not a decimal: {_shown(value)}")
     if isinstance(value, int) and abs(value) > MAX_INT:
@@ -90,17 +108,16 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def optional_decimal(raw: dict[str, Any], key: str) -> Decimal | None:
-    value = raw.get(key)
-    if value is None or value == "":
-        return None
-    return decimal_of(value, key)
+def optional_decimal(value: int | Decimal | None, what: str) -> Decimal | None:
+    return None if value is None else decimal_of(value, what)
 
 
 def scale_of(value: Any, what: str, default: int = DEFAULT_SCALE) -> int:
     """A precision given as an int, a digit string, or a step such as "0.001" (-> 3)."""
     if value is None or value == "":
         return default
+    if type(value) is int and 0 <= value <= MAX_SCALE:
+        return value
     d = decimal_of(value, what)
     if d == d.to_integral_value() and 0 <= d <= MAX_SCALE:
         return int(d)
@@ -115,7 +132,7 @@ def int_of(value: Any, what: str, default: int | None = None, low: int = -MAX_IN
         if default is None:
             raise UnexpectedReply(f"{what} is missing")
         return default
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise UnexpectedReply(f"{what} is not an integer: {_shown(value)}")
     if isinstance(value, int):
         number = value
@@ -153,6 +170,68 @@ def require_list(raw: Any, what: str) -> list[Any]:
     if not isinstance(raw, list):
         raise UnexpectedReply(f"{what}: expected a list, got {type(raw).__name__}")
     return raw
+
+
+_Shape = TypeVar("_Shape")
+# An amount as msgspec reads it: an int stays an int (decimal_of bounds it to int64), anything
+# else (a string, a JSON number) becomes an exact Decimal, bounded after.
+Amount = int | Decimal
+_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+_EXPECTED = re.compile(r"Expected `([^`]*)`")
+_KINDS = (("decimal", "a decimal"), ("int", "an integer"), ("str", "a string"), ("bool", "a boolean"))
+_SHAPES = {"object": "an object", "array": "a list"}
+
+
+class _Reply(msgspec.Struct, rename="camel", gc=False):
+    """A reply's shape: the wire's camelCase names, unknown fields ignored."""
+
+
+def read_reply(raw: Any, shape: type[_Shape], what: str) -> _Shape:
+    """`raw` (JSON as the client decodes it: numbers as Decimal) read as `shape`. MEXC writes
+    some absent values as "": when a reply does not read, it is read once more with every ""
+    as null. What still does not read is UnexpectedReply, naming where and what it is."""
+    try:
+        return msgspec.convert(raw, shape)
+    except msgspec.ValidationError:
+        pass
+    try:
+        return msgspec.convert(_blanks_as_null(raw), shape)
+    except msgspec.ValidationError as error:
+        raise _unreadable(str(error), raw, what) from None
+
+
+def _blanks_as_null(raw: Any) -> Any:
+    if isinstance(raw, dict):
+        return {key: _blanks_as_null(value) for key, value in raw.items()}
+    if isinstance(raw, list):
+        return [_blanks_as_null(value) for value in raw]
+    return None if isinstance(raw, str) and raw == "" else raw
+
+
+def _unreadable(message: str, raw: Any, what: str) -> UnexpectedReply:
+    """msgspec's "Expected `decimal | null`, got `bool` - at `$.price`" as "price is not a
+    decimal: True", with the value as MEXC sent it (cut short)."""
+    message, _, at = message.partition(" - at `$")
+    value, where = raw, ""
+    for key, index in _STEP.findall(at.rstrip("`")):
+        where += f".{key}" if key else f"[{index}]"
+        if key:
+            value = value.get(key) if isinstance(value, dict) else None
+        else:
+            value = value[int(index)] if isinstance(value, list) and int(index) < len(value) else None
+    where = where.removeprefix(".")
+    if not where or where.startswith("["):
+        where = what + where
+    expected = _EXPECTED.match(message)
+    kinds = expected.group(1) if expected else message.lower()  # e.g. "Invalid decimal string"
+    if "length" in message:  # "Expected `array` of at least length 7, got 5"
+        return UnexpectedReply(f"{where}: {message[0].lower()}{message[1:]}")
+    if kinds in ("object", "array"):
+        return UnexpectedReply(f"{where}: expected {_SHAPES[kinds]}, got {type(value).__name__}")
+    kind = next((name for word, name in _KINDS if word in kinds), None)
+    if kind is None:
+        return UnexpectedReply(f"{where}: {message}")
+    return UnexpectedReply(f"{where} is not {kind}: {_shown(value)}")
 
 
 # --- exchangeInfo ------------------------------------------------------------------------
@@ -221,7 +300,8 @@ class SymbolInfo:
         qty = self.round_quantity(quantity)
         if qty <= 0 or qty < self.min_quantity:
             raise OrderRefused(
-                f"refused before sending: quantity {plain(qty)} is below the minimum {plain(self.min_quantity)} for {self.symbol}",
+                f"refused before sending: quantity {plain(qty)} is below the minimum {plain(self.min_quantity)} "
+                f"for {self.symbol}",
                 "30002",
             )
         return qty
@@ -243,42 +323,74 @@ class SymbolInfo:
         return p, q
 
 
+class SymbolReply(_Reply):
+    """One exchangeInfo symbol as MEXC sends it (the fields read; MEXC sends more)."""
+
+    symbol: str | None = None
+    base_asset: str | None = None
+    quote_asset: str | None = None
+    full_name: str | None = None
+    status: str | int | None = None
+    is_spot_trading_allowed: Any = True  # anything but false allows
+    permissions: Any = None  # a list of names; anything else reads as none
+    order_types: Any = None
+    quote_precision: Amount | None = None
+    base_asset_precision: Amount | None = None
+    quote_asset_precision: Amount | None = None
+    base_size_precision: Amount | None = None
+    quote_amount_precision: Amount | None = None
+    quote_amount_precision_market: Amount | None = None
+    max_quote_amount: Amount | None = None
+    max_quote_amount_market: Amount | None = None
+    maker_commission: Amount | None = None
+    taker_commission: Amount | None = None
+    trade_side_type: int | str | None = None
+
+
+class ExchangeInfoReply(_Reply):
+    symbols: list[SymbolReply] = []
+
+
 def parse_symbol_info(raw: Any) -> SymbolInfo:
-    item = require_dict(raw, "exchangeInfo symbol")
-    symbol = item.get("symbol")
-    if not isinstance(symbol, str) or not symbol:
+    return symbol_info(read_reply(raw, SymbolReply, "exchangeInfo symbol"))
+
+
+def symbol_info(reply: SymbolReply) -> SymbolInfo:
+    if not reply.symbol:
         raise UnexpectedReply("exchangeInfo symbol without a name")
-    min_notional = optional_decimal(item, "quoteAmountPrecision") or Decimal(0)
-    market_min = optional_decimal(item, "quoteAmountPrecisionMarket")
-    permissions = item.get("permissions") or ()
-    order_types = item.get("orderTypes") or ()
+    min_notional = optional_decimal(reply.quote_amount_precision, "quoteAmountPrecision") or Decimal(0)
+    market_min = optional_decimal(reply.quote_amount_precision_market, "quoteAmountPrecisionMarket")
+    quote_precision = reply.quote_asset_precision if reply.quote_asset_precision is not None else reply.quote_precision
     return SymbolInfo(
-        symbol=symbol,
-        base_asset=str(item.get("baseAsset") or ""),
-        quote_asset=str(item.get("quoteAsset") or ""),
-        status=str(item.get("status", "")).strip(),
-        spot_allowed=item.get("isSpotTradingAllowed", True) is not False,
-        permissions=tuple(str(p) for p in permissions) if isinstance(permissions, list) else (),
-        order_types=tuple(str(t) for t in order_types) if isinstance(order_types, list) else (),
-        price_scale=scale_of(item.get("quotePrecision"), "quotePrecision"),
-        quantity_scale=scale_of(item.get("baseAssetPrecision"), "baseAssetPrecision"),
-        quote_scale=scale_of(item.get("quoteAssetPrecision", item.get("quotePrecision")), "quoteAssetPrecision"),
-        min_quantity=optional_decimal(item, "baseSizePrecision") or Decimal(0),
+        symbol=reply.symbol,
+        base_asset=reply.base_asset or "",
+        quote_asset=reply.quote_asset or "",
+        status=str(reply.status if reply.status is not None else "").strip(),
+        spot_allowed=reply.is_spot_trading_allowed is not False,
+        permissions=_names(reply.permissions),
+        order_types=_names(reply.order_types),
+        price_scale=scale_of(reply.quote_precision, "quotePrecision"),
+        quantity_scale=scale_of(reply.base_asset_precision, "baseAssetPrecision"),
+        quote_scale=scale_of(quote_precision, "quoteAssetPrecision"),
+        min_quantity=optional_decimal(reply.base_size_precision, "baseSizePrecision") or Decimal(0),
         min_notional=min_notional,
         min_market_notional=market_min if market_min is not None and market_min > 0 else min_notional,
-        max_notional=optional_decimal(item, "maxQuoteAmount"),
-        max_market_notional=optional_decimal(item, "maxQuoteAmountMarket"),
-        maker_fee=optional_decimal(item, "makerCommission"),
-        taker_fee=optional_decimal(item, "takerCommission"),
-        trade_side=int_of(item.get("tradeSideType"), "tradeSideType", default=1),
-        full_name=str(item.get("fullName") or ""),
+        max_notional=optional_decimal(reply.max_quote_amount, "maxQuoteAmount"),
+        max_market_notional=optional_decimal(reply.max_quote_amount_market, "maxQuoteAmountMarket"),
+        maker_fee=optional_decimal(reply.maker_commission, "makerCommission"),
+        taker_fee=optional_decimal(reply.taker_commission, "takerCommission"),
+        trade_side=int_of(reply.trade_side_type, "tradeSideType", default=1),
+        full_name=reply.full_name or "",
     )
 
 
+def _names(raw: Any) -> tuple[str, ...]:
+    return tuple(str(name) for name in raw) if isinstance(raw, list) else ()
+
+
 def parse_exchange_info(raw: Any) -> dict[str, SymbolInfo]:
-    body = require_dict(raw, "exchangeInfo")
-    symbols = require_list(body.get("symbols", []), "exchangeInfo symbols")
-    parsed = (parse_symbol_info(s) for s in symbols)
+    body = read_reply(raw, ExchangeInfoReply, "exchangeInfo")
+    parsed = (symbol_info(s) for s in body.symbols)
     return {info.symbol: info for info in parsed}
 
 
@@ -302,25 +414,45 @@ class MexcOrder:
     time_ms: int | None
 
 
+class OrderReply(_Reply):
+    """An order as POST/GET/DELETE order and openOrders send it."""
+
+    symbol: str | None = None
+    order_id: str | int | None = None
+    client_order_id: str | None = None
+    orig_client_order_id: str | None = None  # DELETE's name for it
+    side: str | None = None
+    type: str | None = None
+    status: str | None = None
+    price: Amount | None = None
+    orig_qty: Amount | None = None
+    executed_qty: Amount | None = None
+    cummulative_quote_qty: Amount | None = None
+    orig_quote_order_qty: Amount | None = None
+    time: int | str | None = None  # GET's; POST sends transactTime, DELETE sometimes updateTime
+    transact_time: int | str | None = None
+    update_time: int | str | None = None
+
+
 def parse_order(raw: Any) -> MexcOrder:
-    item = require_dict(raw, "order")
-    if "orderId" not in item and "clientOrderId" not in item and "origClientOrderId" not in item:
-        raise UnexpectedReply(f"order reply without an order id: keys {sorted(item)[:8]}")
-    time_raw = item.get("time", item.get("transactTime", item.get("updateTime")))
-    coid = item.get("clientOrderId") or item.get("origClientOrderId")
+    reply = read_reply(raw, OrderReply, "order")
+    coid = reply.client_order_id or reply.orig_client_order_id
+    if reply.order_id is None and coid is None:
+        raise UnexpectedReply(f"order reply without an order id: keys {sorted(raw)[:8]}")
+    when = next((t for t in (reply.time, reply.transact_time, reply.update_time) if t is not None), None)
     return MexcOrder(
-        symbol=str(item.get("symbol") or ""),
-        order_id=str(item.get("orderId") or ""),
-        client_order_id=str(coid) if coid else None,
-        side=str(item["side"]) if item.get("side") else None,
-        type=str(item["type"]) if item.get("type") else None,
-        status=str(item["status"]) if item.get("status") else None,
-        price=optional_decimal(item, "price"),
-        orig_qty=optional_decimal(item, "origQty"),
-        executed_qty=optional_decimal(item, "executedQty"),
-        cummulative_quote_qty=optional_decimal(item, "cummulativeQuoteQty"),
-        orig_quote_order_qty=optional_decimal(item, "origQuoteOrderQty"),
-        time_ms=epoch_ms_of(time_raw, "time") if time_raw not in (None, "") else None,
+        symbol=reply.symbol or "",
+        order_id=str(reply.order_id or ""),
+        client_order_id=coid or None,
+        side=reply.side or None,
+        type=reply.type or None,
+        status=reply.status or None,
+        price=optional_decimal(reply.price, "price"),
+        orig_qty=optional_decimal(reply.orig_qty, "origQty"),
+        executed_qty=optional_decimal(reply.executed_qty, "executedQty"),
+        cummulative_quote_qty=optional_decimal(reply.cummulative_quote_qty, "cummulativeQuoteQty"),
+        orig_quote_order_qty=optional_decimal(reply.orig_quote_order_qty, "origQuoteOrderQty"),
+        time_ms=None if when is None else epoch_ms_of(when, "time"),
     )
 
 
@@ -346,22 +478,33 @@ class MexcTrade:
         return (str(self.time_ms), str(self.quantity), str(self.quote_quantity), str(self.commission))
 
 
+class TradeReply(_Reply):
+    """One fill in GET myTrades."""
+
+    order_id: str | int | None = None
+    id: str | int | None = None
+    qty: Amount | None = None
+    quote_qty: Amount | None = None
+    commission: Amount | None = None
+    commission_asset: str | None = None
+    time: int | str | None = None
+
+
 def parse_trades(raw: Any) -> list[MexcTrade]:
     out = []
-    for item in require_list(raw, "myTrades"):
-        entry = require_dict(item, "trade")
-        commission = optional_decimal(entry, "commission") or Decimal(0)
-        asset = str(entry.get("commissionAsset") or "")
+    for entry in read_reply(raw, list[TradeReply], "myTrades"):
+        commission = optional_decimal(entry.commission, "commission") or Decimal(0)
+        asset = entry.commission_asset or ""
         if commission < 0 or (commission > 0 and not asset):
             raise UnexpectedReply(f"myTrades: commission {commission} in {asset!r} is not a fee")
         out.append(MexcTrade(
-            order_id=str(entry.get("orderId") or ""),
-            quantity=decimal_of(entry.get("qty"), "qty"),
-            quote_quantity=optional_decimal(entry, "quoteQty"),
+            order_id=str(entry.order_id or ""),
+            quantity=decimal_of(entry.qty, "qty"),
+            quote_quantity=optional_decimal(entry.quote_qty, "quoteQty"),
             commission=commission,
             commission_asset=asset,
-            trade_id=str(entry.get("id") or ""),
-            time_ms=epoch_ms_of(entry.get("time"), "time") if entry.get("time") not in (None, "") else None,
+            trade_id=str(entry.id or ""),
+            time_ms=None if entry.time is None else epoch_ms_of(entry.time, "time"),
         ))
     return out
 
@@ -375,15 +518,22 @@ class Balance:
     locked: Decimal
 
 
+class BalanceReply(_Reply):
+    asset: str | None = None
+    free: Amount | None = 0  # absent: none; null: unreadable
+    locked: Amount | None = 0
+
+
+class AccountReply(_Reply):
+    balances: list[BalanceReply] = []
+
+
 def parse_balances(raw: Any) -> dict[str, Balance]:
-    body = require_dict(raw, "account")
-    out = {}
-    for item in require_list(body.get("balances", []), "account balances"):
-        entry = require_dict(item, "balance")
-        asset = str(entry.get("asset") or "")
-        if asset:
-            out[asset] = Balance(asset, decimal_of(entry.get("free", "0"), "free"), decimal_of(entry.get("locked", "0"), "locked"))
-    return out
+    return {
+        entry.asset: Balance(entry.asset, decimal_of(entry.free, "free"), decimal_of(entry.locked, "locked"))
+        for entry in read_reply(raw, AccountReply, "account").balances
+        if entry.asset
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,12 +545,20 @@ class BookTicker:
     ask_qty: Decimal | None
 
 
+class BookTickerReply(_Reply):
+    symbol: str | None = None
+    bid_price: Amount | None = None
+    bid_qty: Amount | None = None
+    ask_price: Amount | None = None
+    ask_qty: Amount | None = None
+
+
 def parse_book_ticker(raw: Any) -> BookTicker:
-    item = require_dict(raw, "bookTicker")
+    item = read_reply(raw, BookTickerReply, "bookTicker")
     return BookTicker(
-        str(item.get("symbol") or ""),
-        optional_decimal(item, "bidPrice"), optional_decimal(item, "bidQty"),
-        optional_decimal(item, "askPrice"), optional_decimal(item, "askQty"),
+        item.symbol or "",
+        optional_decimal(item.bid_price, "bidPrice"), optional_decimal(item.bid_qty, "bidQty"),
+        optional_decimal(item.ask_price, "askPrice"), optional_decimal(item.ask_qty, "askQty"),
     )
 
 
@@ -411,23 +569,29 @@ class Depth:
     asks: tuple[tuple[Decimal, Decimal], ...]
 
 
-def _levels(raw: Any, what: str) -> tuple[tuple[Decimal, Decimal], ...]:
-    out = []
-    for level in require_list(raw, what):
-        pair = require_list(level, what)
-        if len(pair) < 2:
-            raise UnexpectedReply(f"{what}: a level needs price and quantity")
-        out.append((decimal_of(pair[0], f"{what} price"), decimal_of(pair[1], f"{what} quantity")))
-    return tuple(out)
+class LevelReply(_Reply, array_like=True):
+    """[price, quantity] (more values are ignored)."""
+
+    price: Amount
+    quantity: Amount
+
+
+class DepthReply(_Reply):
+    last_update_id: int | str | None = None
+    bids: list[LevelReply] = []
+    asks: list[LevelReply] = []
+
+
+def _levels(levels: list[LevelReply], what: str) -> tuple[tuple[Decimal, Decimal], ...]:
+    return tuple((decimal_of(lv.price, f"{what} price"), decimal_of(lv.quantity, f"{what} quantity")) for lv in levels)
 
 
 def parse_depth(raw: Any) -> Depth:
-    item = require_dict(raw, "depth")
-    luid = item.get("lastUpdateId")
+    item = read_reply(raw, DepthReply, "depth")
     return Depth(
-        int_of(luid, "lastUpdateId") if luid is not None else None,
-        _levels(item.get("bids", []), "bids"),
-        _levels(item.get("asks", []), "asks"),
+        None if item.last_update_id is None else int_of(item.last_update_id, "lastUpdateId"),
+        _levels(item.bids, "bids"),
+        _levels(item.asks, "asks"),
     )
 
 
@@ -446,18 +610,28 @@ class Kline:
 KLINE_INTERVALS = frozenset({"1m", "5m", "15m", "30m", "60m", "4h", "1d", "1W", "1M"})
 
 
+class KlineReply(_Reply, array_like=True):
+    """[open time, open, high, low, close, volume, close time, quote volume] (more are ignored)."""
+
+    open_time: int | str | None
+    open: Amount | None
+    high: Amount | None
+    low: Amount | None
+    close: Amount | None
+    volume: Amount | None
+    close_time: int | str | None
+    quote_volume: Amount | None = None
+
+
 def parse_klines(raw: Any) -> list[Kline]:
-    out = []
-    for row in require_list(raw, "klines"):
-        r = require_list(row, "kline")
-        if len(r) < 7:
-            raise UnexpectedReply("kline row too short")
-        out.append(Kline(
-            epoch_ms_of(r[0], "open time"), decimal_of(r[1], "open"), decimal_of(r[2], "high"), decimal_of(r[3], "low"),
-            decimal_of(r[4], "close"), decimal_of(r[5], "volume"), epoch_ms_of(r[6], "close time"),
-            decimal_of(r[7], "quote volume") if len(r) > 7 and r[7] is not None else None,
-        ))
-    return out
+    return [
+        Kline(
+            epoch_ms_of(r.open_time, "open time"), decimal_of(r.open, "open"), decimal_of(r.high, "high"),
+            decimal_of(r.low, "low"), decimal_of(r.close, "close"), decimal_of(r.volume, "volume"),
+            epoch_ms_of(r.close_time, "close time"), optional_decimal(r.quote_volume, "quote volume"),
+        )
+        for r in read_reply(raw, list[KlineReply], "klines")
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -203,7 +203,8 @@ class MexcRestClient:
         wall_clock_ns: Callable[[], int] = time.time_ns,
         rng: random.Random | None = None,
     ) -> None:
-        if isinstance(recv_window_ms, bool) or not isinstance(recv_window_ms, int) or not 0 < recv_window_ms <= MAX_RECV_WINDOW_MS:
+        if (isinstance(recv_window_ms, bool) or not isinstance(recv_window_ms, int)
+                or not 0 < recv_window_ms <= MAX_RECV_WINDOW_MS):
             raise ConfigurationError(f"MEXC recvWindow must be 1..{MAX_RECV_WINDOW_MS} ms, got {recv_window_ms!r}")
         if read_attempts < 1:
             raise ConfigurationError("read_attempts must be at least 1")
@@ -288,7 +289,7 @@ class MexcRestClient:
         return (f"MexcRestClient(base_url={self.base_url!r}, api_key={_mask(self._api_key)}, "
                 f"secret={'<hidden>' if self._signer else '<none>'}, recv_window_ms={self.recv_window_ms})")
 
-    async def __aenter__(self) -> "MexcRestClient":
+    async def __aenter__(self) -> MexcRestClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -365,7 +366,8 @@ class MexcRestClient:
                     settled = True
                     breaker.on_failure(f"no reply from MEXC at {self.base_url} ({exc})")
                     raise _Transient(AmbiguousOutcome(
-                        f"{ep.group}: no reply from MEXC at {self.base_url} ({exc}); the request may have been processed"
+                        f"{ep.group}: no reply from MEXC at {self.base_url} ({exc}); "
+                        "the request may have been processed"
                     )) from exc
                 settled = True
                 return self._read(ep, response)
@@ -414,7 +416,7 @@ class MexcRestClient:
             if type(data) is dict and "code" in data:
                 code = data["code"]
                 if isinstance(code, (int, str)) and code in _OK_CODES:
-                    return data["data"] if "data" in data else data
+                    return data.get("data", data)
                 if "msg" in data:
                     raise errors.classify(code, str(data.get("msg") or ""), status)
             return data
@@ -471,7 +473,8 @@ class MexcRestClient:
             sample_low, sample_high = server_ns - (wall_before + rtt), server_ns + 1_000_000 - wall_before
             low = sample_low if low is None else max(low, sample_low)
             high = sample_high if high is None else min(high, sample_high)
-        assert best is not None and low is not None and high is not None
+        if best is None or low is None or high is None:  # count >= 1: every path above sets them
+            raise RuntimeError("sync_clock took no sample")
         if low <= high:
             middle, spread = (low + high) // 2, (high - low + 1) // 2
             self._offset_ms = round(middle / 1_000_000)
@@ -487,7 +490,8 @@ class MexcRestClient:
         now = self._wall_ns()
         wait = -(now + one_way_ns + offset_ns) % 1_000_000
         until, give_up = now + wait, time.perf_counter_ns() + wait + 200_000
-        while self._wall_ns() < until and time.perf_counter_ns() < give_up:
+        # A spin of at most a millisecond, yielding each turn: no event could say when the clock crosses.
+        while self._wall_ns() < until and time.perf_counter_ns() < give_up:  # noqa: ASYNC110
             await asyncio.sleep(0)
 
     # --- market data ---------------------------------------------------------------------
@@ -525,12 +529,13 @@ class MexcRestClient:
         return parse_depth(await self._call(self._depth, encode_params([("symbol", symbol), ("limit", limit)])))
 
     async def klines(
-        self, symbol: str, interval: str = "1m", limit: int | None = None, start_ms: int | None = None, end_ms: int | None = None
+        self, symbol: str, interval: str = "1m", limit: int | None = None, start_ms: int | None = None,
+        end_ms: int | None = None,
     ) -> list[Kline]:
         if interval not in KLINE_INTERVALS:
             raise ValueError(f"MEXC kline interval must be one of {sorted(KLINE_INTERVALS)}, got {interval!r}")
-        params = encode_params([("symbol", symbol), ("interval", interval), ("startTime", start_ms), ("endTime", end_ms),
-                                ("limit", limit)])
+        params = encode_params([("symbol", symbol), ("interval", interval), ("startTime", start_ms),
+                                ("endTime", end_ms), ("limit", limit)])
         return parse_klines(await self._call(self._klines, params))
 
     # --- account and orders --------------------------------------------------------------
@@ -575,23 +580,28 @@ class MexcRestClient:
         ])
         return PreparedOrder(symbol, side, order_type, client_order_id, self._signed_prefix(params), test)
 
-    async def send_order(self, order: PreparedOrder) -> MexcOrder | None:
-        """Place (or, for a test order, validate) a prepared order. A test order returns None."""
+    async def send_order(self, order: PreparedOrder) -> MexcOrder:
+        """Place a prepared order (a test order is sent by send_test_order)."""
         if order.test:
-            await self._call(self._order_test, signed_prefix=order.signed_prefix)
-            return None
+            raise ValueError("a test order is sent by send_test_order: MEXC answers it with no order")
         return parse_order(await self._call(self._order, signed_prefix=order.signed_prefix))
 
+    async def send_test_order(self, order: PreparedOrder) -> None:
+        """Validate a prepared test order: MEXC answers {} without placing it."""
+        if not order.test:
+            raise ValueError("send_test_order sends test orders only (prepare_order(..., test=True))")
+        await self._call(self._order_test, signed_prefix=order.signed_prefix)
+
     async def new_order(self, symbol: str, side: str, order_type: str, **kwargs: Any) -> MexcOrder:
-        order = await self.send_order(self.prepare_order(symbol, side, order_type, **kwargs))
-        assert order is not None
-        return order
+        return await self.send_order(self.prepare_order(symbol, side, order_type, **kwargs))
 
     async def test_order(self, symbol: str, side: str, order_type: str, **kwargs: Any) -> None:
         """POST order/test: MEXC validates the order and answers {} without placing it."""
-        await self.send_order(self.prepare_order(symbol, side, order_type, test=True, **kwargs))
+        await self.send_test_order(self.prepare_order(symbol, side, order_type, test=True, **kwargs))
 
-    async def query_order(self, symbol: str, client_order_id: str | None = None, order_id: str | None = None) -> MexcOrder | None:
+    async def query_order(
+        self, symbol: str, client_order_id: str | None = None, order_id: str | None = None,
+    ) -> MexcOrder | None:
         """The order, or None when MEXC knows none by that id (-2011)."""
         params = encode_params([("symbol", symbol), ("origClientOrderId", client_order_id), ("orderId", order_id)])
         try:
@@ -599,7 +609,9 @@ class MexcRestClient:
         except UnknownOrder:
             return None
 
-    async def cancel_order(self, symbol: str, client_order_id: str | None = None, order_id: str | None = None) -> MexcOrder | None:
+    async def cancel_order(
+        self, symbol: str, client_order_id: str | None = None, order_id: str | None = None,
+    ) -> MexcOrder | None:
         """The cancelled order, or None when there is no such open order (-2011)."""
         params = encode_params([("symbol", symbol), ("origClientOrderId", client_order_id), ("orderId", order_id)])
         try:

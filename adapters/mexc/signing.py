@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import NoReturn
 
 
 class Signer:
@@ -25,7 +26,7 @@ class Signer:
     def __repr__(self) -> str:
         return "Signer(secret=<hidden>)"
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> NoReturn:
         raise TypeError("a Signer holds a secret and is not serialisable")
 
 

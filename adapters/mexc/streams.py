@@ -44,9 +44,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from adapters.mexc.protobuf import ProtobufDecodeError, decode_push, read_decimal
 from application.errors import ConfigurationError
 from application.ports import PriceTick
-from adapters.mexc.protobuf import ProtobufDecodeError, decode_push, read_decimal
 from domain.values import Symbol
 
 log = logging.getLogger(__name__)
@@ -515,14 +515,14 @@ class MexcMarketStream:
         self._running = False
         await asyncio.gather(*(shard.stop() for shard in self._shards), return_exceptions=True)
 
-    async def __aenter__(self) -> "MexcMarketStream":
+    async def __aenter__(self) -> MexcMarketStream:
         await self.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    def __aiter__(self) -> "MexcMarketStream":
+    def __aiter__(self) -> MexcMarketStream:
         return self
 
     async def __anext__(self) -> PriceTick:
@@ -705,14 +705,14 @@ class MexcUserDataStream:
             except Exception as exc:  # noqa: BLE001 - best effort; the key expires anyway
                 log.warning("MEXC user data: closing the listen key failed: %s", exc)
 
-    async def __aenter__(self) -> "MexcUserDataStream":
+    async def __aenter__(self) -> MexcUserDataStream:
         await self.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    def __aiter__(self) -> "MexcUserDataStream":
+    def __aiter__(self) -> MexcUserDataStream:
         return self
 
     async def __anext__(self) -> UserDataUpdate:

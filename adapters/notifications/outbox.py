@@ -51,8 +51,8 @@ class _Reader:
         return [recorded_from_row(row) for row in result.all()]
 
     async def subscribers(self) -> list[str]:
-        result = await self._conn.execute(
-            select(events.c.user_id).where(events.c.event_type == _SETTINGS_EVENT).distinct().order_by(events.c.user_id))
+        stmt = select(events.c.user_id).where(events.c.event_type == _SETTINGS_EVENT)
+        result = await self._conn.execute(stmt.distinct().order_by(events.c.user_id))
         return [row[0] for row in result.all()]
 
 
@@ -68,11 +68,10 @@ class SqlNotificationOutbox:
 
     @asynccontextmanager
     async def _writing(self):  # noqa: ANN202
-        async with self._engine.connect() as conn:
-            async with conn.begin():
-                if self._sqlite:
-                    await conn.exec_driver_sql("BEGIN IMMEDIATE")
-                yield conn
+        async with self._engine.connect() as conn, conn.begin():
+            if self._sqlite:
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+            yield conn
 
     def _insert(self, table: Any) -> Any:
         return sqlite_insert(table) if self._sqlite else pg_insert(table)
@@ -113,7 +112,8 @@ class SqlNotificationOutbox:
 
     async def _lock_checkpoint(self, conn: AsyncConnection) -> int:
         if self._sqlite:
-            await conn.execute(sqlite_insert(proj_checkpoints).values(name=self._name, position=0).on_conflict_do_nothing())
+            first_use = sqlite_insert(proj_checkpoints).values(name=self._name, position=0).on_conflict_do_nothing()
+            await conn.execute(first_use)
             value = await conn.scalar(select(proj_checkpoints.c.position).where(proj_checkpoints.c.name == self._name))
         else:
             value = await conn.scalar(text(

@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 
+from adapters.paper.broker import PaperBroker
+from adapters.paper.scenario import ListingSpec, Scenario, open_time, state_of, symbol_of
 from application.errors import AmbiguousOutcome, NotFound, OrderAlreadyExists, OrderRefused, RateLimited
 from application.ports import (
     CalendarEntry,
@@ -23,8 +25,6 @@ from application.ports import (
     SymbolRules,
     SymbolStateReport,
 )
-from adapters.paper.broker import PaperBroker
-from adapters.paper.scenario import ListingSpec, Scenario, open_time, state_of, symbol_of
 from domain.values import ClientOrderId, Symbol
 
 

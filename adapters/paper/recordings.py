@@ -36,16 +36,16 @@ BUNDLED_RECORDINGS = Path(__file__).parent / "recordings"
 
 
 class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    pass
+    """Subclasses repeat frozen=True: msgspec inherits it, but type checkers do not see it inherited."""
 
 
 # Numbers are decimal strings, never JSON numbers: what is written is exactly what is read.
-class PointSpec(_Strict):
+class PointSpec(_Strict, frozen=True):
     t: str
     price: str
 
 
-class RecordingSpec(_Strict):
+class RecordingSpec(_Strict, frozen=True):
     symbol: str
     launch_at: datetime
     quote_amount: str

@@ -33,10 +33,10 @@ from domain.values import Symbol, SymbolState
 
 
 class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    pass
+    """Subclasses repeat frozen=True: msgspec inherits it, but type checkers do not see it inherited."""
 
 
-class RiskSpec(_Strict):
+class RiskSpec(_Strict, frozen=True):
     max_quote_per_snipe: Decimal = Decimal("100")
     max_concurrent_positions: int = 3
     max_daily_loss: Decimal = Decimal("50")
@@ -44,12 +44,12 @@ class RiskSpec(_Strict):
     allowed_quote_assets: list[str] = msgspec.field(default_factory=lambda: ["USDT"])
 
 
-class LevelSpec(_Strict):
+class LevelSpec(_Strict, frozen=True):
     gain_percent: Decimal
     sell_percent: Decimal
 
 
-class ExitPlanSpec(_Strict):
+class ExitPlanSpec(_Strict, frozen=True):
     name: str
     take_profits: list[LevelSpec]
     stop_loss_percent: Decimal
@@ -57,7 +57,7 @@ class ExitPlanSpec(_Strict):
     max_hold_seconds: int | None = None
 
 
-class TraderSpec(_Strict):
+class TraderSpec(_Strict, frozen=True):
     user_id: str
     quote_amount: Decimal
     exit_strategy: str = "balanced"
@@ -70,19 +70,19 @@ class TraderSpec(_Strict):
     max_entry_price: Decimal | None = None  # the entry price cap of this trader's targets (None: market buys)
 
 
-class StateSpec(_Strict):
+class StateSpec(_Strict, frozen=True):
     at: datetime
     sts: int
     st: int
     tt: int
 
 
-class PriceSpec(_Strict):
+class PriceSpec(_Strict, frozen=True):
     t: Decimal  # seconds after the pair opens
     price: Decimal
 
 
-class ListingSpec(_Strict):
+class ListingSpec(_Strict, frozen=True):
     coin_id: str
     ticker: str
     announced_at: datetime
@@ -98,7 +98,7 @@ class ListingSpec(_Strict):
     prices: list[PriceSpec] = msgspec.field(default_factory=list)
 
 
-class Scenario(_Strict):
+class Scenario(_Strict, frozen=True):
     name: str
     start: datetime
     end: datetime

@@ -20,11 +20,12 @@ Postgres (`_AsyncpgIO`, for speed: see bench/README.md).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, Protocol, cast
 
@@ -44,7 +45,7 @@ from adapters.eventstore.schema import (
     proj_trades,
 )
 from adapters.eventstore.sqlalchemy_store import recorded_from_row
-from application.trade_book import TradeBook, halt_reason
+from application.trade_book import UNKNOWN_LAUNCH_AT, TradeBook, halt_reason
 from application.views import DailyPnl, PositionView, TargetView, TradeRecord
 from domain.events import EmergencyStopActivated, EmergencyStopCleared, ExitFilled, Recorded
 
@@ -109,10 +110,8 @@ class SqlProjector:
             while not stop.is_set():
                 if await io.behind(self._name):
                     applied += await self._catch_up(io)
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=seconds)
-                except TimeoutError:
-                    pass
         return applied
 
     async def _catch_up(self, io: _BatchIO) -> int:
@@ -271,12 +270,14 @@ def _fold(records: Sequence[Recorded], checkpoint: int, stored: _Stored) -> _Wri
     writes = _Writes()
     for tid, target in book.targets.items():
         if tid not in stored.targets:
-            writes.new.setdefault(proj_targets, []).append(_target_row(target) | {"first_event": first_target_event[tid]})
+            first = {"first_event": first_target_event[tid]}
+            writes.new.setdefault(proj_targets, []).append(_target_row(target) | first)
         elif stored.targets[tid] != target:
             writes.changed.setdefault(proj_targets, []).append(_target_row(target))
     for pid, position in book.positions.items():
         if pid not in stored.positions:
-            writes.new.setdefault(proj_positions, []).append(_position_row(position) | {"first_event": first_position_event[pid]})
+            first = {"first_event": first_position_event[pid]}
+            writes.new.setdefault(proj_positions, []).append(_position_row(position) | first)
         elif stored.positions[pid] != position:
             writes.changed.setdefault(proj_positions, []).append(_position_row(position))
     for day in book.daily_pnl():
@@ -315,7 +316,8 @@ class _AlchemyIO:
         reading anything (see the store), then the checkpoint, created on first use."""
         await self._conn.exec_driver_sql("BEGIN IMMEDIATE")
         await self._conn.execute(sqlite_insert(proj_checkpoints).values(name=name, position=0).on_conflict_do_nothing())
-        return int(await self._conn.scalar(select(proj_checkpoints.c.position).where(proj_checkpoints.c.name == name)) or 0)
+        position = await self._conn.scalar(select(proj_checkpoints.c.position).where(proj_checkpoints.c.name == name))
+        return int(position or 0)
 
     async def read_events(self, after: int, limit: int) -> list[Recorded]:
         result = await self._conn.execute(
@@ -375,7 +377,8 @@ class _AlchemyIO:
         await self._conn.execute(insert(proj_trades), rows)
 
     async def save_checkpoint(self, name: str, position: int) -> None:
-        await self._conn.execute(update(proj_checkpoints).where(proj_checkpoints.c.name == name).values(position=position))
+        stmt = update(proj_checkpoints).where(proj_checkpoints.c.name == name).values(position=position)
+        await self._conn.execute(stmt)
 
 
 class _AsyncpgIO:
@@ -435,7 +438,8 @@ class _AsyncpgIO:
 
     async def write_stops(self, stops: dict[str, tuple[str | None, str | None]]) -> None:
         await self._db.execute("DELETE FROM proj_emergency_stops WHERE scope = ANY($1::text[])", sorted(stops))
-        active = [{"scope": scope, "reason": reason} for scope, (_, reason) in sorted(stops.items()) if reason is not None]
+        active = [{"scope": scope, "reason": reason}
+                  for scope, (_, reason) in sorted(stops.items()) if reason is not None]
         if active:
             await self._db.execute(_pg_insert(proj_emergency_stops), *_pg_columns(proj_emergency_stops, active))
 
@@ -484,7 +488,7 @@ def _pg_upsert(table: Table, key: tuple[str, ...]) -> str:
 
 
 def _pg_type(column: Any) -> str:
-    impl = column.type.impl if isinstance(column.type, TypeDecorator) else column.type
+    impl = column.type.impl_instance if isinstance(column.type, TypeDecorator) else column.type
     return str(impl.compile(dialect=_PG))
 
 
@@ -517,7 +521,7 @@ def _target_row(view: TargetView) -> dict[str, Any]:
         "coin_id": view.coin_id,
         "symbol": view.symbol,
         # The book's placeholder for a target seen before its creation has no launch time.
-        "launch_at": None if view.launch_at == datetime.min else view.launch_at,
+        "launch_at": None if view.launch_at == UNKNOWN_LAUNCH_AT else view.launch_at,
         "quote_amount": view.quote_amount,
         "exit_strategy": view.exit_strategy,
         "status": view.status,
@@ -535,7 +539,7 @@ def _target_view(row: Mapping[str, Any]) -> TargetView:
         user_id=row["user_id"],
         coin_id=row["coin_id"],
         symbol=row["symbol"],
-        launch_at=datetime.min if row["launch_at"] is None else row["launch_at"],
+        launch_at=UNKNOWN_LAUNCH_AT if row["launch_at"] is None else row["launch_at"],
         quote_amount=row["quote_amount"],
         exit_strategy=row["exit_strategy"],
         status=row["status"],
@@ -667,7 +671,9 @@ class SqlReadModels:
         stmt = select(t).where(t.c.user_id == user_id, t.c.day >= day_from, t.c.day <= day_to).order_by(t.c.day)
         return [DailyPnl(row.user_id, row.day, row.realised_pnl) for row in await self._all(stmt)]
 
-    async def trade_history(self, user_id: str, limit: int = 100, before_position: int | None = None) -> list[TradeRecord]:
+    async def trade_history(
+        self, user_id: str, limit: int = 100, before_position: int | None = None,
+    ) -> list[TradeRecord]:
         t = proj_trades
         stmt = select(t).where(t.c.user_id == user_id).order_by(t.c.event_position.desc()).limit(max(limit, 0))
         if before_position is not None:

@@ -18,6 +18,13 @@ def checked(client: Redis, prefix: str) -> tuple[Redis, str]:
     return client, prefix
 
 
+def as_bytes(value: bytes | str) -> bytes:
+    """A reply of a client checked() accepted (decode_responses=False) is bytes; redis-py types it bytes | str."""
+    if isinstance(value, str):
+        raise TypeError("the Redis client decodes replies to str; the adapters need decode_responses=False")
+    return value
+
+
 def milliseconds(ttl: timedelta) -> int:
     """Whole milliseconds, rounded up: a ttl never ends sooner than asked."""
     return -(-ttl // _MS)

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import msgspec
 from redis.asyncio import Redis
 
-from adapters.redis._keys import checked
+from adapters.redis._keys import as_bytes, checked
 from application.ports import AgentStatus
 
 
@@ -48,13 +48,13 @@ class RedisAgentStatusBoard:
             try:
                 s = msgspec.json.decode(value, type=_Stored)
             except msgspec.DecodeError:
-                stale.append(field)  # written by something else: not ours to trust
+                stale.append(as_bytes(field))  # written by something else: not ours to trust
                 continue
             decoded.append((field, s))
             newest = s.last_beat_at if newest is None else max(newest, s.last_beat_at)
         for field, s in decoded:
             if newest is not None and newest - s.last_beat_at > self._forget_after:
-                stale.append(field)
+                stale.append(as_bytes(field))
                 continue
             found.append(AgentStatus(s.name, s.healthy, s.last_beat_at, s.restarts, s.detail, s.worker_id,
                                      s.stale_after))

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from redis.asyncio import Redis
 
-from adapters.redis._keys import checked, milliseconds
+from adapters.redis._keys import as_bytes, checked, milliseconds
 
 
 class RedisCache:
@@ -17,7 +17,8 @@ class RedisCache:
         self._prefix = f"{prefix}:cache:"
 
     async def get(self, key: str) -> bytes | None:
-        return await self._redis.get(self._prefix + key)
+        value = await self._redis.get(self._prefix + key)
+        return None if value is None else as_bytes(value)
 
     async def set(self, key: str, value: bytes, ttl: timedelta | None = None) -> None:
         if ttl is None:

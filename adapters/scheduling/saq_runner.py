@@ -167,7 +167,8 @@ class JobRunner:
             startup=self._on_startup,
             shutdown_grace_period_s=grace.total_seconds(),  # type: ignore[arg-type]  # any number of seconds
             dequeue_timeout=idle_wait.total_seconds(),
-            timers={"sweep": int(sweep_every.total_seconds())},
+            # saq's PartialTimersDict keeps TimersDict's keys required (total=False only covers its own): its stub is wrong.
+            timers={"sweep": int(sweep_every.total_seconds())},  # type: ignore[arg-type]
             id=worker_id,
         )
         # Read by this runner's reaper, not written into the jobs: SAQ's sweep would act on a job's
@@ -294,7 +295,8 @@ async def _touching(job: Job, touch: Any, *, cancel_when_taken_over: bool = Fals
     """The job's heartbeat for the length of the block: its record written again, `touched`
     renewed, every TOUCH_EVERY, until another writer takes the record over. Then, with
     `cancel_when_taken_over` (a periodic run ended as presumed dead, queued again and perhaps
-    running elsewhere by now), the block's task is cancelled from within: SAQ then writes
+    running elsewhere by now; or, after Redis lost its data, the next slot queued under the same
+    key: the poll runs then), the block's task is cancelled from within: SAQ then writes
     nothing more of this run, so its end cannot overwrite the record of the run that replaced
     it (a run ending before its heartbeat reaches Redis again still can: the next slot mends)."""
     queue = job.get_queue()

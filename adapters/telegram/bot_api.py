@@ -28,7 +28,8 @@ class HttpBotApi:
     def __repr__(self) -> str:
         return "HttpBotApi(token=***)"
 
-    async def _call(self, method: str, params: dict[str, Any], timeout: float = 10.0) -> Any:
+    # Handed to httpx (and, for getUpdates, the long poll's length): not a deadline of this coroutine.
+    async def _call(self, method: str, params: dict[str, Any], timeout: float = 10.0) -> Any:  # noqa: ASYNC109
         try:
             response = await self._client.post(self._base + method, json=params, timeout=timeout)
             body = response.json()
@@ -46,7 +47,7 @@ class HttpBotApi:
             raise BotApiUnavailable(problem)
         return body.get("result")
 
-    async def updates(self, offset: int | None, timeout: timedelta) -> list[BotMessage]:
+    async def updates(self, offset: int | None, timeout: timedelta) -> list[BotMessage]:  # noqa: ASYNC109
         seconds = max(0, int(timeout.total_seconds()))
         params: dict[str, Any] = {"timeout": seconds, "allowed_updates": ["message"]}
         if offset is not None:

@@ -48,7 +48,7 @@ class PrometheusBridge(MetricReader):
         super().__init__()
         self._latest: MetricsData | None = None
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_Scrape(self))  # type: ignore[arg-type]  # a Collector is anything with collect()
+        self.registry.register(_Scrape(self))  # a Collector is anything with collect()
 
     def _receive_metrics(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> None:
         self._latest = metrics_data
@@ -106,14 +106,15 @@ def _family(metric: Any) -> Metric | None:
         return family
     if isinstance(points, Histogram):
         family = Metric(name, doc, "histogram")
-        for point in points.data_points:
-            labels = _labels(point.attributes)
+        for histogram in points.data_points:
+            labels = _labels(histogram.attributes)
             running = 0
-            for bound, count in zip(point.explicit_bounds, point.bucket_counts):
+            # One count more than bounds: the last is the +Inf bucket, written from the total below.
+            for bound, count in zip(histogram.explicit_bounds, histogram.bucket_counts, strict=False):
                 running += count
                 family.add_sample(name + "_bucket", {**labels, "le": _bound(bound)}, float(running))
-            family.add_sample(name + "_bucket", {**labels, "le": "+Inf"}, float(point.count))
-            family.add_sample(name + "_count", labels, float(point.count))
-            family.add_sample(name + "_sum", labels, float(point.sum))
+            family.add_sample(name + "_bucket", {**labels, "le": "+Inf"}, float(histogram.count))
+            family.add_sample(name + "_count", labels, float(histogram.count))
+            family.add_sample(name + "_sum", labels, float(histogram.sum))
         return family
     return None

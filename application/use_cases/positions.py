@@ -36,7 +36,7 @@ from application.ports import (
 from application.trade_book import TradeBook
 from application.use_cases.safety import active_stops
 from application.views import PositionView
-from domain.errors import EmergencyStopActive, InvalidTransition
+from domain.errors import EmergencyStopActive, InvalidTransition, InvalidValue
 from domain.events import Cause, ManualExitFilled
 from domain.position import ExitDecision, ExitReason, Position, PositionStatus, position_stream
 from domain.safety import Halt, SafetySwitch, safety_stream, strictest_halt
@@ -638,7 +638,10 @@ class ClosePosition:
     async def __call__(
         self, user_id: str, position_id: str, *, requested_by: str | None = None, reason: str = "manual",
     ) -> PositionClosure:
-        """`requested_by`: who asked (default the user); `reason` is recorded with it."""
+        """`requested_by`: who asked (default the user), recorded with the exit. `reason`: the exit's
+        rule as recorded; a person's close has one, "manual" (ExitReason.MANUAL)."""
+        if reason != ExitReason.MANUAL.value:
+            raise InvalidValue(f"a close by hand is recorded with reason 'manual', not {reason!r}")
         by = (requested_by or user_id).strip()
         tried = False  # this call may have sent a sell whose record met another process's
         for _ in range(_CLOSE_ATTEMPTS):

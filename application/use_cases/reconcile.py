@@ -10,16 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from application import repository
 from application.errors import ExchangeError
 from application.ports import Clock, EventStore, ExchangeTrading, OrderReport
 from application.trade_book import TradeBook
 from application.use_cases.positions import ManagePositions
 from application.use_cases.snipe import MAX_CLOCK_LEAD, ExecuteSnipe, SnipeOutcome
 from application.views import TargetView
-from domain.position import position_stream
+from domain.position import Position, position_stream
 from domain.target import snipe_client_order_id
-from application import repository
-from domain.position import Position
 
 
 @dataclass(slots=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, replace
+from collections import deque
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
@@ -161,15 +162,14 @@ class _Run:
 @dataclass(frozen=True, slots=True)
 class _Plan:
     """When the sends go out (our clock): the first at `first`; after a "not open yet" the next
-    leaves at once while fewer than `dense_sends` have gone and it is before `dense_until`; after
-    that, `retry_interval` apart for `quick_sends` more, then `interval` apart. One send at a
-    time, all with the same client order id."""
+    leaves at once while fewer than `dense_sends` have gone and the refused one left before
+    `dense_until`; after that, `retry_interval` apart, and at most `paced_sends` in any 10 s (None:
+    no such bound, a trader alone on its launch). One send at a time, one client order id."""
 
     first: datetime
     dense_until: datetime
     dense_sends: int
-    quick_sends: int
-    interval: timedelta
+    paced_sends: int | None
 
 
 @dataclass(slots=True)
@@ -181,6 +181,7 @@ class _Sent:
     not_open: int = 0  # refused as not open yet (10007)
     first_at: datetime | None = None  # when the first send started (our clock)
     last_at: datetime | None = None  # when the last send started (our clock)
+    paced: deque[datetime] = field(default_factory=deque)  # starts of the sends after the bracket, last 10 s
     error: ExchangeError | None = None  # the last reply, when no order is held
     unclear_at: datetime | None = None  # when the last send with no clear answer (timeout, 5xx) ended
     halted: str | None = None  # an emergency stop seen between sends
@@ -449,14 +450,16 @@ class ExecuteSnipe:
         await self.clock.sleep_until(quiet_from)
         if not await self._renew(target, run):
             return self._lost_while_waiting(target)
+        if self.roster is not None:
+            # Every trader of this launch has joined by now (they prepare `prepare_ahead` before it):
+            # the bracket is shaped by the final count. Not later: no lock-service call in the last stretch.
+            await self._join_launch(target, run)
+            send_at = self._send_at(target, run)
+            check_at = send_at - _HALT_CHECK_LEAD
         await self.clock.sleep_until(check_at)
         halted = await self._halt_at_launch(target, run)
         run.checked_at = self.clock.now()
         if not halted:
-            if self.roster is not None:
-                # Every trader of this launch has joined by now: the bracket is shaped by the final count.
-                await self._join_launch(target, run)
-                send_at = self._send_at(target, run)
             await self.clock.sleep_until(send_at)
         if halted:
             target.fail(self._with_halt_note(halted, run), self._cause(target))
@@ -582,9 +585,10 @@ class ExecuteSnipe:
         """Our clock's reading when the first send leaves (see `_plan`)."""
         run.plan = plan = self._plan(target, run)
         if _log.isEnabledFor(logging.DEBUG):
-            _log.debug("snipe %s: first send %s, back to back until %s (at most %d), then every %s; offset %s ± %s, "
-                       "latency %s, %d trader(s)", target.target_id, plan.first.isoformat(), plan.dense_until.isoformat(),
-                       plan.dense_sends, plan.interval, run.clock_offset, run.clock_spread, run.latency, run.traders)
+            _log.debug("snipe %s: first send %s, back to back until %s (at most %d), then at most %s per 10 s; "
+                       "offset %s ± %s, latency %s, %d trader(s)", target.target_id, plan.first.isoformat(),
+                       plan.dense_until.isoformat(), plan.dense_sends, plan.paced_sends, run.clock_offset,
+                       run.clock_spread, run.latency, run.traders)
         return plan.first
 
     def _plan(self, target: SnipeTarget, run: _Run) -> _Plan:
@@ -603,26 +607,27 @@ class ExecuteSnipe:
 
         The budget: N traders on one launch (`LaunchRoster`) share `launch_order_budget` sends per
         10 s (MEXC: 500 per endpoint per IP). Each bracket holds at most half of it over N
-        (and `bracket_sends`); after it, a trader sends its share of the other half
-        `retry_interval` apart, then N * 10 s over that half apart: together they stay inside the
-        budget in any 10 s. A trader alone on its launch keeps `retry_interval` throughout."""
+        (and `bracket_sends`); after it, a trader sends `retry_interval` apart but at most its
+        share of the other half (half over N) in any 10 s: together they stay inside the budget
+        in any 10 s. A trader alone on its launch keeps `retry_interval` throughout (its client's
+        own limiter holds it inside MEXC's 500 / 10 s)."""
         assert target.execute_at is not None
         t = self.timing
         open_at = target.execute_at - (run.clock_offset or timedelta(0))
         traders = max(1, run.traders)
         half = t.launch_order_budget // 2
         share = max(1, half // traders)
-        # A lone trader keeps `retry_interval` (its client's own limiter holds it inside MEXC's 500 / 10 s).
-        interval = t.retry_interval if traders == 1 else max(t.retry_interval, _RATE_WINDOW * traders / half)
+        paced = None if traders == 1 else share
         if run.clock_spread is None or run.latency is None:
-            return _Plan(open_at, open_at, 0, share, interval)
+            return _Plan(open_at, open_at, 0, paced)
         spread = min(run.clock_spread, _MAX_BRACKET_LEAD)
         latency = min(run.latency, _MAX_BRACKET_LEAD)
         sends = min(t.bracket_sends, share)
         round_trip = 2 * latency
         arrive = max(open_at - spread - _BRACKET_GUARD, open_at + spread - round_trip * (sends - 1))
-        first = max(arrive - latency - _FIRST_SEND_COST, open_at - _MAX_BRACKET_LEAD, target.execute_at - MAX_CLOCK_LEAD)
-        return _Plan(first, open_at + spread + round_trip + _BRACKET_TAIL, sends, share, interval)
+        first = max(arrive - latency - _FIRST_SEND_COST, open_at - _MAX_BRACKET_LEAD,
+                    target.execute_at - MAX_CLOCK_LEAD)
+        return _Plan(first, open_at + spread + round_trip + _BRACKET_TAIL, sends, paced)
 
     async def _halted(self, user_id: str) -> str | None:
         await self.book.catch_up(self.store)
@@ -664,8 +669,7 @@ class ExecuteSnipe:
                         # when the refused send left, not by when its refusal came back: a reply
                         # slowed by a loaded host says nothing about whether the open has come since.
                         continue
-                    quick = sent.attempts < plan.dense_sends + plan.quick_sends
-                    await self.clock.sleep(self.timing.retry_interval if quick else plan.interval)
+                    await self._sleep_renewing(target, run, self._pause(plan, sent))
                     continue
                 except RateLimited as exc:
                     sent.error = exc
@@ -710,6 +714,32 @@ class ExecuteSnipe:
             # amends `sent` (the object returned) with what it found.
             self._end_checks(target, run, sent)
 
+    def _pause(self, plan: _Plan, sent: _Sent) -> timedelta:
+        """The wait before the next send after the bracket: `retry_interval`, longer when this trader
+        has sent its share (`plan.paced_sends`) of the sends after the bracket in the last 10 s."""
+        pause = self.timing.retry_interval
+        if plan.paced_sends is None or sent.last_at is None:
+            return pause
+        paced = sent.paced
+        if sent.attempts > plan.dense_sends:
+            paced.append(sent.last_at)
+        horizon = self.clock.now() + pause - _RATE_WINDOW
+        while paced and paced[0] <= horizon:
+            paced.popleft()
+        if len(paced) >= plan.paced_sends:
+            pause = max(pause, paced[0] + _RATE_WINDOW - self.clock.now())
+        return pause
+
+    async def _sleep_renewing(self, target: SnipeTarget, run: _Run, pause: timedelta) -> None:
+        """Sleep `pause`; a long one (a trader holding its share of the budget) renews the lease
+        when due meanwhile, so that the sends may go on after it. A renewal refused sets
+        `run.lease_lost`: the next send does not start."""
+        until = self.clock.now() + pause
+        while (left := until - self.clock.now()) > timedelta(0):
+            await self.clock.sleep(min(left, self._renew_every / 2))
+            if left > self._renew_every / 2 and not await self._renew_if_due(target, run):
+                return
+
     def _stop_between_sends(self, target: SnipeTarget, run: _Run, sent: _Sent) -> bool:
         """Before a resend: whether the background check found a reason to stop (recorded in
         `sent`), and a new check started when one is due. Never waits for the check: the stop
@@ -719,6 +749,9 @@ class ExecuteSnipe:
         and the next check asks again. But no resend starts once the lease may lapse (its last
         renewal is too old: renewals failed or hang), since another executor could then take the
         snipe over and send beside us; the run stands down and leaves the target executing."""
+        if run.lease_lost:  # a renewal refused (while sleeping between sends, or by the check)
+            sent.lease_lost = "lost the lease on this snipe"
+            return True
         task = run.check
         if task is not None and task.done():
             run.check = None

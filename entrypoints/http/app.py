@@ -22,9 +22,9 @@ from adapters.telemetry.otel import OtelTelemetry
 from application.ports import EventFanout, EventStore, LockService
 from entrypoints.config import HttpSettings
 from entrypoints.http.auth import auth_router
+from entrypoints.http.backtests import backtests_router
 from entrypoints.http.bodies import ApiRequest
 from entrypoints.http.cache import CachedReadModels
-from entrypoints.http.backtests import backtests_router
 from entrypoints.http.dashboard import dashboard_router
 from entrypoints.http.document import make_exact
 from entrypoints.http.errors import handle_exception
@@ -118,7 +118,8 @@ def create_app(container: AsyncContainer, http: HttpSettings | None = None, run_
             version=API_VERSION,
             description=(
                 "Every /api/v1 route needs `Authorization: Bearer <token>` and sees only the signed-in user's "
-                "resources. Amounts are decimal strings. Errors answer {error, detail}."
+                "resources. Amounts are decimal strings. Errors answer RFC 9457 problem details "
+                "(application/problem+json: type, title, status, detail, and a stable `error` code)."
             ),
             path="/schema",
             # The document only, no HTML viewer: the viewers Litestar offers load their script from a

@@ -30,7 +30,6 @@ from application.identity import Identity
 from application.ports import EventStore
 from application.use_cases.backtest import BacktestReport, BacktestRequest, RunBacktest
 from application.use_cases.strategies import ListExitStrategies
-from domain.errors import DomainError
 from domain.events import ListingAnalysed
 from entrypoints.http.errors import error_responses
 from entrypoints.http.schemas import BacktestIn, money
@@ -63,7 +62,7 @@ class BacktestOut(Struct):
     strategies: list[StrategyResultOut]
 
     @classmethod
-    def of(cls, report: BacktestReport) -> "BacktestOut":
+    def of(cls, report: BacktestReport) -> BacktestOut:
         rows = []
         for s in report.strategies:
             count = len(s.trades)
@@ -82,7 +81,8 @@ class BacktestOut(Struct):
 @post("/backtests", status_code=HTTP_200_OK, responses=error_responses(400, 401, 413, 422, 429),
       summary="Run a backtest of your exit strategies over the bundled listing recordings")
 async def run_backtest(
-    identity: FromDishka[Identity], strategies: FromDishka[ListExitStrategies], data: JSONBody[BacktestIn | None] = None,
+    identity: FromDishka[Identity], strategies: FromDishka[ListExitStrategies],
+    data: JSONBody[BacktestIn | None] = None,
 ) -> BacktestOut:
     data = data or BacktestIn()
     try:
@@ -91,11 +91,8 @@ async def run_backtest(
         raise InvalidInput("fee_rate", "a decimal fraction, e.g. 0.0005") from None
     own = {s.plan.name: s.plan for s in await strategies(identity.user_id) if not s.preset}
     request = BacktestRequest(tuple(data.strategies), own, fee_rate)
-    try:
-        report = await asyncio.to_thread(_run, request)
-    except DomainError as exc:
-        raise InvalidInput("strategies" if data.strategies else "fee_rate", str(exc)) from None
-    return BacktestOut.of(report)
+    # The domain refuses an unknown strategy or a fee rate out of bounds: 422 with its message.
+    return BacktestOut.of(await asyncio.to_thread(_run, request))
 
 
 def _run(request: BacktestRequest) -> BacktestReport:

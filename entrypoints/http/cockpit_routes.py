@@ -17,7 +17,6 @@ from entrypoints.http.runtime import ReadModelRefresh
 from entrypoints.http.schemas import BalancesOut, PositionCloseOut, StatusOut
 
 
-
 @post("/positions/{position_id:str}/close", status_code=HTTP_200_OK, responses=error_responses(*AUTH, 404, 409, 503),
       summary="Close one of your positions now: a market sell of what it holds (asked again: says its state)")
 async def close_position(

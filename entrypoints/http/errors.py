@@ -1,23 +1,31 @@
-"""The one translation of errors into HTTP answers: {error, detail}, never a traceback.
+"""The one translation of errors into HTTP answers: RFC 9457 problem details, never a traceback.
 
-Errors of the domain and the application say what the caller did wrong, so their message is
-the detail. Anything unexpected answers a generic 500 with an id, and the traceback goes to
-the log under that id only.
+Every error answers `application/problem+json` with `type` (about:blank), `title` (the status's
+reason phrase), `status` and `detail`, and two extension members: `error`, a stable code per
+status, and `error_id` (schemas.Problem). Errors of the domain and the application say what the
+caller did wrong, so their message is the detail. Anything unexpected answers a generic 500 with
+an id, and the traceback goes to the log under that id only.
+
+Litestar's ProblemDetailsPlugin is not used: it maps exception types to problems without the
+request, and the 5xx log line names the method and path; one handler here maps every exception.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+from http import HTTPStatus
 from typing import Any
 
-from litestar import MediaType, Request, Response
+from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError, DisconnectionError, TimeoutError as PoolTimeout
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from application.errors import (
+    AccountUnavailable,
     ApplicationError,
     ConcurrencyConflict,
     ExchangeError,
@@ -26,15 +34,16 @@ from application.errors import (
     NotFound,
     SubscriptionLost,
 )
-from application.errors import AccountUnavailable
 from application.use_cases.positions import PositionNotClosed
 from application.use_cases.queries import BalancesUnavailable
 from application.use_cases.targets import TargetAlreadyExists
 from domain.errors import DomainError, EmergencyStopActive, InvalidTransition
 from domain.trader import ExitStrategyInUse
-from entrypoints.http.schemas import ErrorBody
+from entrypoints.http.schemas import Problem
 
 log = logging.getLogger("sniper.http")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 _STATUS_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
@@ -58,18 +67,22 @@ _DESCRIPTIONS = {
 def error_responses(*codes: int) -> dict[int, ResponseSpec]:
     """The OpenAPI description of the error answers a route can give."""
     return {
-        code: ResponseSpec(data_container=ErrorBody, description=_DESCRIPTIONS[code], generate_examples=False)
+        code: ResponseSpec(data_container=Problem, description=_DESCRIPTIONS[code], generate_examples=False,
+                           media_type=PROBLEM_MEDIA_TYPE)
         for code in codes
     }
 
 
+def problem(status: int, detail: str, error_id: str | None = None) -> Problem:
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = f"HTTP {status}"
+    return Problem("about:blank", title, status, detail, _STATUS_CODES.get(status, f"http_{status}"), error_id)
+
+
 def error_response(status: int, detail: str, headers: dict[str, str] | None = None, error_id: str | None = None) -> Response:
-    return Response(
-        ErrorBody(_STATUS_CODES.get(status, f"http_{status}"), detail, error_id),
-        status_code=status,
-        media_type=MediaType.JSON,
-        headers=headers,
-    )
+    return Response(problem(status, detail, error_id), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
 def _validation_detail(exc: ValidationException) -> str:

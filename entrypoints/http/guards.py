@@ -7,8 +7,8 @@ import logging
 import math
 import re
 import time
-from datetime import timedelta
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from dishka import AsyncContainer

@@ -4,14 +4,12 @@ set, never what it is."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from dishka import FromDishka, Provider, Scope, provide
 from litestar import get, put
 from litestar.params import JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK
-from msgspec import Meta, Struct
 
 from adapters.eventstore.sqlalchemy_store import SqlEventStore
 from adapters.notifications import SqlNotificationOutbox
@@ -26,75 +24,17 @@ from application.notifications import (
     SecretSealer,
 )
 from application.ports import Clock, EventStore
-from domain.notifications import NotificationKind, NotificationPreferences
 from entrypoints.config import Settings
 from entrypoints.http.errors import error_responses
+from entrypoints.http.schemas import NotificationsIn, NotificationsOut, UndeliveredOut
 
-KindName = Literal["target_created", "snipe_scheduled", "snipe_filled", "snipe_failed", "exit", "position_closed",
-                   "emergency_stop", "daily_summary"]
-ModeName = Literal["on", "off", "silent"]
-ChannelName = Literal["telegram", "discord", "slack", "email", "webhook"]
 AUTH = (400, 401, 429)
 
 
-class ChannelIn(Struct, forbid_unknown_fields=True):
-    """One channel. `address`: the Telegram chat id, the e-mail address or the webhook URL.
-    `secret` (write-only): the Discord or Slack webhook URL, the webhook's HMAC secret, or an SMTP
-    URL of your own for e-mail; left out, the stored one is kept."""
-
-    kind: ChannelName
-    enabled: bool = True
-    address: Annotated[str, Meta(max_length=500)] = ""
-    secret: Annotated[str, Meta(max_length=2000)] | None = None
-
-
-class ChannelOut(Struct):
-    kind: str
-    enabled: bool
-    address: str
-    secret_set: bool
-
-
-class NotificationsIn(Struct, forbid_unknown_fields=True):
-    """The whole of your notification settings (PUT replaces them). A kind left out of `kinds` is on."""
-
-    kinds: dict[KindName, ModeName] = {}
-    channels: Annotated[list[ChannelIn], Meta(max_length=5)] = []
-    daily_summary_at: Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
-                                          description="HH:MM, UTC")] | None = None
-
-
-class NotificationsOut(Struct):
-    kinds: dict[str, str]
-    channels: list[ChannelOut]
-    daily_summary_at: str | None
-
-    @classmethod
-    def of(cls, p: NotificationPreferences) -> "NotificationsOut":
-        return cls(
-            {k.value: p.mode(k).value for k in NotificationKind},
-            [ChannelOut(c.kind, c.enabled, c.address, bool(c.secret)) for c in p.channels],
-            p.daily_summary_at,
-        )
-
-
-class UndeliveredOut(Struct):
-    id: int
-    kind: str
-    channel: str
-    title: str
-    text: str
-    attempts: int
-    queued_at: datetime
-    error: str | None
-
-    @classmethod
-    def of(cls, e: OutboxEntry) -> "UndeliveredOut":
-        return cls(e.id, e.kind, e.channel, e.title, e.body, e.attempts, e.created_at, e.last_error)
-
-
 @get("/notifications", responses=error_responses(*AUTH), summary="Notification settings: kinds, channels, summary time")
-async def get_notifications(identity: FromDishka[Identity], query: FromDishka[GetNotificationSettings]) -> NotificationsOut:
+async def get_notifications(
+    identity: FromDishka[Identity], query: FromDishka[GetNotificationSettings]
+) -> NotificationsOut:
     return NotificationsOut.of(await query(identity.user_id))
 
 
@@ -128,7 +68,7 @@ class _NoOutbox:
 
 class NotificationProvider(Provider):
     @provide(scope=Scope.APP)
-    def sealer(self, settings: Settings) -> SecretSealer | None:
+    def sealer(self, settings: Settings) -> SecretSealer:
         from entrypoints.notifications import notification_sealer
 
         return notification_sealer(settings)
@@ -142,7 +82,7 @@ class NotificationProvider(Provider):
     get_notifications = provide(GetNotificationSettings, scope=Scope.APP)
 
     @provide(scope=Scope.APP)
-    def change_notifications(self, store: EventStore, clock: Clock, sealer: SecretSealer | None) -> ChangeNotificationSettings:
+    def change_notifications(self, store: EventStore, clock: Clock, sealer: SecretSealer) -> ChangeNotificationSettings:
         return ChangeNotificationSettings(store, clock, sealer)
 
     undelivered = provide(ListUndeliveredNotifications, scope=Scope.APP)

@@ -37,10 +37,10 @@ from application.ports import (
     WallClock,
 )
 from application.telegram import IssueTelegramLinkCode, TelegramCommands, UnlinkTelegram
-from application.use_cases.positions import ClosePosition
 from application.timing import SnipeTiming
 from application.trade_book import TradeBook
 from application.trader_directory import EventSourcedTraderDirectory
+from application.use_cases.positions import ClosePosition
 from application.use_cases.queries import (
     GetBalances,
     GetTraderStatus,
@@ -58,8 +58,8 @@ from entrypoints.container import CoordinationProvider, RedisHandle, StorageProv
 from entrypoints.http.auth import SignInFlow
 from entrypoints.http.cache import CachedReadModels
 from entrypoints.http.runtime import ReadinessProbe, ReadModelRefresh
-from entrypoints.telegram import TelegramBotProfile
 from entrypoints.observability import ObservabilityProvider
+from entrypoints.telegram import TelegramBotProfile
 
 
 class NoExchangeSession:
@@ -234,8 +234,8 @@ def http_container(
     empty (the embedded default on a fresh laptop); an outdated schema is refused. `security`
     replaces SecurityProvider (tests give fakes of the verifier, vault and checker); `trading`
     replaces ApiTradingProvider (the market and accounts a close by hand sells on, e.g. a replay's)."""
-    from entrypoints.http.trading import ApiTradingProvider
     from entrypoints.http.notifications import NotificationProvider
+    from entrypoints.http.trading import ApiTradingProvider
 
     return make_async_container(
         StorageProvider(),

@@ -52,10 +52,11 @@ from application.views import PositionView
 from domain.values import Symbol
 from entrypoints.http.cache import CachedReadModels
 from entrypoints.http.errors import error_responses
-from entrypoints.http.runtime import ReadModelRefresh
-from entrypoints.http.telegram_routes import TELEGRAM_HANDLERS
 from entrypoints.http.notifications import NOTIFICATION_HANDLERS
+from entrypoints.http.runtime import ReadModelRefresh
 from entrypoints.http.schemas import (
+    SUPPORTED_RANGE,
+    YEAR_PATTERN,
     AgentOut,
     CancelIn,
     CredentialsIn,
@@ -77,14 +78,13 @@ from entrypoints.http.schemas import (
     TargetOut,
     TargetPatch,
     TargetStatusName,
-    SUPPORTED_RANGE,
-    YEAR_PATTERN,
     TradeOut,
     money,
     out_of_range,
     parse_money,
     priced_portfolio,
 )
+from entrypoints.http.telegram_routes import TELEGRAM_HANDLERS
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"
 TargetId = Annotated[str, PathParameter(pattern=ID_PATTERN, max_length=200, description="a target id, e.g. t-1a2b3c4d5e6f")]

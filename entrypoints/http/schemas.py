@@ -14,6 +14,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 from application.credentials import API_KEY_LENGTHS, SECRET_KEY_LENGTHS, CredentialCheckResult, CredentialSummary
+from application.notifications import OutboxEntry
 from application.ports import AgentStatus
 from application.use_cases.positions import PositionClosure
 from application.use_cases.queries import AccountBalancesView, PricedPosition, TraderStatus, UserPortfolio
@@ -22,6 +23,7 @@ from application.use_cases.strategies import ExitStrategy
 from application.views import ListingView, PositionView, TargetView, TradeRecord
 from domain.events import Recorded
 from domain.exit_plans import ExitPlan, TakeProfitLevel
+from domain.notifications import NotificationKind, NotificationPreferences
 from domain.risk import RiskProfile
 from domain.trader import TradingPreferences
 
@@ -70,11 +72,16 @@ def parse_money(value: str) -> Decimal:
 
 # --- errors --------------------------------------------------------------------------------
 
-class ErrorBody(Struct):
-    """Every error answer: `error` is a stable code, `detail` says what is wrong (never internals)."""
+class Problem(Struct):
+    """Every error answer, an RFC 9457 problem (`application/problem+json`). `type` is about:blank: a
+    problem means what its status means. `detail` says what is wrong (never internals); `error` (a
+    stable code) and `error_id` (the id a 5xx's traceback is logged under) are extension members."""
 
-    error: str
+    type: Annotated[str, Meta(description="The problem type: about:blank, the status says it all")]
+    title: Annotated[str, Meta(description="The status's reason phrase")]
+    status: Annotated[int, Meta(ge=400, le=599)]
     detail: str
+    error: Annotated[str, Meta(description="A stable code, one per status: not_found, conflict, ...")]
     error_id: str | None = None
 
 
@@ -600,3 +607,67 @@ class StatusOut(Struct):
 class BacktestIn(Struct, forbid_unknown_fields=True):
     fee_rate: Annotated[str, Meta(pattern=r"^[0-9]{1,3}(\.[0-9]{1,12})?$", description="taker fee per fill, a fraction")] = "0.0005"
     strategies: Annotated[list[Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]], Meta(max_length=50)] = []
+
+
+# --- notifications (entrypoints/http/notifications.py) -----------------------------------------
+
+KindName = Literal["target_created", "snipe_scheduled", "snipe_filled", "snipe_failed", "exit", "position_closed",
+                   "emergency_stop", "daily_summary"]
+ModeName = Literal["on", "off", "silent"]
+ChannelName = Literal["telegram", "discord", "slack", "email", "webhook"]
+
+
+class ChannelIn(Struct, forbid_unknown_fields=True):
+    """One channel. `address`: the Telegram chat id, the e-mail address or the webhook URL.
+    `secret` (write-only): the Discord or Slack webhook URL, the webhook's HMAC secret, or an SMTP
+    URL of your own for e-mail; left out, the stored one is kept."""
+
+    kind: ChannelName
+    enabled: bool = True
+    address: Annotated[str, Meta(max_length=500)] = ""
+    secret: Annotated[str, Meta(max_length=2000)] | None = None
+
+
+class ChannelOut(Struct):
+    kind: str
+    enabled: bool
+    address: str
+    secret_set: bool
+
+
+class NotificationsIn(Struct, forbid_unknown_fields=True):
+    """The whole of your notification settings (PUT replaces them). A kind left out of `kinds` is on."""
+
+    kinds: dict[KindName, ModeName] = {}
+    channels: Annotated[list[ChannelIn], Meta(max_length=5)] = []
+    daily_summary_at: Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+                                          description="HH:MM, UTC")] | None = None
+
+
+class NotificationsOut(Struct):
+    kinds: dict[str, str]
+    channels: list[ChannelOut]
+    daily_summary_at: str | None
+
+    @classmethod
+    def of(cls, p: NotificationPreferences) -> NotificationsOut:
+        return cls(
+            {k.value: p.mode(k).value for k in NotificationKind},
+            [ChannelOut(c.kind, c.enabled, c.address, bool(c.secret)) for c in p.channels],
+            p.daily_summary_at,
+        )
+
+
+class UndeliveredOut(Struct):
+    id: int
+    kind: str
+    channel: str
+    title: str
+    text: str
+    attempts: int
+    queued_at: datetime
+    error: str | None
+
+    @classmethod
+    def of(cls, e: OutboxEntry) -> UndeliveredOut:
+        return cls(e.id, e.kind, e.channel, e.title, e.body, e.attempts, e.created_at, e.last_error)

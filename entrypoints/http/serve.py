@@ -62,7 +62,8 @@ async def serve(settings: Settings, out: TextIO, host: str | None = None, port: 
         for dependency in (EventStore, IdentityVerifier, CredentialVault, RequestCounter):
             await container.get(dependency)
         app = create_app(container, settings.http)
-        out.write(f"sniper API on http://{host}:{port} (OpenAPI: /schema, probes: /health /ready)\n")
+        out.write(f"sniper API on http://{host}:{port} (dashboard: http://{host}:{port}/, OpenAPI: /schema, "
+                  "probes: /health /ready)\n")
         out.flush()
         # log_config=None: uvicorn's loggers go through the process's log (entrypoints/logs.py);
         # the app writes the access log itself, with the duration.

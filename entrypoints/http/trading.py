@@ -22,6 +22,7 @@ from adapters.mexc.rest import MexcRestClient
 from adapters.paper.broker import PaperBroker
 from adapters.telemetry.instrument import InstrumentedExchange
 from application.accounts import PaperOrLive
+from application.alerts import Notifier
 from application.credentials import ApiCredentials, CredentialVault
 from application.errors import AccountUnavailable
 from application.ports import (
@@ -116,8 +117,9 @@ class ApiTradingProvider(Provider):
         return PricePositions(market.market, clock)
 
     @provide(scope=Scope.APP)
-    def close_position(self, store: EventStore, market: ApiMarket, clock: Clock) -> ClosePosition:
-        return ClosePosition(store, market.accounts, clock, market=market.market)
+    def close_position(self, store: EventStore, market: ApiMarket, clock: Clock, notifier: Notifier) -> ClosePosition:
+        # One for the process: it remembers, between requests, since when a lost sell is not found.
+        return ClosePosition(store, market.accounts, clock, market=market.market, notifier=notifier)
 
     @provide(scope=Scope.APP)
     def trader_status(

@@ -38,12 +38,16 @@ async def test_the_launch_runs_at_the_launch_priority_and_the_process_returns_to
 ) -> None:
     scheduler = _Scheduler()
     scheduler.install(monkeypatch)
-    clock = SystemClock(spin=5 * MS, launch_priority=7, hot_hold=20 * MS)
+    # A spin longer than the waits: every wait spins (a timer could overshoot a short one on a loaded host).
+    clock = SystemClock(spin=timedelta(seconds=1), launch_priority=7, hot_hold=20 * MS)
     await clock.sleep_until(datetime.now(UTC) + 10 * MS)
     assert scheduler.calls == [(os.SCHED_FIFO, 7)]
     await clock.sleep_until(datetime.now(UTC) + 3 * MS)  # a second moment inside the hold: no new switch
     assert scheduler.calls == [(os.SCHED_FIFO, 7)]
-    await asyncio.sleep(0.06)
+    for _ in range(200):  # the hold ends 20 ms after the last moment (later on a loaded host)
+        if len(scheduler.calls) > 1:
+            break
+        await asyncio.sleep(0.01)
     assert scheduler.calls == [(os.SCHED_FIFO, 7), (0, 0)]  # back to SCHED_OTHER after the hold
 
 
@@ -52,7 +56,7 @@ async def test_without_the_right_to_it_one_warning_and_the_normal_priority(
 ) -> None:
     scheduler = _Scheduler(refuse=True)
     scheduler.install(monkeypatch)
-    clock = SystemClock(spin=5 * MS, launch_priority=1)
+    clock = SystemClock(spin=timedelta(seconds=1), launch_priority=1)
     with caplog.at_level(logging.WARNING, logger="adapters.clock"):
         for _ in range(2):
             await clock.sleep_until(datetime.now(UTC) + 6 * MS)

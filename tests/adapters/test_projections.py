@@ -37,7 +37,7 @@ from adapters.projections import PROJECTION, InMemoryReadModels, SqlProjector, S
 from adapters.projections import sql as projection_module
 from application import repository
 from application.ports import EventStore, ReadModels
-from application.trade_book import TradeBook
+from application.trade_book import UNKNOWN_LAUNCH_AT, TradeBook
 from application.views import BUY, SELL
 from domain.events import Cause, Recorded, SnipeFailed
 from domain.exit_plans import PRESETS
@@ -130,7 +130,8 @@ async def record_extras(store: EventStore, user: str = "carol") -> int:
     stored += await repository.save(store, halt_user)
 
     # An event of a target the history never created: the book keeps a placeholder.
-    stored += await store.append([Recorded(f"target-t-orphan-{user}", 1, DAY2, "", "c", SnipeFailed(f"t-orphan-{user}", "lost"))])
+    orphan = SnipeFailed(f"t-orphan-{user}", "lost")
+    stored += await store.append([Recorded(f"target-t-orphan-{user}", 1, DAY2, "", "c", orphan)])
     return len(stored)
 
 
@@ -218,7 +219,9 @@ async def test_the_demo_projected_equals_the_trade_book_fold(db_url: str) -> Non
         await eng.dispose()
 
 
-async def test_odd_decimals_stops_and_orphans_project_as_the_book_folds_them(engine: AsyncEngine, store: SqlEventStore) -> None:
+async def test_odd_decimals_stops_and_orphans_project_as_the_book_folds_them(
+    engine: AsyncEngine, store: SqlEventStore,
+) -> None:
     await record_extras(store)
     await run_projector(engine, batch=3)
     sql = SqlReadModels(engine)
@@ -238,7 +241,7 @@ async def test_odd_decimals_stops_and_orphans_project_as_the_book_folds_them(eng
     assert await sql.halted("carol") == "emergency stop: daily loss limit"
     assert await sql.halted("alice.h1") is None
     [orphan] = await sql.targets("")
-    assert (orphan.target_id, orphan.status, orphan.launch_at) == ("t-orphan-carol", "failed", datetime.min)
+    assert (orphan.target_id, orphan.status, orphan.launch_at) == ("t-orphan-carol", "failed", UNKNOWN_LAUNCH_AT)
 
 
 async def test_money_round_trips_exactly(engine: AsyncEngine) -> None:
@@ -246,7 +249,8 @@ async def test_money_round_trips_exactly(engine: AsyncEngine) -> None:
                "12345678901234567890.123456789012345678"]
     async with engine.begin() as conn:
         await conn.execute(insert(proj_daily_pnl), [
-            {"user_id": "u", "day": date(2026, 1, 1) + timedelta(days=i), "realised_pnl": D(a)} for i, a in enumerate(amounts)
+            {"user_id": "u", "day": date(2026, 1, 1) + timedelta(days=i), "realised_pnl": D(a)}
+            for i, a in enumerate(amounts)
         ])
     got = await SqlReadModels(engine).daily_pnl("u", date.min, date.max)
     # The same digits and exponent, not just an equal value.
@@ -353,7 +357,9 @@ async def test_a_crash_halfway_through_the_writes_leaves_everything(
     await assert_same_views(SqlReadModels(engine), reference(store))
 
 
-async def test_two_projectors_at_once_apply_each_event_once(db_url: str, engine: AsyncEngine, store: SqlEventStore) -> None:
+async def test_two_projectors_at_once_apply_each_event_once(
+    db_url: str, engine: AsyncEngine, store: SqlEventStore,
+) -> None:
     await record_extras(store)
     engines = [make_engine(db_url), make_engine(db_url)]
     try:
@@ -397,10 +403,13 @@ async def test_projections_keep_their_own_checkpoints(engine: AsyncEngine, store
     assert await SqlProjector(engine, name=PROJECTION).checkpoint() == await SqlReadModels(engine).checkpoint()
 
 
-async def test_a_database_at_0001_upgrades_and_projects_its_whole_history(db_url: str, demo_history: list[Recorded]) -> None:
-    import adapters.eventstore.migrate as migrate
+async def test_a_database_at_0001_upgrades_and_projects_its_whole_history(
+    db_url: str, demo_history: list[Recorded],
+) -> None:
     from alembic import command
     from alembic.config import Config
+
+    import adapters.eventstore.migrate as migrate
 
     config = Config()
     config.set_main_option("script_location", str(Path(migrate.__file__).resolve().parent / "migrations"))

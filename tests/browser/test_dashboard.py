@@ -2,9 +2,10 @@
 
 One story in order (one browser, one page, never reloaded): sign in with the development
 identity; watch a target go watching → ready → filled and its position open and close; press
-the emergency stop and see a snipe refused; close a position by hand; see a bad exit plan
-refused with the domain's message. Then: no request left the page's origin, the keyboard reaches
-every section, axe-core finds nothing serious, and the page fits a phone.
+the emergency stop and see a snipe refused; close a position by hand; see bad settings and a bad
+exit plan refused with the domain's message; store, rotate and delete keys; amend and cancel a
+target; read a timeline; run a backtest. Then: no request left the page's origin, the keyboard
+reaches every section, axe-core finds nothing serious, and the page fits a phone.
 With SNIPER_SCREENSHOTS=1 it writes the README's screenshots (docs/screenshots/).
 """
 
@@ -204,16 +205,27 @@ def test_stores_rotates_and_deletes_credentials_showing_only_the_hint(page) -> N
     page.get_by_label("API key").fill("mx0vglabcdefghijklmn")
     page.get_by_label("Secret key").fill("0123456789abcdef0123456789abcdef")
     page.get_by_role("button", name="Store or rotate").click()
-    expect(page.locator("#cred-summary")).to_contain_text("key mx0v…klmn (version 1")
+    expect(page.locator("#cred-summary")).to_contain_text("Stored: key mx0v…klmn (")
     expect(page.get_by_label("Secret key")).to_have_value("")
     page.get_by_label("API key").fill("mx0vgzyxwvutsrqponmlk")
     page.get_by_label("Secret key").fill("fedcba9876543210fedcba9876543210")
     page.get_by_role("button", name="Store or rotate").click()
-    expect(page.locator("#cred-summary")).to_contain_text("key mx0v…nmlk (version 2")
+    expect(page.locator("#cred-summary")).to_contain_text("Stored: key mx0v…nmlk (")
     assert "0123456789abcdef" not in page.content() and "fedcba9876543210" not in page.content()
     page.get_by_role("button", name="Delete the stored keys").click()
     page.get_by_role("dialog").get_by_role("button", name="Delete the keys").click()
     expect(page.locator("#cred-summary")).to_have_text("No MEXC keys stored.")
+
+
+def test_amends_and_cancels_a_target(page) -> None:  # noqa: ANN001
+    go(page, "Listings")
+    card = page.locator('#calendar [data-symbol="DELTAUSDT"]')
+    card.get_by_label("Quote amount for DELTAUSDT").fill("30")
+    card.get_by_role("button", name="Amend").click()
+    expect(target_row(page, "DELTAUSDT").locator("td.num").first).to_have_text("30")
+    card.get_by_role("button", name="Cancel target").click()
+    page.get_by_role("dialog").get_by_role("button", name="Cancel the target").click()
+    expect(target_row(page, "DELTAUSDT")).to_have_attribute("data-status", "cancelled")
 
 
 def test_shows_a_targets_timeline(page) -> None:  # noqa: ANN001

@@ -3,8 +3,7 @@
 - a worker killed (SIGKILL) in the middle of a shared poll's round: its periodic job stays
   `active` under the dead worker. Another worker must take the poll up again within seconds,
   not at the job's timeout (5.5 minutes), or a listing announced meanwhile is never sniped.
-  The same for a worker stopped (SIGTERM) whose grace runs out during a round, and for a 5 s
-  Redis outage in the middle of a reconciliation round (the round ends while Redis is down).
+  (The same for a stop past the grace and a Redis outage: tests/crash/test_blocked_polls.py.)
 - Redis losing its data (no persistence, a failover, FLUSHALL) between a snipe's scheduling
   and its launch: the store still says `scheduled`, the queue holds nothing. The worker
   schedules the snipe again from the store, and it fills exactly once.
@@ -15,17 +14,11 @@ own (never the shared one). Waits are bounded and generous; no timing is asserte
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import shutil
 import signal
-import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 
 import pytest
 from redis.asyncio import Redis
@@ -33,7 +26,7 @@ from redis.asyncio import Redis
 from adapters.clock import SystemClock
 from adapters.eventstore.migrate import upgrade
 from adapters.eventstore.sqlalchemy_store import SqlEventStore, make_engine
-from adapters.mexc.fake.http import ACCOUNT, CALENDAR, FakeListing, FakeMexcServer, Fault, FaultKind
+from adapters.mexc.fake.http import CALENDAR, FakeListing, FakeMexcServer, Fault, FaultKind
 from adapters.scheduling import SaqScheduler, job_queue
 from application.use_cases.listings import EXECUTE_SNIPE
 from application.use_cases.settings import ChangeTraderSettings
@@ -41,10 +34,8 @@ from domain.listing import target_id_for
 from domain.risk import DEFAULT_RISK_PROFILE
 from domain.target import snipe_client_order_id
 from domain.trader import TradingPreferences
-from tests.crash.support import SYMBOL, USER, Children, Child, all_events, child_env, eventually, names
-from tests.crash.test_launch_faults import finish as draining_finish
-from tests.crash.test_launch_faults import start_worker as draining_worker
-from tests.crash.test_service_restart import PrivateRedis, _unavailable, free_port, server_env
+from tests.crash.support import SYMBOL, USER, Child, Children, all_events, child_env, eventually, names
+from tests.crash.test_service_restart import PrivateRedis, _unavailable, free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -70,44 +61,6 @@ def flushable_redis() -> Iterator[PrivateRedis]:
     finally:
         if server.proc is not None and server.proc.poll() is None:
             server.crash()
-
-
-@dataclass
-class PersistentRedis(PrivateRedis):
-    """A private redis-server that keeps its data across a crash (append-only file, each write
-    synced): stopping and starting it is an outage, not a loss of data."""
-
-    data: Path = Path()
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data), "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=server_env(),
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.02)
-        raise AssertionError("private redis-server did not start")
-
-
-@pytest.fixture
-def persistent_redis() -> Iterator[PersistentRedis]:
-    if shutil.which("redis-server") is None:
-        _unavailable("no redis-server binary to start a private Redis")
-    data = Path(tempfile.mkdtemp(prefix="sniper-redis-"))
-    server = PersistentRedis(free_port(), data=data)
-    server.start()
-    try:
-        yield server
-    finally:
-        if server.proc is not None and server.proc.poll() is None:
-            server.crash()
-        shutil.rmtree(data, ignore_errors=True)
 
 
 @pytest.fixture
@@ -205,85 +158,6 @@ async def test_a_worker_killed_mid_calendar_round_does_not_block_the_calendar_po
 
     assert_one_live_order(fake)
     assert await count(db, "SnipeOrderFilled") == 1 and await count(db, "PositionOpened") == 1
-
-
-async def test_a_worker_stopped_past_its_grace_mid_calendar_round_does_not_block_the_calendar_poll(
-    fake: FakeMexcServer, fresh_postgres_database: str, redis_url: str, prefix: str, children: Children,
-) -> None:
-    """A plain SIGTERM while a shared round hangs (on a calendar request that never answers): the
-    stopping worker cuts the round off (at the latest when its grace, 1 s here, runs out) and
-    exits. SAQ leaves the round's job active; the other worker, running all along, ends that
-    run once its heartbeat has been silent 10 s, runs the poll again at once and snipes."""
-    db = fresh_postgres_database
-    await seed_live_trader(db)
-    env = worker_env(db, fake, redis_url, prefix)
-    fake.inject(Fault(FaultKind.DELAY, endpoint=CALENDAR, delay=300))
-    first = await start_worker(children, {**env, "SNIPER_STOP_GRACE_SECONDS": "1"}, "h10-stopped")
-    await eventually(lambda: _true(fake.hits[CALENDAR] >= 1), "the first worker's calendar round", timeout=30)
-    second = await start_worker(children, env, "h10-staying")
-    polled = fake.hits[CALENDAR]
-    assert polled == 1, "the hung round let another calendar poll through"  # one round at a time
-
-    first.proc.send_signal(signal.SIGTERM)
-    assert await first.finish(60) == 0, first.output[-3000:] + first.stderr[-6000:]
-    # The stopped worker's round no longer holds the poll: the other worker polls the calendar.
-    await eventually(lambda: _true(fake.hits[CALENDAR] > polled), "a calendar poll after the stop",
-                     timeout=POLL_RESUMED_WITHIN, interval=0.2)
-
-    await _snipe_announced_now(fake, db, second)
-    await stop(second)
-    assert_one_live_order(fake)
-    assert await count(db, "SnipeOrderFilled") == 1 and await count(db, "PositionOpened") == 1
-
-
-async def test_a_redis_outage_during_a_reconciliation_round_does_not_block_the_reconciliation_poll(
-    fake: FakeMexcServer, fresh_postgres_database: str, persistent_redis: PersistentRedis, children: Children,
-) -> None:
-    """Redis goes down for 5 s while a reconciliation round waits for the exchange (its balances
-    call), and the round ends meanwhile: SAQ cannot record its end, so its job stays active with
-    a heartbeat that stopped. Once Redis is back (with its data), a live runner ends that run and
-    runs it again: the reconciliation poll goes on within seconds, and the worker still snipes."""
-    db = fresh_postgres_database
-    await seed_live_trader(db)
-    env = {**worker_env(db, fake, persistent_redis.url, "h10-outage"), "SNIPER_RECONCILE_POLL_SECONDS": "2"}
-    # Its log is read as it comes: the outage fills it with tracebacks, and a full pipe would stall it.
-    worker = await draining_worker(children, "h10-outage", {**env, "SNIPER_WORKER_ID": "h10-outage"})
-    await worker.expect("snipes are durable jobs on SAQ", timeout=START_TIMEOUT)
-    # The next account read (a reconciliation round's balances: nothing else reads it while no
-    # position is open) is held 3 s: the round is in flight when Redis goes, and ends without it.
-    fake.inject(Fault(FaultKind.DELAY, endpoint=ACCOUNT, delay=3))
-    await eventually(lambda: _true(not fake.faults), "a reconciliation round to read the account", timeout=30,
-                     interval=0.05)
-    persistent_redis.crash()
-    await asyncio.sleep(5)  # the outage; the fake keeps answering meanwhile
-    persistent_redis.start()
-    read = fake.hits[ACCOUNT]
-    async with job_queue(persistent_redis.url, "h10-outage") as queue:
-        left = await queue.job("cron:reconciliation")
-    assert left is not None, "Redis kept no record of the round: the outage was a loss of data"
-
-    try:
-        await eventually(lambda: _true(fake.hits[ACCOUNT] > read), "a reconciliation round after the outage",
-                         timeout=POLL_RESUMED_WITHIN, interval=0.2)
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{worker.output[-3000:]}\n{worker.stderr[-6000:]}") from None
-    await _snipe_announced_now(fake, db, worker)
-    worker.proc.send_signal(signal.SIGTERM)
-    assert await draining_finish(worker, 60) == 0, worker.output[-3000:] + worker.stderr[-6000:]
-    assert_one_live_order(fake)
-    assert await count(db, "SnipeOrderFilled") == 1 and await count(db, "PositionOpened") == 1
-    assert await count(db, "SnipeFailed") == 0
-
-
-async def _snipe_announced_now(fake: FakeMexcServer, db: str, worker: Child) -> None:
-    """A listing announced now, launching LEAD_SECONDS later, is sniped (and filled)."""
-    launch_ms = fake.open_in(SYMBOL, LEAD_SECONDS)
-    fake.announce(FakeListing(COIN, "NEW", launch_ms, "New Coin", sts=2, st=2, tt=4))
-    try:
-        await eventually(lambda: count(db, "SnipeOrderFilled"), "the listing announced after the fault to be sniped",
-                         timeout=LEAD_SECONDS + 40, interval=0.2)
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{worker.output[-3000:]}") from None
 
 
 async def test_a_snipe_lost_by_redis_between_scheduling_and_launch_is_scheduled_again_and_fills_once(

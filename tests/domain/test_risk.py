@@ -8,7 +8,15 @@ from decimal import Decimal
 import pytest
 
 from domain.errors import DomainError, InvalidValue, RiskLimitExceeded
-from domain.risk import DEFAULT_RISK_PROFILE, RiskProfile, TradeProposal, loss_at_stop, position_loss_at_stop, risk_limits
+from domain.risk import (
+    DEFAULT_RISK_PROFILE,
+    RiskProfile,
+    TradeProposal,
+    loss_at_stop,
+    position_loss_at_stop,
+    risk_limits,
+    standing_limits,
+)
 
 PROFILE = RiskProfile(
     max_quote_per_snipe=Decimal("100"),
@@ -66,6 +74,28 @@ class TestRiskProfile:
     def test_some_quote_asset_must_be_allowed(self) -> None:
         with pytest.raises(InvalidValue, match="quote asset"):
             replace(PROFILE, allowed_quote_assets=())
+
+
+class TestStandingLimits:
+    """What a target's creation or amendment is judged on: the buy itself, not the book."""
+
+    def test_the_books_limits_wait_for_the_launch(self) -> None:
+        full = replace(FINE, open_positions=3, open_exposure=Decimal("300"), realised_pnl_today=Decimal("-50"))
+        assert standing_limits().unmet(full) == []
+        assert risk_limits().unmet(full) == [
+            "3 positions already open, limit 3",
+            "exposure 300 + 50 would exceed the limit 300",
+            risk_limits().unmet(full)[2],  # the daily loss, worded by its own tests
+        ]
+
+    def test_the_buy_itself_is_judged_at_once(self) -> None:
+        bad = replace(FINE, quote_amount=Decimal("0.5"), quote_asset="BTC", min_notional=Decimal("1"))
+        assert standing_limits().unmet(bad) == [
+            "quote amount 0.5 is below the pair's minimum order value 1",
+            "quote asset BTC is not allowed (USDT, USDC)",
+        ]
+        assert standing_limits().unmet(replace(FINE, quote_amount=Decimal("150"))) == [
+            "quote amount 150 exceeds the per-snipe limit 100"]
 
 
 class TestRiskLimits:
@@ -193,7 +223,8 @@ class TestTheTradeAboutToBeMade:
         # 10 coins bought at 2 for 20.02 (fee in the cost): at -10 %, 18 back less 0.018 of fee.
         assert position_loss_at_stop(Decimal("20.02"), Decimal("10"), Decimal("2"), Decimal("10"), Decimal("0.001")) \
             == Decimal("2.038")
-        assert position_loss_at_stop(Decimal("20"), Decimal("10"), Decimal("2"), None, Decimal("0.001")) == Decimal("20")
+        assert position_loss_at_stop(Decimal("20"), Decimal("10"), Decimal("2"), None, Decimal("0.001")) \
+            == Decimal("20")
 
 
 class TestMinimumOrderValue:

@@ -210,6 +210,18 @@ class TestClose:
         assert code == 0 and out.startswith(f"position {history['alice_new']} was closed already: sold 20 ")
         assert json.loads(run("positions", "--json")[1])[0]["exits"] == ["ManualExitFilled"]
 
+    def test_open_positions_are_priced_at_mexcs_last_price(self, history: dict[str, str], mexc: FakeMexcServer,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("SNIPER_MARKET", "mexc")
+        monkeypatch.setenv("MEXC_BASE_URL", mexc.base_url)
+        body = json.loads(run("status", "--json")[1])
+        new = [p for p in body["open_positions"] if p["symbol"] == "NEWUSDT"][0]
+        assert (new["current_price"], new["unrealised_pnl"]) == ("0.6", "1.99")  # 20 x 0.6 - 10.01
+        old = [p for p in body["open_positions"] if p["symbol"] != "NEWUSDT"][0]
+        assert old["current_price"] is None  # not listed on MEXC: left unpriced, no failure
+        code, out, _ = run("status")
+        assert code == 0 and "unrealised +1.99" in out
+
     def test_refusals_are_one_line(self, history: dict[str, str], mexc: FakeMexcServer,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
         code, _, err = run("close", history["alice_new"])  # a replay: no market here

@@ -44,8 +44,8 @@ class FakeSmtp:
         part = parsed.get_body(preferencelist=("plain", "html"))
         body = part.get_content() if part is not None else ""
         with self._lock:
-            self.messages.append(ReceivedMail(envelope.mail_from, tuple(envelope.rcpt_tos), str(parsed["subject"] or ""),
-                                              body))
+            self.messages.append(
+                ReceivedMail(envelope.mail_from, tuple(envelope.rcpt_tos), str(parsed["subject"] or ""), body))
         return "250 OK"
 
     def start(self) -> Self:

@@ -70,9 +70,9 @@ async def test_a_backtest_runs_over_the_bundled_listings(client: AsyncTestClient
     assert len(balanced["equity"]) == len(balanced["equity_points"]) >= 1
     assert balanced["equity"][-1] == balanced["total_pnl"]
     unknown = await client.post("/api/v1/backtests", json={"strategies": ["nope"]}, headers=auth)
-    assert unknown.status_code == 400 and "nope" in unknown.json()["detail"]
+    assert unknown.status_code == 422 and "nope" in unknown.json()["detail"]
     fee = await client.post("/api/v1/backtests", json={"fee_rate": "0.5"}, headers=auth)
-    assert fee.status_code == 400 and "fee rate must be at least 0 and below 0.1" in fee.json()["detail"]
+    assert fee.status_code == 422 and "fee rate must be at least 0 and below 0.1" in fee.json()["detail"]
 
 
 async def test_a_listing_without_an_analysis_answers_404(client: AsyncTestClient) -> None:

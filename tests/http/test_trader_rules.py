@@ -197,7 +197,8 @@ async def test_a_trader_at_the_position_and_exposure_maximum_may_schedule_a_late
             r = await client.patch(f"/api/v1/targets/{r.json()['target_id']}", headers=A, json={"quote_amount": "15"})
             assert r.status_code == 200, r.text
             # What no change of the book can mend is still refused at once.
-            r = await client.post("/api/v1/targets", headers=A, json=body | {"symbol": "BIGUSDT", "quote_amount": "101"})
+            too_big = body | {"symbol": "BIGUSDT", "quote_amount": "101"}
+            r = await client.post("/api/v1/targets", headers=A, json=too_big)
             assert r.status_code == 422 and "exceeds the per-snipe limit 100" in r.json()["detail"], r.text
     finally:
         await container.close()

@@ -4,8 +4,8 @@ that must come of a recorded history (worked out here from the events, not by th
 from __future__ import annotations
 
 import hashlib
-import io
 import hmac
+import io
 import json
 from collections import Counter
 from dataclasses import dataclass, replace

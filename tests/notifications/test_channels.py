@@ -40,7 +40,8 @@ async def test_telegram_sends_plain_text_loud_or_silent_and_reads_the_api_errors
         tg.fail_with, tg.fail_times, tg.retry_after = 429, 1, 17
         with pytest.raises(DeliveryFailed) as raised:
             await sender.send(Destination("telegram", "1001"), entry())
-        assert (raised.value.reason, raised.value.retry_after, raised.value.permanent) == ("telegram: HTTP 429", 17, False)
+        failure = raised.value
+        assert (failure.reason, failure.retry_after, failure.permanent) == ("telegram: HTTP 429", 17, False)
         tg.fail_with, tg.fail_times = 500, 1
         with pytest.raises(DeliveryFailed) as raised:
             await sender.send(Destination("telegram", "1001"), entry())

@@ -50,7 +50,8 @@ async def store(tmp_path):  # noqa: ANN001, ANN201
     engine = await open_engine(f"sqlite+aiosqlite:///{tmp_path / 'd.db'}")
     await ensure_schema(engine, initialise_empty=True)
     store = SqlEventStore(engine)
-    await ChangeNotificationSettings(store, ManualClock(T0), None)(USER, {}, [ChannelChange("telegram", True, "77")], None)
+    change = ChangeNotificationSettings(store, ManualClock(T0), None)
+    await change(USER, {}, [ChannelChange("telegram", True, "77")], None)
     yield store
     await engine.dispose()
 
@@ -63,9 +64,9 @@ async def setup(store: SqlEventStore, sender: ScriptedSender, clock: ManualClock
                 **policy: object) -> tuple[SqlNotificationOutbox, NotificationDelivery]:
     outbox = SqlNotificationOutbox(store.engine)
     await outbox.queue(queued(n), clock.now())
+    chosen = {"first_retry": timedelta(seconds=10), "per_destination": 0.0, "per_channel": {}, **policy}
     delivery = NotificationDelivery(outbox, store, {"telegram": sender}, None, clock,
-                                    DeliveryPolicy(**{"first_retry": timedelta(seconds=10), "per_destination": 0.0, "per_channel": {},
-                                                      **policy}))  # type: ignore[arg-type]
+                                    DeliveryPolicy(**chosen))  # type: ignore[arg-type]
     return outbox, delivery
 
 

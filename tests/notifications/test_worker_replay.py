@@ -101,7 +101,8 @@ async def test_the_worker_notifies_once_and_a_hanging_channel_holds_up_no_snipe(
     assert bob_texts[0].startswith("Snipe scheduled") and bob_texts[1].startswith("Bought")
     # The webhook's hanging request: cut off at its timeout, recorded undelivered with the reason,
     # for bob to see; the next message went out after it, in order.
-    assert [(r.kind, r.last_error) for r in undelivered] == [("snipe_scheduled", f"webhook: no answer within {HANG_TIMEOUT:g} s")]
+    cut_off = f"webhook: no answer within {HANG_TIMEOUT:g} s"
+    assert [(r.kind, r.last_error) for r in undelivered] == [("snipe_scheduled", cut_off)]
     webhook = [r for r in rows if r.user_id == bob.user_id and r.channel == "webhook"]
     assert [(r.kind, r.status) for r in webhook] == [("snipe_scheduled", "undelivered"), ("snipe_filled", "delivered")]
     assert [json.loads(r.body)["kind"] for r in hang.requests] == ["snipe_scheduled", "snipe_filled"]

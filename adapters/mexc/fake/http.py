@@ -344,7 +344,7 @@ class FakeMexcServer:
 
     # --- lifecycle -----------------------------------------------------------------------
 
-    async def __aenter__(self) -> "FakeMexcServer":
+    async def __aenter__(self) -> FakeMexcServer:
         await self.start()
         return self
 
@@ -412,7 +412,7 @@ class FakeMexcServer:
                 return fault
         return None
 
-    def handle(self, req: _Request, conn: "_Connection") -> Callable[[], Awaitable[None]] | None:
+    def handle(self, req: _Request, conn: _Connection) -> Callable[[], Awaitable[None]] | None:
         """Answer now (write and return None) or return a delayed action for the connection."""
         endpoint = req.endpoint
         self.hits[endpoint] += 1
@@ -483,6 +483,7 @@ class FakeMexcServer:
         return None
 
     def _answer(self, req: _Request, arrival: OrderArrival | None) -> bytes:
+        headers: tuple[tuple[str, str], ...]
         try:
             route = self._routes.get(req.endpoint)
             if route is None:
@@ -520,7 +521,8 @@ class FakeMexcServer:
         horizon = now - self.window_seconds
         while window.log and window.log[0][0] <= horizon:
             window.used -= window.log.popleft()[1]
-        weight = weight_of(*endpoint.split(" ", 1))
+        method, _, path = endpoint.partition(" ")
+        weight = weight_of(method, path)
         budget = self.endpoint_budgets.get(endpoint, self.endpoint_budget)
         if window.used + weight > budget:
             need, freed, until = window.used + weight - budget, 0, now + self.window_seconds

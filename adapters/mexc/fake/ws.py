@@ -31,14 +31,18 @@ from decimal import Decimal
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
+from google.protobuf.message import Message
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from google.protobuf.message import Message
-
-from adapters.mexc.protobuf import PublicAggreBookTickerV3Api, PublicAggreDealsV3Api, PublicAggreDealsV3ApiItem, encode_push
+from adapters.mexc.protobuf import (
+    PublicAggreBookTickerV3Api,
+    PublicAggreDealsV3Api,
+    PublicAggreDealsV3ApiItem,
+    encode_push,
+)
 
 DEALS_PREFIX = "spot@public.aggre.deals.v3.api.pb@"
 BOOK_TICKER_PREFIX = "spot@public.aggre.bookTicker.v3.api.pb@"
@@ -114,7 +118,7 @@ class FakeMexcWebSocketServer:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    async def __aenter__(self) -> "FakeMexcWebSocketServer":
+    async def __aenter__(self) -> FakeMexcWebSocketServer:
         self._server = await serve(
             self._handle, self.host, 0, ping_interval=None, process_request=self._process_request, compression=None
         )
@@ -163,7 +167,8 @@ class FakeMexcWebSocketServer:
         """Send a bad frame (truncated protobuf by default, or any text) to every open connection."""
         return sum([await conn.send(payload) for conn in self.open_connections])
 
-    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    # A test helper's deadline in seconds, as every wait helper of the tests takes it.
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Until `predicate()` holds (checked on every server event and every 20 ms, so it
         may also look at client state); TimeoutError after `timeout` seconds."""
         loop = asyncio.get_running_loop()
@@ -175,7 +180,7 @@ class FakeMexcWebSocketServer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), 0.02)
 
-    async def wait_subscribed(self, channel: str, connections: int = 1, timeout: float = 5.0) -> None:
+    async def wait_subscribed(self, channel: str, connections: int = 1, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Until `connections` open connections hold `channel`."""
         await self.wait_until(lambda: sum(channel in c.subscriptions for c in self.open_connections) >= connections, timeout)
 
@@ -308,9 +313,7 @@ class FakeMexcWebSocketServer:
             for channel in channels:
                 if channel in conn.subscriptions:
                     accepted.append(channel)
-                elif channel in PRIVATE and conn.listen_key is None:
-                    refused.append(channel)
-                elif len(conn.subscriptions) >= self.max_streams:
+                elif channel in PRIVATE and conn.listen_key is None or len(conn.subscriptions) >= self.max_streams:
                     refused.append(channel)
                 else:
                     conn.subscriptions.add(channel)

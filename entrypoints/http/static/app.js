@@ -725,7 +725,7 @@ async function loadStrategies() {
 async function loadCredentials() {
   try {
     const c = await api("/api/v1/credentials");
-    $("cred-summary").textContent = `Stored: key ${c.api_key_hint} (version ${c.key_version}, updated ${when(c.updated_at)}).`;
+    $("cred-summary").textContent = `Stored: key ${c.api_key_hint} (stored ${when(c.stored_at)}, updated ${when(c.updated_at)}).`;
   } catch (error) {
     $("cred-summary").textContent = error instanceof ApiError && error.status === 404 ? "No MEXC keys stored." : problem(error);
   }
@@ -794,6 +794,7 @@ async function refreshAll() {
     return;
   }
   state.refreshing = true;
+  state.lastRefresh = Date.now();
   try {
     await attempt(async () => {
       await loadStop();
@@ -818,9 +819,12 @@ async function refreshAll() {
   }
 }
 
+// At most one refresh a second (a refresh is about a dozen requests; the API allows each user
+// SNIPER_RATE_LIMIT_PER_MINUTE, 600 by default), however fast the events come.
 function scheduleRefresh(delay = 150) {
   clearTimeout(state.refreshTimer);
-  state.refreshTimer = setTimeout(refreshAll, delay);
+  const wait = Math.max(delay, 1000 - (Date.now() - (state.lastRefresh || 0)));
+  state.refreshTimer = setTimeout(refreshAll, wait);
 }
 
 function onEvent(event) {
