@@ -16,6 +16,8 @@ T = TypeVar("T")
 
 
 _log = logging.getLogger(__name__)
+# SystemClock takes its launch priority this long before the spin (see sleep_until).
+_HEAT_AHEAD_NS = 100_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 
@@ -32,8 +34,9 @@ class SystemClock:
 
     On a loaded host a spinning process is preempted like any other (measured with two CPU-bound
     processes per core: woken 0.6-12 ms late). With `launch_priority` (1-99), the process (its
-    event loop's thread) runs under SCHED_FIFO at that priority from the start of a spin until
-    `hot_hold` after its moment (the sends at the open), then returns to its own policy: measured
+    event loop's thread) runs under SCHED_FIFO at that priority from 100 ms before a spin (it
+    sleeps on its last timer meanwhile, and wakes from it at once) until `hot_hold` after its
+    moment (the sends at the open), then returns to its own policy: measured
     the same way, woken 2-3 µs late. It needs the right to (root or CAP_SYS_NICE; in a container,
     `--cap-add SYS_NICE`); without it a warning is logged once and the clock spins as before. 0:
     never.
@@ -66,14 +69,16 @@ class SystemClock:
             remaining = target_ns - time.time_ns()
             if remaining <= 0:
                 return
+            if not hot and self._priority and remaining <= spin_ns + _HEAT_AHEAD_NS:
+                # From before the last timer: a wake-up from it at normal priority can come late on
+                # a loaded host, too late for the spin. Asleep, the priority costs nobody anything.
+                hot = True
+                self._heat(target_ns + self._hold_ns)
             if remaining > spin_ns:
                 # A timer for all but the last `spin`; re-checked after, in case the wall
                 # clock was stepped meanwhile.
                 await asyncio.sleep((remaining - spin_ns) / 1e9)
             else:
-                if not hot and self._priority:
-                    hot = True
-                    self._heat(target_ns + self._hold_ns)
                 await asyncio.sleep(0)
 
     def _heat(self, until_ns: int) -> None:

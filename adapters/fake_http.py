@@ -79,7 +79,8 @@ class LocalHttpServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
-        assert task is not None
+        if task is None:  # not reached: asyncio runs each connection's handler in a task
+            raise RuntimeError("a connection handler outside a task")
         self._connections.add(task)
         try:
             while True:

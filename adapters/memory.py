@@ -216,7 +216,8 @@ class _MemorySubscription:
         if item is _LOST:
             self._queue.put_nowait(item)  # stays lost
             raise SubscriptionLost(f"the event subscription of {self._user_id} {self._lost}")
-        assert isinstance(item, bytes)
+        if not isinstance(item, bytes):  # not reached: the queue holds frames and the _LOST marker
+            raise TypeError(f"unexpected item in the subscription queue: {type(item).__name__}")
         return item
 
 

@@ -92,7 +92,7 @@ class PatternDiscoveryAgent:
 
     async def tick(self) -> str:
         result = await self.detect()
-        enriching = self._enrich_new() if self.enrich is not None else 0
+        enriching = self._enrich_new(self.enrich) if self.enrich is not None else 0
         parts = [f"{len(result.ready)} ready", f"{len(result.scheduled)} scheduled", f"{len(result.expired)} expired"]
         if enriching:
             parts.append(f"{enriching} sent for analysis")
@@ -100,21 +100,19 @@ class PatternDiscoveryAgent:
             parts.append(f"symbol states unreadable: {result.feed_error}")
         return ", ".join(parts)
 
-    def _enrich_new(self) -> int:
-        assert self.enrich is not None
+    def _enrich_new(self, enrich: Callable[[ListingView], Awaitable[object]]) -> int:
         started = 0
         for coin_id, listing in self.book.listings.items():
             if coin_id in self._enriched:
                 continue
             self._enriched.add(coin_id)
-            self.spawn(self._enrich_one(listing), f"enrich:{coin_id}")
+            self.spawn(self._enrich_one(enrich, listing), f"enrich:{coin_id}")
             started += 1
         return started
 
-    async def _enrich_one(self, listing: ListingView) -> None:
-        assert self.enrich is not None
+    async def _enrich_one(self, enrich: Callable[[ListingView], Awaitable[object]], listing: ListingView) -> None:
         try:
-            await asyncio.wait_for(self.enrich(listing), self.enrich_budget.total_seconds())
+            await asyncio.wait_for(enrich(listing), self.enrich_budget.total_seconds())
         except Exception as exc:  # noqa: BLE001 - analysis is optional: never let it fail anything
             logger.warning("analysis of %s gave up: %s", listing.symbol, type(exc).__name__)
 
@@ -179,7 +177,8 @@ class StrategyAgent:
             if view.target_id in self._handed or view.target_id in self._in_flight:
                 continue
             launch = view.execute_at or view.launch_at
-            await self.scheduler.schedule(ScheduledJob(EXECUTE_SNIPE, view.target_id, launch - self.timing.prepare_ahead))
+            run_at = launch - self.timing.prepare_ahead
+            await self.scheduler.schedule(ScheduledJob(EXECUTE_SNIPE, view.target_id, run_at))
             self._handed.add(view.target_id)
 
     async def _restore_lost(self) -> int:
@@ -195,7 +194,8 @@ class StrategyAgent:
         restored = 0
         for view in self.book.targets_in({"scheduled", "executing"}):
             launch = view.execute_at or view.launch_at
-            if view.target_id in self._in_flight or not launch - _RESTORE_AHEAD <= now <= launch + self.timing.snipe_window:
+            in_window = launch - _RESTORE_AHEAD <= now <= launch + self.timing.snipe_window
+            if view.target_id in self._in_flight or not in_window:
                 continue
             job = ScheduledJob(EXECUTE_SNIPE, view.target_id, launch - self.timing.prepare_ahead)
             restored += await self.scheduler.ensure(job)
@@ -350,8 +350,10 @@ class ReconciliationAgent:
         if report.unaccounted_orders or report.problems:
             await self.notifier.send(Alert(
                 key="reconciliation", severity=Severity.WARNING, title="reconciliation found differences",
-                text="; ".join([*(f"order {o.client_order_id} on {o.symbol} is not ours" for o in report.unaccounted_orders),
-                                *report.problems])[:2000],
+                text="; ".join([
+                    *(f"order {o.client_order_id} on {o.symbol} is not ours" for o in report.unaccounted_orders),
+                    *report.problems,
+                ])[:2000],
                 at=self.clock.now(),
             ))
         return detail

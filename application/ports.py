@@ -94,7 +94,9 @@ class ReadModels(Protocol):
         """Realised P&L per day, both days included, oldest first; days without exits are left out."""
         ...
 
-    async def trade_history(self, user_id: str, limit: int = 100, before_position: int | None = None) -> list[TradeRecord]:
+    async def trade_history(
+        self, user_id: str, limit: int = 100, before_position: int | None = None,
+    ) -> list[TradeRecord]:
         """The user's fills (entries and exits), newest first, at most `limit`; page on with
         `before_position` = the `position` of the last record of the previous page."""
         ...
@@ -278,7 +280,9 @@ class ExchangeTrading(Protocol):
         now; None when there is no exchange clock to follow (paper fills)."""
         ...
 
-    async def place_market_buy(self, symbol: Symbol, quote_amount: Decimal, client_order_id: ClientOrderId) -> OrderReport: ...
+    async def place_market_buy(
+        self, symbol: Symbol, quote_amount: Decimal, client_order_id: ClientOrderId,
+    ) -> OrderReport: ...
 
     async def place_capped_buy(
         self, symbol: Symbol, quote_amount: Decimal, max_price: Decimal, client_order_id: ClientOrderId
@@ -290,7 +294,9 @@ class ExchangeTrading(Protocol):
         are known."""
         ...
 
-    async def place_market_sell(self, symbol: Symbol, quantity: Decimal, client_order_id: ClientOrderId) -> OrderReport: ...
+    async def place_market_sell(
+        self, symbol: Symbol, quantity: Decimal, client_order_id: ClientOrderId,
+    ) -> OrderReport: ...
 
     async def query_order(self, symbol: Symbol, client_order_id: ClientOrderId) -> OrderReport | None:
         """None when the exchange knows no order with that client id."""

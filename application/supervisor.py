@@ -224,11 +224,14 @@ class Supervisor:
     async def _tick(self, running: _Running) -> str:
         with self._telemetry.span("agent.tick", agent=running.spec.name, worker=self._worker_id):
             running.killed = False
-            assert running.agent is not None
+            if running.agent is None:  # not reached: a tick runs only for a started agent
+                raise RuntimeError(f"agent {running.spec.name} ticked before it started")
             running.tick_task = asyncio.create_task(_call(running.agent.tick), name=f"tick-{running.spec.name}")
             try:
                 # shield: a stop must not cancel a tick in flight; the tick itself may be killed.
-                return await asyncio.wait_for(asyncio.shield(running.tick_task), self._policy.tick_timeout.total_seconds())
+                return await asyncio.wait_for(
+                    asyncio.shield(running.tick_task), self._policy.tick_timeout.total_seconds()
+                )
             except TimeoutError:
                 running.tick_task.cancel()
                 raise TimeoutError(f"tick took longer than {self._policy.tick_timeout}") from None

@@ -321,7 +321,8 @@ class TelegramCommands:
         if status.agents:
             now = self.wall.now()
             down = [a.name for a in status.agents if not a.is_current(now)]
-            lines.append(f"Agents: {len(status.agents) - len(down)} ok" + (f", not current: {', '.join(down)}" if down else ""))
+            late = f", not current: {', '.join(down)}" if down else ""
+            lines.append(f"Agents: {len(status.agents) - len(down)} ok{late}")
         return "\n".join(lines)
 
     async def _positions(self, user_id: str, args: list[str]) -> str:
@@ -399,7 +400,9 @@ class TelegramCommands:
         cleared = await self.clear(user_id, user_id)
         still = (await self.status(user_id)).stops
         head = "Emergency stop cleared." if cleared else "No emergency stop of yours was active; nothing to clear."
-        return head + "".join(f"\nStill halted: {stop.describe()}" for stop in still) if still else head + "\nTrading: on"
+        if not still:
+            return head + "\nTrading: on"
+        return head + "".join(f"\nStill halted: {stop.describe()}" for stop in still)
 
     async def _close(self, user_id: str, args: list[str]) -> str:
         if len(args) != 1:

@@ -144,7 +144,8 @@ class Exchange:
     def __init__(self) -> None:
         self.process = subprocess.Popen([sys.executable, "-m", "bench.exits", "--serve"], cwd=ROOT,
                                         stdout=subprocess.PIPE, text=True)
-        assert self.process.stdout is not None
+        if self.process.stdout is None:  # not reached: stdout=PIPE
+            raise RuntimeError("the exchange process has no stdout")
         line = self.process.stdout.readline().strip()
         if not line.startswith("listening "):
             self.close()
@@ -188,7 +189,8 @@ class Ours:
             self.stream = MexcMarketStream(self.exchange.ws_url)
             await self.stream.start()
             prices = MexcPriceStream(self.stream)
-            specs.append(AgentSpec("price-stream", lambda: PriceStreamAgent(manage, prices, self.store, book, plan=plan),
+            specs.append(AgentSpec("price-stream",
+                                   lambda: PriceStreamAgent(manage, prices, self.store, book, plan=plan),
                                    timedelta(0)))
         self.supervisor = Supervisor(specs, self.clock, InMemoryAgentStatusBoard(), wall_clock=self.clock)
         self.running = asyncio.create_task(self.supervisor.run())

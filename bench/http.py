@@ -84,8 +84,8 @@ def start_server(database_url: str, port: int, workdir: Path, workers: int) -> s
     if workers == 1:
         command = ["-m", "entrypoints.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     else:
-        command = ["-m", "uvicorn", "entrypoints.http.asgi:app", "--factory", "--http", "entrypoints.http.asgi:protocol",
-                   "--workers", str(workers),
+        command = ["-m", "uvicorn", "entrypoints.http.asgi:app", "--factory",
+                   "--http", "entrypoints.http.asgi:protocol", "--workers", str(workers),
                    "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--no-server-header"]
     return subprocess.Popen(
         [sys.executable, *command],
@@ -121,7 +121,9 @@ REQUEST = request_bytes("/api/v1/portfolio")
 EXPECT = b'"positions"'
 
 
-async def one_connection(port: int, stop_at: float, record_from: float, latencies: list[float], errors: list[str]) -> int:
+async def one_connection(
+    port: int, stop_at: float, record_from: float, latencies: list[float], errors: list[str],
+) -> int:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     done = 0
     try:
@@ -151,7 +153,9 @@ async def one_connection(port: int, stop_at: float, record_from: float, latencie
         writer.close()
 
 
-async def load(port: int, connections: int, warmup: float, duration: float) -> tuple[int, float, list[float], list[str]]:
+async def load(
+    port: int, connections: int, warmup: float, duration: float,
+) -> tuple[int, float, list[float], list[str]]:
     latencies: list[float] = []
     errors: list[str] = []
     begin = time.perf_counter()
@@ -229,14 +233,17 @@ def main(argv: list[str] | None = None) -> int:
     rps = total / seconds
     p50, p90, p99 = (percentile(latencies, p) * 1000 for p in (50, 90, 99))
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"environment: {os.cpu_count()} cores, load average {load_avg:.2f} at the end, Python {sys.version.split()[0]}, "
+    print(f"environment: {os.cpu_count()} cores, load average {load_avg:.2f} at the end, "
+          f"Python {sys.version.split()[0]}, "
           f"SQLite, {args.workers} uvicorn process(es), {args.connections} connections, {args.positions} positions")
     print("GET /api/v1/portfolio (authenticated, rate-limited, JSON with the positions)")
     print(f"  requests      {total} in {seconds:.1f} s  ->  {rps:,.0f} requests/s")
-    print(f"  latency (ms)  p50 {p50:.2f}   p90 {p90:.2f}   p99 {p99:.2f}   max {latencies[-1] * 1000 if latencies else 0:.2f}"
+    print(f"  latency (ms)  p50 {p50:.2f}   p90 {p90:.2f}   p99 {p99:.2f}   "
+          f"max {latencies[-1] * 1000 if latencies else 0:.2f}"
           f"   mean {statistics.fmean(latencies) * 1000 if latencies else 0:.2f}")
     measured = seconds + args.warmup
-    print(f"  CPU           server {server_cpu / measured * 100:.0f}% of a core ({server_cpu / max(total, 1) * 1e3 * seconds / measured:.2f} ms"
+    per_request_ms = server_cpu / max(total, 1) * 1e3 * seconds / measured
+    print(f"  CPU           server {server_cpu / measured * 100:.0f}% of a core ({per_request_ms:.2f} ms"
           f" per request), load client {client_cpu / measured * 100:.0f}% of a core")
     if errors:
         print(f"  errors        {len(errors)} (first: {errors[0]})")

@@ -109,7 +109,8 @@ class Exchange:
     def __init__(self) -> None:
         self.process = subprocess.Popen([sys.executable, "-m", "bench.exchange"], cwd=ROOT, stdout=subprocess.PIPE,
                                         text=True)
-        assert self.process.stdout is not None
+        if self.process.stdout is None:  # not reached: stdout=PIPE
+            raise RuntimeError("the exchange process has no stdout")
         line = self.process.stdout.readline().strip()
         if not line.startswith("listening "):
             self.close()
@@ -154,7 +155,8 @@ def client_env(base_url: str, db: Path) -> dict[str, str]:
 def command(client: str, base_url: str, symbol: str, opens_at_ms: int) -> list[str]:
     if client == OURS:
         at = datetime.fromtimestamp(opens_at_ms / 1000, UTC).isoformat(timespec="milliseconds")
-        return [str(Path(sys.executable).parent / "sniper"), "snipe", symbol, "--quote-amount", "10", "--at", at, "--live"]
+        return [str(Path(sys.executable).parent / "sniper"), "snipe", symbol, "--quote-amount", "10", "--at", at,
+                "--live"]
     return [sys.executable, "-m", "bench.ccxt_script", base_url, symbol, str(opens_at_ms)]
 
 
@@ -260,7 +262,8 @@ def report(bench: OpenBench) -> str:
     if ratios:
         lines.append("; ".join(ratios))
     for client in (OURS, CCXT):
-        ready = [r.ready_before_open_s for r in bench.results if r.client == client and r.ready_before_open_s is not None]
+        ready = [r.ready_before_open_s for r in bench.results
+                 if r.client == client and r.ready_before_open_s is not None]
         if ready:
             lines.append(f"{client}: first request to the exchange at least {min(ready):.1f} s before the open "
                          f"(process start to first request at most "

@@ -210,7 +210,8 @@ async def _measure(url: str, args: argparse.Namespace) -> int:
                 sys.executable, "-m", "bench.persistence", "--follow", url, "--batch", str(args.batch),
                 "--poll-ms", str(args.poll_ms), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             )
-            assert child.stdin is not None and child.stdout is not None
+            if child.stdin is None or child.stdout is None:  # not reached: both are PIPE
+                raise RuntimeError("the projector process has no stdin or stdout")
             if (await child.stdout.readline()).strip() != b"ready":
                 raise RuntimeError("the projector process did not start")
 
@@ -230,7 +231,8 @@ async def _measure(url: str, args: argparse.Namespace) -> int:
                and time.monotonic() < deadline):
             await asyncio.sleep(0.05)
         if child is not None:
-            assert child.stdin is not None and child.stdout is not None
+            if child.stdin is None or child.stdout is None:  # not reached: both are PIPE
+                raise RuntimeError("the projector process has no stdin or stdout")
             child.stdin.write(b"stop\n")
             await child.stdin.drain()
             stamps.projected = [(int(p), float(t)) for p, t in json.loads(await child.stdout.read())]
@@ -251,7 +253,8 @@ async def _measure(url: str, args: argparse.Namespace) -> int:
     missing = len(stamps.committed) - len(lags)
     p50, p95, p99 = (percentile(lags, p) for p in (50, 95, 99))
     print("persistence: Postgres event store + SqlProjector (fresh database, dropped afterwards)")
-    print(f"environment: Python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}")
+    print(f"environment: Python {platform.python_version()}, {os.cpu_count()} CPUs, "
+          f"{platform.system()} {platform.release()}")
     print(f"setup: {writers} asyncio writers (own streams) on one SqlEventStore (max_writers {args.store_writers}), "
           f"{appends_made} appends of 1-4 events; "
           + ("no projector" if args.no_projector else
@@ -268,7 +271,8 @@ async def _measure(url: str, args: argparse.Namespace) -> int:
     print(f"cpu: writers' process {writer_cpu:.1f} s during the {elapsed:.1f} s append phase "
           f"({writer_cpu / written * 1e6:.0f} us/event); projector process {projector_cpu_s:.1f} s in all")
     print("targets (the run exits 0 either way)")
-    print(f"  {'PASS' if rate >= TARGET_EVENTS_PER_S else 'FAIL'}  (a) >= {TARGET_EVENTS_PER_S:,.0f} events/s ({rate:,.0f})")
+    verdict = "PASS" if rate >= TARGET_EVENTS_PER_S else "FAIL"
+    print(f"  {verdict}  (a) >= {TARGET_EVENTS_PER_S:,.0f} events/s ({rate:,.0f})")
     if not args.no_projector:
         ok = p99 < TARGET_P99_LAG_MS and missing == 0
         print(f"  {'PASS' if ok else 'FAIL'}  (b) p99 lag < {TARGET_P99_LAG_MS:g} ms ({p99:.1f} ms)")

@@ -38,7 +38,8 @@ def summarize(samples_ns: Sequence[int]) -> Summary:
     ordered = sorted(s / 1e6 for s in samples_ns)
     if not ordered:
         return Summary(0, math.nan, math.nan, math.nan, math.nan, math.nan)
-    return Summary(len(ordered), median(ordered), percentile(ordered, 90), percentile(ordered, 99), ordered[0], ordered[-1])
+    return Summary(len(ordered), median(ordered), percentile(ordered, 90), percentile(ordered, 99), ordered[0],
+                   ordered[-1])
 
 
 def table(title: str, rows: Sequence[tuple[str, Summary]]) -> str:

@@ -52,7 +52,9 @@ class Aggregate:
         for name, value in state.items():
             default = blank[name]
             if default is not None and type(value) is not type(default):
-                raise SnapshotMismatch(f"{cls.__name__}.{name} is a {type(default).__name__}, not {type(value).__name__}")
+                raise SnapshotMismatch(
+                    f"{cls.__name__}.{name} is a {type(default).__name__}, not {type(value).__name__}"
+                )
             setattr(agg, name, value)
         if version < 1:
             raise SnapshotMismatch(f"a snapshot is taken after an event, not at version {version}")

@@ -59,7 +59,8 @@ class ExitPlan:
                 raise InvalidValue(f"exit plan {self.name!r}: trailing stop must be in (0, 100)%: {tr}")
             object.__setattr__(self, "trailing_stop_percent", tr)
         if self.max_hold_seconds is not None and (
-            isinstance(self.max_hold_seconds, bool) or not isinstance(self.max_hold_seconds, int) or self.max_hold_seconds <= 0
+            isinstance(self.max_hold_seconds, bool) or not isinstance(self.max_hold_seconds, int)
+            or self.max_hold_seconds <= 0
         ):
             raise InvalidValue(f"exit plan {self.name!r}: max hold time must be a positive number of seconds")
 
@@ -127,7 +128,8 @@ def exit_plan_bounds() -> Specification[ExitPlan]:
     hold = Rule[ExitPlan](
         "max hold time",
         lambda p: p.max_hold_seconds is None or _within(p.max_hold_seconds, MAX_HOLD_SECONDS_RANGE),
-        lambda p: f"max hold time {p.max_hold_seconds} s is outside 60 s (1 min) to {MAX_HOLD_SECONDS_RANGE[1]} s (30 days)",
+        lambda p: (f"max hold time {p.max_hold_seconds} s is outside 60 s (1 min) "
+                   f"to {MAX_HOLD_SECONDS_RANGE[1]} s (30 days)"),
     )
     return levels & gains & shares & stop & trailing & hold
 
@@ -140,7 +142,9 @@ def within_bounds(plan: ExitPlan) -> ExitPlan:
     return plan
 
 
-def _plan(name: str, levels: list[tuple[str, str]], stop: str, trailing: str | None = None, hold: int | None = None) -> ExitPlan:
+def _plan(
+    name: str, levels: list[tuple[str, str]], stop: str, trailing: str | None = None, hold: int | None = None,
+) -> ExitPlan:
     return ExitPlan(
         name=name,
         take_profits=tuple(TakeProfitLevel(Decimal(g), Decimal(s)) for g, s in levels),

@@ -30,7 +30,9 @@ class ListingAssessment:
     confidence: Decimal
 
 
-def assess(state: SymbolState, launch_at: datetime, now: datetime, lead_window: timedelta = DEFAULT_LEAD_WINDOW) -> ListingAssessment:
+def assess(
+    state: SymbolState, launch_at: datetime, now: datetime, lead_window: timedelta = DEFAULT_LEAD_WINDOW,
+) -> ListingAssessment:
     lead = launch_at - now
     ready = READY_STATE_PATTERN.is_satisfied_by(state)
     in_window = within_advance_window(lead_window).is_satisfied_by(LaunchTiming(launch_at, now))
@@ -69,7 +71,9 @@ class Listing(Aggregate):
         self.ready = False
 
     @classmethod
-    def announce(cls, coin_id: str, ticker: str, full_name: str, symbol: Symbol, launch_at: datetime, cause: Cause) -> Listing:
+    def announce(
+        cls, coin_id: str, ticker: str, full_name: str, symbol: Symbol, launch_at: datetime, cause: Cause,
+    ) -> Listing:
         if not coin_id:
             raise InvalidValue("listing needs a coin id")
         if launch_at.tzinfo is None:
@@ -87,10 +91,12 @@ class Listing(Aggregate):
         if not READY_STATE_PATTERN.is_satisfied_by(state):
             raise InvalidValue("; ".join(READY_STATE_PATTERN.unmet(state)))
         lead = int((self.launch_at - cause.at).total_seconds())
-        assert self.symbol is not None
-        self._record(
-            ListingReadyDetected(self.coin_id, self.symbol.code, state.sts, state.st, state.tt, self.launch_at, lead), cause
+        if self.symbol is None:  # not reached: announce() gives every listing its symbol
+            raise InvalidTransition(f"listing {self.coin_id}", "announced", "be detected ready without a symbol")
+        detected = ListingReadyDetected(
+            self.coin_id, self.symbol.code, state.sts, state.st, state.tt, self.launch_at, lead
         )
+        self._record(detected, cause)
 
     def _apply(self, event: DomainEvent) -> None:
         match event:

@@ -184,7 +184,8 @@ class Position(Aggregate):
         if self.status is PositionStatus.CLOSED or self.pending_exit is not None or self.remaining <= 0:
             return None
         plan = self.exit_plan
-        assert plan is not None and self.opened_at is not None
+        if plan is None or self.opened_at is None:  # not reached: open() sets both
+            raise InvalidTransition(f"position {self.position_id}", self.status.value, "decide an exit before opening")
         scale = self.quantity_scale if quantity_scale is None else quantity_scale
         point = PricePoint(self.entry_price, price)
         if stop_loss_hit(plan.stop_loss_percent).is_satisfied_by(point):
@@ -205,7 +206,9 @@ class Position(Aggregate):
             break
         return None
 
-    def decide_manual_exit(self, price: Decimal, requested_by: str, *, quantity_scale: int | None = None) -> ExitDecision:
+    def decide_manual_exit(
+        self, price: Decimal, requested_by: str, *, quantity_scale: int | None = None,
+    ) -> ExitDecision:
         """A person's close by hand: everything held that the exchange can sell (rounded down to
         the step of `quantity_scale` decimals, default the one recorded at the fill), at market.
         `price` is the last price seen, recorded as what the person saw when asking;
@@ -225,7 +228,8 @@ class Position(Aggregate):
 
     def _level_quantity(self, index: int, scale: int) -> Decimal:
         plan = self.exit_plan
-        assert plan is not None
+        if plan is None:  # not reached: open() sets it
+            raise InvalidTransition(f"position {self.position_id}", self.status.value, "size an exit before opening")
         sold_share = sum((plan.take_profits[i].sell_percent for i in range(index + 1)), Decimal(0))
         if sold_share >= HUNDRED:
             return self._all_out(scale)
@@ -272,8 +276,8 @@ class Position(Aggregate):
         coid = ClientOrderId("ext" + digest)
         self._record(
             ExitOrderSubmitted(
-                self.position_id, coid.value, decision.reason.value, decision.level, decision.quantity, decision.trigger_price,
-                decision.requested_by,
+                self.position_id, coid.value, decision.reason.value, decision.level, decision.quantity,
+                decision.trigger_price, decision.requested_by,
             ),
             cause,
         )
@@ -288,7 +292,9 @@ class Position(Aggregate):
         and coins a finer real step could sell stay open."""
         pending = self.pending_exit
         if pending is None:
-            raise InvalidTransition(f"position {self.position_id}", self.status.value, "record an exit fill without an order")
+            raise InvalidTransition(
+                f"position {self.position_id}", self.status.value, "record an exit fill without an order"
+            )
         self._record_fill(pending, price, quantity, fee, cause, quantity_scale)
 
     def record_late_exit_fill(
@@ -301,7 +307,8 @@ class Position(Aggregate):
         submitted = self.failed_exits.get(client_order_id)
         if submitted is None:
             raise InvalidTransition(
-                f"position {self.position_id}", self.status.value, f"record a late fill of {client_order_id}, not a failed exit"
+                f"position {self.position_id}", self.status.value,
+                f"record a late fill of {client_order_id}, not a failed exit",
             )
         if self.status is PositionStatus.CLOSED:
             raise InvalidTransition(f"position {self.position_id}", "closed", "record a late exit fill")
@@ -318,7 +325,8 @@ class Position(Aggregate):
         released = self.remaining_cost if closing else quantize_money(self.remaining_cost * quantity / self.remaining)
         pnl = proceeds - fee - released
         kind = _FILL_EVENT[ExitReason(submitted.reason)]
-        fields = (self.position_id, submitted.client_order_id, submitted.level, price, quantity, proceeds, fee, released, pnl)
+        fields = (self.position_id, submitted.client_order_id, submitted.level, price, quantity, proceeds, fee,
+                  released, pnl)
         if kind is ManualExitFilled:
             self._record(ManualExitFilled(*fields, requested_by=submitted.requested_by), cause)
         else:
@@ -350,7 +358,8 @@ class Position(Aggregate):
         self._close(cause)
 
     def _close(self, cause: Cause) -> None:
-        self._record(PositionClosed(self.position_id, self.total_cost, self.proceeds, self.fees, self.realised_pnl), cause)
+        closed = PositionClosed(self.position_id, self.total_cost, self.proceeds, self.fees, self.realised_pnl)
+        self._record(closed, cause)
 
     def record_exit_failure(self, reason: str, cause: Cause) -> None:
         pending = self.pending_exit

@@ -66,7 +66,8 @@ def entry_price_cap(value: object, what: str = "max entry price") -> Decimal | N
     if cap <= 0:
         raise InvalidValue(f"{what} must be positive, got {cap}")
     sign, digits, exponent = cap.as_tuple()
-    assert isinstance(exponent, int)  # finite: to_decimal refuses the rest
+    if not isinstance(exponent, int):  # not reached: to_decimal refuses what is not finite
+        raise InvalidValue(f"{what} must be a finite number, got {cap}")
     places = max(0, -exponent)
     if places > MAX_CAP_PLACES:
         raise InvalidValue(f"{what} has {places} decimal places, at most {MAX_CAP_PLACES}: {cap}")
@@ -156,7 +157,8 @@ class SnipeTarget(Aggregate):
 
     def submit_order(self, cause: Cause) -> None:
         self._require({TargetStatus.SCHEDULED}, "submit its order")
-        assert self.symbol is not None and self.client_order_id is not None
+        if self.symbol is None or self.client_order_id is None:  # not reached: scheduling set both
+            raise InvalidTransition(f"snipe target {self.target_id}", self.status.value, "submit an order unscheduled")
         self._record(SnipeOrderSubmitted(self.target_id, self.client_order_id, self.symbol.code, self.quote_amount,
                                          self.max_entry_price), cause)
 
@@ -175,8 +177,11 @@ class SnipeTarget(Aggregate):
     ) -> None:
         self._require({TargetStatus.EXECUTING}, "record a fill")
         if price <= 0 or quantity <= 0 or quote_spent <= 0 or fee < 0:
-            raise InvalidValue(f"a fill needs positive price, quantity and amount: {price} x {quantity} = {quote_spent}")
-        assert self.client_order_id is not None
+            raise InvalidValue(
+                f"a fill needs positive price, quantity and amount: {price} x {quantity} = {quote_spent}"
+            )
+        if self.client_order_id is None:  # not reached: EXECUTING has an order id
+            raise InvalidTransition(f"snipe target {self.target_id}", self.status.value, "record a fill unsent")
         self._record(
             SnipeOrderFilled(
                 self.target_id, self.client_order_id, exchange_order_id, price, quantity, quote_spent, fee, fee_asset,
@@ -187,7 +192,8 @@ class SnipeTarget(Aggregate):
 
     def record_rejection(self, code: str, reason: str, attempts: int, cause: Cause) -> None:
         self._require({TargetStatus.EXECUTING}, "record a rejection")
-        assert self.client_order_id is not None
+        if self.client_order_id is None:  # not reached: EXECUTING has an order id
+            raise InvalidTransition(f"snipe target {self.target_id}", self.status.value, "record a rejection unsent")
         self._record(SnipeOrderRejected(self.target_id, self.client_order_id, code, reason, attempts), cause)
         self._record(SnipeFailed(self.target_id, f"order rejected: {reason}"), cause)
 

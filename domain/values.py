@@ -15,7 +15,7 @@ MONEY_PLACES = Decimal("0.00000001")
 
 def to_decimal(value: object, what: str) -> Decimal:
     """Turn a str/int/Decimal into a finite Decimal; floats are refused on purpose."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise InvalidValue(f"{what} must be given as a decimal string, not {type(value).__name__}: {value!r}")
     if isinstance(value, Decimal):
         d = value

@@ -122,7 +122,8 @@ def render_table(report: BacktestReport) -> str:
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
 
     def render(row: tuple[str, ...]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+        cells = enumerate(zip(row, widths, strict=True))
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in cells).rstrip()
 
     lines = [
         f"Backtest over {report.recordings} recorded listings; fee {report.fee_rate} of each fill; P&L in the quote asset, "

@@ -207,7 +207,7 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _history(args: argparse.Namespace, out: TextIO) -> int:
-    from entrypoints.cockpit import history_filter, history_lines
+    from entrypoints.cockpit import history_filter, history_lines, is_terminal
 
     settings = load_settings()
     keep = history_filter(args)
@@ -224,7 +224,7 @@ def _history(args: argparse.Namespace, out: TextIO) -> int:
         finally:
             await container.close()
         shown = 0
-        for text in history_lines(events, keep):
+        for text in history_lines(events, keep, wrap=is_terminal(out)):
             out.write(text + "\n")
             shown += 1
         if not shown:

@@ -1,7 +1,8 @@
 """The cockpit in a terminal (issue 15): `sniper status`, `sniper positions`, `sniper targets`,
 `sniper close`, and the filters of `sniper history`.
 
-Tables fit 100 columns, aligned; colour only on a terminal, never with NO_COLOR set (no-color.org)
+Tables fit 100 columns, aligned (history entries are wrapped to 100 columns on a terminal, one line
+each into a pipe); colour only on a terminal, never with NO_COLOR set (no-color.org)
 or TERM=dumb. `--json` prints what the HTTP API answers for the same question (its schemas), so
 a script reads one shape from either. Reads go to the trade history (DATABASE_URL); prices come
 from MEXC only when SNIPER_MARKET=mexc (a replay's prices live in its worker).
@@ -50,15 +51,19 @@ class Palette:
 GOOD, BAD, WARN, BOLD, DIM = "32", "31", "33", "1", "2"
 
 
+def is_terminal(out: TextIO) -> bool:
+    isatty = getattr(out, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False
+
+
 def palette_for(out: TextIO, env: Mapping[str, str] | None = None) -> Palette:
     env = os.environ if env is None else env
     if env.get("NO_COLOR", "") != "" or env.get("TERM") == "dumb":
         return Palette(False)
-    isatty = getattr(out, "isatty", None)
-    try:
-        return Palette(bool(isatty and isatty()))
-    except ValueError:  # a closed stream
-        return Palette(False)
+    return Palette(is_terminal(out))
 
 
 def signed_colour(value: Decimal | None) -> str | None:
@@ -375,8 +380,9 @@ class HistoryFilter:
         return self.since is None or rec.occurred_at >= self.since
 
 
-def history_lines(events: Iterable[Recorded], keep: HistoryFilter) -> Iterable[str]:
-    """One entry per event kept, wrapped to 100 columns (continuations indented)."""
+def history_lines(events: Iterable[Recorded], keep: HistoryFilter, wrap: bool = True) -> Iterable[str]:
+    """One entry per event kept; with `wrap` (a terminal) wrapped to 100 columns, continuations
+    indented. Into a pipe or a file each event stays one line, for grep and scripts."""
     from entrypoints.timeline import line
 
     symbols: dict[str, str] = {}
@@ -385,8 +391,12 @@ def history_lines(events: Iterable[Recorded], keep: HistoryFilter) -> Iterable[s
         symbol = "" if rec.stream_id.startswith("safety-") else symbols.get(rec.stream_id, "")
         if not keep.keeps(rec, symbol):
             continue
-        yield from textwrap.wrap(f"#{rec.position:<6} {rec.occurred_at:%Y-%m-%d} {text}", width=WIDTH,
-                                 subsequent_indent=" " * 8, break_long_words=True, break_on_hyphens=False)
+        entry = f"#{rec.position:<6} {rec.occurred_at:%Y-%m-%d} {text}"
+        if not wrap:
+            yield entry
+            continue
+        yield from textwrap.wrap(entry, width=WIDTH, subsequent_indent=" " * 8, break_long_words=True,
+                                 break_on_hyphens=False)
 
 
 # --- the commands -------------------------------------------------------------------------------

@@ -200,7 +200,8 @@ def render_report(report: DemoReport) -> str:
     numeric = {4, 5, 6, 7}
 
     def render(row: tuple) -> str:
-        return "  ".join(str(c).rjust(w) if i in numeric else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+        cells = enumerate(zip(row, widths, strict=True))
+        return "  ".join(str(c).rjust(w) if i in numeric else str(c).ljust(w) for i, (c, w) in cells).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
     lines = ["Final P&L (USDT, exact; fees included in P&L)", render(header), rule, *map(render, body[:-1]), rule, render(body[-1])]

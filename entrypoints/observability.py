@@ -84,7 +84,8 @@ class MetricsServer:
         self._thread.join(timeout=5)
 
 
-def start_metrics_server(telemetry: OtelTelemetry, port: int, host: str = "0.0.0.0") -> MetricsServer:
+# All interfaces by default: the metrics port is scraped from outside the container.
+def start_metrics_server(telemetry: OtelTelemetry, port: int, host: str = "0.0.0.0") -> MetricsServer:  # noqa: S104
     """Serve `telemetry`'s Prometheus view (port 0 picks a free port: tests)."""
     if telemetry.bridge is None:
         raise ConfigurationError("the metrics server needs telemetry built with prometheus=True")

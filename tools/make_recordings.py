@@ -15,6 +15,7 @@ repr), so the output is the same byte for byte on every machine and Python versi
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 from dataclasses import dataclass
@@ -120,7 +121,7 @@ def _times(end: Decimal) -> list[Decimal]:
 
 def _target(points: list[tuple[Decimal, Decimal]], t: Decimal) -> Decimal:
     """Log-linear interpolation between key points."""
-    for (t0, m0), (t1, m1) in zip(points, points[1:]):
+    for (t0, m0), (t1, m1) in itertools.pairwise(points):
         if t <= t1:
             w = (t - t0) / (t1 - t0)
             return (m0.ln() * (1 - w) + m1.ln() * w).exp()

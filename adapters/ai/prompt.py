@@ -66,6 +66,8 @@ def parse_opinion(text: str) -> tuple[Decimal, str]:
     return score, explanation.strip()[:_MAX_EXPLANATION]
 
 
-def token_cost(tokens_in: int | None, tokens_out: int | None, price_in_per_1k: Decimal, price_out_per_1k: Decimal) -> Decimal:
+def token_cost(
+    tokens_in: int | None, tokens_out: int | None, price_in_per_1k: Decimal, price_out_per_1k: Decimal,
+) -> Decimal:
     """USD for one call: tokens x price per 1,000 tokens, exact."""
     return (Decimal(tokens_in or 0) * price_in_per_1k + Decimal(tokens_out or 0) * price_out_per_1k) / 1000

@@ -119,7 +119,8 @@ class SlackNotifier(_HttpChannel):
         return {
             "text": f"[{_MARK[alert.severity]}] {title}: {_slack_escape(alert.text)}"[:3000],
             "blocks": [
-                {"type": "header", "text": {"type": "plain_text", "text": f"[{_MARK[alert.severity]}] {alert.title}"[:150]}},
+                {"type": "header",
+                 "text": {"type": "plain_text", "text": f"[{_MARK[alert.severity]}] {alert.title}"[:150]}},
                 {"type": "section", "text": {"type": "mrkdwn",
                                              "text": f"{_EMOJI[alert.severity]} {_slack_escape(alert.text)}"[:3000]}},
                 {"type": "context", "elements": [{"type": "mrkdwn", "text": _slack_escape(context)[:3000]}]},
@@ -146,7 +147,8 @@ class TelegramNotifier(_HttpChannel):
         return f"TelegramNotifier(chat_id={self.chat_id!r})"
 
     def message(self, alert: Alert) -> dict[str, Any]:
-        lines = [f"[{_MARK[alert.severity]}] {alert.title}", "", alert.text, "", f"{alert.key} · {alert.at.isoformat()}"]
+        lines = [f"[{_MARK[alert.severity]}] {alert.title}", "", alert.text, "",
+                 f"{alert.key} · {alert.at.isoformat()}"]
         if alert.user_id:
             lines[-1] += f" · user {alert.user_id}"
         # Plain text (no parse_mode): nothing in an alert can break Telegram's markup parser.

@@ -9,7 +9,7 @@ from adapters.security.sealing import KeyRing, Sealed
 from application.credentials import ApiCredentials, CredentialSummary, api_key_hint
 
 API_KEY_FIELD = "api_key"
-SECRET_KEY_FIELD = "secret_key"
+SECRET_KEY_FIELD = "secret_key"  # noqa: S105 - a field's name, not a secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +23,9 @@ class CredentialRow:
     updated_at: datetime
 
 
-def seal_row(ring: KeyRing, user_id: str, credentials: ApiCredentials, stored_at: datetime, updated_at: datetime) -> CredentialRow:
+def seal_row(
+    ring: KeyRing, user_id: str, credentials: ApiCredentials, stored_at: datetime, updated_at: datetime,
+) -> CredentialRow:
     api_key = ring.seal(credentials.api_key, user_id, API_KEY_FIELD)
     secret = ring.seal(credentials.secret_key, user_id, SECRET_KEY_FIELD)
     return CredentialRow(

@@ -138,7 +138,9 @@ async def _record_in(
 ) -> None:
     event = record.event(before, after)
     if event is not None:
-        await history.append_in(conn, credentials_stream(user_id), lambda version: record.recorded(user_id, version, event))
+        await history.append_in(
+            conn, credentials_stream(user_id), lambda version: record.recorded(user_id, version, event)
+        )
 
 
 def _values(row: CredentialRow) -> dict[str, Any]:

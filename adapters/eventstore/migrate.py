@@ -55,7 +55,8 @@ def _config(connection: Connection | None = None) -> Config:
 
 def head_revision() -> str:
     head = ScriptDirectory.from_config(_config()).get_current_head()
-    assert head is not None
+    if head is None:
+        raise RuntimeError("the migrations have no head revision")
     return head
 
 
@@ -122,8 +123,10 @@ async def ensure_schema(engine: AsyncEngine, initialise_empty: bool) -> None:
         raise SchemaOutOfDate("the database holds no trade history yet (run `sniper migrate` or `sniper demo`)")
     if state.status is SchemaStatus.AHEAD:
         raise SchemaOutOfDate(
-            f"the database schema ({state.revision}) is newer than this program knows ({state.head}): upgrade mexc-sniper"
+            f"the database schema ({state.revision}) is newer than this program knows ({state.head}): "
+            "upgrade mexc-sniper"
         )
     raise SchemaOutOfDate(
-        f"the database schema is out of date ({state.revision or 'unversioned'}, need {state.head}): run `sniper migrate`"
+        f"the database schema is out of date ({state.revision or 'unversioned'}, need {state.head}): "
+        "run `sniper migrate`"
     )

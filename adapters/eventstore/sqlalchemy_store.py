@@ -117,7 +117,9 @@ class SqlEventStore:
             raise RuntimeError(f"appended {len(batch)} events but got {len(positions)} positions back")
         return [replace(ev, position=pos) for ev, pos in zip(batch, positions, strict=True)]
 
-    async def _append_sqlite(self, batch: list[Recorded], rows: list[dict[str, Any]], stream_ids: list[str]) -> list[int]:
+    async def _append_sqlite(
+        self, batch: list[Recorded], rows: list[dict[str, Any]], stream_ids: list[str],
+    ) -> list[int]:
         try:
             async with self._engine.connect() as conn, conn.begin():
                 await self._lock_for_write(conn)
@@ -289,7 +291,8 @@ class SqlEventStore:
     # --- SnapshotStore ------------------------------------------------------------------
 
     async def load_snapshot(self, stream_id: str, shape: str) -> tuple[int, dict[str, object]] | None:
-        stmt = select(snapshots.c.version, snapshots.c.shape, snapshots.c.state).where(snapshots.c.stream_id == stream_id)
+        columns = (snapshots.c.version, snapshots.c.shape, snapshots.c.state)
+        stmt = select(*columns).where(snapshots.c.stream_id == stream_id)
         async with self._engine.connect() as conn:
             row = (await conn.execute(stmt)).first()
         return None if row is None else read_snapshot(int(row.version), row.shape, row.state, shape)
@@ -418,7 +421,9 @@ def _is_version_clash(exc: IntegrityError) -> bool:
 
 def _to_row(ev: Recorded) -> dict[str, Any]:
     if ev.occurred_at.tzinfo is None or ev.occurred_at.utcoffset() is None:
-        raise ValueError(f"event {ev.stream_id}#{ev.version}: occurred_at must be timezone-aware, got {ev.occurred_at!r}")
+        raise ValueError(
+            f"event {ev.stream_id}#{ev.version}: occurred_at must be timezone-aware, got {ev.occurred_at!r}"
+        )
     event_type, payload = encode_event(ev.event)
     return {
         "stream_id": ev.stream_id,

@@ -15,7 +15,7 @@ from application.identity import Identity, InvalidToken
 
 log = logging.getLogger(__name__)
 
-DEVELOPMENT_TOKEN = "dev"
+DEVELOPMENT_TOKEN = "dev"  # noqa: S105 - the development sign-in, refused outside development mode
 DEVELOPMENT_USER = "local"
 PRODUCTION = "production"
 

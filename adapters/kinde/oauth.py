@@ -95,7 +95,7 @@ class KindeSignIn:
         return AsyncOAuth2Client(
             client_id=self.client_id,
             client_secret=self._client_secret,
-            token_endpoint_auth_method="client_secret_post",
+            token_endpoint_auth_method="client_secret_post",  # noqa: S106 - an OAuth method's name
             scope=self.scope,
             redirect_uri=self.redirect_url,
             code_challenge_method="S256",
@@ -144,7 +144,8 @@ class KindeSignIn:
         return SignedIn(
             identity=identity,
             access_token=access_token,
-            expires_in=int(expires_in) if isinstance(expires_in, int | float | str) and str(expires_in).isdigit() else None,
+            expires_in=(int(expires_in) if isinstance(expires_in, int | float | str) and str(expires_in).isdigit()
+                        else None),
             refresh_token=token.get("refresh_token"),
             id_token=token.get("id_token"),
         )

@@ -46,7 +46,8 @@ class MexcCredentialChecker:
         except ExchangeError as exc:
             return CredentialCheckResult(ok=False, can_trade=False, detail=_reason(exc, credentials))
         except ApplicationError as exc:
-            return CredentialCheckResult(ok=False, can_trade=False, detail=_scrub(f"{type(exc).__name__}: {exc}", credentials))
+            detail = _scrub(f"{type(exc).__name__}: {exc}", credentials)
+            return CredentialCheckResult(ok=False, can_trade=False, detail=detail)
         finally:
             await client.aclose()
         if not isinstance(account, dict):

@@ -263,8 +263,8 @@ class OrderLane:
         self._idle: list[_Connection] = []
         self._open: set[_Connection] = set()
 
-    # The timeout bounds each socket step of the lane, which keeps its connection state consistent;
-    # a cancelling asyncio.timeout around the call could cut a write half done.
+    # The timeout is the wait for the reply after the write: a timer on the waiter, cheaper on the order
+    # path than an asyncio.timeout scope, failing with LaneNoReply rather than a cancellation.
     async def request(self, method: str, target: str, timeout: float) -> LaneReply:  # noqa: ASYNC109
         """Send `method target` (an absolute path with its query, ASCII) and return the reply."""
         conn = None
@@ -280,7 +280,8 @@ class OrderLane:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[LaneReply] = loop.create_future()
         conn.waiter = waiter
-        assert conn.transport is not None
+        if conn.transport is None:  # not reached: usable() and _connect() give a connected one
+            raise RuntimeError("a lane connection without a transport")
         conn.transport.write(payload)
         timer = loop.call_later(timeout, _expire, waiter, timeout)
         try:

@@ -288,7 +288,8 @@ class CircuitBreaker:
                 raise CircuitOpen(f"{self.group}: {why}; not sent", timedelta(seconds=remaining))
             self._move(BreakerState.HALF_OPEN)
         if self._probing:
-            raise CircuitOpen(f"{self.group}: circuit half-open, a probe is out; not sent", timedelta(seconds=self.cool_down / 4))
+            raise CircuitOpen(f"{self.group}: circuit half-open, a probe is out; not sent",
+                              timedelta(seconds=self.cool_down / 4))
         self._probing = True
         return True
 

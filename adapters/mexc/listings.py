@@ -152,7 +152,8 @@ class MexcListingFeed:
         full_name = _optional_text(raw, "vcoinNameFull") or ticker
         symbol = _symbol(ticker, self.calendar_quote)
         launch_ms = _epoch_ms(raw, "firstOpenTime", now, self.max_launch_ahead, required=True)
-        assert launch_ms is not None
+        if launch_ms is None:  # not reached: required=True refuses an entry without it
+            raise _BadEntry("missing_firstOpenTime", "firstOpenTime is missing")
         return CalendarEntry(coin_id, ticker, full_name, symbol, _from_ms(launch_ms))
 
     def _state_report(self, raw: object, quote: str | None, now: datetime) -> SymbolStateReport:
@@ -183,7 +184,8 @@ class MexcListingFeed:
         try:
             payload = response.json()
         except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError
-            raise self._unavailable(feed, f"response is not JSON ({response.headers.get('content-type', '?')})") from exc
+            content_type = response.headers.get("content-type", "?")
+            raise self._unavailable(feed, f"response is not JSON ({content_type})") from exc
         if not isinstance(payload, dict):
             raise self._unavailable(feed, f"response is a JSON {type(payload).__name__}, not an object")
         code = payload.get("code")

@@ -233,7 +233,9 @@ class _Connection:
         had_connection = False
         while not self._stopping:
             if attempt:
-                await asyncio.sleep(backoff_delay(attempt, self._settings.backoff_initial, self._settings.backoff_max, self._rng))
+                await asyncio.sleep(
+                    backoff_delay(attempt, self._settings.backoff_initial, self._settings.backoff_max, self._rng)
+                )
             try:
                 ws = await self._open()
             except asyncio.CancelledError:
@@ -681,7 +683,8 @@ class MexcUserDataStream:
         self._close = close_listen_key
         self._now = now
         self._connection = _Connection(
-            "user-data", self._url, self._on_push, self.settings, self.stats, rng or random.Random(), self._connect_failed
+            "user-data", self._url, self._on_push, self.settings, self.stats, rng or random.Random(),
+            self._connect_failed,
         )
         self._connection.desired.update(self.channels)
         self._keepalive_task: asyncio.Task[None] | None = None

@@ -30,7 +30,9 @@ class PaperBroker:
     async def prepare(self, symbol: Symbol) -> timedelta | None:
         return None  # paper fills follow the one clock there is
 
-    async def place_market_buy(self, symbol: Symbol, quote_amount: Decimal, client_order_id: ClientOrderId) -> OrderReport:
+    async def place_market_buy(
+        self, symbol: Symbol, quote_amount: Decimal, client_order_id: ClientOrderId,
+    ) -> OrderReport:
         rules, price = await self._tradable(symbol, client_order_id)
         quantity = round_down_to_scale(quote_amount / price, rules.quantity_scale)
         return self._fill(rules, symbol, OrderSide.BUY, client_order_id, quantity, price)
@@ -93,7 +95,8 @@ class PaperBroker:
         return rules, price
 
     def _fill(
-        self, rules: SymbolRules, symbol: Symbol, side: OrderSide, coid: ClientOrderId, quantity: Decimal, price: Decimal
+        self, rules: SymbolRules, symbol: Symbol, side: OrderSide, coid: ClientOrderId, quantity: Decimal,
+        price: Decimal,
     ) -> OrderReport:
         notional = quantity * price
         if quantity <= 0 or notional < rules.min_notional:

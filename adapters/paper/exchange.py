@@ -2,8 +2,8 @@
 
 Market orders fill at the scenario price in force at the moment of the order, with the
 scenario's taker fee charged in the quote asset; a capped buy (IMMEDIATE_OR_CANCEL limit) fills
-there when that price is at or below its cap and is cancelled unfilled when above. Before a pair opens, orders get the same
-"not yet open" reply MEXC gives (10007). Faults can be queued to rehearse what the real
+there when that price is at or below its cap and is cancelled unfilled when above. Before a pair
+opens, orders get the same "not yet open" reply MEXC gives (10007). Faults can be queued to rehearse what the real
 exchange does on a bad day.
 """
 
@@ -99,7 +99,9 @@ class PaperExchange:
         self.calls.append(f"prepare {symbol}")
         return None
 
-    async def place_market_buy(self, symbol: Symbol, quote_amount: Decimal, client_order_id: ClientOrderId) -> OrderReport:
+    async def place_market_buy(
+        self, symbol: Symbol, quote_amount: Decimal, client_order_id: ClientOrderId,
+    ) -> OrderReport:
         self.calls.append(f"buy {symbol} {quote_amount} {client_order_id}")
         lose_reply = self._misbehave(symbol, client_order_id)
         report = await self._broker.place_market_buy(symbol, quote_amount, client_order_id)

@@ -166,7 +166,8 @@ def parse_scenario(raw: bytes, source: str = "scenario") -> Scenario:
     scenario = decode_input(raw, Scenario, "scenario", source)
     problems = _check(scenario)
     if problems:
-        raise ConfigurationError(f"scenario {source}: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ConfigurationError(f"scenario {source}: {problems[0]}{more}")
     return scenario
 
 
@@ -227,7 +228,8 @@ def _check(s: Scenario) -> list[str]:
             problems.append(f"{where}.ticker: {sym.code} appears twice")
         seen_symbols.add(sym.code)
         announced = _moment(spec.announced_at, f"{where}.announced_at", problems)
-        if _moment(spec.launch_at, f"{where}.launch_at", problems) and announced and spec.launch_at <= spec.announced_at:
+        launch_read = _moment(spec.launch_at, f"{where}.launch_at", problems)
+        if launch_read and announced and spec.launch_at <= spec.announced_at:
             problems.append(f"{where}.launch_at: must come after announced_at")
         if not (0 <= spec.price_scale <= 18) or not (0 <= spec.quantity_scale <= 18):
             problems.append(f"{where}: price_scale and quantity_scale must be between 0 and 18")

@@ -51,14 +51,17 @@ class InMemoryReadModels:
     async def targets(self, user_id: str, statuses: Collection[str] | None = None) -> list[TargetView]:
         book = await self._fresh()
         return [
-            replace(t) for t in book.targets.values() if t.user_id == user_id and (statuses is None or t.status in statuses)
+            replace(t) for t in book.targets.values()
+            if t.user_id == user_id and (statuses is None or t.status in statuses)
         ]
 
     async def daily_pnl(self, user_id: str, day_from: date, day_to: date) -> list[DailyPnl]:
         book = await self._fresh()
         return [d for d in book.daily_pnl() if d.user_id == user_id and day_from <= d.day <= day_to]
 
-    async def trade_history(self, user_id: str, limit: int = 100, before_position: int | None = None) -> list[TradeRecord]:
+    async def trade_history(
+        self, user_id: str, limit: int = 100, before_position: int | None = None,
+    ) -> list[TradeRecord]:
         book = await self._fresh()
         found: list[TradeRecord] = []
         for trade in reversed(book.trades):

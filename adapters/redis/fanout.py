@@ -120,7 +120,8 @@ class _Listener:
                 self._fail(f"could not subscribe to the live events: {exc or type(exc).__name__}")
                 return
             connection = self._pubsub.connection
-            assert connection is not None
+            if connection is None:  # not reached: the subscription above opened it
+                raise RuntimeError("the live events' pub/sub has no connection")
             connection.register_connect_callback(self._on_reconnect)
             self._confirmed.set()
             while not self._gap:

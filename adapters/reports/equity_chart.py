@@ -61,7 +61,8 @@ class _Frame:
         self.plot_h = Decimal(HEIGHT - TOP - BOTTOM)
 
     def x(self, at: datetime) -> Decimal:
-        assert self.start is not None
+        if self.start is None:  # not reached: x() is only called for a chart with points
+            raise RuntimeError("an equity chart without a start")
         return LEFT + _seconds(at - self.start) * self.plot_w / self.span
 
     def y(self, pnl: Decimal) -> Decimal:
@@ -120,7 +121,8 @@ def render_equity_chart(report: BacktestReport, title: str = "Backtest equity cu
         name = escape(strategy.name)
         if strategy.equity_curve:
             svg.append(f'<path class="equity" data-strategy="{name}" d="{_step_path(strategy, frame)}" fill="none" '
-                       f'stroke="{colour}" stroke-width="2"><title>{name}: {escape(_money(strategy.total_pnl))}</title></path>')
+                       f'stroke="{colour}" stroke-width="2">'
+                       f'<title>{name}: {escape(_money(strategy.total_pnl))}</title></path>')
         legend.append(
             f'<li><span class="swatch" style="background:{colour}"></span>{name}: '
             f'{escape(_money(strategy.total_pnl))}</li>'
@@ -139,7 +141,8 @@ def render_equity_chart(report: BacktestReport, title: str = "Backtest equity cu
         "<body>",
         f"<h1>{escape(title)}</h1>",
         f"<p>{report.recordings} recorded listings, taker fee {escape(format(report.fee_rate, 'f'))} of each fill, "
-        f"P&amp;L in the quote asset. Starting capital for drawdown: {escape(format(report.starting_capital, 'f'))}.</p>",
+        "P&amp;L in the quote asset. "
+        f"Starting capital for drawdown: {escape(format(report.starting_capital, 'f'))}.</p>",
         *svg,
         '<ul class="legend">',
         *legend,

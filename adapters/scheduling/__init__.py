@@ -12,4 +12,6 @@ from __future__ import annotations
 from adapters.scheduling.saq_runner import Handler, JobRunner, Periodic, cron_of
 from adapters.scheduling.saq_scheduler import JobPolicy, JobState, SaqScheduler, job_key, job_queue
 
-__all__ = ["Handler", "JobPolicy", "JobRunner", "JobState", "Periodic", "SaqScheduler", "cron_of", "job_key", "job_queue"]
+__all__ = [
+    "Handler", "JobPolicy", "JobRunner", "JobState", "Periodic", "SaqScheduler", "cron_of", "job_key", "job_queue",
+]

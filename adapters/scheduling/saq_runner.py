@@ -2,8 +2,8 @@
 
 Run a JobRunner in each worker process, as many as wanted: each job, scheduled or periodic,
 still runs on one of them. Every runner on a queue needs the same handlers and periodic
-jobs: whichever runner takes a job runs it, and a kind it has no handler for fails. SAQ does the work; this module gives it our handlers and makes
-a stop graceful:
+jobs: whichever runner takes a job runs it, and a kind it has no handler for fails. SAQ does the
+work; this module gives it our handlers and makes a stop graceful:
 - stop() takes no new jobs, lets the jobs in flight finish for up to `grace`, then cancels
   the ones left and puts them back on the queue (SAQ retries them: a retry of ExecuteSnipe
   resolves the order it may have sent); an idle runner stops within `idle_wait`.
@@ -149,7 +149,9 @@ class JobRunner:
         shortest = 3 * TOUCH_EVERY + _REAP_EVERY
         slow = sorted(p.name for p in periodic if p.heartbeat < shortest)
         if slow:
-            raise ValueError(f"a periodic job's heartbeat is at least {shortest.total_seconds():g} s: {', '.join(slow)}")
+            raise ValueError(
+                f"a periodic job's heartbeat is at least {shortest.total_seconds():g} s: {', '.join(slow)}"
+            )
         if not isinstance(queue, RedisQueue):
             raise TypeError(f"a JobRunner works on a SAQ Redis queue (see job_queue), got {type(queue).__name__}")
         self._started = asyncio.Event()
@@ -167,7 +169,7 @@ class JobRunner:
             startup=self._on_startup,
             shutdown_grace_period_s=grace.total_seconds(),  # type: ignore[arg-type]  # any number of seconds
             dequeue_timeout=idle_wait.total_seconds(),
-            # saq's PartialTimersDict keeps TimersDict's keys required (total=False only covers its own): its stub is wrong.
+            # saq's PartialTimersDict keeps TimersDict's keys required (its total=False only covers its own keys).
             timers={"sweep": int(sweep_every.total_seconds())},  # type: ignore[arg-type]
             id=worker_id,
         )
@@ -220,7 +222,8 @@ class _Worker(Worker):
         """End the periodic runs whose heartbeat stopped (see Periodic) and queue each to run again
         at once; their keys."""
         queue = self.queue
-        assert isinstance(queue, RedisQueue)
+        if not isinstance(queue, RedisQueue):  # not reached: JobRunner refuses any other queue
+            raise TypeError(f"a JobRunner works on a SAQ Redis queue, got {type(queue).__name__}")
         keys = list(self.heartbeats)
         if not keys:
             return []
@@ -247,7 +250,8 @@ class _Worker(Worker):
 
     @functools.cached_property
     def _reap_script(self) -> Any:
-        assert isinstance(self.queue, RedisQueue)
+        if not isinstance(self.queue, RedisQueue):  # not reached: JobRunner refuses any other queue
+            raise TypeError(f"a JobRunner works on a SAQ Redis queue, got {type(self.queue).__name__}")
         return self.queue.redis.register_script(_REAP)
 
     async def upkeep(self) -> list[asyncio.Task[None]]:
@@ -300,7 +304,8 @@ async def _touching(job: Job, touch: Any, *, cancel_when_taken_over: bool = Fals
     nothing more of this run, so its end cannot overwrite the record of the run that replaced
     it (a run ending before its heartbeat reaches Redis again still can: the next slot mends)."""
     queue = job.get_queue()
-    assert isinstance(queue, RedisQueue)
+    if not isinstance(queue, RedisQueue):  # not reached: JobRunner refuses any other queue
+        raise TypeError(f"a JobRunner works on a SAQ Redis queue, got {type(queue).__name__}")
     owner = asyncio.current_task()
 
     async def beat() -> None:

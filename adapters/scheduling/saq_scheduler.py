@@ -185,7 +185,8 @@ class SaqScheduler:
             args=[record, repr(due)],
         )
         if not written:
-            logger.info("%s %s is running now: that run stands, not scheduled again for %s", job.kind, job.key, job.run_at)
+            logger.info("%s %s is running now: that run stands, not scheduled again for %s",
+                        job.kind, job.key, job.run_at)
 
     async def ensure(self, job: ScheduledJob) -> bool:
         """Schedule `job` again if the queue lost it (Redis lost its data: no persistence, a

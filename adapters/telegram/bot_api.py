@@ -89,4 +89,5 @@ def parse_update(update: Any) -> BotMessage | None:
         return BotMessage(update["update_id"], 0, "", private=False)
     message_id = message.get("message_id")
     return BotMessage(update["update_id"], chat["id"], text if isinstance(text, str) else "",
-                      private=chat.get("type") == "private", message_id=message_id if isinstance(message_id, int) else None)
+                      private=chat.get("type") == "private",
+                      message_id=message_id if isinstance(message_id, int) else None)

@@ -83,7 +83,9 @@ class InstrumentedExchange(_Instrumented):
     async def prepare(self, symbol: Symbol) -> timedelta | None:
         return await self._call("prepare", lambda: self.inner.prepare(symbol), symbol=symbol.code)
 
-    async def place_market_buy(self, symbol: Symbol, quote_amount: Decimal, client_order_id: ClientOrderId) -> OrderReport:
+    async def place_market_buy(
+        self, symbol: Symbol, quote_amount: Decimal, client_order_id: ClientOrderId,
+    ) -> OrderReport:
         return await self._order(
             "place_market_buy", "buy", lambda: self.inner.place_market_buy(symbol, quote_amount, client_order_id),
             symbol=symbol.code, client_order_id=client_order_id.value, quote_amount=str(quote_amount), mode=self.mode,

@@ -152,7 +152,9 @@ def _chosen_plans(request: BacktestRequest) -> list[ExitPlan]:
     return plans
 
 
-def _run_plan(plan: ExitPlan, recordings: Sequence[ListingRecording], fee_rate: Decimal, capital: Decimal) -> StrategyResult:
+def _run_plan(
+    plan: ExitPlan, recordings: Sequence[ListingRecording], fee_rate: Decimal, capital: Decimal,
+) -> StrategyResult:
     trades = [simulate_trade(plan, rec, fee_rate, n) for n, rec in enumerate(recordings)]
     closing_order = sorted(trades, key=lambda t: (t.closed_at, t.symbol, t.source))
     curve: list[EquityPoint] = []
@@ -222,9 +224,12 @@ def simulate_trade(plan: ExitPlan, recording: ListingRecording, fee_rate: Decima
     )
 
 
-def _sell(position: Position, decision: ExitDecision, label: str, at: datetime, fee_rate: Decimal, cause: Cause) -> ExitFill:
+def _sell(
+    position: Position, decision: ExitDecision, label: str, at: datetime, fee_rate: Decimal, cause: Cause,
+) -> ExitFill:
     position.submit_exit(decision, cause)
     fee = decision.quantity * decision.trigger_price * fee_rate
     before = position.realised_pnl
     position.record_exit_fill(decision.trigger_price, decision.quantity, fee, cause)
-    return ExitFill(label, decision.level, at, decision.trigger_price, decision.quantity, fee, position.realised_pnl - before)
+    gained = position.realised_pnl - before
+    return ExitFill(label, decision.level, at, decision.trigger_price, decision.quantity, fee, gained)

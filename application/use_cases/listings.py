@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 from application import repository
@@ -29,7 +30,9 @@ class CalendarSyncResult:
 class SyncCalendar:
     """Record listings new to us, and create a target for each auto-sniping user who wants it."""
 
-    def __init__(self, store: EventStore, feed: ListingFeed, traders: TraderDirectory, clock: Clock, book: TradeBook) -> None:
+    def __init__(
+        self, store: EventStore, feed: ListingFeed, traders: TraderDirectory, clock: Clock, book: TradeBook,
+    ) -> None:
         self.store, self.feed, self.traders, self.clock, self.book = store, feed, traders, clock, book
 
     async def __call__(self) -> CalendarSyncResult:
@@ -45,7 +48,9 @@ class SyncCalendar:
         for entry in entries:
             cause = Cause(now, f"listing-{entry.coin_id}")
             if entry.coin_id not in self.book.listings:
-                listing = Listing.announce(entry.coin_id, entry.ticker, entry.full_name, entry.symbol, entry.launch_at, cause)
+                listing = Listing.announce(
+                    entry.coin_id, entry.ticker, entry.full_name, entry.symbol, entry.launch_at, cause
+                )
                 try:
                     await repository.save(self.store, listing)
                     result.new_listings.append(entry.symbol.code)
@@ -126,10 +131,8 @@ class DetectReadyStates:
             listing = await repository.get(self.store, Listing, listing_stream(coin_id))
             if not listing.ready:
                 listing.detect_ready(report.state, Cause(now, f"listing-{coin_id}"))
-                try:
+                with contextlib.suppress(ConcurrencyConflict):
                     await repository.save(self.store, listing)
-                except ConcurrencyConflict:
-                    pass
             lead_seconds = int(verdict.lead.total_seconds())
             for view in self.book.targets_of_coin(coin_id, {"watching"}):
                 target = await repository.get(self.store, SnipeTarget, target_stream(view.target_id))

@@ -22,7 +22,7 @@ from application.pre_trade import known_pair_rules, standing_refusals, trade_pro
 from application.timing import SnipeTiming
 from application.trade_book import TradeBook
 from application.use_cases.listings import EXECUTE_SNIPE
-from domain.errors import InvalidValue, RiskLimitExceeded
+from domain.errors import InvalidTransition, InvalidValue, RiskLimitExceeded
 from domain.events import Cause
 from domain.exit_plans import ExitPlan, resolve_exit_plan
 from domain.listing import target_id_for
@@ -99,7 +99,8 @@ class CreateSnipeTarget:
         target.mark_ready("manual", MANUAL_CONFIDENCE, int((request.launch_at - now).total_seconds()), cause)
         target.schedule(request.launch_at, deadline, cause)
         await repository.save(self.store, target)
-        await self.scheduler.schedule(ScheduledJob(EXECUTE_SNIPE, target_id, request.launch_at - self.timing.prepare_ahead))
+        run_at = request.launch_at - self.timing.prepare_ahead
+        await self.scheduler.schedule(ScheduledJob(EXECUTE_SNIPE, target_id, run_at))
         return target_id
 
 
@@ -150,12 +151,14 @@ class UpdateSnipeTarget:
 
     async def __call__(self, request: SnipeAmendment) -> None:
         target = await _own_target(self.store, request.user_id, request.target_id)
-        assert target.exit_plan is not None and target.symbol is not None and target.launch_at is not None
+        if target.exit_plan is None or target.symbol is None or target.launch_at is None:  # creation sets them
+            raise InvalidTransition(f"snipe target {target.target_id}", target.status.value, "be amended uncreated")
         settings = await self.traders.settings_for(request.user_id)
         plan = target.exit_plan
         if request.exit_strategy is not None:
             plan = resolve_exit_plan(request.exit_strategy, settings.custom_exit_plans)
-        amount = target.quote_amount if request.quote_amount is None else to_decimal(request.quote_amount, "quote amount")
+        amount = (target.quote_amount if request.quote_amount is None
+                  else to_decimal(request.quote_amount, "quote amount"))
         cap = None if request.clear_max_entry_price else (
             request.max_entry_price if request.max_entry_price is not None else target.max_entry_price)
         cause = Cause(self.clock.now(), request.target_id)

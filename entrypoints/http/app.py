@@ -26,7 +26,7 @@ from entrypoints.http.backtests import backtests_router
 from entrypoints.http.bodies import ApiRequest
 from entrypoints.http.cache import CachedReadModels
 from entrypoints.http.dashboard import dashboard_router
-from entrypoints.http.document import make_exact
+from entrypoints.http.document import make_exact, operation_id
 from entrypoints.http.errors import handle_exception
 from entrypoints.http.guards import PUBLIC_PATHS, BearerAuthentication, allow_header, security_headers, traced
 from entrypoints.http.routes import api_router
@@ -106,7 +106,8 @@ def create_app(container: AsyncContainer, http: HttpSettings | None = None, run_
         )
 
     app = Litestar(
-        route_handlers=[health, ready, metrics, api_router(), auth_router(), stream, dashboard_router(), backtests_router()],
+        route_handlers=[health, ready, metrics, api_router(), auth_router(), stream, dashboard_router(),
+                        backtests_router()],
         middleware=[DefineMiddleware(BearerAuthentication, exclude=PUBLIC_PATHS)],
         exception_handlers={Exception: handle_exception},
         request_class=ApiRequest,
@@ -130,6 +131,7 @@ def create_app(container: AsyncContainer, http: HttpSettings | None = None, run_
                 security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
             ),
             use_handler_docstrings=True,
+            operation_id_creator=operation_id,
         ),
         debug=False,
         logging_config=None,  # Litestar's default takes over the root logger: the process's log is entrypoints/logs.py's

@@ -21,7 +21,7 @@ from litestar import Litestar
 from adapters.clock import SystemClock
 from entrypoints.config import HttpSettings, load_settings
 from entrypoints.http.app import create_app
-from entrypoints.http.protocol import GuardedH11Protocol
+from entrypoints.http.protocol import GuardedHttpToolsProtocol
 from entrypoints.http.providers import http_container
 from entrypoints.logs import configure_logging
 
@@ -41,6 +41,6 @@ def _limits() -> HttpSettings:
     return load_settings().http
 
 
-def protocol(*args: Any, **kwargs: Any) -> GuardedH11Protocol:
+def protocol(*args: Any, **kwargs: Any) -> GuardedHttpToolsProtocol:
     """uvicorn's `--http` protocol: one per connection, with the limits of the environment."""
-    return GuardedH11Protocol(*args, limits=_limits(), **kwargs)
+    return GuardedHttpToolsProtocol(*args, limits=_limits(), **kwargs)

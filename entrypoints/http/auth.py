@@ -43,7 +43,7 @@ class SignedInOut(msgspec.Struct):
     user_id: str
     email: str | None
     access_token: str
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 - an OAuth token type, not a secret
     expires_in: int | None = None
 
 

@@ -55,7 +55,9 @@ async def page() -> Response[bytes]:
 
 
 @get("/static/{name:str}", include_in_schema=False)
-async def static(name: Annotated[str, PathParameter(pattern=r"^[a-z0-9][a-z0-9_-]{0,60}\.(js|css|svg)$")]) -> Response[bytes]:
+async def static(
+    name: Annotated[str, PathParameter(pattern=r"^[a-z0-9][a-z0-9_-]{0,60}\.(js|css|svg)$")],
+) -> Response[bytes]:
     return _asset(name)
 
 

@@ -9,7 +9,12 @@ served:
 - a body the handler gives a default is optional: `requestBody.required` is false (Litestar always
   writes true);
 - numeric bounds are written as the whole numbers they are (Litestar writes some as floats:
-  `le=2**62` became 4.611686018427388e+18, a different number).
+  `le=2**62` became 4.611686018427388e+18, a different number);
+- every operation has a tag: a route that names none is tagged with its resource, the first
+  segment of its path under /api/v1 (`/api/v1/targets/{target_id}` -> `targets`), and the
+  document lists the tags. Operation ids are the handlers' names in camelCase (`operation_id`,
+  given to Litestar's OpenAPIConfig, which refuses two alike). The summary is each route's
+  own (tests/http/test_openapi_conventions.py fails for a route without one).
 """
 
 from __future__ import annotations
@@ -20,12 +25,30 @@ from typing import Any
 
 import msgspec
 from litestar import Litestar
-from litestar.openapi.spec import Operation, Schema
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.spec import Operation, RequestBody, Schema, Tag
 from litestar.routes import HTTPRoute
+from litestar.types import Method
 
 from entrypoints.http import schemas
 
 _BOUNDS = ("minimum", "maximum", "exclusive_minimum", "exclusive_maximum")
+_API_PREFIX = "/api/v1/"
+
+
+def operation_id(handler: HTTPRouteHandler, method: Method, path: list[Any]) -> str:
+    """The handler's name in camelCase (`list_targets` -> `listTargets`); the method first when
+    one handler answers several. OpenAPIConfig's `operation_id_creator`."""
+    first, *rest = handler.handler_name.strip("_").split("_")
+    name = first + "".join(word.capitalize() for word in rest)
+    if len(handler.http_methods) > 1:
+        name = str(method).lower() + name[:1].upper() + name[1:]
+    return name
+
+
+def resource_tag(path: str) -> str:
+    """`/api/v1/targets/{target_id}/history` -> `targets`; outside /api/v1, the first segment."""
+    return path.removeprefix(_API_PREFIX).strip("/").split("/")[0] or "root"
 
 
 def make_exact(app: Litestar) -> None:
@@ -41,24 +64,38 @@ def make_exact(app: Litestar) -> None:
     components = document.components.schemas or {}
     for name, schema in exact.items():
         if name in components:
-            components[name] = schema  # type: ignore[assignment]  # a plain dict serialises as it is
+            components[name] = schema  # a plain dict serialises as it is
     for route in app.routes:
         if not isinstance(route, HTTPRoute) or document.paths is None or route.path_format not in document.paths:
             continue
         item = document.paths[route.path_format]
         for handler in route.route_handlers:
             data = handler.parsed_fn_signature.parameters.get("data")
-            if data is None or not data.has_default:
-                continue
             for method in handler.http_methods:
                 operation: Operation | None = getattr(item, method.lower(), None)
-                if operation is not None and operation.request_body is not None:
+                if operation is None:
+                    continue
+                if not operation.tags:
+                    operation.tags = [resource_tag(route.path_format)]
+                if data is not None and data.has_default and isinstance(operation.request_body, RequestBody):
                     operation.request_body.required = False
+    used = {tag for _, _, operation in operations(document) for tag in operation.tags or ()}
+    declared = {tag.name for tag in document.tags or ()}
+    document.tags = [*(document.tags or ()), *(Tag(name=name) for name in sorted(used - declared))]
     for schema in _schemas(document):
         for bound in _BOUNDS:
             value = getattr(schema, bound)
             if isinstance(value, float) and value.is_integer():
                 setattr(schema, bound, int(value))
+
+
+def operations(document: Any) -> Iterator[tuple[str, str, Operation]]:
+    """(method, path, operation) of every operation of the document."""
+    for path, item in (document.paths or {}).items():
+        for method in ("get", "put", "post", "patch", "delete", "head", "options", "trace"):
+            operation = getattr(item, method, None)
+            if operation is not None:
+                yield method, path, operation
 
 
 def _schemas(node: Any) -> Iterator[Schema]:

@@ -47,8 +47,8 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 _STATUS_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-    408: "request_timeout", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "invalid_value",
-    429: "rate_limited", 500: "internal_error", 503: "unavailable",
+    408: "request_timeout", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type",
+    422: "invalid_value", 429: "rate_limited", 500: "internal_error", 503: "unavailable",
 }
 
 _DESCRIPTIONS = {
@@ -81,8 +81,11 @@ def problem(status: int, detail: str, error_id: str | None = None) -> Problem:
     return Problem("about:blank", title, status, detail, _STATUS_CODES.get(status, f"http_{status}"), error_id)
 
 
-def error_response(status: int, detail: str, headers: dict[str, str] | None = None, error_id: str | None = None) -> Response:
-    return Response(problem(status, detail, error_id), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+def error_response(
+    status: int, detail: str, headers: dict[str, str] | None = None, error_id: str | None = None
+) -> Response:
+    return Response(problem(status, detail, error_id), status_code=status, media_type=PROBLEM_MEDIA_TYPE,
+                    headers=headers)
 
 
 def _validation_detail(exc: ValidationException) -> str:

@@ -51,23 +51,21 @@ class ReadinessProbe:
         if self.engine is None:
             found.append(ReadinessCheck("database", True, "memory:// (nothing kept)"))
         else:
-            found.append(await _check("database", self._database()))
+            found.append(await _check("database", self._database(self.engine)))
         if self.redis is not None:
-            found.append(await _check("redis", self._redis()))
+            found.append(await _check("redis", self._redis(self.redis)))
         return found
 
-    async def _database(self) -> str:
-        assert self.engine is not None
-        async with self.engine.connect() as conn:
+    async def _database(self, engine: AsyncEngine) -> str:
+        async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
-        state = await schema_state(self.engine)
+        state = await schema_state(engine)
         if state.status is not SchemaStatus.CURRENT:
             raise RuntimeError(f"schema {state.status.value} ({state.revision or 'none'}, need {state.head})")
         return f"schema {state.revision}"
 
-    async def _redis(self) -> str:
-        assert self.redis is not None
-        await self.redis.ping()
+    async def _redis(self, redis: Redis) -> str:
+        await redis.ping()
         return "PONG"
 
 

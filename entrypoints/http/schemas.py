@@ -604,9 +604,13 @@ class StatusOut(Struct):
 
 # --- backtests (entrypoints/http/backtests.py) ------------------------------------------------
 
+BacktestStrategy = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
+
+
 class BacktestIn(Struct, forbid_unknown_fields=True):
-    fee_rate: Annotated[str, Meta(pattern=r"^[0-9]{1,3}(\.[0-9]{1,12})?$", description="taker fee per fill, a fraction")] = "0.0005"
-    strategies: Annotated[list[Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]], Meta(max_length=50)] = []
+    fee_rate: Annotated[str, Meta(pattern=r"^[0-9]{1,3}(\.[0-9]{1,12})?$",
+                                  description="taker fee per fill, a fraction")] = "0.0005"
+    strategies: Annotated[list[BacktestStrategy], Meta(max_length=50)] = []
 
 
 # --- notifications (entrypoints/http/notifications.py) -----------------------------------------

@@ -32,7 +32,7 @@ from adapters.paper.exchange import PaperExchange
 from adapters.paper.scenario import Scenario, parse_scenario
 from application.accounts import PaperOrLive
 from application.ai import analysis_stream
-from application.ports import EventStore, LockService
+from application.ports import AgentStatus, AgentStatusBoard, EventStore, LockService
 from application.trade_book import TradeBook
 from application.use_cases.listings import EXECUTE_SNIPE, DetectReadyStates, SyncCalendar
 from application.use_cases.positions import ManagePositions
@@ -222,9 +222,21 @@ class Bench:
 
         async def record() -> None:
             version = len(await self.replay.store.load(stream)) + 1
-            await self.replay.store.append([Recorded(stream, version, datetime.now(UTC), "system", f"listing-{coin_id}", event)])
+            recorded = Recorded(stream, version, datetime.now(UTC), "system", f"listing-{coin_id}", event)
+            await self.replay.store.append([recorded])
 
         self.call(record)
+
+    def heartbeat(self, name: str, healthy: bool, detail: str) -> None:
+        """An agent's heartbeat on the API's status board, as the replay's worker supervisor would send."""
+        now = datetime.now(UTC)
+        status = AgentStatus(name, healthy, now, 0, detail, "replay-1", now + timedelta(minutes=10))
+
+        async def beat() -> None:
+            board = await self.container.get(AgentStatusBoard)
+            await board.beat(status)
+
+        self.call(beat)
 
     def replay_until(self, moment: datetime) -> None:
         self.call(lambda: self.replay.until(moment))

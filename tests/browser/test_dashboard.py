@@ -20,15 +20,16 @@ import httpx
 import pytest
 
 from tests.browser.conftest import SCREENSHOTS, screenshots_wanted
-from tests.conftest import services_required
 from tests.browser.harness import QUICK_PLAN, Bench
+from tests.conftest import services_required
 
 try:
     from playwright.sync_api import expect
 except ImportError:  # the dev extra is not installed: a failure in CI, a skip on a laptop
     if services_required():
         raise
-    pytest.skip("the browser tests need Playwright's client: .venv/bin/pip install -e '.[dev]'", allow_module_level=True)
+    pytest.skip("the browser tests need Playwright's client: .venv/bin/pip install -e '.[dev]'",
+                allow_module_level=True)
 WAIT = 15_000  # ms: what the page may take to show what the replay recorded
 expect.set_options(timeout=WAIT)
 
@@ -42,6 +43,8 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
         with httpx.Client(base_url=bench.url, headers={"Authorization": "Bearer dev"}) as api:
             api.put("/api/v1/exit-strategies/quick", json=QUICK_PLAN).raise_for_status()
         bench.analyse("delta-4", "DELTAUSDT", "72", "A known team and a listing pattern like ALPHA's.")
+        bench.heartbeat("calendar", True, "12 listings known")
+        bench.heartbeat("positions", True, "watching 0 positions")
         yield bench
     finally:
         bench.stop()
@@ -65,7 +68,7 @@ def page(browser, bench: Bench, recorder: Recorder):  # noqa: ANN001, ANN201
     context.on("request", lambda request: recorder.requests.append(request.url))
     page = context.new_page()
     page.on("websocket", lambda socket: recorder.sockets.append(socket.url))
-    page.on("console", lambda message: recorder.console_errors.append(message.text) if message.type == "error" else None)
+    page.on("console", lambda m: recorder.console_errors.append(m.text) if m.type == "error" else None)
     page.set_default_timeout(WAIT)
     page.goto(bench.url + "/")
     yield page
@@ -98,6 +101,8 @@ def test_signs_in_with_the_development_identity(page) -> None:  # noqa: ANN001
     expect(banner).to_contain_text("DEVELOPMENT IDENTITY")
     expect(page.locator("#live-state")).to_have_text("live")
     expect(page.locator("#stop-state")).to_have_text("Trading: no emergency stop")
+    expect(page.locator("#agents")).to_contain_text("calendar (replay-1)")
+    expect(page.locator("#agents")).to_contain_text("healthy")
 
 
 def test_a_target_goes_watching_ready_filled_and_its_position_closes(page, bench: Bench) -> None:  # noqa: ANN001
@@ -176,7 +181,8 @@ def test_a_bad_exit_plan_is_refused_with_the_domains_message(page, bench: Bench)
     expect(page.get_by_label("Quote amount per snipe")).not_to_have_value("")
     page.get_by_label("Quote amount per snipe").fill("500")
     page.get_by_role("button", name="Save settings").click()
-    expect(page.locator("#settings-error")).to_have_text("quote amount 500 exceeds the risk profile's per-snipe limit 100")
+    refusal = "quote amount 500 exceeds the risk profile's per-snipe limit 100"
+    expect(page.locator("#settings-error")).to_have_text(refusal)
     page.get_by_label("Quote amount per snipe").fill("25")
     page.get_by_role("button", name="Save settings").click()
     expect(page.locator("#notice")).to_have_text("Settings saved.")
@@ -295,5 +301,5 @@ def test_fits_a_phone(page) -> None:  # noqa: ANN001
         width = page.evaluate("document.documentElement.scrollWidth")
         wide = page.evaluate("""() => [...document.querySelectorAll('body *')]
             .filter((e) => e.getBoundingClientRect().right > 391 && !e.closest('.table-wrap'))
-            .slice(0, 5).map((e) => e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))""")
+            .slice(0, 5).map((e) => `${e.tagName}#${e.id} ${Math.round(e.getBoundingClientRect().right)}`)""")
         assert width <= 390, f"{section} is {width} px wide at a phone's 390: {wide}"

@@ -141,9 +141,11 @@ class TestPositionsAndTargets:
 
 class TestHistoryFilters:
     def test_user_symbol_and_since(self, history: dict[str, str]) -> None:
-        code, out, _ = run("history", "--user", "bob")
+        code, out, _ = run("history", "--user", "bob", out=Terminal())
         assert code == 0 and "EMERGENCY STOP by bob" in out and history["alice_new"] not in out
-        assert_fits(out)
+        assert_fits(out)  # wrapped on a terminal...
+        code, piped, _ = run("history", "--user", "bob")
+        assert [line.startswith("#") for line in piped.splitlines()] == [True] * 3  # ...one line each into a pipe
         code, out, _ = run("history", "--symbol", "oldcoinlongname1usdt")
         assert code == 0 and history["alice_old"] in out and history["alice_new"] not in out
         code, out, _ = run("history", "--all", "--since", "2026-11-25")

@@ -285,7 +285,8 @@ async def test_errors_say_what_is_wrong_without_internals() -> None:
         assert body["error"] == "internal_error" and body["error_id"] and body["error_id"] in body["detail"]
         assert "hunter2" not in r.text and "Traceback" not in r.text and "secret" not in r.text
         r = await client.get("/api/v1/nothing-here", headers=A)
-        assert r.status_code == 404 and set(r.json()) == {"error", "detail", "error_id"}
+        assert r.status_code == 404 and set(r.json()) == {"type", "title", "status", "detail", "error", "error_id"}
+        assert r.headers["content-type"] == "application/problem+json"
         r = await client.post("/api/v1/targets", headers={**A, "Content-Type": "application/json"}, content=b"{not json")
         assert r.status_code == 400 and r.json()["error"] == "bad_request"
     await container.close()

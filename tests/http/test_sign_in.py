@@ -87,12 +87,14 @@ async def test_without_kinde_settings_sign_in_says_so(client) -> None:  # noqa: 
     assert answer.status_code == 404 and "KINDE_CLIENT_ID" in answer.json()["detail"]
 
 
-async def test_a_browser_is_sent_back_to_the_dashboard_with_the_token_in_the_fragment(app_on_kinde, kinde: FakeKinde) -> None:  # noqa: ANN001
+async def test_a_browser_is_sent_back_to_the_dashboard_with_the_token_in_the_fragment(  # noqa: ANN001
+        app_on_kinde, kinde: FakeKinde) -> None:
     async with AsyncTestClient(app=app_on_kinde) as browser:
         started = await browser.get("/api/v1/auth/login", follow_redirects=False)
         code, state = kinde.authorize(started.headers["location"], subject="kp_erin")
+        browser_accept = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
         done = await browser.get("/api/v1/auth/callback", params={"code": code, "state": state},
-                                 headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}, follow_redirects=False)
+                                 headers=browser_accept, follow_redirects=False)
         assert done.status_code == 303, done.text
         location = done.headers["location"]
         assert location.startswith("/#access_token=")  # a fragment: never sent to a server

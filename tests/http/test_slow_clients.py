@@ -126,6 +126,29 @@ async def test_half_a_body_is_closed_whether_the_app_reads_it_or_not(caplog: pyt
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR], "no traceback, no error"
 
 
+
+async def test_pipelined_requests_are_answered_then_the_next_head_is_due() -> None:
+    """Requests sent in one write are answered in order; the next head is due from the last answer
+    (the keep-alive timer is out of the way here: the head deadline is what closes the connection)."""
+    async with running_server(keep_alive_seconds=GENEROUS * 3) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n" * 3)
+        assert (await closed_by_server(reader)).count(b"HTTP/1.1 200") == 3
+        writer.close()
+
+
+async def test_answered_before_its_body_is_in_the_next_head_is_due_once_it_is() -> None:
+    async with running_server(keep_alive_seconds=GENEROUS * 3, body_timeout_seconds=GENEROUS * 3) as port:
+        body = b'{"reason": "a reason"}'
+        head = (f"POST /api/v1/emergency-stop HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer nobody\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(head + body[:5])
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 401")
+        writer.write(body[5:])  # the body completes after the answer; then nothing more comes
+        await closed_by_server(reader)
+        writer.close()
+
 async def test_past_the_connection_cap_requests_answer_503() -> None:
     async with running_server(max_connections=2, header_timeout_seconds=GENEROUS * 3) as port:
         idle = await asyncio.open_connection("127.0.0.1", port)

@@ -4,6 +4,7 @@ per destination, the per-chat pace; and the lease that keeps one deliverer."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -170,3 +171,36 @@ async def test_one_deliverer_holds_the_lease_until_it_lapses(store: SqlEventStor
     assert await other.hold_lease("b", T0 + timedelta(seconds=51), ttl)  # lapsed: taken over
     await other.release_lease("b")
     assert await SqlNotificationOutbox(store.engine).hold_lease("c", T0 + timedelta(seconds=52), ttl)
+
+
+class GatedSender(ScriptedSender):
+    """Holds each send until the test opens the gate."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        super().__init__(clock)
+        self.gate = asyncio.Event()
+
+    async def send(self, destination: Destination, entry: OutboxEntry) -> None:
+        await self.gate.wait()
+        await super().send(destination, entry)
+
+
+async def test_rows_read_while_their_destination_drains_are_not_sent_twice(store: SqlEventStore) -> None:
+    clock = ManualClock(T0)
+    sender = GatedSender(clock)
+    outbox, delivery = await setup(store, sender, clock, n=1)
+    await delivery.dispatch()  # a drain holds message 1, in flight
+
+    read = outbox.pending
+
+    async def pending_while_the_drain_finishes(limit: int = 500) -> list[OutboxEntry]:
+        rows = await read(limit)  # message 1 still pending as read here...
+        sender.gate.set()
+        await delivery.idle()  # ...then delivered and its drain gone before this dispatch looks
+        return rows
+
+    outbox.pending = pending_while_the_drain_finishes  # type: ignore[method-assign]
+    await delivery.dispatch()
+    await delivery.idle()
+    assert [title for _, _, title in sender.sent] == ["message 1"]
+    assert await statuses(outbox) == [(DELIVERED, 1)]

@@ -125,7 +125,8 @@ class FakeAiServer(LocalHttpServer):
         return {
             "id": "embed-fake", "response_type": "embeddings_by_type", "texts": texts,
             "embeddings": {"float": vectors},
-            "meta": {"api_version": {"version": "2"}, "billed_units": {"input_tokens": sum(len(t.split()) for t in texts)}},
+            "meta": {"api_version": {"version": "2"},
+                     "billed_units": {"input_tokens": sum(len(t.split()) for t in texts)}},
         }
 
     def vector(self, text: str) -> list[float]:

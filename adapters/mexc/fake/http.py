@@ -277,7 +277,7 @@ class FakeMexcServer:
         self,
         *,
         api_key: str = "test-key",
-        api_secret: str = "test-secret",
+        api_secret: str = "test-secret",  # noqa: S107 - the fake exchange's own test key
         symbols: Iterable[FakeSymbol] = (),
         balances: dict[str, Decimal | str | int] | None = None,
         skew_ms: int = 0,
@@ -438,8 +438,8 @@ class FakeMexcServer:
             if fault.accept:
                 self._answer(req, arrival)
             status = fault.status or 503
-            conn.write(_response(status, b"<html><body>" + str(status).encode() + b" Service Unavailable</body></html>"),
-                       endpoint, req.close, status)
+            page = b"<html><body>" + str(status).encode() + b" Service Unavailable</body></html>"
+            conn.write(_response(status, page), endpoint, req.close, status)
         elif kind is FaultKind.ERROR_CODE:
             status = fault.status or 400
             conn.write(_response(status, msgspec.json.encode({"code": fault.code, "msg": fault.message})),
@@ -451,7 +451,8 @@ class FakeMexcServer:
         elif kind is FaultKind.CORRUPT_BODY:
             if fault.accept:
                 self._answer(req, arrival)
-            conn.write(_response(200, b"\x1f\x8b not really gzip", [("Content-Encoding", "gzip")]), endpoint, req.close, 200)
+            conn.write(_response(200, b"\x1f\x8b not really gzip", [("Content-Encoding", "gzip")]),
+                       endpoint, req.close, 200)
         elif kind is FaultKind.DROP_AFTER_ACCEPT:
             self._answer(req, arrival)
             conn.abort()
@@ -501,13 +502,15 @@ class FakeMexcServer:
         except _Reply as reply:
             status, body, headers = reply.status, reply.body, reply.headers
         if arrival is not None and arrival.outcome == "pending":
-            arrival.outcome = "accepted" if status == 200 else str(body.get("code") if isinstance(body, dict) else status)
+            code = body.get("code") if isinstance(body, dict) else status
+            arrival.outcome = "accepted" if status == 200 else str(code)
         return _response(status, msgspec.json.encode(body), headers)
 
     def _rate_limit(self, endpoint: str) -> None:
         now = time.monotonic()
         if now < self.banned_until:
-            raise _Reply(418, {"code": 418, "msg": "IP banned"}, [("Retry-After", str(math.ceil(self.banned_until - now)))])
+            retry_after = str(math.ceil(self.banned_until - now))
+            raise _Reply(418, {"code": 418, "msg": "IP banned"}, [("Retry-After", retry_after)])
         window = self._windows.get(endpoint)
         if window is None:
             window = self._windows[endpoint] = _Window()
@@ -515,7 +518,8 @@ class FakeMexcServer:
             window.violations += 1
             if window.violations >= self.ban_after:
                 self.banned_until = now + self.ban_seconds
-                raise _Reply(418, {"code": 418, "msg": "IP banned"}, [("Retry-After", str(math.ceil(self.ban_seconds)))])
+                retry_after = str(math.ceil(self.ban_seconds))
+                raise _Reply(418, {"code": 418, "msg": "IP banned"}, [("Retry-After", retry_after)])
             raise _Reply(429, {"code": 429, "msg": "Too Many Requests"},
                          [("Retry-After", str(max(1, math.ceil(window.penalty_until - now))))])
         horizon = now - self.window_seconds
@@ -635,7 +639,8 @@ class FakeMexcServer:
         assets = sorted(set(self.balances) | set(self.locked))
         return {"makerCommission": None, "takerCommission": None, "canTrade": True, "canWithdraw": True,
                 "canDeposit": True, "updateTime": None, "accountType": "SPOT", "permissions": ["SPOT"],
-                "balances": [{"asset": a, "free": self.balances.get(a, Decimal(0)), "locked": self.locked.get(a, Decimal(0))}
+                "balances": [{"asset": a, "free": self.balances.get(a, Decimal(0)),
+                              "locked": self.locked.get(a, Decimal(0))}
                              for a in assets]}
 
     def _tradable(self, params: dict[str, str]) -> FakeSymbol:
@@ -665,15 +670,18 @@ class FakeMexcServer:
                 raise _error(400, 700004, "MARKET needs quantity or quoteOrderQty")
             if quote is not None:
                 qty = (quote / sym.price).quantize(step, rounding=ROUND_DOWN)
-            else:
-                assert quantity is not None
+            elif quantity is not None:
                 qty = quantity.quantize(step, rounding=ROUND_DOWN)
+            else:  # not reached: exactly one of them is given (checked above)
+                raise _error(400, 700004, "MARKET needs quantity or quoteOrderQty")
             spent = qty * sym.price
             notional = quote if quote is not None else spent
             if notional < sym.min_market_notional or qty <= 0:
-                raise _error(400, 30002, f"minimum transaction volume cannot be less than:{sym.min_market_notional}{sym.quote}")
+                raise _error(400, 30002,
+                             f"minimum transaction volume cannot be less than:{sym.min_market_notional}{sym.quote}")
             if notional > sym.max_market_notional:
-                raise _error(400, 30003, f"maximum transaction volume cannot be more than:{sym.max_market_notional}{sym.quote}")
+                raise _error(400, 30003,
+                             f"maximum transaction volume cannot be more than:{sym.max_market_notional}{sym.quote}")
             return sym, side, kind, qty, spent, None
         if quantity is None or price is None:
             raise _error(400, 700004, f"{kind} needs quantity and price")
@@ -716,7 +724,8 @@ class FakeMexcServer:
             self._lock(sym.quote if side == "BUY" else sym.base, spent if side == "BUY" else qty)
         order = FakeOrder(
             order_id=order_id, client_order_id=coid, symbol=sym.symbol, side=side, type=kind, status=status,
-            price=limit_price if limit_price is not None else Decimal(0), orig_qty=qty if kind != "MARKET" or "quantity" in params else Decimal(0),
+            price=limit_price if limit_price is not None else Decimal(0),
+            orig_qty=qty if kind != "MARKET" or "quantity" in params else Decimal(0),
             executed_qty=executed, quote_qty=quote,
             orig_quote_qty=_decimal_param(params, "quoteOrderQty") or Decimal(0), time_ms=self.now_ms(),
         )
@@ -794,7 +803,8 @@ class FakeMexcServer:
         limit = min(int(params.get("limit") or 100), 100)
         start, end = params.get("startTime"), params.get("endTime")
         found = [t.to_json() for t in self.trades
-                 if t.order.symbol == sym.symbol and (not order_id or t.order.order_id == order_id) and self._visible(t.order)
+                 if t.order.symbol == sym.symbol and (not order_id or t.order.order_id == order_id)
+                 and self._visible(t.order)
                  and (not start or t.time_ms >= int(start)) and (not end or t.time_ms <= int(end))]
         return found[-limit:]
 

@@ -182,7 +182,9 @@ class FakeMexcWebSocketServer:
 
     async def wait_subscribed(self, channel: str, connections: int = 1, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Until `connections` open connections hold `channel`."""
-        await self.wait_until(lambda: sum(channel in c.subscriptions for c in self.open_connections) >= connections, timeout)
+        await self.wait_until(
+            lambda: sum(channel in c.subscriptions for c in self.open_connections) >= connections, timeout
+        )
 
     def subscribers(self, channel: str) -> list[FakeConnection]:
         return [c for c in self.open_connections if channel in c.subscriptions]

@@ -45,9 +45,35 @@ function h(tag, attrs = {}, ...children) {
   return node;
 }
 
+// Live updates redraw sections while the trader may be typing in them: what they changed (marked
+// dirty on input) and where the focus was survive the redraw, by element id.
 function fill(id, ...children) {
   const target = typeof id === "string" ? $(id) : id;
+  const edits = [...target.querySelectorAll("[data-dirty][id]")].map((el) => [el.id, el.value]);
+  const focused = target.contains(document.activeElement) ? document.activeElement.id : "";
   target.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined));
+  for (const [elementId, value] of edits) {
+    const el = document.getElementById(elementId);
+    if (el && target.contains(el)) {
+      el.value = value;
+      el.dataset.dirty = "1";
+    }
+  }
+  if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
+}
+
+function setValue(id, value) {
+  const el = $(id);
+  if (!el.dataset.dirty) el.value = value;
+}
+
+function setChecked(id, value) {
+  const el = $(id);
+  if (!el.dataset.dirty) el.checked = value;
+}
+
+function clean(form) {
+  for (const el of form.querySelectorAll("[data-dirty]")) delete el.dataset.dirty;
 }
 
 function table(caption, headers, rows, attrs = {}) {
@@ -310,6 +336,8 @@ function targetActions(target) {
     await attempt(async () => {
       await api(`/api/v1/targets/${encodeURIComponent(target.target_id)}`, { method: "PATCH",
         body: { quote_amount: $(amountId).value.trim(), exit_strategy: $(strategyId).value } });
+      delete $(amountId).dataset.dirty;
+      delete $(strategyId).dataset.dirty;
       notify(`Target ${target.symbol} amended.`);
       await loadTargets();
     });
@@ -360,6 +388,8 @@ function createForm(listing) {
       await api("/api/v1/targets", { method: "POST", body: {
         symbol: listing.symbol, launch_at: listing.launch_at, quote_amount: $(amountId).value.trim(),
         exit_strategy: $(strategyId).value, quote_asset: defaults.quote_asset || "USDT" } });
+      delete $(amountId).dataset.dirty;
+      delete $(strategyId).dataset.dirty;
       notify(`Target on ${listing.symbol} created.`);
       await loadTargets();
     });
@@ -596,20 +626,21 @@ const list = (text) => text.split(",").map((s) => s.trim()).filter(Boolean);
 function renderSettings() {
   const s = state.settings;
   if (!s) return;
-  $("set-auto").checked = s.auto_snipe;
-  $("set-quote").value = s.quote_amount;
-  $("set-asset").value = s.quote_asset;
-  fill("set-strategy", strategyOptions(s.exit_strategy));
-  $("set-confidence").value = s.min_confidence;
-  $("set-only").value = (s.only_tickers || []).join(", ");
-  $("set-skip").value = (s.skip_tickers || []).join(", ");
-  $("set-max-entry").value = s.max_entry_price || "";
-  $("risk-max-quote").value = s.risk.max_quote_per_snipe;
-  $("risk-max-positions").value = s.risk.max_concurrent_positions;
-  $("risk-daily-loss").value = s.risk.max_daily_loss;
-  $("risk-exposure").value = s.risk.max_total_exposure;
-  $("risk-assets").value = s.risk.allowed_quote_assets.join(", ");
-  $("risk-live").checked = Boolean(s.risk.live);
+  setChecked("set-auto", s.auto_snipe);
+  setValue("set-quote", s.quote_amount);
+  setValue("set-asset", s.quote_asset);
+  const chosen = $("set-strategy").dataset.dirty ? $("set-strategy").value : s.exit_strategy;
+  fill("set-strategy", strategyOptions(chosen));
+  setValue("set-confidence", s.min_confidence);
+  setValue("set-only", (s.only_tickers || []).join(", "));
+  setValue("set-skip", (s.skip_tickers || []).join(", "));
+  setValue("set-max-entry", s.max_entry_price || "");
+  setValue("risk-max-quote", s.risk.max_quote_per_snipe);
+  setValue("risk-max-positions", s.risk.max_concurrent_positions);
+  setValue("risk-daily-loss", s.risk.max_daily_loss);
+  setValue("risk-exposure", s.risk.max_total_exposure);
+  setValue("risk-assets", s.risk.allowed_quote_assets.join(", "));
+  setChecked("risk-live", Boolean(s.risk.live));
 }
 
 async function saveSettings(event) {
@@ -631,6 +662,7 @@ async function saveSettings(event) {
   if ("max_entry_price" in before || $("set-max-entry").value.trim()) body.max_entry_price = $("set-max-entry").value.trim() || null;
   await attempt(async () => {
     state.settings = await api("/api/v1/settings", { method: "PUT", body });
+    clean($("settings-form"));
     renderSettings();
     notify("Settings saved.");
   }, "settings-error");
@@ -874,6 +906,11 @@ function signOut() {
 }
 
 function wire() {
+  for (const kind of ["input", "change"]) {
+    document.addEventListener(kind, (event) => {
+      if (event.target.matches("input, select")) event.target.dataset.dirty = "1";
+    });
+  }
   $("token-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     await signIn($("token-input").value.trim());
