@@ -117,6 +117,7 @@ class Supervisor:
         self._notifier = notifier if notifier is not None else NoNotifier()
         self._worker_id, self._policy = worker_id, policy
         self._running: dict[str, _Running] = {}
+        self._beats_failing: set[str] = set()
         self._stopping = asyncio.Event()
         self._spawned: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
@@ -263,10 +264,20 @@ class Supervisor:
 
     async def _beat(self, running: _Running) -> None:
         self._telemetry.gauge("sniper_agent_healthy", 1.0 if running.healthy else 0.0, agent=running.spec.name)
+        name = running.spec.name
         try:
             await self._board.beat(self._status_of(running))
-        except Exception:  # noqa: BLE001 - a lost heartbeat must not stop the agent
-            logger.warning("heartbeat of %s could not be published", running.spec.name, exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - a lost heartbeat must not stop the agent
+            # One line when beats start failing, one when they are back: an outage of the status
+            # board (Redis) would otherwise log a traceback per agent per beat.
+            if name not in self._beats_failing:
+                self._beats_failing.add(name)
+                logger.warning("heartbeat of %s could not be published (%s: %s); quiet until it can",
+                               name, type(exc).__name__, exc)
+            return
+        if name in self._beats_failing:
+            self._beats_failing.discard(name)
+            logger.warning("heartbeat of %s is published again", name)
 
     def _status_of(self, running: _Running) -> AgentStatus:
         now = self._wall.now()

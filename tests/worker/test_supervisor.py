@@ -323,3 +323,39 @@ async def test_a_cancelled_round_ends_its_tick() -> None:
     with pytest.raises(asyncio.CancelledError):
         await job
     await wait_for(lambda: finished == ["ended"])
+
+
+class FlakyBoard(InMemoryAgentStatusBoard):
+    """A status board that cannot be reached while `down` is set (Redis in an outage)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = True
+        self.refused = 0
+
+    async def beat(self, status) -> None:  # noqa: ANN001
+        if self.down:
+            self.refused += 1
+            raise ConnectionError("Redis is down")
+        await super().beat(status)
+
+
+async def test_an_unreachable_status_board_is_logged_once_not_per_beat(caplog: pytest.LogCaptureFixture) -> None:
+    """Seen in a 5 s Redis outage: a traceback per agent per beat filled the worker's stderr."""
+    board, log = FlakyBoard(), []
+    sup = Supervisor([AgentSpec("calendar", lambda: Counting(log), timedelta(milliseconds=5))],
+                     SystemClock(), board, policy=FAST, worker_id="w1", wall_clock=SystemClock())
+    with caplog.at_level("WARNING", logger="application.supervisor"):
+        run = asyncio.create_task(sup.run())
+        await wait_for(lambda: board.refused >= 5)
+        board.down = False
+        await wait_for(lambda: len(log) >= 8 and board.refused >= 5)
+        await wait_for(lambda: any("published again" in r.getMessage() for r in caplog.records))
+        sup.stop()
+        await asyncio.wait_for(run, 5)
+    lines = [r for r in caplog.records if "heartbeat of calendar" in r.getMessage()]
+    assert [r.getMessage().split(" (")[0].split(" is ")[0] for r in lines] == [
+        "heartbeat of calendar could not be published", "heartbeat of calendar"]
+    assert "ConnectionError: Redis is down" in lines[0].getMessage() and lines[0].exc_info is None
+    [status] = await board.statuses()
+    assert status.name == "calendar"
