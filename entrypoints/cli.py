@@ -40,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
                                              "--symbol, --since)")
     which = history.add_mutually_exclusive_group()
     which.add_argument("target_id", nargs="?", help="a target id such as t-1a2b3c4d5e6f")
-    which.add_argument("--all", action="store_true", help="every event in the store, in order (the default with a filter)")
+    which.add_argument("--all", action="store_true",
+                       help="every event in the store, in order (the default with a filter)")
     from entrypoints.cockpit import add_cockpit_arguments, add_history_filters
 
     add_history_filters(history)

@@ -246,7 +246,8 @@ def position_row(p: PricedPosition) -> list[Cell]:
     v = p.position
     status_colour = DIM if v.status == "closed" else None
     return [
-        v.position_id, v.symbol, (v.status, status_colour), amount(v.remaining, places=8), amount(v.entry_price, places=8),
+        v.position_id, v.symbol, (v.status, status_colour), amount(v.remaining, places=8),
+        amount(v.entry_price, places=8),
         amount(p.current_price, places=8), (amount(p.unrealised_pnl, sign=True), signed_colour(p.unrealised_pnl)),
         (amount(v.realised_pnl, sign=True), signed_colour(v.realised_pnl)), " ".join(_short_exit(e) for e in v.exits),
     ]
@@ -335,7 +336,8 @@ def render_closure(c: PositionClosure, palette: Palette) -> list[str]:
             else "nothing sold by hand")
     pnl = f"realised P&L {amount(c.realised_pnl, sign=True)} {v.quote_asset}"
     if c.state == "closing":
-        text, colour = f"position {v.position_id}: CLOSING: {c.detail or 'the sell is out, its outcome not known yet'}", WARN
+        detail = c.detail or "the sell is out, its outcome not known yet"
+        text, colour = f"position {v.position_id}: CLOSING: {detail}", WARN
     elif c.already:
         text, colour = f"position {v.position_id} was {c.state} already: {sold}; {pnl}", None
     else:
@@ -361,8 +363,8 @@ def parse_since(value: str, now: datetime) -> datetime:
         try:
             moment = datetime.combine(date.fromisoformat(text), datetime.min.time())
         except ValueError:
-            raise ConfigurationError(f"--since must be a date, an ISO time or an age such as 12h or 7d, got {value!r}") \
-                from None
+            raise ConfigurationError(
+                f"--since must be a date, an ISO time or an age such as 12h or 7d, got {value!r}") from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 

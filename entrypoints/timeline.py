@@ -109,8 +109,8 @@ def describe(rec: Recorded) -> tuple[str, str]:
             )
         case ExitOrderSubmitted():
             who = f" by {ev.requested_by}" if ev.requested_by else ""
-            return "", (f"exit ({ev.reason.replace('_', ' ')}{who}) sell {fmt(ev.quantity)} at ~{fmt(ev.trigger_price)} "
-                        "submitted")
+            reason = ev.reason.replace("_", " ")
+            return "", f"exit ({reason}{who}) sell {fmt(ev.quantity)} at ~{fmt(ev.trigger_price)} submitted"
         case PositionPeakRaised():
             return "", f"peak raised to {fmt(ev.peak_price)}"
         case ExitFilled():

@@ -17,7 +17,6 @@ quantity, fee or time; outside them a reply is unreadable, like any other malfor
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Context, Decimal, InvalidOperation, Rounded
 from typing import Any, TypeVar
@@ -186,6 +185,10 @@ class _Reply(msgspec.Struct, rename="camel", gc=False):
     """A reply's shape: the wire's camelCase names, unknown fields ignored."""
 
 
+class _Value(msgspec.Struct, frozen=True, gc=False):
+    """What the adapter hands on: immutable, and a sixth of a frozen dataclass's cost to build."""
+
+
 def read_reply(raw: Any, shape: type[_Shape], what: str) -> _Shape:
     """`raw` (JSON as the client decodes it: numbers as Decimal) read as `shape`. MEXC writes
     some absent values as "": when a reply does not read, it is read once more with every ""
@@ -236,8 +239,7 @@ def _unreadable(message: str, raw: Any, what: str) -> UnexpectedReply:
 
 # --- exchangeInfo ------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
-class SymbolInfo:
+class SymbolInfo(_Value, frozen=True):
     """One exchangeInfo symbol: what it is, whether it trades, and its order rules."""
 
     symbol: str
@@ -396,8 +398,7 @@ def parse_exchange_info(raw: Any) -> dict[str, SymbolInfo]:
 
 # --- orders -------------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
-class MexcOrder:
+class MexcOrder(_Value, frozen=True):
     """An order as MEXC reports it. POST replies often carry no fill information (None)."""
 
     symbol: str
@@ -439,7 +440,8 @@ def parse_order(raw: Any) -> MexcOrder:
     coid = reply.client_order_id or reply.orig_client_order_id
     if reply.order_id is None and coid is None:
         raise UnexpectedReply(f"order reply without an order id: keys {sorted(raw)[:8]}")
-    when = next((t for t in (reply.time, reply.transact_time, reply.update_time) if t is not None), None)
+    when = reply.time if reply.time is not None else (
+        reply.transact_time if reply.transact_time is not None else reply.update_time)
     return MexcOrder(
         symbol=reply.symbol or "",
         order_id=str(reply.order_id or ""),
@@ -456,8 +458,7 @@ def parse_order(raw: Any) -> MexcOrder:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class MexcTrade:
+class MexcTrade(_Value, frozen=True):
     """One fill of one of our orders, from GET myTrades: the only place MEXC reports the
     commission (`commission` in `commission_asset`: the received asset by default, MX when
     the account pays fees in MX)."""
@@ -511,8 +512,7 @@ def parse_trades(raw: Any) -> list[MexcTrade]:
 
 # --- account and market data -------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
-class Balance:
+class Balance(_Value, frozen=True):
     asset: str
     free: Decimal
     locked: Decimal
@@ -536,8 +536,7 @@ def parse_balances(raw: Any) -> dict[str, Balance]:
     }
 
 
-@dataclass(frozen=True, slots=True)
-class BookTicker:
+class BookTicker(_Value, frozen=True):
     symbol: str
     bid_price: Decimal | None
     bid_qty: Decimal | None
@@ -562,8 +561,7 @@ def parse_book_ticker(raw: Any) -> BookTicker:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Depth:
+class Depth(_Value, frozen=True):
     last_update_id: int | None
     bids: tuple[tuple[Decimal, Decimal], ...]
     asks: tuple[tuple[Decimal, Decimal], ...]
@@ -595,8 +593,7 @@ def parse_depth(raw: Any) -> Depth:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Kline:
+class Kline(_Value, frozen=True):
     open_time_ms: int
     open: Decimal
     high: Decimal
@@ -634,8 +631,7 @@ def parse_klines(raw: Any) -> list[Kline]:
     ]
 
 
-@dataclass(frozen=True, slots=True)
-class ClockSync:
+class ClockSync(_Value, frozen=True):
     """The server-time offset kept (whole ms, for signed timestamps), and what the samples
     allow of it to the nanosecond: the middle of the interval every sample allows, and half
     its width (None when the samples disagree: a stepped clock; then the best sample's)."""

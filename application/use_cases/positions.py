@@ -166,11 +166,24 @@ class ManagePositions:
             exchange = await self._account(position)
         except AccountUnavailable:
             return False  # its account is not reachable from here: still unknown
+        pending = position.pending_exit.client_order_id
         settled = await self._settle_pending(position, Cause(self.clock.now(), position.target_id), exchange)
-        await repository.save(self.store, position)
+        try:
+            await repository.save(self.store, position)
+        except ConcurrencyConflict:
+            # Another round (the risk manager's tick, another worker) wrote the position while the
+            # exchange was asked: the store refused this copy. Nothing was sent here; read again.
+            fresh = await repository.get(self.store, Position, position_stream(position_id))
+            if fresh.pending_exit is not None and fresh.pending_exit.client_order_id == pending:
+                return False  # still pending there: the next round asks again
+            _log.info("position %s: exit %s settled meanwhile by another round", position_id, pending)
+            self._settled = True
+            return True
         return settled
 
-    async def close_by_hand(self, position: Position, requested_by: str, price: Decimal, cause: Cause) -> ExitOutcome | None:
+    async def close_by_hand(
+        self, position: Position, requested_by: str, price: Decimal, cause: Cause
+    ) -> ExitOutcome | None:
         """A person's close: a market sell of everything held, by the path the plan's exits take
         (the pair's rules as the exchange states them, the balance looked at when coins may be
         missing, a lost reply resolved by client order id). Whatever it recorded is saved.
@@ -632,7 +645,8 @@ class ClosePosition:
         notifier: Notifier | None = None,
     ) -> None:
         self.store, self.accounts, self.clock, self.market = store, accounts, clock, market
-        self._exits = ManagePositions(store, cast(ExchangeTrading, _NoDefaultAccount()), clock, TradeBook(), accounts, market=market,
+        no_default = cast(ExchangeTrading, _NoDefaultAccount())
+        self._exits = ManagePositions(store, no_default, clock, TradeBook(), accounts, market=market,
                                       notifier=notifier)
 
     async def __call__(
@@ -651,8 +665,8 @@ class ClosePosition:
             pending = position.pending_exit
             if pending is not None:
                 if pending.reason != ExitReason.MANUAL.value:
-                    raise InvalidTransition(f"position {position_id}", f"selling by its {pending.reason.replace('_', ' ')} "
-                                            "exit (try again in a moment)", "be closed by hand")
+                    selling = f"selling by its {pending.reason.replace('_', ' ')} exit (try again in a moment)"
+                    raise InvalidTransition(f"position {position_id}", selling, "be closed by hand")
                 # A close sent before (by an earlier call, or this one): asked for by its client order id.
                 settled = await self._exits.settle_pending_exit(position_id)
                 position = await self._own(user_id, position_id)
@@ -694,9 +708,8 @@ class ClosePosition:
     async def _price(self, position: Position) -> Decimal:
         """The last price seen, recorded with the sell as what the person saw (the sell is at
         market whatever it is); the entry price when none can be read."""
-        assert position.symbol is not None
         source = self.market
-        if source is not None:
+        if source is not None and position.symbol is not None:
             try:
                 price = await source.last_price(position.symbol)
             except ApplicationError as exc:
@@ -707,7 +720,9 @@ class ClosePosition:
                 return price
         return position.entry_price
 
-    async def _closure(self, position: Position, *, already: bool, detail: str = "", closing: bool = False) -> PositionClosure:
+    async def _closure(
+        self, position: Position, *, already: bool, detail: str = "", closing: bool = False
+    ) -> PositionClosure:
         """The position's view, folded from its own stream (never behind the read models)."""
         book = TradeBook()
         sold = proceeds = Decimal(0)

@@ -43,7 +43,9 @@ async def balances(identity: FromDishka[Identity], query: FromDishka[GetBalances
 
 @get("/status", responses=error_responses(*AUTH),
      summary="Am I halted (since when, by whom), what do I hold, what did I make today, the agents' health")
-async def status(identity: FromDishka[Identity], query: FromDishka[GetTraderStatus], wall: FromDishka[WallClock]) -> StatusOut:
+async def status(
+    identity: FromDishka[Identity], query: FromDishka[GetTraderStatus], wall: FromDishka[WallClock]
+) -> StatusOut:
     return StatusOut.of(await query(identity.user_id), wall.now())
 
 

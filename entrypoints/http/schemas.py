@@ -367,7 +367,7 @@ class PositionOut(Struct):
         )
 
     @classmethod
-    def priced(cls, p: PricedPosition) -> "PositionOut":
+    def priced(cls, p: PricedPosition) -> PositionOut:
         out = cls.of(p.position)
         return msgspec.structs.replace(out, current_price=_money_or_none(p.current_price),
                                        unrealised_pnl=_money_or_none(p.unrealised_pnl))
@@ -542,7 +542,7 @@ class PositionCloseOut(Struct):
     position: PositionOut
 
     @classmethod
-    def of(cls, c: PositionClosure) -> "PositionCloseOut":
+    def of(cls, c: PositionClosure) -> PositionCloseOut:
         return cls(c.state, money(c.sold), _money_or_none(c.price), money(c.realised_pnl), c.already, c.detail,
                    PositionOut.of(c.position))
 
@@ -562,7 +562,7 @@ class BalancesOut(Struct):
     as_of: datetime
 
     @classmethod
-    def of(cls, b: AccountBalancesView) -> "BalancesOut":
+    def of(cls, b: AccountBalancesView) -> BalancesOut:
         mode: Literal["paper", "live"] = "live" if b.mode == "live" else "paper"
         return cls(mode, [BalanceOut(x.asset, plain(x.free), plain(x.locked)) for x in b.balances], b.as_of)
 
@@ -576,7 +576,7 @@ class StopStateOut(Struct):
     text: str  # one line: "emergency stop pressed by X at T: reason"
 
     @classmethod
-    def of(cls, s: StopState) -> "StopStateOut":
+    def of(cls, s: StopState) -> StopStateOut:
         return cls(s.scope, s.reason, s.by, s.since, s.automatic, s.describe())
 
 
@@ -594,7 +594,7 @@ class StatusOut(Struct):
     as_of: datetime
 
     @classmethod
-    def of(cls, s: TraderStatus, now: datetime) -> "StatusOut":
+    def of(cls, s: TraderStatus, now: datetime) -> StatusOut:
         return cls(
             s.halted, [StopStateOut.of(x) for x in s.stops], [PositionOut.priced(p) for p in s.open_positions],
             money(s.realised_today), money(s.realised_total), _money_or_none(s.unrealised), money(s.open_exposure),

@@ -84,7 +84,8 @@ class ApiTradingProvider(Provider):
         paper = PaperBroker(mexc, clock)
         accounts: ExchangeAccounts
         if settings.worker.live:
-            operator = InstrumentedExchange(mexc, telemetry, mode="live", system="mexc") if settings.mexc.has_keys else None
+            operator = (InstrumentedExchange(mexc, telemetry, mode="live", system="mexc")
+                        if settings.mexc.has_keys else None)
             accounts = UserMexcAccounts(
                 vault, paper, lambda keys: _client(settings, keys),
                 wrap=lambda exchange: InstrumentedExchange(exchange, telemetry, mode="live", system="mexc"),

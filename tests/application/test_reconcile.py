@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from application import repository
 from application.ports import OrderReport, OrderSide, OrderStatus
+from application.use_cases.positions import ManagePositions
 from application.use_cases.reconcile import ReconcileWithExchange
 from application.use_cases.snipe import SnipeResult
 from domain.events import Cause
@@ -95,3 +96,52 @@ async def test_an_open_order_that_is_not_ours_is_reported_not_touched() -> None:
     assert report.unaccounted_orders == [stranger]
     assert not report.clean
     assert not [c for c in world.paper.calls if c.startswith("cancel")]
+
+
+class _ExchangeTheTickBeats:
+    """The paper exchange, with the risk manager's round settling the same pending exit while
+    reconciliation waits for its answer to the order query (the race seen in a worker replay)."""
+
+    def __init__(self, paper, other_round) -> None:  # noqa: ANN001
+        self.paper, self.other_round = paper, other_round
+
+    def __getattr__(self, name):  # noqa: ANN001, ANN204
+        return getattr(self.paper, name)
+
+    async def query_order(self, symbol, client_order_id):  # noqa: ANN001, ANN201
+        race, self.other_round = self.other_round, None
+        if race is not None:
+            await race()
+        return await self.paper.query_order(symbol, client_order_id)
+
+
+async def test_an_exit_settled_by_the_risk_manager_meanwhile_is_found_settled_not_an_error(caplog) -> None:  # noqa: ANN001
+    world = world_at(before_launch())
+    tid = await world.scheduled_target()
+    assert (await world.execute_snipe()(tid)).result is SnipeResult.FILLED
+    pid = position_id_for(tid)
+    position = await repository.get(world.store, Position, position_stream(pid))
+    world.clock.set(LAUNCH + timedelta(seconds=60))
+    decision = position.decide_exit(Decimal("0.4"), world.clock.now())
+    assert decision is not None
+    coid = position.submit_exit(decision, Cause(world.clock.now(), tid))
+    await repository.save(world.store, position)
+    await world.paper.place_market_sell(NEW, decision.quantity, coid)
+    risk_manager = world.manage()  # the worker's other agent, on the same store
+
+    async def tick_settles_first() -> None:
+        assert await risk_manager.settle_pending_exit(pid) is True
+
+    exchange = _ExchangeTheTickBeats(world.paper, tick_settles_first)
+    manage = ManagePositions(world.store, exchange, world.clock, world.book)
+    caplog.set_level("INFO")
+
+    report = await ReconcileWithExchange(world.store, world.paper, world.execute_snipe(), manage, world.clock,
+                                         world.book)()
+
+    assert report.exits_settled == [pid] and report.clean
+    history = await world.events(position_stream(pid))
+    assert history.count("ExitOrderSubmitted") == 1 and history.count("PositionClosed") == 1, history
+    assert len([n for n in history if n.endswith("Hit") or n.endswith("Filled")]) == 1, history
+    assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR", "CRITICAL") or r.exc_info]
+    assert len([r for r in caplog.records if "settled meanwhile" in r.getMessage()]) == 1

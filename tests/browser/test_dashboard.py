@@ -43,8 +43,8 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
         with httpx.Client(base_url=bench.url, headers={"Authorization": "Bearer dev"}) as api:
             api.put("/api/v1/exit-strategies/quick", json=QUICK_PLAN).raise_for_status()
         bench.analyse("delta-4", "DELTAUSDT", "72", "A known team and a listing pattern like ALPHA's.")
-        bench.heartbeat("calendar", True, "12 listings known")
-        bench.heartbeat("positions", True, "watching 0 positions")
+        bench.heartbeat("calendar", True, "4 listings known")
+        bench.heartbeat("positions", True, "following the open positions")
         yield bench
     finally:
         bench.stop()

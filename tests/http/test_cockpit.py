@@ -207,7 +207,9 @@ class TestPricesAndStatus:
             assert body["unrealised_pnl"] is None and body["positions"][0]["current_price"] is None
         await container.close()
 
-    async def test_status_answers_halted_holdings_and_pnl_in_one(self, app_on_mexc: tuple[AsyncTestClient, str]) -> None:
+    async def test_status_answers_halted_holdings_and_pnl_in_one(
+        self, app_on_mexc: tuple[AsyncTestClient, str]
+    ) -> None:
         client, pid = app_on_mexc
         status = (await client.get("/api/v1/status", headers=A)).json()
         assert status["halted"] is False and status["stops"] == []
