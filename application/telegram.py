@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from application import repository
 from application.errors import AccountUnavailable, ApplicationError, ConcurrencyConflict, NotFound
-from application.notifications import LinkTelegramChat
+from application.notifications import LinkTelegramChat, UnlinkTelegramChat
 from application.ports import Clock, EventStore, ReadModels
 from application.use_cases.queries import GetTraderStatus, PricedPosition
 from application.use_cases.safety import ActivateEmergencyStop, ClearEmergencyStop
@@ -134,15 +134,35 @@ class IssueTelegramLinkCode:
         return LinkCode(code, expires)
 
 
+async def _stop_notifying(store: EventStore, clock: Clock, user_id: str, chat_id: int) -> None:
+    """The user's Telegram notifications stop going to a chat that is theirs no more (their
+    Telegram channel turned off when it points there). Best effort: the unlink stands anyway."""
+    for attempt in range(_ATTEMPTS):
+        try:
+            await UnlinkTelegramChat(store, clock)(user_id, str(chat_id))
+            return
+        except ConcurrencyConflict:
+            if attempt == _ATTEMPTS - 1:
+                _log.warning("telegram chat unlinked from %s, but their Telegram notifications are still on: "
+                             "their settings kept changing meanwhile", user_id)
+        except Exception:  # noqa: BLE001 - the unlink stands; the settings can be changed through the API
+            _log.exception("telegram chat unlinked from %s, but their Telegram notifications are still on", user_id)
+            return
+
+
 class UnlinkTelegram:
-    """Unlink every chat of the user; how many were linked (0: nothing recorded)."""
+    """Unlink every chat of the user; how many were linked (0: nothing recorded). Their Telegram
+    notifications to those chats are turned off."""
 
     def __init__(self, store: EventStore, clock: Clock) -> None:
         self.store, self.clock = store, clock
 
     async def __call__(self, user_id: str, reason: str = "unlinked by the user") -> int:
         cause = Cause(self.clock.now(), "telegram-link")
-        return len(await _record(self.store, lambda links: links.unlink(user_id, reason, cause)))
+        chats = await _record(self.store, lambda links: links.unlink(user_id, reason, cause))
+        for chat in chats:
+            await _stop_notifying(self.store, self.clock, user_id, chat)
+        return len(chats)
 
 
 class RedeemTelegramLinkCode:
@@ -153,7 +173,15 @@ class RedeemTelegramLinkCode:
 
     async def __call__(self, chat_id: int, code: str) -> str:
         cause = Cause(self.clock.now(), "telegram-link")
-        return str(await _record(self.store, lambda links: links.link(chat_id, code_hash(code), cause)))
+
+        def link(links: TelegramLinks) -> tuple[str | None, str]:
+            return links.user_of(chat_id), links.link(chat_id, code_hash(code), cause)
+
+        before, user_id = await _record(self.store, link)
+        if before is not None and before != user_id:
+            # The chat is someone else's now: the one it acted for gets no more notifications there.
+            await _stop_notifying(self.store, self.clock, before, chat_id)
+        return str(user_id)
 
 
 class FindLinkedUser:

@@ -3,8 +3,8 @@
 Only providers with a key are built, in the order OpenAI, Anthropic, Perplexity (the chain then
 ends with the rules, which EnrichListing adds itself). No key at all: rules only, and no AI SDK
 is even imported. The SDKs are the `ai` extra: a key set without its SDK installed is one line
-(ConfigurationError) naming the extra, before the worker starts. Prices per 1,000 tokens (USD) are list prices at the time of writing; they
-only feed the daily budget (SNIPER_AI_DAILY_BUDGET_USD).
+(ConfigurationError) naming the extra, before the worker starts. Prices per 1,000 tokens (USD)
+are list prices at the time of writing; they only feed the daily budget (SNIPER_AI_DAILY_BUDGET_USD).
 """
 
 from __future__ import annotations

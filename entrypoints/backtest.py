@@ -37,7 +37,8 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fee-rate", default="0.0005", metavar="R",
                         help="taker fee per fill as a fraction of its value (default 0.0005 = 0.05%%)")
     parser.add_argument("--capital", default=None, metavar="AMOUNT",
-                        help="starting capital for drawdown in percent (default: the sum of the recordings' quote amounts)")
+                        help="starting capital for drawdown in percent "
+                             "(default: the sum of the recordings' quote amounts)")
     parser.add_argument("--chart", type=Path, default=DEFAULT_CHART, metavar="PATH",
                         help="where to write the equity chart, HTML with inline SVG (default backtest.html)")
 
@@ -45,7 +46,9 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
 def run_backtest_command(args: argparse.Namespace, out: TextIO) -> int:
     fee_rate = _decimal_option("--fee-rate", args.fee_rate)
     if not (Decimal(0) <= fee_rate < Decimal("0.1")):
-        raise ConfigurationError(f"--fee-rate must be at least 0 and below 0.1 (a fraction: 0.001 = 0.1%), got {args.fee_rate}")
+        raise ConfigurationError(
+            f"--fee-rate must be at least 0 and below 0.1 (a fraction: 0.001 = 0.1%), got {args.fee_rate}"
+        )
     capital = None if args.capital is None else _decimal_option("--capital", args.capital)
     if capital is not None and capital <= 0:
         raise ConfigurationError(f"--capital must be positive, got {args.capital}")
@@ -126,8 +129,8 @@ def render_table(report: BacktestReport) -> str:
         return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in cells).rstrip()
 
     lines = [
-        f"Backtest over {report.recordings} recorded listings; fee {report.fee_rate} of each fill; P&L in the quote asset, "
-        f"fees included; drawdown % of peak equity, starting from {report.starting_capital}",
+        f"Backtest over {report.recordings} recorded listings; fee {report.fee_rate} of each fill; "
+        f"P&L in the quote asset, fees included; drawdown % of peak equity, starting from {report.starting_capital}",
         render(header),
         "  ".join("-" * w for w in widths),
         *map(render, body),

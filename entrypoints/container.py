@@ -282,7 +282,9 @@ class MexcProvider(Provider):
         return PaperFills(InstrumentedExchange(PaperBroker(mexc, clock), telemetry, mode="paper", system="paper"))
 
     @provide(scope=Scope.APP)
-    def trading(self, mode: TradingMode, mexc: MexcExchange, paper: PaperFills, telemetry: Telemetry) -> ExchangeTrading:
+    def trading(
+        self, mode: TradingMode, mexc: MexcExchange, paper: PaperFills, telemetry: Telemetry,
+    ) -> ExchangeTrading:
         """The account reconciliation and the emergency stop act on: the live one in LIVE mode."""
         if mode is TradingMode.LIVE:
             return InstrumentedExchange(mexc, telemetry, mode="live", system="mexc")
@@ -303,7 +305,8 @@ class MexcProvider(Provider):
         try:
             vault = credential_vault(settings, store.engine if isinstance(store, SqlEventStore) else None)
         except ConfigurationError as exc:
-            logger.warning("traders' stored MEXC keys cannot be opened (%s): only the operator's account trades live", exc)
+            logger.warning("traders' stored MEXC keys cannot be opened (%s): only the operator's account trades live",
+                           exc)
             yield PaperOrLive(paper.exchange, trading if m.has_keys else None)
             return
         accounts = UserMexcAccounts(

@@ -102,7 +102,8 @@ async def run_demo(settings: Settings, scenario: Scenario, run_id: str, out: Tex
         manage = await container.get(ManagePositions)
         book = await container.get(TradeBook)
 
-        out.write(f"mexc-sniper demo: scenario {scenario.name!r}, run {run_id}, paper exchange, {settings_store(settings)}\n")
+        out.write(f"mexc-sniper demo: scenario {scenario.name!r}, run {run_id}, paper exchange, "
+                  f"{settings_store(settings)}\n")
         first = await follow_run(book, store, world, run_id, out)
         printed = first
         symbols: dict[str, str] = {}
@@ -204,7 +205,8 @@ def render_report(report: DemoReport) -> str:
         return "  ".join(str(c).rjust(w) if i in numeric else str(c).ljust(w) for i, (c, w) in cells).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
-    lines = ["Final P&L (USDT, exact; fees included in P&L)", render(header), rule, *map(render, body[:-1]), rule, render(body[-1])]
+    lines = ["Final P&L (USDT, exact; fees included in P&L)", render(header), rule, *map(render, body[:-1]), rule,
+             render(body[-1])]
     lines.append(f"{report.events} events recorded (positions {report.first_position + 1}..{report.last_position}); "
                  f"`sniper history TARGET_ID` shows one target's history.")
     return "\n".join(lines)

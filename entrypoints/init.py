@@ -38,7 +38,8 @@ COMPOSE_DEFAULTS: tuple[tuple[str, str], ...] = (
 def add_init_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--path", type=Path, default=Path(".env"), help="where to write it (default: .env here)")
     parser.add_argument("--force", action="store_true",
-                        help="replace an existing file (its ENCRYPTION_KEY is lost, and the credentials sealed with it)")
+                        help="replace an existing file "
+                             "(its ENCRYPTION_KEY is lost, and the credentials sealed with it)")
 
 
 def env_file_text(key: str) -> str:

@@ -156,7 +156,8 @@ def add_keys_arguments(parser: argparse.ArgumentParser) -> None:
     tools.add_parser("rotate", help="re-encrypt every stored credential under the current ENCRYPTION_KEY "
                                     "(older keys in ENCRYPTION_OLD_KEYS); safe to repeat")
     new = tools.add_parser("new", help="print a new random key in the ENCRYPTION_KEY format")
-    new.add_argument("--key-version", type=int, default=1, help="its version (default 1; higher than the current one to rotate)")
+    new.add_argument("--key-version", type=int, default=1,
+                     help="its version (default 1; higher than the current one to rotate)")
 
 
 def run_keys_command(args: argparse.Namespace, out: TextIO) -> int:
@@ -167,7 +168,9 @@ def run_keys_command(args: argparse.Namespace, out: TextIO) -> int:
         return 0
     settings = load_settings()
     if not settings.security.encryption_key:
-        raise ConfigurationError("sniper keys rotate needs ENCRYPTION_KEY (the new key) and ENCRYPTION_OLD_KEYS (the old ones)")
+        raise ConfigurationError(
+            "sniper keys rotate needs ENCRYPTION_KEY (the new key) and ENCRYPTION_OLD_KEYS (the old ones)"
+        )
     return asyncio.run(rotate(settings, out))
 
 

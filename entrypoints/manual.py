@@ -87,9 +87,11 @@ async def run_manual_snipe(settings: Settings, command: SnipeCommand, out: TextI
         execute = await container.get(ExecuteSnipe)
         unreachable = await mexc_unreachable(settings)
         launch = command.at or clock.now()
+        when = f"{launch:%Y-%m-%d %H:%M:%S.%f}"[:-3]  # milliseconds
+        cap = "" if command.max_price is None else f" at most {command.max_price} each"
         out.write(
             f"{'LIVE' if command.live else 'paper'} snipe of {command.symbol} for {command.quote_amount} "
-            f"{command.symbol.quote}{'' if command.max_price is None else f' at most {command.max_price} each'} at {launch:%Y-%m-%d %H:%M:%S.%f}"[:-3] + f" UTC via {settings.mexc.base_url}\n"
+            f"{command.symbol.quote}{cap} at {when} UTC via {settings.mexc.base_url}\n"
         )
         if unreachable is not None:
             out.write(f"warning: {unreachable}; the snipe goes on, and fails unless MEXC answers before its window "
@@ -115,7 +117,8 @@ async def run_manual_snipe(settings: Settings, command: SnipeCommand, out: TextI
     except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels this task
         if store is None:
             raise SnipeInterrupted("nothing was recorded") from None
-        raise SnipeInterrupted(await _left_by_interruption(store, target_id, f"cli:{settings.user_id}", clock)) from None
+        left = await _left_by_interruption(store, target_id, f"cli:{settings.user_id}", clock)
+        raise SnipeInterrupted(left) from None
     finally:
         await container.close()
 
@@ -135,10 +138,10 @@ async def _left_by_interruption(store: EventStore, target_id: str | None, by: st
             continue
         return f"snipe target {target_id} cancelled by {by}; no order was sent"
     if target.status is TargetStatus.EXECUTING:
-        assert target.deadline_at is not None
+        until = "its deadline" if target.deadline_at is None else utc_moment(target.deadline_at)
         return (f"snipe target {target_id} is left executing: its market buy may have left. "
                 f"Run `sniper reconcile` to settle it: it records the fill if the order landed, else sends it "
-                f"while the snipe window is open (until {utc_moment(target.deadline_at)}; `sniper halt` first "
+                f"while the snipe window is open (until {until}; `sniper halt` first "
                 "refuses that) or records it failed")
     return f"snipe target {target_id} is {target.status.value}" + (f": {target.failure}" if target.failure else "")
 
@@ -174,9 +177,9 @@ def write_reconciliation(report: ReconciliationReport, out: TextIO) -> None:
             out.write(f"scheduled snipe {view.target_id}: {view.symbol} for {view.user_id}, launch {launch}; "
                       "no order sent yet\n")
         else:
-            out.write(f"scheduled snipe {view.target_id}: {view.symbol} for {view.user_id}, launch {launch}; recorded as "
-                      "submitted, but no order can leave before its launch: its executor sends it then (if that "
-                      "process has stopped, run `sniper reconcile` again once the launch has come)\n")
+            out.write(f"scheduled snipe {view.target_id}: {view.symbol} for {view.user_id}, launch {launch}; "
+                      "recorded as submitted, but no order can leave before its launch: its executor sends it then "
+                      "(if that process has stopped, run `sniper reconcile` again once the launch has come)\n")
     for position_id in report.exits_settled:
         out.write(f"settled exit of position {position_id}\n")
     for position_id in report.exits_unresolved:

@@ -233,7 +233,9 @@ async def build_commands(container: AsyncContainer, settings: Settings, stack: c
     )
 
 
-async def _live_balances(settings: Settings, store: EventStore, stack: contextlib.AsyncExitStack) -> LiveBalances | None:
+async def _live_balances(
+    settings: Settings, store: EventStore, stack: contextlib.AsyncExitStack,
+) -> LiveBalances | None:
     """A live deployment reads live traders' balances with their own stored keys (as the API
     does); a paper one has no live account to read."""
     if not (settings.worker.market == "mexc" and settings.worker.live):

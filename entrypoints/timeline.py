@@ -74,7 +74,8 @@ def describe(rec: Recorded) -> tuple[str, str]:
         case ListingAnnounced():
             return ev.symbol, f"listing announced: {ev.full_name}, launch {ev.launch_at:%Y-%m-%d %H:%M:%S}"
         case ListingReadyDetected():
-            return ev.symbol, f"ready state (sts={ev.sts}, st={ev.st}, tt={ev.tt}) seen {_lead(ev.lead_seconds)} before launch"
+            return ev.symbol, (f"ready state (sts={ev.sts}, st={ev.st}, tt={ev.tt}) "
+                               f"seen {_lead(ev.lead_seconds)} before launch")
         case SnipeTargetCreated():
             cap = "" if ev.max_entry_price is None else f", entry capped at {fmt(ev.max_entry_price)}"
             return ev.symbol, (f"target {ev.target_id} created: {fmt(ev.quote_amount)} {ev.quote_asset}, exit plan "
@@ -82,7 +83,8 @@ def describe(rec: Recorded) -> tuple[str, str]:
         case SnipeTargetReady():
             return "", f"target {ev.target_id} ready ({ev.pattern}, confidence {fmt(ev.confidence)})"
         case SnipeScheduled():
-            return "", f"snipe {ev.target_id} scheduled for {ev.execute_at:%H:%M:%S}, deadline {ev.deadline_at:%H:%M:%S}"
+            return "", (f"snipe {ev.target_id} scheduled for {ev.execute_at:%H:%M:%S}, "
+                        f"deadline {ev.deadline_at:%H:%M:%S}")
         case SnipeOrderSubmitted():
             if ev.max_entry_price is not None:
                 return ev.symbol, (f"IOC limit buy for {fmt(ev.quote_amount)} at most {fmt(ev.max_entry_price)} each "
@@ -90,7 +92,8 @@ def describe(rec: Recorded) -> tuple[str, str]:
             return ev.symbol, f"market buy for {fmt(ev.quote_amount)} submitted (client id {ev.client_order_id})"
         case SnipeOrderFilled():
             return "", (
-                f"FILLED {fmt(ev.quantity)} @ {fmt(ev.price)} = {fmt(ev.quote_spent)}, fee {fmt(ev.fee)} {ev.fee_asset}; "
+                f"FILLED {fmt(ev.quantity)} @ {fmt(ev.price)} = {fmt(ev.quote_spent)}, "
+                f"fee {fmt(ev.fee)} {ev.fee_asset}; "
                 f"{ev.attempts} attempt{'s' if ev.attempts != 1 else ''}, {fmt(ev.latency_ms, 1)} ms after launch"
             )
         case SnipeOrderRejected():

@@ -212,7 +212,8 @@ async def run_worker(
                 out.write("snipes are durable jobs on SAQ (Redis): each runs on one worker; "
                           f"{', '.join(shared_polls)} run once per slot across workers\n")
             o = settings.observability
-            if o.telegram_bot_token and not o.telegram_webhook_secret:  # the control bot, under its deployment-wide lease
+            # The control bot, under its deployment-wide lease.
+            if o.telegram_bot_token and not o.telegram_webhook_secret:
                 jobs.push_async_callback(await _start_telegram_bot(container, settings, out))
             stoppers = _install_stops(supervisor, run, stop_signals)
             if duration is not None:
@@ -475,7 +476,9 @@ async def _print_events(store: EventStore, after: int, out: TextIO, label, stop:
             await asyncio.wait_for(stop.wait(), 0.2)
 
 
-async def _start_telegram_bot(container: AsyncContainer, settings: Settings, out: TextIO) -> Callable[[], Awaitable[None]]:
+async def _start_telegram_bot(
+    container: AsyncContainer, settings: Settings, out: TextIO,
+) -> Callable[[], Awaitable[None]]:
     """Start the Telegram bot beside the agents; what stops it. A bot that fails is logged and the
     worker trades on: Telegram is a cockpit, never in the way of a snipe."""
     from entrypoints.telegram import run_bot

@@ -98,7 +98,8 @@ def _key_points(shape: str, end: Decimal, rng: random.Random) -> tuple[list[tupl
         return [(z, ONE), (spike_t, _u(rng, "1.4", "1.9")), (_u(rng, "30", "60"), _u(rng, "0.85", "0.95")),
                 (end, _u(rng, "0.2", "0.45"))], Decimal("0.005")
     if shape == "gap_down":
-        return [(z, ONE), (_u(rng, "0.4", "0.9"), _u(rng, "0.70", "0.85")), (end, _u(rng, "0.6", "0.9"))], Decimal("0.003")
+        dip = (_u(rng, "0.4", "0.9"), _u(rng, "0.70", "0.85"))
+        return [(z, ONE), dip, (end, _u(rng, "0.6", "0.9"))], Decimal("0.003")
     if shape == "moonshot":
         return [(z, ONE), (Decimal(600), _u(rng, "2.0", "2.8")), (end * Decimal("0.6"), _u(rng, "5", "7")),
                 (end, _u(rng, "4", "6"))], Decimal("0.005")
@@ -163,7 +164,8 @@ def render(doc: dict[str, object]) -> str:
     head = {k: v for k, v in doc.items() if k != "prices"}
     lines = ["{"] + [f"  {json.dumps(k)}: {json.dumps(v)}," for k, v in head.items()] + ['  "prices": [']
     points = doc["prices"]
-    assert isinstance(points, list)
+    if not isinstance(points, list):
+        raise TypeError(f"a recording's prices are a list, got {type(points).__name__}")
     lines += [f"    {json.dumps(p)}{',' if i < len(points) - 1 else ''}" for i, p in enumerate(points)]
     lines += ["  ]", "}", ""]
     return "\n".join(lines)

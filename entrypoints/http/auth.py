@@ -93,7 +93,8 @@ async def callback(
     await cache.delete(_pending_key(oauth_state))  # one callback per login
     pending = msgspec.json.decode(raw, type=_Pending)
     try:
-        signed_in = await flow.kinde.finish(code, oauth_state, LoginRequest(pending.url, pending.state, pending.code_verifier))
+        login = LoginRequest(pending.url, pending.state, pending.code_verifier)
+        signed_in = await flow.kinde.finish(code, oauth_state, login)
     except SignInFailed as exc:
         return error_response(400, str(exc))
     body = SignedInOut(signed_in.identity.user_id, signed_in.identity.email, signed_in.access_token,

@@ -68,7 +68,9 @@ class CachedReadModels:
         return await self._cached(("daily_pnl", user_id, day_from, day_to),
                                   lambda: self._inner.daily_pnl(user_id, day_from, day_to))
 
-    async def trade_history(self, user_id: str, limit: int = 100, before_position: int | None = None) -> list[TradeRecord]:
+    async def trade_history(
+        self, user_id: str, limit: int = 100, before_position: int | None = None,
+    ) -> list[TradeRecord]:
         return await self._cached(("trades", user_id, limit, before_position),
                                   lambda: self._inner.trade_history(user_id, limit, before_position))
 

@@ -87,7 +87,9 @@ from entrypoints.http.schemas import (
 from entrypoints.http.telegram_routes import TELEGRAM_HANDLERS
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"
-TargetId = Annotated[str, PathParameter(pattern=ID_PATTERN, max_length=200, description="a target id, e.g. t-1a2b3c4d5e6f")]
+TargetId = Annotated[
+    str, PathParameter(pattern=ID_PATTERN, max_length=200, description="a target id, e.g. t-1a2b3c4d5e6f")
+]
 PositionId = Annotated[str, PathParameter(pattern=ID_PATTERN, max_length=200)]
 StrategyPath = Annotated[str, PathParameter(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$", max_length=40)]
 
@@ -163,7 +165,9 @@ async def put_settings(
 
 
 @get("/exit-strategies", responses=error_responses(*AUTH), summary="Preset and own exit strategies")
-async def list_strategies(identity: FromDishka[Identity], query: FromDishka[ListExitStrategies]) -> list[ExitStrategyOut]:
+async def list_strategies(
+    identity: FromDishka[Identity], query: FromDishka[ListExitStrategies],
+) -> list[ExitStrategyOut]:
     return [ExitStrategyOut.of(s) for s in await query(_user(identity))]
 
 
@@ -177,7 +181,8 @@ async def get_strategy(
 @put("/exit-strategies/{name:str}", status_code=HTTP_200_OK, responses=error_responses(*AUTH, 409, 413, 422),
      summary="Save an exit strategy of your own (preset names are reserved)")
 async def put_strategy(
-    name: StrategyPath, data: JSONBody[ExitPlanBody], identity: FromDishka[Identity], save: FromDishka[SaveExitStrategy],
+    name: StrategyPath, data: JSONBody[ExitPlanBody], identity: FromDishka[Identity],
+    save: FromDishka[SaveExitStrategy],
     query: FromDishka[GetExitStrategy],
 ) -> ExitStrategyOut:
     await save(_user(identity), data.to_domain(name))
@@ -186,7 +191,9 @@ async def put_strategy(
 
 @delete("/exit-strategies/{name:str}", status_code=HTTP_204_NO_CONTENT, responses=error_responses(*AUTH, 404, 409),
         summary="Delete an exit strategy of your own")
-async def delete_strategy(name: StrategyPath, identity: FromDishka[Identity], drop: FromDishka[DeleteExitStrategy]) -> None:
+async def delete_strategy(
+    name: StrategyPath, identity: FromDishka[Identity], drop: FromDishka[DeleteExitStrategy],
+) -> None:
     await drop(_user(identity), name)
 
 
@@ -219,7 +226,8 @@ async def _own_target(read_models: ReadModels, user_id: str, target_id: str) -> 
 
 @get("/targets", responses=error_responses(*AUTH), summary="Your snipe targets, in the order they were created")
 async def list_targets(
-    identity: FromDishka[Identity], read_models: FromDishka[ReadModels], status: Annotated[list[TargetStatusName] | None, QueryParameter()] = None
+    identity: FromDishka[Identity], read_models: FromDishka[ReadModels],
+    status: Annotated[list[TargetStatusName] | None, QueryParameter()] = None,
 ) -> list[TargetOut]:
     views = await read_models.targets(_user(identity), set(status) if status else None)
     return [TargetOut.of(v) for v in views]
@@ -243,19 +251,24 @@ async def create_target(
 
 
 @get("/targets/{target_id:str}", responses=error_responses(*AUTH, 404), summary="One of your snipe targets")
-async def get_target(target_id: TargetId, identity: FromDishka[Identity], read_models: FromDishka[ReadModels]) -> TargetOut:
+async def get_target(
+    target_id: TargetId, identity: FromDishka[Identity], read_models: FromDishka[ReadModels],
+) -> TargetOut:
     return await _own_target(read_models, _user(identity), target_id)
 
 
 @patch("/targets/{target_id:str}", responses=error_responses(*AUTH, 404, 409, 413, 422),
        summary="Change amount, exit strategy or entry price cap of a target whose order was not sent yet")
 async def update_target(
-    target_id: TargetId, data: JSONBody[TargetPatch], identity: FromDishka[Identity], update: FromDishka[UpdateSnipeTarget],
+    target_id: TargetId, data: JSONBody[TargetPatch], identity: FromDishka[Identity],
+    update: FromDishka[UpdateSnipeTarget],
     refresh: FromDishka[ReadModelRefresh], read_models: FromDishka[ReadModels],
 ) -> TargetOut:
     amount = parse_money(data.quote_amount) if data.quote_amount is not None else None
     cap = parse_money(data.max_entry_price) if data.max_entry_price is not None else None
-    await update(SnipeAmendment(_user(identity), target_id, amount, data.exit_strategy, cap, data.clear_max_entry_price))
+    await update(
+        SnipeAmendment(_user(identity), target_id, amount, data.exit_strategy, cap, data.clear_max_entry_price)
+    )
     await refresh()
     return await _own_target(read_models, _user(identity), target_id)
 
@@ -304,7 +317,8 @@ async def portfolio(
 
 @get("/positions", responses=error_responses(*AUTH), summary="Your positions")
 async def list_positions(
-    identity: FromDishka[Identity], read_models: FromDishka[ReadModels], open_only: Annotated[bool, QueryParameter()] = False
+    identity: FromDishka[Identity], read_models: FromDishka[ReadModels],
+    open_only: Annotated[bool, QueryParameter()] = False,
 ) -> list[PositionOut]:
     return [PositionOut.of(p) for p in await read_models.positions(_user(identity), open_only=open_only)]
 
@@ -356,7 +370,8 @@ async def audit(
 
 # --- emergency stop and agents ---------------------------------------------------------------
 
-@get("/emergency-stop", responses=error_responses(*AUTH), summary="Whether trading is halted for you (a global stop counts)")
+@get("/emergency-stop", responses=error_responses(*AUTH),
+     summary="Whether trading is halted for you (a global stop counts)")
 async def get_stop(identity: FromDishka[Identity], read_models: FromDishka[ReadModels]) -> StopOut:
     reason = await read_models.halted(_user(identity))
     return StopOut(reason is not None, reason)
