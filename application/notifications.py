@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -650,7 +651,7 @@ class NotificationDelivery:
                 continue
             task = asyncio.create_task(self._drain(key, entries), name=f"notify-{key[1]}")
             self._draining[key] = task
-            task.add_done_callback(lambda _t, k=key: self._draining.pop(k, None))
+            task.add_done_callback(functools.partial(self._drained, key))
             started += len(entries)
         self.started = started
         return started
@@ -674,6 +675,9 @@ class NotificationDelivery:
             for task in late:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _drained(self, key: tuple[str, str], _task: asyncio.Task[None]) -> None:
+        self._draining.pop(key, None)
 
     async def _drain(self, key: tuple[str, str], entries: list[OutboxEntry]) -> None:
         user_id, channel = key

@@ -87,7 +87,7 @@ class Trader(Aggregate):
         self.configured = False
 
     @classmethod
-    def for_user(cls, user_id: str) -> "Trader":
+    def for_user(cls, user_id: str) -> Trader:
         if not user_id:
             raise InvalidValue("a trader needs a user id")
         trader = cls(trader_stream(user_id), user_id)
@@ -104,12 +104,15 @@ class Trader(Aggregate):
             raise InvalidValue(f"quote amount must be positive, got {amount}")
         risk = wanted.risk
         if amount > risk.max_quote_per_snipe:
-            raise InvalidValue(f"quote amount {amount} exceeds the risk profile's per-snipe limit {risk.max_quote_per_snipe}")
+            raise InvalidValue(
+                f"quote amount {amount} exceeds the risk profile's per-snipe limit {risk.max_quote_per_snipe}"
+            )
         asset = wanted.quote_asset.strip().upper()
         if not _ASSET_RE.fullmatch(asset):
             raise InvalidValue(f"quote asset must be 1-16 letters or digits, got {wanted.quote_asset!r}")
         if asset not in risk.allowed_quote_assets:
-            raise InvalidValue(f"quote asset {asset} is not among the allowed ones ({', '.join(risk.allowed_quote_assets)})")
+            allowed_ones = ", ".join(risk.allowed_quote_assets)
+            raise InvalidValue(f"quote asset {asset} is not among the allowed ones ({allowed_ones})")
         for allowed in risk.allowed_quote_assets:
             if not _ASSET_RE.fullmatch(allowed):
                 raise InvalidValue(f"allowed quote assets must be 1-16 upper-case letters or digits, got {allowed!r}")

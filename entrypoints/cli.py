@@ -28,7 +28,8 @@ EXIT_FAILED = 1
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sniper", description="Snipe new MEXC spot listings (paper trading by default).")
+    parser = argparse.ArgumentParser(prog="sniper",
+                                     description="Snipe new MEXC spot listings (paper trading by default).")
     parser.add_argument("-V", "--version", action="version", version=f"sniper {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -20,7 +20,7 @@ def _tickers(cell: str) -> frozenset[str]:
 def these_traders(world: World, datatable: list[list[str]]) -> None:
     header, *rows = datatable
     for row in rows:
-        r = dict(zip(header, (c.strip() for c in row)))
+        r = dict(zip(header, (c.strip() for c in row), strict=True))
         assert r["auto-snipe"] in ("on", "off"), r
         world.put_trader(TraderSettings(
             user_id=r["user"],
@@ -98,7 +98,7 @@ def targets_created_for(world: World, users: str) -> None:
 def targets_watching(world: World, ticker: str, datatable: list[list[str]]) -> None:
     header, *rows = datatable
     for row in rows:
-        r = dict(zip(header, row))
+        r = dict(zip(header, row, strict=True))
         target = world.target(r["user"], ticker)
         assert target.status.value == "watching"
         assert target.symbol is not None and target.symbol.code == world.symbol_code(ticker)

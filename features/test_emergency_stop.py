@@ -7,15 +7,17 @@ from decimal import Decimal
 
 from pytest_bdd import given, scenarios, then, when
 
-from application.ports import OrderReport, OrderSide, OrderStatus
+from adapters.eventstore.codec import decode_event
 from application import repository
+from application.ports import OrderReport, OrderSide, OrderStatus
 from application.use_cases.monitor import MONITOR
 from application.use_cases.safety import EmergencyStopResult
-from adapters.eventstore.codec import decode_event
 from domain.events import EmergencyStopActivated, ExitFilled, Recorded
 from domain.safety import Halt, SafetySwitch, safety_stream
-from features.conftest import activate_stop as _activate, book_position, clear_stop as _clear, step
 from domain.values import ClientOrderId, Symbol
+from features.conftest import activate_stop as _activate
+from features.conftest import book_position, step
+from features.conftest import clear_stop as _clear
 from features.world import ExchangeWithRestingOrders, World
 
 scenarios("emergency_stop.feature")
@@ -103,7 +105,9 @@ def monitor_trips(world: World, scope: str, reason: str) -> None:
 @given(step('the safety monitor tripped the emergency stop for {scope:Name} before stops recorded "automatic"'))
 def monitor_tripped_long_ago(world: World, scope: str) -> None:
     """As such a stop reads back today: no `automatic` in its payload, so automatic=False."""
-    payload = b'{"scope":"%s","reason":"daily loss limit reached","activated_by":"%s"}' % (scope.encode(), MONITOR.encode())
+    payload = b'{"scope":"%s","reason":"daily loss limit reached","activated_by":"%s"}' % (
+        scope.encode(), MONITOR.encode()
+    )
     event = decode_event("EmergencyStopActivated", payload)
     assert isinstance(event, EmergencyStopActivated) and event.automatic is False
     world.run(world.store.append([Recorded(f"safety-{scope}", 1, world.clock.now(), scope, "old", event)]))
@@ -162,7 +166,9 @@ def none_was_active(world: World, scope: str) -> None:
     assert scope not in world.book.stops
 
 
-@then(step('the answer is that the emergency stop for {scope:Name} has been active since {moment:Time} because "{reason}"'))
+@then(step(
+    'the answer is that the emergency stop for {scope:Name} has been active since {moment:Time} because "{reason}"'
+))
 def active_since(world: World, scope: str, moment: str, reason: str) -> None:
     result = world.result
     assert isinstance(result, EmergencyStopResult), result

@@ -31,8 +31,8 @@ def exits_are(world: World, user: str, ticker: str, datatable: list[list[str]]) 
     events = world.position_events(user, ticker)
     fills = [(i, r.event) for i, r in enumerate(events) if isinstance(r.event, ExitFilled)]
     assert [type(e).__name__ for _, e in fills] == [row[0] for row in rows]
-    for (index, fill), row in zip(fills, rows):
-        expected = dict(zip(header, row))
+    for (index, fill), row in zip(fills, rows, strict=True):
+        expected = dict(zip(header, row, strict=True))
         assert fill.level == (None if expected["level"] == "-" else int(expected["level"]))
         assert fill.quantity == dec(expected["quantity"])
         assert fill.price == dec(expected["price"])
@@ -70,7 +70,9 @@ def closed_with(world: World, user: str, ticker: str, pnl: Decimal) -> None:
     assert view.closed_at == events[-1].occurred_at
 
 
-@then(step("PositionClosed records cost {cost:Dec}, proceeds {proceeds:Dec}, fees {fees:Dec} and realised P&L {pnl:Dec}"))
+@then(
+    step("PositionClosed records cost {cost:Dec}, proceeds {proceeds:Dec}, fees {fees:Dec} and realised P&L {pnl:Dec}")
+)
 def position_closed_totals(world: World, cost: Decimal, proceeds: Decimal, fees: Decimal, pnl: Decimal) -> None:
     (closed,) = world.events_named("PositionClosed")
     event = closed.event

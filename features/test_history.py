@@ -162,7 +162,7 @@ def they_are(world: World, datatable: list[list[str]]) -> None:
     header, *rows = datatable
     assert len(rows) == len(targets)
     for row in rows:
-        r = dict(zip(header, row))
+        r = dict(zip(header, row, strict=True))
         tid = world.target_id(r["user"], r["ticker"])
         assert targets[tid].status.value == r["target"]
         pid = position_id_for(tid)

@@ -13,7 +13,7 @@ from application.ports import OrderSide
 from application.trade_book import TradeBook
 from application.use_cases.snipe import SnipeResult
 from features.conftest import step
-from features.world import DyingExchange, World, WorkerDied
+from features.world import DyingExchange, WorkerDied, World
 
 scenarios("snipe.feature")
 
@@ -59,7 +59,9 @@ def two_workers(world: World, user: str, ticker: str) -> None:
 @given(step("snipe leases last {seconds:d} s"))
 def lease_ttl(world: World, seconds: int) -> None:
     # A lease this short needs a send's time in flight shorter still: the paper exchange answers at once.
-    world.timing = replace(world.timing, lease_ttl=timedelta(seconds=seconds), send_in_flight=timedelta(milliseconds=100))
+    world.timing = replace(
+        world.timing, lease_ttl=timedelta(seconds=seconds), send_in_flight=timedelta(milliseconds=100)
+    )
 
 
 @when(step(
@@ -82,7 +84,8 @@ def second_worker_takes_over(world: World, user: str, ticker: str, moment: str) 
 
 
 @when(step(
-    "{person:Name} activates the global emergency stop at {moment:Time} while {user:Name}'s snipe of {ticker:Name} is retrying"
+    "{person:Name} activates the global emergency stop at {moment:Time} "
+    "while {user:Name}'s snipe of {ticker:Name} is retrying"
 ))
 def stop_pressed_while_retrying(world: World, person: str, moment: str, user: str, ticker: str) -> None:
     job = world.take_job(user, ticker)
@@ -173,7 +176,9 @@ def filled_after(world: World, attempts: int, moment: str) -> None:
     assert filled.occurred_at == world.at(moment)
 
 
-@then(step("the exchange received {count:d} buys for {ticker:Name}, every one with the client order id of SnipeScheduled"))
+@then(
+    step("the exchange received {count:d} buys for {ticker:Name}, every one with the client order id of SnipeScheduled")
+)
 def buys_with_coid(world: World, count: int, ticker: str) -> None:
     coid = _only(world, "SnipeScheduled").event.client_order_id
     buys = world.paper_calls("buy", ticker)
@@ -206,7 +211,8 @@ def open_position_from_fill(world: World, user: str, ticker: str) -> None:
 
 
 @then(step(
-    "SnipeOrderFilled records price {price:Dec}, quantity {quantity:Dec}, quote spent {spent:Dec} and fee {fee:Dec} USDT"
+    "SnipeOrderFilled records price {price:Dec}, quantity {quantity:Dec}, "
+    "quote spent {spent:Dec} and fee {fee:Dec} USDT"
 ))
 def fill_amounts(world: World, price: Decimal, quantity: Decimal, spent: Decimal, fee: Decimal) -> None:
     event = _only(world, "SnipeOrderFilled").event

@@ -187,7 +187,9 @@ class World:
         return SyncCalendar(self.store, self.paper, self.traders, self.clock, self.book)
 
     def detect_ready(self) -> DetectReadyStates:
-        return DetectReadyStates(self.store, self.paper, self.traders, self.scheduler, self.clock, self.book, self.timing)
+        return DetectReadyStates(
+            self.store, self.paper, self.traders, self.scheduler, self.clock, self.book, self.timing
+        )
 
     def execute_snipe(
         self, exchange: ExchangeTrading | None = None, book: TradeBook | None = None,
@@ -308,7 +310,8 @@ class World:
         """The worker loop of entrypoints/demo.py: poll the calendar (30 s) and the symbol
         states (10 s), run due snipes side by side, feed price ticks; jump between moments."""
         paper = self.paper
-        sync, detect, execute, manage = self.sync_calendar(), self.detect_ready(), self.execute_snipe(), self.manage_positions()
+        sync, detect = self.sync_calendar(), self.detect_ready()
+        execute, manage = self.execute_snipe(), self.manage_positions()
         poll_calendar, poll_states = timedelta(seconds=30), timedelta(seconds=10)
         while self.now <= end:
             now = self.now

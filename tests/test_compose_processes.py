@@ -141,7 +141,8 @@ class Service:
                                                              stdout=out, stderr=err)
 
     def output(self) -> str:
-        return f"--- {self.name} stdout\n{self.stdout.read_text()[-3000:]}\n--- stderr\n{self.stderr.read_text()[-6000:]}"
+        return (f"--- {self.name} stdout\n{self.stdout.read_text()[-3000:]}\n"
+                f"--- stderr\n{self.stderr.read_text()[-6000:]}")
 
     async def stop(self) -> int:
         assert self.proc is not None
@@ -200,7 +201,9 @@ async def _postgres_admin(postgres_url: str, sql: str) -> None:
     import asyncpg
     from sqlalchemy.engine import make_url
 
-    conn = await asyncpg.connect(make_url(postgres_url).set(drivername="postgresql").render_as_string(hide_password=False))
+    conn = await asyncpg.connect(
+        make_url(postgres_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
     try:
         await conn.execute(sql)
     finally:
@@ -282,7 +285,9 @@ async def test_each_compose_service_runs_as_shipped_and_passes_its_health_check(
                                          redis_url=redis_url, redis_prefix=prefix, mexc_url=fake.base_url)
 
             port = free_port()
-            code, out, err = await run([SNIPER, *COMPOSE["services"]["migrate"]["command"]], env_of("migrate"), tmp_path)
+            code, out, err = await run(
+                [SNIPER, *COMPOSE["services"]["migrate"]["command"]], env_of("migrate"), tmp_path
+            )
             assert code == 0, out + err
             api = Service("api", api_command(port), env_of("api"), tmp_path)
             worker = Service("worker", list(COMPOSE["services"]["worker"]["command"]), env_of("worker"), tmp_path)

@@ -47,7 +47,9 @@ def reads_the_wall_clock(path: Path, seen: set[Path] | None = None) -> bool:
         return True
     # The fixtures of its directory's conftest (not what that conftest imports for other tests).
     conftest = path.parent / "conftest.py"
-    return (conftest.is_file() and _marked(conftest)) or any(reads_the_wall_clock(p, seen) for p in _local_imports(path))
+    return (conftest.is_file() and _marked(conftest)) or any(
+        reads_the_wall_clock(p, seen) for p in _local_imports(path)
+    )
 
 
 def _marked(path: Path) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -146,7 +147,8 @@ class ManagePositions:
                 halt = await self._halt(view.user_id, switches)
                 if halt is Halt.EVERYTHING:
                     continue
-                outcomes += await self._manage(view.position_id, tick, protective_only=halt is Halt.PROTECTIVE_EXITS_ONLY)
+                protective_only = halt is Halt.PROTECTIVE_EXITS_ONLY
+                outcomes += await self._manage(view.position_id, tick, protective_only=protective_only)
             except ConcurrencyConflict:
                 continue  # another process handled this position on this tick
             except Exception as exc:  # noqa: BLE001 - one position's failure must not skip the others
@@ -286,7 +288,8 @@ class ManagePositions:
     async def _rules(self, position: Position, exchange: ExchangeTrading, now: datetime) -> SymbolRules | None:
         """The pair's rules as the exchange states them now, or None when they cannot be learnt
         (asked again after `_RULES_RETRY`). MexcExchange keeps them once loaded: no request per tick."""
-        assert position.symbol is not None
+        if position.symbol is None:
+            raise _unopened(position)
         source = _rules_of(exchange) or self.market
         if source is None:
             return None
@@ -312,7 +315,8 @@ class ManagePositions:
         if position.position_id in self._waiting_for_rules:
             return
         self._waiting_for_rules.add(position.position_id)
-        assert position.symbol is not None
+        if position.symbol is None:
+            raise _unopened(position)
         _log.warning("position %s: %s %s left, finer than the step recorded (%d decimals) and the pair's rules are "
                      "unknown: kept open, not written off, until they are (%s exit waits)",
                      position.position_id, position.remaining, position.symbol.base, position.quantity_scale,
@@ -324,7 +328,8 @@ class ManagePositions:
     ) -> ExitOutcome | None:
         """Send the exit, unless the account is known (or likely) to hold less than it sells.
         None: nothing to do before the next look at a shortfall."""
-        assert position.symbol is not None
+        if position.symbol is None:
+            raise _unopened(position)
         pid = position.position_id
         short = self._short.get(pid)
         if short is not None and cause.at < short.next_look:
@@ -359,7 +364,8 @@ class ManagePositions:
         """Sell for `decision`. With `write_off_rest`, the decision was cut to what the account
         holds, short by no more than a fee: once it fills in full, what the position holds beyond
         it is written off (only ever with the pair's rules known)."""
-        assert position.symbol is not None
+        if position.symbol is None:
+            raise _unopened(position)
         coid = position.submit_exit(decision, cause)
         # Recorded before the send, like the snipe: a crash leaves a trace to reconcile.
         await repository.save(self.store, position)
@@ -391,10 +397,8 @@ class ManagePositions:
             # Accepted, not done yet (MEXC's reply to an order carries no fill): ask once more,
             # else leave it pending; the next round asks again. Recording a failure here would
             # let a new exit sell the same shares while this one fills.
-            try:
+            with contextlib.suppress(ExchangeError):
                 report = await exchange.query_order(position.symbol, coid) or report
-            except ExchangeError:
-                pass
             if not report.status.is_final:
                 return self._outcome(position, decision, False, f"{report.status.value}, not done yet: will ask again")
         if report.executed_quantity <= 0:
@@ -403,7 +407,8 @@ class ManagePositions:
             return self._outcome(position, decision, False, reason)
         position.record_exit_fill(report.average_price, report.executed_quantity, report.fee, cause,
                                   quantity_scale=_step_of(rules))
-        if write_off_rest and report.executed_quantity == decision.quantity and position.status is not PositionStatus.CLOSED:
+        filled_in_full = report.executed_quantity == decision.quantity
+        if write_off_rest and filled_in_full and position.status is not PositionStatus.CLOSED:
             position.write_off(
                 f"not in the account: it held only {decision.quantity} {position.symbol.base} to sell", cause
             )
@@ -416,7 +421,8 @@ class ManagePositions:
         """A refused exit whose refusal would repeat on every tick: what is left is below the
         pair's minimum (written off), or the account holds less of the coin than the position
         says (see _short_of_coin)."""
-        assert position.symbol is not None
+        if position.symbol is None:
+            raise _unopened(position)
         failed = self._outcome(position, decision, False, str(refusal))
         scale = _scale(position, rules)
         # Meant to sell everything left (a capped exit was, before it was cut to the balance).
@@ -444,7 +450,8 @@ class ManagePositions:
     ) -> ExitOutcome:
         """The account holds `free` of the coin, less than `decision` sells. One balance read is
         enough to write off a fee's worth; never more than that (see the class doc)."""
-        assert position.symbol is not None
+        if position.symbol is None:
+            raise _unopened(position)
         base, pid = position.symbol.base, position.position_id
         scale = _scale(position, rules)
         free = max(free, Decimal(0))
@@ -505,7 +512,8 @@ class ManagePositions:
         """Ask for the position's exits recorded failed or missing (newest first): one the
         exchange shows filled after all (a lost reply, visible past the grace) is recorded as
         the fill it was. The outcome of the last one recorded, or None."""
-        assert position.symbol is not None
+        if position.symbol is None:
+            raise _unopened(position)
         found: ExitOutcome | None = None
         for coid in list(reversed(position.failed_exits))[:_LATE_FILL_LOOKUPS]:
             if position.status is PositionStatus.CLOSED:
@@ -517,7 +525,8 @@ class ManagePositions:
             if report is None or not report.status.is_final or report.executed_quantity <= 0:
                 continue
             if report.side is not OrderSide.SELL or report.executed_quantity > position.remaining:
-                _log.error("position %s: exit %s shows %s %s executed, which does not fit the %s held: left for a person",
+                _log.error("position %s: exit %s shows %s %s executed, which does not fit the %s held: "
+                           "left for a person",
                            position.position_id, coid, report.side.value, report.executed_quantity, position.remaining)
                 continue
             submitted = position.failed_exits[coid]
@@ -535,7 +544,8 @@ class ManagePositions:
         """An exit left pending (lost reply, crash) is resolved by its client order id
         before anything new is decided, so the same shares are never sold twice."""
         pending = position.pending_exit
-        assert pending is not None and position.symbol is not None
+        if pending is None or position.symbol is None:
+            raise _unopened(position)
         try:
             report = await exchange.query_order(position.symbol, ClientOrderId(pending.client_order_id))
         except ExchangeError:
@@ -567,7 +577,13 @@ class ManagePositions:
     ) -> ExitOutcome:
         price = report.average_price if report is not None else decision.trigger_price
         qty = report.executed_quantity if report is not None else decision.quantity
-        return ExitOutcome(position.position_id, decision.reason.value, format(qty, "f"), format(price, "f"), filled, detail)
+        return ExitOutcome(position.position_id, decision.reason.value, format(qty, "f"), format(price, "f"), filled,
+                           detail)
+
+
+def _unopened(position: Position) -> RuntimeError:
+    """Not reached: a position has its symbol (and, while exiting, its pending exit) once opened."""
+    return RuntimeError(f"position {position.position_id} ({position.status.value}) is missing what opening sets")
 
 
 def _scale(position: Position, rules: SymbolRules | None) -> int:

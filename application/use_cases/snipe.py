@@ -107,6 +107,11 @@ _BRACKET_TAIL = timedelta(milliseconds=1)
 _RATE_WINDOW = timedelta(seconds=10)
 
 
+def _unscheduled(target: SnipeTarget) -> RuntimeError:
+    """Not reached: a target has its symbol, times, order id and plan before it is executed."""
+    return RuntimeError(f"snipe target {target.target_id} ({target.status.value}) is missing its schedule")
+
+
 def _mode(target: SnipeTarget) -> str:
     return "live" if target.live else "paper"
 
@@ -253,8 +258,9 @@ class ExecuteSnipe:
             self.telemetry.annotate(symbol=target.symbol.code, user_id=target.user_id, mode=_mode(target))
         if target.status not in (TargetStatus.SCHEDULED, TargetStatus.EXECUTING):
             return SnipeOutcome(target_id, SnipeResult.SKIPPED, f"target is {target.status.value}")
-        assert target.symbol is not None and target.deadline_at is not None and target.execute_at is not None
-        assert target.client_order_id is not None
+        if (target.symbol is None or target.deadline_at is None or target.execute_at is None
+                or target.client_order_id is None):
+            raise _unscheduled(target)
         coid = ClientOrderId(target.client_order_id)
 
         if target.status is TargetStatus.SCHEDULED:
@@ -322,7 +328,8 @@ class ExecuteSnipe:
         is recorded: a send that landed is a fill, whatever the later replies said. When the
         exchange cannot tell, AmbiguousOutcome is raised and the target stays executing (the
         reconciliation resolves it by its client order id)."""
-        assert target.deadline_at is not None
+        if target.deadline_at is None:
+            raise _unscheduled(target)
         if sent.lease_lost is not None:
             # Another executor may hold the snipe now: what is left to learn or record is its to do.
             return SnipeOutcome(
@@ -362,13 +369,15 @@ class ExecuteSnipe:
             await self._record(target)
         except ConcurrencyConflict as exc:
             # Another executor (its lease lapsed into ours) recorded this snipe's outcome first.
-            return SnipeOutcome(target.target_id, SnipeResult.SKIPPED, f"outcome already recorded ({exc})", sent.attempts)
+            return SnipeOutcome(target.target_id, SnipeResult.SKIPPED, f"outcome already recorded ({exc})",
+                                sent.attempts)
         return SnipeOutcome(target.target_id, result, detail, sent.attempts)
 
     async def _cap_missed(self, target: SnipeTarget, coid: ClientOrderId, final: OrderReport) -> str:
         """Why a capped entry (an IMMEDIATE_OR_CANCEL limit buy at the cap) bought nothing: the
         price as it stands just after (best effort: one read, never holding the record back long)."""
-        assert target.symbol is not None and target.max_entry_price is not None
+        if target.symbol is None or target.max_entry_price is None:
+            raise _unscheduled(target)
         cap = format(target.max_entry_price, "f")
         price: Decimal | None = None
         try:
@@ -553,7 +562,8 @@ class ExecuteSnipe:
         path handles what the exchange then says (700003 re-syncs). Data the exchange sent
         that cannot be read is different: no order on a guess. Returns that reason, if any.
         The exchange's clock offset it measured goes into `run` (the launch is timed by it)."""
-        assert target.symbol is not None
+        if target.symbol is None:
+            raise _unscheduled(target)
         try:
             offset = await exchange.prepare(target.symbol)
         except ExchangeDataUnreadable as exc:
@@ -572,7 +582,10 @@ class ExecuteSnipe:
     async def _join_launch(self, target: SnipeTarget, run: _Run) -> None:
         """Count the traders sending into this launch (they share the IP's rate budget): best effort,
         bounded in time; a roster that cannot be reached leaves the last count."""
-        assert self.roster is not None and target.symbol is not None and target.execute_at is not None
+        if self.roster is None:  # not reached: only called with a roster
+            raise RuntimeError("no launch roster to count the traders with")
+        if target.symbol is None or target.execute_at is None:
+            raise _unscheduled(target)
         launch = f"{target.symbol.code}:{int(target.execute_at.timestamp() * 1000)}"
         try:
             count = await asyncio.wait_for(
@@ -615,7 +628,8 @@ class ExecuteSnipe:
         share of the other half (half over N) in any 10 s: together they stay inside the budget
         in any 10 s. A trader alone on its launch keeps `retry_interval` throughout (its client's
         own limiter holds it inside MEXC's 500 / 10 s)."""
-        assert target.execute_at is not None
+        if target.execute_at is None:
+            raise _unscheduled(target)
         t = self.timing
         open_at = target.execute_at - (run.clock_offset or timedelta(0))
         traders = max(1, run.traders)
@@ -643,7 +657,8 @@ class ExecuteSnipe:
         """Send until the exchange holds the order, refuses it, or the deadline passes. Between
         resends (never before the first send) the background check may stop the loop: an
         emergency stop, or a lost lease. What the sends left is for `_settle` to record."""
-        assert target.symbol is not None
+        if target.symbol is None:
+            raise _unscheduled(target)
         sent = _Sent()
         plan = run.plan or self._plan(target, run)
         try:
@@ -813,7 +828,8 @@ class ExecuteSnipe:
             return None
         exc = task.exception()
         if exc is not None:
-            _log.warning("snipe %s: the check between resends failed (%s: %s)", target.target_id, type(exc).__name__, exc)
+            _log.warning("snipe %s: the check between resends failed (%s: %s)",
+                         target.target_id, type(exc).__name__, exc)
             return None
         return task.result()
 
@@ -848,7 +864,8 @@ class ExecuteSnipe:
 
     def _accepted(self, target: SnipeTarget) -> None:
         """The exchange holds our order: how long after the launch instant that became known."""
-        assert target.execute_at is not None
+        if target.execute_at is None:
+            raise _unscheduled(target)
         waited = max(self.clock.now() - target.execute_at, timedelta(0))
         self.telemetry.observe(SNIPE_LATENCY_MS, waited / timedelta(milliseconds=1), mode=_mode(target))
 
@@ -874,7 +891,8 @@ class ExecuteSnipe:
         prepared (warm connection, MEXC's clock offset), at launch, and not while an emergency
         stop is active.
         """
-        assert target.deadline_at is not None and target.execute_at is not None
+        if target.deadline_at is None or target.execute_at is None:
+            raise _unscheduled(target)
         horizon = run.renewed_at + (self.timing.lease_ttl if run.lease.first else timedelta(0))
         last_taken_in = min(horizon, target.deadline_at + self.timing.send_in_flight)
         if last_taken_in < target.execute_at - MAX_CLOCK_LEAD:
@@ -903,7 +921,8 @@ class ExecuteSnipe:
     async def _resolve(self, target: SnipeTarget, coid: ClientOrderId, exchange: ExchangeTrading) -> OrderReport | None:
         """The order as the exchange reports it, or None when it says there is none. Raises
         AmbiguousOutcome when it cannot be asked (three tries)."""
-        assert target.symbol is not None
+        if target.symbol is None:
+            raise _unscheduled(target)
         for _ in range(3):
             try:
                 return await exchange.query_order(target.symbol, coid)
@@ -936,7 +955,8 @@ class ExecuteSnipe:
     async def _quantity_scale(self, target: SnipeTarget, report: OrderReport) -> int:
         """The pair's quantity step, for selling later. A pair this new may be missing from the
         exchange's symbol list; then the fill itself shows the step the exchange used."""
-        assert target.symbol is not None
+        if target.symbol is None:
+            raise _unscheduled(target)
         try:
             return (await self.market.symbol_rules(target.symbol)).quantity_scale
         except (NotFound, ExchangeError):
@@ -951,7 +971,8 @@ class ExecuteSnipe:
         a timeout, a 5xx, a firewall's 403) is answered by asking again, never by a resend.
         Raises AmbiguousOutcome when nothing final was learnt within the grace: the target stays
         executing and is resolved later by its client order id."""
-        assert target.symbol is not None
+        if target.symbol is None:
+            raise _unscheduled(target)
         give_up = max(deadline, self.clock.now()) + _VISIBILITY_GRACE
         interval = delay = backoff = self.timing.retry_interval
         last_error: ExchangeError | None = None
@@ -985,7 +1006,8 @@ class ExecuteSnipe:
         self, target: SnipeTarget, report: OrderReport, attempts: int, quantity_scale: int,
         halt_read_age: timedelta | None = None,
     ) -> SnipeOutcome:
-        assert target.symbol is not None and target.execute_at is not None and target.exit_plan is not None
+        if target.symbol is None or target.execute_at is None or target.exit_plan is None:
+            raise _unscheduled(target)
         now = self.clock.now()
         cause = self._cause(target, now)
         latency = Decimal((now - target.execute_at) // timedelta(microseconds=1)) / 1000
@@ -1002,7 +1024,8 @@ class ExecuteSnipe:
             await self._record(target, position)
         except ConcurrencyConflict as exc:
             # Someone recorded this fill already; the exchange still holds one order.
-            return SnipeOutcome(target.target_id, SnipeResult.SKIPPED, f"fill already recorded ({exc})", attempts, report)
+            return SnipeOutcome(target.target_id, SnipeResult.SKIPPED, f"fill already recorded ({exc})", attempts,
+                                report)
         self.telemetry.count(FILLS, side="buy", mode=_mode(target))
         try:
             await self.book.catch_up(self.store)

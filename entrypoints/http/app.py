@@ -134,7 +134,8 @@ def create_app(container: AsyncContainer, http: HttpSettings | None = None, run_
             operation_id_creator=operation_id,
         ),
         debug=False,
-        logging_config=None,  # Litestar's default takes over the root logger: the process's log is entrypoints/logs.py's
+        # Litestar's default takes over the root logger: the process's log is entrypoints/logs.py's.
+        logging_config=None,
     )
     app.state.rate_limit_per_minute = http.rate_limit_per_minute
     app.state.open_streams = OpenStreams(http.max_streams_per_user, http.max_streams)

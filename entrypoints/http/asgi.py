@@ -1,6 +1,7 @@
 """An ASGI factory for running the API under uvicorn with several worker processes:
 
-    uvicorn entrypoints.http.asgi:app --factory --http entrypoints.http.asgi:protocol --workers 2 --host 127.0.0.1 --port 8080
+    uvicorn entrypoints.http.asgi:app --factory --http entrypoints.http.asgi:protocol \\
+        --workers 2 --host 127.0.0.1 --port 8080
 
 Each worker builds its own container from the environment (like `sniper serve`). With more
 than one worker, set REDIS_URL: the rate limits and live streams are per process otherwise.

@@ -94,6 +94,8 @@ def _validation_detail(exc: ValidationException) -> str:
         if isinstance(item, dict):
             where = item.get("key") or item.get("source") or ""
             message = str(item.get("message", "")).strip()
+            if where == "data" and message == "'data'":  # Litestar's KeyError for a request without a body
+                message = "a JSON body is required"
             problems.append(f"{where}: {message}" if where else message)
     if problems:
         return "; ".join(problems)[:1000]

@@ -101,9 +101,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._body_timer = _cancelled(self._body_timer)
 
 
-def _cancelled(timer: asyncio.TimerHandle | None) -> None:
+def _cancelled(timer: asyncio.TimerHandle | None) -> asyncio.TimerHandle | None:
+    """Cancels the timer if there is one; None, to keep in its place."""
     if timer is not None:
         timer.cancel()
+    return None
 
 
 def guarded_protocol(limits: HttpSettings) -> Callable[..., GuardedHttpToolsProtocol]:

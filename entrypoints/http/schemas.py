@@ -97,7 +97,9 @@ class Me(Struct):
 
 # What application.credentials.validate_credentials accepts: printable ASCII, no whitespace, a sane length.
 ApiKey = Annotated[str, Meta(min_length=API_KEY_LENGTHS[0], max_length=API_KEY_LENGTHS[1], pattern=r"^[!-~]+$")]
-SecretKey = Annotated[str, Meta(min_length=SECRET_KEY_LENGTHS[0], max_length=SECRET_KEY_LENGTHS[1], pattern=r"^[!-~]+$")]
+SecretKey = Annotated[
+    str, Meta(min_length=SECRET_KEY_LENGTHS[0], max_length=SECRET_KEY_LENGTHS[1], pattern=r"^[!-~]+$")
+]
 
 
 class CredentialsIn(Struct, forbid_unknown_fields=True):
@@ -126,7 +128,7 @@ class CredentialsOut(Struct):
     updated_at: datetime
 
     @classmethod
-    def of(cls, s: CredentialSummary) -> "CredentialsOut":
+    def of(cls, s: CredentialSummary) -> CredentialsOut:
         return cls(s.api_key_hint, s.key_version, s.stored_at, s.updated_at)
 
 
@@ -136,7 +138,7 @@ class CredentialsTestOut(Struct):
     detail: str
 
     @classmethod
-    def of(cls, r: CredentialCheckResult) -> "CredentialsTestOut":
+    def of(cls, r: CredentialCheckResult) -> CredentialsTestOut:
         return cls(r.ok, r.can_trade, r.detail)
 
 
@@ -151,7 +153,7 @@ class RiskProfileBody(Struct, forbid_unknown_fields=True):
     live: bool = False
 
     @classmethod
-    def of(cls, r: RiskProfile) -> "RiskProfileBody":
+    def of(cls, r: RiskProfile) -> RiskProfileBody:
         return cls(
             money(r.max_quote_per_snipe), r.max_concurrent_positions, money(r.max_daily_loss),
             money(r.max_total_exposure), list(r.allowed_quote_assets), r.live,
@@ -183,7 +185,7 @@ class SettingsBody(Struct, forbid_unknown_fields=True):
     max_entry_price: EntryPriceCap | None = None
 
     @classmethod
-    def of(cls, p: TradingPreferences) -> "SettingsBody":
+    def of(cls, p: TradingPreferences) -> SettingsBody:
         return cls(
             p.auto_snipe, money(p.quote_amount), p.quote_asset, p.exit_strategy, money(p.min_confidence),
             RiskProfileBody.of(p.risk), list(p.only_tickers), list(p.skip_tickers),
@@ -243,7 +245,7 @@ class ExitStrategyOut(Struct):
     max_hold_seconds: int | None
 
     @classmethod
-    def of(cls, s: ExitStrategy) -> "ExitStrategyOut":
+    def of(cls, s: ExitStrategy) -> ExitStrategyOut:
         p = s.plan
         return cls(
             p.name, s.preset, s.default,
@@ -264,7 +266,7 @@ class ListingOut(Struct):
     ready: bool
 
     @classmethod
-    def of(cls, v: ListingView) -> "ListingOut":
+    def of(cls, v: ListingView) -> ListingOut:
         return cls(v.coin_id, v.ticker, v.symbol, v.launch_at, v.ready)
 
 
@@ -326,7 +328,7 @@ class TargetOut(Struct):
     max_entry_price: str | None = None
 
     @classmethod
-    def of(cls, v: TargetView) -> "TargetOut":
+    def of(cls, v: TargetView) -> TargetOut:
         return cls(
             v.target_id, v.coin_id, v.symbol, v.launch_at, money(v.quote_amount), v.exit_strategy, v.status,
             money(v.confidence), v.execute_at, v.reason, v.live,
@@ -359,7 +361,7 @@ class PositionOut(Struct):
     unrealised_pnl: str | None = None
 
     @classmethod
-    def of(cls, p: PositionView) -> "PositionOut":
+    def of(cls, p: PositionView) -> PositionOut:
         return cls(
             p.position_id, p.target_id, p.symbol, p.quote_asset, p.status, money(p.entry_price), money(p.quantity),
             money(p.remaining), money(p.cost), money(p.remaining_cost), money(p.proceeds), money(p.fees),
@@ -386,7 +388,7 @@ class PortfolioOut(Struct):
     unrealised_pnl: str | None = None
 
     @classmethod
-    def of(cls, p: UserPortfolio) -> "PortfolioOut":
+    def of(cls, p: UserPortfolio) -> PortfolioOut:
         return cls(
             [PositionOut.of(x) for x in p.positions], p.open_positions, money(p.invested), money(p.open_exposure),
             money(p.realised_pnl), money(p.fees), p.halted, p.as_of_position,
@@ -410,7 +412,7 @@ class TradeOut(Struct):
     client_order_id: str | None
 
     @classmethod
-    def of(cls, t: TradeRecord) -> "TradeOut":
+    def of(cls, t: TradeRecord) -> TradeOut:
         return cls(
             t.position, t.occurred_at, t.position_id, t.target_id, t.symbol, t.side, t.event_type, money(t.price),
             money(t.quantity), money(t.quote_amount), money(t.fee), t.fee_asset, money(t.realised_pnl),
@@ -440,7 +442,7 @@ class EventOut(Struct):
     data: dict[str, object]
 
     @classmethod
-    def of(cls, r: Recorded) -> "EventOut":
+    def of(cls, r: Recorded) -> EventOut:
         data = msgspec.json.decode(_event_encoder.encode(r.event))
         return cls(r.position or 0, r.stream_id, r.version, r.occurred_at, r.correlation_id, r.event.type_name, data)
 
@@ -477,7 +479,7 @@ class AgentOut(Struct):
     detail: str
 
     @classmethod
-    def of(cls, s: AgentStatus, stale: bool) -> "AgentOut":
+    def of(cls, s: AgentStatus, stale: bool) -> AgentOut:
         return cls(s.name, s.worker_id, s.healthy and not stale, s.last_beat_at, stale, s.restarts, s.detail)
 
 

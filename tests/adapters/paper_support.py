@@ -49,7 +49,9 @@ def trader(**overrides: Any) -> dict[str, Any]:
     return spec
 
 
-def scenario_dict(listings: list[dict[str, Any]] | None = None, traders: list[dict[str, Any]] | None = None, **overrides: Any) -> dict[str, Any]:
+def scenario_dict(
+    listings: list[dict[str, Any]] | None = None, traders: list[dict[str, Any]] | None = None, **overrides: Any,
+) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "name": "test",
         "start": "2026-11-25T08:00:00Z",
@@ -62,5 +64,7 @@ def scenario_dict(listings: list[dict[str, Any]] | None = None, traders: list[di
     return doc
 
 
-def build_scenario(listings: list[dict[str, Any]] | None = None, traders: list[dict[str, Any]] | None = None, **overrides: Any) -> Scenario:
+def build_scenario(
+    listings: list[dict[str, Any]] | None = None, traders: list[dict[str, Any]] | None = None, **overrides: Any,
+) -> Scenario:
     return parse_scenario(json.dumps(scenario_dict(listings, traders, **overrides)).encode(), "test.json")

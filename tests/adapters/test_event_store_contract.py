@@ -99,8 +99,12 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterato
 
 # --- helpers ------------------------------------------------------------------------------
 
-def rec(stream_id: str, version: int, event: DomainEvent, at: datetime = T0, user: str = "user-1", corr: str = "corr-1") -> Recorded:
-    return Recorded(stream_id=stream_id, version=version, occurred_at=at, user_id=user, correlation_id=corr, event=event)
+def rec(
+    stream_id: str, version: int, event: DomainEvent, at: datetime = T0, user: str = "user-1", corr: str = "corr-1",
+) -> Recorded:
+    return Recorded(
+        stream_id=stream_id, version=version, occurred_at=at, user_id=user, correlation_id=corr, event=event
+    )
 
 
 def failed(n: int) -> SnipeFailed:
@@ -156,14 +160,19 @@ async def test_append_and_load_round_trip_several_event_types(backend: Backend) 
         rec(
             "listing-c1",
             1,
-            ListingAnnounced("c1", "NEW", "New Coin", "NEWUSDT", launch_at=datetime(2025, 3, 15, 12, 0, tzinfo=PLUS_TWO)),
+            ListingAnnounced(
+                "c1", "NEW", "New Coin", "NEWUSDT", launch_at=datetime(2025, 3, 15, 12, 0, tzinfo=PLUS_TWO)
+            ),
             user="system",
         ),
         rec("target-t9", 1, RiskCheckFailed("t9", ("daily loss limit", "too many open positions"))),
         rec(
             "target-t9",
             2,
-            SnipeOrderFilled("t9", "snp1", "ex-1", Decimal("10.01"), Decimal("1"), Decimal("10.01"), Decimal("0"), "", 3, Decimal("12.5")),
+            SnipeOrderFilled(
+                "t9", "snp1", "ex-1", Decimal("10.01"), Decimal("1"), Decimal("10.01"), Decimal("0"), "", 3,
+                Decimal("12.5")
+            ),
         ),
     ]
 
@@ -404,7 +413,9 @@ async def test_an_aggregate_rebuilds_from_its_stored_events(backend: Backend) ->
         cause=Cause(T0, "corr-t42"),
     )
     target.mark_ready("sts2-st2-tt4", Decimal("0.95"), 3 * 3600, Cause(T0 + timedelta(hours=1), "corr-t42"))
-    target.schedule(launch - timedelta(milliseconds=50), launch + timedelta(seconds=30), Cause(T0 + timedelta(hours=2), "corr-t42"))
+    target.schedule(
+        launch - timedelta(milliseconds=50), launch + timedelta(seconds=30), Cause(T0 + timedelta(hours=2), "corr-t42")
+    )
     stream_id = target_stream("t42")
 
     stored = await backend.store.append(target.pending)

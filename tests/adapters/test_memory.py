@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from adapters.clock import ManualClock
 from adapters.memory import (
     InMemoryCache,
@@ -15,8 +17,6 @@ from adapters.memory import (
 )
 from application.errors import NotFound, SubscriptionLost
 from application.ports import Lease, ScheduledJob, TraderSettings
-
-import pytest
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 S = timedelta(seconds=1)
@@ -114,9 +114,8 @@ class TestLocks:
 
     async def test_a_refused_lease_takes_no_token(self) -> None:
         locks = InMemoryLockService(ManualClock(T0))
-        async with locks.lease("k", timedelta(minutes=2)) as first:
-            async with locks.lease("k", timedelta(minutes=2)) as refused:
-                assert refused is None
+        async with locks.lease("k", timedelta(minutes=2)) as first, locks.lease("k", timedelta(minutes=2)) as refused:
+            assert refused is None
         async with locks.lease("k", timedelta(minutes=2)) as second:
             assert (first, second) == (Lease("k", 1, first=True), Lease("k", 2))
 

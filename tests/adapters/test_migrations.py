@@ -12,7 +12,14 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.eventstore.migrate import SchemaOutOfDate, SchemaStatus, ensure_schema, head_revision, schema_state, upgrade
+from adapters.eventstore.migrate import (
+    SchemaOutOfDate,
+    SchemaStatus,
+    ensure_schema,
+    head_revision,
+    schema_state,
+    upgrade,
+)
 from adapters.eventstore.schema import metadata
 from adapters.eventstore.sqlalchemy_store import SqlEventStore, make_engine
 from domain.events import Cause
@@ -69,7 +76,9 @@ async def test_a_schema_from_a_newer_program_is_refused(engine: AsyncEngine) -> 
         await ensure_schema(engine, initialise_empty=True)
 
 
-async def test_cli_refuses_an_old_schema_in_one_line_until_migrated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_cli_refuses_an_old_schema_in_one_line_until_migrated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     db = tmp_path / "old.db"
     monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{db}")
     eng = make_engine(f"sqlite+aiosqlite:///{db}")

@@ -268,7 +268,9 @@ class TestFaults:
             await paper.place_market_buy(NEW, Decimal("10"), coid())
         found = await paper.query_order(NEW, coid())
         assert found is not None
-        assert (found.status, found.executed_quantity, found.fee) == (OrderStatus.FILLED, Decimal("20"), Decimal("0.0050"))
+        assert (found.status, found.executed_quantity, found.fee) == (
+            OrderStatus.FILLED, Decimal("20"), Decimal("0.0050")
+        )
         with pytest.raises(OrderRefused):  # a blind resend could not make a second one
             await paper.place_market_buy(NEW, Decimal("10"), coid())
 

@@ -29,7 +29,9 @@ async def test_the_projection_shows_each_targets_cap_as_the_book_does(engine: As
         target = SnipeTarget.create(target_id, "alice", f"coin-{target_id}", Symbol("NEW", "USDT"), AT, Decimal(10),
                                     PRESETS["balanced"], Decimal(1), False, Cause(AT, target_id), cap)
         if target_id == "t-amended":
-            target.amend(Decimal(12), PRESETS["balanced"], "alice", Cause(AT, target_id), max_entry_price=Decimal("1.5"))
+            target.amend(
+                Decimal(12), PRESETS["balanced"], "alice", Cause(AT, target_id), max_entry_price=Decimal("1.5")
+            )
         await repository.save(store, target)
     await run_projector(engine)
     views = await SqlReadModels(engine).targets("alice")

@@ -42,9 +42,10 @@ async def test_the_projection_says_which_target_is_live(engine: AsyncEngine) -> 
 
 
 async def test_rows_projected_before_0006_learn_whether_they_are_live(engine: AsyncEngine) -> None:
-    import adapters.eventstore.migrate as migrate
     from alembic import command
     from alembic.config import Config
+
+    import adapters.eventstore.migrate as migrate
 
     config = Config()
     config.set_main_option("script_location", str(Path(migrate.__file__).resolve().parent / "migrations"))

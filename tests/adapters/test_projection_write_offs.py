@@ -70,9 +70,10 @@ async def test_the_sql_projection_shows_it_as_the_book_does(engine: AsyncEngine)
 
 
 async def test_rows_projected_before_0005_are_rewritten_as_the_book_folds_them(tmp_path: Path) -> None:
-    import adapters.eventstore.migrate as migrate
     from alembic import command
     from alembic.config import Config
+
+    import adapters.eventstore.migrate as migrate
 
     config = Config()
     config.set_main_option("script_location", str(Path(migrate.__file__).resolve().parent / "migrations"))

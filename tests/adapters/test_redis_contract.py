@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import secrets
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -139,7 +140,7 @@ class TestLeases:
             async with twins.other_locks.lease("k", LONG) as successor:
                 assert successor is not None
                 tokens += [stale.token, successor.token]
-        assert all(a < b for a, b in zip(tokens, tokens[1:])), tokens
+        assert all(a < b for a, b in itertools.pairwise(tokens)), tokens
         async with twins.locks.lease("another key", LONG) as other_key:
             assert other_key is not None and other_key.key == "another key"
 
@@ -411,7 +412,9 @@ class TestOnRedisOnly:
             await client.aclose()
 
     @pytest.mark.parametrize("retries", [False, True], ids=["our client, no retries", "a client retrying 3 times"])
-    async def test_a_broken_subscriber_connection_ends_with_subscription_lost(self, redis_url: str, retries: bool) -> None:
+    async def test_a_broken_subscriber_connection_ends_with_subscription_lost(
+        self, redis_url: str, retries: bool,
+    ) -> None:
         """Events published while the subscriber was cut off are gone. A client built with
         retries (not ours: see CONNECTION_POLICY) reconnects and subscribes again by itself; the
         subscription must still end with SubscriptionLost rather than carry on past the gap."""

@@ -35,28 +35,73 @@ FOREVER = [{"name": "forever", "take_profits": [{"gain_percent": "50", "sell_per
 # The issue's cases: each used to crash the run (OverflowError, decimal.Overflow), play
 # nonsense or never finish.
 UNPLAYABLE: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
-    ("launch in 9999", _set(["listings", 0, "launch_at"], "9999-12-31T23:59:59Z"), "listings[0].launch_at: must be from 2000-01-01"),
+    (
+        "launch in 9999", _set(["listings", 0, "launch_at"], "9999-12-31T23:59:59Z"),
+        "listings[0].launch_at: must be from 2000-01-01"
+    ),
     ("start in year 1", _set(["start"], "0001-01-01T00:00:00Z"), "start: must be from 2000-01-01"),
-    ("tiny price", _set(["listings", 0, "prices", 0, "price"], "1E-999999"), "listings[0].prices[0].price: must be between 1E-12 and 1E+9"),
-    ("huge price", _set(["listings", 0, "prices", 0, "price"], "1e30"), "listings[0].prices[0].price: must be between 1E-12 and 1E+9"),
+    (
+        "tiny price", _set(["listings", 0, "prices", 0, "price"], "1E-999999"),
+        "listings[0].prices[0].price: must be between 1E-12 and 1E+9"
+    ),
+    (
+        "huge price", _set(["listings", 0, "prices", 0, "price"], "1e30"),
+        "listings[0].prices[0].price: must be between 1E-12 and 1E+9"
+    ),
     ("end in 9999", _set(["end"], "9999-12-31T00:00:00Z"), "end: must be from 2000-01-01"),
-    ("t = 1e30", _set(["listings", 0, "prices", 2, "t"], "1e30"), "listings[0].prices[2].t: must be between 0 and 604800"),
-    ("max hold 10**15 s", lambda d: d["traders"][0].update(exit_plans=FOREVER, exit_strategy="forever"), "traders[0]: exit plan 'forever': max hold"),
+    (
+        "t = 1e30", _set(["listings", 0, "prices", 2, "t"], "1e30"),
+        "listings[0].prices[2].t: must be between 0 and 604800"
+    ),
+    (
+        "max hold 10**15 s", lambda d: d["traders"][0].update(exit_plans=FOREVER, exit_strategy="forever"),
+        "traders[0]: exit plan 'forever': max hold"
+    ),
 ]
 
 OUT_OF_BOUNDS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
-    ("announced in 2100", _set(["listings", 0, "announced_at"], "2100-01-01T00:00:00Z"), "listings[0].announced_at: must be from"),
-    ("state in 1999", _set(["listings", 0, "states", 0, "at"], "1999-12-31T23:59:59Z"), "listings[0].states[0].at: must be from"),
+    (
+        "announced in 2100", _set(["listings", 0, "announced_at"], "2100-01-01T00:00:00Z"),
+        "listings[0].announced_at: must be from"
+    ),
+    (
+        "state in 1999", _set(["listings", 0, "states", 0, "at"], "1999-12-31T23:59:59Z"),
+        "listings[0].states[0].at: must be from"
+    ),
     ("a span of more than a week", _set(["end"], "2026-12-02T08:00:01Z"), "end: at most 7 days after start"),
     ("an end in 2099", _set(["end"], "2099-01-01T00:00:00Z"), "end: at most 7 days after start"),
-    ("a price just under the floor", _set(["listings", 0, "prices", 1, "price"], "0.00000000000099"), "listings[0].prices[1].price: must be between"),
-    ("a price just over the cap", _set(["listings", 0, "prices", 1, "price"], "1000000000.01"), "listings[0].prices[1].price: must be between"),
-    ("a price path past a week", _set(["listings", 0, "prices", 2, "t"], "604800.001"), "listings[0].prices[2].t: must be between 0 and 604800"),
-    ("a huge minimum notional", _set(["listings", 0, "min_notional"], "1E+30"), "listings[0].min_notional: must be between 0 and 1E+9"),
-    ("a huge quote amount", _set(["traders", 0, "quote_amount"], "1E+999999"), "traders[0].quote_amount: must be between 0 and 1E+9"),
-    ("a huge risk limit", _set(["traders", 0], trader(risk={"max_quote_per_snipe": "1E+40"})), "traders[0].risk.max_quote_per_snipe: must be between"),
-    ("a huge position count", _set(["traders", 0], trader(risk={"max_concurrent_positions": 10**30})), "traders[0].risk.max_concurrent_positions: must be between 0 and 1000"),
-    ("a huge state code", _set(["listings", 0, "states", 0, "sts"], 10**30), "listings[0].states[0]: state codes must be between 0 and 99"),
+    (
+        "a price just under the floor", _set(["listings", 0, "prices", 1, "price"], "0.00000000000099"),
+        "listings[0].prices[1].price: must be between"
+    ),
+    (
+        "a price just over the cap", _set(["listings", 0, "prices", 1, "price"], "1000000000.01"),
+        "listings[0].prices[1].price: must be between"
+    ),
+    (
+        "a price path past a week", _set(["listings", 0, "prices", 2, "t"], "604800.001"),
+        "listings[0].prices[2].t: must be between 0 and 604800"
+    ),
+    (
+        "a huge minimum notional", _set(["listings", 0, "min_notional"], "1E+30"),
+        "listings[0].min_notional: must be between 0 and 1E+9"
+    ),
+    (
+        "a huge quote amount", _set(["traders", 0, "quote_amount"], "1E+999999"),
+        "traders[0].quote_amount: must be between 0 and 1E+9"
+    ),
+    (
+        "a huge risk limit", _set(["traders", 0], trader(risk={"max_quote_per_snipe": "1E+40"})),
+        "traders[0].risk.max_quote_per_snipe: must be between"
+    ),
+    (
+        "a huge position count", _set(["traders", 0], trader(risk={"max_concurrent_positions": 10**30})),
+        "traders[0].risk.max_concurrent_positions: must be between 0 and 1000"
+    ),
+    (
+        "a huge state code", _set(["listings", 0, "states", 0, "sts"], 10**30),
+        "listings[0].states[0]: state codes must be between 0 and 99"
+    ),
 ]
 
 
@@ -116,8 +161,10 @@ def test_a_scenario_at_the_bounds_plays_through(tmp_path: Path, monkeypatch: pyt
     edge = listing(price_scale=18, quantity_scale=18,
                    prices=[{"t": "0", "price": "0.000000000001"}, {"t": "60", "price": "0.000000000002"},
                            {"t": "120", "price": "1000000000"}])
-    rich = trader(quote_amount="1000000000", risk={"max_quote_per_snipe": "1000000000", "max_daily_loss": "1000000000",
-                                                   "max_total_exposure": "1000000000", "max_concurrent_positions": 1000})
+    rich = trader(quote_amount="1000000000", risk={
+        "max_quote_per_snipe": "1000000000", "max_daily_loss": "1000000000",
+        "max_total_exposure": "1000000000", "max_concurrent_positions": 1000,
+    })
     scenario = tmp_path / "edge.json"
     scenario.write_text(json.dumps(scenario_dict([edge], [rich])))
     monkeypatch.setenv("DATABASE_URL", "memory://")

@@ -8,6 +8,7 @@ Each test has its own queue, whose keys are deleted afterwards.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -310,7 +311,7 @@ class TestPeriodicJobs:
         for _ in range(2):
             await deployment.runner({}, (Periodic("tick", S, tick),))
         await eventually(lambda: len(ticks) >= 3, within=10)
-        gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+        gaps = [b - a for a, b in itertools.pairwise(ticks)]
         # One run per one-second slot, never two at once: runs are about a second apart.
         assert all(gap > 0.5 for gap in gaps), gaps
 

@@ -23,13 +23,13 @@ import pytest
 from sqlalchemy import delete, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import domain
 from adapters.eventstore.memory import InMemoryEventStore
 from adapters.eventstore.migrate import upgrade
 from adapters.eventstore.schema import snapshots
 from adapters.eventstore.snapshot_codec import STATES, SnapshotUnreadable, decode_state, encode_state, read_snapshot
 from adapters.eventstore.sqlalchemy_store import SqlEventStore, make_engine
 from application import repository
-import domain
 from application.ports import SnapshotStore
 from domain.aggregate import Aggregate, SnapshotMismatch
 from domain.events import Cause, SnipeOrderFilled
@@ -218,7 +218,8 @@ async def test_an_older_snapshot_never_replaces_a_newer_one(backend: Backend) ->
     store = backend.with_every(10)
     pos = await long_position(store)
     shape = Position.snapshot_shape()
-    await store.save_snapshot(pos.stream_id, 3, shape, (await full_fold(store, Position, pos.stream_id)).snapshot_state())
+    folded = await full_fold(store, Position, pos.stream_id)
+    await store.save_snapshot(pos.stream_id, 3, shape, folded.snapshot_state())
     kept = await backend.kept(pos.stream_id)
     assert kept is not None and kept[0] == 20
 

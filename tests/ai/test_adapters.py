@@ -102,7 +102,8 @@ class TestParseOpinion:
 
     @pytest.mark.parametrize("text", [
         "I like it", "[72]", '{"explanation": "no score"}', '{"score": 50}', '{"score": 50, "explanation": "  "}',
-        '{"score": true, "explanation": "x"}', '{"score": -1, "explanation": "x"}', '{"score": "NaN", "explanation": "x"}',
+        '{"score": true, "explanation": "x"}', '{"score": -1, "explanation": "x"}',
+        '{"score": "NaN", "explanation": "x"}',
         '{"score": "high", "explanation": "x"}', '{"score": null, "explanation": "x"}',
     ])
     def test_refused(self, text: str) -> None:

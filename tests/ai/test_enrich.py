@@ -57,7 +57,7 @@ class TestFallbackChain:
         (Mode.ERROR_401, Mode.HANG, Mode.SLOW),
     ], ids=lambda ms: "-".join(m.value for m in ms))
     async def test_every_provider_failing_ends_in_the_rules_within_the_time_budget(self, modes, fakes) -> None:
-        for provider, mode in zip(("openai", "anthropic", "perplexity"), modes):
+        for provider, mode in zip(("openai", "anthropic", "perplexity"), modes, strict=True):
             fakes[provider].mode, fakes[provider].delay = mode, 10.0
         use_case = enrichment(fakes)
         started = time.monotonic()
@@ -163,7 +163,9 @@ class TestSimilarListings:
         result = await use_case(brief("new-1", "FROGPEPEUSDT", "Frog Pepe Classic Coin"))
         assert [s.symbol for s in result.similar] == ["PEPEFROGUSDT", "FROGINUUSDT", "SUNNYUSDT"]
         assert result.similar[0].similarity > result.similar[1].similarity > result.similar[2].similarity
-        assert result.recorded is not None and result.recorded.event.similar_symbols[:2] == ("PEPEFROGUSDT", "FROGINUUSDT")
+        assert result.recorded is not None and result.recorded.event.similar_symbols[:2] == (
+            "PEPEFROGUSDT", "FROGINUUSDT"
+        )
         prompt = fakes["openai"].requests[0].body["messages"][1]["content"]
         assert "PEPEFROGUSDT, FROGINUUSDT" in prompt
 

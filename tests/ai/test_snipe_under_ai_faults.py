@@ -82,7 +82,9 @@ async def test_a_snipe_completes_on_time_while_every_ai_provider_misbehaves(mode
         past = Listing.announce(coin_id, ticker, name, Symbol(ticker, "USDT"), launch - timedelta(days=3),
                                 Cause(world.clock.now(), f"listing-{coin_id}"))
         await repository.save(world.store, past)
-    enrich = EnrichListing(chain(fakes), embeddings(fakes), world.store, world.clock, InMemoryCache(world.clock), BUDGET)
+    enrich = EnrichListing(
+        chain(fakes), embeddings(fakes), world.store, world.clock, InMemoryCache(world.clock), BUDGET
+    )
 
     enrichments: list[tuple[Enrichment, float, datetime]] = []
     snipe_done = asyncio.Event()

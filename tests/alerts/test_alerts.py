@@ -61,8 +61,9 @@ class TestWebhook:
             await WebhookNotifier(client, server.url + "/hook", secret="s3cret").deliver(alert(user_id="alice"))
         [req] = server.requests
         assert (req.method, req.path) == ("POST", "/hook")
-        assert req.json() == {"key": "agent-crashed:calendar", "severity": "critical", "title": "Calendar agent crashed",
-                              "text": "it stopped", "at": "2025-03-01T12:00:00+00:00", "user_id": "alice"}
+        assert req.json() == {"key": "agent-crashed:calendar", "severity": "critical",
+                              "title": "Calendar agent crashed", "text": "it stopped",
+                              "at": "2025-03-01T12:00:00+00:00", "user_id": "alice"}
         expected = "sha256=" + hmac.new(b"s3cret", req.body, hashlib.sha256).hexdigest()
         assert req.headers[SIGNATURE_HEADER.lower()] == expected
         wrong = "sha256=" + hmac.new(b"other", req.body, hashlib.sha256).hexdigest()
@@ -132,7 +133,9 @@ class TestTelegram:
 class TestFanout:
     async def test_every_channel_gets_the_alert_even_when_one_fails_or_hangs(self) -> None:
         telemetry = CountingTelemetry()
-        good, broken, stuck = Recorder("good"), Recorder("broken", fail=RuntimeError("boom")), Recorder("stuck", hang=True)
+        good, broken, stuck = Recorder("good"), Recorder("broken", fail=RuntimeError("boom")), Recorder(
+            "stuck", hang=True
+        )
         fanout = FanoutNotifier([broken, stuck, good], ManualClock(T0), timeout=0.1, telemetry=telemetry)  # type: ignore[arg-type]
         started = asyncio.get_running_loop().time()
         await fanout.send(alert())  # does not raise
@@ -147,7 +150,10 @@ class TestFanout:
         # and a slow channel far slower than it.
         async with FakeHttpServer(status=500) as failing, FakeHttpServer(delay=10.0) as slow, FakeHttpServer() as fine:
             fanout = FanoutNotifier(
-                [WebhookNotifier(client, failing.url), SlackNotifier(client, slow.url), WebhookNotifier(client, fine.url)],
+                [
+                    WebhookNotifier(client, failing.url), SlackNotifier(client, slow.url),
+                    WebhookNotifier(client, fine.url)
+                ],
                 ManualClock(T0), timeout=1.0,
             )
             await fanout.send(alert())

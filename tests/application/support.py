@@ -35,7 +35,9 @@ DEADLINE = LAUNCH + SnipeTiming().snipe_window
 
 def live_profile() -> RiskProfile:
     p = DEFAULT_RISK_PROFILE
-    return RiskProfile(p.max_quote_per_snipe, p.max_concurrent_positions, p.max_daily_loss, p.max_total_exposure, live=True)
+    return RiskProfile(
+        p.max_quote_per_snipe, p.max_concurrent_positions, p.max_daily_loss, p.max_total_exposure, live=True
+    )
 
 
 @dataclass
@@ -55,7 +57,9 @@ class World:
     # --- use cases -----------------------------------------------------------------------
 
     def execute_snipe(self) -> ExecuteSnipe:
-        return ExecuteSnipe(self.store, self.paper, self.paper, self.traders, self.locks, self.clock, self.book, self.timing)
+        return ExecuteSnipe(
+            self.store, self.paper, self.paper, self.traders, self.locks, self.clock, self.book, self.timing
+        )
 
     def manage(self) -> ManagePositions:
         return ManagePositions(self.store, self.paper, self.clock, self.book)
@@ -64,7 +68,9 @@ class World:
         return SyncCalendar(self.store, self.paper, self.traders, self.clock, book or self.book)
 
     def detect_ready(self) -> DetectReadyStates:
-        return DetectReadyStates(self.store, self.paper, self.traders, self.scheduler, self.clock, self.book, self.timing)
+        return DetectReadyStates(
+            self.store, self.paper, self.traders, self.scheduler, self.clock, self.book, self.timing
+        )
 
     def emergency_stop(self) -> ActivateEmergencyStop:
         return ActivateEmergencyStop(self.store, self.paper, self.clock, self.book)

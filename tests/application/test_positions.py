@@ -95,7 +95,9 @@ class TestAmbiguousExit:
         assert [type(e).__name__ for e in events] == ["PositionOpened", "ExitOrderSubmitted", "TakeProfitHit"]
         assert events[-1].client_order_id == coid
 
-    async def test_an_exit_that_never_reached_the_exchange_stays_pending_through_the_grace_then_is_retried(self) -> None:
+    async def test_an_exit_that_never_reached_the_exchange_stays_pending_through_the_grace_then_is_retried(
+        self,
+    ) -> None:
         # A timeout, then "not found": it may only be not visible yet. No failure is recorded
         # (that would free the coins for a second sell); after the grace it is called missing.
         world, pid = await filled_world()

@@ -39,7 +39,8 @@ def tick(world: World, price: str) -> PriceTick:
 
 
 async def names(world: World, pid: str) -> list[str]:
-    return [r.event.type_name for r in await world.store.load(position_stream(pid)) if r.event.type_name != "PositionPeakRaised"]
+    recorded = await world.store.load(position_stream(pid))
+    return [r.event.type_name for r in recorded if r.event.type_name != "PositionPeakRaised"]
 
 
 def sells(world: World) -> list[Any]:
@@ -216,7 +217,9 @@ class BelowMinimum:
 
     async def place_market_sell(self, symbol: Symbol, quantity: Decimal, coid: ClientOrderId) -> Any:
         if quantity < self.minimum:
-            raise OrderRefused(f"refused before sending: quantity {quantity} is below the minimum {self.minimum}", "30002")
+            raise OrderRefused(
+                f"refused before sending: quantity {quantity} is below the minimum {self.minimum}", "30002"
+            )
         return await self.paper.place_market_sell(symbol, quantity, coid)
 
 

@@ -111,7 +111,9 @@ class TestASellThatShowsLate:
         await stop_loss_ticks(world, manage, [0, 4, 8, 12, 16, 17])
         limits = world.scenario.trader_settings()[0].risk
         assert -world.book.realised_pnl_on("alice", LAUNCH.date()) < limits.max_daily_loss
-        monitor = MonitorSafety(world.store, world.paper, world.traders, world.emergency_stop(), world.clock, world.book)
+        monitor = MonitorSafety(
+            world.store, world.paper, world.traders, world.emergency_stop(), world.clock, world.book
+        )
         assert (await monitor()).trips == []
 
 
@@ -277,7 +279,8 @@ class TestOnePositionsErrorSkipsNoOther:
                 return getattr(self.paper, name)
 
             async def place_market_sell(self, symbol: Symbol, quantity: Decimal, coid: ClientOrderId) -> Any:
-                if coid.value == (await repository.get(world.store, Position, position_stream(alice))).pending_exit.client_order_id:  # type: ignore[union-attr]
+                position = await repository.get(world.store, Position, position_stream(alice))
+                if coid.value == position.pending_exit.client_order_id:  # type: ignore[union-attr]
                     raise ValueError("a bug in the adapter")
                 return await self.paper.place_market_sell(symbol, quantity, coid)
 

@@ -27,7 +27,9 @@ T0 = datetime(2030, 1, 1, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
 
 
-def run_rounds(plan: PollPlan, clock: ManualClock, youngest: dict[str, datetime | None], seconds: float) -> Counter[str]:
+def run_rounds(
+    plan: PollPlan, clock: ManualClock, youngest: dict[str, datetime | None], seconds: float,
+) -> Counter[str]:
     """Rounds every `round_every` for `seconds`, polling what is due; how often each symbol was polled."""
     polls: Counter[str] = Counter()
     end = clock.now() + timedelta(seconds=seconds)

@@ -21,7 +21,7 @@ from domain.position import position_id_for, position_stream
 from domain.risk import RiskProfile
 from domain.target import TargetStatus, target_stream
 from tests.adapters.paper_support import LAUNCH, listing
-from tests.application.support import NEW, coid_of, before_launch, live_profile, world_at
+from tests.application.support import NEW, before_launch, coid_of, live_profile, world_at
 
 MS = timedelta(milliseconds=1)
 
@@ -238,10 +238,15 @@ class TestDeadline:
 class TestExchangeReplies:
     @pytest.mark.parametrize(
         ("retry_interval", "expected_wait"),
-        [(timedelta(milliseconds=20), timedelta(milliseconds=100)), (timedelta(milliseconds=250), timedelta(milliseconds=250))],
+        [
+            (timedelta(milliseconds=20), timedelta(milliseconds=100)),
+            (timedelta(milliseconds=250), timedelta(milliseconds=250))
+        ],
         ids=["retry_after_longer", "retry_interval_longer"],
     )
-    async def test_rate_limited_waits_at_least_retry_after(self, retry_interval: timedelta, expected_wait: timedelta) -> None:
+    async def test_rate_limited_waits_at_least_retry_after(
+        self, retry_interval: timedelta, expected_wait: timedelta,
+    ) -> None:
         world = world_at(before_launch(), timing=SnipeTiming(retry_interval=retry_interval))
         tid = await world.scheduled_target()
         world.paper.faults.append(Fault.RATE_LIMITED)  # retry_after = 100 ms
@@ -277,7 +282,9 @@ class TestExchangeReplies:
         outcome = await world.execute_snipe()(tid)
         assert outcome.result is SnipeResult.FAILED and outcome.attempts == 1
         assert world.order_calls() == [buy_call(tid)]
-        rejected = [r.event for r in await world.store.load(target_stream(tid)) if isinstance(r.event, SnipeOrderRejected)]
+        rejected = [
+            r.event for r in await world.store.load(target_stream(tid)) if isinstance(r.event, SnipeOrderRejected)
+        ]
         assert [(e.code, e.attempts) for e in rejected] == [("10101", 1)]
         assert world.book.open_positions("alice") == []
 
@@ -291,7 +298,8 @@ class TestRefusals:
         assert "live trading is not enabled" in outcome.detail
         assert world.paper.calls == []
         events = [r.event for r in await world.store.load(target_stream(tid))]
-        assert isinstance(events[-2], RiskCheckFailed) and "live trading is not enabled for this user" in events[-2].reasons
+        assert isinstance(events[-2], RiskCheckFailed)
+        assert "live trading is not enabled for this user" in events[-2].reasons
         assert isinstance(events[-1], SnipeFailed)
         assert (await world.target(tid)).status is TargetStatus.FAILED
 
@@ -387,7 +395,9 @@ class TestUnclearReplies:
 
         async def buy(symbol, amount, client_order_id):  # noqa: ANN001, ANN202
             filled = await real_buy(symbol, amount, client_order_id)
-            return dataclasses.replace(filled, status=OrderStatus.NEW, executed_quantity=Decimal(0), executed_quote=Decimal(0))
+            return dataclasses.replace(
+                filled, status=OrderStatus.NEW, executed_quantity=Decimal(0), executed_quote=Decimal(0)
+            )
 
         world.paper.place_market_buy = buy  # type: ignore[method-assign]
         outcome = await world.execute_snipe()(tid)

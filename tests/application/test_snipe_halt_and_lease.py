@@ -4,6 +4,7 @@ as its executor waits or retries, so no second executor sends beside it."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -92,13 +93,13 @@ class TestCStopDuringNotYetOpen:
 
         assert outcome.result is SnipeResult.FILLED
         assert sends.sent_at[0] == LAUNCH
-        assert [b - a for a, b in zip(sends.sent_at, sends.sent_at[1:])] == [20 * MS] * (len(sends.sent_at) - 1)
+        assert [b - a for a, b in itertools.pairwise(sends.sent_at)] == [20 * MS] * (len(sends.sent_at) - 1)
         assert outcome.fill is not None and outcome.fill.created_at == LAUNCH + 1000 * MS
         # No read between the last pre-launch check (50 ms ahead) and the first send.
         assert not [t for t in store.read_at if LAUNCH - 50 * MS < t <= LAUNCH]
         during_retries = [t for t in store.read_at if LAUNCH < t < LAUNCH + 1000 * MS]
         assert 3 <= len(during_retries) <= 5
-        assert all(b - a >= 200 * MS for a, b in zip(during_retries, during_retries[1:]))
+        assert all(b - a >= 200 * MS for a, b in itertools.pairwise(during_retries))
 
 
 class RefusingRenewals(InMemoryLockService):
@@ -148,7 +149,7 @@ class TestELeaseHeldWhileWaiting:
         assert world.order_calls() == [f"buy NEWUSDT 10 {(await world.target(tid)).client_order_id}"]
         # Renewed every third of the ttl (5 s), once more just before the last second before the
         # launch (the lease then holds for the first sends), none in that second.
-        gaps = {b - a for a, b in zip(locks.renewed_at[:-1], locks.renewed_at[1:-1])}
+        gaps = {b - a for a, b in itertools.pairwise(locks.renewed_at[:-1])}
         assert gaps == {timedelta(seconds=5)}
         assert locks.renewed_at[-1] == LAUNCH - timedelta(milliseconds=1050)
 
@@ -183,7 +184,8 @@ class TestELeaseHeldWhileWaiting:
 
         first_outcome, second_outcome = await world.clock.run_together([world.execute_snipe()(tid), later()])
 
-        assert second_outcome.result is SnipeResult.SKIPPED and second_outcome.detail == "another executor holds this snipe"
+        assert second_outcome.result is SnipeResult.SKIPPED
+        assert second_outcome.detail == "another executor holds this snipe"
         assert first_outcome.result is SnipeResult.FILLED
         assert len(buys(world)) == 1
 

@@ -27,8 +27,12 @@ def cause(at: datetime) -> Cause:
     return Cause(at, "test")
 
 
-async def open_position(store, target_id: str, user: str, symbol: Symbol, price: str, qty: str, spent: str, fee: str, at: datetime) -> Position:
-    pos = Position.open(target_id, user, symbol, D(price), D(qty), D(spent), D(fee), symbol.quote, 2, PRESETS["balanced"], cause(at))
+async def open_position(
+    store, target_id: str, user: str, symbol: Symbol, price: str, qty: str, spent: str, fee: str, at: datetime,
+) -> Position:
+    pos = Position.open(
+        target_id, user, symbol, D(price), D(qty), D(spent), D(fee), symbol.quote, 2, PRESETS["balanced"], cause(at)
+    )
     await repository.save(store, pos)
     return pos
 
@@ -138,7 +142,9 @@ class TestQuestions:
         assert [p.position_id for p in book.open_positions(symbol="NEWUSDT")] == ["p-c"]
         assert book.open_positions("alice", symbol="NEWUSDT") == []
         assert book.open_positions("carol") == []
-        assert book.positions["p-a"].status == "closed" and book.positions["p-a"].closed_at == DAY1 + timedelta(minutes=5)
+        assert book.positions["p-a"].status == "closed" and book.positions["p-a"].closed_at == DAY1 + timedelta(
+            minutes=5
+        )
         assert book.positions["p-b"].status == "partially exited"
 
     async def test_open_exposure_is_the_cost_still_held(self) -> None:

@@ -20,7 +20,9 @@ def recording(
     quantity_scale: int = 2,
 ) -> ListingRecording:
     """`path`: (seconds after launch, price) pairs."""
-    points = tuple(RecordedPrice(launch_at + timedelta(milliseconds=int(Decimal(str(t)) * 1000)), Decimal(p)) for t, p in path)
+    points = tuple(
+        RecordedPrice(launch_at + timedelta(milliseconds=int(Decimal(str(t)) * 1000)), Decimal(p)) for t, p in path
+    )
     return ListingRecording(f"{symbol.lower()}.json", Symbol.parse(symbol), launch_at, Decimal(quote_amount),
                             quantity_scale, points)
 

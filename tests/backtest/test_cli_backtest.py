@@ -40,7 +40,9 @@ def test_bundled_recordings_print_the_table_and_write_the_chart(tmp_path: Path) 
     chart = tmp_path / "bt.html"
     code, out, err = run("--chart", str(chart))
     assert (code, err) == (0, "")
-    assert re.split(r"\s{2,}", out.splitlines()[1]) == ["strategy", "trades", "P&L", "hit rate", "max drawdown", "avg hold"]
+    assert re.split(r"\s{2,}", out.splitlines()[1]) == [
+        "strategy", "trades", "P&L", "hit rate", "max drawdown", "avg hold"
+    ]
     rows = table_rows(out)
     recordings = len(list(BUNDLED_RECORDINGS.glob("*.json")))
     assert list(rows) == list(PRESETS)
@@ -85,7 +87,10 @@ def test_chosen_strategies_own_plans_and_fee_rate(tmp_path: Path) -> None:
         (["--strategy", "yolo"], "--strategy: unknown exit strategy 'yolo'"),
         (["--capital", "0"], "--capital must be positive"),
         (["--recordings", "/nonexistent/recs"], "recordings /nonexistent/recs: not a directory"),
-        (["--chart", "/nonexistent/dir/x.html"], "--chart /nonexistent/dir/x.html: not a file in an existing directory"),
+        (
+            ["--chart", "/nonexistent/dir/x.html"],
+            "--chart /nonexistent/dir/x.html: not a file in an existing directory"
+        ),
         (["--plans", "/nonexistent/plans.json"], "--plans /nonexistent/plans.json: cannot be read"),
         (["--plans", "PLANS:[{\"name\": \"balanced\", \"take_profits\": [], \"stop_loss_percent\": \"5\"}]"],
          "preset names are reserved"),

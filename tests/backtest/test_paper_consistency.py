@@ -44,5 +44,7 @@ async def test_buy_and_sell_fills_match_the_paper_broker() -> None:
     broker.market = OnePrice(symbol, stop, fee, 1)
     sell = await broker.place_market_sell(symbol, buy.executed_quantity, ClientOrderId("sell1"))
     (exit_fill,) = trade.exits
-    assert (exit_fill.price, exit_fill.quantity, exit_fill.fee) == (sell.average_price, sell.executed_quantity, sell.fee)
+    assert (exit_fill.price, exit_fill.quantity, exit_fill.fee) == (
+        sell.average_price, sell.executed_quantity, sell.fee
+    )
     assert trade.pnl == sell.executed_quote - sell.fee - (buy.executed_quote + buy.fee)

@@ -76,7 +76,7 @@ class TestBundled:
         written = write_all(tmp_path)
         bundled = sorted(BUNDLED_RECORDINGS.glob("*.json"))
         assert [p.name for p in written] == [p.name for p in bundled]
-        for new, old in zip(written, bundled):
+        for new, old in zip(written, bundled, strict=True):
             assert new.read_bytes() == old.read_bytes(), new.name
 
 

@@ -199,7 +199,9 @@ class TestRunBacktest:
             RunBacktest(self.three_listings())(BacktestRequest(fee_rate=rate))
 
     def test_explicit_starting_capital(self) -> None:
-        report = RunBacktest(self.three_listings())(BacktestRequest(["conservative"], fee_rate=FEE, starting_capital=D(50)))
+        report = RunBacktest(self.three_listings())(
+            BacktestRequest(["conservative"], fee_rate=FEE, starting_capital=D(50))
+        )
         # peak 64.785 -> 59.59
         assert report.strategies[0].max_drawdown_percent == D("5.195") * 100 / D("64.785")
 

@@ -6,15 +6,17 @@ run on one event loop in a background thread, so a test drives the browser (Play
 API) from the main thread and steps the replay with `bench.replay_until(moment)`.
 
 The scenario is laid around the wall clock (launches before now, one after), so the page shows
-a countdown; it reads the wall clock (tests/time_sensitive.txt).
+a countdown; it reads the wall clock (tests/time_sensitive.txt). The API has a Telegram bot: a
+local fake Bot API (tests/fakes/telegram.py) answers its getMe.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -28,11 +30,14 @@ from dishka import Scope, provide
 
 from adapters.clock import ManualClock, SystemClock
 from adapters.memory import InMemoryScheduler
+from adapters.notifications import SqlNotificationOutbox
 from adapters.paper.exchange import PaperExchange
 from adapters.paper.scenario import Scenario, parse_scenario
 from application.accounts import PaperOrLive
 from application.ai import analysis_stream
+from application.notifications import Queued
 from application.ports import AgentStatus, AgentStatusBoard, EventStore, LockService
+from application.telegram import RedeemTelegramLinkCode
 from application.trade_book import TradeBook
 from application.use_cases.listings import EXECUTE_SNIPE, DetectReadyStates, SyncCalendar
 from application.use_cases.positions import ManagePositions
@@ -43,6 +48,8 @@ from entrypoints.container import paper_trading_container
 from entrypoints.http import create_app
 from entrypoints.http.providers import http_container
 from entrypoints.http.trading import ApiMarket, ApiTradingProvider
+from entrypoints.telegram import TelegramBotProfile
+from tests.fakes.telegram import FakeTelegram
 
 T = TypeVar("T")
 USER = "local"  # the development identity's user: the replay trades for the page's trader
@@ -198,6 +205,10 @@ class Bench:
 
     def start(self) -> None:
         self.thread.start()
+        self.telegram: FakeTelegram = self.call(lambda: FakeTelegram().start())
+        bot = replace(self.settings.observability, telegram_bot_token=self.telegram.token,
+                      telegram_api_url=self.telegram.api_url)
+        self.settings = replace(self.settings, observability=bot)
         self.replay = Replay(self.settings, self.scenario)
         self.call(self.replay.open)  # creates the schema before the API reads it
         self.container = http_container(self.settings, SystemClock(), trading=ReplayTrading(self.replay.paper))
@@ -238,6 +249,35 @@ class Bench:
 
         self.call(beat)
 
+    def undelivered(self, kind: str, channel: str, title: str, body: str, error: str) -> None:
+        """A message of the trader's that its channel refused after every retry, as the worker's
+        notifier records it."""
+        outbox = SqlNotificationOutbox(self.replay.store.engine)  # type: ignore[attr-defined]
+
+        async def record() -> None:
+            now = datetime.now(UTC)
+            await outbox.queue([Queued(f"test:{title}", None, USER, channel, kind, title, body, False)], now)
+            for entry in await outbox.pending():
+                if entry.title == title:
+                    await outbox.give_up(entry.id, 5, error)
+
+        self.call(record)
+
+    def redeem_telegram(self, chat_id: int, code: str) -> str:
+        """The bot redeems `/link CODE` sent from `chat_id`: the chat acts for the code's user."""
+        return self.call(lambda: RedeemTelegramLinkCode(self.replay.store, SystemClock())(chat_id, code))
+
+    @contextlib.contextmanager
+    def without_telegram(self) -> Iterator[None]:
+        """The API as on a deployment without TELEGRAM_BOT_TOKEN, for the time of the block."""
+        profile = self.call(lambda: self.container.get(TelegramBotProfile))
+        kept = profile.settings
+        profile.settings = replace(kept, observability=replace(kept.observability, telegram_bot_token=None))
+        try:
+            yield
+        finally:
+            profile.settings = kept
+
     def replay_until(self, moment: datetime) -> None:
         self.call(lambda: self.replay.until(moment))
 
@@ -248,6 +288,7 @@ class Bench:
                 self._served.result(15)
             self.call(self.container.close)
             self.call(self.replay.container.close)
+            self.call(self.telegram.stop)
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)

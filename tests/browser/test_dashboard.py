@@ -3,8 +3,10 @@
 One story in order (one browser, one page, never reloaded): sign in with the development
 identity; watch a target go watching → ready → filled and its position open and close; press
 the emergency stop and see a snipe refused; close a position by hand; see bad settings and a bad
-exit plan refused with the domain's message; store, rotate and delete keys; amend and cancel a
-target; read a timeline; run a backtest. Then: no request left the page's origin, the keyboard
+exit plan refused with the domain's message; store, rotate and delete keys; save notification
+settings (a bad one refused with the API's message) and see them in a new tab; see an undelivered
+message; link Telegram with a one-time code; amend and cancel a target; read a timeline; run a
+backtest. Amounts are shown without trailing zeros, exactly (money.js, string arithmetic). Then: no request left the page's origin, the keyboard
 reaches every section, axe-core finds nothing serious, and the page fits a phone.
 With SNIPER_SCREENSHOTS=1 it writes the README's screenshots (docs/screenshots/).
 """
@@ -45,6 +47,8 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
         bench.analyse("delta-4", "DELTAUSDT", "72", "A known team and a listing pattern like ALPHA's.")
         bench.heartbeat("calendar", True, "4 listings known")
         bench.heartbeat("positions", True, "following the open positions")
+        bench.undelivered("exit", "webhook", "BETAUSDT: take-profit sold 50%", "Sold 5 BETA at 2.42.",
+                          "HTTP 500 from the receiver")
         yield bench
     finally:
         bench.stop()
@@ -90,12 +94,30 @@ def target_row(page, symbol: str):  # noqa: ANN001, ANN201
     return page.locator(f'#targets-table tr[data-symbol="{symbol}"]')
 
 
-def test_signs_in_with_the_development_identity(page) -> None:  # noqa: ANN001
-    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-    expect(page.locator("#dev-banner")).to_be_hidden()
+def sign_in(page) -> None:  # noqa: ANN001
     page.get_by_label("Bearer token").fill("dev")
     page.get_by_role("button", name="Use this token").click()
     expect(page.locator("#who")).to_have_text("Signed in as local")
+
+
+# A quote amount as the page shows it: no trailing zeros past the second decimal.
+SHOWN_MONEY = re.compile(r"^[+-]?\d+\.(\d{2}|\d*[1-9])$")
+
+
+def _seconds(hms: str) -> int:
+    hours, minutes, seconds = (int(part) for part in hms.split(":"))
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def after(label: str, moment) -> int:  # noqa: ANN001
+    """How many seconds the chart's HH:MM:SS `label` is after `moment` (UTC), modulo a day."""
+    return (_seconds(label) - _seconds(moment.strftime("%H:%M:%S"))) % 86_400
+
+
+def test_signs_in_with_the_development_identity(page) -> None:  # noqa: ANN001
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.locator("#dev-banner")).to_be_hidden()
+    sign_in(page)
     banner = page.locator("#dev-banner")
     expect(banner).to_be_visible()
     expect(banner).to_contain_text("DEVELOPMENT IDENTITY")
@@ -132,6 +154,8 @@ def test_a_target_goes_watching_ready_filled_and_its_position_closes(page, bench
     expect(page.locator('#open-positions [data-symbol="ALPHAUSDT"]')).to_have_count(0)
     go(page, "Overview")
     expect(page.locator("#pnl-total")).to_contain_text("+")
+    for figure in ("#pnl-today", "#pnl-total", "#pnl-fees"):
+        expect(page.locator(figure)).to_have_text(SHOWN_MONEY)
 
 
 def test_the_emergency_stop_refuses_a_snipe(page, bench: Bench) -> None:  # noqa: ANN001
@@ -168,6 +192,14 @@ def test_closes_a_position_by_hand(page, bench: Bench) -> None:  # noqa: ANN001
     expect(chart.locator(".hline.tp")).to_have_count(1)
     expect(chart.locator(".hline.sl")).to_have_count(1)
     expect(chart.locator(".hline.trail")).to_have_count(1)
+    expect(card.locator(".figures")).not_to_contain_text(re.compile(r"\.\d*000"))
+    # One clock along the x axis: the position's events are stamped in the replay's time, and the
+    # prices the page received are put on that clock too (not on the wall clock, an hour later).
+    m = bench.moments
+    times = [t for t in chart.locator(".axis text").all_text_contents() if re.fullmatch(r"\d\d:\d\d:\d\d", t)]
+    assert len(times) == 2, times
+    assert after(times[0], m.second_launch) < 120, (times, m.second_launch)
+    assert after(times[1], m.third_launch) < 600, (times, m.third_launch)
     shot(card, "position")
     card.get_by_role("button", name="Close BETAUSDT now").click()
     page.get_by_role("dialog").get_by_role("button", name="Close now").click()
@@ -221,6 +253,97 @@ def test_stores_rotates_and_deletes_credentials_showing_only_the_hint(page) -> N
     page.get_by_role("button", name="Delete the stored keys").click()
     page.get_by_role("dialog").get_by_role("button", name="Delete the keys").click()
     expect(page.locator("#cred-summary")).to_have_text("No MEXC keys stored.")
+
+
+def test_saves_notification_settings_and_shows_them_in_a_new_tab(page, bench: Bench) -> None:  # noqa: ANN001
+    go(page, "Settings")
+    undelivered = page.locator("#undelivered-table tr", has_text="BETAUSDT: take-profit sold 50%")
+    expect(undelivered).to_contain_text("HTTP 500 from the receiver")
+    expect(undelivered).to_contain_text("webhook")
+    expect(page.get_by_label("Send to Telegram")).not_to_be_checked()
+    # A chat id Telegram cannot have: refused with the API's own message.
+    bad = {"channels": [{"kind": "telegram", "enabled": True, "address": "my chat"}]}
+    with httpx.Client(base_url=bench.url, headers={"Authorization": "Bearer dev"}) as api:
+        answer = api.put("/api/v1/notifications", json=bad)
+    assert answer.status_code == 422, answer.text
+    page.get_by_label("Send to Telegram").check()
+    page.get_by_label("Telegram: Chat id").fill("my chat")
+    page.get_by_role("button", name="Save notification settings").click()
+    expect(page.locator("#notify-error")).to_have_text(answer.json()["detail"])
+    secret = "https://discord.example/api/webhooks/42/very-secret-token"
+    page.get_by_label("Telegram: Chat id").fill("-100123456")
+    page.get_by_label("Send to Discord").check()
+    page.get_by_label("Discord: Discord webhook URL").fill(secret)
+    page.get_by_label("Each exit").select_option("silent")
+    page.get_by_label("Target created").select_option("off")
+    page.get_by_label("Time of the daily summary").fill("07:30")
+    page.get_by_role("button", name="Save notification settings").click()
+    expect(page.locator("#notice")).to_have_text("Notification settings saved.")
+    expect(page.locator("#notify-error")).to_be_empty()
+    expect(page.locator("#notify-discord-secret-state")).to_have_text("Stored secret: set")
+    expect(page.get_by_label("Discord: Discord webhook URL")).to_have_value("")
+    assert "very-secret-token" not in page.content()
+    # Another tab, signed in afresh, reads them back from the API.
+    other = page.context.new_page()
+    try:
+        other.set_default_timeout(WAIT)
+        other.goto(bench.url + "/#settings")
+        sign_in(other)
+        expect(other.get_by_label("Telegram: Chat id")).to_have_value("-100123456")
+        expect(other.get_by_label("Send to Telegram")).to_be_checked()
+        expect(other.get_by_label("Send to Discord")).to_be_checked()
+        expect(other.locator("#notify-discord-secret-state")).to_have_text("Stored secret: set")
+        expect(other.locator("#notify-slack-secret-state")).to_have_text("Stored secret: not set")
+        expect(other.get_by_label("Each exit")).to_have_value("silent")
+        expect(other.get_by_label("Target created")).to_have_value("off")
+        expect(other.get_by_label("Snipe filled")).to_have_value("on")
+        expect(other.get_by_label("Time of the daily summary")).to_have_value("07:30")
+        assert "very-secret-token" not in other.content()
+    finally:
+        other.close()
+    with httpx.Client(base_url=bench.url, headers={"Authorization": "Bearer dev"}) as api:
+        stored = api.get("/api/v1/notifications").json()
+    assert stored["kinds"]["exit"] == "silent" and stored["daily_summary_at"] == "07:30"
+    assert {c["kind"]: c["secret_set"] for c in stored["channels"]} == {"telegram": False, "discord": True}
+
+
+def test_links_telegram_with_a_one_time_code(page, bench: Bench) -> None:  # noqa: ANN001
+    go(page, "Settings")
+    with bench.without_telegram():
+        with httpx.Client(base_url=bench.url, headers={"Authorization": "Bearer dev"}) as api:
+            answer = api.post("/api/v1/telegram/link")
+        assert answer.status_code == 422, answer.text
+        page.get_by_role("button", name="Get a link code").click()
+        expect(page.locator("#telegram-error")).to_have_text(answer.json()["detail"])
+    page.get_by_role("button", name="Get a link code").click()
+    code = page.locator("#telegram-link-code")
+    expect(code).to_have_text(re.compile(r"^[A-Z2-9]{10}$"))
+    expect(page.locator("#telegram-error")).to_be_empty()
+    expect(page.locator("#telegram-bot")).to_have_text("@sniper_test_bot")
+    expect(page.locator("#telegram-expires")).to_contain_text(re.compile(r"UTC \(single use\)$"))
+    expect(page.locator("#telegram-command")).to_have_text(f"/link {code.inner_text()}")
+    shot(page.locator("#notify-panel"), "notifications")
+    assert bench.redeem_telegram(4242, code.inner_text()) == "local"  # the chat sent /link CODE to the bot
+    page.get_by_role("button", name="Unlink my Telegram chats").click()
+    page.get_by_role("dialog").get_by_role("button", name="Unlink").click()
+    expect(page.locator("#notice")).to_contain_text("Telegram unlinked")
+    expect(page.locator("#telegram-code")).to_be_empty()
+    page.get_by_role("button", name="Unlink my Telegram chats").click()
+    page.get_by_role("dialog").get_by_role("button", name="Unlink").click()
+    expect(page.locator("#telegram-error")).to_have_text("no Telegram chat is linked to you")
+
+
+def test_shows_amounts_exactly_without_trailing_zeros(page) -> None:  # noqa: ANN001
+    shown = page.evaluate("""async () => {
+        const m = await import("/static/money.js");
+        return [m.quote("20.0100000000"), m.quote("4.9775000000"), m.quote("100"), m.quote("-0.5000"),
+                m.quantity("10.00"), m.price("0.0000012300"), m.signedText("4.9775000000"), m.signedText("0.000"),
+                m.sum(["0.1", "0.2"]), m.sum(["1.000000000000000001", "-0.000000000000000001"]),
+                m.quote("123456789012345678.123456789012345678"), m.negate("-3.50"), m.amount("-0.000"),
+                m.amount("n/a"), m.amount(null)];
+    }""")
+    assert shown == ["20.01", "4.9775", "100.00", "-0.50", "10", "0.00000123", "+4.9775", "0.00", "0.3", "1",
+                     "123456789012345678.123456789012345678", "3.5", "0", "n/a", "–"]
 
 
 def test_amends_and_cancels_a_target(page) -> None:  # noqa: ANN001
@@ -298,6 +421,7 @@ def test_fits_a_phone(page) -> None:  # noqa: ANN001
     for section in ("overview", "listings", "positions", "settings"):
         page.evaluate(f"location.hash = '#{section}'")
         expect(page.locator(f"#{section}")).to_be_visible()
+        shot(page.locator("#notify-panel") if section == "settings" else page, f"phone-{section}")
         width = page.evaluate("document.documentElement.scrollWidth")
         wide = page.evaluate("""() => [...document.querySelectorAll('body *')]
             .filter((e) => e.getBoundingClientRect().right > 391 && !e.closest('.table-wrap'))

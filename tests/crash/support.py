@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -121,10 +121,8 @@ class Child:
     def kill(self) -> None:
         """SIGKILL: no clean-up of any kind runs in the child."""
         if self.proc.returncode is None:
-            try:
+            with suppress(ProcessLookupError):
                 os.kill(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     async def finish(self, timeout: float = PROCESS_TIMEOUT) -> int:
         """Wait for the exit (killing the child if it overstays); returns the exit code."""
@@ -145,10 +143,8 @@ class Child:
 
     async def _collect_stderr(self) -> None:
         if self.proc.stderr is not None:
-            try:
+            with suppress(TimeoutError):
                 self.stderr += (await asyncio.wait_for(self.proc.stderr.read(), 5)).decode()
-            except TimeoutError:
-                pass
 
 
 class Children:
@@ -180,10 +176,8 @@ class Children:
         for child in self._all:
             child.kill()
         for child in self._all:
-            try:
+            with suppress(TimeoutError):  # pragma: no cover - SIGKILL is not refused
                 await asyncio.wait_for(child.proc.wait(), 10)
-            except TimeoutError:  # pragma: no cover - SIGKILL is not refused
-                pass
 
 
 # --- waiting ------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from redis.asyncio import Redis
 
-from adapters.mexc.fake.http import ORDER, Fault, FakeMexcServer, FaultKind
+from adapters.mexc.fake.http import ORDER, FakeMexcServer, Fault, FaultKind
 from tests.crash.support import (
     FILLED_HISTORY,
     Children,

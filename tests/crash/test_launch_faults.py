@@ -25,13 +25,13 @@ from adapters.eventstore.sqlalchemy_store import SqlEventStore, make_engine
 from adapters.mexc.fake.http import FakeMexcServer
 from application.use_cases.settings import ChangeTraderSettings
 from domain.risk import DEFAULT_RISK_PROFILE
-from domain.trader import TradingPreferences
 from domain.target import target_stream
+from domain.trader import TradingPreferences
 from tests.crash.support import (
     SYMBOL,
     USER,
-    Children,
     Child,
+    Children,
     assert_one_position,
     child_env,
     create_target,
@@ -47,7 +47,9 @@ from tests.crash.test_service_restart import private_redis as private_redis  # n
 WINDOW_SECONDS = 30  # the README's default snipe window
 
 
-def production_env(database_url: str, fake: FakeMexcServer, redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
+def production_env(
+    database_url: str, fake: FakeMexcServer, redis_url: str, prefix: str, **extra: str,
+) -> dict[str, str]:
     """A live worker on MEXC with Redis: snipes are SAQ jobs. Lease, window and prepare_ahead are
     the README's defaults unless a test says otherwise."""
     return child_env(database_url, fake, redis_url=redis_url, redis_prefix=prefix, SNIPER_MARKET="mexc",
@@ -170,7 +172,8 @@ DOWN_FOR = timedelta(seconds=6)
 
 
 async def snipe_across_an_outage(
-    children: Children, fake: FakeMexcServer, database_url: str, env: dict[str, str], service: PrivatePostgres | PrivateRedis,
+    children: Children, fake: FakeMexcServer, database_url: str, env: dict[str, str],
+    service: PrivatePostgres | PrivateRedis,
 ) -> tuple[str, list[datetime], datetime]:
     launch = datetime.now(UTC) + timedelta(seconds=25)
     target_id = await live_target(database_url, launch)

@@ -6,6 +6,7 @@ is lost or written twice, and SIGTERM still stops it cleanly.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -95,10 +96,8 @@ def private_postgres() -> Iterator[PrivatePostgres]:
     try:
         yield pg
     finally:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):
             pg.crash()
-        except subprocess.CalledProcessError:
-            pass
         shutil.rmtree(home, ignore_errors=True)
 
 

@@ -16,7 +16,7 @@ import pytest
 from redis.asyncio import Redis
 
 from adapters.mexc.fake.http import FakeMexcServer
-from tests.crash.support import Children, Child, assert_one_position, child_env, create_target, eventually, submitted
+from tests.crash.support import Child, Children, assert_one_position, child_env, create_target, eventually, submitted
 
 EXIT_FILLED, EXIT_SKIPPED = 0, 3
 

@@ -38,7 +38,9 @@ class TestPresets:
         gains = [lv.gain_percent for lv in p.take_profits]
         assert gains == sorted(set(gains))
         assert 0 < p.stop_loss_percent < 100
-        assert all(isinstance(lv.gain_percent, Decimal) and isinstance(lv.sell_percent, Decimal) for lv in p.take_profits)
+        assert all(
+            isinstance(lv.gain_percent, Decimal) and isinstance(lv.sell_percent, Decimal) for lv in p.take_profits
+        )
 
     @pytest.mark.parametrize("name", sorted(PRESETS))
     def test_every_preset_sells_the_whole_position_by_its_last_level(self, name: str) -> None:

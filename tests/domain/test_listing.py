@@ -27,7 +27,7 @@ LAUNCH = T0 + timedelta(hours=2)
 
 class TestAssess:
     def test_default_lead_window_is_three_and_a_half_hours(self) -> None:
-        assert DEFAULT_LEAD_WINDOW == timedelta(hours=3, minutes=30)
+        assert timedelta(hours=3, minutes=30) == DEFAULT_LEAD_WINDOW
 
     def test_ready_well_ahead_and_in_window(self) -> None:
         a = assess(READY, LAUNCH, T0)
@@ -102,7 +102,10 @@ class TestTargetId:
         assert target_id_for("ab", "c") != target_id_for("a", "bc")
 
 
-def announce(coin_id: str = "c-42", launch_at: datetime = LAUNCH, symbol: Symbol = Symbol("NEW", "USDT")) -> Listing:
+NEW_USDT = Symbol("NEW", "USDT")
+
+
+def announce(coin_id: str = "c-42", launch_at: datetime = LAUNCH, symbol: Symbol = NEW_USDT) -> Listing:
     return Listing.announce(coin_id, symbol.base, "New Coin", symbol, launch_at, cause(0, "calendar-1"))
 
 

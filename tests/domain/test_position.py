@@ -76,7 +76,7 @@ def sell(pos: Position, decision: ExitDecision, price: Decimal, at: float, quant
 class TestOpen:
     def test_fee_in_quote_asset_adds_to_cost(self) -> None:
         pos = open_position()
-        assert SPENT == D("99.9999993832")
+        assert D("99.9999993832") == SPENT
         assert pos.quantity == pos.remaining == QTY
         assert pos.total_cost == pos.remaining_cost == SPENT + ENTRY_FEE == D("100.0999993732")
         assert pos.fees == ENTRY_FEE
@@ -186,7 +186,9 @@ class TestTakeProfit:
 
     def test_quantity_is_rounded_down_to_the_scale(self) -> None:
         # 1000.00 bought, 0.13 NEW fee: 999.87 held; 50 % is 499.935 → 499.93 (not 499.94).
-        pos = open_position(PRESETS["conservative"], price=D("1"), quantity=D("1000.00"), fee=D("0.13"), fee_asset="NEW")
+        pos = open_position(
+            PRESETS["conservative"], price=D("1"), quantity=D("1000.00"), fee=D("0.13"), fee_asset="NEW"
+        )
         first = pos.decide_exit(D("1.10"), T0)
         assert first is not None and first.quantity == D("499.93")
         sell(pos, first, D("1.10"), 10)
@@ -323,7 +325,9 @@ class TestPendingExit:
             pos.submit_exit(ExitDecision(ExitReason.EMERGENCY, None, D(quantity), ENTRY), cause(1))
         assert pos.version == 1
 
-    @pytest.mark.parametrize(("price", "quantity", "fee"), [("0", "1", "0"), ("1", "0", "0"), ("1", "1051303.62", "0"), ("1", "1", "-0.01")])
+    @pytest.mark.parametrize(
+        ("price", "quantity", "fee"), [("0", "1", "0"), ("1", "0", "0"), ("1", "1051303.62", "0"), ("1", "1", "-0.01")]
+    )
     def test_fill_must_fit(self, price: str, quantity: str, fee: str) -> None:
         pos = open_position()
         pos.submit_exit(ExitDecision(ExitReason.EMERGENCY, None, QTY, ENTRY), cause(1))
@@ -364,7 +368,7 @@ class TestProfitAndLoss:
         prices = [D("0.00011415"), D("0.00014268"), D("0.00019024")]
         triggers = [ENTRY * D("1.2"), ENTRY * D("1.5"), ENTRY * 2]
         fees: list[Decimal] = []
-        for i, (trigger, price) in enumerate(zip(triggers, prices)):
+        for i, (trigger, price) in enumerate(zip(triggers, prices, strict=True)):
             decision = pos.decide_exit(trigger, T0 + timedelta(minutes=i))
             assert decision is not None and decision.level == i
             fees.append(sell(pos, decision, price, 100 * (i + 1)))
@@ -384,7 +388,7 @@ class TestProfitAndLoss:
 
         # Each fill: proceeds exact, cost released pro rata to 8 places, the last releases the rest.
         remaining, remaining_cost = QTY, total_cost
-        for fill, price, fee in zip(fills, prices, fees):
+        for fill, price, fee in zip(fills, prices, fees, strict=True):
             assert fill.proceeds == price * fill.quantity
             assert fill.fee == fee
             if fill.quantity == remaining:

@@ -63,7 +63,9 @@ class TestAGuessedStep:
 
     def test_whether_the_buy_fee_was_learnt(self) -> None:
         assert guessed_step().entry_fee_known is True
-        unknown = Position.open("t-2", "u1", NEW, D("50"), D("2"), D("100"), D("0"), "", 4, PRESETS["balanced"], cause(0))
+        unknown = Position.open(
+            "t-2", "u1", NEW, D("50"), D("2"), D("100"), D("0"), "", 4, PRESETS["balanced"], cause(0)
+        )
         assert unknown.entry_fee_known is False
 
 
@@ -81,7 +83,9 @@ class TestALateFill:
         pos, coid = sold_unseen()
         pos.record_late_exit_fill(coid, D("0.44"), D("20"), D("0.0044"), cause(20))
         hit = pos.pending[-2].event
-        assert isinstance(hit, StopLossHit) and (hit.client_order_id, hit.quantity, hit.price) == (coid, D("20"), D("0.44"))
+        assert isinstance(hit, StopLossHit) and (hit.client_order_id, hit.quantity, hit.price) == (
+            coid, D("20"), D("0.44")
+        )
         assert hit.realised_pnl == D("8.8") - D("0.0044") - D("10.005")
         assert pos.status is PositionStatus.CLOSED and pos.failed_exits == {}
         again = Position.rehydrate(pos.stream_id, pos.pending)
@@ -95,7 +99,9 @@ class TestALateFill:
         assert pos.remaining == D("10")
 
     def test_a_take_profit_level_found_late_counts_as_hit(self) -> None:
-        pos = Position.open("t-1", "u1", NEW, D("0.5"), D("20"), D("10"), D("0"), "USDT", 2, PRESETS["balanced"], cause(0))
+        pos = Position.open(
+            "t-1", "u1", NEW, D("0.5"), D("20"), D("10"), D("0"), "USDT", 2, PRESETS["balanced"], cause(0)
+        )
         coid = pos.submit_exit(ExitDecision(ExitReason.TAKE_PROFIT, 0, D("8"), D("0.6")), cause(1)).value
         pos.record_exit_failure("refused", cause(2))
         pos.record_late_exit_fill(coid, D("0.6"), D("8"), D("0"), cause(3))

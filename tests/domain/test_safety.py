@@ -89,7 +89,9 @@ class TestSafetySwitch:
         switch.activate("one", "ops", cause(1))
         switch.clear("ops", cause(2))
         switch.activate("two", "ops", cause(3))
-        assert type_names(switch.pending) == ["EmergencyStopActivated", "EmergencyStopCleared", "EmergencyStopActivated"]
+        assert type_names(switch.pending) == [
+            "EmergencyStopActivated", "EmergencyStopCleared", "EmergencyStopActivated"
+        ]
         assert [r.version for r in switch.pending] == [1, 2, 3]
         assert switch.active and switch.reason == "two"
 

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 
 from domain.specifications import (
-    READY_STATE_PATTERN,
     MAX_SCHEDULE_AHEAD,
+    READY_STATE_PATTERN,
     LaunchTiming,
     PricePoint,
     Rule,
     Specification,
-    stop_loss_hit,
     schedulable_launch,
+    stop_loss_hit,
     take_profit_reached,
     within_advance_window,
 )
@@ -160,7 +160,7 @@ class TestWithinAdvanceWindow:
         launch = T0.astimezone(timezone(timedelta(hours=2))) + timedelta(hours=1)
         assert within_advance_window(timedelta(hours=1)).is_satisfied_by(LaunchTiming(launch, T0))
         assert not within_advance_window(timedelta(minutes=59)).is_satisfied_by(LaunchTiming(launch, T0))
-        assert launch.tzinfo != timezone.utc
+        assert launch.tzinfo != UTC
 
 
 class TestPriceRules:

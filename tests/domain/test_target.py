@@ -110,7 +110,9 @@ COMMANDS: dict[str, tuple[Callable[[SnipeTarget], None], set[TargetStatus]]] = {
     "schedule": (_schedule, {TargetStatus.READY}),
     "submit_order": (_submit, {TargetStatus.SCHEDULED}),
     "record_fill": (_fill, {TargetStatus.EXECUTING}),
-    "record_rejection": (lambda t: t.record_rejection("30004", "insufficient balance", 1, cause(3601)), {TargetStatus.EXECUTING}),
+    "record_rejection": (
+        lambda t: t.record_rejection("30004", "insufficient balance", 1, cause(3601)), {TargetStatus.EXECUTING}
+    ),
     "fail": (_fail, OPEN | {TargetStatus.EXECUTING}),
     "refuse_by_risk": (lambda t: t.refuse_by_risk(["too big"], cause(15)), OPEN),
     "expire": (_expire, OPEN),
@@ -198,7 +200,9 @@ class TestLifecycle:
             "flow-create", "flow-ready", "flow-schedule", "flow-exec", "flow-exec",
         ]
         assert [r.occurred_at - T0 for r in t.pending] == [
-            timedelta(0), timedelta(seconds=10), timedelta(seconds=20), timedelta(seconds=3600), timedelta(seconds=3601),
+            timedelta(0), timedelta(seconds=10), timedelta(seconds=20), timedelta(seconds=3600), timedelta(
+                seconds=3601
+            ),
         ]
         assert all(r.stream_id == t.stream_id and r.user_id == "user-1" for r in t.pending)
 
@@ -230,12 +234,17 @@ class TestLifecycle:
 
     @pytest.mark.parametrize(
         ("price", "quantity", "spent", "fee"),
-        [("0", "1", "1", "0"), ("1", "0", "1", "0"), ("1", "1", "0", "0"), ("1", "1", "1", "-0.1"), ("-1", "1", "1", "0")],
+        [
+            ("0", "1", "1", "0"), ("1", "0", "1", "0"), ("1", "1", "0", "0"), ("1", "1", "1", "-0.1"),
+            ("-1", "1", "1", "0")
+        ],
     )
     def test_fill_needs_positive_numbers(self, price: str, quantity: str, spent: str, fee: str) -> None:
         t = target_in(TargetStatus.EXECUTING)
         with pytest.raises(InvalidValue):
-            t.record_fill("ex", Decimal(price), Decimal(quantity), Decimal(spent), Decimal(fee), "USDT", 1, Decimal(1), cause(1))
+            t.record_fill(
+                "ex", Decimal(price), Decimal(quantity), Decimal(spent), Decimal(fee), "USDT", 1, Decimal(1), cause(1)
+            )
         assert t.status is TargetStatus.EXECUTING
 
     def test_zero_fee_fill_is_fine(self) -> None:
@@ -259,14 +268,17 @@ class TestLifecycle:
     def test_refuse_by_risk_records_risk_check_failed_then_snipe_failed(self, status: TargetStatus) -> None:
         t = target_in(status)
         t.mark_saved()
-        t.refuse_by_risk(["quote amount 500 exceeds the per-snipe limit 100", "2 positions already open, limit 2"], cause(15))
+        t.refuse_by_risk(
+            ["quote amount 500 exceeds the per-snipe limit 100", "2 positions already open, limit 2"], cause(15)
+        )
         assert type_names(t.pending) == ["RiskCheckFailed", "SnipeFailed"]
         assert t.pending[0].event == RiskCheckFailed(
             TARGET_ID, ("quote amount 500 exceeds the per-snipe limit 100", "2 positions already open, limit 2")
         )
         assert t.pending[1].event == SnipeFailed(
             TARGET_ID,
-            "refused by risk limits: quote amount 500 exceeds the per-snipe limit 100; 2 positions already open, limit 2",
+            "refused by risk limits: quote amount 500 exceeds the per-snipe limit 100; "
+            "2 positions already open, limit 2",
         )
         assert t.status is TargetStatus.FAILED
         assert t.failure is not None and t.failure.startswith("refused by risk limits")
@@ -365,7 +377,9 @@ class TestRehydrate:
         (rec,) = again.pending
         assert rec.version == 4
         assert again.expected_version == 3
-        assert rec.event == SnipeOrderSubmitted(TARGET_ID, snipe_client_order_id(TARGET_ID).value, "NEWUSDT", Decimal("25.5"))
+        assert rec.event == SnipeOrderSubmitted(
+            TARGET_ID, snipe_client_order_id(TARGET_ID).value, "NEWUSDT", Decimal("25.5")
+        )
 
     def test_rehydrated_target_refuses_a_second_submit(self) -> None:
         t = target_in(TargetStatus.EXECUTING)

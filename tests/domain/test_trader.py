@@ -8,13 +8,13 @@ from decimal import Decimal
 
 import pytest
 
+from adapters.clock import SystemClock
 from adapters.eventstore.memory import InMemoryEventStore
+from adapters.memory import InMemoryTraderDirectory
 from application.errors import NotFound
 from application.ports import TraderSettings
 from application.trader_directory import EventSourcedTraderDirectory
 from application.use_cases.settings import ChangeTraderSettings
-from adapters.clock import SystemClock
-from adapters.memory import InMemoryTraderDirectory
 from domain.errors import InvalidValue, UnknownExitStrategy
 from domain.events import Cause, ExitStrategySaved, Recorded
 from domain.exit_plans import PRESETS, TakeProfitLevel

@@ -21,7 +21,6 @@ from domain.values import (
     to_decimal,
 )
 
-
 # --- to_decimal -------------------------------------------------------------------------
 
 class TestToDecimal:
@@ -261,7 +260,7 @@ class TestRoundDownToScale:
 
 class TestQuantizeMoney:
     def test_eight_places(self) -> None:
-        assert MONEY_PLACES == Decimal("0.00000001")
+        assert Decimal("0.00000001") == MONEY_PLACES
         result = quantize_money(Decimal("1.123456789"))
         assert result == Decimal("1.12345679")
         assert result.as_tuple().exponent == -8

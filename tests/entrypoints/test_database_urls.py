@@ -131,7 +131,9 @@ def test_every_command_that_opens_the_store_refuses_in_one_line(
     name = f"h3_missing_{secrets.token_hex(4)}"
     settings = {
         # as SQLAlchemy spells it: this failed with a 179-line traceback before
-        "DATABASE_URL": make_url(postgres_url).set(password=PASSWORD, database=name).render_as_string(hide_password=False),
+        "DATABASE_URL": make_url(postgres_url).set(password=PASSWORD, database=name).render_as_string(
+            hide_password=False
+        ),
         "ENCRYPTION_KEY": "1:" + "A" * 43 + "=",  # `keys rotate` needs one; nothing is sealed
         # At the default log level: serve and worker log their start only once the store answered.
     }
@@ -387,7 +389,9 @@ def test_a_bad_sslmode_stops_the_start_naming_the_variable() -> None:
 def test_neon_database_url_stands_in_for_an_unset_database_url() -> None:
     neon = "postgresql://u:pw@ep-x.neon.tech/neondb?sslmode=require"
     assert load_settings({"NEON_DATABASE_URL": neon}).database_url == "postgresql+asyncpg" + neon[len("postgresql"):]
-    assert load_settings({"NEON_DATABASE_URL": neon, "DATABASE_URL": ""}).database_url.endswith("/neondb?sslmode=require")
+    assert load_settings({"NEON_DATABASE_URL": neon, "DATABASE_URL": ""}).database_url.endswith(
+        "/neondb?sslmode=require"
+    )
     same = {"NEON_DATABASE_URL": neon, "DATABASE_URL": "postgres" + neon[len("postgresql"):]}
     assert load_settings(same).database_url.startswith("postgresql+asyncpg://")
     with pytest.raises(ConfigurationError, match="sslmode=nope") as refused:

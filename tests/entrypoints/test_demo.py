@@ -61,7 +61,9 @@ async def test_rebuilding_every_aggregate_gives_what_the_demo_printed(db: Path) 
     try:
         rows = []
         for printed in report.rows:
-            target = SnipeTarget.rehydrate(target_stream(printed.target_id), await store.load(target_stream(printed.target_id)))
+            target = SnipeTarget.rehydrate(
+                target_stream(printed.target_id), await store.load(target_stream(printed.target_id))
+            )
             assert target.symbol is not None and target.symbol.code == printed.symbol
             history = await store.load(position_stream(position_id_for(printed.target_id)))
             if not history:
@@ -149,7 +151,9 @@ def test_cli_demo_prints_timeline_and_table(db: Path) -> None:
          "at least one listing"),
     ],
 )
-def test_malformed_scenario_is_one_line_and_writes_nothing(db: Path, tmp_path: Path, content: bytes, expected: str) -> None:
+def test_malformed_scenario_is_one_line_and_writes_nothing(
+    db: Path, tmp_path: Path, content: bytes, expected: str,
+) -> None:
     bad = tmp_path / "bad.json"
     bad.write_bytes(content)
     code, out, err = _cli("demo", "--scenario", str(bad))
@@ -202,7 +206,9 @@ def test_history_prints_one_target_in_order(db: Path) -> None:
 
 
 @pytest.mark.redis
-async def test_demo_with_redis_takes_its_leases_there(db: Path, monkeypatch: pytest.MonkeyPatch, redis_url: str) -> None:
+async def test_demo_with_redis_takes_its_leases_there(
+    db: Path, monkeypatch: pytest.MonkeyPatch, redis_url: str,
+) -> None:
     import redis.asyncio as aioredis
 
     prefix = f"sniper-demo-{secrets.token_hex(3)}"

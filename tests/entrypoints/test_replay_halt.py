@@ -77,4 +77,5 @@ def test_a_stop_of_a_scenario_trader_holds_in_the_demo(tmp_path: Path) -> None:
     assert "emergency stop (alice) is ACTIVE: alice is away; this run holds it for alice (alice.held here)" in out
     assert not re.search(r"alice\s+FILLED", out), out
     assert re.search(r"PUMPUSDT\s+bob\s+FILLED", out), out  # bob is not halted
-    assert re.search(r"PUMPUSDT\s+alice\s+snipe t-[0-9a-f]{12} failed: emergency stop \(alice\): alice is away", out), out
+    assert re.search(r"PUMPUSDT\s+alice\s+snipe t-[0-9a-f]{12} failed: "
+                     r"emergency stop \(alice\): alice is away", out), out

@@ -23,7 +23,8 @@ def unreachable(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     """(MEXC_BASE_URL, what the message must say) for one way of being unreachable."""
     cause = request.param
     if cause == "dns":
-        yield "https://mexc.invalid", "MEXC cannot be reached at https://mexc.invalid: DNS: the host name does not resolve"
+        yield ("https://mexc.invalid",
+               "MEXC cannot be reached at https://mexc.invalid: DNS: the host name does not resolve")
         return
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

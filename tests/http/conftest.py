@@ -14,7 +14,6 @@ from entrypoints.http import create_app
 from entrypoints.http.providers import http_container
 from tests.http.support import FakeSecurity
 
-
 # No test reaches MEXC: whatever the API would ask it (a user's live balances) goes to a closed port.
 NO_MEXC = MexcSettings(base_url="http://127.0.0.1:9")
 

@@ -125,7 +125,8 @@ async def seed_position(store, user_id: str, coin: str, at: datetime) -> tuple[s
         target_id, user_id, f"coin-{coin}", symbol, at, Decimal("10"), plan, Decimal(1), False, cause
     )
     position = Position.open(
-        target_id, user_id, symbol, Decimal("0.5"), Decimal("20"), Decimal("10"), Decimal("0.01"), "USDT", 2, plan, cause
+        target_id, user_id, symbol, Decimal("0.5"), Decimal("20"), Decimal("10"), Decimal("0.01"), "USDT", 2, plan,
+        cause,
     )
     await repository.save(store, target, position)
     return target_id, position.stream_id.removeprefix("position-")

@@ -24,7 +24,9 @@ async def json_routes(client: AsyncTestClient) -> list[tuple[str, str]]:
     routes = []
     for template, item in document["paths"].items():
         for method, operation in item.items():
-            if isinstance(operation, dict) and "application/json" in operation.get("requestBody", {}).get("content", {}):
+            if isinstance(operation, dict) and "application/json" in operation.get("requestBody", {}).get(
+                "content", {}
+            ):
                 routes.append((method.upper(), re.sub(r"\{[^}]+\}", "mine", template)))
     return routes
 

@@ -75,3 +75,13 @@ async def test_undelivered_is_empty_without_a_worker(client: AsyncTestClient) ->
     r = await client.get("/api/v1/notifications/undelivered", headers=A)
     assert r.status_code == 200 and r.json() == []
     assert (await client.get("/api/v1/notifications/undelivered?limit=0", headers=A)).status_code == 400
+
+
+async def test_a_put_without_a_body_or_with_a_broken_one_says_so(client: AsyncTestClient) -> None:
+    json_type = {**A, "Content-Type": "application/json"}
+    for body, detail in ((b"", "data: a JSON body is required"), (b"[]", "data: Expected `object`, got `array`"),
+                         (b"not json", "JSON is malformed")):
+        r = await client.put("/api/v1/notifications", headers=json_type, content=body)
+        assert r.status_code == 400 and r.json()["detail"].startswith(detail), (body, r.text)
+    assert (await client.get("/api/v1/notifications")).status_code == 401
+    assert (await client.put("/api/v1/notifications", json={})).status_code == 401

@@ -45,7 +45,9 @@ async def test_target_created_appears_in_the_list_then_is_updated_and_cancelled(
     assert r.status_code == 200, r.text
     assert (r.json()["quote_amount"], r.json()["exit_strategy"]) == ("12", "scalping")
 
-    r = await client.post(f"/api/v1/targets/{target['target_id']}/cancel", headers=A, json={"reason": "changed my mind"})
+    r = await client.post(
+        f"/api/v1/targets/{target['target_id']}/cancel", headers=A, json={"reason": "changed my mind"}
+    )
     assert r.status_code == 200 and r.json()["status"] == "cancelled" and r.json()["reason"] == "changed my mind"
     assert (await client.get("/api/v1/targets?status=scheduled", headers=A)).json() == []
     assert len((await client.get("/api/v1/targets?status=cancelled", headers=A)).json()) == 1
@@ -117,7 +119,8 @@ async def test_auto_snipe_via_the_api_reaches_the_trader_directory() -> None:
 async def test_exit_strategies_presets_and_own(client: AsyncTestClient) -> None:
     names = [s["name"] for s in (await client.get("/api/v1/exit-strategies", headers=A)).json()]
     assert names[:5] == ["conservative", "balanced", "aggressive", "scalping", "diamond"]
-    plan = {"take_profits": [{"gain_percent": "15", "sell_percent": "60"}, {"gain_percent": "40", "sell_percent": "40"}],
+    plan = {"take_profits": [{"gain_percent": "15", "sell_percent": "60"},
+                             {"gain_percent": "40", "sell_percent": "40"}],
             "stop_loss_percent": "7", "trailing_stop_percent": "12"}
     r = await client.put("/api/v1/exit-strategies/my-ladder", headers=A, json=plan)
     assert r.status_code == 200 and r.json()["preset"] is False and r.json()["stop_loss_percent"] == "7"
@@ -125,9 +128,11 @@ async def test_exit_strategies_presets_and_own(client: AsyncTestClient) -> None:
     assert r.status_code == 422 and "preset" in r.json()["detail"]
     r = await client.put("/api/v1/exit-strategies/too-much", headers=A,
                          json={"take_profits": [{"gain_percent": "10", "sell_percent": "80"},
-                                                {"gain_percent": "20", "sell_percent": "80"}], "stop_loss_percent": "5"})
+                                                {"gain_percent": "20", "sell_percent": "80"}],
+                               "stop_loss_percent": "5"})
     assert r.status_code == 422 and "more than 100%" in r.json()["detail"]
-    assert (await client.put("/api/v1/settings", headers=A, json=settings_body(exit_strategy="my-ladder"))).status_code == 200
+    r = await client.put("/api/v1/settings", headers=A, json=settings_body(exit_strategy="my-ladder"))
+    assert r.status_code == 200
     r = await client.delete("/api/v1/exit-strategies/my-ladder", headers=A)
     assert r.status_code == 409 and "default" in r.json()["detail"]
     assert (await client.put("/api/v1/settings", headers=A, json=settings_body())).status_code == 200
@@ -287,7 +292,9 @@ async def test_errors_say_what_is_wrong_without_internals() -> None:
         r = await client.get("/api/v1/nothing-here", headers=A)
         assert r.status_code == 404 and set(r.json()) == {"type", "title", "status", "detail", "error", "error_id"}
         assert r.headers["content-type"] == "application/problem+json"
-        r = await client.post("/api/v1/targets", headers={**A, "Content-Type": "application/json"}, content=b"{not json")
+        r = await client.post(
+            "/api/v1/targets", headers={**A, "Content-Type": "application/json"}, content=b"{not json"
+        )
         assert r.status_code == 400 and r.json()["error"] == "bad_request"
     await container.close()
 

@@ -42,7 +42,8 @@ async def world():
         assert r.status_code == 201, r.text
         open_target = r.json()["target_id"]
         r = await client.put("/api/v1/exit-strategies/alices-plan", headers=auth(ALICE),
-                             json={"take_profits": [{"gain_percent": "30", "sell_percent": "100"}], "stop_loss_percent": "8"})
+                             json={"take_profits": [{"gain_percent": "30", "sell_percent": "100"}],
+                                   "stop_loss_percent": "8"})
         assert r.status_code == 200, r.text
         yield client, app, {"target_id": open_target, "filled_target_id": target_id, "position_id": position_id,
                             "name": "alices-plan", "coin_id": "walk-1"}

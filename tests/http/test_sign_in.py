@@ -31,7 +31,9 @@ class KindeSecurity(FakeSecurity):
     def __init__(self, issuer: str, http: httpx.AsyncClient) -> None:
         super().__init__()
         self.verifier_ = KindeTokenVerifier(issuer, AUDIENCE, SystemClock(), http)
-        self.flow = SignInFlow(KindeSignIn(issuer, CLIENT_ID, CLIENT_SECRET, REDIRECT, self.verifier_, audience=AUDIENCE))
+        self.flow = SignInFlow(
+            KindeSignIn(issuer, CLIENT_ID, CLIENT_SECRET, REDIRECT, self.verifier_, audience=AUDIENCE)
+        )
 
     @provide(scope=Scope.APP)
     def verifier(self) -> IdentityVerifier:

@@ -6,8 +6,8 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from litestar.testing import TestClient
 from litestar.exceptions import WebSocketDisconnect
+from litestar.testing import TestClient
 
 from tests.http.conftest import make_app
 from tests.http.support import ALICE, BOB, auth, token_for
@@ -23,7 +23,9 @@ def client():
 
 def create_target(client: TestClient, user: str, symbol: str) -> str:
     launch = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-    r = client.post("/api/v1/targets", headers=auth(user), json={"symbol": symbol, "launch_at": launch, "quote_amount": "10"})
+    r = client.post(
+        "/api/v1/targets", headers=auth(user), json={"symbol": symbol, "launch_at": launch, "quote_amount": "10"}
+    )
     assert r.status_code == 201, r.text
     return r.json()["target_id"]
 

@@ -18,8 +18,8 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -116,7 +116,9 @@ async def open_stream(base: str, bearer: str) -> tuple[ClientConnection | None, 
 
 
 @contextlib.asynccontextmanager
-async def streams(base: str, bearer: str, count: int) -> AsyncIterator[list[tuple[ClientConnection | None, dict | int]]]:
+async def streams(
+    base: str, bearer: str, count: int,
+) -> AsyncIterator[list[tuple[ClientConnection | None, dict | int]]]:
     opened = await asyncio.gather(*(open_stream(base, bearer) for _ in range(count)), return_exceptions=True)
     try:
         yield opened

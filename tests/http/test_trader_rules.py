@@ -55,7 +55,9 @@ async def seed_stopped_out(store: EventStore, user_id: str, at: datetime) -> Non
     symbol, plan = Symbol("LOSS", "USDT"), PRESETS["balanced"]
     target_id = target_id_for(user_id, "coin-LOSS")
     cause = Cause(at, target_id)
-    target = SnipeTarget.create(target_id, user_id, "coin-LOSS", symbol, at, Decimal(20), plan, Decimal(1), False, cause)
+    target = SnipeTarget.create(
+        target_id, user_id, "coin-LOSS", symbol, at, Decimal(20), plan, Decimal(1), False, cause
+    )
     position = Position.open(target_id, user_id, symbol, Decimal(1), Decimal(20), Decimal(20), Decimal("0.01"), "USDT",
                              2, plan, cause)
     decision = position.decide_exit(Decimal("0.8"), at)

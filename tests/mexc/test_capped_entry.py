@@ -64,11 +64,13 @@ class TestAdapter:
         assert server.locked.get("USDT", Decimal(0)) == 0
 
     async def test_a_thin_book_fills_part_and_cancels_the_rest(self) -> None:
-        async with FakeMexcServer(symbols=[new_symbol(ask_quantity=Decimal("10"))]) as server:
-            async with client_for(server) as client:
-                exchange = await prepared(client)
-                await exchange.place_capped_buy(NEW, Decimal("10"), Decimal("0.35"), coid())
-                report = await exchange.query_order(NEW, coid())
+        async with (
+            FakeMexcServer(symbols=[new_symbol(ask_quantity=Decimal("10"))]) as server,
+            client_for(server) as client,
+        ):
+            exchange = await prepared(client)
+            await exchange.place_capped_buy(NEW, Decimal("10"), Decimal("0.35"), coid())
+            report = await exchange.query_order(NEW, coid())
         assert report is not None and report.status is OrderStatus.PARTIALLY_CANCELED
         assert (report.executed_quantity, report.executed_quote) == (Decimal("10"), Decimal("3.0"))
 
@@ -124,16 +126,15 @@ class Rig:
 
 @asynccontextmanager
 async def rig_on(symbol: FakeSymbol) -> AsyncIterator[Rig]:
-    async with FakeMexcServer(symbols=[symbol]) as server:
-        async with client_for(server, order_timeout=0.5, timeout=1.0) as client:
-            clock = SystemClock()
-            store = InMemoryEventStore()
-            exchange = MexcExchange(client, clock_samples=3)
-            execute = ExecuteSnipe(
-                store, exchange, exchange, InMemoryTraderDirectory([TraderSettings("user-1")]),
-                InMemoryLockService(clock), clock, TradeBook(), SnipeTiming(retry_interval=timedelta(milliseconds=10)),
-            )
-            yield Rig(server, store, clock, execute)
+    async with FakeMexcServer(symbols=[symbol]) as server, client_for(server, order_timeout=0.5, timeout=1.0) as client:
+        clock = SystemClock()
+        store = InMemoryEventStore()
+        exchange = MexcExchange(client, clock_samples=3)
+        execute = ExecuteSnipe(
+            store, exchange, exchange, InMemoryTraderDirectory([TraderSettings("user-1")]),
+            InMemoryLockService(clock), clock, TradeBook(), SnipeTiming(retry_interval=timedelta(milliseconds=10)),
+        )
+        yield Rig(server, store, clock, execute)
 
 
 class TestSnipe:

@@ -39,7 +39,9 @@ async def test_10007_before_the_pair_opens_then_a_fill(server: FakeMexcServer, c
     assert len(server.accepted_orders()) == 1
 
 
-async def test_a_pair_missing_from_default_symbols_answers_10007(server: FakeMexcServer, client: MexcRestClient) -> None:
+async def test_a_pair_missing_from_default_symbols_answers_10007(
+    server: FakeMexcServer, client: MexcRestClient,
+) -> None:
     server.symbols["NEWUSDT"].api_tradable = False
     with pytest.raises(NotYetOpen):
         await MexcExchange(client).place_market_buy(NEW, Decimal("3"), coid())
@@ -154,7 +156,9 @@ async def test_a_timeout_on_a_read_is_retried(server: FakeMexcServer) -> None:
     assert server.hits[TICKER_PRICE] == 2
 
 
-async def test_a_dropped_connection_after_accept_is_ambiguous_for_an_order(server: FakeMexcServer, client: MexcRestClient) -> None:
+async def test_a_dropped_connection_after_accept_is_ambiguous_for_an_order(
+    server: FakeMexcServer, client: MexcRestClient,
+) -> None:
     server.inject(Fault(FaultKind.DROP_AFTER_ACCEPT, ORDER))
     exchange = MexcExchange(client)
     with pytest.raises(AmbiguousOutcome) as info:
@@ -177,7 +181,9 @@ async def test_a_connection_never_made_is_not_sent_never_ambiguous() -> None:
             await c.ping()  # reads retried, then NotSent
 
 
-async def test_malformed_json_on_a_read_is_retried_then_classified(server: FakeMexcServer, client: MexcRestClient) -> None:
+async def test_malformed_json_on_a_read_is_retried_then_classified(
+    server: FakeMexcServer, client: MexcRestClient,
+) -> None:
     server.inject(Fault(FaultKind.MALFORMED_JSON, TICKER_PRICE))
     assert await client.ticker_price("NEWUSDT") == Decimal("0.3")
     server.inject(Fault(FaultKind.MALFORMED_JSON, TICKER_PRICE, times=10))
@@ -203,7 +209,9 @@ async def test_a_corrupt_encoded_body_is_classified_not_raw(server: FakeMexcServ
     assert server.hits[ORDER] == 1 and len(server.accepted_orders()) == 1
 
 
-async def test_an_error_status_with_an_unreadable_body_is_a_classified_refusal(server: FakeMexcServer, client: MexcRestClient) -> None:
+async def test_an_error_status_with_an_unreadable_body_is_a_classified_refusal(
+    server: FakeMexcServer, client: MexcRestClient,
+) -> None:
     server.inject(Fault(FaultKind.SERVER_ERROR, QUERY_ORDER, status=403))  # a firewall page, not JSON
     with pytest.raises(OrderRefused) as info:
         await client.query_order("NEWUSDT", "x-1")

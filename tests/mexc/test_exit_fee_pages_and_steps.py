@@ -36,8 +36,10 @@ from tests.mexc.test_exit_fees import BOUGHT, FEE, TARGET_ID, Rig
 
 
 async def test_a_buy_matched_in_more_than_100_fills_gets_its_whole_fee_over_pages() -> None:
-    async with FakeMexcServer(symbols=[new_symbol()], charge_fees=True, fills_per_order=150, fill_spacing_ms=1) as server, \
-            client_for(server) as client:
+    async with (
+        FakeMexcServer(symbols=[new_symbol()], charge_fees=True, fills_per_order=150, fill_spacing_ms=1) as server,
+        client_for(server) as client,
+    ):
         exchange = MexcExchange(client, clock_samples=1)
         await exchange.place_market_buy(NEW, Decimal("10"), coid(1))
         assert len(server.trades) == 150
@@ -133,7 +135,9 @@ async def test_with_the_rules_still_unknown_nothing_is_written_off() -> None:
         server.symbols["NEWUSDT"].price = Decimal("4")
         # Another worker's adapter, which never loaded the pair, and exchangeInfo still without it.
         fresh = MexcExchange(client, clock_samples=1)
-        server.inject(Fault(FaultKind.ERROR_CODE, EXCHANGE_INFO, times=100, status=400, code=30014, message="Invalid symbol."))
+        server.inject(
+            Fault(FaultKind.ERROR_CODE, EXCHANGE_INFO, times=100, status=400, code=30014, message="Invalid symbol.")
+        )
         manage = ManagePositions(rig.store, fresh, rig.clock, rig.book)
         [outcome] = await manage.on_tick(PriceTick(NEW, Decimal("4"), rig.clock.now()))
         assert (outcome.filled, Decimal(outcome.quantity)) == (True, 1)  # what the guessed step allows

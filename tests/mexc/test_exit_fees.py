@@ -112,8 +112,9 @@ class Rig:
         return await repository.get(self.store, Position, position_stream(position_id_for(TARGET_ID)))
 
     def monitor(self) -> MonitorSafety:
+        stop = ActivateEmergencyStop(self.store, self.exchange, self.clock, self.book)
         return MonitorSafety(self.store, self.exchange, InMemoryTraderDirectory([TraderSettings("u1")]),
-                             ActivateEmergencyStop(self.store, self.exchange, self.clock, self.book), self.clock, self.book)
+                             stop, self.clock, self.book)
 
     async def events(self) -> list[object]:
         return [r.event for r in await self.store.load(position_stream(position_id_for(TARGET_ID)))]

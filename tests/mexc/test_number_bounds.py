@@ -75,8 +75,9 @@ DECIMALS: list[tuple[str, Callable[[Any], Any], Any, tuple[Any, ...]]] = [
     *[(f"myTrades {k}", parse_trades, [TRADE], (0, k)) for k in ("qty", "quoteQty", "commission")],
     *[(f"account {k}", parse_balances, {"balances": [{"asset": "USDT", "free": "1", "locked": "0"}]},
        ("balances", 0, k)) for k in ("free", "locked")],
-    *[(f"bookTicker {k}", parse_book_ticker, {"symbol": "NEWUSDT", "bidPrice": "1", "bidQty": "1", "askPrice": "1",
-                                               "askQty": "1"}, (k,)) for k in ("bidPrice", "bidQty", "askPrice", "askQty")],
+    *[(f"bookTicker {k}", parse_book_ticker,
+       {"symbol": "NEWUSDT", "bidPrice": "1", "bidQty": "1", "askPrice": "1", "askQty": "1"}, (k,))
+      for k in ("bidPrice", "bidQty", "askPrice", "askQty")],
     *[(f"depth {side}[{i}]", parse_depth, {"lastUpdateId": 1, "bids": [["1", "1"]], "asks": [["1", "1"]]},
        (side, 0, i)) for side in ("bids", "asks") for i in (0, 1)],
     *[(f"kline [{i}]", parse_klines, [KLINE], (0, i)) for i in range(1, 6)],
@@ -124,7 +125,9 @@ def outcomes(calls: list[Callable[[], Any]]) -> list[tuple[str, str]]:
         child.join()
 
 
-def assert_unreadable(parser: Callable[[Any], Any], records: dict[str, Any], error: type[Exception] = UnexpectedReply) -> None:
+def assert_unreadable(
+    parser: Callable[[Any], Any], records: dict[str, Any], error: type[Exception] = UnexpectedReply,
+) -> None:
     found = outcomes([lambda record=record: parser(record) for record in records.values()])
     readable = {value: outcome for value, outcome in zip(records, found, strict=True) if outcome[0] != error.__name__}
     assert readable == {}
@@ -169,9 +172,13 @@ def test_the_records_above_are_readable() -> None:
     assert parse_trades([TRADE])[0].commission == Decimal("0.001")
     assert parse_klines([KLINE])[0].close_time_ms == 1_764_000_059_999
     assert parse_depth({"lastUpdateId": 1, "bids": [["1", "1"]], "asks": []}).bids == ((Decimal(1), Decimal(1)),)
-    assert (read_decimal("0.000000001234", "price"), read_decimal("1E+15", "quantity")) == (Decimal("0.000000001234"), Decimal("1E+15"))
+    assert (read_decimal("0.000000001234", "price"), read_decimal("1E+15", "quantity")) == (
+        Decimal("0.000000001234"), Decimal("1E+15")
+    )
     # The widest a real market goes still reads, and rounds without overflowing.
-    wide = parse_symbol_info({**SYMBOL, "quotePrecision": "20", "baseSizePrecision": "1E-20", "maxQuoteAmount": "1E+30"})
+    wide = parse_symbol_info(
+        {**SYMBOL, "quotePrecision": "20", "baseSizePrecision": "1E-20", "maxQuoteAmount": "1E+30"}
+    )
     assert wide.round_price(Decimal("123456789012345678901234567890.123456789")) > 0
 
 

@@ -22,7 +22,9 @@ async def prepared(client: MexcRestClient) -> MexcExchange:
     return exchange
 
 
-async def test_market_buy_rounds_the_quote_down_and_reports_after_a_query(server: FakeMexcServer, client: MexcRestClient) -> None:
+async def test_market_buy_rounds_the_quote_down_and_reports_after_a_query(
+    server: FakeMexcServer, client: MexcRestClient,
+) -> None:
     exchange = await prepared(client)
     placed = await exchange.place_market_buy(NEW, Decimal("10.129"), coid())
     # MEXC's POST reply carries no fill: NEW with nothing executed, so the caller queries.
@@ -32,7 +34,9 @@ async def test_market_buy_rounds_the_quote_down_and_reports_after_a_query(server
     report = await exchange.query_order(NEW, coid())
     assert report is not None
     # 10.12 / 0.3 = 33.7333.. -> 33.73 (base scale 2, rounded down by the exchange)
-    assert (report.status, report.side, report.executed_quantity) == (OrderStatus.FILLED, OrderSide.BUY, Decimal("33.73"))
+    assert (report.status, report.side, report.executed_quantity) == (
+        OrderStatus.FILLED, OrderSide.BUY, Decimal("33.73")
+    )
     assert report.executed_quote == Decimal("10.119")
     assert report.average_price == Decimal("0.3")
     assert (report.fee, report.fee_asset) == (Decimal(0), "")  # a free fill (fees: tests/mexc/test_exit_fees.py)
@@ -50,7 +54,10 @@ async def test_a_reply_with_fill_information_is_reported_as_is() -> None:
 
 
 async def test_below_min_notional_is_refused_before_sending() -> None:
-    async with FakeMexcServer(symbols=[new_symbol(min_market_notional=Decimal("5"))]) as server, client_for(server) as c:
+    async with (
+        FakeMexcServer(symbols=[new_symbol(min_market_notional=Decimal("5"))]) as server,
+        client_for(server) as c,
+    ):
         exchange = await prepared(c)
         with pytest.raises(OrderRefused) as info:
             await exchange.place_market_buy(NEW, Decimal("4.999"), coid())  # 4.99 after rounding
@@ -63,7 +70,10 @@ async def test_below_min_notional_is_refused_before_sending() -> None:
 
 
 async def test_above_the_market_maximum_is_refused_before_sending() -> None:
-    async with FakeMexcServer(symbols=[new_symbol(max_market_notional=Decimal("50"))]) as server, client_for(server) as c:
+    async with (
+        FakeMexcServer(symbols=[new_symbol(max_market_notional=Decimal("50"))]) as server,
+        client_for(server) as c,
+    ):
         with pytest.raises(OrderRefused) as info:
             await (await prepared(c)).place_market_buy(NEW, Decimal("50.01"), coid())
     assert info.value.code == "30003"
@@ -85,7 +95,9 @@ async def test_market_sell_rounds_the_quantity_down(server: FakeMexcServer, clie
     await exchange.place_market_sell(NEW, Decimal("12.349"), coid())
     report = await exchange.query_order(NEW, coid())
     assert report is not None
-    assert (report.side, report.executed_quantity, report.executed_quote) == (OrderSide.SELL, Decimal("12.34"), Decimal("3.702"))
+    assert (report.side, report.executed_quantity, report.executed_quote) == (
+        OrderSide.SELL, Decimal("12.34"), Decimal("3.702")
+    )
     with pytest.raises(OrderRefused) as info:
         await exchange.place_market_sell(NEW, Decimal("0.009"), coid(2))  # rounds to 0.00
     assert info.value.code == "30002"
@@ -118,7 +130,9 @@ async def test_open_orders_without_a_symbol_finds_pairs_from_locked_balances(ser
     other = server.add_symbol(new_symbol(symbol="OLDUSDT", base="OLD", price=Decimal("2")))
     server.balances["OLD"] = Decimal("10")
     async with client_for(server) as placer:
-        await placer.new_order(other.symbol, "SELL", "LIMIT", price=Decimal("3"), quantity=Decimal("5"), client_order_id="old-1")
+        await placer.new_order(
+            other.symbol, "SELL", "LIMIT", price=Decimal("3"), quantity=Decimal("5"), client_order_id="old-1"
+        )
     async with client_for(server) as c:
         found = await MexcExchange(c).open_orders()  # this adapter never saw OLDUSDT
     assert [(o.symbol, o.client_order_id) for o in found] == [(Symbol("OLD", "USDT"), ClientOrderId("old-1"))]
@@ -154,4 +168,6 @@ def test_prepare_order_refuses_impossible_shapes(client: MexcRestClient) -> None
     with pytest.raises(ValueError):
         client.prepare_order("NEWUSDT", "HOLD", "MARKET", quantity=Decimal(1))
     order = client.prepare_order("NEWUSDT", "BUY", "MARKET", quote_order_qty=Decimal("1E+1"), client_order_id="x-1")
-    assert order.signed_prefix == "symbol=NEWUSDT&side=BUY&type=MARKET&quoteOrderQty=10&newClientOrderId=x-1&recvWindow=5000&timestamp="
+    assert order.signed_prefix == (
+        "symbol=NEWUSDT&side=BUY&type=MARKET&quoteOrderQty=10&newClientOrderId=x-1&recvWindow=5000&timestamp="
+    )

@@ -57,16 +57,18 @@ class Rig:
 
 @asynccontextmanager
 async def rig_on(order_timeout: float, skew_ms: int = 0) -> AsyncIterator[Rig]:
-    async with FakeMexcServer(symbols=[new_symbol()], skew_ms=skew_ms) as server:
-        async with client_for(server, order_timeout=order_timeout, timeout=1.0) as client:
-            clock = SystemClock()
-            store = InMemoryEventStore()
-            exchange = MexcExchange(client, clock_samples=3)
-            execute = ExecuteSnipe(
-                store, exchange, exchange, InMemoryTraderDirectory([TraderSettings("user-1")]),
-                InMemoryLockService(clock), clock, TradeBook(), SnipeTiming(retry_interval=RETRY),
-            )
-            yield Rig(server, client, store, clock, execute)
+    async with (
+        FakeMexcServer(symbols=[new_symbol()], skew_ms=skew_ms) as server,
+        client_for(server, order_timeout=order_timeout, timeout=1.0) as client,
+    ):
+        clock = SystemClock()
+        store = InMemoryEventStore()
+        exchange = MexcExchange(client, clock_samples=3)
+        execute = ExecuteSnipe(
+            store, exchange, exchange, InMemoryTraderDirectory([TraderSettings("user-1")]),
+            InMemoryLockService(clock), clock, TradeBook(), SnipeTiming(retry_interval=RETRY),
+        )
+        yield Rig(server, client, store, clock, execute)
 
 
 @pytest.fixture
@@ -81,7 +83,9 @@ def assert_filled(outcome: SnipeOutcome) -> None:
     assert outcome.fill is not None and outcome.fill.status is OrderStatus.FILLED
 
 
-async def test_a_pair_opening_200ms_after_the_executor_starts_is_bought_on_the_first_attempt_after_open(rig: Rig) -> None:
+async def test_a_pair_opening_200ms_after_the_executor_starts_is_bought_on_the_first_attempt_after_open(
+    rig: Rig,
+) -> None:
     await rig.schedule()
     opens_at = rig.server.open_in("NEWUSDT", 0.2)
     outcome = await rig.execute(TARGET_ID)
@@ -181,23 +185,25 @@ async def test_an_order_briefly_invisible_after_a_timeout_is_resolved_as_the_one
     """FACTS.md: a filled market order may briefly answer "not found". The resend after that
     "not found" is refused as a duplicate client id (OrderAlreadyExists), which is resolved
     by query once the order shows: one order, a filled target, no rejection recorded."""
-    async with FakeMexcServer(symbols=[new_symbol()], order_visibility_delay=0.3) as server:
-        async with client_for(server, order_timeout=0.25) as client:
-            clock = SystemClock()
-            store = InMemoryEventStore()
-            exchange = MexcExchange(client, clock_samples=2)
-            execute = ExecuteSnipe(store, exchange, exchange, InMemoryTraderDirectory([TraderSettings("user-1")]),
-                                   InMemoryLockService(clock), clock, TradeBook(), SnipeTiming(retry_interval=RETRY))
-            rig = Rig(server, client, store, clock, execute)
-            await rig.schedule()
-            server.inject(Fault(FaultKind.TIMEOUT_AFTER_ACCEPT, ORDER, delay=1.0))
-            outcome = await execute(TARGET_ID)
+    async with (
+        FakeMexcServer(symbols=[new_symbol()], order_visibility_delay=0.3) as server,
+        client_for(server, order_timeout=0.25) as client,
+    ):
+        clock = SystemClock()
+        store = InMemoryEventStore()
+        exchange = MexcExchange(client, clock_samples=2)
+        execute = ExecuteSnipe(store, exchange, exchange, InMemoryTraderDirectory([TraderSettings("user-1")]),
+                               InMemoryLockService(clock), clock, TradeBook(), SnipeTiming(retry_interval=RETRY))
+        rig = Rig(server, client, store, clock, execute)
+        await rig.schedule()
+        server.inject(Fault(FaultKind.TIMEOUT_AFTER_ACCEPT, ORDER, delay=1.0))
+        outcome = await execute(TARGET_ID)
 
-            assert_filled(outcome)
-            assert len(server.accepted_orders()) == 1
-            outcomes = {a.outcome for a in server.order_arrivals}
-            assert outcomes <= {"fault:timeout-after-accept", "-2010"}  # every resend refused as a duplicate
-            assert (await rig.target()).status is TargetStatus.FILLED
+        assert_filled(outcome)
+        assert len(server.accepted_orders()) == 1
+        outcomes = {a.outcome for a in server.order_arrivals}
+        assert outcomes <= {"fault:timeout-after-accept", "-2010"}  # every resend refused as a duplicate
+        assert (await rig.target()).status is TargetStatus.FILLED
 
 
 

@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 
+from adapters.mexc.errors import UnexpectedReply
 from adapters.mexc.exchange import MexcExchange
 from adapters.mexc.fake.http import FakeMexcServer
 from adapters.mexc.models import parse_symbol_info, scale_of
-from adapters.mexc.errors import UnexpectedReply
 from adapters.mexc.rest import MexcRestClient
 from application.errors import NotFound
 from domain.values import Symbol
@@ -23,13 +23,17 @@ async def test_status_1_with_int_precisions() -> None:
     assert (info.price_scale, info.quantity_scale, info.quote_scale) == (4, 2, 2)
     assert info.online and info.tradable
     assert info.trade_side == 1
-    assert (info.min_notional, info.min_market_notional, info.max_market_notional) == (Decimal("1"), Decimal("1"), Decimal("100000"))
+    assert (info.min_notional, info.min_market_notional, info.max_market_notional) == (
+        Decimal("1"), Decimal("1"), Decimal("100000")
+    )
     assert info.taker_fee == Decimal("0.0005") and isinstance(info.taker_fee, Decimal)
     assert info.min_quantity == Decimal("0.01")
 
 
 async def test_enabled_with_string_precisions_inside_the_code_200_wrapper() -> None:
-    legacy = new_symbol(status="ENABLED", precisions_as_strings=True, trade_side_type="2", price_scale=6, quantity_scale=0)
+    legacy = new_symbol(
+        status="ENABLED", precisions_as_strings=True, trade_side_type="2", price_scale=6, quantity_scale=0
+    )
     async with FakeMexcServer(symbols=[legacy], wrap_exchange_info=True) as server, client_for(server) as c:
         info = (await c.exchange_info())["NEWUSDT"]
     assert (info.price_scale, info.quantity_scale) == (6, 0)
@@ -39,7 +43,9 @@ async def test_enabled_with_string_precisions_inside_the_code_200_wrapper() -> N
 
 
 async def test_paused_and_offline_symbols_are_not_tradable() -> None:
-    symbols = [new_symbol(symbol="AAAUSDT", base="AAA", status="2"), new_symbol(symbol="BBBUSDT", base="BBB", status="3")]
+    symbols = [
+        new_symbol(symbol="AAAUSDT", base="AAA", status="2"), new_symbol(symbol="BBBUSDT", base="BBB", status="3")
+    ]
     async with FakeMexcServer(symbols=symbols) as server, client_for(server) as c:
         infos = await c.exchange_info(["AAAUSDT", "BBBUSDT"])
     assert set(infos) == {"AAAUSDT", "BBBUSDT"}

@@ -39,5 +39,5 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> Non
         await asyncio.sleep(0.01)
 
 
-async def next_item(queue: "asyncio.Queue[T]", timeout: float = 3.0) -> T:
+async def next_item(queue: asyncio.Queue[T], timeout: float = 3.0) -> T:
     return await asyncio.wait_for(queue.get(), timeout)

@@ -18,7 +18,9 @@ from application.use_cases.listings import DetectReadyStates, SyncCalendar
 
 NOW = datetime(2026, 11, 25, 8, tzinfo=UTC)
 LAUNCH_MS = int(datetime(2026, 11, 25, 10, tzinfo=UTC).timestamp() * 1000)
-GOOD_CALENDAR = {"data": {"newCoins": [{"vcoinId": "c1", "vcoinName": "NEW", "vcoinNameFull": "New", "firstOpenTime": LAUNCH_MS}]}}
+GOOD_CALENDAR = {
+    "data": {"newCoins": [{"vcoinId": "c1", "vcoinName": "NEW", "vcoinNameFull": "New", "firstOpenTime": LAUNCH_MS}]}
+}
 
 BROKEN = [
     (200, b"<html>maintenance</html>"),

@@ -29,7 +29,9 @@ LAUNCH = NOW + timedelta(hours=2)
 WEB = "https://web.test"
 
 
-def feed_for(handler: Callable[[httpx.Request], httpx.Response], **kwargs: object) -> tuple[MexcListingFeed, list[httpx.Request]]:
+def feed_for(
+    handler: Callable[[httpx.Request], httpx.Response], **kwargs: object,
+) -> tuple[MexcListingFeed, list[httpx.Request]]:
     seen: list[httpx.Request] = []
 
     def record(request: httpx.Request) -> httpx.Response:
@@ -49,12 +51,18 @@ def calendar_payload(*coins: object) -> dict[str, object]:
     return {"code": 0, "msg": "success", "data": {"newCoins": list(coins)}}
 
 
-def coin(coin_id: str = "c-1", ticker: str = "NEW", full: str = "New Coin", first_open: object = LAUNCH_MS, **extra: object) -> dict[str, object]:
+def coin(
+    coin_id: str = "c-1", ticker: str = "NEW", full: str = "New Coin", first_open: object = LAUNCH_MS, **extra: object,
+) -> dict[str, object]:
     return {"vcoinId": coin_id, "vcoinName": ticker, "vcoinNameFull": full, "firstOpenTime": first_open, **extra}
 
 
-def row(cd: str, vn: str, sts: object = 2, st: object = 2, tt: object = 4, ot: object = LAUNCH_MS, **extra: object) -> dict[str, object]:
-    return {"cd": cd, "vn": vn, "fn": str(vn).title(), "sts": sts, "st": st, "tt": tt, "ot": ot, "ps": 6, "qs": 2, **extra}
+def row(
+    cd: str, vn: str, sts: object = 2, st: object = 2, tt: object = 4, ot: object = LAUNCH_MS, **extra: object,
+) -> dict[str, object]:
+    return {
+        "cd": cd, "vn": vn, "fn": str(vn).title(), "sts": sts, "st": st, "tt": tt, "ot": ot, "ps": 6, "qs": 2, **extra
+    }
 
 
 # --- calendar ----------------------------------------------------------------------------------
@@ -86,11 +94,15 @@ class TestCalendar:
         assert entry.launch_at == LAUNCH + timedelta(milliseconds=7)
 
     async def test_full_name_falls_back_to_the_ticker(self) -> None:
-        feed, _ = feed_for(json_reply(calendar_payload({"vcoinId": 99, "vcoinName": " xyz ", "firstOpenTime": LAUNCH_MS})))
+        feed, _ = feed_for(
+            json_reply(calendar_payload({"vcoinId": 99, "vcoinName": " xyz ", "firstOpenTime": LAUNCH_MS}))
+        )
         [entry] = await feed.calendar()
         assert (entry.coin_id, entry.ticker, entry.full_name, entry.symbol.code) == ("99", "XYZ", "XYZ", "XYZUSDT")
 
-    async def test_bad_entries_are_dropped_counted_and_logged_good_ones_survive(self, caplog: pytest.LogCaptureFixture) -> None:
+    async def test_bad_entries_are_dropped_counted_and_logged_good_ones_survive(
+        self, caplog: pytest.LogCaptureFixture,
+    ) -> None:
         bad = [
             "not an object",
             None,
@@ -167,7 +179,9 @@ class TestSymbolStates:
         assert feed.dropped["symbols"] == 0
 
     async def test_flat_list(self) -> None:
-        payload = {"code": 0, "data": {"symbols": [row("c-1", "NEW"), row("c-3", "THREE", "2", "1", "0", ot=str(LAUNCH_MS))]}}
+        payload = {
+            "code": 0, "data": {"symbols": [row("c-1", "NEW"), row("c-3", "THREE", "2", "1", "0", ot=str(LAUNCH_MS))]}
+        }
         feed, _ = feed_for(json_reply(payload))
         reports = await feed.symbol_states()
         assert reports == [
@@ -186,7 +200,9 @@ class TestSymbolStates:
         assert [r.state.open_time_ms for r in await feed.symbol_states()] == [None, None, None]
 
     @pytest.mark.parametrize("shape", ["object", "list"])
-    async def test_bad_entries_dropped_and_counted_good_ones_survive(self, shape: str, caplog: pytest.LogCaptureFixture) -> None:
+    async def test_bad_entries_dropped_and_counted_good_ones_survive(
+        self, shape: str, caplog: pytest.LogCaptureFixture,
+    ) -> None:
         bad = [
             42,
             {"vn": "NOCD", "sts": 2, "st": 2, "tt": 4},

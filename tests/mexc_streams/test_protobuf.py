@@ -5,6 +5,7 @@ compile to, and malformed input raises ProtobufDecodeError and nothing else."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 from decimal import Decimal
 
@@ -128,7 +129,9 @@ class TestHandBuiltBytes:
     def test_private_order_and_account(self) -> None:
         order = ld(1, b"C02__1") + ld(2, b"snipe-1") + ld(6, b"0.0123") + key(15, 0) + b"\x02" + key(16, 0) + varint(5)
         push = decode_push(ld(304, order))
-        assert push.privateOrders == PrivateOrdersV3Api(id="C02__1", clientId="snipe-1", avgPrice="0.0123", status=2, createTime=5)
+        assert push.privateOrders == PrivateOrdersV3Api(
+            id="C02__1", clientId="snipe-1", avgPrice="0.0123", status=2, createTime=5
+        )
         assert not push.privateOrders.HasField("triggerType")  # `optional` keeps presence
         account = ld(1, b"USDT") + ld(3, b"90.5") + ld(7, b"ENTRUST") + key(8, 0) + b"\x09"
         assert decode_push(ld(307, account)).privateAccount == PrivateAccountV3Api(
@@ -180,10 +183,8 @@ class TestMalformed:
     def test_every_truncation_raises_the_decode_error_or_decodes(self, cut: int) -> None:
         """A prefix that ends on a field boundary is itself a valid message; any other
         prefix must raise ProtobufDecodeError (never anything else)."""
-        try:
+        with contextlib.suppress(ProtobufDecodeError):
             decode_push(HAND_BUILT_DEALS[:cut])
-        except ProtobufDecodeError:
-            pass
 
     @pytest.mark.parametrize(
         "data",
@@ -220,7 +221,5 @@ class TestMalformed:
                 for _ in range(rng.randint(1, 4)):
                     corrupt[rng.randrange(len(corrupt))] = rng.getrandbits(8)
                 data = bytes(corrupt)
-            try:
+            with contextlib.suppress(ProtobufDecodeError):
                 decode_push(data)
-            except ProtobufDecodeError:
-                pass

@@ -16,7 +16,6 @@ from adapters.mexc.fake.ws import FakeMexcWebSocketServer
 from adapters.mexc.protobuf import PrivateAccountV3Api, PrivateDealsV3Api, PrivateOrdersV3Api, read_decimal
 from adapters.mexc.streams import PRIVATE_CHANNELS, MexcUserDataStream, UserDataUpdate
 from application.errors import ConfigurationError
-
 from tests.mexc_streams.support import eventually, fast_settings, next_item
 
 T0 = 1_748_779_200_000
@@ -61,7 +60,9 @@ async def wait_private(server: FakeMexcWebSocketServer, key: str) -> None:
 
 
 class TestUserDataStream:
-    async def test_connects_with_the_listen_key_and_subscribes_the_private_channels(self, server: FakeMexcWebSocketServer) -> None:
+    async def test_connects_with_the_listen_key_and_subscribes_the_private_channels(
+        self, server: FakeMexcWebSocketServer,
+    ) -> None:
         keys = ListenKeys()
         async with user_stream(server, keys) as stream:
             await wait_private(server, "key-1")
@@ -93,7 +94,9 @@ class TestUserDataStream:
             assert await server.publish_private_account(account) == 1
             updates = [await next_item(stream.updates) for _ in range(3)]
         assert updates[0] == UserDataUpdate("spot@private.orders.v3.api.pb", "NEWUSDT", T0_AT, order)
-        assert updates[1] == UserDataUpdate("spot@private.deals.v3.api.pb", "NEWUSDT", T0_AT + timedelta(milliseconds=5), deal)
+        assert updates[1] == UserDataUpdate(
+            "spot@private.deals.v3.api.pb", "NEWUSDT", T0_AT + timedelta(milliseconds=5), deal
+        )
         assert updates[2].payload == account and updates[2].symbol is None
         assert read_decimal(updates[1].payload.feeAmount, "fee") == Decimal("0.004995")
 
@@ -160,7 +163,9 @@ class TestUserDataStream:
                 return problem  # an empty key is refused too
             return await keys.create()
 
-        async with MexcUserDataStream(flaky_create, keys.keepalive, keys.close, server.url, settings=fast_settings()) as stream:
+        async with MexcUserDataStream(
+            flaky_create, keys.keepalive, keys.close, server.url, settings=fast_settings()
+        ) as stream:
             await wait_private(server, "key-1")
             assert stream.stats.connect_failures == 2
 
@@ -184,7 +189,9 @@ class TestUserDataStream:
             assert stream.stats.malformed_frames == 1
             assert stream.stats.ignored_frames == 1
 
-    async def test_without_a_listen_key_private_channels_are_refused_by_the_server(self, server: FakeMexcWebSocketServer) -> None:
+    async def test_without_a_listen_key_private_channels_are_refused_by_the_server(
+        self, server: FakeMexcWebSocketServer,
+    ) -> None:
         from websockets.asyncio.client import connect
 
         async with connect(server.url, proxy=None) as ws:

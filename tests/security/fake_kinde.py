@@ -26,7 +26,7 @@ CLIENT_ID = "sniper-client"
 CLIENT_SECRET = "sniper-client-secret-0123456789"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _generated(kid: str, variant: int) -> dict[str, Any]:
     return RSAKey.generate_key(2048, parameters={"kid": kid, "use": "sig", "alg": "RS256"}).as_dict(private=True)
 

@@ -126,7 +126,9 @@ async def test_a_delete_that_cannot_be_recorded_fails_and_keeps_the_keys(vault: 
     assert CredentialsDeleted not in [type(r.event) for r in await store.load("credentials-alice")]
 
 
-async def test_a_store_or_rotation_that_cannot_be_recorded_fails_and_changes_nothing(vault: MemoryCredentialVault) -> None:
+async def test_a_store_or_rotation_that_cannot_be_recorded_fails_and_changes_nothing(
+    vault: MemoryCredentialVault,
+) -> None:
     class BrokenStore(InMemoryEventStore):
         broken = False
 
@@ -144,7 +146,9 @@ async def test_a_store_or_rotation_that_cannot_be_recorded_fails_and_changes_not
     await StoreCredentials(vault, store, ManualClock(T0))("alice", CREDENTIALS)
     store.broken = True
     with pytest.raises(OSError, match="disk full"):
-        await StoreCredentials(vault, store, ManualClock(T0))("alice", ApiCredentials("mx0vglNewerKey99887766", "NewerSecret998877665544"))
+        await StoreCredentials(vault, store, ManualClock(T0))(
+            "alice", ApiCredentials("mx0vglNewerKey99887766", "NewerSecret998877665544")
+        )
     assert await vault.reveal("alice") == CREDENTIALS
     assert [type(r.event) for r in await store.load("credentials-alice")] == [CredentialsStored]
 
@@ -224,7 +228,8 @@ async def mexc() -> AsyncIterator[FakeMexcServer]:
 
 
 def checker_for(server: FakeMexcServer) -> MexcCredentialChecker:
-    return MexcCredentialChecker(server.base_url, timeout=2.0, connect_timeout=1.0, backoff_base=0.005, backoff_cap=0.01,
+    return MexcCredentialChecker(server.base_url, timeout=2.0, connect_timeout=1.0, backoff_base=0.005,
+                                 backoff_cap=0.01,
                                  read_attempts=2, rng=random.Random(3), limiter=RateLimiter(max_wait=0.1),
                                  breakers=CircuitBreakers(failure_threshold=50))
 

@@ -178,7 +178,8 @@ async def test_a_key_withdrawn_from_the_jwks_is_refused_after_the_max_age(rotati
 async def test_unknown_key_ids_still_fetch_at_most_once_per_interval(rotating, kinde: FakeKinde) -> None:  # noqa: ANN001
     client, clock, _ = rotating
     now = int(clock.now().timestamp())
-    assert (await client.get("/api/v1/me", headers=bearer(token(kinde, "kp_eve", kinde.keys[1], now)))).status_code == 200
+    me = await client.get("/api/v1/me", headers=bearer(token(kinde, "kp_eve", kinde.keys[1], now)))
+    assert me.status_code == 200
     fetched = kinde.jwks_requests
 
     async def storm() -> None:
@@ -209,12 +210,14 @@ async def test_odd_subjects_are_refused_at_the_door_with_a_reason(api_on_postgre
             assert "subject" in answer.json()["detail"]
 
 
-async def test_the_longest_accepted_subject_stores_credentials_and_records_it(api_on_postgres, kinde: FakeKinde) -> None:  # noqa: ANN001
+async def test_the_longest_accepted_subject_stores_credentials_and_records_it(  # noqa: ANN001
+    api_on_postgres, kinde: FakeKinde,
+) -> None:
     client, _ = api_on_postgres
     subject = "kp_" + "y" * (MAX_SUBJECT_CHARS - 3)
     signed = bearer(token(kinde, subject))
-    put = await client.put("/api/v1/credentials", json={"api_key": CREDENTIALS.api_key, "secret_key": CREDENTIALS.secret_key},
-                           headers=signed)
+    body = {"api_key": CREDENTIALS.api_key, "secret_key": CREDENTIALS.secret_key}
+    put = await client.put("/api/v1/credentials", json=body, headers=signed)
     assert put.status_code == 200, put.text
     audit = await client.get("/api/v1/audit", headers=signed)
     assert [e["type"] for e in audit.json()] == ["CredentialsStored"]
@@ -268,7 +271,9 @@ async def test_the_vault_changes_only_with_its_record_on_postgres(fresh_postgres
 
 # --- the mapping, as invariants --------------------------------------------------------------
 
-SUBJECTS = ["local", "global", "system", "safety-monitor", "shared", "kinde:local", "kp_0123abcd", "a", "x" * MAX_SUBJECT_CHARS]
+SUBJECTS = [
+    "local", "global", "system", "safety-monitor", "shared", "kinde:local", "kp_0123abcd", "a", "x" * MAX_SUBJECT_CHARS
+]
 
 
 @pytest.mark.parametrize("subject", SUBJECTS)
@@ -284,7 +289,9 @@ def test_an_issued_identity_is_never_a_reserved_id_nor_one_the_operator_can_name
 @pytest.mark.parametrize(("name", "value"), [
     ("SNIPER_USER", "global"), ("SNIPER_USER", "system"), ("SNIPER_USER", "kinde:kp_1"), ("SNIPER_USER", "me\x00"),
     ("SNIPER_USER", "u" * 189),
-    ("KINDE_LEGACY_SUBJECTS", "kp_1,global"), ("KINDE_LEGACY_SUBJECTS", "local"), ("KINDE_LEGACY_SUBJECTS", "kinde:kp_1"),
+    ("KINDE_LEGACY_SUBJECTS", "kp_1,global"), ("KINDE_LEGACY_SUBJECTS", "local"), (
+        "KINDE_LEGACY_SUBJECTS", "kinde:kp_1"
+    ),
 ])
 def test_the_operator_cannot_name_a_reserved_or_issued_id(name: str, value: str) -> None:
     from application.errors import ConfigurationError

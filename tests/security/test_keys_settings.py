@@ -164,7 +164,9 @@ def test_sniper_keys_rotate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         return main(list(argv), out=out, err=err), out.getvalue(), err.getvalue()
 
     code, out, err = sniper("keys", "rotate")
-    assert (code, err) == (0, "") and out.startswith("re-encrypted 2 credential rows under key version 2; 0 already current")
+    assert (code, err) == (0, "") and out.startswith(
+        "re-encrypted 2 credential rows under key version 2; 0 already current"
+    )
     code, out, _ = sniper("keys", "rotate")
     assert code == 0 and out.startswith("re-encrypted 0 credential rows under key version 2; 2 already current")
     for text in (out,):

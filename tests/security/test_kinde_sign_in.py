@@ -108,7 +108,8 @@ async def test_kinde_down_is_a_clear_failure(sign_in: KindeSignIn, kinde: FakeKi
 
 
 def test_logout_url(sign_in: KindeSignIn, kinde: FakeKinde) -> None:
-    assert sign_in.logout_url("http://127.0.0.1:8000/") == f"{kinde.issuer}/logout?redirect=http%3A%2F%2F127.0.0.1%3A8000%2F"
+    expected = f"{kinde.issuer}/logout?redirect=http%3A%2F%2F127.0.0.1%3A8000%2F"
+    assert sign_in.logout_url("http://127.0.0.1:8000/") == expected
 
 
 # --- the development identity ----------------------------------------------------------------

@@ -71,7 +71,9 @@ async def test_a_good_token_gives_the_identity(verifier: KindeTokenVerifier, kin
     token = sign(kinde.keys[0], claims(kinde))
     assert await verifier.verify(token) == Identity("kinde:kp_alice", "alice@example.test", development=False)
     assert kinde.jwks_requests == 1
-    assert await verifier.verify(sign(kinde.keys[0], claims(kinde, aud=AUDIENCE, email=None))) == Identity("kinde:kp_alice")
+    assert await verifier.verify(sign(kinde.keys[0], claims(kinde, aud=AUDIENCE, email=None))) == Identity(
+        "kinde:kp_alice"
+    )
     assert await verifier.verify(sign(kinde.keys[0], claims(kinde, aud=["other", AUDIENCE]))) == Identity(
         "kinde:kp_alice", "alice@example.test")
     assert kinde.jwks_requests == 1  # cached
@@ -105,9 +107,15 @@ REFUSALS: list[tuple[str, Any, str]] = [
     ("no subject", lambda k: sign(k.keys[0], claims(k, sub=None)), "lacks claim sub"),
     ("empty subject", lambda k: sign(k.keys[0], claims(k, sub="")), "bad subject"),
     ("subject with a NUL", lambda k: sign(k.keys[0], claims(k, sub="kp_a\x00b")), "token subject refused"),
-    ("subject too long for storage", lambda k: sign(k.keys[0], claims(k, sub="kp_" + "x" * 180)), "token subject refused"),
+    (
+        "subject too long for storage", lambda k: sign(k.keys[0], claims(k, sub="kp_" + "x" * 180)),
+        "token subject refused"
+    ),
     ("subject not a string", lambda k: sign(k.keys[0], claims(k, sub=42)), "subject"),
-    ("signed by another key under a known kid", lambda k: sign(rsa_key(k.keys[0].kid, variant=1), claims(k)), "bad token signature"),
+    (
+        "signed by another key under a known kid", lambda k: sign(rsa_key(k.keys[0].kid, variant=1), claims(k)),
+        "bad token signature"
+    ),
     ("alg none", lambda k: unsigned({"alg": "none", "typ": "JWT", "kid": k.keys[0].kid}, claims(k)),
      "unsupported token algorithm"),
     ("alg None", lambda k: unsigned({"alg": "None", "kid": k.keys[0].kid}, claims(k)), "unsupported token algorithm"),
@@ -162,7 +170,9 @@ async def test_a_rotated_in_key_is_accepted_after_one_refetch(verifier: KindeTok
     new_key = rsa_key("kinde-2")
     kinde.keys.append(new_key)
     clock.advance(timedelta(seconds=61))
-    assert await verifier.verify(sign(new_key, claims(kinde, sub="kp_bob"))) == Identity("kinde:kp_bob", "alice@example.test")
+    assert await verifier.verify(sign(new_key, claims(kinde, sub="kp_bob"))) == Identity(
+        "kinde:kp_bob", "alice@example.test"
+    )
     assert kinde.jwks_requests == 2
     # The old key retires: tokens signed with it stop working once the set is refetched.
     kinde.keys.pop(0)

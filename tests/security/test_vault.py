@@ -65,7 +65,10 @@ async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[R
             row = next(r for r in vault.rows() if r.user_id == user_id)
             vault._replace_row(user_id, **{column: _flip(getattr(row, column))})
 
-        yield Rig(vault, InMemoryEventStore(), dump_memory, lambda r: MemoryCredentialVault(r, vault.shared_rows()), tamper_memory)
+        yield Rig(
+            vault, InMemoryEventStore(), dump_memory, lambda r: MemoryCredentialVault(r, vault.shared_rows()),
+            tamper_memory
+        )
         return
 
     if request.param == "sqlite":
@@ -94,7 +97,8 @@ async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[R
 
     async def tamper_sql(user_id: str, column: str) -> None:
         async with engine.begin() as conn:
-            value = (await conn.execute(text(f"SELECT {column} FROM credentials WHERE user_id = :u"), {"u": user_id})).scalar_one()
+            query = text(f"SELECT {column} FROM credentials WHERE user_id = :u")
+            value = (await conn.execute(query, {"u": user_id})).scalar_one()
             await conn.execute(text(f"UPDATE credentials SET {column} = :v WHERE user_id = :u"),
                                {"v": _flip(value), "u": user_id})
 
@@ -235,7 +239,9 @@ async def test_the_settings_form_of_a_rotation(rig: Rig) -> None:
     assert await rig.reopen(KeyRing.parse(encode_key(new, 2))).reveal("alice") == CREDENTIALS
 
 
-async def test_nothing_is_logged_that_could_open_or_show_the_credentials(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+async def test_nothing_is_logged_that_could_open_or_show_the_credentials(
+    rig: Rig, caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.DEBUG)
     await StoreCredentials(rig.vault, rig.store, ManualClock(T0))("alice", CREDENTIALS)
     assert await rig.vault.reveal("alice") == CREDENTIALS

@@ -115,7 +115,9 @@ async def filled_position(store: InMemoryEventStore, user_id: str) -> str:
     target = scheduled("t-old", user_id, "OLD", T0, "10")
     cause = Cause(T0, "t-old")
     target.submit_order(cause)
-    target.record_fill("x-1", Decimal("0.5"), Decimal("20"), Decimal("10"), Decimal("0.01"), "USDT", 1, Decimal(5), cause)
+    target.record_fill(
+        "x-1", Decimal("0.5"), Decimal("20"), Decimal("10"), Decimal("0.01"), "USDT", 1, Decimal(5), cause
+    )
     position = Position.open("t-old", user_id, Symbol("OLD", "USDT"), Decimal("0.5"), Decimal("20"), Decimal("10"),
                              Decimal("0.01"), "USDT", 2, PRESETS["balanced"], cause)
     await repository.save(store, target, position)
@@ -137,7 +139,9 @@ async def world() -> AsyncIterator[World]:
     closer = StandInCloser()
 
     async def balances(user_id: str) -> Balances:
-        return Balances("paper", [Balance("USDT", Decimal("990.5"), Decimal(0)), Balance("OLD", Decimal("0.5"), Decimal(0))])
+        return Balances(
+            "paper", [Balance("USDT", Decimal("990.5"), Decimal(0)), Balance("OLD", Decimal("0.5"), Decimal(0))]
+        )
 
     async with FakeTelegram() as tg, httpx.AsyncClient() as client:
         read_models = InMemoryReadModels(store)
@@ -163,7 +167,8 @@ async def world() -> AsyncIterator[World]:
 
 async def link(world: World, chat: int = ALICE_CHAT, user: str = "alice") -> None:
     code = await IssueTelegramLinkCode(world.store, ManualClock(T0))(user)
-    assert await world.ask(chat, f"/start {code.code}") == f"Linked: this chat now acts for {user}. /help lists the commands."
+    linked = f"Linked: this chat now acts for {user}. /help lists the commands."
+    assert await world.ask(chat, f"/start {code.code}") == linked
 
 
 async def test_a_chat_nobody_linked_gets_one_refusal_and_nothing_happens(world: World) -> None:
@@ -201,11 +206,13 @@ async def test_every_command_answers_for_the_linked_user(world: World) -> None:
         f"Open positions:\n{world.position_id} OLDUSDT: 20 left of 20 at entry 0.5, cost 10.01000000 USDT, "
         "now 0.55 (unrealised 0.99000000), realised 0.00000000 (open)")
     assert await world.ask(ALICE_CHAT, "/profit") == (
-        "Realised P&L: 0.00000000 USDT\nFees: 0.01000000 USDT\nInvested: 10.01000000 USDT\nPositions: 1 (0 closed, 1 open)")
+        "Realised P&L: 0.00000000 USDT\nFees: 0.01000000 USDT\nInvested: 10.01000000 USDT\n"
+        "Positions: 1 (0 closed, 1 open)")
     daily = await world.ask(ALICE_CHAT, "/daily")
     assert daily.splitlines()[0] == "Realised P&L per day (UTC), last 7 days:"
     assert daily.splitlines()[1] == "2026-03-01: 0.00000000" and daily.splitlines()[-1] == "Total: 0.00000000"
-    assert await world.ask(ALICE_CHAT, "/balance") == "Balances (paper):\nUSDT: 990.5 free, 0 locked\nOLD: 0.5 free, 0 locked"
+    balances = "Balances (paper):\nUSDT: 990.5 free, 0 locked\nOLD: 0.5 free, 0 locked"
+    assert await world.ask(ALICE_CHAT, "/balance") == balances
     assert await world.ask(ALICE_CHAT, "/targets") == (
         "Snipes to come:\nt-next NEXTUSDT 25.00000000 at 2026-03-01 14:00:00 UTC (scheduled, paper, exit balanced)")
     assert await world.ask(ALICE_CHAT, "/frobnicate") == "Unknown command. /help lists what I understand."
@@ -217,12 +224,18 @@ async def test_halt_is_the_persons_own_stop_and_resume_clears_it(world: World) -
     assert await world.ask(ALICE_CHAT, "/halt going to sleep") == (
         "Trading halted: going to sleep. New orders are refused until you /resume.")
     [stop] = [r for r in await world.store.read_all() if isinstance(r.event, EmergencyStopActivated)]
-    assert (stop.stream_id, stop.user_id, stop.event.activated_by, stop.event.automatic) == ("safety-alice", "alice", "alice", False)
+    assert (stop.stream_id, stop.user_id, stop.event.activated_by, stop.event.automatic) == (
+        "safety-alice", "alice", "alice", False
+    )
     assert (await world.ask(ALICE_CHAT, "/status")).startswith(
-        "Trading: HALTED (emergency stop pressed by alice at 2026-03-01 12:00:00 UTC: going to sleep)\nOpen positions: 1")
-    assert (await world.ask(ALICE_CHAT, "/halt")).startswith("Already halted since 2026-03-01 12:00:00 UTC: going to sleep.")
+        "Trading: HALTED (emergency stop pressed by alice at 2026-03-01 12:00:00 UTC: going to sleep)\n"
+        "Open positions: 1")
+    assert (await world.ask(ALICE_CHAT, "/halt")).startswith(
+        "Already halted since 2026-03-01 12:00:00 UTC: going to sleep."
+    )
     assert await world.ask(ALICE_CHAT, "/resume") == "Emergency stop cleared.\nTrading: on"
-    assert await world.ask(ALICE_CHAT, "/resume") == "No emergency stop of yours was active; nothing to clear.\nTrading: on"
+    nothing = "No emergency stop of yours was active; nothing to clear.\nTrading: on"
+    assert await world.ask(ALICE_CHAT, "/resume") == nothing
     cleared = [r for r in await world.store.read_all() if isinstance(r.event, EmergencyStopCleared)]
     assert [(r.user_id, r.event.cleared_by) for r in cleared] == [("alice", "alice")]
     assert (await world.ask(ALICE_CHAT, "/halt")).startswith("Trading halted: halted from Telegram.")
@@ -233,7 +246,8 @@ async def test_close_goes_through_the_close_use_case_as_the_user(world: World) -
     assert await world.ask(ALICE_CHAT, "/close") == "Usage: /close POSITION (the position id, as /positions shows it)"
     assert await world.ask(ALICE_CHAT, f"/close {world.position_id}") == (
         f"Sold 0.5 of {world.position_id} at 22: closed, realised P&L 0.99000000.")
-    assert await world.ask(ALICE_CHAT, f"/close {world.position_id}") == f"{world.position_id} is closed already; nothing sent."
+    closed = f"{world.position_id} is closed already; nothing sent."
+    assert await world.ask(ALICE_CHAT, f"/close {world.position_id}") == closed
     assert await world.ask(ALICE_CHAT, "/close nope") == "No position nope of yours."
     assert world.closer.calls[0] == ("alice", world.position_id, "alice")
 

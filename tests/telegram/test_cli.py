@@ -32,7 +32,9 @@ def run_cli(*argv: str) -> tuple[int, str, str]:
      "sniper: TELEGRAM_WEBHOOK_SECRET is set: in webhook mode the API takes the bot's updates "
      "(POST /api/v1/telegram/webhook); unset it to long-poll with `sniper telegram`\n"),
 ])
-def test_refused_in_one_line(env: dict[str, str], message: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_refused_in_one_line(
+    env: dict[str, str], message: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
     for name in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID", "TELEGRAM_WEBHOOK_SECRET"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
@@ -45,7 +47,9 @@ def test_refused_in_one_line(env: dict[str, str], message: str, monkeypatch: pyt
 async def test_the_bot_alone_answers_until_stopped(tmp_path: Path) -> None:
     async with FakeTelegram() as tg:
         settings = Settings(
-            database_url=f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", mexc=MexcSettings(base_url=NOWHERE, web_url=NOWHERE),
+            database_url=f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", mexc=MexcSettings(
+                base_url=NOWHERE, web_url=NOWHERE
+            ),
             observability=ObservabilitySettings(telegram_bot_token=tg.token, telegram_api_url=tg.api_url))
         out, stop = io.StringIO(), asyncio.Event()
         task = asyncio.create_task(run_telegram(settings, out, stop=stop, poll_timeout=timedelta(seconds=1)))

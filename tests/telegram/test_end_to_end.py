@@ -20,9 +20,9 @@ from entrypoints.config import ObservabilitySettings, Settings
 from entrypoints.telegram import TelegramBotProfile
 from tests.crash.support import Children, all_events, child_env, eventually, fake_exchange
 from tests.fakes.telegram import FakeTelegram
-from tests.telegram.support import ask as ask_bot
 from tests.http.conftest import make_app
 from tests.http.support import auth
+from tests.telegram.support import ask as ask_bot
 
 ALICE_CHAT, STRANGER_CHAT = 4242, 777
 
@@ -38,7 +38,8 @@ async def test_every_command_through_telegram_against_a_running_worker_and_the_a
             telegram_bot_token=tg.token, telegram_api_url=tg.api_url))
         app, container = make_app(settings)
         env = child_env(url, mexc, live=False, SNIPER_MARKET="mexc", SNIPER_USER="alice",
-                        SNIPER_CALENDAR_POLL_SECONDS="1", SNIPER_STATE_POLL_SECONDS="1", SNIPER_PREPARE_AHEAD_SECONDS="1",
+                        SNIPER_CALENDAR_POLL_SECONDS="1", SNIPER_STATE_POLL_SECONDS="1",
+                        SNIPER_PREPARE_AHEAD_SECONDS="1",
                         TELEGRAM_BOT_TOKEN=tg.token, TELEGRAM_API_URL=tg.api_url)
 
         async def ask(chat: int, text: str) -> str:
@@ -70,7 +71,9 @@ async def test_every_command_through_telegram_against_a_running_worker_and_the_a
                     "symbol": "NEWUSDT", "launch_at": launch.isoformat(), "quote_amount": "10.01"})
                 assert first.status_code == 201, first.text
                 first_id = first.json()["target_id"]
-                assert (await ask(ALICE_CHAT, "/targets")).startswith(f"Snipes to come:\n{first_id} NEWUSDT 10.01000000")
+                assert (await ask(ALICE_CHAT, "/targets")).startswith(
+                    f"Snipes to come:\n{first_id} NEWUSDT 10.01000000"
+                )
                 assert await ask(ALICE_CHAT, "/halt token unlock at noon") == \
                     "Trading halted: token unlock at noon. New orders are refused until you /resume."
                 assert await ask(STRANGER_CHAT, "/resume") == NOT_LINKED  # and nothing is cleared
@@ -81,7 +84,9 @@ async def test_every_command_through_telegram_against_a_running_worker_and_the_a
 
                 [reason] = await eventually(refused, "the halted snipe refused at its launch", timeout=30)
                 assert "token unlock at noon" in reason
-                assert (await ask(ALICE_CHAT, "/status")).startswith("Trading: HALTED (emergency stop pressed by alice at ")
+                assert (await ask(ALICE_CHAT, "/status")).startswith(
+                    "Trading: HALTED (emergency stop pressed by alice at "
+                )
                 assert await ask(ALICE_CHAT, "/resume") == "Emergency stop cleared.\nTrading: on"
 
                 # A snipe that fills; its position closed through Telegram.
@@ -109,7 +114,8 @@ async def test_every_command_through_telegram_against_a_running_worker_and_the_a
                 assert await ask(ALICE_CHAT, "/resume") == "Emergency stop cleared.\nTrading: on"
                 closed = await ask(ALICE_CHAT, f"/close {position_id}")
                 assert closed.startswith(f"Sold 105235 of {position_id} at 0.00009512: closed, realised P&L "), closed
-                assert await ask(ALICE_CHAT, f"/close {position_id}") == f"{position_id} is closed already; nothing sent."
+                closed = f"{position_id} is closed already; nothing sent."
+                assert await ask(ALICE_CHAT, f"/close {position_id}") == closed
                 assert await ask(ALICE_CHAT, "/positions") == "No open positions."
 
                 # Unlinked through the API: the chat is refused from then on.

@@ -26,10 +26,13 @@ def store() -> InMemoryEventStore:
     return InMemoryEventStore()
 
 
-async def test_a_code_links_one_chat_once_and_is_stored_only_hashed(store: InMemoryEventStore, clock: ManualClock) -> None:
+async def test_a_code_links_one_chat_once_and_is_stored_only_hashed(
+    store: InMemoryEventStore, clock: ManualClock,
+) -> None:
     code = await IssueTelegramLinkCode(store, clock)("alice")
     assert code.expires_at == T0 + LINK_CODE_TTL and len(code.code) == 10
-    assert await RedeemTelegramLinkCode(store, clock)(111, code.code.lower()) == "alice"  # case and spaces do not matter
+    # Case and spaces do not matter.
+    assert await RedeemTelegramLinkCode(store, clock)(111, code.code.lower()) == "alice"
     assert await FindLinkedUser(store)(111) == "alice"
     with pytest.raises(LinkCodeRefused):
         await RedeemTelegramLinkCode(store, clock)(222, code.code)  # used already

@@ -32,9 +32,8 @@ T0 = datetime(2025, 3, 1, tzinfo=UTC)
 async def test_spans_and_metrics_reach_a_local_otlp_endpoint_as_protobuf() -> None:
     async with FakeHttpServer(reply=b"") as collector:
         telemetry, shutdown = configure_telemetry("sniper-otlp-test", collector.url, prometheus=False)
-        with telemetry.span("agent.tick", agent="strategy"):
-            with telemetry.span("use_case.execute_snipe", target_id="t-1"):
-                telemetry.count("sniper_orders_total", side="buy", mode="paper")
+        with telemetry.span("agent.tick", agent="strategy"), telemetry.span("use_case.execute_snipe", target_id="t-1"):
+            telemetry.count("sniper_orders_total", side="buy", mode="paper")
         # The exporters post from their own threads (blocking HTTP); the fake collector answers on this loop.
         await asyncio.to_thread(shutdown)
 

@@ -175,9 +175,8 @@ class TestPaperSnipe:
 
     async def test_an_exception_escaping_a_span_marks_it_failed_and_propagates(self, traced) -> None:
         telemetry, exporter = traced
-        with pytest.raises(ValueError):
-            with telemetry.span("agent.tick", agent="calendar"):
-                raise ValueError("bad tick")
+        with pytest.raises(ValueError), telemetry.span("agent.tick", agent="calendar"):
+            raise ValueError("bad tick")
         [span] = exporter.get_finished_spans()
         assert span.status.status_code is StatusCode.ERROR and "bad tick" in span.status.description
         assert [e.name for e in span.events] == ["exception"]

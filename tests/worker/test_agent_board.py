@@ -82,7 +82,10 @@ async def test_the_api_judges_heartbeats_on_the_wall_clock_not_the_markets() -> 
 
 def sniper_agents(env: dict[str, str], worker: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", "from entrypoints.cli import main; raise SystemExit(main())", "agents", "--worker", worker],
+        [
+            sys.executable, "-c", "from entrypoints.cli import main; raise SystemExit(main())", "agents", "--worker",
+            worker
+        ],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
     )
 
@@ -97,7 +100,10 @@ def test_sniper_agents_reads_a_running_workers_heartbeats(tmp_path: Path, redis_
         running = sniper_agents(env, worker)
         assert running.returncode == 0, running.stdout + running.stderr
         names = {line.split()[1] for line in running.stdout.splitlines()[1:]}
-        assert names == {"calendar", "pattern-discovery", "strategy", "risk-manager", "safety-monitor", "reconciliation", "simulation"}
+        assert names == {
+            "calendar", "pattern-discovery", "strategy", "risk-manager", "safety-monitor", "reconciliation",
+            "simulation"
+        }
         assert all(line.split()[2] == "ok" for line in running.stdout.splitlines()[1:])
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0

@@ -24,7 +24,9 @@ class Alerts:
 
 
 def trader(max_daily_loss: str = "50") -> TraderSettings:
-    return TraderSettings(user_id="alice", risk=RiskProfile(Decimal("100"), 3, Decimal(max_daily_loss), Decimal("1000")))
+    return TraderSettings(
+        user_id="alice", risk=RiskProfile(Decimal("100"), 3, Decimal(max_daily_loss), Decimal("1000"))
+    )
 
 
 def monitor_of(world: World, alerts: Alerts, **limits) -> MonitorSafety:  # noqa: ANN003
@@ -159,9 +161,9 @@ async def test_a_stop_recorded_elsewhere_gets_its_open_orders_cancelled_once() -
 async def test_a_monitor_trip_is_automatic_and_the_stop_loss_still_sells_under_it() -> None:
     """A daily-loss trip fires exactly when the stop-loss may be needed: it holds new buys and
     take-profits, not the stop-loss. Here -6 % trips the user, then -80 % is sold at once."""
+    from application import repository
     from application.ports import PriceTick
     from domain.safety import Halt, SafetySwitch, safety_stream
-    from application import repository
     from tests.application.support import NEW
 
     world = await filled_world([{"t": "0", "price": "0.5"}, {"t": "60", "price": "0.47"}, {"t": "120", "price": "0.1"}])

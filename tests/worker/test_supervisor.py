@@ -4,6 +4,7 @@ a stop that lets ticks and spawned work finish."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -186,7 +187,7 @@ async def test_backoff_doubles_up_to_its_cap_while_the_agent_keeps_crashing() ->
     await wait_for(lambda: len(times) >= 6)
     sup.stop()
     await asyncio.wait_for(run, 5)
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert gaps[0] >= 0.018 and gaps[1] >= 0.038 and gaps[2] >= 0.078  # 20, 40, 80 ms
     assert all(g < 0.5 for g in gaps[3:])  # capped at 80 ms (generous margin for a loaded machine)
 

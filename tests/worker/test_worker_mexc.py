@@ -8,12 +8,12 @@ import signal
 from dataclasses import replace
 from pathlib import Path
 
+from adapters.clock import SystemClock
 from adapters.eventstore.migrate import upgrade
 from adapters.eventstore.sqlalchemy_store import SqlEventStore, make_engine
 from adapters.mexc.fake.http import FakeListing
 from adapters.mexc.fake.ws import FakeMexcWebSocketServer
 from adapters.mexc.streams import deals_channel
-from adapters.clock import SystemClock
 from application.use_cases.settings import ChangeTraderSettings
 from domain.listing import target_id_for
 from domain.risk import DEFAULT_RISK_PROFILE
@@ -34,9 +34,11 @@ async def seed_traders(database_url: str) -> None:
         await upgrade(engine)
         change = ChangeTraderSettings(SqlEventStore(engine), SystemClock())
         live = replace(DEFAULT_RISK_PROFILE, live=True)
-        await change(USER, TradingPreferences(auto_snipe=True, quote_amount=DEFAULT_RISK_PROFILE.max_quote_per_snipe / 10,
-                                              risk=live))
-        await change("bob", TradingPreferences(auto_snipe=True, quote_amount=DEFAULT_RISK_PROFILE.max_quote_per_snipe / 10))
+        amount = DEFAULT_RISK_PROFILE.max_quote_per_snipe / 10
+        await change(USER, TradingPreferences(auto_snipe=True, quote_amount=amount, risk=live))
+        await change(
+            "bob", TradingPreferences(auto_snipe=True, quote_amount=DEFAULT_RISK_PROFILE.max_quote_per_snipe / 10)
+        )
     finally:
         await engine.dispose()
 
@@ -133,7 +135,9 @@ async def test_two_durable_workers_run_the_snipe_job_once(fresh_postgres_databas
             client = redis_client(redis_url)
 
             async def shared_beats() -> list:
-                found = [s for s in await RedisAgentStatusBoard(client, prefix).statuses() if s.worker_id == SHARED_WORKER]
+                found = [
+                    s for s in await RedisAgentStatusBoard(client, prefix).statuses() if s.worker_id == SHARED_WORKER
+                ]
                 # Reconciliation's one-minute slot may not have come yet; a round that failed on a
                 # slow answer beats healthy again on its next slot.
                 ok = {s.name for s in found} >= {"calendar", "pattern-discovery"} and all(s.healthy for s in found)

@@ -14,7 +14,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[2]
 START = datetime(2026, 11, 25, 9, 59, 55, tzinfo=UTC)
 LAUNCH = START + timedelta(seconds=5)

@@ -1,6 +1,7 @@
 // The trader's cockpit: one page over the HTTP API and its live stream.
 import { api, ApiError, forgetToken, LiveStream, savedToken, saveToken } from "./api.js";
 import { lineChart } from "./chart.js";
+import { amount, negate, price, quantity, quote, shownValue, sign, signedText, sum } from "./money.js";
 
 const SECTIONS = ["overview", "listings", "positions", "history", "settings", "backtests"];
 const OPEN_TARGET = new Set(["watching", "ready", "scheduled"]);
@@ -17,7 +18,11 @@ const state = {
   calendar: [],
   trades: [],
   seen: new Map(), // target id -> the statuses this page saw, in order
-  samples: new Map(), // position id -> [[ms, price]] current prices seen while open
+  samples: new Map(), // position id -> [[ms, price]] current prices seen while open, at event-clock times
+  // How far the clock that stamps events (occurred_at) is behind this browser's clock: the least
+  // (received - occurred) of the events the stream brought. A worker on the wall clock: a few ms;
+  // a replay in virtual time: hours. Prices received are put on the events' clock with it.
+  clockSkew: null,
   histories: new Map(), // target id -> its recorded events (the open positions' price path)
   analyses: new Map(), // coin id -> the latest advisory analysis of an upcoming listing, or null
   analysedAt: 0,
@@ -84,11 +89,11 @@ function table(caption, headers, rows, attrs = {}) {
       h("tbody", {}, rows)));
 }
 
+// A P&L: "+4.9775" in green, "-1.20" in red (formatted from the string, never through a float).
 function signed(text) {
   if (text === null || text === undefined) return h("span", { text: "–" });
-  const value = Number(text);
-  const shown = value > 0 ? `+${text}` : String(text);
-  return h("span", { class: value > 0 ? "pos" : value < 0 ? "neg" : "", text: shown });
+  const value = sign(text);
+  return h("span", { class: value > 0 ? "pos" : value < 0 ? "neg" : "", text: signedText(text) });
 }
 
 function when(iso) {
@@ -254,17 +259,17 @@ async function loadOverview() {
     if (p.current_price === undefined || p.current_price === null) continue;
     const list = state.samples.get(p.position_id) || [];
     const last = list[list.length - 1];
-    if (!last || String(last[1]) !== String(p.current_price)) list.push([Date.now(), Number(p.current_price)]);
+    if (!last || last[1] !== Number(p.current_price)) list.push([eventClockNow(), Number(p.current_price)]);
     state.samples.set(p.position_id, list);
   }
-  const today = daily.reduce((sum, row) => sum + Number(row.realised_pnl), 0);
-  fill("pnl-today", signed(daily.length ? daily[daily.length - 1].realised_pnl : "0"));
+  const today = daily.length ? daily[daily.length - 1].realised_pnl : "0";
+  fill("pnl-today", signed(today));
   fill("pnl-total", signed(portfolio.realised_pnl));
   const unrealised = open.filter((p) => p.unrealised_pnl !== undefined && p.unrealised_pnl !== null);
   fill("pnl-unrealised", unrealised.length
-    ? signed(unrealised.reduce((sum, p) => sum + Number(p.unrealised_pnl), 0).toFixed(8).replace(/0+$/, "").replace(/\.$/, ""))
+    ? signed(sum(unrealised.map((p) => p.unrealised_pnl)))
     : h("span", { text: open.length ? "no current price yet" : "0 (nothing open)" }));
-  fill("pnl-fees", h("span", { text: portfolio.fees }));
+  fill("pnl-fees", h("span", { text: quote(portfolio.fees) }));
   renderExposure(today);
   fill("agents", agents.length
     ? table("Worker agents", ["Agent", "Health", "Last heartbeat", "Detail"], agents.map((a) => h("tr", {},
@@ -288,22 +293,25 @@ function renderExposure(todayPnl) {
   const risk = state.settings && state.settings.risk;
   const p = state.portfolio;
   if (!risk || !p) return;
-  const loss = todayPnl < 0 ? -todayPnl : 0;
+  const loss = sign(todayPnl) < 0 ? negate(todayPnl) : "0";
   fill("exposure",
-    meter("Open exposure", p.open_exposure, risk.max_total_exposure, `${p.open_exposure} of ${risk.max_total_exposure}`),
+    meter("Open exposure", p.open_exposure, risk.max_total_exposure, `${quote(p.open_exposure)} of ${quote(risk.max_total_exposure)}`),
     meter("Open positions", p.open_positions, risk.max_concurrent_positions, `${p.open_positions} of ${risk.max_concurrent_positions}`),
-    meter("Loss today", loss, risk.max_daily_loss, `${loss} of ${risk.max_daily_loss}`),
-    h("p", { class: "small", text: `Largest snipe ${risk.max_quote_per_snipe}; quote assets ${risk.allowed_quote_assets.join(", ")}; ${risk.live ? "LIVE trading" : "paper trading"}.` }));
+    meter("Loss today", loss, risk.max_daily_loss, `${quote(loss)} of ${quote(risk.max_daily_loss)}`),
+    h("p", { class: "small", text: `Largest snipe ${quote(risk.max_quote_per_snipe)}; quote assets ${risk.allowed_quote_assets.join(", ")}; ${risk.live ? "LIVE trading" : "paper trading"}.` }));
 }
 
 async function loadBalances() {
   try {
     const answer = await api("/api/v1/balances");
+    const quoteAssets = new Set((state.settings && state.settings.risk && state.settings.risk.allowed_quote_assets) || ["USDT"]);
+    const shown = (asset, text) => (quoteAssets.has(asset) ? quote(text) : quantity(text));
     fill("balances",
       h("p", { class: "small", text: `${answer.mode === "live" ? "From MEXC with your keys" : "The paper account"} as of ${when(answer.as_of)}` }),
       answer.balances.length
         ? table("Balances", ["Asset", "Free", "Locked"], answer.balances.map((b) => h("tr", {},
-            h("td", { text: b.asset }), h("td", { class: "num", text: b.free }), h("td", { class: "num", text: b.locked }))))
+            h("td", { text: b.asset }), h("td", { class: "num", text: shown(b.asset, b.free) }),
+            h("td", { class: "num", text: shown(b.asset, b.locked) }))))
         : h("p", { text: "No balance." }));
   } catch (error) {
     fill("balances", h("p", { text: error instanceof ApiError && error.status === 404 ? "This server does not answer balances." : problem(error) }));
@@ -343,7 +351,7 @@ function targetActions(target) {
     });
   } },
   h("label", { for: amountId, class: "sr-only", text: `Quote amount for ${target.symbol}` }),
-  h("input", { id: amountId, value: target.quote_amount, inputmode: "decimal", size: 8 }),
+  h("input", { id: amountId, value: amount(target.quote_amount), inputmode: "decimal", size: 8 }),
   h("label", { for: strategyId, class: "sr-only", text: `Exit strategy for ${target.symbol}` }),
   h("select", { id: strategyId }, strategyOptions(target.exit_strategy)),
   h("button", { type: "submit", text: "Amend" }),
@@ -367,9 +375,9 @@ function renderTargets() {
       h("td", {}, h("span", { class: `status ${t.status}`, text: statusLabel(t.status) }),
         seen.length > 1 ? h("span", { class: "small seen", text: ` (seen: ${seen.join(" → ")})` }) : null),
       h("td", { text: when(t.launch_at) }),
-      h("td", { class: "num", text: `${t.quote_amount}` }),
+      h("td", { class: "num", text: quote(t.quote_amount) }),
       h("td", { text: t.exit_strategy }),
-      h("td", { class: "num", title: "the rules' confidence that this listing trades at launch" , text: t.confidence }),
+      h("td", { class: "num", title: "the rules' confidence that this listing trades at launch", text: amount(t.confidence) }),
       h("td", { text: t.live ? "live" : "paper" }),
       h("td", {}, targetActions(t)));
   });
@@ -395,7 +403,7 @@ function createForm(listing) {
     });
   } },
   h("label", { for: amountId, class: "sr-only", text: `Quote amount for ${listing.symbol}` }),
-  h("input", { id: amountId, value: defaults.quote_amount, inputmode: "decimal", size: 8 }),
+  h("input", { id: amountId, value: amount(defaults.quote_amount), inputmode: "decimal", size: 8 }),
   h("label", { for: strategyId, class: "sr-only", text: `Exit strategy for ${listing.symbol}` }),
   h("select", { id: strategyId }, strategyOptions(defaults.exit_strategy)),
   h("button", { type: "submit", text: "Create target" }));
@@ -419,7 +427,7 @@ function renderCalendar() {
       analysisOf(listing),
       target
         ? h("div", {}, h("p", {}, "Your target: ", h("span", { class: `status ${target.status}`, text: statusLabel(target.status) }),
-            ` · confidence ${target.confidence}`, target.reason ? ` · ${target.reason}` : ""), targetActions(target))
+            ` · confidence ${amount(target.confidence)}`, target.reason ? ` · ${target.reason}` : ""), targetActions(target))
         : createForm(listing));
   });
   fill("calendar", items.length ? h("ul", { class: "cards plain" }, items) : h("p", { text: "No launch announced." }));
@@ -429,7 +437,7 @@ function analysisOf(listing) {
   const a = state.analyses.get(listing.coin_id);
   if (!a) return null;
   return h("details", { class: "analysis" },
-    h("summary", { text: `Analysis: score ${a.score} of 100 (${a.provider})` }),
+    h("summary", { text: `Analysis: score ${amount(a.score)} of 100 (${a.provider})` }),
     h("p", { text: a.explanation }),
     a.similar_symbols.length ? h("p", { class: "small", text: `Similar listings: ${a.similar_symbols.join(", ")}` }) : null);
 }
@@ -476,8 +484,9 @@ function planOf(position) {
 const EXIT_LABELS = { TakeProfitHit: "TP", StopLossHit: "SL", TrailingStopHit: "trail", MaxHoldTimeReached: "time",
   EmergencyExitFilled: "emergency", ManualExitFilled: "by hand", DustWrittenOff: "dust" };
 
-// The price path since launch as recorded: the entry, each new peak, each exit fill; then the
-// current prices this page saw.
+// The price path since launch as recorded: the entry, each new peak, each exit fill, at the
+// events' own times; then the current prices this page saw, at the times they were received, on
+// the events' clock (a replay's virtual time is not the wall clock), never before the entry.
 function positionChart(position) {
   const entry = Number(position.entry_price);
   const events = (state.histories.get(position.target_id) || []).filter((e) => e.data && e.data.position_id === position.position_id);
@@ -504,12 +513,14 @@ function positionChart(position) {
       markers.push({ x: at, y: Number(t.price), label: t.side === "buy" ? "entry" : EXIT_LABELS[t.event_type] || t.event_type, kind: t.side });
     }
   }
-  for (const sample of state.samples.get(position.position_id) || []) {
-    points.push(sample);
-    peak = Math.max(peak, sample[1]);
+  const opened = points.length ? Math.min(...points.map(([x]) => x)) : -Infinity;
+  for (const [at, value] of state.samples.get(position.position_id) || []) {
+    if (at < opened) continue;
+    points.push([at, value]);
+    peak = Math.max(peak, value);
   }
   points.sort((a, b) => a[0] - b[0]);
-  const hlines = [{ label: "entry", y: entry, kind: "entry" }];
+  const hlines = [{ label: "entry", y: entry, kind: "entry", text: price(position.entry_price) }];
   const plan = planOf(position);
   if (plan) {
     for (const [i, level] of (plan.take_profits || []).entries()) hlines.push({ label: `TP${i + 1}`, y: entry * (1 + Number(level.gain_percent) / 100), kind: "tp" });
@@ -518,7 +529,7 @@ function positionChart(position) {
   }
   return lineChart({
     title: `${position.symbol}: price since launch`,
-    description: `Entry ${position.entry_price}, recorded peaks and exits, and current prices of ${position.symbol}; ` +
+    description: `Entry ${price(position.entry_price)}, recorded peaks and exits, and current prices of ${position.symbol}; ` +
       `dashed lines: entry${plan ? `, take-profit and stop-loss of plan ${plan.name}` : ""}.`,
     series: [{ name: "price", kind: "price", points }],
     hlines, markers,
@@ -529,16 +540,16 @@ function positionCard(p) {
   return h("article", { class: "card position", dataset: { position: p.position_id, symbol: p.symbol, status: p.status } },
     h("h4", { text: `${p.symbol} · ${p.status}` }),
     h("dl", { class: "figures" },
-      h("dt", { text: "Entry price" }), h("dd", { text: p.entry_price }),
-      h("dt", { text: "Held" }), h("dd", { text: `${p.remaining} of ${p.quantity}` }),
-      h("dt", { text: "Cost" }), h("dd", { text: `${p.cost} ${p.quote_asset}` }),
-      h("dt", { text: "Current price" }), h("dd", { text: p.current_price ?? "–" }),
+      h("dt", { text: "Entry price" }), h("dd", { text: price(p.entry_price) }),
+      h("dt", { text: "Held" }), h("dd", { text: `${quantity(p.remaining)} of ${quantity(p.quantity)}` }),
+      h("dt", { text: "Cost" }), h("dd", { text: `${quote(p.cost)} ${p.quote_asset}` }),
+      h("dt", { text: "Current price" }), h("dd", { text: price(p.current_price) }),
       h("dt", { text: "Unrealised" }), h("dd", {}, signed(p.unrealised_pnl ?? null)),
       h("dt", { text: "Realised" }), h("dd", {}, signed(p.realised_pnl)),
       h("dt", { text: "Exits made" }), h("dd", { text: p.exits.length ? p.exits.join(", ") : "none" })),
     positionChart(p),
     h("button", { type: "button", class: "danger close-now", text: `Close ${p.symbol} now`, onclick: async () => {
-      const answer = await confirmAction(`Sell all ${p.remaining} ${p.symbol} held at the market now?`, { yes: "Close now" });
+      const answer = await confirmAction(`Sell all ${quantity(p.remaining)} ${p.symbol} held at the market now?`, { yes: "Close now" });
       if (!answer) return;
       await attempt(async () => {
         const result = await api(`/api/v1/positions/${encodeURIComponent(p.position_id)}/close`, { method: "POST" });
@@ -572,8 +583,8 @@ async function loadPositions() {
   fill("closed-positions", closed.length
     ? table("Closed positions", ["Symbol", "Entry", "Cost", "Proceeds", "Fees", "Result", "Exits", "Closed"], closed.map((p) =>
         h("tr", { dataset: { position: p.position_id, symbol: p.symbol } },
-          h("td", { text: p.symbol }), h("td", { class: "num", text: p.entry_price }), h("td", { class: "num", text: p.cost }),
-          h("td", { class: "num", text: p.proceeds }), h("td", { class: "num", text: p.fees }),
+          h("td", { text: p.symbol }), h("td", { class: "num", text: price(p.entry_price) }), h("td", { class: "num", text: quote(p.cost) }),
+          h("td", { class: "num", text: quote(p.proceeds) }), h("td", { class: "num", text: quote(p.fees) }),
           h("td", { class: "num" }, signed(p.realised_pnl)), h("td", { text: p.exits.join(", ") }), h("td", { text: when(p.closed_at) }))),
       { id: "closed-table" })
     : h("p", { text: "No closed position." }));
@@ -585,7 +596,7 @@ function summary(event) {
   const skip = new Set(["exit_plan"]);
   return Object.entries(event.data || {})
     .filter(([key, value]) => !skip.has(key) && value !== null && typeof value !== "object")
-    .slice(0, 6).map(([key, value]) => `${key}=${value}`).join(" ");
+    .slice(0, 6).map(([key, value]) => `${key}=${shownValue(value)}`).join(" ");
 }
 
 function eventRows(events) {
@@ -627,18 +638,18 @@ function renderSettings() {
   const s = state.settings;
   if (!s) return;
   setChecked("set-auto", s.auto_snipe);
-  setValue("set-quote", s.quote_amount);
+  setValue("set-quote", amount(s.quote_amount));
   setValue("set-asset", s.quote_asset);
   const chosen = $("set-strategy").dataset.dirty ? $("set-strategy").value : s.exit_strategy;
   fill("set-strategy", strategyOptions(chosen));
-  setValue("set-confidence", s.min_confidence);
+  setValue("set-confidence", amount(s.min_confidence));
   setValue("set-only", (s.only_tickers || []).join(", "));
   setValue("set-skip", (s.skip_tickers || []).join(", "));
-  setValue("set-max-entry", s.max_entry_price || "");
-  setValue("risk-max-quote", s.risk.max_quote_per_snipe);
+  setValue("set-max-entry", s.max_entry_price ? amount(s.max_entry_price) : "");
+  setValue("risk-max-quote", amount(s.risk.max_quote_per_snipe));
   setValue("risk-max-positions", s.risk.max_concurrent_positions);
-  setValue("risk-daily-loss", s.risk.max_daily_loss);
-  setValue("risk-exposure", s.risk.max_total_exposure);
+  setValue("risk-daily-loss", amount(s.risk.max_daily_loss));
+  setValue("risk-exposure", amount(s.risk.max_total_exposure));
   setValue("risk-assets", s.risk.allowed_quote_assets.join(", "));
   setChecked("risk-live", Boolean(s.risk.live));
 }
@@ -792,6 +803,133 @@ async function deleteCredentials() {
   }, "cred-error");
 }
 
+// --- notifications and Telegram ----------------------------------------------------------
+
+// Each channel: what its address is, and what its write-only secret is (null: it takes none).
+const CHANNELS = [
+  { kind: "telegram", name: "Telegram", address: "Chat id (digits, may start with -) or @channel", secret: null },
+  { kind: "discord", name: "Discord", address: null, secret: "Discord webhook URL (https://…)" },
+  { kind: "slack", name: "Slack", address: null, secret: "Slack webhook URL (https://…)" },
+  { kind: "email", name: "E-mail", address: "E-mail address",
+    secret: "Your own SMTP URL (optional; smtp://user:password@host:port)" },
+  { kind: "webhook", name: "Webhook", address: "Webhook URL (http:// or https://)",
+    secret: "HMAC secret the webhook's messages are signed with" },
+];
+const KIND_LABELS = {
+  target_created: "Target created", snipe_scheduled: "Snipe scheduled (with the launch time)",
+  snipe_filled: "Snipe filled", snipe_failed: "Snipe failed or refused", exit: "Each exit (rule, price, P&L)",
+  position_closed: "Position closed", emergency_stop: "Emergency stop on and off", daily_summary: "Daily summary",
+};
+const MODES = [["on", "on"], ["silent", "silent"], ["off", "off"]];
+
+function channelFieldset(spec, stored) {
+  const id = (what) => `notify-${spec.kind}-${what}`;
+  const secretState = stored && stored.secret_set ? "set" : "not set";
+  return h("fieldset", { class: "channel", dataset: { channel: spec.kind } },
+    h("legend", { text: spec.name }),
+    h("label", { class: "check" },
+      h("input", { type: "checkbox", id: id("enabled"), checked: Boolean(stored && stored.enabled) }),
+      ` Send to ${spec.name}`),
+    spec.address ? [
+      h("label", { for: id("address"), text: `${spec.name}: ${spec.address}` }),
+      h("input", { id: id("address"), value: stored ? stored.address : "", autocomplete: "off", spellcheck: "false" }),
+    ] : null,
+    spec.secret ? [
+      h("label", { for: id("secret"), text: `${spec.name}: ${spec.secret}` }),
+      h("input", { id: id("secret"), type: "password", autocomplete: "new-password", spellcheck: "false",
+                   placeholder: stored && stored.secret_set ? "set (empty: keep it)" : "" }),
+      h("p", { class: "small secret-state", id: id("secret-state"), text: `Stored secret: ${secretState}` }),
+    ] : null,
+    stored ? h("label", { class: "check" },
+      h("input", { type: "checkbox", id: id("remove") }), ` Remove the ${spec.name} channel${spec.secret ? " and its secret" : ""}`) : null);
+}
+
+function renderNotifications(settings) {
+  state.notifications = settings;
+  const byKind = new Map(settings.channels.map((c) => [c.kind, c]));
+  fill("notify-channels", CHANNELS.map((spec) => channelFieldset(spec, byKind.get(spec.kind))));
+  const kinds = Object.keys(settings.kinds).length ? Object.keys(settings.kinds) : Object.keys(KIND_LABELS);
+  const legend = $("notify-kinds").querySelector("legend");
+  // Without a time there is no daily summary whatever its switch says: it shows what it will be once one is set.
+  const modeOf = (kind) => (kind === "daily_summary" && !settings.daily_summary_at && settings.kinds[kind] === "off" ? "on" : settings.kinds[kind]);
+  fill("notify-kinds", legend, kinds.map((kind) => h("div", { class: "row compact kind" },
+    h("label", { for: `notify-kind-${kind}`, text: KIND_LABELS[kind] || kind }),
+    h("select", { id: `notify-kind-${kind}`, dataset: { kind } },
+      MODES.map(([value, text]) => h("option", { value, text, selected: modeOf(kind) === value }))))));
+  $("notify-daily-at").value = settings.daily_summary_at || "";
+  clean($("notify-form"));
+}
+
+async function loadNotifications() {
+  renderNotifications(await api("/api/v1/notifications"));
+  await loadUndelivered();
+}
+
+async function saveNotifications(event) {
+  event.preventDefault();
+  const stored = new Map(((state.notifications && state.notifications.channels) || []).map((c) => [c.kind, c]));
+  const channels = [];
+  for (const spec of CHANNELS) {
+    const value = (what) => ($(`notify-${spec.kind}-${what}`) ? $(`notify-${spec.kind}-${what}`).value.trim() : "");
+    const removed = $(`notify-${spec.kind}-remove`) && $(`notify-${spec.kind}-remove`).checked;
+    const enabled = $(`notify-${spec.kind}-enabled`).checked;
+    const address = value("address");
+    const secret = value("secret");
+    // PUT replaces the whole: a channel stored or filled in is sent, unless asked to be removed.
+    if (removed || !(stored.has(spec.kind) || enabled || address || secret)) continue;
+    const channel = { kind: spec.kind, enabled, address };
+    if (secret) channel.secret = secret; // left out: the stored secret is kept
+    channels.push(channel);
+  }
+  const at = $("notify-daily-at").value.trim();
+  const kinds = {};
+  for (const select of $("notify-kinds").querySelectorAll("select[data-kind]")) {
+    if (select.dataset.kind === "daily_summary" && !at) continue; // no time: no summary
+    kinds[select.dataset.kind] = select.value;
+  }
+  await attempt(async () => {
+    renderNotifications(await api("/api/v1/notifications", { method: "PUT", body: { kinds, channels, daily_summary_at: at || null } }));
+    notify("Notification settings saved.");
+  }, "notify-error");
+}
+
+async function loadUndelivered() {
+  const messages = await api("/api/v1/notifications/undelivered?limit=50");
+  fill("undelivered", messages.length
+    ? table("Messages that could not be delivered after their retries, newest first",
+        ["Queued", "Channel", "Kind", "Message", "Attempts", "Last error"],
+        messages.map((m) => h("tr", { dataset: { undelivered: m.id } },
+          h("td", { text: when(m.queued_at) }), h("td", { text: m.channel }), h("td", { text: KIND_LABELS[m.kind] || m.kind }),
+          h("td", { class: "wrap" }, h("strong", { text: m.title }), h("br"), m.text),
+          h("td", { class: "num", text: m.attempts }), h("td", { class: "wrap", text: m.error || "–" }))),
+        { id: "undelivered-table" })
+    : h("p", { text: "Every message was delivered." }));
+}
+
+async function linkTelegram() {
+  await attempt(async () => {
+    const link = await api("/api/v1/telegram/link", { method: "POST" });
+    const bot = link.bot || "the deployment's bot";
+    fill("telegram-code",
+      h("p", {}, "Send ", h("code", { id: "telegram-command", text: `/link ${link.code}` }), ` to ${bot} in Telegram.`),
+      h("dl", { class: "figures" },
+        h("dt", { text: "Code" }), h("dd", { id: "telegram-link-code", class: "code", text: link.code }),
+        h("dt", { text: "Bot" }), h("dd", { id: "telegram-bot", text: bot }),
+        h("dt", { text: "Expires" }), h("dd", { id: "telegram-expires", text: `${when(link.expires_at)} (single use)` })));
+  }, "telegram-error");
+}
+
+async function unlinkTelegram() {
+  const answer = await confirmAction("Unlink your Telegram chats? The bot will obey them no more.", { yes: "Unlink" });
+  if (!answer) return;
+  await attempt(async () => {
+    await api("/api/v1/telegram/link", { method: "DELETE" });
+    fill("telegram-code");
+    notify("Telegram unlinked: the bot obeys your chats no more.");
+    await loadNotifications();
+  }, "telegram-error");
+}
+
 // --- backtests ---------------------------------------------------------------------------
 
 async function runBacktest(event) {
@@ -807,7 +945,7 @@ async function runBacktest(event) {
     ["Strategy", "Trades", "Win rate", "Total P&L", "Average", "Max drawdown", "Average hold"],
     report.strategies.map((s) => h("tr", {}, h("td", { text: s.name }), h("td", { class: "num", text: s.trades }),
       h("td", { class: "num", text: s.win_rate ?? "–" }), h("td", { class: "num" }, signed(s.total_pnl)),
-      h("td", { class: "num", text: s.average_pnl ?? "–" }), h("td", { class: "num", text: s.max_drawdown ?? "–" }),
+      h("td", { class: "num", text: quote(s.average_pnl) }), h("td", { class: "num", text: quote(s.max_drawdown) }),
       h("td", { class: "num", text: s.average_hold ?? "–" })))));
   fill("backtest-chart", lineChart({
     title: "Equity by strategy", description: "Cumulative P&L after each listing, one line per strategy.",
@@ -859,11 +997,21 @@ function scheduleRefresh(delay = 150) {
   state.refreshTimer = setTimeout(refreshAll, wait);
 }
 
+// Now on the clock that stamps the events (see state.clockSkew); the wall clock until an event came.
+function eventClockNow() {
+  return Date.now() - (state.clockSkew ?? 0);
+}
+
 function onEvent(event) {
+  const occurred = event ? Date.parse(event.occurred_at) : NaN;
+  if (Number.isFinite(occurred)) state.clockSkew = Math.min(state.clockSkew ?? Infinity, Date.now() - occurred);
   if (event && event.type === "EmergencyStopActivated") state.stopInfo = { since: event.occurred_at, by: event.data.activated_by };
   if (event && (event.type === "TraderSettingsChanged")) state.settings = null;
   if (event && (event.type === "ExitStrategySaved" || event.type === "ExitStrategyDeleted")) state.strategies = [];
   if (event && event.type.startsWith("Credentials")) loadCredentials();
+  if (event && event.type === "NotificationSettingsChanged" && !$("notify-form").querySelector("[data-dirty]")) {
+    attempt(loadNotifications, "notify-error");
+  }
   scheduleRefresh();
 }
 
@@ -894,7 +1042,7 @@ async function signIn(token) {
   show(currentSection());
   state.stream = new LiveStream(onEvent, onStreamState);
   state.stream.open();
-  await Promise.all([refreshAll(), loadCredentials()]);
+  await Promise.all([refreshAll(), loadCredentials(), attempt(loadNotifications, "notify-error")]);
   return true;
 }
 
@@ -934,6 +1082,10 @@ function wire() {
   $("cred-form").addEventListener("submit", storeCredentials);
   $("cred-test").addEventListener("click", testCredentials);
   $("cred-delete").addEventListener("click", deleteCredentials);
+  $("notify-form").addEventListener("submit", saveNotifications);
+  $("undelivered-reload").addEventListener("click", () => attempt(loadUndelivered, "notify-error"));
+  $("telegram-link").addEventListener("click", linkTelegram);
+  $("telegram-unlink").addEventListener("click", unlinkTelegram);
   $("backtest-form").addEventListener("submit", runBacktest);
   window.addEventListener("hashchange", () => {
     if (!state.me) return;

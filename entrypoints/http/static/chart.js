@@ -21,12 +21,14 @@ function short(value) {
   return value.toFixed(2);
 }
 
-function clock(ms) {
-  const d = new Date(ms);
-  return d.toISOString().slice(11, 19);
+// A time on the x axis, UTC: the time of day, with the date when the chart spans days.
+function clock(ms, span) {
+  const iso = new Date(ms).toISOString();
+  return span >= 86_400_000 ? `${iso.slice(5, 10)} ${iso.slice(11, 16)}` : iso.slice(11, 19);
 }
 
-// series: [{name, kind, points: [[x ms | number, y]]}]; hlines: [{label, y, kind}];
+// series: [{name, kind, points: [[x ms | number, y]]}]; hlines: [{label, y, kind, text?}] (text: the
+// value as shown, else y rounded);
 // markers: [{x, y, label, kind}]. `xTime`: x values are epoch milliseconds.
 export function lineChart({ title, description, series, hlines = [], markers = [], xTime = true }) {
   const id = `chart-${++counter}`;
@@ -57,15 +59,16 @@ export function lineChart({ title, description, series, hlines = [], markers = [
   for (const y of [y0 + margin, (y0 + y1) / 2, y1 - margin]) {
     axes.append(el("text", { x: PAD.left - 6, y: py(y) + 4, "text-anchor": "end" }, short(y)));
   }
-  const fmtX = xTime ? clock : (x) => String(x);
+  const fmtX = xTime ? (x) => clock(x, x1 - x0) : (x) => String(x);
   axes.append(el("text", { x: PAD.left, y: H - 8, "text-anchor": "start" }, fmtX(x0)));
+  if (xTime) axes.append(el("text", { x: (PAD.left + W - PAD.right) / 2, y: H - 8, "text-anchor": "middle" }, "time (UTC)"));
   axes.append(el("text", { x: W - PAD.right, y: H - 8, "text-anchor": "end" }, fmtX(x1)));
   svg.append(axes);
 
   for (const h of hlines) {
     const g = el("g", { class: `hline ${h.kind || ""}` });
     g.append(el("line", { x1: PAD.left, y1: py(h.y), x2: W - PAD.right, y2: py(h.y) }));
-    g.append(el("text", { x: W - PAD.right + 4, y: py(h.y) + 4 }, `${h.label} ${short(h.y)}`));
+    g.append(el("text", { x: W - PAD.right + 4, y: py(h.y) + 4 }, `${h.label} ${h.text ?? short(h.y)}`));
     svg.append(g);
   }
   for (const s of series) {
