@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import heapq
 import itertools
 import logging
@@ -39,7 +40,7 @@ class SystemClock:
     moment (the sends at the open), then returns to its own policy: measured
     the same way, woken 2-3 µs late. It needs the right to (root or CAP_SYS_NICE; in a container,
     `--cap-add SYS_NICE`); without it a warning is logged once and the clock spins as before. 0:
-    never.
+    never. Whatever the priority, the cyclic garbage collector is paused for the same window.
     """
 
     def __init__(
@@ -54,6 +55,7 @@ class SystemClock:
         self._hot_until_ns = 0  # the process runs at launch priority until then
         self._calm: asyncio.TimerHandle | None = None
         self._policy: tuple[int, int] | None = None  # the policy and priority to return to
+        self._gc_paused: bool | None = None  # hot: whether the garbage collector was on before
 
     def now(self) -> datetime:
         return datetime.now(UTC)
@@ -69,7 +71,7 @@ class SystemClock:
             remaining = target_ns - time.time_ns()
             if remaining <= 0:
                 return
-            if not hot and self._priority and remaining <= spin_ns + _HEAT_AHEAD_NS:
+            if not hot and remaining <= spin_ns + _HEAT_AHEAD_NS:
                 # From before the last timer: a wake-up from it at normal priority can come late on
                 # a loaded host, too late for the spin. Asleep, the priority costs nobody anything.
                 hot = True
@@ -82,10 +84,15 @@ class SystemClock:
                 await asyncio.sleep(0)
 
     def _heat(self, until_ns: int) -> None:
-        """Run at launch priority until `until_ns` (wall clock), or longer if already asked."""
+        """Until `until_ns` (wall clock), or longer if already asked: no cyclic garbage collection
+        (a full one in a process this size pauses it for milliseconds, tens on a loaded host: it
+        runs after), and the launch priority if one is set."""
         if until_ns <= self._hot_until_ns:
             return
-        if self._policy is None:
+        if self._gc_paused is None:
+            self._gc_paused = gc.isenabled()
+            gc.disable()
+        if self._policy is None and self._priority:
             try:
                 policy = os.sched_getscheduler(0), os.sched_getparam(0).sched_priority
                 os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self._priority))
@@ -93,8 +100,8 @@ class SystemClock:
                 _log.warning("launch priority %d (SNIPER_LAUNCH_PRIORITY) not taken: %s; the launch runs at the "
                              "normal priority (root or CAP_SYS_NICE needed; 0 turns this off)", self._priority, exc)
                 self._priority = 0
-                return
-            self._policy = policy
+            else:
+                self._policy = policy
         self._hot_until_ns = until_ns
         if self._calm is not None:
             self._calm.cancel()
@@ -107,6 +114,9 @@ class SystemClock:
             self._calm = asyncio.get_running_loop().call_later(left / 1e9, self._cool)
             return
         self._calm = None
+        if self._gc_paused:
+            gc.enable()
+        self._gc_paused = None
         policy, self._policy = self._policy, None
         if policy is not None:
             try:

@@ -5,6 +5,7 @@ the normal priority. The scheduler calls are recorded, never made: the test proc
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 from datetime import UTC, datetime, timedelta
@@ -42,6 +43,7 @@ async def test_the_launch_runs_at_the_launch_priority_and_the_process_returns_to
     clock = SystemClock(spin=timedelta(seconds=1), launch_priority=7, hot_hold=20 * MS)
     await clock.sleep_until(datetime.now(UTC) + 10 * MS)
     assert scheduler.calls == [(os.SCHED_FIFO, 7)]
+    assert not gc.isenabled()  # no collection pause around the launch either
     await clock.sleep_until(datetime.now(UTC) + 3 * MS)  # a second moment inside the hold: no new switch
     assert scheduler.calls == [(os.SCHED_FIFO, 7)]
     for _ in range(200):  # the hold ends 20 ms after the last moment (later on a loaded host)
@@ -49,6 +51,7 @@ async def test_the_launch_runs_at_the_launch_priority_and_the_process_returns_to
             break
         await asyncio.sleep(0.01)
     assert scheduler.calls == [(os.SCHED_FIFO, 7), (0, 0)]  # back to SCHED_OTHER after the hold
+    assert gc.isenabled()
 
 
 async def test_without_the_right_to_it_one_warning_and_the_normal_priority(

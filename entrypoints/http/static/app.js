@@ -18,11 +18,12 @@ const state = {
   calendar: [],
   trades: [],
   seen: new Map(), // target id -> the statuses this page saw, in order
-  samples: new Map(), // position id -> [[ms, price]] current prices seen while open, at event-clock times
-  // How far the clock that stamps events (occurred_at) is behind this browser's clock: the least
-  // (received - occurred) of the events the stream brought. A worker on the wall clock: a few ms;
-  // a replay in virtual time: hours. Prices received are put on the events' clock with it.
-  clockSkew: null,
+  samples: new Map(), // position id -> [[ms, price]] current prices seen while open, when received (this browser's clock)
+  // Position id (and "target:" target id) -> how far the clock that stamps its events (occurred_at)
+  // is behind this browser's: the least (received - occurred) of its events the stream brought. A
+  // worker on the wall clock: a few ms; a replay in virtual time: hours (while the API's own events,
+  // an emergency stop, are on the wall clock). A chart puts the prices received on its events' clock.
+  skews: new Map(),
   histories: new Map(), // target id -> its recorded events (the open positions' price path)
   analyses: new Map(), // coin id -> the latest advisory analysis of an upcoming listing, or null
   analysedAt: 0,
@@ -259,7 +260,7 @@ async function loadOverview() {
     if (p.current_price === undefined || p.current_price === null) continue;
     const list = state.samples.get(p.position_id) || [];
     const last = list[list.length - 1];
-    if (!last || last[1] !== Number(p.current_price)) list.push([eventClockNow(), Number(p.current_price)]);
+    if (!last || last[1] !== Number(p.current_price)) list.push([Date.now(), Number(p.current_price)]);
     state.samples.set(p.position_id, list);
   }
   const today = daily.length ? daily[daily.length - 1].realised_pnl : "0";
@@ -514,7 +515,9 @@ function positionChart(position) {
     }
   }
   const opened = points.length ? Math.min(...points.map(([x]) => x)) : -Infinity;
-  for (const [at, value] of state.samples.get(position.position_id) || []) {
+  const skew = skewOf(position);
+  for (const [received, value] of state.samples.get(position.position_id) || []) {
+    const at = received - skew;
     if (at < opened) continue;
     points.push([at, value]);
     peak = Math.max(peak, value);
@@ -997,14 +1000,21 @@ function scheduleRefresh(delay = 150) {
   state.refreshTimer = setTimeout(refreshAll, wait);
 }
 
-// Now on the clock that stamps the events (see state.clockSkew); the wall clock until an event came.
-function eventClockNow() {
-  return Date.now() - (state.clockSkew ?? 0);
+function noteSkew(key, skew) {
+  state.skews.set(key, Math.min(state.skews.get(key) ?? Infinity, skew));
+}
+
+// How far behind this browser's clock the position's events are stamped (0 until one came live).
+function skewOf(position) {
+  return state.skews.get(position.position_id) ?? state.skews.get(`target:${position.target_id}`) ?? 0;
 }
 
 function onEvent(event) {
   const occurred = event ? Date.parse(event.occurred_at) : NaN;
-  if (Number.isFinite(occurred)) state.clockSkew = Math.min(state.clockSkew ?? Infinity, Date.now() - occurred);
+  if (Number.isFinite(occurred) && event.data) {
+    if (event.data.position_id) noteSkew(event.data.position_id, Date.now() - occurred);
+    if (event.data.target_id) noteSkew(`target:${event.data.target_id}`, Date.now() - occurred);
+  }
   if (event && event.type === "EmergencyStopActivated") state.stopInfo = { since: event.occurred_at, by: event.data.activated_by };
   if (event && (event.type === "TraderSettingsChanged")) state.settings = null;
   if (event && (event.type === "ExitStrategySaved" || event.type === "ExitStrategyDeleted")) state.strategies = [];
