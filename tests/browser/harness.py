@@ -252,7 +252,7 @@ class Bench:
     def undelivered(self, kind: str, channel: str, title: str, body: str, error: str) -> None:
         """A message of the trader's that its channel refused after every retry, as the worker's
         notifier records it."""
-        outbox = SqlNotificationOutbox(self.replay.store.engine)  # type: ignore[attr-defined]
+        outbox = SqlNotificationOutbox(self.replay.store.engine)
 
         async def record() -> None:
             now = datetime.now(UTC)

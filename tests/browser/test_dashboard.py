@@ -6,8 +6,9 @@ the emergency stop and see a snipe refused; close a position by hand; see bad se
 exit plan refused with the domain's message; store, rotate and delete keys; save notification
 settings (a bad one refused with the API's message) and see them in a new tab; see an undelivered
 message; link Telegram with a one-time code; amend and cancel a target; read a timeline; run a
-backtest. Amounts are shown without trailing zeros, exactly (money.js, string arithmetic). Then: no request left the page's origin, the keyboard
-reaches every section, axe-core finds nothing serious, and the page fits a phone.
+backtest. Amounts are shown without trailing zeros, exactly (money.js, string arithmetic).
+Then: no request left the page's origin, the keyboard reaches every section, axe-core finds
+nothing serious, and the page fits a phone.
 With SNIPER_SCREENSHOTS=1 it writes the README's screenshots (docs/screenshots/).
 """
 
@@ -423,7 +424,11 @@ def test_fits_a_phone(page) -> None:  # noqa: ANN001
     for section in ("overview", "listings", "positions", "settings"):
         page.evaluate(f"location.hash = '#{section}'")
         expect(page.locator(f"#{section}")).to_be_visible()
-        shot(page.locator("#notify-panel") if section == "settings" else page, f"phone-{section}")
+        if section == "overview":
+            page.evaluate("window.scrollTo(0, 0)")
+            shot(page, "phone-overview")
+        elif section == "settings":
+            shot(page.locator("#notify-panel"), "phone-notifications")
         width = page.evaluate("document.documentElement.scrollWidth")
         wide = page.evaluate("""() => [...document.querySelectorAll('body *')]
             .filter((e) => e.getBoundingClientRect().right > 391 && !e.closest('.table-wrap'))

@@ -819,8 +819,8 @@ const CHANNELS = [
     secret: "HMAC secret the webhook's messages are signed with" },
 ];
 const KIND_LABELS = {
-  target_created: "Target created", snipe_scheduled: "Snipe scheduled (with the launch time)",
-  snipe_filled: "Snipe filled", snipe_failed: "Snipe failed or refused", exit: "Each exit (rule, price, P&L)",
+  target_created: "Target created", snipe_scheduled: "Snipe scheduled",
+  snipe_filled: "Snipe filled", snipe_failed: "Snipe failed or refused", exit: "Each exit",
   position_closed: "Position closed", emergency_stop: "Emergency stop on and off", daily_summary: "Daily summary",
 };
 const MODES = [["on", "on"], ["silent", "silent"], ["off", "off"]];
