@@ -290,23 +290,31 @@ class ManagePositions:
         (asked again after `_RULES_RETRY`). MexcExchange keeps them once loaded: no request per tick."""
         if position.symbol is None:
             raise _unopened(position)
-        source = _rules_of(exchange) or self.market
-        if source is None:
+        sources = [source for source in (_rules_of(exchange), self.market) if source is not None]
+        if not sources:
             return None
         code = position.symbol.code
         retry_at = self._rules_retry_at.get(code)
         if retry_at is not None and now < retry_at:
             return None
-        try:
-            rules = await source.symbol_rules(position.symbol)
-        except (NotFound, ExchangeError, AttributeError) as exc:
-            # AttributeError: a wrapper (telemetry) around an account that has no rules (paper broker).
-            self._rules_retry_at[code] = now + _RULES_RETRY
-            _log.warning("rules of %s unknown (%s): exits round to the step recorded at the fill, write nothing off",
-                         code, exc)
-            return None
-        self._rules_retry_at.pop(code, None)
-        return rules
+        why: Exception | None = None
+        for source in sources:
+            try:
+                rules = await source.symbol_rules(position.symbol)
+            except AttributeError as exc:
+                # A wrapper (telemetry) around an account that has no rules (the paper broker):
+                # the market the paper fills follow can tell them.
+                why = exc
+                continue
+            except (NotFound, ExchangeError) as exc:
+                why = exc
+                break
+            self._rules_retry_at.pop(code, None)
+            return rules
+        self._rules_retry_at[code] = now + _RULES_RETRY
+        _log.warning("rules of %s unknown (%s): exits round to the step recorded at the fill, write nothing off",
+                     code, why)
+        return None
 
     def _wait_for_rules(self, position: Position, decision: ExitDecision) -> None:
         """What is left is finer than the step recorded at the fill, which may be a guess: it is

@@ -221,6 +221,25 @@ class TestAGuessedStep:
         assert [d.quantity for d in dust] == [D("0.99")] and "minimum" in dust[0].reason
 
 
+class RulelessWrapper(Rules):
+    """The telemetry wrapper around the paper broker: it has `symbol_rules`, whose inner account
+    has not (AttributeError), as a paper worker on MEXC's market sees it."""
+
+    async def symbol_rules(self, symbol: Symbol) -> Any:
+        raise AttributeError("'PaperBroker' object has no attribute 'symbol_rules'")
+
+
+async def test_an_account_without_rules_behind_a_wrapper_takes_them_from_the_market() -> None:
+    """Seen on a paper worker on MEXC's market: the wrapper made the rules look available, the
+    market was never asked, and exits rounded to the guessed step."""
+    world = world_at(AT_SL)
+    pid = await guessed_step_position(world)
+    manage = ManagePositions(world.store, RulelessWrapper(world), world.clock, world.book, market=Rules(world))
+    [sold] = await manage.on_tick(tick(world, "0.44"))
+    assert (sold.filled, sold.quantity) == (True, "19.99")
+    assert "DustWrittenOff" not in await names(world, pid)
+
+
 class FailingStore(InMemoryEventStore):
     """A store whose reads of some streams fail (a database hiccup for one row)."""
 
