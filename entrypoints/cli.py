@@ -19,7 +19,7 @@ from adapters.paper.scenario import load_scenario
 from application.errors import ApplicationError, ConfigurationError, NotFound
 from application.use_cases.queries import GetAuditTrail, GetTargetHistory
 from domain.errors import DomainError
-from entrypoints.config import ENV_VARS, SECRET_VARS, URL_VARS, load_settings, log_settings
+from entrypoints.config import load_settings, log_settings
 from entrypoints.container import history_container
 from entrypoints.demo import run_demo
 
@@ -346,22 +346,9 @@ def _migrate(out: TextIO) -> int:
 
 
 def _config(out: TextIO) -> int:
-    import os
+    from entrypoints.config import describe
 
-    from entrypoints.redact import mask_url
-
-    load_settings()  # validates: a bad value fails here with its name
-    for var in ENV_VARS:
-        current = os.environ.get(var.name)
-        if current is None:
-            shown = "(default)"
-        elif var.name in SECRET_VARS:
-            shown = "(set, not shown)"
-        elif var.name in URL_VARS:
-            shown = mask_url(current)
-        else:
-            shown = current
-        out.write(f"{var.name}={var.default}\n    {var.meaning}\n    current: {shown}\n")
+    out.write(describe())  # checks every variable first: a bad value fails here with its name
     return 0
 
 

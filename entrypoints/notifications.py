@@ -75,10 +75,11 @@ def delivery_policy(settings: Settings) -> DeliveryPolicy:
 
 def senders(settings: Settings, client: httpx.AsyncClient) -> dict[str, ChannelSender]:
     o, n = settings.observability, settings.notify
-    found: dict[str, ChannelSender] = {"webhook": WebhookSender(client)}
+    found: dict[str, ChannelSender] = {"webhook": WebhookSender(client, allow_private=n.allow_private)}
     if o.telegram_bot_token:
         found["telegram"] = TelegramSender(client, o.telegram_bot_token, o.telegram_api_url)
-    via_apprise = AppriseSender(smtp_url=n.smtp_url, smtp_from=n.smtp_from, timeout=n.timeout)
+    via_apprise = AppriseSender(smtp_url=n.smtp_url, smtp_from=n.smtp_from, timeout=n.timeout,
+                                allow_private=n.allow_private)
     found.update(discord=via_apprise, slack=via_apprise, email=via_apprise)
     return found
 

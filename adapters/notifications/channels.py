@@ -9,13 +9,20 @@
   X-Sniper-Signature: sha256=<hex HMAC-SHA256 of the body> when the user set a secret.
 
 No error message carries a token, a webhook URL or a password: only the kind of failure.
+
+A user's webhook URL and own SMTP server are refused at delivery when their host resolves to an
+address that is not public (loopback, private, link-local such as 169.254.169.254, ...): a
+user must not make the worker reach the deployment's own services (SSRF). The operator allows
+them with SNIPER_NOTIFY_ALLOW_PRIVATE=1 (a receiver on the same network, tests).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -41,6 +48,28 @@ def _http_failure(channel: str, response: httpx.Response) -> DeliveryFailed:
     # A request the service refuses as such will be refused again: bad chat, blocked bot, gone hook.
     permanent = 400 <= status < 500 and status not in (408, 409, 425, 429)
     return DeliveryFailed(f"{channel}: HTTP {status}", permanent=permanent, retry_after=retry_after)
+
+
+def _public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 zone id is no part of the address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+async def refuse_private_host(channel: str, host: str | None, port: int | None) -> None:
+    """Raise DeliveryFailed (permanent) when `host` is, or resolves to, an address that is not
+    public; a name that cannot be resolved now is retried. The check is on the names as resolved
+    here: the connection resolves again (a name re-pointed in between is not caught)."""
+    if not host:
+        raise DeliveryFailed(f"{channel}: the URL has no host", permanent=True)
+    try:
+        found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        raise DeliveryFailed(f"{channel}: the host could not be resolved") from None
+    if not found or not all(_public(str(info[4][0])) for info in found):
+        raise DeliveryFailed(f"{channel}: the host is a private or local address, refused "
+                             "(the operator may allow it: SNIPER_NOTIFY_ALLOW_PRIVATE=1)", permanent=True)
 
 
 class TelegramSender:
@@ -77,10 +106,11 @@ class TelegramSender:
 
 class WebhookSender:
     """POSTs {id, source, kind, user_id, title, text, silent, at} as JSON to the user's URL,
-    signed with the user's secret when they set one."""
+    signed with the user's secret when they set one. `allow_private`: also to a host that is not
+    public (SNIPER_NOTIFY_ALLOW_PRIVATE)."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+    def __init__(self, client: httpx.AsyncClient, *, allow_private: bool = False) -> None:
+        self._client, self._allow_private = client, allow_private
 
     def __repr__(self) -> str:
         return "WebhookSender()"
@@ -93,6 +123,12 @@ class WebhookSender:
         }, separators=(",", ":")).encode()
 
     async def send(self, destination: Destination, entry: OutboxEntry) -> None:
+        if not self._allow_private:
+            try:
+                url = httpx.URL(destination.address)
+            except httpx.InvalidURL:
+                raise DeliveryFailed("webhook: not a usable URL", permanent=True) from None
+            await refuse_private_host("webhook", url.host, url.port)
         body = self.body(entry)
         headers = {"Content-Type": "application/json", "Idempotency-Key": f"{entry.source}:{entry.channel}"}
         if destination.secret:
@@ -145,14 +181,23 @@ class AppriseSender:
     fake (apprise's Discord and Slack plugins have their hosts fixed)."""
 
     def __init__(self, *, smtp_url: str | None = None, smtp_from: str | None = None, timeout: float = 5.0,
-                 adjust: Callable[[Any], None] | None = None) -> None:
+                 adjust: Callable[[Any], None] | None = None, allow_private: bool = False) -> None:
         self._smtp_url, self._smtp_from, self._timeout, self._adjust = smtp_url, smtp_from, timeout, adjust
+        self._allow_private = allow_private
 
     def __repr__(self) -> str:
         return f"AppriseSender(smtp={'set' if self._smtp_url else 'unset'})"
 
     async def send(self, destination: Destination, entry: OutboxEntry) -> None:
         url = apprise_url(destination, smtp_url=self._smtp_url, smtp_from=self._smtp_from, timeout=self._timeout)
+        if destination.channel == "email" and destination.secret and not self._allow_private:
+            # The user's own SMTP server (the deployment's SNIPER_SMTP_URL is the operator's choice).
+            server = urlsplit(destination.secret)
+            try:
+                port = server.port
+            except ValueError:
+                raise DeliveryFailed("email: the SMTP URL has a bad port", permanent=True) from None
+            await refuse_private_host("email", server.hostname, port)
         # apprise loads its plugins on first use (most of a second) and sends synchronously
         # (requests, smtplib): all of it on a thread, so the event loop never waits on it.
         outcome = await asyncio.to_thread(self._notify, url, entry.title, entry.body)

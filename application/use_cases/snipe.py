@@ -466,7 +466,7 @@ class ExecuteSnipe:
             send_at = self._send_at(target, run)
             check_at = send_at - _HALT_CHECK_LEAD
         await self.clock.sleep_until(check_at)
-        halted = await self._halt_at_launch(target, run, send_at)
+        halted = await self._halt_at_launch(target, run)
         run.checked_at = self.clock.now()
         if not halted:
             await self.clock.sleep_until(send_at)
@@ -489,18 +489,14 @@ class ExecuteSnipe:
         run.halt_read_at, run.halt_state = read_at, halted
         return halted
 
-    async def _halt_at_launch(self, target: SnipeTarget, run: _Run, send_at: datetime | None = None) -> str | None:
+    async def _halt_at_launch(self, target: SnipeTarget, run: _Run) -> str | None:
         """The stop as read just before the launch. When the store cannot be reached (or does not
-        answer within `_HALT_READ_TIMEOUT`, nor before `send_at`: a read slowed by a loaded host must
-        not hold the first send back), the last read that succeeded is the answer if it is less
+        answer within `_HALT_READ_TIMEOUT`), the last read that succeeded is the answer if it is less
         than `_HALT_READ_MAX_AGE` old: a stop pressed since is seen by the checks between resends and
         still cancels what is open. With no read that recent, the store's error is raised and
         nothing is sent."""
-        timeout = _HALT_READ_TIMEOUT
-        if send_at is not None:
-            timeout = max(min(timeout, send_at - self.clock.now()), timedelta(milliseconds=1))
         try:
-            return await asyncio.wait_for(self._read_halt(target, run), timeout.total_seconds())
+            return await asyncio.wait_for(self._read_halt(target, run), _HALT_READ_TIMEOUT.total_seconds())
         except Exception as exc:  # the store's own errors, or no answer in time
             age = None if run.halt_read_at is None else self.clock.now() - run.halt_read_at
             if age is None or age > _HALT_READ_MAX_AGE:

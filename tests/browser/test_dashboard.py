@@ -434,3 +434,25 @@ def test_fits_a_phone(page) -> None:  # noqa: ANN001
             .filter((e) => e.getBoundingClientRect().right > 391 && !e.closest('.table-wrap'))
             .slice(0, 5).map((e) => `${e.tagName}#${e.id} ${Math.round(e.getBoundingClientRect().right)}`)""")
         assert width <= 390, f"{section} is {width} px wide at a phone's 390: {wide}"
+
+
+def test_a_token_in_a_link_this_tab_did_not_start_is_ignored(browser, bench: Bench) -> None:  # noqa: ANN001
+    """Login CSRF: a link carrying someone's token (`/#access_token=...`) must not sign this tab in
+    as them (the victim would then store their MEXC keys in the sender's account). Only the return
+    of a sign-in started here by its button is taken."""
+    context = browser.new_context(service_workers="block")
+    try:
+        page = context.new_page()
+        page.set_default_timeout(WAIT)
+        page.goto(bench.url + "/#access_token=dev")
+        expect(page.locator("#sign-in-error")).to_contain_text("did not start")
+        expect(page.locator("#sign-in")).to_be_visible()
+        assert "access_token" not in page.url
+        assert page.evaluate("sessionStorage.getItem('sniper.token')") is None
+        # A sign-in started here (the button marks the tab before leaving for Kinde) is taken on return.
+        page.evaluate("sessionStorage.setItem('sniper.sign-in-started', '1')")
+        page.goto("about:blank")  # away and back, as from Kinde: the page loads anew, this tab's storage kept
+        page.goto(bench.url + "/#access_token=dev")
+        expect(page.locator("#who")).to_contain_text("Signed in as")
+    finally:
+        context.close()

@@ -63,7 +63,7 @@ async def test_telegram_sends_plain_text_loud_or_silent_and_reads_the_api_errors
 
 async def test_the_webhook_is_signed_with_the_users_secret() -> None:
     async with WebhookReceiver() as hook, httpx.AsyncClient() as client:
-        await WebhookSender(client).send(Destination("webhook", f"{hook.url}/in", WEBHOOK_SECRET), entry())
+        await WebhookSender(client, allow_private=True).send(Destination("webhook", f"{hook.url}/in", WEBHOOK_SECRET), entry())
         [request] = hook.requests
         assert signed(request.body, request.headers.get("x-sniper-signature"))
         assert request.headers["idempotency-key"] == "event:42:telegram"
@@ -73,7 +73,7 @@ async def test_the_webhook_is_signed_with_the_users_secret() -> None:
                         "silent": False, "at": "2026-11-25T10:00:27+00:00"}
         hook.status = 410
         with pytest.raises(DeliveryFailed) as raised:
-            await WebhookSender(client).send(Destination("webhook", f"{hook.url}/in"), entry())
+            await WebhookSender(client, allow_private=True).send(Destination("webhook", f"{hook.url}/in"), entry())
         assert raised.value.reason == "webhook: HTTP 410" and raised.value.permanent
         assert "x-sniper-signature" not in hook.requests[-1].headers  # no secret: unsigned
 
@@ -121,3 +121,40 @@ def test_apprise_urls_carry_the_timeouts_and_an_escaped_password() -> None:
         "C?cto=5&rto=5")
     with pytest.raises(DeliveryFailed):
         apprise_url(Destination("email", "carol@example.com", "ftp://x"))
+
+
+# --- SSRF: a user's webhook or own SMTP server never reaches the deployment's own services ---------
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1:{port}/in", "http://localhost:{port}/in", "http://[::1]:{port}/in",
+    "http://[::ffff:127.0.0.1]:{port}/in", "http://169.254.169.254/latest/meta-data/", "http://10.0.0.5:6379/",
+    "http://192.168.1.1/", "http://0.0.0.0:{port}/in",
+])
+async def test_a_webhook_to_a_private_or_local_address_is_refused_unsent(url: str) -> None:
+    async with WebhookReceiver() as hook, httpx.AsyncClient() as client:
+        port = httpx.URL(hook.url).port
+        with pytest.raises(DeliveryFailed) as raised:
+            await WebhookSender(client).send(Destination("webhook", url.format(port=port), WEBHOOK_SECRET), entry())
+        assert raised.value.permanent and "SNIPER_NOTIFY_ALLOW_PRIVATE" in raised.value.reason
+        assert "127.0.0.1" not in raised.value.reason and "169.254" not in raised.value.reason  # no URL echoed
+        assert hook.requests == []
+
+
+async def test_a_users_own_smtp_server_on_a_private_address_is_refused_unsent() -> None:
+    with FakeSmtp() as smtp:
+        own = smtp.url.replace("smtp://", "smtp://carol:pw@", 1) if "@" not in smtp.url else smtp.url
+        with pytest.raises(DeliveryFailed) as raised:
+            await AppriseSender(timeout=2).send(Destination("email", "carol@example.com", own), entry())
+        assert raised.value.permanent and "pw" not in raised.value.reason
+        assert smtp.received() == []
+        # The deployment's own SMTP server (SNIPER_SMTP_URL) is the operator's choice: not checked.
+        await AppriseSender(smtp_url=smtp.url, smtp_from="sniper@example.com", timeout=2).send(
+            Destination("email", "carol@example.com"), entry())
+        assert len(smtp.received()) == 1
+
+
+def test_private_addresses_are_allowed_only_by_the_operator() -> None:
+    from entrypoints.config import load_settings
+
+    assert load_settings({}).notify.allow_private is False
+    assert load_settings({"SNIPER_NOTIFY_ALLOW_PRIVATE": "1"}).notify.allow_private is True

@@ -53,6 +53,7 @@ def settings_for(tmp_path, tg: FakeTelegram, smtp: FakeSmtp) -> Settings:  # noq
         "TELEGRAM_BOT_TOKEN": tg.token, "TELEGRAM_API_URL": tg.api_url,
         "SNIPER_SMTP_URL": smtp.url, "SNIPER_SMTP_FROM": "sniper@example.com",
         "SNIPER_NOTIFY_PER_SECOND": "500", "SNIPER_NOTIFY_TIMEOUT_SECONDS": "5",
+        "SNIPER_NOTIFY_ALLOW_PRIVATE": "1",  # the receivers are on 127.0.0.1
     })
 
 

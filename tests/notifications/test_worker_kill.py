@@ -87,7 +87,8 @@ async def test_a_worker_killed_mid_delivery_and_restarted_sends_each_message_onc
                             SNIPER_PREPARE_AHEAD_SECONDS="1", SNIPER_PRICE_POLL_MS="200",
                             TELEGRAM_BOT_TOKEN=tg.token, TELEGRAM_API_URL=tg.api_url,
                             SNIPER_SMTP_URL=smtp.url, SNIPER_SMTP_FROM="sniper@example.com",
-                            SNIPER_NOTIFY_PER_SECOND="100", SNIPER_NOTIFY_RETRY_SECONDS="0.2")
+                            SNIPER_NOTIFY_PER_SECOND="100", SNIPER_NOTIFY_RETRY_SECONDS="0.2",
+                            SNIPER_NOTIFY_ALLOW_PRIVATE="1")  # the receivers are on 127.0.0.1
             try:
                 first = await children.start("worker 1", env, "-m", "entrypoints.cli", "worker")
                 await first.expect("start-up reconciliation:", timeout=START)

@@ -1074,6 +1074,8 @@ function wire() {
     await signIn($("token-input").value.trim());
   });
   $("sign-out").addEventListener("click", signOut);
+  // A sign-in started here: only its return may bring a token in the address (see start()).
+  $("kinde-sign-in").addEventListener("click", () => sessionStorage.setItem(SIGN_IN_STARTED, "1"));
   $("stop-press").addEventListener("click", pressStop);
   $("stop-clear").addEventListener("click", clearStop);
   $("timeline-form").addEventListener("submit", showTimeline);
@@ -1112,13 +1114,23 @@ function wire() {
   renderLadder();
 }
 
+const SIGN_IN_STARTED = "sniper.sign-in-started";
+
 async function start() {
   wire();
   // Back from the browser sign-in: the token arrives in the fragment, which no server sees; it is
   // moved to this tab's storage and the address cleaned.
+  // Only a sign-in started in this tab is taken: a link carrying someone else's token would sign
+  // this tab in as them (their account then receiving what is typed here, such as MEXC keys).
   const fragment = new URLSearchParams(location.hash.slice(1));
-  const arrived = fragment.get("access_token");
+  let arrived = fragment.get("access_token");
   if (arrived) history.replaceState(null, "", location.pathname);
+  const started = sessionStorage.getItem(SIGN_IN_STARTED) === "1";
+  sessionStorage.removeItem(SIGN_IN_STARTED);
+  if (arrived && !started) {
+    arrived = null;
+    $("sign-in-error").textContent = "A sign-in this tab did not start was ignored: sign in again.";
+  }
   const token = arrived || savedToken();
   if (token) await signIn(token);
 }
