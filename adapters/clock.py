@@ -40,7 +40,8 @@ class SystemClock:
     moment (the sends at the open), then returns to its own policy: measured
     the same way, woken 2-3 µs late. It needs the right to (root or CAP_SYS_NICE; in a container,
     `--cap-add SYS_NICE`); without it a warning is logged once and the clock spins as before. 0:
-    never. Whatever the priority, the cyclic garbage collector is paused for the same window.
+    never. Whatever the priority, the cyclic garbage collector is paused from 100 ms before a
+    spin until its moment.
     """
 
     def __init__(
@@ -55,7 +56,6 @@ class SystemClock:
         self._hot_until_ns = 0  # the process runs at launch priority until then
         self._calm: asyncio.TimerHandle | None = None
         self._policy: tuple[int, int] | None = None  # the policy and priority to return to
-        self._gc_paused: bool | None = None  # hot: whether the garbage collector was on before
 
     def now(self) -> datetime:
         return datetime.now(UTC)
@@ -66,33 +66,37 @@ class SystemClock:
     async def sleep_until(self, moment: datetime) -> None:
         target_ns = (moment - _EPOCH) // _US * 1000
         spin_ns = self._spin_ns
-        hot = False
-        while True:
-            remaining = target_ns - time.time_ns()
-            if remaining <= 0:
-                return
-            if not hot and remaining <= spin_ns + _HEAT_AHEAD_NS:
-                # From before the last timer: a wake-up from it at normal priority can come late on
-                # a loaded host, too late for the spin. Asleep, the priority costs nobody anything.
-                hot = True
-                self._heat(target_ns + self._hold_ns)
-            if remaining > spin_ns:
-                # A timer for all but the last `spin`; re-checked after, in case the wall
-                # clock was stepped meanwhile.
-                await asyncio.sleep((remaining - spin_ns) / 1e9)
-            else:
-                await asyncio.sleep(0)
+        hot = paused = False
+        try:
+            while True:
+                remaining = target_ns - time.time_ns()
+                if remaining <= 0:
+                    return
+                if not hot and remaining <= spin_ns + _HEAT_AHEAD_NS:
+                    # From before the last timer: a wake-up from it at normal priority can come late
+                    # on a loaded host, too late for the spin. Asleep, the priority costs nobody anything.
+                    hot = True
+                    if self._priority:
+                        self._heat(target_ns + self._hold_ns)
+                    # No cyclic garbage collection until the moment (a full one pauses a process this
+                    # size for milliseconds, tens on a loaded host).
+                    paused = gc.isenabled()
+                    gc.disable()
+                if remaining > spin_ns:
+                    # A timer for all but the last `spin`; re-checked after, in case the wall
+                    # clock was stepped meanwhile.
+                    await asyncio.sleep((remaining - spin_ns) / 1e9)
+                else:
+                    await asyncio.sleep(0)
+        finally:
+            if paused:
+                gc.enable()
 
     def _heat(self, until_ns: int) -> None:
-        """Until `until_ns` (wall clock), or longer if already asked: no cyclic garbage collection
-        (a full one in a process this size pauses it for milliseconds, tens on a loaded host: it
-        runs after), and the launch priority if one is set."""
+        """Run at the launch priority until `until_ns` (wall clock), or longer if already asked."""
         if until_ns <= self._hot_until_ns:
             return
-        if self._gc_paused is None:
-            self._gc_paused = gc.isenabled()
-            gc.disable()
-        if self._policy is None and self._priority:
+        if self._policy is None:
             try:
                 policy = os.sched_getscheduler(0), os.sched_getparam(0).sched_priority
                 os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self._priority))
@@ -114,9 +118,6 @@ class SystemClock:
             self._calm = asyncio.get_running_loop().call_later(left / 1e9, self._cool)
             return
         self._calm = None
-        if self._gc_paused:
-            gc.enable()
-        self._gc_paused = None
         policy, self._policy = self._policy, None
         if policy is not None:
             try:

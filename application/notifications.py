@@ -61,6 +61,7 @@ from domain.notifications import (
 from domain.position import position_stream
 from domain.safety import GLOBAL_SCOPE
 from domain.target import target_stream
+from domain.telegram import TELEGRAM_LINKS_STREAM, TelegramLinks
 from domain.trader import Trader, trader_stream
 
 log = logging.getLogger(__name__)
@@ -195,6 +196,18 @@ def _secret_field(channel: str) -> str:
     return f"notifications:{channel}"
 
 
+async def _chat_of_another(store: EventStore, user_id: str, address: str) -> bool:
+    """Whether the Telegram chat `address` is linked to another user (the bot acts for them
+    there): a user's notifications never go into it."""
+    try:
+        chat = int(address)
+    except ValueError:
+        return False  # an @channel: no user's linked chat
+    links = await repository.find(store, TelegramLinks, TELEGRAM_LINKS_STREAM)
+    owner = links.user_of(chat) if links is not None else None
+    return owner is not None and owner != user_id
+
+
 async def _trader(store: EventStore, user_id: str) -> Trader:
     found = await repository.find(store, Trader, trader_stream(user_id))
     return found if found is not None else Trader.for_user(user_id)
@@ -270,6 +283,10 @@ class ChangeNotificationSettings:
             else:
                 stored = before.channel(change.kind)
                 secret = stored.secret if stored is not None else None
+            if (change.kind == ChannelKind.TELEGRAM.value and change.enabled
+                    and await _chat_of_another(self.store, user_id, change.address.strip())):
+                raise InvalidValue("channels[telegram].address: that chat is linked to another account; "
+                                   "link your own chat with the bot (/link CODE)")
             recorded.append(NotificationChannel(change.kind, change.enabled, change.address, secret))
         wanted = NotificationPreferences(tuple(modes.items()), tuple(recorded), daily_summary_at)
         stored_prefs = trader.change_notifications(wanted, Cause(self.clock.now(), trader_stream(user_id)))
@@ -728,6 +745,9 @@ class NotificationDelivery:
         found = prefs.channel(channel)
         if found is None or not found.enabled:
             raise DeliveryFailed(f"{channel} is no longer among your channels", permanent=True)
+        if channel == ChannelKind.TELEGRAM.value and await _chat_of_another(self.store, user_id, found.address):
+            # Set before that chat was linked by someone else: never into another user's chat.
+            raise DeliveryFailed("telegram: that chat is linked to another account now", permanent=True)
         secret = None
         if found.secret:
             if self.sealer is None:

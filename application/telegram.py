@@ -44,6 +44,12 @@ _ATTEMPTS = 3
 PENDING_TARGETS = ("watching", "ready", "scheduled", "executing")
 DAILY_DAYS = 7
 HALT_DEFAULT_REASON = "halted from Telegram"
+# Wrong link codes one chat may send in LINK_ATTEMPTS_WINDOW before its /link is refused unread.
+LINK_ATTEMPTS = 5
+LINK_ATTEMPTS_WINDOW = timedelta(minutes=10)
+_LINK_CHATS_KEPT = 10_000  # chats whose wrong codes are remembered (the oldest forgotten first)
+TOO_MANY_CODES = "Too many wrong codes from this chat: ask for a new code and try again in 10 minutes."
+FORWARDED = "A forwarded message is not taken as a command: type it in this chat."
 
 NOT_LINKED = "This chat is not linked to a mexc-sniper account: ask the API for a code " \
              "(POST /api/v1/telegram/link) and send /link CODE here."
@@ -73,6 +79,7 @@ class BotMessage:
     text: str
     private: bool = True  # a one-to-one chat with the bot, not a group or channel
     message_id: int | None = None  # the answer is sent as a reply to it (a notification is not)
+    forwarded: bool = False  # forwarded from another chat or person: never taken as a command
 
 
 class BotApi(Protocol):
@@ -272,6 +279,7 @@ class TelegramCommands:
         self.bot_name = bot_name.lstrip("@").lower()
         self.find_user = FindLinkedUser(store)
         self.link = RedeemTelegramLinkCode(store, clock)
+        self._wrong_codes: dict[int, list[datetime]] = {}  # chat -> when it sent a wrong code (wall clock)
 
     async def answer(self, message: BotMessage) -> str | None:
         words = message.text.strip().split()
@@ -283,6 +291,8 @@ class TelegramCommands:
         args = words[1:]
         if not message.private:
             return "mexc-sniper takes commands in a private chat with the bot only."
+        if message.forwarded:
+            return FORWARDED if command is not None else None
         if command in ("/start", "/link"):
             return await self._link(message.chat_id, args)
         user_id = await self.find_user(message.chat_id)
@@ -318,10 +328,19 @@ class TelegramCommands:
             if await self.find_user(chat_id) is not None:
                 return "This chat is linked. /help lists the commands."
             return NOT_LINKED
+        now = self.wall.now()
+        recent = [at for at in self._wrong_codes.get(chat_id, []) if now - at < LINK_ATTEMPTS_WINDOW]
+        if len(recent) >= LINK_ATTEMPTS:
+            return TOO_MANY_CODES  # a guesser gets no answer about the code itself
         try:
             user_id = await self.link(chat_id, "".join(args))
         except LinkCodeRefused as exc:
+            self._wrong_codes.pop(chat_id, None)
+            if len(self._wrong_codes) >= _LINK_CHATS_KEPT:
+                self._wrong_codes.pop(next(iter(self._wrong_codes)))
+            self._wrong_codes[chat_id] = [*recent, now]
             return str(exc)
+        self._wrong_codes.pop(chat_id, None)
         _log.info("telegram chat linked to user %s", user_id)
         try:
             # The user's notifications go to this chat from now on (their Telegram channel, turned on).

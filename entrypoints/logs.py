@@ -26,7 +26,8 @@ from entrypoints.config import LogSettings
 
 # Chatty at INFO (a line per HTTP call, per migration step, per job): kept at WARNING.
 NOISY_LOGGERS = ("httpx", "httpcore", "hpack", "websockets", "saq", "alembic", "aiosqlite", "asyncpg",
-                 "openai", "anthropic", "cohere", "urllib3", "multipart", "opentelemetry")
+                 "openai", "anthropic", "cohere", "urllib3", "multipart", "opentelemetry",
+                 "apprise")  # apprise's DEBUG lines carry the Discord/Slack webhook URL with its token
 # uvicorn's own access log has no duration; the app logs one line per request instead (sniper.http.access).
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.asgi")
 

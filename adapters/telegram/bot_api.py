@@ -90,4 +90,7 @@ def parse_update(update: Any) -> BotMessage | None:
     message_id = message.get("message_id")
     return BotMessage(update["update_id"], chat["id"], text if isinstance(text, str) else "",
                       private=chat.get("type") == "private",
-                      message_id=message_id if isinstance(message_id, int) else None)
+                      message_id=message_id if isinstance(message_id, int) else None,
+                      # Bot API 7+ says forward_origin; older replies forward_date (and forward_from...).
+                      forwarded=any(key in message for key in ("forward_origin", "forward_date", "forward_from",
+                                                               "forward_from_chat", "forward_sender_name")))

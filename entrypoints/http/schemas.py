@@ -21,7 +21,7 @@ from application.use_cases.queries import AccountBalancesView, PricedPosition, T
 from application.use_cases.safety import StopState
 from application.use_cases.strategies import ExitStrategy
 from application.views import ListingView, PositionView, TargetView, TradeRecord
-from domain.events import Recorded
+from domain.events import NotificationSettingsChanged, Recorded
 from domain.exit_plans import ExitPlan, TakeProfitLevel
 from domain.notifications import NotificationKind, NotificationPreferences
 from domain.risk import RiskProfile
@@ -444,6 +444,11 @@ class EventOut(Struct):
     @classmethod
     def of(cls, r: Recorded) -> EventOut:
         data = msgspec.json.decode(_event_encoder.encode(r.event))
+        if isinstance(r.event, NotificationSettingsChanged):
+            # A channel's secret, even sealed, is never echoed (the audit trail, the live stream):
+            # whether one is set, as GET /api/v1/notifications says.
+            for channel in data.get("channels", []):
+                channel["secret_set"] = bool(channel.pop("secret", None))
         return cls(r.position or 0, r.stream_id, r.version, r.occurred_at, r.correlation_id, r.event.type_name, data)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from datetime import timedelta
 from decimal import Decimal
 
@@ -11,12 +13,12 @@ from adapters.paper.exchange import Fault
 from application import repository
 from application.accounts import OneAccount
 from application.errors import NotFound
-from application.use_cases.positions import ClosePosition, PositionNotClosed
+from application.use_cases.positions import ClosePosition, ManagePositions, PositionClosure, PositionNotClosed
 from domain.errors import EmergencyStopActive, InvalidTransition
 from domain.events import Cause, ExitOrderSubmitted, ManualExitFilled
 from domain.position import Position, PositionStatus, position_stream
 from tests.application.support import World
-from tests.application.test_positions import filled_world, position_events
+from tests.application.test_positions import filled_world, position_events, tick
 
 
 def close(world: World) -> ClosePosition:
@@ -136,4 +138,57 @@ class TestCloseByHand:
         second = await closer("alice", pid)  # past the grace: recorded failed, then sold
 
         assert (second.state, second.already) == ("closed", False)
+        assert len(sells(world)) == 1
+
+
+class _HeldSells:
+    """The paper exchange with every sell held until `go` is set: two processes racing on one store."""
+
+    def __init__(self, world: World) -> None:
+        self.paper, self.go = world.paper, asyncio.Event()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.paper, name)
+
+    async def place_market_sell(self, symbol, quantity, coid):  # noqa: ANN001, ANN201
+        await self.go.wait()
+        return await self.paper.place_market_sell(symbol, quantity, coid)
+
+
+async def _race(held: _HeldSells, *calls: Awaitable[object]) -> list[object]:
+    tasks = [asyncio.ensure_future(c) for c in calls]
+    for _ in range(50):  # both reach the exchange or the store before any sell answers
+        await asyncio.sleep(0)
+    held.go.set()
+    return list(await asyncio.gather(*tasks, return_exceptions=True))
+
+
+class TestRaces:
+    async def test_two_closes_at_once_from_two_processes_sell_once(self) -> None:
+        world, pid = await filled_world()
+        held = _HeldSells(world)
+        one, two = (ClosePosition(world.store, OneAccount(held), world.clock, market=world.paper) for _ in range(2))
+
+        first, second = await _race(held, one("alice", pid), two("alice", pid))
+
+        assert len(sells(world)) == 1
+        assert isinstance(first, PositionClosure) and isinstance(second, PositionClosure)
+        assert {(first.state, first.already), (second.state, second.already)} == {("closed", False), ("closing", True)}
+        assert (await close(world)("alice", pid)).state == "closed"
+        assert len(sells(world)) == 1
+
+    async def test_a_close_racing_the_risk_managers_stop_loss_sells_once(self) -> None:
+        world, pid = await filled_world()
+        held = _HeldSells(world)
+        manage = ManagePositions(world.store, held, world.clock, world.book)  # type: ignore[arg-type]
+        closer = ClosePosition(world.store, OneAccount(held), world.clock, market=world.paper)
+
+        ticked, closed = await _race(held, manage.on_tick(tick(world, "0.3")), closer("alice", pid))
+
+        assert len(sells(world)) == 1
+        # Whichever recorded its sell first sold; the other sent nothing (a close that lost says the plan is selling).
+        lost = isinstance(closed, InvalidTransition) and "stop loss" in str(closed)
+        assert isinstance(closed, PositionClosure) or lost
+        assert not isinstance(ticked, BaseException)
+        await manage.on_tick(tick(world, "0.2"))  # the next tick: nothing more to sell
         assert len(sells(world)) == 1

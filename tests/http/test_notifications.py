@@ -85,3 +85,14 @@ async def test_a_put_without_a_body_or_with_a_broken_one_says_so(client: AsyncTe
         assert r.status_code == 400 and r.json()["detail"].startswith(detail), (body, r.text)
     assert (await client.get("/api/v1/notifications")).status_code == 401
     assert (await client.put("/api/v1/notifications", json={})).status_code == 401
+
+
+async def test_the_audit_trail_never_echoes_a_channel_secret_even_sealed(client: AsyncTestClient) -> None:
+    wanted = {"channels": [{"kind": "webhook", "address": "https://hooks.example.com/sniper",
+                            "secret": "s3cret-hmac-key"}, {"kind": "email", "address": "alice@example.com"}]}
+    assert (await client.put("/api/v1/notifications", headers=A, json=wanted)).status_code == 200
+    audit = await client.get("/api/v1/audit", headers=A)
+    [changed] = [e for e in audit.json() if e["type"] == "NotificationSettingsChanged"]
+    assert [(c["kind"], c["secret_set"]) for c in changed["data"]["channels"]] == [("webhook", True), ("email", False)]
+    assert all("secret" not in c for c in changed["data"]["channels"])
+    assert "s3cret" not in audit.text and "v1." not in audit.text  # neither the secret nor its sealed form

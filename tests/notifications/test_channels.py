@@ -63,7 +63,8 @@ async def test_telegram_sends_plain_text_loud_or_silent_and_reads_the_api_errors
 
 async def test_the_webhook_is_signed_with_the_users_secret() -> None:
     async with WebhookReceiver() as hook, httpx.AsyncClient() as client:
-        await WebhookSender(client, allow_private=True).send(Destination("webhook", f"{hook.url}/in", WEBHOOK_SECRET), entry())
+        sender = WebhookSender(client, allow_private=True)  # the receiver is on 127.0.0.1
+        await sender.send(Destination("webhook", f"{hook.url}/in", WEBHOOK_SECRET), entry())
         [request] = hook.requests
         assert signed(request.body, request.headers.get("x-sniper-signature"))
         assert request.headers["idempotency-key"] == "event:42:telegram"
@@ -158,3 +159,35 @@ def test_private_addresses_are_allowed_only_by_the_operator() -> None:
 
     assert load_settings({}).notify.allow_private is False
     assert load_settings({"SNIPER_NOTIFY_ALLOW_PRIVATE": "1"}).notify.allow_private is True
+
+
+def test_a_debug_log_never_carries_a_discord_webhook_token() -> None:
+    """apprise logs the Discord POST URL, token included, at DEBUG: with SNIPER_LOG_LEVEL=DEBUG the
+    process's log must still not carry it (the apprise logger is kept at WARNING)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    token = "JHZ7lQml277CDHmQKMHI8qBe7bk2ZwO5UKjCiOAF7711o"
+    script = textwrap.dedent(f"""
+        import asyncio
+        from adapters.notifications import AppriseSender
+        from application.notifications import Destination
+        from entrypoints.config import LogSettings
+        from entrypoints.logs import configure_logging
+        from tests.fakes.webhook import WebhookReceiver
+        from tests.notifications.test_channels import entry
+
+        async def main():
+            async with WebhookReceiver(reply=b"", status=204) as fake:
+                sender = AppriseSender(timeout=2, adjust=lambda p: setattr(p, "notify_url", fake.url + "/api/webhooks"))
+                url = "https://discord.com/api/webhooks/417429632418316298/{token}"
+                await sender.send(Destination("discord", "", url), entry())
+                assert len(fake.requests) == 1
+
+        configure_logging(LogSettings(level="DEBUG"), long_running=True)
+        asyncio.run(main())
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert token not in done.stderr and token not in done.stdout

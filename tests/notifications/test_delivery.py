@@ -204,3 +204,26 @@ async def test_rows_read_while_their_destination_drains_are_not_sent_twice(store
     await delivery.idle()
     assert [title for _, _, title in sender.sent] == ["message 1"]
     assert await statuses(outbox) == [(DELIVERED, 1)]
+
+
+async def test_never_into_a_chat_linked_to_another_user(store: SqlEventStore) -> None:
+    """Carol's Telegram channel points at chat 77 (set by hand); dave then links chat 77 with the
+    bot. Carol's messages are not sent into dave's chat, and she cannot point it there again."""
+    from application.telegram import IssueTelegramLinkCode, RedeemTelegramLinkCode
+    from domain.errors import InvalidValue
+
+    clock = ManualClock(T0)
+    code = await IssueTelegramLinkCode(store, clock)("dave")
+    await RedeemTelegramLinkCode(store, clock)(77, code.code)
+    sender = ScriptedSender(clock)
+    outbox, delivery = await setup(store, sender, clock)
+    await round_(delivery)
+    assert sender.sent == []
+    [lost] = await outbox.for_user(USER, UNDELIVERED)
+    assert lost.last_error == "telegram: that chat is linked to another account now"
+    change = ChangeNotificationSettings(store, clock, None)
+    with pytest.raises(InvalidValue, match="linked to another account"):
+        await change(USER, {}, [ChannelChange("telegram", True, "77")], None)
+    # dave's own channel may point there, and anyone's a chat nobody linked, or an @channel.
+    await change("dave", {}, [ChannelChange("telegram", True, "77")], None)
+    await change(USER, {}, [ChannelChange("telegram", True, "@carols_channel")], None)

@@ -292,3 +292,33 @@ async def test_start_without_a_code_says_whether_the_chat_is_linked(world: World
     await link(world)
     assert await world.ask(ALICE_CHAT, "/start") == "This chat is linked. /help lists the commands."
 
+
+
+async def test_a_chat_sending_wrong_codes_is_stopped_before_it_can_guess(world: World) -> None:
+    """Brute force of the link code: after LINK_ATTEMPTS wrong codes in 10 minutes a chat's
+    /link is refused unread, even with the right code (which stays unspent for its owner)."""
+    from application.telegram import LINK_ATTEMPTS, TOO_MANY_CODES
+
+    refused = "that code is unknown, used already or expired: ask for a new one"
+    for n in range(LINK_ATTEMPTS):
+        assert await world.ask(STRANGER_CHAT, f"/link WRONGCODE{n}") == refused
+    code = await IssueTelegramLinkCode(world.store, ManualClock(T0))("alice")
+    assert await world.ask(STRANGER_CHAT, f"/link {code.code}") == TOO_MANY_CODES
+    assert await world.ask(STRANGER_CHAT, "/status") == NOT_LINKED
+    await link(world)  # another chat: alice's new code was not spent, other chats are not held
+
+
+async def test_a_forwarded_command_is_not_obeyed(world: World) -> None:
+    from adapters.telegram.bot_api import parse_update
+    from application.telegram import FORWARDED
+
+    await link(world)
+    update = {"update_id": 7, "message": {"message_id": 3, "chat": {"id": ALICE_CHAT, "type": "private"},
+                                          "text": "/close " + world.position_id,
+                                          "forward_origin": {"type": "user", "date": 1}}}
+    message = parse_update(update)
+    assert message is not None and message.forwarded
+    assert await world.bot.commands.answer(message) == FORWARDED
+    assert world.closer.calls == []
+    plain = parse_update({**update, "message": {k: v for k, v in update["message"].items() if k != "forward_origin"}})
+    assert plain is not None and not plain.forwarded

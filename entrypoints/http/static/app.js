@@ -847,8 +847,11 @@ function channelFieldset(spec, stored) {
       h("input", { type: "checkbox", id: id("remove") }), ` Remove the ${spec.name} channel${spec.secret ? " and its secret" : ""}`) : null);
 }
 
+// Drawn afresh from what the API answered (after a load or a save: nothing typed is kept, so a
+// secret typed in never stays in its field).
 function renderNotifications(settings) {
   state.notifications = settings;
+  clean($("notify-form"));
   const byKind = new Map(settings.channels.map((c) => [c.kind, c]));
   fill("notify-channels", CHANNELS.map((spec) => channelFieldset(spec, byKind.get(spec.kind))));
   const kinds = Object.keys(settings.kinds).length ? Object.keys(settings.kinds) : Object.keys(KIND_LABELS);
@@ -860,7 +863,6 @@ function renderNotifications(settings) {
     h("select", { id: `notify-kind-${kind}`, dataset: { kind } },
       MODES.map(([value, text]) => h("option", { value, text, selected: modeOf(kind) === value }))))));
   $("notify-daily-at").value = settings.daily_summary_at || "";
-  clean($("notify-form"));
 }
 
 async function loadNotifications() {
