@@ -159,12 +159,14 @@ class TestLeases:
             assert await twins.other_locks.renew(successor, LONG)
 
     async def test_renewing_keeps_the_lease_past_its_first_ttl(self, twins: Twins) -> None:
-        ttl = 300 * MS
+        # On real Redis the waits are real: 800 ms of slack each way, so a loaded machine's pause
+        # between two steps cannot lapse the lease (it did with 120 ms, at load 9 on 2 cores).
+        ttl = 2000 * MS
         async with twins.locks.lease("k", ttl) as held:
             assert held is not None
-            await twins.elapse(180 * MS)
+            await twins.elapse(1200 * MS)
             assert await twins.locks.renew(held, ttl)
-            await twins.elapse(180 * MS)  # past the first ttl, within the renewed one
+            await twins.elapse(1200 * MS)  # past the first ttl, within the renewed one
             async with twins.other_locks.lease("k", ttl) as other:
                 assert other is None
             assert await twins.locks.renew(held, ttl)

@@ -94,6 +94,18 @@ async def finish(worker: Child, timeout: float = 90) -> int:
     return await worker.finish(10)
 
 
+# The bracket around the open (ExecuteSnipe._plan) starts at most this long before the launch: its
+# first sends may arrive before the open and be refused as not open (10007), as planned.
+BRACKET_LEAD = timedelta(milliseconds=50)
+
+
+def only_one_taken(fake: FakeMexcServer) -> bool:
+    """One order taken, and every other send refused as not open yet (the bracket's early ones)."""
+    outcomes = [a.outcome for a in fake.order_arrivals]
+    return len(fake.accepted_orders()) == 1 and outcomes.count("accepted") == 1 and \
+        all(o in ("accepted", "10007") for o in outcomes)
+
+
 def arrivals_noted(fake: FakeMexcServer) -> list[datetime]:
     """The wall time of each order's arrival at the exchange."""
     times: list[datetime] = []
@@ -157,8 +169,8 @@ async def test_a_worker_killed_between_submitting_and_sending_is_resumed_and_sen
         raise AssertionError(second.output[-3000:] + second.stderr[-6000:]) from None
     await stop_worker(second)
 
-    assert len(arrived) == 1 and len(fake.accepted_orders()) == 1, arrived
-    assert launch <= arrived[0] < deadline, f"sent at {arrived[0]}, window {launch} to {deadline}"
+    assert only_one_taken(fake), arrived
+    assert launch - BRACKET_LEAD <= arrived[0] < deadline, f"sent at {arrived[0]}, window {launch} to {deadline}"
     await assert_one_position(db, target_id)
 
 
@@ -207,9 +219,9 @@ async def test_postgres_down_across_the_launch_the_snipe_fills_once_and_is_recor
 
     target_id, arrived, launch = await snipe_across_an_outage(children, fake, db, env, private_postgres)
 
-    assert len(arrived) == 1 and len(fake.accepted_orders()) == 1, arrived
+    assert only_one_taken(fake), arrived
     # Sent at the launch, while the database was down: the stop came from the read 4 s before.
-    assert launch <= arrived[0] < launch - DOWN_BEFORE + DOWN_FOR
+    assert launch - BRACKET_LEAD <= arrived[0] < launch - DOWN_BEFORE + DOWN_FOR
     await assert_one_position(db, target_id)
     fill = await fill_event(db, target_id)
     assert fill.halt_read_age_ms is not None and 0 < fill.halt_read_age_ms <= 5000, fill
@@ -225,8 +237,8 @@ async def test_redis_down_across_the_launch_the_snipe_fills_once_and_is_recorded
 
     target_id, arrived, launch = await snipe_across_an_outage(children, fake, db, env, private_redis)
 
-    assert len(arrived) == 1 and len(fake.accepted_orders()) == 1, arrived
+    assert only_one_taken(fake), arrived
     # Sent at the launch, while Redis was down: the lease, renewed before, still held by our clock.
-    assert launch <= arrived[0] < launch - DOWN_BEFORE + DOWN_FOR
+    assert launch - BRACKET_LEAD <= arrived[0] < launch - DOWN_BEFORE + DOWN_FOR
     await assert_one_position(db, target_id)
     assert (await fill_event(db, target_id)).halt_read_age_ms is None  # the store answered

@@ -22,7 +22,7 @@ STORED = {
     "DustWrittenOff", "PositionClosed", "EmergencyStopActivated", "EmergencyStopCleared",
     "CredentialsStored", "CredentialsRotated", "CredentialsDeleted",
     "SnipeTargetAmended", "TraderSettingsChanged", "ExitStrategySaved", "ExitStrategyDeleted",
-    "TelegramLinkCodeIssued", "TelegramChatLinked", "TelegramChatUnlinked",
+    "TelegramLinkCodeIssued", "TelegramChatLinked", "TelegramChatUnlinked", "NotificationSettingsChanged",
 }
 
 # The events DESIGN.md names.
