@@ -88,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="listen port (default SNIPER_HTTP_PORT, 8080)")
     from entrypoints.init import add_init_arguments
 
-    add_init_arguments(sub.add_parser("init", help="write the .env docker/compose.yaml reads, with a fresh "
+    add_init_arguments(sub.add_parser("init", help="write docker/.env, which docker/compose.yaml reads, with a fresh "
                                                    "ENCRYPTION_KEY (mode 0600; never replaces one without --force)"))
     from entrypoints.keys import add_keys_arguments
 

@@ -335,10 +335,11 @@ class Environment(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     telegram_api_url: Annotated[str, url("https http", "Telegram Bot API base URL")] = "https://api.telegram.org"
     telegram_webhook_secret: Annotated[Secret | None, about(
         "Webhook mode of the control bot: the API takes Telegram's updates at `POST /api/v1/telegram/webhook`"
-        " (`X-Telegram-Bot-Api-Secret-Token` must match; 1-256 letters, digits, `_`, `-`) and no worker "
-        "long-polls; secret",
-        pattern=r"^[A-Za-z0-9_-]{1,256}$",
-        must="be 1-256 letters, digits, _ or - (Telegram's secret_token)", quiet=True)] = None
+        " (`X-Telegram-Bot-Api-Secret-Token` must match; 16-256 letters, digits, `_`, `-`: Telegram allows "
+        "1-256, fewer than 16 could be guessed) and no worker long-polls; secret",
+        pattern=r"^[A-Za-z0-9_-]{16,256}$",
+        must="be 16-256 letters, digits, _ or - (Telegram's secret_token, long enough not to be guessed)",
+        quiet=True)] = None
     sniper_notify: Annotated[bool, about(
         "`1` = `sniper worker` sends traders' notifications (see \"Notifications\"); `0` = it leaves them "
         "queued for another worker")] = True

@@ -1,7 +1,8 @@
 """docker/compose.yaml as local processes (no Docker engine runs here).
 
-Each sniper service's `command` runs with its compose `environment`, interpolated from a `.env`
-that `sniper init` wrote, as compose would. Only what a container gets from its neighbours is
+Each sniper service's `command` runs with its compose `environment`, interpolated from the
+`docker/.env` that `sniper init` wrote, as compose would, in a directory without a `./.env` (as the
+image's working directory). Only what a container gets from its neighbours is
 swapped: the hosts `postgres` and `redis` for the local services (a fresh database, a Redis prefix
 of this test's own), MEXC for the local fake, the API's port for a free one. `migrate` must exit 0;
 `serve` and `worker` must pass their compose health checks and stop cleanly on SIGTERM.
@@ -222,9 +223,16 @@ async def _forget_redis_keys(redis_url: str, prefix: str) -> None:
         await client.aclose()
 
 
-def sniper_init(path: Path) -> None:
+def sniper_init(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`sniper init` run at `root` as at the repository's: it writes docker/.env, where compose reads it."""
+    (root / "docker").mkdir()
     out, err = io.StringIO(), io.StringIO()
-    assert main(["init", "--path", str(path)], out, err) == 0, err.getvalue()
+    with monkeypatch.context() as here:
+        here.chdir(root)
+        assert main(["init"], out, err) == 0, err.getvalue()
+    assert "docker compose -f docker/compose.yaml up --build" in out.getvalue()
+    assert not (root / ".env").exists()
+    return root / "docker" / ".env"
 
 
 # --- the compose file --------------------------------------------------------------------------
@@ -251,8 +259,9 @@ def test_sniper_init_lists_every_other_compose_variable_with_its_compose_default
 ])
 def test_the_compose_api_refuses_the_development_identity_on_the_network(
         tmp_path: Path, env_lines: list[str], why: str) -> None:
-    (tmp_path / ".env").write_text("\n".join([f"ENCRYPTION_KEY={new_key()}", *env_lines]) + "\n")
-    env = local_environment(compose_environment("api", read_env_file(tmp_path / ".env")),
+    env_file = tmp_path / "docker.env"  # compose's file, not the ./.env local commands read
+    env_file.write_text("\n".join([f"ENCRYPTION_KEY={new_key()}", *env_lines]) + "\n")
+    env = local_environment(compose_environment("api", read_env_file(env_file)),
                             database_url="postgresql+asyncpg://postgres@127.0.0.1:9/none",  # never reached
                             redis_url="redis://127.0.0.1:9/0", redis_prefix="h4-unused", mexc_url="http://127.0.0.1:9")
     try:
@@ -268,9 +277,8 @@ def test_the_compose_api_refuses_the_development_identity_on_the_network(
 
 
 async def test_each_compose_service_runs_as_shipped_and_passes_its_health_check(
-        tmp_path: Path, postgres_url: str, redis_url: str) -> None:
-    sniper_init(tmp_path / ".env")
-    variables = read_env_file(tmp_path / ".env")
+        tmp_path: Path, postgres_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    variables = read_env_file(sniper_init(tmp_path, monkeypatch))
     database = f"h4_compose_{secrets.token_hex(4)}"
     prefix = f"h4-compose-{secrets.token_hex(4)}"
     from sqlalchemy.engine import make_url

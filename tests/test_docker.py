@@ -56,5 +56,17 @@ def test_the_development_identity_on_the_network_is_off_unless_the_env_file_turn
         assert "SNIPER_DEV_IDENTITY_ON_NETWORK" not in COMPOSE["services"][name]["environment"]
 
 
+def test_compose_reads_docker_dot_env_which_never_enters_the_image() -> None:
+    """`sniper init` writes docker/.env (compose's project directory is docker/); ./.env is local commands'."""
+    from entrypoints.init import DEFAULT_PATH
+
+    assert DEFAULT_PATH == Path("docker") / ".env"
+    compose_text = (DOCKER / "compose.yaml").read_text()
+    assert "--env-file .env" not in compose_text and "docker compose -f docker/compose.yaml up" in compose_text
+    # Docker's ignore patterns match from the context's root: `.env` alone would leave docker/.env in.
+    ignored = (DOCKER.parent / ".dockerignore").read_text().splitlines()
+    assert {".env", "**/.env"} <= set(ignored)
+
+
 def test_the_image_installs_the_locked_versions() -> None:
     assert "pip install --no-cache-dir -c requirements.lock ." in (DOCKER / "Dockerfile").read_text()

@@ -1,4 +1,5 @@
-"""`sniper init`: the `.env` docker/compose.yaml reads, with a fresh ENCRYPTION_KEY, never replaced by accident."""
+"""`sniper init`: docker/.env, which docker/compose.yaml reads, with a fresh ENCRYPTION_KEY, never replaced by
+accident, and never the ./.env local commands read."""
 
 from __future__ import annotations
 
@@ -24,20 +25,38 @@ def active_lines(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in lines)
 
 
-def test_it_writes_dot_env_here_with_a_fresh_key_readable_by_its_owner_only(
+def test_it_writes_docker_dot_env_with_a_fresh_key_readable_by_its_owner_only(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "docker").mkdir()
     monkeypatch.chdir(tmp_path)
     code, out, err = init()
     assert (code, err) == (0, "")
-    env_file = tmp_path / ".env"
+    env_file = tmp_path / "docker" / ".env"
+    assert not (tmp_path / ".env").exists()  # the one local commands read stays the user's
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
     variables = active_lines(env_file)
     assert set(variables) == {"ENCRYPTION_KEY", "SNIPER_DEV_IDENTITY_ON_NETWORK"}
     KeyRing.parse(variables["ENCRYPTION_KEY"])  # the ENCRYPTION_KEY format
     settings = load_settings(variables)  # what the file turns on is a valid setting
     assert settings.http.dev_identity_on_network
-    assert "--env-file .env up" in out and variables["ENCRYPTION_KEY"] not in out
+    # Compose reads docker/.env unasked: no --env-file.
+    assert "docker compose -f docker/compose.yaml up --build\n" in out and "--env-file" not in out
+    assert variables["ENCRYPTION_KEY"] not in out
     assert "# SNIPER_MARKET=mexc" in env_file.read_text()
+
+
+def test_without_a_docker_directory_here_it_says_where_to_run_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = init()
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and "repository root" in err and "--path" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_another_path_is_given_to_compose_with_env_file(tmp_path: Path) -> None:
+    code, out, _ = init("--path", str(tmp_path / "deploy.env"))
+    assert code == 0 and f"--env-file {tmp_path / 'deploy.env'} up --build" in out
 
 
 def test_two_runs_give_two_keys(tmp_path: Path) -> None:

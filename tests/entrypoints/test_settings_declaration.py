@@ -99,12 +99,19 @@ def test_the_readme_table_is_rewritten_between_its_markers() -> None:
     assert readme_with_table(rewritten) == rewritten
 
 
-def test_after_sniper_init_the_commands_here_read_its_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`sniper init` writes .env for docker compose; run in the same directory, the commands read it too."""
+def test_what_sniper_init_writes_for_compose_is_not_read_by_the_commands_here(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`sniper init` writes docker/.env for docker compose; the commands here read only ./.env, the user's:
+    neither compose's ENCRYPTION_KEY nor its SNIPER_DEV_IDENTITY_ON_NETWORK=1 reaches them."""
     from entrypoints.cli import main
 
-    monkeypatch.delenv("ENCRYPTION_KEY", raising=False)
+    for name in ("ENCRYPTION_KEY", "SNIPER_DEV_IDENTITY_ON_NETWORK", "SNIPER_USER"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "docker").mkdir()
     assert main(["init"], out=io.StringIO(), err=io.StringIO()) == 0
-    written = (tmp_path / ".env").read_text()
-    assert f"ENCRYPTION_KEY={load_settings().security.encryption_key}\n" in written
+    assert "SNIPER_DEV_IDENTITY_ON_NETWORK=1\n" in (tmp_path / "docker" / ".env").read_text()
+    (tmp_path / ".env").write_text("SNIPER_USER=mine\n")
+    settings = load_settings()
+    assert settings.user_id == "mine"
+    assert (settings.security.encryption_key, settings.http.dev_identity_on_network) == ("", False)

@@ -31,16 +31,19 @@ def test_what_the_commands_write_into_the_working_directory_is_ignored_by_git(
     for name in ("DATABASE_URL", "NEON_DATABASE_URL", "REDIS_URL", "SNIPER_SCENARIO", "ENCRYPTION_KEY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "docker").mkdir()  # as in the repository: `sniper init` writes docker/.env
+    assert main(["init"], out=io.StringIO(), err=io.StringIO()) == 0
     # (`sniper demo` and `sniper worker` write only the database, as migrate does; serve: see test_logs.)
     for argv in (["migrate"], ["backtest"]):
         err = io.StringIO()
         assert main(argv, out=io.StringIO(), err=err) == 0, (argv, err.getvalue())
-    key_ring(load_settings())  # the development key file, as `sniper serve` makes it (see test_logs for serve)
-    # Last: once `sniper init` wrote .env, the commands here read its ENCRYPTION_KEY (no development key file).
-    assert main(["init"], out=io.StringIO(), err=io.StringIO()) == 0
+    # The development key file, as `sniper serve` makes it (see test_logs for serve): compose's docker/.env
+    # and its ENCRYPTION_KEY are not read here.
+    key_ring(load_settings())
     written = sorted(os.listdir(tmp_path))
-    assert {"sniper.db", "backtest.html", ".env", "sniper.db.dev-encryption-key.SECRET"} <= set(written)
-    assert not_ignored_by_git(written) == []
+    assert {"sniper.db", "backtest.html", "docker", "sniper.db.dev-encryption-key.SECRET"} <= set(written)
+    assert os.listdir(tmp_path / "docker") == [".env"]
+    assert not_ignored_by_git([name for name in written if name != "docker"] + ["docker/.env", ".env"]) == []
     assert not_ignored_by_git(["sniper.db-wal", "sniper.db-shm", "sniper.db.key", "docker/.env"]) == []
 
 

@@ -28,7 +28,7 @@ def run_cli(*argv: str) -> tuple[int, str, str]:
 
 @pytest.mark.parametrize("env, message", [
     ({}, "sniper: TELEGRAM_BOT_TOKEN is not set: the Telegram bot needs its token (from BotFather)\n"),
-    ({"TELEGRAM_BOT_TOKEN": "1:A", "TELEGRAM_WEBHOOK_SECRET": "hook"},
+    ({"TELEGRAM_BOT_TOKEN": "1:A", "TELEGRAM_WEBHOOK_SECRET": "hook_0123456789abcdef"},
      "sniper: TELEGRAM_WEBHOOK_SECRET is set: in webhook mode the API takes the bot's updates "
      "(POST /api/v1/telegram/webhook); unset it to long-poll with `sniper telegram`\n"),
 ])

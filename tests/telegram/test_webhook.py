@@ -10,11 +10,12 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from application.telegram import NOT_LINKED
-from entrypoints.config import ObservabilitySettings, Settings
+from application.errors import ConfigurationError
+from entrypoints.config import ObservabilitySettings, Settings, load_settings
 from tests.http.conftest import make_app
 from tests.http.support import auth
 
-SECRET = "s3cret_-token"
+SECRET = "s3cret_-token-0123456789"
 HOOK = "/api/v1/telegram/webhook"
 # A closed local port: the bot's name (getMe) is never asked of the real Telegram.
 NOWHERE = "http://127.0.0.1:9"
@@ -85,3 +86,18 @@ async def test_without_a_webhook_secret_the_route_is_not_there() -> None:
     async for api in client_with(None):
         answer = await api.post(HOOK, json=update(1, "/status"), headers=from_telegram())
         assert answer.status_code == 404
+
+
+@pytest.mark.parametrize("secret", ["hook", "a" * 15, "a" * 257, "sixteen chars ok"])
+def test_a_short_or_malformed_secret_is_refused_in_one_line_naming_it(secret: str) -> None:
+    """Telegram takes 1-256 characters; fewer than 16 could be guessed, and the header is all that is checked."""
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings({"TELEGRAM_BOT_TOKEN": "123:ABC", "TELEGRAM_WEBHOOK_SECRET": secret})
+    message = str(refused.value)
+    assert message.startswith("TELEGRAM_WEBHOOK_SECRET must be 16-256 letters") and "\n" not in message
+    assert secret not in message
+
+
+def test_a_secret_of_16_characters_is_taken() -> None:
+    settings = load_settings({"TELEGRAM_BOT_TOKEN": "123:ABC", "TELEGRAM_WEBHOOK_SECRET": "0123456789abcDE_"})
+    assert settings.observability.telegram_webhook_secret == "0123456789abcDE_"
