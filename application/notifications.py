@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
@@ -226,7 +227,22 @@ class ChannelChange:
 
 # What each channel's secret is: its shape is checked before it is sealed (never echoed in errors).
 _SECRET_SCHEMES: dict[str, tuple[str, ...]] = {
-    "discord": ("https://",), "slack": ("https://",), "email": ("smtp://", "smtps://", "smtp+starttls://"),
+    "email": ("smtp://", "smtps://", "smtp+starttls://"),
+}
+# A Discord or Slack secret is that service's own webhook URL, as it gives it (the forms apprise reads
+# natively), or apprise's discord:// / slack:// URL, whose host apprise fixes: a URL on any other host
+# would make the worker post the user's trades there (and it takes no private-host check).
+_QUERY = r"/?(\?[^\s#]*)?"
+_SERVICE_URLS: dict[str, re.Pattern[str]] = {
+    "discord": re.compile(r"https://(discord|discordapp)\.com/api/webhooks/[0-9]{1,32}/[A-Za-z0-9_-]{1,200}" + _QUERY
+                          + r"|discord://([^\s/@?#]{1,100}@)?[0-9]{1,32}/[A-Za-z0-9_-]{1,200}" + _QUERY),
+    "slack": re.compile(r"https://hooks\.slack\.com/services/[A-Za-z0-9]{1,64}/[A-Za-z0-9]{1,64}/[A-Za-z0-9]{1,64}"
+                        + _QUERY + r"|slack://[^\s/?#]\S*"),
+}
+_SERVICE_FORMS = {
+    "discord": "the Discord webhook URL (https://discord.com/api/webhooks/ID/TOKEN, or discordapp.com) or "
+               "apprise's discord://ID/TOKEN",
+    "slack": "the Slack webhook URL (https://hooks.slack.com/services/T.../B.../...) or apprise's slack://...",
 }
 MAX_SECRET = 2000
 
@@ -242,10 +258,12 @@ def _check_secret(change: ChannelChange) -> None:
         raise InvalidValue(f"{where}: at most {MAX_SECRET} characters")
     if change.kind == ChannelKind.TELEGRAM.value:
         raise InvalidValue(f"{where}: telegram takes no secret (the bot is the deployment's, the address your chat id)")
+    service = _SERVICE_URLS.get(change.kind)
+    if service is not None and not service.fullmatch(secret):
+        raise InvalidValue(f"{where}: must be {_SERVICE_FORMS[change.kind]}")
     schemes = _SECRET_SCHEMES.get(change.kind)
     if schemes is not None and not secret.startswith(schemes) or any(c.isspace() for c in secret):
-        what = {"discord": "the Discord webhook URL (https://...)", "slack": "the Slack webhook URL (https://...)",
-                "email": "an SMTP URL: smtp://, smtps:// or smtp+starttls://user:password@host:port"}
+        what = {"email": "an SMTP URL: smtp://, smtps:// or smtp+starttls://user:password@host:port"}
         raise InvalidValue(f"{where}: must be {what.get(change.kind, 'without spaces')}")
 
 

@@ -104,9 +104,10 @@ Feature: Executing a snipe
     And the exchange answers the next order call with TIMEOUT_BEFORE_ACCEPT
     When alice's snipe of NEW runs at its scheduled time
     Then alice's snipe of NEW is filled
-    # Queried 0, 20, 60, 140, 300, 620, 1120, 1620 and 2000 ms after the lost send.
-    And between the two buys the exchange was asked 9 times for the order by its client order id
-    And the buy filled after 2 attempts, at 10:00:02
+    # Queried 0, 20, 60, 140, 300, 620, 1120 ms after the lost send, then every 500 ms to 9620, and at 10 s:
+    # the whole visibility grace, since a resend of a landed order would be a second buy.
+    And between the two buys the exchange was asked 25 times for the order by its client order id
+    And the buy filled after 2 attempts, at 10:00:10
     And the exchange holds exactly one buy order for NEW
 
   Scenario: A final refusal such as insufficient balance fails fast

@@ -60,7 +60,7 @@ def test_compose_reads_docker_dot_env_which_never_enters_the_image() -> None:
     """`sniper init` writes docker/.env (compose's project directory is docker/); ./.env is local commands'."""
     from entrypoints.init import DEFAULT_PATH
 
-    assert DEFAULT_PATH == Path("docker") / ".env"
+    assert Path("docker") / ".env" == DEFAULT_PATH
     compose_text = (DOCKER / "compose.yaml").read_text()
     assert "--env-file .env" not in compose_text and "docker compose -f docker/compose.yaml up" in compose_text
     # Docker's ignore patterns match from the context's root: `.env` alone would leave docker/.env in.

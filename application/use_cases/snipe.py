@@ -57,9 +57,12 @@ _MAX_BACKOFF = timedelta(milliseconds=500)
 # anything else: found, it is the fill; still "not found" after it, it never landed.
 _VISIBILITY_GRACE = timedelta(seconds=10)
 # Before a resend after a send with no clear answer, the order is looked for this long (never past
-# the deadline): a resend that finds the first order landed after all relies on MEXC refusing a
-# reused client order id, which is undocumented.
-_RESEND_GRACE = timedelta(seconds=2)
+# the deadline): the whole visibility grace. A resend that found the first order landed after all
+# would rely on MEXC refusing a reused client order id, which is undocumented: a double buy. A
+# shorter wait (2 s) was found unsafe by an audit (a landed order "not found" for 3 s was bought twice).
+_RESEND_GRACE = _VISIBILITY_GRACE
+# MEXC's code for a balance too small for the order (FACTS.md).
+_INSUFFICIENT_BALANCE = "10101"
 # How long before the launch the emergency stop is read for the last time (see _wait_for_launch).
 _HALT_CHECK_LEAD = timedelta(milliseconds=50)
 # While sends are retried, the stop is read again (and the lease renewed when due) at most this
@@ -338,7 +341,12 @@ class ExecuteSnipe:
             )
         held = sent.held
         if held is None and sent.unclear_at is not None:
-            held = await self._await_visible(target, coid, sent.unclear_at + _VISIBILITY_GRACE, exchange)
+            give_up = sent.unclear_at + _VISIBILITY_GRACE
+            if isinstance(sent.error, OrderRefused) and sent.error.code == _INSUFFICIENT_BALANCE:
+                # A resend refused for the balance the unclear send may have spent: evidence that
+                # it landed. Looked for a whole grace more before anything is recorded.
+                give_up = max(give_up, self.clock.now() + _VISIBILITY_GRACE)
+            held = await self._await_visible(target, coid, give_up, exchange)
         elif held is None and sent.halted is None and not isinstance(sent.error, OrderRefused):
             # The deadline passed: one last look (an order a crashed run sent may have shown since).
             held = await self._resolve(target, coid, exchange)
@@ -710,9 +718,12 @@ class ExecuteSnipe:
                     sent.error = exc
                     sent.unclear_at = self.clock.now()
                     found = await self._await_visible(
-                        target, coid, min(self.clock.now() + _RESEND_GRACE, deadline), exchange
+                        target, coid, min(self.clock.now() + _RESEND_GRACE, deadline), exchange, run
                     )
                     if found is None:
+                        if run.lease_lost:
+                            sent.lease_lost = self._lease_lapsing(target, run)
+                            return sent
                         continue
                     report = found
                 except OrderRefused as exc:

@@ -97,19 +97,35 @@ class TestAFillLandingAtTheDeadline:
         assert wire.sends[-1] == wire.placed_at  # nothing sent after the send that landed
         await assert_recorded_as_the_one_fill(world, tid)
 
+    async def test_a_landed_send_invisible_for_seconds_is_never_sent_again(self) -> None:
+        """The audit's proof: the first send lands (its reply is lost) and the order answers "not
+        found" for 3 s, then 6 s. With a 2 s resend grace it was sent again with the same client
+        order id: a second buy unless MEXC refuses a reused id, which is undocumented. The resend
+        now waits the whole visibility grace, and the order shows before it."""
+        for lag in (3, 6):
+            world = world_at(before_launch())
+            tid = await world.scheduled_target()
+            wire = LaggingWire(world.paper, world.clock, lag=timedelta(seconds=lag))
+
+            outcome = await executor(world, wire)(tid)
+
+            assert outcome.result is SnipeResult.FILLED, outcome.detail
+            assert wire.sends == [LAUNCH], f"sent again after a {lag} s lag"
+            await assert_recorded_as_the_one_fill(world, tid)
+
     async def test_a_resend_refused_for_balance_after_a_landed_send_is_recorded_as_the_fill(self) -> None:
         """The first send lands (its reply is lost) and spent the balance; the order is still
-        invisible when the 2 s resend grace ends, so it is sent again, and that resend is
+        invisible when the 10 s resend grace ends, so it is sent again, and that resend is
         refused with 10101. The refusal is not recorded: the visibility grace finds the fill."""
         world = world_at(before_launch())
         tid = await world.scheduled_target()
-        wire = LaggingWire(world.paper, world.clock, lag=timedelta(seconds=6),
+        wire = LaggingWire(world.paper, world.clock, lag=timedelta(seconds=15),
                            refuse_resend_for_balance=True)
 
         outcome = await executor(world, wire)(tid)
 
         assert outcome.result is SnipeResult.FILLED, outcome.detail
-        assert wire.sends == [LAUNCH, LAUNCH + ORDER_TIMEOUT + timedelta(seconds=2)]
+        assert wire.sends == [LAUNCH, LAUNCH + ORDER_TIMEOUT + timedelta(seconds=10)]
         await assert_recorded_as_the_one_fill(world, tid)
 
     async def test_a_lost_send_still_not_found_after_the_grace_is_recorded_as_failed_then(self) -> None:

@@ -274,7 +274,7 @@ def test_saves_notification_settings_and_shows_them_in_a_new_tab(page, bench: Be
     page.get_by_label("Telegram: Chat id").fill("my chat")
     page.get_by_role("button", name="Save notification settings").click()
     expect(page.locator("#notify-error")).to_have_text(answer.json()["detail"])
-    secret = "https://discord.example/api/webhooks/42/very-secret-token"
+    secret = "https://discord.com/api/webhooks/42/very-secret-token"
     page.get_by_label("Telegram: Chat id").fill("-100123456")
     page.get_by_label("Send to Discord").check()
     page.get_by_label("Discord: Discord webhook URL").fill(secret)

@@ -71,6 +71,37 @@ async def test_bad_settings_are_a_clear_4xx(client: AsyncTestClient) -> None:
                                                  json={"channels": [{"kind": "slack", "secret": "ftp://nope"}]})).text
 
 
+DISCORD_TOKEN = "JHZ7lQml277CDHmQKMHI8qBe7bk2ZwO5UKjCiOAF7711o"
+
+
+async def test_discord_and_slack_take_only_their_own_webhook_urls_or_apprises(client: AsyncTestClient) -> None:
+    """The worker posts the user's trades to this URL: only the service's own host, never another."""
+    taken = [
+        ("discord", f"https://discord.com/api/webhooks/417429632418316298/{DISCORD_TOKEN}"),
+        ("discord", f"https://discordapp.com/api/webhooks/417429632418316298/{DISCORD_TOKEN}/"),
+        ("discord", f"discord://417429632418316298/{DISCORD_TOKEN}"),
+        ("slack", "https://hooks.slack.com/services/T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7"),
+        ("slack", "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7/#general"),
+    ]
+    for kind, secret in taken:
+        r = await client.put("/api/v1/notifications", headers=A, json={"channels": [{"kind": kind, "secret": secret}]})
+        assert r.status_code == 200, (secret, r.text)
+    refused = [
+        ("discord", f"https://discord.example/api/webhooks/42/{DISCORD_TOKEN}"),
+        ("discord", f"https://discord.com.attacker.example/api/webhooks/42/{DISCORD_TOKEN}"),
+        ("discord", f"http://discord.com/api/webhooks/42/{DISCORD_TOKEN}"),
+        ("discord", f"https://attacker.example/?https://discord.com/api/webhooks/42/{DISCORD_TOKEN}"),
+        ("discord", f"https://discord.com/api/webhooks/42/{DISCORD_TOKEN}@attacker.example"),
+        ("slack", f"https://hooks.slack.com.attacker.example/services/T1/B1/{DISCORD_TOKEN}"),
+        ("slack", f"https://attacker.example/services/T1/B1/{DISCORD_TOKEN}"),
+        ("slack", f"https://discord.com/api/webhooks/42/{DISCORD_TOKEN}"),  # the other service's
+    ]
+    for kind, secret in refused:
+        r = await client.put("/api/v1/notifications", headers=A, json={"channels": [{"kind": kind, "secret": secret}]})
+        assert r.status_code == 422, (secret, r.text)
+        assert f"channels[{kind}].secret" in r.text and DISCORD_TOKEN not in r.text, r.text
+
+
 async def test_undelivered_is_empty_without_a_worker(client: AsyncTestClient) -> None:
     r = await client.get("/api/v1/notifications/undelivered", headers=A)
     assert r.status_code == 200 and r.json() == []

@@ -123,12 +123,13 @@ async def test_a_timeout_after_accept_leaves_exactly_one_order_and_a_filled_targ
 
 
 async def test_a_timeout_before_accept_leaves_exactly_one_order_too(rig: Rig) -> None:
-    await rig.schedule()
+    # A window longer than the 10 s visibility grace: the resend waits all of it (real seconds).
+    await rig.schedule(window=timedelta(seconds=13))
     rig.server.inject(Fault(FaultKind.TIMEOUT_BEFORE_ACCEPT, ORDER, delay=1.0))
     outcome = await rig.execute(TARGET_ID)
 
     assert_filled(outcome)
-    # Lost on the way: the query found nothing, so the same client id was sent again.
+    # Lost on the way: the query found nothing for the whole grace, so the same client id was sent again.
     assert [a.outcome for a in rig.server.order_arrivals] == ["fault:timeout-before-accept", "accepted"]
     assert len(rig.server.accepted_orders()) == 1
     assert (await rig.target()).status is TargetStatus.FILLED

@@ -101,6 +101,24 @@ async def test_discord_and_slack_go_through_apprise(channel: str, secret: str, a
         assert raised.value.reason == f"{channel}: not delivered (apprise)"
 
 
+@pytest.mark.parametrize("channel, secret", [
+    ("discord", "https://discord.com/api/webhooks/417429632418316298/JHZ7lQml277CDHmQKMHI8qBe7bk2ZwO5UKjCiOAF7711o"),
+    ("discord", "https://discordapp.com/api/webhooks/417429632418316298/JHZ7lQml277CDHmQKMHI8qBe7bk2ZwO5UKjCiOAF7711o/"),
+    ("discord", "discord://417429632418316298/JHZ7lQml277CDHmQKMHI8qBe7bk2ZwO5UKjCiOAF7711o"),
+    ("slack", "https://hooks.slack.com/services/T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7"),
+    ("slack", "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7/#general"),
+])
+def test_each_form_the_settings_take_is_one_apprise_reads_as_that_service(channel: str, secret: str) -> None:
+    """The forms PUT /api/v1/notifications takes for Discord and Slack (application/notifications.py)."""
+    import apprise
+
+    from application.notifications import ChannelChange, _check_secret
+
+    _check_secret(ChannelChange(channel, secret=secret))  # taken
+    plugin = apprise.Apprise.instantiate(apprise_url(Destination(channel, "", secret)), suppress_exceptions=True)
+    assert plugin is not None and type(plugin).__name__ == f"Notify{channel.title()}"
+
+
 async def test_email_goes_through_the_deployments_smtp_server() -> None:
     with FakeSmtp() as smtp:
         sender = AppriseSender(smtp_url=smtp.url, smtp_from="sniper@example.com", timeout=2)

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from application.telegram import NOT_LINKED
 from application.errors import ConfigurationError
+from application.telegram import NOT_LINKED
 from entrypoints.config import ObservabilitySettings, Settings, load_settings
 from tests.http.conftest import make_app
 from tests.http.support import auth
