@@ -5,6 +5,7 @@ event fan-out, trader directory. Each behaves as its Redis twin in adapters/redi
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -50,6 +51,7 @@ class InMemoryLockService:
         self._clock = clock
         self._held: dict[str, tuple[datetime, Lease]] = {}  # key -> (expires at, its holder)
         self._fences: dict[str, int] = {}  # key -> last token handed out; kept, like Redis's fence counter
+        self._epochs: dict[str, tuple[str, datetime]] = {}  # key -> its fence counter's epoch and start
 
     @asynccontextmanager
     async def lease(self, key: str, ttl: timedelta) -> AsyncIterator[Lease | None]:
@@ -59,25 +61,37 @@ class InMemoryLockService:
         if held is not None and held[0] > now:
             yield None
             return
-        lease = Lease(key, self._fences.get(key, 0) + 1, first=key not in self._fences)
+        first = key not in self._fences
+        if first:  # the counter starts (again): a new epoch, as the Redis twin's take script does
+            self._epochs[key] = (secrets.token_hex(8), now)
+        epoch, started_at = self._epochs[key]
+        lease = Lease(key, self._fences.get(key, 0) + 1, first=first, epoch=epoch, epoch_started_at=started_at)
         self._fences[key] = lease.token
         self._held[key] = (now + ttl, lease)
         try:
             yield lease
         finally:
-            # A holder whose lease lapsed and was taken over must not release its successor.
+            # A holder whose lease lapsed and was taken over must not release its successor (nor
+            # one that got the same token after lose_data: the holder is this very lease).
             current = self._held.get(key)
-            if current is not None and current[1] == lease:
+            if current is not None and current[1] is lease:
                 del self._held[key]
 
     async def renew(self, lease: Lease, ttl: timedelta) -> bool:
         _check_ttl(ttl)
         now = self._clock.now()
         current = self._held.get(lease.key)
-        if current is None or current[1] != lease or current[0] <= now:
+        if current is None or current[1] is not lease or current[0] <= now:
             return False
         self._held[lease.key] = (now + ttl, lease)
         return True
+
+    def lose_data(self) -> None:
+        """Forget every lease and fence counter, as Redis does on a restart without persistence, a
+        failover or a flush (for tests): earlier holders are not told, and tokens start again."""
+        self._held.clear()
+        self._fences.clear()
+        self._epochs.clear()
 
 
 def _check_ttl(ttl: timedelta) -> None:

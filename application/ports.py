@@ -401,12 +401,21 @@ class Lease:
     lost its data (a Redis restart without persistence, a failover, a flush): an earlier
     holder may still believe in its lease, for up to one ttl after its last renewal.
     `nonce` tells this holder from one that got the same token after such a loss.
+
+    `epoch` names the fence counter that gave `token` (a random id, new each time the counter
+    starts again), and `epoch_started_at` is when that counter started (by this process's clock;
+    None when not known). A holder that finds work recorded under another epoch knows the counter
+    restarted since: an earlier holder may then believe in its lease until one ttl after
+    `epoch_started_at`, however many holders came between. Leases compare by key, token, first
+    and nonce: the epoch describes the counter, not the holder.
     """
 
     key: str
     token: int
     first: bool = False
     nonce: str = ""
+    epoch: str = field(default="", compare=False)
+    epoch_started_at: datetime | None = field(default=None, compare=False)
 
 
 class LockService(Protocol):
@@ -477,6 +486,21 @@ class EventFanout(Protocol):
 
 
 # --- exchange accounts ---------------------------------------------------------------------
+
+@runtime_checkable
+class PresignedSends(Protocol):
+    """An ExchangeTrading that can make a buy's first request ahead of its send (optional)."""
+
+    def arm_buy(
+        self, symbol: Symbol, quote_amount: Decimal, max_price: Decimal | None, client_order_id: ClientOrderId,
+        send_at: datetime,
+    ) -> None:
+        """Build and sign now the request of the next `place_market_buy` (`max_price` None) or
+        `place_capped_buy` of this order, stamped for `send_at` (our clock), so that send only
+        writes it; later sends are signed afresh. Raises OrderRefused for an order outside the
+        pair's rules (its send says so again); may raise ExchangeError."""
+        ...
+
 
 class ExchangeAccounts(Protocol):
     """Which account an order goes to: a paper target's to paper fills, a live target's to a

@@ -127,6 +127,10 @@ class SnipeOrderSubmitted(DomainEvent):
     quote_amount: Decimal
     # Set when the buy is an IMMEDIATE_OR_CANCEL limit at this price (the target's cap); None: market.
     max_entry_price: Decimal | None = None
+    # The lease the submitting run held on the snipe: its fencing token and its fence counter's
+    # epoch (application.ports.Lease). None on events recorded before they were kept: not known.
+    lease_token: int | None = None
+    lease_epoch: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,6 +103,9 @@ class SnipeTarget(Aggregate):
         self.failure: str | None = None
         # The highest price the entry may pay: an IMMEDIATE_OR_CANCEL limit buy at it (None: market).
         self.max_entry_price: Decimal | None = None
+        # The lease the run that submitted the order held: fencing token and fence epoch (None: not known).
+        self.lease_token: int | None = None
+        self.lease_epoch: str | None = None
 
     @classmethod
     def create(
@@ -155,12 +158,14 @@ class SnipeTarget(Aggregate):
         coid = snipe_client_order_id(self.target_id)
         self._record(SnipeScheduled(self.target_id, execute_at, deadline_at, coid.value), cause)
 
-    def submit_order(self, cause: Cause) -> None:
+    def submit_order(self, cause: Cause, lease_token: int | None = None, lease_epoch: str | None = None) -> None:
+        """Recorded before the first send; with the submitting run's lease (token and fence epoch),
+        so a later run can tell whether the lock service lost its data since."""
         self._require({TargetStatus.SCHEDULED}, "submit its order")
         if self.symbol is None or self.client_order_id is None:  # not reached: scheduling set both
             raise InvalidTransition(f"snipe target {self.target_id}", self.status.value, "submit an order unscheduled")
         self._record(SnipeOrderSubmitted(self.target_id, self.client_order_id, self.symbol.code, self.quote_amount,
-                                         self.max_entry_price), cause)
+                                         self.max_entry_price, lease_token, lease_epoch), cause)
 
     def record_fill(
         self,
@@ -257,6 +262,8 @@ class SnipeTarget(Aggregate):
                 self.client_order_id = event.client_order_id
                 self.status = TargetStatus.SCHEDULED
             case SnipeOrderSubmitted():
+                self.lease_token = event.lease_token
+                self.lease_epoch = event.lease_epoch
                 self.status = TargetStatus.EXECUTING
             case SnipeOrderFilled():
                 self.fill = event

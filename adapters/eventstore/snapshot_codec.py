@@ -58,6 +58,8 @@ class SnipeTargetState(_State, tag="SnipeTarget.1"):
     fill: SnipeOrderFilled | None
     failure: str | None
     max_entry_price: Decimal | None
+    lease_token: int | None
+    lease_epoch: str | None
 
 
 class PositionState(_State, tag="Position.1"):

@@ -34,20 +34,32 @@ Matches the paper exchange's semantics where MEXC allows:
   are locked only in the quote asset can be missed: name such symbols in `watch_symbols`.
 
 The snipe request (market or capped) is built once per (symbol, amount, cap, client order id):
-the NotYetOpen retry loop then only stamps the timestamp and signs, on the order lane.
+the NotYetOpen retry loop then only stamps the timestamp and signs, on the order lane. The first
+send's request can be made whole ahead (`arm_buy`: stamped for the planned send and signed), so
+that send only writes it.
+
+Many traders, one process (issue 14): the traders' exchanges share one clock sync and one
+exchangeInfo load per pair (`MexcShare`, `_SHARE_TTL`): the first trader to prepare measures the
+clock (`clock_samples` /time calls) and loads the pair's rules (weight 10); the others preparing
+within the ttl take those, and each sends one /time call on its own order lane (which warms that
+lane's connection for its order). 50 traders cost 54 /time calls and one exchangeInfo, not 250
+and 50.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any, TypeVar
 
 from adapters.mexc.errors import UnexpectedReply
-from adapters.mexc.models import Balance, MexcOrder, MexcTrade, SymbolInfo, ms_to_datetime, plain, round_down
-from adapters.mexc.rest import MexcRestClient, PreparedOrder, is_invalid_symbol
+from adapters.mexc.models import Balance, ClockSync, MexcOrder, MexcTrade, SymbolInfo, ms_to_datetime, plain, round_down
+from adapters.mexc.rest import MexcRestClient, PreparedOrder, PresignedQuery, is_invalid_symbol
 from application.errors import ExchangeDataUnreadable, ExchangeError, NotFound, NotYetOpen, OrderRefused
 from application.ports import ClockOffset, OrderReport, OrderSide, OrderStatus, SymbolRules
 from domain.errors import InvalidValue
@@ -63,6 +75,48 @@ _STATUSES = {s.value: s for s in OrderStatus}
 
 _log = logging.getLogger(__name__)
 
+# How long a clock sync or a pair's rules loaded by one trader's exchange serve the others of
+# the process (`MexcShare`): long enough to cover the traders of one launch, who all prepare
+# `prepare_ahead` before it; short enough that nothing stale outlives a launch.
+_SHARE_TTL = 5.0
+T = TypeVar("T")
+
+
+class MexcShare:
+    """Answers the MexcExchanges of one process share for `ttl` seconds: the first asker's call
+    runs, the others (in flight with it, or after it within the ttl) take its result. A call that
+    fails is forgotten at once (the next asker calls again); those waiting on it get its error.
+    Kept per event loop, so a test's fake exchange never sees another loop's answers."""
+
+    def __init__(self, ttl: float = _SHARE_TTL, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self._monotonic = monotonic
+        self._entries: dict[tuple[Hashable, ...], tuple[float, asyncio.Future[Any]]] = {}
+
+    async def get(self, key: tuple[Hashable, ...], call: Callable[[], Awaitable[T]]) -> T:
+        now = self._monotonic()
+        for stale in [k for k, (at, _) in self._entries.items() if now - at >= self.ttl]:
+            del self._entries[stale]
+        full = (asyncio.get_running_loop(), *key)
+        entry = self._entries.get(full)
+        if entry is None:
+            task: asyncio.Future[Any] = asyncio.ensure_future(call())
+            entry = self._entries[full] = (now, task)
+            task.add_done_callback(lambda done: self._forget_failed(full, done))
+        # Shielded: a trader cancelled while waiting does not cancel the call the others wait on.
+        answer: T = await asyncio.shield(entry[1])
+        return answer
+
+    def _forget_failed(self, key: tuple[Hashable, ...], task: asyncio.Future[Any]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            entry = self._entries.get(key)
+            if entry is not None and entry[1] is task:
+                del self._entries[key]
+
+
+# The process's share (see MexcShare): every MexcExchange uses it unless given another.
+PROCESS_SHARE = MexcShare()
+
 
 class MexcExchange:
     def __init__(
@@ -72,13 +126,17 @@ class MexcExchange:
         clock_samples: int = 5,
         quote_assets: Iterable[str] = ("USDT",),
         watch_symbols: Iterable[Symbol] = (),
+        share: MexcShare | None = PROCESS_SHARE,
     ) -> None:
         self.client = client
+        self.share = share  # None: this exchange syncs and loads for itself
         self.clock_samples = clock_samples
         self.quote_assets = tuple(quote_assets)
         self._info: dict[str, SymbolInfo] = {}
         self._seen: dict[str, Symbol] = {s.code: s for s in watch_symbols}
         self._prepared: dict[tuple[str, str, Decimal, str], PreparedOrder] = {}
+        # A buy's first request, made ahead (`arm_buy`): used by its next send only.
+        self._armed: dict[tuple[str, str, Decimal, str], PresignedQuery] = {}
         # Orders found without a usable client id are labelled by their exchange id.
         self._exchange_ids: dict[str, str] = {}
         # Commission of done orders (by exchange order id): a done order's fills never change.
@@ -92,9 +150,9 @@ class MexcExchange:
         nothing but stamp, sign and write. Returns MEXC's clock offset (server - local), with how
         sure it is and the time a request takes to reach MEXC (a ClockOffset)."""
         self._seen[symbol.code] = symbol
-        sync = await self.client.sync_clock(self.clock_samples)
+        sync = await self._sync_clock()
         try:
-            await self._load_info(symbol)
+            await self._load_info(symbol, shared=True)
         except NotFound:
             pass  # not listed yet: the exchange will judge the order itself
         except UnexpectedReply as exc:
@@ -125,14 +183,37 @@ class MexcExchange:
             self._keep(key, prepared)
         return prepared
 
+    def arm_buy(
+        self, symbol: Symbol, quote_amount: Decimal, max_price: Decimal | None, client_order_id: ClientOrderId,
+        send_at: datetime,
+    ) -> None:
+        """PresignedSends: build the buy (market, or capped at `max_price`) and sign its request now,
+        stamped with MEXC's time at `send_at` (our clock) by the offset the last clock sync
+        measured, so its next send writes bytes already made. That send only: any later one is
+        signed afresh (MEXC wants a fresh timestamp), as is one leaving when MEXC would no longer
+        take the stamp (see MexcRestClient.presign). Raises OrderRefused when the order is outside
+        the pair's rules (the send says so again)."""
+        self._seen[symbol.code] = symbol
+        if max_price is None:
+            key = (symbol.code, "BUY", quote_amount, client_order_id.value)
+            prepared = self.prepare_market_buy(symbol, quote_amount, client_order_id)
+        else:
+            key = (symbol.code, f"BUY<={max_price}", quote_amount, client_order_id.value)
+            prepared = self.prepare_capped_buy(symbol, quote_amount, max_price, client_order_id)
+        stamp = int(send_at.timestamp() * 1000) + self.client.clock_offset_ms
+        if key not in self._armed and len(self._armed) >= _PREPARED_KEEP:
+            self._armed.pop(next(iter(self._armed)))
+        self._armed[key] = self.client.presign(prepared, stamp)
+
     async def place_market_buy(
         self, symbol: Symbol, quote_amount: Decimal, client_order_id: ClientOrderId,
     ) -> OrderReport:
-        prepared = self._prepared.get((symbol.code, "BUY", quote_amount, client_order_id.value))
+        key = (symbol.code, "BUY", quote_amount, client_order_id.value)
+        prepared = self._prepared.get(key)
         if prepared is None:
             self._seen[symbol.code] = symbol
             prepared = self.prepare_market_buy(symbol, quote_amount, client_order_id)
-        order = await self.client.send_order(prepared)
+        order = await self.client.send_order(prepared, self._armed.pop(key, None))
         return await self._with_fee(self._report(order, symbol, client_order_id, OrderSide.BUY))
 
     def prepare_capped_buy(
@@ -167,11 +248,12 @@ class MexcExchange:
     async def place_capped_buy(
         self, symbol: Symbol, quote_amount: Decimal, max_price: Decimal, client_order_id: ClientOrderId
     ) -> OrderReport:
-        prepared = self._prepared.get((symbol.code, f"BUY<={max_price}", quote_amount, client_order_id.value))
+        key = (symbol.code, f"BUY<={max_price}", quote_amount, client_order_id.value)
+        prepared = self._prepared.get(key)
         if prepared is None:
             self._seen[symbol.code] = symbol
             prepared = self.prepare_capped_buy(symbol, quote_amount, max_price, client_order_id)
-        order = await self.client.send_order(prepared)
+        order = await self.client.send_order(prepared, self._armed.pop(key, None))
         return await self._with_fee(self._report(order, symbol, client_order_id, OrderSide.BUY))
 
     async def place_market_sell(self, symbol: Symbol, quantity: Decimal, client_order_id: ClientOrderId) -> OrderReport:
@@ -251,9 +333,54 @@ class MexcExchange:
 
     # --- inside --------------------------------------------------------------------------
 
-    async def _load_info(self, symbol: Symbol) -> SymbolInfo:
+    async def _rules_or_none(self, symbol: Symbol) -> dict[str, SymbolInfo]:
+        """exchangeInfo for one pair; MEXC's "invalid symbol" (a pair not listed yet, the usual case
+        before an open) is an answer too, shared as no rules (see `_load_info`)."""
         try:
-            infos = await self.client.exchange_info([symbol.code])
+            return await self.client.exchange_info([symbol.code])
+        except OrderRefused as exc:
+            if is_invalid_symbol(exc):
+                return {}
+            raise
+
+    async def _sync_clock(self) -> ClockSync:
+        """This client's clock sync, or one another trader's exchange made in the last `_SHARE_TTL`
+        (taken, and one /time call sent on this client's order lane to warm its connection). A
+        shared sync that failed is made again by this client."""
+        client = self.client
+        if self.share is None:
+            return await client.sync_clock(self.clock_samples)
+        made = False
+
+        async def sync() -> tuple[ClockSync, float]:
+            nonlocal made
+            made = True
+            measured = await client.sync_clock(self.clock_samples)
+            return measured, time.monotonic()
+
+        try:
+            shared = await self.share.get(("clock", client.base_url), sync)
+        except ExchangeError:
+            if made:
+                raise
+            return await client.sync_clock(self.clock_samples)
+        measured, synced_at = shared
+        if made:
+            return measured
+        # Taken unless this client measured since (a resync after MEXC refused a timestamp).
+        client.adopt_clock(measured, synced_at)
+        await client.server_time()  # on the order lane: its connection open and warm for the order
+        return client.clock_sync or measured
+
+    async def _load_info(self, symbol: Symbol, shared: bool = False) -> SymbolInfo:
+        """The pair's rules from exchangeInfo; `shared`: as another trader's exchange of this process
+        loaded them in the last `_SHARE_TTL` (see MexcShare), when it did."""
+        try:
+            if shared and self.share is not None:
+                infos = await self.share.get(("rules", self.client.base_url, symbol.code),
+                                             lambda: self._rules_or_none(symbol))
+            else:
+                infos = await self.client.exchange_info([symbol.code])
         except OrderRefused as exc:
             if is_invalid_symbol(exc):
                 raise NotFound(f"MEXC lists no {symbol}") from exc

@@ -129,6 +129,20 @@ class PreparedOrder:
     test: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class PresignedQuery:
+    """An order's whole request target (path, query, timestamp and signature), made ahead of its send."""
+
+    timestamp_ms: int
+    target: str
+
+
+# A presigned request goes out as made only while its timestamp is at most this far ahead of MEXC's
+# clock (MEXC refuses more than 1 s) and this far inside recvWindow (room for its time in flight).
+_PRESIGN_AHEAD_MS = 500
+_PRESIGN_IN_FLIGHT_MS = 1000
+
+
 class _Transient(Exception):
     """Internal: a failure a READ may retry; `error` is what the caller sees otherwise."""
 
@@ -222,6 +236,7 @@ class MexcRestClient:
         self._rng = rng or random.Random()
         self._offset_ms = 0
         self.clock_sync: ClockSync | None = None
+        self.clock_synced_at: float | None = None  # time.monotonic() when `clock_sync` was measured or taken
         self._signed_suffix = f"recvWindow={recv_window_ms}&timestamp="
         self._timeouts = {
             CallKind.READ: httpx.Timeout(timeout, connect=connect_timeout),
@@ -315,7 +330,9 @@ class MexcRestClient:
             raise ConfigurationError("MEXC API key and secret are needed for signed calls")
         return f"{params}&{self._signed_suffix}" if params else self._signed_suffix
 
-    async def _call(self, ep: Endpoint, params: str = "", signed_prefix: str | None = None) -> Any:
+    async def _call(
+        self, ep: Endpoint, params: str = "", signed_prefix: str | None = None, presigned: PresignedQuery | None = None,
+    ) -> Any:
         if ep.signed and signed_prefix is None:
             signed_prefix = self._signed_prefix(params)
         resynced = False
@@ -323,7 +340,10 @@ class MexcRestClient:
         earlier: Exception | None = None  # the last attempt's failure, when MEXC was not reached
         while True:
             try:
-                return await self._once(ep, params, signed_prefix)
+                # A request signed ahead (`presign`) goes out as made, on the first attempt only
+                # and while its timestamp is one MEXC takes; any later attempt is signed afresh.
+                ready, presigned = presigned, None
+                return await self._once(ep, params, signed_prefix, ready)
             except ClockSkew:
                 if resynced:
                     raise
@@ -343,13 +363,17 @@ class MexcRestClient:
                 ceiling = min(self.backoff_cap, self.backoff_base * (2 ** attempt))
                 await asyncio.sleep(self._rng.uniform(0.0, ceiling))
 
-    async def _once(self, ep: Endpoint, params: str, signed_prefix: str | None) -> Any:
+    async def _once(
+        self, ep: Endpoint, params: str, signed_prefix: str | None, presigned: PresignedQuery | None = None,
+    ) -> Any:
         breaker = ep.breaker
         probe = breaker.before_call()
         settled = False
         try:
             await self.limiter.acquire(ep.budget, ep.weight)
-            if signed_prefix is not None:
+            if presigned is not None and self._takes(presigned.timestamp_ms):
+                target = presigned.target
+            elif signed_prefix is not None:
                 query = signed_prefix + str(self._wall_ns() // 1_000_000 + self._offset_ms)
                 target = f"{self._path_prefix}{ep.path}?{query}&signature={self._signer.sign(query)}"  # type: ignore[union-attr]
             else:
@@ -482,7 +506,15 @@ class MexcRestClient:
             middle, spread = best[1] * 1_000_000, 1_000_000 + best[0] // 2
             self._offset_ms = best[1]
         self.clock_sync = ClockSync(self._offset_ms, best[0], count, middle, spread)
+        self.clock_synced_at = time.monotonic()
         return self.clock_sync
+
+    def adopt_clock(self, sync: ClockSync, synced_at: float) -> None:
+        """Take a clock sync another client of the same MEXC measured in this process (at
+        `synced_at`, time.monotonic()) when it is newer than this client's own: its offset then
+        stamps this client's signed calls."""
+        if self.clock_synced_at is None or self.clock_synced_at < synced_at:
+            self._offset_ms, self.clock_sync, self.clock_synced_at = sync.offset_ms, sync, synced_at
 
     async def _aim_at_boundary(self, offset_ns: int, one_way_ns: int) -> None:
         """Wait (yielding to the loop) until a request sent now would be handled when the server's
@@ -580,11 +612,27 @@ class MexcRestClient:
         ])
         return PreparedOrder(symbol, side, order_type, client_order_id, self._signed_prefix(params), test)
 
-    async def send_order(self, order: PreparedOrder) -> MexcOrder:
-        """Place a prepared order (a test order is sent by send_test_order)."""
+    def presign(self, order: PreparedOrder, timestamp_ms: int) -> PresignedQuery:
+        """The order's request, stamped `timestamp_ms` (MEXC's clock, as `now_ms` estimates it, at
+        the planned send) and signed now: `send_order(order, presigned)` then writes it as made when
+        it leaves while MEXC takes that timestamp (see `_takes`), and signs afresh otherwise."""
+        query = order.signed_prefix + str(timestamp_ms)
+        target = f"{self._path_prefix}{self._order.path}?{query}&signature={self._signer.sign(query)}"  # type: ignore[union-attr]
+        return PresignedQuery(timestamp_ms, target)
+
+    def _takes(self, timestamp_ms: int) -> bool:
+        """Whether MEXC takes a request stamped `timestamp_ms` if it leaves now: not more than
+        `_PRESIGN_AHEAD_MS` ahead of its clock (it refuses more than 1 s), and at least
+        `_PRESIGN_IN_FLIGHT_MS` inside recvWindow (room for the time in flight)."""
+        now = self._wall_ns() // 1_000_000 + self._offset_ms
+        return timestamp_ms - _PRESIGN_AHEAD_MS <= now <= timestamp_ms + self.recv_window_ms - _PRESIGN_IN_FLIGHT_MS
+
+    async def send_order(self, order: PreparedOrder, presigned: PresignedQuery | None = None) -> MexcOrder:
+        """Place a prepared order (a test order is sent by send_test_order); `presigned`: its request
+        made ahead by `presign`, sent as made when its timestamp is still good."""
         if order.test:
             raise ValueError("a test order is sent by send_test_order: MEXC answers it with no order")
-        return parse_order(await self._call(self._order, signed_prefix=order.signed_prefix))
+        return parse_order(await self._call(self._order, signed_prefix=order.signed_prefix, presigned=presigned))
 
     async def send_test_order(self, order: PreparedOrder) -> None:
         """Validate a prepared test order: MEXC answers {} without placing it."""

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from application.ports import CalendarEntry, ListingFeed, OrderReport, SymbolRules, SymbolStateReport
+from application.ports import CalendarEntry, ListingFeed, OrderReport, PresignedSends, SymbolRules, SymbolStateReport
 from application.telemetry import EXCHANGE_ERRORS, ORDERS, Attribute, Telemetry
 from domain.values import ClientOrderId, Symbol
 
@@ -82,6 +82,14 @@ class InstrumentedExchange(_Instrumented):
 
     async def prepare(self, symbol: Symbol) -> timedelta | None:
         return await self._call("prepare", lambda: self.inner.prepare(symbol), symbol=symbol.code)
+
+    def arm_buy(
+        self, symbol: Symbol, quote_amount: Decimal, max_price: Decimal | None, client_order_id: ClientOrderId,
+        send_at: datetime,
+    ) -> None:
+        """PresignedSends, when the wrapped exchange has it (else nothing to do)."""
+        if isinstance(self.inner, PresignedSends):
+            self.inner.arm_buy(symbol, quote_amount, max_price, client_order_id, send_at)
 
     async def place_market_buy(
         self, symbol: Symbol, quote_amount: Decimal, client_order_id: ClientOrderId,

@@ -173,10 +173,15 @@ class ListListings:
     def __init__(self, store: EventStore, book: TradeBook, clock: Clock) -> None:
         self.store, self.book, self.clock = store, book, clock
 
-    async def __call__(self, upcoming_only: bool = False, limit: int = 200) -> list[ListingView]:
+    async def __call__(
+        self, upcoming_only: bool = False, limit: int = 200, after: tuple[datetime, str] | None = None,
+    ) -> list[ListingView]:
+        """At most `limit`, after the listing whose (launch, coin id) is `after` when given."""
         await self.book.catch_up(self.store)
         now = self.clock.now()
         found = [v for v in self.book.listings.values() if not upcoming_only or v.launch_at > now]
+        if after is not None:
+            found = [v for v in found if (v.launch_at, v.coin_id) > after]
         found.sort(key=lambda v: (v.launch_at, v.coin_id))
         return found[:limit]
 

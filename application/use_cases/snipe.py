@@ -36,6 +36,7 @@ from application.ports import (
     MarketData,
     OrderReport,
     OrderStatus,
+    PresignedSends,
     TraderDirectory,
 )
 from application.pre_trade import risk_refusals, trade_proposal
@@ -63,14 +64,19 @@ _VISIBILITY_GRACE = timedelta(seconds=10)
 _RESEND_GRACE = _VISIBILITY_GRACE
 # MEXC's code for a balance too small for the order (FACTS.md).
 _INSUFFICIENT_BALANCE = "10101"
-# How long before the launch the emergency stop is read for the last time (see _wait_for_launch).
-_HALT_CHECK_LEAD = timedelta(milliseconds=50)
+# How long before the launch the emergency stop is read for the last time (see _wait_for_launch):
+# far enough ahead that the read (a database round trip on a thread at normal priority) is over
+# well before the first send on a loaded host; a stop pressed after it is seen by the checks
+# between sends (the first starts at the first resend) and still cancels what is open.
+_HALT_CHECK_LEAD = timedelta(milliseconds=300)
 # While sends are retried, the stop is read again (and the lease renewed when due) at most this
 # often, in a background task whose answer is looked at before a later resend: off the send path.
 _RECHECK_EVERY = timedelta(milliseconds=200)
-# No lease renewal in this last stretch before the launch's halt check (see _wait_for_launch); a
-# sixth of the lease's ttl when that is shorter, so the lease still holds past the launch.
+# No lease renewal in this last stretch before `_RENEW_LEAD` before the launch (and none after the
+# launch's halt check; see _wait_for_launch); a sixth of the lease's ttl when that is shorter, so
+# the lease still holds past the launch.
 _QUIET_BEFORE_LAUNCH = timedelta(seconds=1)
+_RENEW_LEAD = timedelta(milliseconds=50)
 # A send starts only while the lease holds for a send's time in flight (`SnipeTiming.send_in_flight`)
 # and this much more: room for the lock service's clock and a pause between the check and the send.
 _LEASE_MARGIN = timedelta(milliseconds=250)
@@ -288,7 +294,7 @@ class ExecuteSnipe:
                 await repository.save(self.store, target)
                 return SnipeOutcome(target_id, SnipeResult.FAILED, unreadable)
             # Recorded before the send: after a crash we know an order may exist.
-            target.submit_order(self._cause(target))
+            target.submit_order(self._cause(target), run.lease.token, run.lease.epoch or None)
             try:
                 await repository.save(self.store, target)
             except ConcurrencyConflict as exc:
@@ -436,21 +442,26 @@ class ExecuteSnipe:
         hours ahead, e.g. `sniper snipe --at`), so the reconciliation or another worker cannot
         take an executing target over from this live executor; the fencing token stays the
         same. It is renewed once more just before the last `_QUIET_BEFORE_LAUNCH` (or sixth of the
-        ttl) before the halt check, and not in that stretch, so the last stretch of the wait makes no
-        lock-service call; the lease then holds past the launch for the first sends, and the checks
-        between resends renew it. A renewal refused (the lease lapsed or has another holder) stands
-        this executor down with nothing sent. A renewal with no answer (the lock service cannot be
-        reached) leaves the lease as it was: the send still goes out while it surely holds.
+        ttl) before `_RENEW_LEAD` before the launch (never after the halt check), and not in that
+        stretch, so the last stretch of the wait makes no lock-service call; the lease then holds
+        past the launch for the first sends, and the checks between resends renew it. A renewal
+        refused (the lease lapsed or has another holder) stands this executor down with nothing
+        sent. A renewal with no answer (the lock service cannot be reached) leaves the lease as it
+        was: the send still goes out while it surely holds.
 
-        The halt is read from the store just before the launch, not after it: reading it after
-        the wake-up put a database round trip between the launch instant and the order. A halt
-        recorded in the last `_HALT_CHECK_LEAD` before the launch is seen by the checks between
-        resends, if any, and its emergency stop still cancels what is open. It is also read a few
-        seconds earlier: when the store cannot be reached at the last check, a read less than
-        `_HALT_READ_MAX_AGE` old is the answer (said with the outcome in the history)."""
+        The halt is read from the store `_HALT_CHECK_LEAD` before the launch, not after it:
+        reading it after the wake-up put a database round trip between the launch instant and the
+        order, and reading it just before (50 ms) let that read, on a database thread at normal
+        priority, hold the first send up on a loaded host. A halt recorded in the last
+        `_HALT_CHECK_LEAD` before the launch is seen by the checks between resends (the first
+        starts at the first resend), if any, and its emergency stop still cancels what is open.
+        It is also read a few seconds earlier: when the store cannot be reached at the last check,
+        a read less than `_HALT_READ_MAX_AGE` old is the answer (said with the outcome in the
+        history)."""
         send_at = self._send_at(target, run)
         check_at = send_at - _HALT_CHECK_LEAD
-        quiet_from = check_at - min(_QUIET_BEFORE_LAUNCH, self.timing.lease_ttl / 6)
+        quiet = min(_QUIET_BEFORE_LAUNCH, self.timing.lease_ttl / 6)
+        quiet_from = min(send_at - _RENEW_LEAD - quiet, check_at)
         refresh_at = check_at - _HALT_READ_MAX_AGE + timedelta(seconds=1)
         refreshed = run.halt_read_at is not None and run.halt_read_at >= refresh_at
         while (wake := min(self._next_renewal(run), quiet_from if refreshed else refresh_at)) < quiet_from:
@@ -475,7 +486,9 @@ class ExecuteSnipe:
             check_at = send_at - _HALT_CHECK_LEAD
         await self.clock.sleep_until(check_at)
         halted = await self._halt_at_launch(target, run)
-        run.checked_at = self.clock.now()
+        # The check between sends is due at the first resend: a stop pressed since this read is
+        # seen as soon as it can be without a read before the first send.
+        run.checked_at = min(self.clock.now(), send_at - _RECHECK_EVERY)
         if not halted:
             await self.clock.sleep_until(send_at)
         if halted:
@@ -581,7 +594,22 @@ class ExecuteSnipe:
             self.telemetry.annotate(clock_offset_ms=int(offset / timedelta(milliseconds=1)))
         if run is not None and self.roster is not None:
             await self._join_launch(target, run)
+        if run is not None and isinstance(exchange, PresignedSends):
+            self._arm(target, exchange, run)
         return None
+
+    def _arm(self, target: SnipeTarget, exchange: PresignedSends, run: _Run) -> None:
+        """Have the first send's request made now (built, stamped for the planned send, signed), so
+        that at the launch it is only written. Best effort: the send builds it itself otherwise,
+        and says what the exchange thinks of an order outside the rules."""
+        if target.symbol is None or target.client_order_id is None:
+            raise _unscheduled(target)
+        try:
+            exchange.arm_buy(target.symbol, target.quote_amount, target.max_entry_price,
+                             ClientOrderId(target.client_order_id), self._plan(target, run).first)
+        except ExchangeError as exc:
+            _log.info("snipe %s: the first send is not made ahead (%s: %s)", target.target_id,
+                      type(exc).__name__, exc)
 
     async def _join_launch(self, target: SnipeTarget, run: _Run) -> None:
         """Count the traders sending into this launch (they share the IP's rate budget): best effort,
@@ -876,6 +904,26 @@ class ExecuteSnipe:
         waited = max(self.clock.now() - target.execute_at, timedelta(0))
         self.telemetry.observe(SNIPE_LATENCY_MS, waited / timedelta(milliseconds=1), mode=_mode(target))
 
+    def _earlier_lease_until(self, target: SnipeTarget, run: _Run) -> datetime:
+        """Until when (our clock) the run that submitted this snipe may believe in its lease.
+
+        When the lock service kept its fence counter since that submission (the epoch recorded
+        with it is our lease's, and its token is below ours), that lease lapsed before we took
+        ours. Otherwise the counter started again since (Redis lost its data): the earlier run's
+        renewals are refused, but it may not reach the lock service to learn that, so it may
+        believe in its lease up to one ttl after its last renewal, which came before the restart.
+        Every holder after the restart waits that out, not only the first (which may give up or
+        release early): until one ttl after the counter's start, or after our own take when we
+        started it or its start is not known.
+        """
+        lease, ttl = run.lease, self.timing.lease_ttl
+        if (lease.epoch and target.lease_epoch == lease.epoch
+                and target.lease_token is not None and target.lease_token < lease.token):
+            return run.renewed_at
+        if lease.first or lease.epoch_started_at is None:
+            return run.renewed_at + ttl
+        return max(run.renewed_at, lease.epoch_started_at + ttl)
+
     async def _resume(
         self, target: SnipeTarget, coid: ClientOrderId, exchange: ExchangeTrading, run: _Run
     ) -> _Sent | SnipeOutcome:
@@ -885,9 +933,9 @@ class ExecuteSnipe:
         `MAX_CLOCK_LEAD` before ours) until its lease lapsed. A run starts a send only while its
         lease holds (by its own clock) for a send's whole time in flight, so whatever it sent was
         taken in or refused by the exchange before its lease lapsed, and that was before we got
-        the lease; unless the lock service lost its data since (`Lease.first`): then the earlier
-        run may believe in its lease for up to one ttl from now (its renewals are refused, but it
-        may not reach the lock service to learn that). No send starts after the deadline either.
+        the lease; unless the lock service lost its data since: then the earlier run may believe
+        in its lease for up to one ttl after the fence counter restarted (`_earlier_lease_until`).
+        No send starts after the deadline either.
         An order taken in may answer "not found" for a while (FACTS.md), and whether MEXC refuses
         a reused client order id is undocumented. So the order is looked for until the visibility
         grace has passed since the last moment an earlier send could have been taken in, before
@@ -900,7 +948,7 @@ class ExecuteSnipe:
         """
         if target.deadline_at is None or target.execute_at is None:
             raise _unscheduled(target)
-        horizon = run.renewed_at + (self.timing.lease_ttl if run.lease.first else timedelta(0))
+        horizon = self._earlier_lease_until(target, run)
         last_taken_in = min(horizon, target.deadline_at + self.timing.send_in_flight)
         if last_taken_in < target.execute_at - MAX_CLOCK_LEAD:
             found = await self._resolve(target, coid, exchange)

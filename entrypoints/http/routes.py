@@ -6,7 +6,7 @@ struct. Another user's resource is never distinguished from a missing one (404).
 
 from __future__ import annotations
 
-from datetime import UTC, date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 from dishka import FromDishka
@@ -53,6 +53,17 @@ from domain.values import Symbol
 from entrypoints.http.cache import CachedReadModels
 from entrypoints.http.errors import error_responses
 from entrypoints.http.notifications import NOTIFICATION_HANDLERS
+from entrypoints.http.paging import (
+    DEFAULT_LIMIT,
+    Cursor,
+    Limit,
+    UnknownCursor,
+    after_id,
+    cut,
+    decode_cursor,
+    key_int,
+    key_str,
+)
 from entrypoints.http.runtime import ReadModelRefresh
 from entrypoints.http.schemas import (
     SUPPORTED_RANGE,
@@ -65,20 +76,25 @@ from entrypoints.http.schemas import (
     CredentialsTestOut,
     DailyPnlOut,
     EventOut,
+    EventPage,
     ExitPlanBody,
     ExitStrategyOut,
     ListingOut,
+    ListingPage,
     Me,
     PortfolioOut,
     PositionOut,
+    PositionPage,
     SettingsBody,
     StopIn,
     StopOut,
     TargetIn,
     TargetOut,
+    TargetPage,
     TargetPatch,
     TargetStatusName,
     TradeOut,
+    TradePage,
     money,
     out_of_range,
     parse_money,
@@ -199,20 +215,39 @@ async def delete_strategy(
 
 # --- listings --------------------------------------------------------------------------------
 
-@get("/listings", responses=error_responses(*AUTH), summary="Listings the calendar announced, soonest first")
+async def _listing_page(
+    query: ListListings, user_id: str, endpoint: str, limit: int, cursor: str | None, upcoming_only: bool,
+) -> ListingPage:
+    last = key_str(decode_cursor(cursor, user_id, endpoint), parts=2)
+    after = None
+    if last is not None:
+        try:
+            after = (datetime.fromisoformat(last[0]), last[1])
+        except ValueError:
+            raise UnknownCursor("not a cursor of this list") from None
+        if after[0].tzinfo is None:
+            raise UnknownCursor("not a cursor of this list")
+    found = await query(upcoming_only=upcoming_only, limit=limit + 1, after=after)
+    page, following = cut(found, limit, lambda v: [v.launch_at.isoformat(), v.coin_id], user_id, endpoint)
+    return ListingPage([ListingOut.of(v) for v in page], following)
+
+
+@get("/listings", responses=error_responses(*AUTH, 422),
+     summary="Listings the calendar announced, soonest first (then by coin id), paged")
 async def list_listings(
     query: FromDishka[ListListings], identity: FromDishka[Identity],
-    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 200,
-) -> list[ListingOut]:
-    return [ListingOut.of(v) for v in await query(limit=limit)]
+    limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
+) -> ListingPage:
+    return await _listing_page(query, _user(identity), "listings", limit, cursor, upcoming_only=False)
 
 
-@get("/calendar", responses=error_responses(*AUTH), summary="Listings not launched yet, soonest first")
+@get("/calendar", responses=error_responses(*AUTH, 422),
+     summary="Listings not launched yet, soonest first (then by coin id), paged")
 async def calendar(
     query: FromDishka[ListListings], identity: FromDishka[Identity],
-    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 200,
-) -> list[ListingOut]:
-    return [ListingOut.of(v) for v in await query(upcoming_only=True, limit=limit)]
+    limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
+) -> ListingPage:
+    return await _listing_page(query, _user(identity), "calendar", limit, cursor, upcoming_only=True)
 
 
 # --- snipe targets ---------------------------------------------------------------------------
@@ -224,13 +259,22 @@ async def _own_target(read_models: ReadModels, user_id: str, target_id: str) -> 
     raise NotFound(f"unknown target id: {target_id}")
 
 
-@get("/targets", responses=error_responses(*AUTH), summary="Your snipe targets, in the order they were created")
+@get("/targets", responses=error_responses(*AUTH, 422),
+     summary="Your snipe targets, in the order they were created, paged")
 async def list_targets(
     identity: FromDishka[Identity], read_models: FromDishka[ReadModels],
     status: Annotated[list[TargetStatusName] | None, QueryParameter()] = None,
-) -> list[TargetOut]:
-    views = await read_models.targets(_user(identity), set(status) if status else None)
-    return [TargetOut.of(v) for v in views]
+    limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
+) -> TargetPage:
+    user = _user(identity)
+    last = key_str(decode_cursor(cursor, user, "targets"))
+    # Targets are never deleted and new ones come last: the page starts after the cursor's target,
+    # found in the whole list (its status may have left the filter since).
+    views = after_id(await read_models.targets(user), lambda v: v.target_id, last)
+    if status:
+        views = [v for v in views if v.status in set(status)]
+    page, following = cut(views, limit, lambda v: [v.target_id], user, "targets")
+    return TargetPage([TargetOut.of(v) for v in page], following)
 
 
 @post("/targets", status_code=HTTP_201_CREATED, responses=error_responses(*AUTH, 409, 413, 422),
@@ -315,12 +359,20 @@ async def portfolio(
     return priced_portfolio(rendered, priced, total_unrealised(priced))
 
 
-@get("/positions", responses=error_responses(*AUTH), summary="Your positions")
+@get("/positions", responses=error_responses(*AUTH, 422),
+     summary="Your positions, in the order they were opened, paged")
 async def list_positions(
     identity: FromDishka[Identity], read_models: FromDishka[ReadModels],
     open_only: Annotated[bool, QueryParameter()] = False,
-) -> list[PositionOut]:
-    return [PositionOut.of(p) for p in await read_models.positions(_user(identity), open_only=open_only)]
+    limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
+) -> PositionPage:
+    user = _user(identity)
+    last = key_str(decode_cursor(cursor, user, "positions"))
+    views = after_id(await read_models.positions(user), lambda p: p.position_id, last)
+    if open_only:
+        views = [p for p in views if p.status != "closed"]
+    page, following = cut(views, limit, lambda p: [p.position_id], user, "positions")
+    return PositionPage([PositionOut.of(p) for p in page], following)
 
 
 @get("/positions/{position_id:str}", responses=error_responses(*AUTH, 404), summary="One of your positions")
@@ -333,13 +385,16 @@ async def get_position(
     raise NotFound(f"unknown position id: {position_id}")
 
 
-@get("/trades", responses=error_responses(*AUTH), summary="Your fills, newest first, paged by position")
+@get("/trades", responses=error_responses(*AUTH, 422), summary="Your fills, newest first, paged")
 async def trades(
     identity: FromDishka[Identity], read_models: FromDishka[ReadModels],
-    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
-    before: Annotated[int | None, QueryParameter(ge=1, le=2**62)] = None,
-) -> list[TradeOut]:
-    return [TradeOut.of(t) for t in await read_models.trade_history(_user(identity), limit, before)]
+    limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
+) -> TradePage:
+    user = _user(identity)
+    before = key_int(decode_cursor(cursor, user, "trades"))
+    found = await read_models.trade_history(user, limit + 1, before)
+    page, following = cut(found, limit, lambda t: [t.position], user, "trades")
+    return TradePage([TradeOut.of(t) for t in page], following)
 
 
 @get("/pnl/daily", responses=error_responses(*AUTH), summary="Realised P&L per UTC day (default: the last 30 days)")
@@ -359,13 +414,17 @@ async def daily_pnl(
     return [DailyPnlOut(r.day.isoformat(), money(r.realised_pnl)) for r in rows]
 
 
-@get("/audit", responses=error_responses(*AUTH), summary="Your audit trail: every event recorded for you, in order")
+@get("/audit", responses=error_responses(*AUTH, 422),
+     summary="Your audit trail: every event recorded for you, in order, paged")
 async def audit(
     identity: FromDishka[Identity], query: FromDishka[GetUserAuditTrail],
-    after: Annotated[int, QueryParameter(ge=0, le=2**62)] = 0,
-    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
-) -> list[EventOut]:
-    return [EventOut.of(r) for r in await query(_user(identity), after, limit)]
+    limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
+) -> EventPage:
+    user = _user(identity)
+    after = key_int(decode_cursor(cursor, user, "audit")) or 0
+    found = await query(user, after, limit + 1)
+    page, following = cut(found, limit, lambda r: [r.position or 0], user, "audit")
+    return EventPage([EventOut.of(r) for r in page], following)
 
 
 # --- emergency stop and agents ---------------------------------------------------------------

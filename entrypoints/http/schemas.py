@@ -682,3 +682,30 @@ class UndeliveredOut(Struct):
     @classmethod
     def of(cls, e: OutboxEntry) -> UndeliveredOut:
         return cls(e.id, e.kind, e.channel, e.title, e.body, e.attempts, e.created_at, e.last_error)
+
+
+# --- paged lists (issue 17): `next` is the cursor to the following page, null on the last -----
+
+class TargetPage(Struct):
+    items: list[TargetOut]
+    next: str | None
+
+
+class PositionPage(Struct):
+    items: list[PositionOut]
+    next: str | None
+
+
+class ListingPage(Struct):
+    items: list[ListingOut]
+    next: str | None
+
+
+class TradePage(Struct):
+    items: list[TradeOut]
+    next: str | None
+
+
+class EventPage(Struct):
+    items: list[EventOut]
+    next: str | None

@@ -34,6 +34,9 @@ class Twins:
     exact: bool
     # Added to a wait that must end past a moment Redis measures (its clock, our sleep).
     slack: timedelta
+    # What a Redis restart without persistence, a failover or a flush does: every lease and fence
+    # counter is forgotten (in memory, by the lock service; on Redis, every key of the prefix).
+    lose_data: Callable[[], Awaitable[None]]
 
 
 def memory_twins() -> Twins:
@@ -43,9 +46,12 @@ def memory_twins() -> Twins:
     async def elapse(delta: timedelta) -> None:
         clock.advance(delta)
 
+    async def lose_data() -> None:
+        locks.lose_data()
+
     return Twins(
         "memory", InMemoryCache(clock), locks, locks, InMemoryRequestCounter(clock), InMemoryEventFanout(),
-        elapse, exact=True, slack=timedelta(0),
+        elapse, exact=True, slack=timedelta(0), lose_data=lose_data,
     )
 
 
@@ -58,11 +64,14 @@ async def redis_twins(url: str) -> AsyncIterator[Twins]:
     async def elapse(delta: timedelta) -> None:
         await asyncio.sleep(delta.total_seconds())
 
+    async def lose_data() -> None:
+        await delete_prefixed(client, prefix)
+
     try:
         yield Twins(
             "redis", RedisCache(client, prefix), RedisLockService(client, prefix), RedisLockService(other, prefix),
             RedisRequestCounter(client, prefix), RedisEventFanout(client, prefix),
-            elapse, exact=False, slack=timedelta(milliseconds=30),
+            elapse, exact=False, slack=timedelta(milliseconds=30), lose_data=lose_data,
         )
     finally:
         await delete_prefixed(client, prefix)

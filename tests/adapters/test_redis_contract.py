@@ -198,6 +198,38 @@ class TestLeases:
         async with twins.other_locks.lease("another key", LONG) as other_key:
             assert other_key is not None and other_key.first
 
+    async def test_a_fence_counter_that_starts_again_has_a_new_epoch_every_later_holder_sees(
+        self, twins: Twins,
+    ) -> None:
+        """After the data is lost, only the first holder is told `first`; every holder after it
+        still learns the counter restarted: its lease's epoch is not the one before the loss, and
+        says when the new counter started. (Redis's times are read through a reply: a tolerance.)"""
+        tolerance = timedelta(0) if twins.exact else timedelta(milliseconds=250)
+        before: list[Lease] = []
+        for locks in (twins.locks, twins.other_locks):
+            async with locks.lease("k", LONG) as held:
+                assert held is not None and held.epoch and held.epoch_started_at is not None
+                before.append(held)
+        assert before[0].first and not before[1].first
+        assert before[1].epoch == before[0].epoch
+        assert abs(before[1].epoch_started_at - before[0].epoch_started_at) <= tolerance  # type: ignore[operator]
+        await twins.elapse(600 * MS)
+        await twins.lose_data()
+        after: list[Lease] = []
+        for locks in (twins.other_locks, twins.locks, twins.other_locks):
+            async with locks.lease("k", LONG) as held:
+                assert held is not None and held.epoch_started_at is not None
+                after.append(held)
+        assert [h.first for h in after] == [True, False, False]
+        assert [h.token for h in after] == [1, 2, 3]
+        assert {h.epoch for h in after} == {after[0].epoch} and after[0].epoch != before[0].epoch
+        restarted = after[0].epoch_started_at
+        assert restarted is not None and before[0].epoch_started_at is not None
+        assert restarted - before[0].epoch_started_at >= 600 * MS - tolerance
+        assert all(abs(h.epoch_started_at - restarted) <= tolerance for h in after)  # type: ignore[operator]
+        async with twins.locks.lease("another key", LONG) as other_key:
+            assert other_key is not None and other_key.epoch != after[0].epoch
+
     async def test_a_ttl_must_be_positive(self, twins: Twins) -> None:
         with pytest.raises(ValueError):
             async with twins.locks.lease("k", timedelta(0)):
@@ -339,6 +371,7 @@ class TestOnRedisOnly:
                 keys = sorted([key async for key in client.scan_iter(match=f"{prefix}:*")])
             assert keys == [
                 f"{prefix}:cache:k".encode(),
+                f"{prefix}:fence-epoch:snipe:t-1".encode(),
                 f"{prefix}:fence:snipe:t-1".encode(),
                 f"{prefix}:lock:snipe:t-1".encode(),
                 f"{prefix}:rate:log:user:alice".encode(),
@@ -443,6 +476,24 @@ class TestOnRedisOnly:
         finally:
             await admin.aclose()
             await client.aclose()
+
+
+@pytest.mark.redis
+async def test_a_fence_counter_kept_from_before_epochs_gets_one_at_its_next_take(redis_url: str) -> None:
+    """A counter written before leases had epochs (or whose epoch key alone was evicted) goes on
+    counting; its next take starts an epoch, then, which every later holder shares."""
+    prefix = f"h1-test-{secrets.token_hex(6)}"
+    client = redis_client(redis_url)
+    locks = RedisLockService(client, prefix)
+    try:
+        await client.set(f"{prefix}:fence:k", 41)
+        async with locks.lease("k", LONG) as held:
+            assert held is not None and held.token == 42 and not held.first and held.epoch
+        async with locks.lease("k", LONG) as next_holder:
+            assert next_holder is not None and next_holder.token == 43 and next_holder.epoch == held.epoch
+    finally:
+        await delete_prefixed(client, prefix)
+        await client.aclose()
 
 
 @pytest.mark.redis

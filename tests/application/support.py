@@ -102,11 +102,12 @@ class World:
 
     async def leave_executing(self, target_id: str) -> None:
         """What a crash between 'order submitted' and the reply leaves behind: the crashed run
-        held the snipe's lease (gone now), so the lock service knows of an earlier holder."""
-        async with self.locks.lease(f"snipe:{target_id}", self.timing.lease_ttl):
-            pass
+        held the snipe's lease (gone now), so the lock service knows of an earlier holder, and
+        recorded that lease with its submission, as ExecuteSnipe does."""
+        async with self.locks.lease(f"snipe:{target_id}", self.timing.lease_ttl) as held:
+            assert held is not None
         target = await self.target(target_id)
-        target.submit_order(Cause(self.clock.now(), target_id))
+        target.submit_order(Cause(self.clock.now(), target_id), held.token, held.epoch)
         await repository.save(self.store, target)
 
     async def target(self, target_id: str) -> SnipeTarget:

@@ -359,8 +359,8 @@ class TestRefusals:
             "SnipeTargetCreated", "SnipeTargetReady", "SnipeScheduled", "SnipeOrderSubmitted", "SnipeFailed",
         ]
         # The stop is read for the last time just before the launch, so the launch instant itself
-        # carries no database read: refused 50 ms ahead.
-        assert world.clock.now() == LAUNCH - timedelta(milliseconds=50)
+        # carries no database read: refused 300 ms ahead (`_HALT_CHECK_LEAD`).
+        assert world.clock.now() == LAUNCH - timedelta(milliseconds=300)
 
     async def test_after_the_stop_is_cleared_a_new_target_trades(self) -> None:
         world = world_at(before_launch())

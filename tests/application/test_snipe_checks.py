@@ -194,14 +194,17 @@ class TestAFailedCheckIsNoAnswer:
 
 class TestACheckThatFinishesAfterTheLastResend:
     async def test_a_stop_found_after_the_last_resend_at_the_deadline_is_recorded_as_refused(self) -> None:
-        """The pair never opens. A stop is pressed 100 ms before the deadline; the check that
-        reads it reads at the last resend (29 980 ms) and answers (10 ms database reads) while
-        the loop sleeps out its last 20 ms. The snipe is refused by the stop, not failed."""
-        world = world_at(before_launch(), listings=[listing(open_delay_ms=600_000)])
+        """The pair never opens. A stop is pressed 100 ms before the deadline (a window of 29 860 ms,
+        so that a check falls on the last resend: the checks run every 200 ms from the first resend);
+        the check that reads it reads at the last resend (29 840 ms) and answers (10 ms database
+        reads) while the loop sleeps out its last 20 ms. The snipe is refused by the stop, not failed."""
+        timing = SnipeTiming(snipe_window=29_860 * MS)
+        world = world_at(before_launch(), listings=[listing(open_delay_ms=600_000)], timing=timing)
+        deadline = LAUNCH + timing.snipe_window
         tid = await world.scheduled_target()
-        store = FlakyStore(world, DEADLINE, DEADLINE, delay=10 * MS)  # never down, just slow
-        sends = TimedSends(world, opens_at=DEADLINE + timedelta(hours=1))
-        pressed_at = DEADLINE - 100 * MS
+        store = FlakyStore(world, deadline, deadline, delay=10 * MS)  # never down, just slow
+        sends = TimedSends(world, opens_at=deadline + timedelta(hours=1))
+        pressed_at = deadline - 100 * MS
 
         async def operator() -> None:
             await world.clock.sleep_until(pressed_at)
@@ -211,7 +214,7 @@ class TestACheckThatFinishesAfterTheLastResend:
 
         # The scene: the last check read the store after the last send and before the deadline.
         last_send = sends.sent_at[-1]
-        assert [t for t in store.read_at if pressed_at < t][0] == last_send < DEADLINE
+        assert [t for t in store.read_at if pressed_at < t][0] == last_send < deadline
         assert outcome.result is SnipeResult.REFUSED, outcome.detail
         assert outcome.detail == "global emergency stop: market looks wrong"
         target = await world.target(tid)
@@ -221,22 +224,22 @@ class TestACheckThatFinishesAfterTheLastResend:
     async def test_a_stop_found_while_the_buy_that_filled_was_on_its_way_is_logged_and_the_fill_recorded(
         self, caplog: pytest.LogCaptureFixture,
     ) -> None:
-        """The pair opens 980 ms after the launch, the buy then sent takes 30 ms to answer; the
-        check reading the store meanwhile (10 ms reads) finds the stop pressed at 900 ms. The order is ours: its fill is
+        """The pair opens 1040 ms after the launch, the buy then sent takes 30 ms to answer; the
+        check reading the store meanwhile (10 ms reads) finds the stop pressed at 960 ms. The order is ours: its fill is
         recorded, and the stop is logged, not dropped."""
-        world = world_at(before_launch(), listings=[listing(open_delay_ms=980)])
+        world = world_at(before_launch(), listings=[listing(open_delay_ms=1040)])
         tid = await world.scheduled_target()
         store = FlakyStore(world, DEADLINE, DEADLINE, delay=10 * MS)
-        sends = TimedSends(world, opens_at=LAUNCH + 980 * MS, fill_latency=30 * MS)
+        sends = TimedSends(world, opens_at=LAUNCH + 1040 * MS, fill_latency=30 * MS)
 
         async def operator() -> None:
-            await world.clock.sleep_until(LAUNCH + 900 * MS)
+            await world.clock.sleep_until(LAUNCH + 960 * MS)
             await world.emergency_stop()("global", "market looks wrong", "ops")
 
         with caplog.at_level(logging.WARNING, logger=LOGGER):
             outcome, _ = await world.clock.run_together([executor(world, store=store, exchange=sends)(tid), operator()])
 
-        assert sends.sent_at[-1] == LAUNCH + 980 * MS and LAUNCH + 980 * MS in store.read_at
+        assert sends.sent_at[-1] == LAUNCH + 1040 * MS and LAUNCH + 1040 * MS in store.read_at
         assert outcome.result is SnipeResult.FILLED, outcome.detail
         assert len(buys(world)) == 1
         assert "the last check between sends found an emergency stop (global emergency stop: market looks wrong)" \

@@ -177,3 +177,49 @@ class TestNoOrderFromTheEarlierRun:
         assert second_outcome.result is SnipeResult.SKIPPED, second_outcome.detail
         assert first_outcome.result is SnipeResult.FILLED, first_outcome.detail
         assert len(buys(world)) == 1
+
+
+class TestAfterTheLockServiceLostItsData:
+    async def test_a_taker_after_the_first_since_the_fence_restarted_waits_out_the_earlier_lease(self) -> None:
+        """Redis lost its data while run A (lease ttl 15 s, last renewed 1 s before the launch)
+        still believes in its lease and has a send in flight. B took the lease first after the
+        loss (told `first`) and released it at once; C takes it next, not first, with a token
+        above nothing it can compare. The fence epoch recorded with A's submission is not C's:
+        C looks for the order until the visibility grace after one ttl from the counter's restart
+        (B's take), and finds A's order, landed 12 s after the launch, instead of sending again."""
+        world = world_at(LAUNCH - timedelta(seconds=2))
+        tid = await crashed_after_submitting(world)  # A's submission, with its lease's token and epoch
+        ttl = world.timing.lease_ttl
+        wire = HiddenForAMoment(world.paper, world.clock, lag=timedelta(0))
+        world.clock.set(LAUNCH - timedelta(seconds=1))
+        world.locks.lose_data()
+        world.clock.set(LAUNCH - 500 * MS)
+        async with world.locks.lease(f"snipe:{tid}", ttl) as b:
+            assert b is not None and b.first  # B gives up at once: halted, failed, or stopped
+        world.clock.set(LAUNCH + 600 * MS)
+
+        async def a_lands() -> None:  # A's send, started while its lease held, lands late
+            await world.clock.sleep(LAUNCH + timedelta(seconds=12) - world.clock.now())
+            await wire.land(coid_of(tid))
+
+        outcome, _ = await world.clock.run_together([executor(world, wire)(tid), a_lands()])
+
+        assert wire.sends == [], f"sent again while the earlier holder's order was in flight ({outcome.detail})"
+        assert outcome.result is SnipeResult.FILLED and outcome.attempts == 0, outcome.detail
+        assert len(buys(world)) == 1
+
+    async def test_with_no_order_it_sends_only_after_the_grace_past_one_ttl_from_the_restart(self) -> None:
+        world = world_at(LAUNCH - timedelta(seconds=2))
+        tid = await crashed_after_submitting(world)
+        ttl = world.timing.lease_ttl
+        wire = HiddenForAMoment(world.paper, world.clock, lag=timedelta(0))
+        world.locks.lose_data()
+        world.clock.set(LAUNCH - 500 * MS)
+        async with world.locks.lease(f"snipe:{tid}", ttl) as b:
+            assert b is not None and b.first
+        world.clock.set(LAUNCH + 600 * MS)
+
+        outcome = await executor(world, wire)(tid)
+
+        assert outcome.result is SnipeResult.FILLED and outcome.attempts == 1, outcome.detail
+        assert wire.sends == [LAUNCH - 500 * MS + ttl + timedelta(seconds=10)]

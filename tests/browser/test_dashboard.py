@@ -457,3 +457,34 @@ def test_a_token_in_a_link_this_tab_did_not_start_is_ignored(browser, bench: Ben
         expect(page.locator("#who")).to_contain_text("Signed in as")
     finally:
         context.close()
+
+
+def test_pages_the_audit_trail_with_the_apis_cursor(page, bench: Bench) -> None:  # noqa: ANN001
+    """Last: it adds 60 events to the trader's history, so the audit trail has more than a page."""
+    from datetime import UTC, datetime
+
+    from tests.browser.harness import USER
+    from tests.http.support import seed_position
+
+    async def seed() -> None:
+        for i in range(30):
+            await seed_position(bench.replay.store, USER, f"PAGE{i:02d}", datetime(2030, 1, 1, tzinfo=UTC))
+
+    bench.call(seed)
+    go(page, "History")
+    page.get_by_role("button", name="First page").click()
+    rows = page.locator("#audit table tbody tr")
+    expect(page.locator("#audit-page")).to_have_text("page 1")
+    expect(rows).to_have_count(50)
+    first = rows.first.locator("td").first.inner_text()  # its event's position
+    for number in range(2, 20):  # on to the last page, each after the page before has loaded
+        page.get_by_role("button", name="Next page").click()
+        expect(page.locator("#audit-page")).to_contain_text(f"page {number}")
+        expect(rows.first.locator("td").first).not_to_have_text(first)
+        if "(last)" in page.locator("#audit-page").inner_text():
+            break
+    expect(page.locator("#audit-next")).to_be_disabled()
+    expect(page.locator("#audit table")).to_contain_text("PAGE29")
+    page.get_by_role("button", name="First page").click()
+    expect(page.locator("#audit-page")).to_have_text("page 1")
+    expect(rows.first.locator("td").first).to_have_text(first)

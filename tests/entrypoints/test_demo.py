@@ -220,7 +220,9 @@ async def test_demo_with_redis_takes_its_leases_there(
     try:
         fences = [k async for k in client.scan_iter(match=f"{prefix}:fence:*")]
         assert len(fences) == 4  # one fenced lease per executed snipe (3 bought, 1 refused)
-        for key in fences:
+        epochs = [k async for k in client.scan_iter(match=f"{prefix}:fence-epoch:*")]
+        assert len(epochs) == 4  # each counter's epoch beside it
+        for key in fences + epochs:
             await client.delete(key)
     finally:
         await client.aclose()

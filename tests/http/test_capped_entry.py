@@ -29,7 +29,7 @@ async def test_a_capped_target_shows_its_cap_in_the_view_and_the_history(client:
     assert r.status_code == 201, r.text
     target = r.json()
     assert target["max_entry_price"] == "0.0123"
-    (listed,) = (await client.get("/api/v1/targets", headers=A)).json()
+    (listed,) = (await client.get("/api/v1/targets", headers=A)).json()["items"]
     assert listed["max_entry_price"] == "0.0123"
     history = (await client.get(f"/api/v1/targets/{target['target_id']}/history", headers=A)).json()
     assert history[0]["type"] == "SnipeTargetCreated" and history[0]["data"]["max_entry_price"] == "0.0123"
@@ -69,7 +69,7 @@ async def test_a_bad_cap_is_a_4xx_naming_it_and_records_nothing(client: AsyncTes
     r = await create(client, max_entry_price=cap)
     assert r.status_code == status, r.text
     assert "max_entry_price" in r.json()["detail"] or "max entry price" in r.json()["detail"]
-    assert (await client.get("/api/v1/targets", headers=A)).json() == []
+    assert (await client.get("/api/v1/targets", headers=A)).json()["items"] == []
     r = await client.put("/api/v1/settings", headers=A, json=settings_body(max_entry_price=cap))
     assert r.status_code == status, r.text
 

@@ -89,7 +89,7 @@ class TestClosePosition:
         assert body["position"]["exits"] == ["ManualExitFilled"]
         # the read models moved with it
         assert (await client.get(f"/api/v1/positions/{pid}", headers=A)).json()["status"] == "closed"
-        audit = (await client.get("/api/v1/audit", headers=A)).json()
+        audit = (await client.get("/api/v1/audit", headers=A)).json()["items"]
         submitted = [e for e in audit if e["type"] == "ExitOrderSubmitted"]
         assert submitted[0]["data"]["reason"] == "manual" and submitted[0]["data"]["requested_by"] == ALICE
 

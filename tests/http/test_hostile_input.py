@@ -115,9 +115,11 @@ async def test_the_document_says_what_the_server_enforces(client: AsyncTestClien
         for bound in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
             if bound in schema:  # every bound of this API is a whole number: written as one, never as a float
                 assert isinstance(schema[bound], int), schema
-    before = next(p for p in paths["/api/v1/trades"]["get"]["parameters"] if p["name"] == "before")
-    assert before["schema"]["maximum"] == 2**62
-    assert '"maximum":4611686018427387904' in (await client.get("/schema/openapi.json")).text.replace(" ", "")
+    for listed in ("targets", "positions", "listings", "calendar", "trades", "audit"):  # paged, none unbounded
+        parameters = {p["name"]: p for p in paths[f"/api/v1/{listed}"]["get"]["parameters"]}
+        assert parameters["limit"]["schema"]["maximum"] == 500 and parameters["limit"]["schema"]["minimum"] == 1
+        assert parameters["cursor"]["schema"]["pattern"] == "^[A-Za-z0-9_-]{1,400}$"
+    assert '"maximum":500' in (await client.get("/schema/openapi.json")).text.replace(" ", "")
     launch = components["TargetIn"]["properties"]["launch_at"]
     assert launch["format"] == "date-time" and launch["pattern"] == r"^(2[01][0-9]{2}|2200)-"
 

@@ -123,7 +123,7 @@ async def test_the_audit_trail_never_echoes_a_channel_secret_even_sealed(client:
                             "secret": "s3cret-hmac-key"}, {"kind": "email", "address": "alice@example.com"}]}
     assert (await client.put("/api/v1/notifications", headers=A, json=wanted)).status_code == 200
     audit = await client.get("/api/v1/audit", headers=A)
-    [changed] = [e for e in audit.json() if e["type"] == "NotificationSettingsChanged"]
+    [changed] = [e for e in audit.json()["items"] if e["type"] == "NotificationSettingsChanged"]
     assert [(c["kind"], c["secret_set"]) for c in changed["data"]["channels"]] == [("webhook", True), ("email", False)]
     assert all("secret" not in c for c in changed["data"]["channels"])
     assert "s3cret" not in audit.text and "v1." not in audit.text  # neither the secret nor its sealed form

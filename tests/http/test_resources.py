@@ -37,7 +37,7 @@ async def test_target_created_appears_in_the_list_then_is_updated_and_cancelled(
     assert r.status_code == 201, r.text
     target = r.json()
     assert target["status"] == "scheduled" and target["quote_amount"] == "10.5" and target["symbol"] == "NEWUSDT"
-    listed = (await client.get("/api/v1/targets", headers=A)).json()
+    listed = (await client.get("/api/v1/targets", headers=A)).json()["items"]
     assert [t["target_id"] for t in listed] == [target["target_id"]]
 
     r = await client.patch(f"/api/v1/targets/{target['target_id']}", headers=A,
@@ -49,8 +49,8 @@ async def test_target_created_appears_in_the_list_then_is_updated_and_cancelled(
         f"/api/v1/targets/{target['target_id']}/cancel", headers=A, json={"reason": "changed my mind"}
     )
     assert r.status_code == 200 and r.json()["status"] == "cancelled" and r.json()["reason"] == "changed my mind"
-    assert (await client.get("/api/v1/targets?status=scheduled", headers=A)).json() == []
-    assert len((await client.get("/api/v1/targets?status=cancelled", headers=A)).json()) == 1
+    assert (await client.get("/api/v1/targets?status=scheduled", headers=A)).json()["items"] == []
+    assert len((await client.get("/api/v1/targets?status=cancelled", headers=A)).json()["items"]) == 1
     # cancelling again is a conflict, not a crash
     r = await client.post(f"/api/v1/targets/{target['target_id']}/cancel", headers=A)
     assert r.status_code == 409 and r.json()["error"] == "conflict"
@@ -163,12 +163,12 @@ async def test_credentials_never_come_back(client: AsyncTestClient) -> None:
     assert (await client.delete("/api/v1/credentials", headers=A)).status_code == 204
     assert (await client.get("/api/v1/credentials", headers=A)).status_code == 404
     assert (await client.delete("/api/v1/credentials", headers=A)).status_code == 404  # records nothing
-    audit = (await client.get("/api/v1/audit", headers=A)).json()
+    audit = (await client.get("/api/v1/audit", headers=A)).json()["items"]
     assert [e["type"] for e in audit] == ["CredentialsStored", "CredentialsRotated", "CredentialsDeleted"]
     assert audit[-1]["data"] == {"key_version": audit[1]["data"]["key_version"], "api_key_hint": "goo…999"}
     assert audit[-1]["stream_id"] == audit[0]["stream_id"] and audit[-1]["version"] == 3
     assert secret not in str(audit) and "goodtradeKEY999" not in str(audit)
-    assert (await client.get("/api/v1/audit", headers=auth(BOB))).json() == []
+    assert (await client.get("/api/v1/audit", headers=auth(BOB))).json()["items"] == []
 
 
 async def test_emergency_stop_activate_and_clear(client: AsyncTestClient) -> None:
@@ -195,14 +195,14 @@ async def test_portfolio_positions_trades_and_listings() -> None:
         assert p["open_positions"] == 1 and p["invested"] == "10.01" and p["positions"][0]["position_id"] == position_id
         assert p["positions"][0]["entry_price"] == "0.5" and p["positions"][0]["quantity"] == "20"
         assert (await client.get(f"/api/v1/positions/{position_id}", headers=A)).json()["target_id"] == target_id
-        assert len((await client.get("/api/v1/positions?open_only=true", headers=A)).json()) == 1
-        trades = (await client.get("/api/v1/trades", headers=A)).json()
+        assert len((await client.get("/api/v1/positions?open_only=true", headers=A)).json()["items"]) == 1
+        trades = (await client.get("/api/v1/trades", headers=A)).json()["items"]
         assert [(t["side"], t["quote_amount"]) for t in trades] == [("BUY", "10.01")]
         assert (await client.get("/api/v1/portfolio", headers=auth(BOB))).json()["positions"] == []
         assert (await client.get("/api/v1/pnl/daily", headers=A)).json() == []
         assert (await client.get("/api/v1/pnl/daily?from=2025-02-01&to=2025-01-01", headers=A)).status_code == 400
-        assert (await client.get("/api/v1/listings", headers=A)).json() == []
-        assert (await client.get("/api/v1/calendar", headers=A)).json() == []
+        assert (await client.get("/api/v1/listings", headers=A)).json()["items"] == []
+        assert (await client.get("/api/v1/calendar", headers=A)).json()["items"] == []
     await container.close()
 
 

@@ -76,7 +76,7 @@ async def test_a_target_follows_the_traders_live_or_paper_profile_and_says_which
     r = await create(client)
     assert r.status_code == 201, r.text
     assert r.json()["live"] is live
-    (listed,) = (await client.get("/api/v1/targets", headers=A)).json()
+    (listed,) = (await client.get("/api/v1/targets", headers=A)).json()["items"]
     assert listed["live"] is live
     history = (await client.get(f"/api/v1/targets/{r.json()['target_id']}/history", headers=A)).json()
     assert history[0]["type"] == "SnipeTargetCreated" and history[0]["data"]["live"] is live
@@ -99,8 +99,8 @@ async def test_an_amount_the_risk_limits_refuse_is_not_scheduled(client: AsyncTe
     r = await create(client, amount=amount)
     assert r.status_code == 422, r.text
     assert r.json()["error"] == "invalid_value" and reason in r.json()["detail"]
-    assert (await client.get("/api/v1/targets", headers=A)).json() == []
-    assert (await client.get("/api/v1/audit", headers=A)).json()[-1]["type"] == "TraderSettingsChanged"
+    assert (await client.get("/api/v1/targets", headers=A)).json()["items"] == []
+    assert (await client.get("/api/v1/audit", headers=A)).json()["items"][-1]["type"] == "TraderSettingsChanged"
 
 
 async def test_a_launch_more_than_30_days_ahead_is_refused(client: AsyncTestClient) -> None:
@@ -110,7 +110,7 @@ async def test_a_launch_more_than_30_days_ahead_is_refused(client: AsyncTestClie
     assert "launch time 2126-01-01T10:00:00+00:00 is more than 30 days ahead" in r.json()["detail"]
     assert (await create(client, hours=29 * 24)).status_code == 201
     assert (await create(client, symbol="LATEUSDT", hours=31 * 24)).status_code == 422
-    assert len((await client.get("/api/v1/targets", headers=A)).json()) == 1
+    assert len((await client.get("/api/v1/targets", headers=A)).json()["items"]) == 1
 
 
 async def test_an_amendment_the_risk_limits_refuse_changes_nothing(client: AsyncTestClient) -> None:
@@ -275,7 +275,7 @@ async def test_pressing_the_stop_twice_says_since_when_and_clearing_none_says_so
     since = datetime.fromisoformat(body["active_since"])
     assert abs(datetime.now(UTC) - since) < timedelta(minutes=10)
     assert body["note"] == f"already active since {since.isoformat()}; nothing new recorded"
-    audit = [e["type"] for e in (await client.get("/api/v1/audit", headers=A)).json()]
+    audit = [e["type"] for e in (await client.get("/api/v1/audit", headers=A)).json()["items"]]
     assert audit == ["EmergencyStopActivated"]
 
     r = await client.delete("/api/v1/emergency-stop", headers=A)
@@ -286,5 +286,5 @@ async def test_pressing_the_stop_twice_says_since_when_and_clearing_none_says_so
         "active": False, "reason": None, "cancelled_orders": [], "cancel_failures": [], "active_since": None,
         "note": "no emergency stop of yours was active; nothing to clear",
     }
-    audit = [e["type"] for e in (await client.get("/api/v1/audit", headers=A)).json()]
+    audit = [e["type"] for e in (await client.get("/api/v1/audit", headers=A)).json()["items"]]
     assert audit == ["EmergencyStopActivated", "EmergencyStopCleared"]

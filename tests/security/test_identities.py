@@ -220,7 +220,7 @@ async def test_the_longest_accepted_subject_stores_credentials_and_records_it(  
     put = await client.put("/api/v1/credentials", json=body, headers=signed)
     assert put.status_code == 200, put.text
     audit = await client.get("/api/v1/audit", headers=signed)
-    assert [e["type"] for e in audit.json()] == ["CredentialsStored"]
+    assert [e["type"] for e in audit.json()["items"]] == ["CredentialsStored"]
 
 
 

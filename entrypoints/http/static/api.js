@@ -45,6 +45,20 @@ export async function api(path, { method = "GET", body } = {}) {
   return payload;
 }
 
+// A paged list (`{items, next}`): its items, following `next` for at most `maxPages` pages of `limit`.
+export async function apiAll(path, { limit = 500, maxPages = 20 } = {}) {
+  const items = [];
+  let cursor = null;
+  for (let pages = 0; pages < maxPages; pages++) {
+    const sep = path.includes("?") ? "&" : "?";
+    const page = await api(`${path}${sep}limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+    items.push(...page.items);
+    cursor = page.next;
+    if (!cursor) break;
+  }
+  return items;
+}
+
 // The live stream: reconnects after a drop, resuming after the last event seen.
 export class LiveStream {
   constructor(onEvent, onState) {

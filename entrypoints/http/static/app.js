@@ -1,5 +1,5 @@
 // The trader's cockpit: one page over the HTTP API and its live stream.
-import { api, ApiError, forgetToken, LiveStream, savedToken, saveToken } from "./api.js";
+import { api, apiAll, ApiError, forgetToken, LiveStream, savedToken, saveToken } from "./api.js";
 import { lineChart } from "./chart.js";
 import { amount, negate, price, quantity, quote, shownValue, sign, signedText, sum } from "./money.js";
 
@@ -27,7 +27,7 @@ const state = {
   histories: new Map(), // target id -> its recorded events (the open positions' price path)
   analyses: new Map(), // coin id -> the latest advisory analysis of an upcoming listing, or null
   analysedAt: 0,
-  auditCursors: [0],
+  auditCursors: [null],
   stream: null,
   refreshTimer: null,
 };
@@ -188,16 +188,10 @@ async function findStopInfo() {
     if (!(error instanceof ApiError && error.status === 404)) throw error;
   }
   // A server without /status: the trader's own stop's last activation in the audit trail.
-  let after = 0;
   let found = null;
-  for (let pages = 0; pages < 50; pages++) {
-    const page = await api(`/api/v1/audit?after=${after}&limit=1000`);
-    for (const event of page) {
-      if (event.type === "EmergencyStopActivated") found = { since: event.occurred_at, by: event.data.activated_by };
-      if (event.type === "EmergencyStopCleared") found = null;
-    }
-    if (page.length < 1000) break;
-    after = page[page.length - 1].position;
+  for (const event of await apiAll("/api/v1/audit", { maxPages: 100 })) {
+    if (event.type === "EmergencyStopActivated") found = { since: event.occurred_at, by: event.data.activated_by };
+    if (event.type === "EmergencyStopCleared") found = null;
   }
   return found;
 }
@@ -463,7 +457,7 @@ function tickCountdowns() {
 }
 
 async function loadTargets() {
-  const [targets, calendar] = await Promise.all([api("/api/v1/targets"), api("/api/v1/calendar")]);
+  const [targets, calendar] = await Promise.all([apiAll("/api/v1/targets"), apiAll("/api/v1/calendar")]);
   state.targets = targets;
   state.calendar = calendar;
   await loadAnalyses();
@@ -563,15 +557,7 @@ function positionCard(p) {
 }
 
 async function loadPositions() {
-  const trades = [];
-  let before = null;
-  for (let pages = 0; pages < 5; pages++) {
-    const page = await api(`/api/v1/trades?limit=500${before ? `&before=${before}` : ""}`);
-    trades.push(...page);
-    if (page.length < 500) break;
-    before = page[page.length - 1].position;
-  }
-  state.trades = trades;
+  state.trades = await apiAll("/api/v1/trades", { maxPages: 5 });
   const positions = state.portfolio ? state.portfolio.positions : [];
   const open = positions.filter((p) => p.status !== "closed");
   await Promise.all(open.map(async (p) => {
@@ -624,12 +610,13 @@ async function showTimeline(event) {
 }
 
 async function loadAudit() {
-  const after = state.auditCursors[state.auditCursors.length - 1];
-  const page = await api(`/api/v1/audit?after=${after}&limit=50`);
-  state.auditPage = page;
-  $("audit-page").textContent = `page ${state.auditCursors.length}${page.length < 50 ? " (last)" : ""}`;
+  const cursor = state.auditCursors[state.auditCursors.length - 1];
+  const answer = await api(`/api/v1/audit?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+  const page = answer.items;
+  state.auditPage = answer;
+  $("audit-page").textContent = `page ${state.auditCursors.length}${answer.next ? "" : " (last)"}`;
   $("audit-prev").disabled = state.auditCursors.length < 2;
-  $("audit-next").disabled = page.length < 50;
+  $("audit-next").disabled = !answer.next;
   fill("audit", page.length ? table("Your audit trail", ["#", "When", "Event", "Stream", "Data"], eventRows(page)) : h("p", { text: "Nothing recorded yet." }));
 }
 
@@ -1081,10 +1068,10 @@ function wire() {
   $("stop-press").addEventListener("click", pressStop);
   $("stop-clear").addEventListener("click", clearStop);
   $("timeline-form").addEventListener("submit", showTimeline);
-  $("audit-first").addEventListener("click", () => { state.auditCursors = [0]; attempt(loadAudit); });
+  $("audit-first").addEventListener("click", () => { state.auditCursors = [null]; attempt(loadAudit); });
   $("audit-next").addEventListener("click", () => {
-    const page = state.auditPage || [];
-    if (page.length) { state.auditCursors.push(page[page.length - 1].position); attempt(loadAudit); }
+    const next = state.auditPage && state.auditPage.next;
+    if (next) { state.auditCursors.push(next); attempt(loadAudit); }
   });
   $("audit-prev").addEventListener("click", () => {
     if (state.auditCursors.length > 1) { state.auditCursors.pop(); attempt(loadAudit); }
