@@ -272,7 +272,8 @@ async def list_targets(
     # found in the whole list (its status may have left the filter since).
     views = after_id(await read_models.targets(user), lambda v: v.target_id, last)
     if status:
-        views = [v for v in views if v.status in set(status)]
+        wanted = set(status)
+        views = [v for v in views if v.status in wanted]
     page, following = cut(views, limit, lambda v: [v.target_id], user, "targets")
     return TargetPage([TargetOut.of(v) for v in page], following)
 

@@ -17,8 +17,7 @@ from domain.events import Cause
 from domain.listing import Listing
 from domain.values import Symbol
 from entrypoints.http.paging import user_tag
-from entrypoints.config import Settings
-from tests.http.conftest import NO_MEXC, make_app
+from tests.http.conftest import make_app
 from tests.http.support import ALICE, BOB, auth, seed_position
 
 A = auth(ALICE)
@@ -26,11 +25,9 @@ AT = datetime(2030, 1, 1, tzinfo=UTC)  # a fixed time: the lists' order does not
 LISTS = ("targets", "positions", "listings", "calendar", "trades", "audit")
 
 
-@pytest.fixture(params=["memory", "postgres"])
-async def world(request):  # noqa: ANN001
-    """The API on memory, and on Postgres with its projections (their own order: first event, then id)."""
-    url = "memory://" if request.param == "memory" else request.getfixturevalue("fresh_postgres_database")
-    app, container = make_app(Settings(database_url=url, mexc=NO_MEXC))
+@pytest.fixture
+async def world():
+    app, container = make_app()
     async with AsyncTestClient(app=app) as client:
         yield client, await container.get(EventStore)
     await container.close()
