@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import ccxt.async_support as ccxt_async
-
 from adapters.mexc.exchange import MexcExchange
 from adapters.mexc.fake.http import FakeMexcServer, FakeSymbol, OrderArrival
 from adapters.mexc.limits import RateLimiter
@@ -83,6 +81,8 @@ def ccxt_exchange(server: FakeMexcServer) -> Any:
     """ccxt's async MEXC client as a user would configure it, pointed at the fake:
     rate limiter off, spot (and contract, read by load_markets) URLs on the fake, currencies
     not fetched (that endpoint needs a MEXC wallet; it is not on the order path)."""
+    import ccxt.async_support as ccxt_async  # the bench extra; the other benches run without it
+
     exchange = ccxt_async.mexc({
         "apiKey": KEY,
         "secret": SECRET,

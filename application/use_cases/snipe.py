@@ -486,9 +486,12 @@ class ExecuteSnipe:
             check_at = send_at - _HALT_CHECK_LEAD
         await self.clock.sleep_until(check_at)
         halted = await self._halt_at_launch(target, run)
-        # The check between sends is due at the first resend: a stop pressed since this read is
-        # seen as soon as it can be without a read before the first send.
-        run.checked_at = min(self.clock.now(), send_at - _RECHECK_EVERY)
+        # The check between sends is due at the first resend after the bracket's back-to-back
+        # sends (`_plan`): a stop pressed since this read is seen then, and no database read (a
+        # background task that takes the loop for a millisecond or two) holds up a resend in the
+        # bracket. Without a bracket, at the first resend.
+        dense_until = send_at if run.plan is None else max(run.plan.dense_until, send_at)
+        run.checked_at = max(self.clock.now(), dense_until - _RECHECK_EVERY)
         if not halted:
             await self.clock.sleep_until(send_at)
         if halted:

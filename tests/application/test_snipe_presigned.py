@@ -9,12 +9,14 @@ from decimal import Decimal
 
 from application.errors import OrderRefused
 from application.ports import PresignedSends
-from application.use_cases.snipe import SnipeResult
+from application.use_cases.snipe import ExecuteSnipe, SnipeResult
 from domain.values import ClientOrderId, Symbol
 from tests.application.support import World, before_launch, coid_of, world_at
 from tests.application.test_snipe_bracket import _executor, _OffsetExchange
+from tests.application.test_snipe_halt_and_lease import SlowReads
 
 US = timedelta(microseconds=1)
+MS = timedelta(milliseconds=1)
 
 
 class _Arming(_OffsetExchange):
@@ -60,3 +62,20 @@ async def test_an_order_that_cannot_be_made_ahead_is_still_sent() -> None:
 
     assert len(exchange.armed) == 1
     assert outcome.result is SnipeResult.FILLED
+
+
+async def test_no_database_read_runs_between_the_sends_of_the_bracket() -> None:
+    """The emergency stop is read 300 ms before the launch; the check between sends waits for the
+    end of the bracket's back-to-back sends (a read there would hold a resend up)."""
+    world = world_at(before_launch())
+    exchange = _exchange(world)
+    store = SlowReads(world, timedelta(0))
+    tid = await world.scheduled_target()
+    execute = ExecuteSnipe(store, exchange, world.paper, world.traders, world.locks, world.clock,  # type: ignore[arg-type]
+                           world.book, world.timing)
+    outcome = await execute(tid)
+
+    assert outcome.result is SnipeResult.FILLED and outcome.not_open >= 1
+    first_left, last_left = exchange.sends[0][0], exchange.sends[-1][0]
+    assert not [t for t in store.read_at if first_left - 250 * MS < t <= last_left]
+    assert [t for t in store.read_at if t <= first_left][-1] == first_left - 300 * MS
