@@ -41,7 +41,7 @@ class SystemClock:
     the same way, woken 2-3 µs late. It needs the right to (root or CAP_SYS_NICE; in a container,
     `--cap-add SYS_NICE`); without it a warning is logged once and the clock spins as before. 0:
     never. Whatever the priority, the cyclic garbage collector is paused from 100 ms before a
-    spin until its moment.
+    spin until `hot_hold` after its moment.
     """
 
     def __init__(
@@ -66,11 +66,12 @@ class SystemClock:
     async def sleep_until(self, moment: datetime) -> None:
         target_ns = (moment - _EPOCH) // _US * 1000
         spin_ns = self._spin_ns
-        hot = paused = False
+        hot = paused = reached = False
         try:
             while True:
                 remaining = target_ns - time.time_ns()
                 if remaining <= 0:
+                    reached = True
                     return
                 if not hot and remaining <= spin_ns + _HEAT_AHEAD_NS:
                     # From before the last timer: a wake-up from it at normal priority can come late
@@ -90,7 +91,13 @@ class SystemClock:
                     await asyncio.sleep(0)
         finally:
             if paused:
-                gc.enable()
+                # Still paused through the sends at the open (`hot_hold`): a collection that starts
+                # at the moment would hold the first resend back by milliseconds (seen: 2 ms).
+                hold = (target_ns + self._hold_ns - time.time_ns()) / 1e9
+                if reached and hold > 0:
+                    asyncio.get_running_loop().call_later(hold, gc.enable)
+                else:
+                    gc.enable()
 
     def _heat(self, until_ns: int) -> None:
         """Run at the launch priority until `until_ns` (wall clock), or longer if already asked."""
