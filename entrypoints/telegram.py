@@ -80,6 +80,7 @@ class TelegramBot:
     offset: int | None = None
     holding: bool = False
     _standing_by: bool = False
+    _confirmed: int | None = None  # the offset Telegram was last told (updates before it are done)
 
     @property
     def lease_ttl(self) -> timedelta:
@@ -127,9 +128,11 @@ class TelegramBot:
                 poll.cancel()
                 with contextlib.suppress(asyncio.CancelledError, ApplicationError):
                     await poll
+                await self._confirm()
                 return
             try:
                 messages = poll.result()
+                self._confirmed = self.offset
             except BotApiUnavailable as exc:
                 wait = exc.retry_after.total_seconds() if isinstance(exc, BotApiRateLimited) else backoff
                 log.warning("telegram bot: %s; again in %.0f s", exc, wait)
@@ -142,7 +145,19 @@ class TelegramBot:
                 self.offset = message.update_id + 1
             if not await self.locks.renew(lease, self.lease_ttl):
                 log.warning("telegram bot: lease lost; taking it again or standing by")
+                await self._confirm()
                 return
+        await self._confirm()
+
+    async def _confirm(self) -> None:
+        """Before the lease goes: tell Telegram that the updates answered so far are done (a
+        getUpdates with the next offset and no wait), so that the next holder does not answer
+        them again. The updates it returns stay unconfirmed, for the next holder. Best effort."""
+        if self.offset is None or self.offset == self._confirmed:
+            return
+        with contextlib.suppress(ApplicationError, TimeoutError):
+            await asyncio.wait_for(self.api.updates(self.offset, timedelta(0)), 5)
+            self._confirmed = self.offset
 
     async def _send(self, message: BotMessage, reply: str) -> None:
         """Send the reply; told to wait by Telegram (429, a chat sending faster than about one a
