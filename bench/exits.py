@@ -26,13 +26,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -59,6 +57,7 @@ from application.price_polling import PollPlan
 from application.supervisor import AgentSpec, Supervisor
 from application.trade_book import TradeBook
 from application.use_cases.positions import ManagePositions
+from bench.open import Exchange as ProcessExchange
 from bench.stats import Summary, summarize, table
 from domain.events import Cause
 from domain.exit_plans import PRESETS
@@ -138,33 +137,12 @@ async def serve() -> None:
 # --- the driver -----------------------------------------------------------------------------------
 
 
-class Exchange:
-    """The exchange's process and its control door."""
+class Exchange(ProcessExchange):
+    """The exchange's process (REST and WebSocket) and its control door."""
 
     def __init__(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "bench.exits", "--serve"], cwd=ROOT,
-                                        stdout=subprocess.PIPE, text=True)
-        if self.process.stdout is None:  # not reached: stdout=PIPE
-            raise RuntimeError("the exchange process has no stdout")
-        line = self.process.stdout.readline().strip()
-        if not line.startswith("listening "):
-            self.close()
-            raise RuntimeError(f"the fake exchange did not start (it said {line!r})")
-        _, self.base_url, self.ws_url = line.split(" ")
-
-    def control(self, what: str, **params: object) -> dict:
-        query = "&".join(f"{k}={v}" for k, v in params.items())
-        with urllib.request.urlopen(f"{self.base_url}/bench/{what}?{query}", timeout=30) as reply:
-            return json.loads(reply.read())
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        super().__init__(("bench.exits", "--serve"))
+        self.ws_url = self.addresses[1]
 
 
 class Ours:

@@ -104,10 +104,11 @@ class OpenBench:
 
 
 class Exchange:
-    """The fake MEXC process and its control door."""
+    """A fake exchange's process (`python -m <module>`, which prints `listening <url> ...` when it
+    serves) and its control door; `addresses` are the words after `listening`."""
 
-    def __init__(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "bench.exchange"], cwd=ROOT, stdout=subprocess.PIPE,
+    def __init__(self, module: Sequence[str] = ("bench.exchange",)) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", *module], cwd=ROOT, stdout=subprocess.PIPE,
                                         text=True)
         if self.process.stdout is None:  # not reached: stdout=PIPE
             raise RuntimeError("the exchange process has no stdout")
@@ -115,7 +116,8 @@ class Exchange:
         if not line.startswith("listening "):
             self.close()
             raise RuntimeError(f"the fake exchange did not start (it said {line!r})")
-        self.base_url = line.split(" ", 1)[1]
+        self.addresses = line.split(" ")[1:]
+        self.base_url = self.addresses[0]
 
     def control(self, what: str, **params: object) -> dict:
         query = "&".join(f"{k}={v}" for k, v in params.items())
