@@ -204,7 +204,7 @@ class FindLinkedUser:
 # --- what the commands reach besides the trade history (helper use cases, optional) ------------
 
 class PositionCloser(Protocol):
-    """The close-position use case (application/use_cases/positions.py ClosePosition)."""
+    """The close-position use case (application/use_cases/positions/close.py ClosePosition)."""
 
     async def __call__(self, user_id: str, position_id: str, *, requested_by: str | None = None,
                       reason: str = "manual") -> Any: ...
