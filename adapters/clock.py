@@ -84,9 +84,12 @@ class SystemClock:
                     paused = gc.isenabled()
                     gc.disable()
                 if remaining > spin_ns:
-                    # A timer for all but the last `spin`; re-checked after, in case the wall
-                    # clock was stepped meanwhile.
-                    await asyncio.sleep((remaining - spin_ns) / 1e9)
+                    # A timer for all but the last `spin`, and before the launch priority is taken,
+                    # for all but `_HEAT_AHEAD_NS` more: that timer's wake-up at the normal priority
+                    # may come late on a loaded host (seen: 40 ms, past the moment), the last one's
+                    # at the launch priority does not. Re-checked after, in case the wall clock was
+                    # stepped meanwhile.
+                    await asyncio.sleep((remaining - spin_ns - (0 if hot else _HEAT_AHEAD_NS)) / 1e9)
                 else:
                     await asyncio.sleep(0)
         finally:

@@ -47,7 +47,9 @@ class InstrumentedExchange(_Instrumented):
 
     Order placement is on the snipe's critical path: its span is made after the call (timed
     from before it) when the telemetry can do that (OtelTelemetry.deferred_span), so the
-    order's bytes are not held back by span bookkeeping.
+    order's bytes are not held back by span bookkeeping; the span and count of a call that
+    failed, at the event loop's next turn (deferred_span, count_later), so that the send that
+    may follow at once (after a 10007 before the open) is not held back either.
     """
 
     def __init__(self, inner: Any, telemetry: Telemetry, *, mode: str, system: str = "mexc") -> None:
@@ -57,6 +59,7 @@ class InstrumentedExchange(_Instrumented):
         self._order_span: Callable[..., AbstractContextManager[dict[str, Attribute]]] = (
             deferred if deferred is not None else self._annotated_span
         )
+        self._error_count: Callable[..., None] = getattr(telemetry, "count_later", telemetry.count)
 
     @contextmanager
     def _annotated_span(self, name: str, **attributes: Attribute) -> Iterator[dict[str, Attribute]]:
@@ -71,7 +74,7 @@ class InstrumentedExchange(_Instrumented):
             try:
                 report = await call()
             except Exception as exc:
-                self.telemetry.count(EXCHANGE_ERRORS, kind=type(exc).__name__)
+                self._error_count(EXCHANGE_ERRORS, kind=type(exc).__name__)
                 raise
             extra["exchange_order_id"] = report.exchange_order_id
             extra["order_status"] = report.status.value

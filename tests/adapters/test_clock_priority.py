@@ -62,6 +62,36 @@ async def test_the_launch_runs_at_the_launch_priority_and_the_process_returns_to
     assert collector == ["off", "off", "on", "on"]  # the collector back on once each hold has passed
 
 
+async def test_a_moment_far_ahead_is_slept_towards_at_the_normal_priority_and_its_last_timer_at_the_launch_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The wake-up from the last timer (at the spin) is the one a loaded host may delay past the
+    moment at the normal priority: the launch priority is taken before that timer starts."""
+    scheduler = _Scheduler()
+    scheduler.install(monkeypatch)
+    timers: list[tuple[float, int]] = []  # (seconds, scheduler switches made when it started)
+    real_sleep = asyncio.sleep
+
+    async def recording_sleep(seconds: float) -> None:
+        if seconds > 0:
+            timers.append((seconds, len(scheduler.calls)))
+        await real_sleep(seconds)
+
+    monkeypatch.setattr(asyncio, "sleep", recording_sleep)
+    clock = SystemClock(spin=5 * MS, launch_priority=3, hot_hold=MS)
+    await clock.sleep_until(datetime.now(UTC) + 400 * MS)
+    monkeypatch.setattr(asyncio, "sleep", real_sleep)
+    assert scheduler.calls[0] == (os.SCHED_FIFO, 3)
+    assert timers[0][1] == 0  # the long wait at the normal priority
+    last_seconds, switched = timers[-1]
+    assert switched == 1 and last_seconds <= 0.105  # the last timer, at most 100 ms (and the spin) long
+    for _ in range(200):  # back to its own policy after the hold (later on a loaded host)
+        if len(scheduler.calls) > 1:
+            break
+        await asyncio.sleep(0.01)
+    assert scheduler.calls == [(os.SCHED_FIFO, 3), (0, 0)]
+
+
 async def test_without_the_right_to_it_one_warning_and_the_normal_priority(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
