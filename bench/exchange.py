@@ -1,4 +1,4 @@
-"""The benchmark's exchange: the project's fake MEXC (adapters/mexc/fake/http.py) served from its
+"""The benchmark's exchange: the project's fake MEXC (tests/fakes/mexc_http.py) served from its
 own process, so the clients under test share nothing with it but the machine.
 
     python -m bench.exchange        # prints "listening http://127.0.0.1:<port>", serves until killed
@@ -30,8 +30,8 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
-from adapters.mexc.fake.http import ORDER, FakeMexcServer, FakeSymbol, _Connection, _param_of, _Request, _response
 from bench.rig import KEY, SECRET, wall_minus_perf_ns
+from tests.fakes.mexc_http import ORDER, FakeMexcServer, FakeSymbol, _Connection, _param_of, _Request, _response
 
 CONTROL = "/bench/"
 

@@ -2,8 +2,8 @@
 
     python -m bench exits [--samples 30] [--hogs 0]
 
-- The exchange: the project's fakes, REST (adapters/mexc/fake/http.py) and WebSocket
-  (adapters/mexc/fake/ws.py), in a process of their own (`python -m bench.exits --serve`). Both
+- The exchange: the project's fakes, REST (tests/fakes/mexc_http.py) and WebSocket
+  (tests/fakes/mexc_ws.py), in a process of their own (`python -m bench.exits --serve`). Both
   stamps are taken there, on its clock (time.perf_counter_ns): the tick (just before the deal is
   written to the WebSocket, or when the REST price changes) and the arrival of the first SELL
   order for the pair (when its bytes were read). The figure is their difference: it includes the
@@ -46,8 +46,6 @@ from adapters.eventstore.migrate import upgrade
 from adapters.eventstore.sqlalchemy_store import SqlEventStore, make_engine
 from adapters.memory import InMemoryAgentStatusBoard, InMemoryTraderDirectory
 from adapters.mexc.exchange import MexcExchange
-from adapters.mexc.fake.http import ORDER, FakeMexcServer, FakeSymbol, _Connection, _param_of, _Request, _response
-from adapters.mexc.fake.ws import DEALS_PREFIX, FakeMexcWebSocketServer
 from adapters.mexc.price_stream import MexcPriceStream
 from adapters.mexc.rest import MexcRestClient
 from adapters.mexc.streams import MexcMarketStream
@@ -63,6 +61,8 @@ from domain.events import Cause
 from domain.exit_plans import PRESETS
 from domain.position import Position
 from domain.values import Symbol
+from tests.fakes.mexc_http import ORDER, FakeMexcServer, FakeSymbol, _Connection, _param_of, _Request, _response
+from tests.fakes.mexc_ws import DEALS_PREFIX, FakeMexcWebSocketServer
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY, SECRET = "bench-key", "bench-secret"  # the fake's keys (as bench/rig.py's, without needing ccxt)

@@ -14,9 +14,9 @@ from decimal import Decimal
 from typing import Any
 
 from adapters.mexc.exchange import MexcExchange
-from adapters.mexc.fake.http import FakeMexcServer, FakeSymbol, OrderArrival
 from adapters.mexc.limits import RateLimiter
 from adapters.mexc.rest import MexcRestClient
+from tests.fakes.mexc_http import FakeMexcServer, FakeSymbol, OrderArrival
 
 KEY, SECRET = "bench-key", "bench-secret"
 QUOTE_AMOUNT = Decimal("10")

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters.mexc.exchange import MexcExchange
-from adapters.mexc.fake.http import FakeMexcServer
 from bench.rig import CCXT, OURS, QUOTE_AMOUNT, Arrivals, fake_symbol
 from domain.values import ClientOrderId, Symbol
+from tests.fakes.mexc_http import FakeMexcServer
 
 BASE = "OPEN"
 _ids = itertools.count(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -200,3 +201,66 @@ def test_only_entrypoints_read_the_environment(layer: str) -> None:
                     isinstance(node.value, ast.Name) and node.value.id == "os":
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert offenders == []
+
+
+# --- what the installed package and the Docker image hold (issue 17) ---------------------------
+
+SHIPPED = {"domain", "application", "adapters", "entrypoints"}
+# In the repository only: the fakes of MEXC, the AI providers, Telegram... live in tests/fakes.
+NOT_SHIPPED = {"tests", "bench", "features", "tools"}
+
+
+def shipped_packages() -> list[str]:
+    """What `pip install .` puts in place: pyproject's [tool.setuptools.packages.find], found as setuptools
+    finds it (namespace packages unless `namespaces = false`)."""
+    from setuptools import find_namespace_packages, find_packages
+
+    find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    finder = find_namespace_packages if find.get("namespaces", True) else find_packages
+    found = finder(where=str(ROOT), include=find["include"], exclude=find.get("exclude", ()))
+    return sorted(p for p in found if "__pycache__" not in p.split("."))
+
+
+def image_copies() -> set[str]:
+    """The source directories docker/Dockerfile copies into the image."""
+    copied = set()
+    for line in (ROOT / "docker" / "Dockerfile").read_text().splitlines():
+        parts = line.split()
+        if parts[:1] == ["COPY"] and len(parts) == 3 and (ROOT / parts[1]).is_dir():
+            copied.add(parts[1].strip("./"))
+    return copied
+
+
+def unshipped_imports(source: str) -> list[str]:
+    return [f"line {line}: imports {root}" for line, root in imported_roots(ast.parse(source), "")
+            if root in NOT_SHIPPED]
+
+
+def test_the_package_and_the_image_hold_the_four_layers_only() -> None:
+    assert {p.split(".")[0] for p in shipped_packages()} == SHIPPED
+    assert image_copies() == SHIPPED
+
+
+def test_no_fake_is_shipped() -> None:
+    """The fakes are for tests and benchmarks (tests/fakes): none in the installed package or the image."""
+    modules = [f"{package}.{path.stem}" for package in shipped_packages()
+               for path in (ROOT / package.replace(".", "/")).glob("*.py")]
+    assert len(modules) > 100  # the finder found the code
+    assert [m for m in modules if "fake" in m.lower()] == []
+
+
+SHIPPED_FILES = [path for layer in sorted(SHIPPED) for path in python_files(layer)]
+
+
+@pytest.mark.parametrize("path", SHIPPED_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_shipped_code_imports_nothing_left_out_of_the_package(path: Path) -> None:
+    """The package works without the repository's tests/, bench/, features/ and tools/."""
+    assert unshipped_imports(path.read_text(encoding="utf-8")) == []
+
+
+def test_imports_of_what_is_not_shipped_are_caught() -> None:
+    source = ("from tests.fakes.mexc_http import FakeMexcServer\nimport bench.rig\n"
+              "def f():\n    import features.world\n    importlib.import_module('tools.mexc_proto')\n"
+              "import adapters.mexc\nfrom testsuite import x\n")
+    assert unshipped_imports(source) == ["line 1: imports tests", "line 2: imports bench",
+                                         "line 4: imports features", "line 5: imports tools"]

@@ -27,11 +27,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from adapters.mexc.fake.http import CALENDAR, FakeMexcServer
 from entrypoints.cli import main
 from entrypoints.config import ENV_VARS
 from entrypoints.init import COMPOSE_DEFAULTS
 from entrypoints.keys import new_key
+from tests.adapters.redis_support import delete_matching
+from tests.fakes.mexc_http import CALENDAR, FakeMexcServer
 
 yaml = pytest.importorskip("yaml")
 
@@ -211,18 +212,6 @@ async def _postgres_admin(postgres_url: str, sql: str) -> None:
         await conn.close()
 
 
-async def _forget_redis_keys(redis_url: str, prefix: str) -> None:
-    from redis.asyncio import Redis
-
-    client = Redis.from_url(redis_url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"*{prefix}*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
-
-
 def sniper_init(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """`sniper init` run at `root` as at the repository's: it writes docker/.env, where compose reads it."""
     (root / "docker").mkdir()
@@ -317,4 +306,4 @@ async def test_each_compose_service_runs_as_shipped_and_passes_its_health_check(
             if service.proc is not None:
                 await service.proc.wait()
         await _postgres_admin(postgres_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        await _forget_redis_keys(redis_url, prefix)
+        await delete_matching(redis_url, f"*{prefix}*")

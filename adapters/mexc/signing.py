@@ -34,23 +34,3 @@ def sign(secret: str, query: str, body: str = "") -> str:
     """One-off signature (the client keeps a Signer instead)."""
     return Signer(secret).sign(query, body)
 
-
-def payload_without_signature(query: str, body: str = "") -> tuple[str, str | None]:
-    """What was signed, and the signature sent: `signature=` removed from query or body.
-
-    Used by the fake exchange to check a request the way MEXC does.
-    """
-    signature = None
-    parts = []
-    for piece in query.split("&") if query else []:
-        if piece.startswith("signature="):
-            signature = piece[len("signature="):]
-        else:
-            parts.append(piece)
-    body_parts = []
-    for piece in body.split("&") if body else []:
-        if piece.startswith("signature="):
-            signature = piece[len("signature="):]
-        else:
-            body_parts.append(piece)
-    return "&".join(parts) + "&".join(body_parts), signature

@@ -202,6 +202,17 @@ class _Writes:
     stops: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # scope -> (stored, now)
     trades: list[dict[str, Any]] = field(default_factory=list)
 
+    def rows(self, table: Table, now: Mapping[Any, Any], stored: Mapping[Any, Any],
+             row: Callable[[Any, Any], dict[str, Any]], first_event: Mapping[Any, int] | None = None) -> None:
+        """The rows of `table` the batch inserts (keys not stored; with their first event where the
+        table keeps it) and updates (stored values that changed), in the order of `now`."""
+        for key, value in now.items():
+            if key not in stored:
+                first = {} if first_event is None else {"first_event": first_event[key]}
+                self.new.setdefault(table, []).append(row(key, value) | first)
+            elif stored[key] != value:
+                self.changed.setdefault(table, []).append(row(key, value))
+
 
 class _BatchIO(Protocol):
     """One batch's reads and writes, on one connection, in the transaction it opens."""
@@ -268,25 +279,12 @@ def _fold(records: Sequence[Recorded], checkpoint: int, stored: _Stored) -> _Wri
             first_position_event[next(reversed(book.positions))] = rec.position or 0
 
     writes = _Writes()
-    for tid, target in book.targets.items():
-        if tid not in stored.targets:
-            first = {"first_event": first_target_event[tid]}
-            writes.new.setdefault(proj_targets, []).append(_target_row(target) | first)
-        elif stored.targets[tid] != target:
-            writes.changed.setdefault(proj_targets, []).append(_target_row(target))
-    for pid, position in book.positions.items():
-        if pid not in stored.positions:
-            first = {"first_event": first_position_event[pid]}
-            writes.new.setdefault(proj_positions, []).append(_position_row(position) | first)
-        elif stored.positions[pid] != position:
-            writes.changed.setdefault(proj_positions, []).append(_position_row(position))
-    for day in book.daily_pnl():
-        row = {"user_id": day.user_id, "day": day.day, "realised_pnl": day.realised_pnl}
-        before = stored.days.get((day.user_id, day.day))
-        if before is None:
-            writes.new.setdefault(proj_daily_pnl, []).append(row)
-        elif before != day.realised_pnl:
-            writes.changed.setdefault(proj_daily_pnl, []).append(row)
+    writes.rows(proj_targets, book.targets, stored.targets, lambda _, target: _target_row(target), first_target_event)
+    writes.rows(proj_positions, book.positions, stored.positions, lambda _, position: _position_row(position),
+                first_position_event)
+    days = {(day.user_id, day.day): day.realised_pnl for day in book.daily_pnl()}
+    writes.rows(proj_daily_pnl, days, stored.days,
+                lambda key, pnl: {"user_id": key[0], "day": key[1], "realised_pnl": pnl})
     for scope in sorted(set(stored.stops) | set(book.stops)):
         if stored.stops.get(scope) != book.stops.get(scope):
             writes.stops[scope] = (stored.stops.get(scope), book.stops.get(scope))

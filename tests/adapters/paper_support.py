@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from adapters.paper.scenario import Scenario, parse_scenario
@@ -68,3 +70,40 @@ def build_scenario(
     listings: list[dict[str, Any]] | None = None, traders: list[dict[str, Any]] | None = None, **overrides: Any,
 ) -> Scenario:
     return parse_scenario(json.dumps(scenario_dict(listings, traders, **overrides)).encode(), "test.json")
+
+
+def iso(moment: datetime) -> str:
+    """A scenario's time: ISO 8601, UTC as Z."""
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def one_listing_file(
+    path: Path, *, name: str, ticker: str, user_id: str, start: datetime, launch: datetime, end: datetime,
+) -> Path:
+    """A scenario file for a replay process (SNIPER_SCENARIO): `user_id` snipes one listing of
+    `ticker` (coin `<ticker>-1`, "<Ticker> Coin") with 10 USDT; it is ready from the start and
+    trades at 0.5 throughout."""
+    doc = {
+        "name": name,
+        "start": iso(start),
+        "end": iso(end),
+        "traders": [{"user_id": user_id, "quote_amount": "10", "exit_strategy": "balanced"}],
+        "listings": [{
+            "coin_id": f"{ticker.lower()}-1", "ticker": ticker, "full_name": f"{ticker.title()} Coin",
+            "announced_at": iso(start), "launch_at": iso(launch), "price_scale": 4, "quantity_scale": 2,
+            "states": [{"at": iso(start), "sts": 2, "st": 2, "tt": 4}],
+            "prices": [{"t": "0", "price": "0.5"}, {"t": str(int((end - start).total_seconds())), "price": "0.5"}],
+        }],
+    }
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def put(path: list[Any], value: Any) -> Callable[[dict[str, Any]], None]:
+    """A change to a scenario document: the value at `path` (keys and list indexes) set to `value`."""
+    def mutate(doc: dict[str, Any]) -> None:
+        node: Any = doc
+        for step in path[:-1]:
+            node = node[step]
+        node[path[-1]] = value
+    return mutate

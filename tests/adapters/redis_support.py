@@ -80,6 +80,19 @@ async def redis_twins(url: str) -> AsyncIterator[Twins]:
 
 
 async def delete_prefixed(client: Redis, prefix: str) -> None:
-    keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=500)]
+    await _delete_matching(client, f"{prefix}:*")
+
+
+async def delete_matching(url: str, pattern: str) -> None:
+    """Deletes the keys that match `pattern` on the Redis at `url` (a test's own: the Redis is shared)."""
+    client = redis_client(url)
+    try:
+        await _delete_matching(client, pattern)
+    finally:
+        await client.aclose()
+
+
+async def _delete_matching(client: Redis, pattern: str) -> None:
+    keys = [key async for key in client.scan_iter(match=pattern, count=500)]
     if keys:
         await client.delete(*keys)

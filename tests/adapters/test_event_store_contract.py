@@ -6,7 +6,6 @@ The in-memory store is the reference; the SQL store must behave the same on both
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -14,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.eventstore.memory import InMemoryEventStore
 from adapters.eventstore.sqlalchemy_store import SqlEventStore, make_engine
@@ -35,6 +34,7 @@ from domain.events import (
 from domain.exit_plans import PRESETS
 from domain.target import SnipeTarget, TargetStatus, snipe_client_order_id, target_stream
 from domain.values import Symbol
+from tests.adapters.sql_support import empty_database
 
 T0 = datetime(2025, 3, 14, 9, 26, 53, 589793, tzinfo=UTC)
 PLUS_TWO = timezone(timedelta(hours=2))
@@ -65,36 +65,21 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterato
         return
 
     engines: list[AsyncEngine] = []
-    engine_kwargs: dict[str, Any] = {}
-    admin: AsyncEngine | None = None
-    schema = f"contract_{uuid.uuid4().hex}"
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'history.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-        # A fresh schema per test: the tables of one test never meet another's.
-        admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
-        async with admin.connect() as conn:
-            await conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-        engine_kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
+    async with empty_database(request.param, request, tmp_path, "contract") as (url, engine_options):
 
-    async def open_store() -> EventStore:
-        engine = make_engine(url, **engine_kwargs)
-        engines.append(engine)
-        return SqlEventStore(engine)
+        async def open_store() -> EventStore:
+            engine = make_engine(url, **engine_options)
+            engines.append(engine)
+            return SqlEventStore(engine)
 
-    try:
-        store = await open_store()
-        assert isinstance(store, SqlEventStore)
-        await store.create_schema()
-        yield Backend(request.param, store, open_store)
-    finally:
-        for engine in engines:
-            await engine.dispose()
-        if admin is not None:
-            async with admin.connect() as conn:
-                await conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-            await admin.dispose()
+        try:
+            store = await open_store()
+            assert isinstance(store, SqlEventStore)
+            await store.create_schema()
+            yield Backend(request.param, store, open_store)
+        finally:
+            for engine in engines:
+                await engine.dispose()
 
 
 # --- helpers ------------------------------------------------------------------------------

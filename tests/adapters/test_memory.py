@@ -133,16 +133,7 @@ class TestLocks:
 
 
 class TestCache:
-    async def test_set_get_delete(self) -> None:
-        cache = InMemoryCache(ManualClock(T0))
-        assert await cache.get("k") is None
-        await cache.set("k", b"v")
-        assert await cache.get("k") == b"v"
-        await cache.set("k", b"w")
-        assert await cache.get("k") == b"w"
-        await cache.delete("k")
-        await cache.delete("k")
-        assert await cache.get("k") is None
+    # Set, get and delete: test_redis_contract.py (TestCache), on these twins too.
 
     async def test_values_expire_after_their_ttl(self) -> None:
         clock = ManualClock(T0)

@@ -15,7 +15,7 @@ import adapters.paper
 from adapters.paper.scenario import load_scenario, open_time, parse_scenario, symbol_of
 from application.errors import ConfigurationError
 from domain.values import Symbol
-from tests.adapters.paper_support import build_scenario, listing, scenario_dict, trader
+from tests.adapters.paper_support import build_scenario, listing, put, scenario_dict, trader
 
 DEMO = Path(adapters.paper.__file__).parent / "scenarios" / "demo.json"
 
@@ -61,101 +61,92 @@ class TestBundledDemo:
         assert scenario.listing(Symbol("NOPE", "USDT")) is None
 
 
-def _set(path: list[Any], value: Any) -> Callable[[dict[str, Any]], None]:
-    def mutate(doc: dict[str, Any]) -> None:
-        node: Any = doc
-        for step in path[:-1]:
-            node = node[step]
-        node[path[-1]] = value
-    return mutate
-
-
 MALFORMED: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
-    ("unknown field", _set(["listings", 0, "colour"], "red"), "listings[0]:", "colour"),
-    ("unknown top-level field", _set(["speed"], 3), "top level:", "speed"),
-    ("coin id is an int", _set(["listings", 0, "coin_id"], 1001), "listings[0].coin_id:", "Expected `str`, got `int`"),
+    ("unknown field", put(["listings", 0, "colour"], "red"), "listings[0]:", "colour"),
+    ("unknown top-level field", put(["speed"], 3), "top level:", "speed"),
+    ("coin id is an int", put(["listings", 0, "coin_id"], 1001), "listings[0].coin_id:", "Expected `str`, got `int`"),
     (
-        "negative price", _set(["listings", 0, "prices", 1, "price"], "-0.6"), "listings[0].prices[1].price:",
+        "negative price", put(["listings", 0, "prices", 1, "price"], "-0.6"), "listings[0].prices[1].price:",
         "must be positive"
     ),
     (
-        "zero price", _set(["listings", 0, "prices", 0, "price"], "0"), "listings[0].prices[0].price:",
+        "zero price", put(["listings", 0, "prices", 0, "price"], "0"), "listings[0].prices[0].price:",
         "must be positive"
     ),
     (
         "prices out of order",
-        _set(
+        put(
             ["listings", 0, "prices"], [{"t": "0", "price": "1"}, {"t": "60", "price": "1"}, {"t": "30", "price": "1"}]
         ),
         "listings[0].prices[2].t:",
         "time order",
     ),
     (
-        "naive launch time", _set(["listings", 0, "launch_at"], "2026-11-25T10:00:00"), "listings[0].launch_at:",
+        "naive launch time", put(["listings", 0, "launch_at"], "2026-11-25T10:00:00"), "listings[0].launch_at:",
         "time zone"
     ),
-    ("naive start", _set(["start"], "2026-11-25T08:00:00"), "start:", "time zone"),
+    ("naive start", put(["start"], "2026-11-25T08:00:00"), "start:", "time zone"),
     (
-        "naive state time", _set(["listings", 0, "states", 1, "at"], "2026-11-25T09:00:00"),
+        "naive state time", put(["listings", 0, "states", 1, "at"], "2026-11-25T09:00:00"),
         "listings[0].states[1].at:", "time zone"
     ),
     (
         "launch before announcement",
-        _set(["listings", 0, "launch_at"], "2026-11-25T07:59:59Z"),
+        put(["listings", 0, "launch_at"], "2026-11-25T07:59:59Z"),
         "listings[0].launch_at:",
         "after announced_at",
     ),
     (
-        "launch at announcement", _set(["listings", 0, "launch_at"], "2026-11-25T08:00:00Z"), "listings[0].launch_at:",
+        "launch at announcement", put(["listings", 0, "launch_at"], "2026-11-25T08:00:00Z"), "listings[0].launch_at:",
         "after"
     ),
     (
         "duplicate coin id",
-        _set(["listings"], [listing(), listing(ticker="OTHER")]),
+        put(["listings"], [listing(), listing(ticker="OTHER")]),
         "listings[1].coin_id:",
         "appears twice",
     ),
     (
         "duplicate symbol",
-        _set(["listings"], [listing(), listing(coin_id="new-2")]),
+        put(["listings"], [listing(), listing(coin_id="new-2")]),
         "listings[1].ticker:",
         "NEWUSDT appears twice",
     ),
     (
-        "duplicate user", _set(["traders"], [trader(), trader(quote_amount="20")]), "traders[1].user_id:",
+        "duplicate user", put(["traders"], [trader(), trader(quote_amount="20")]), "traders[1].user_id:",
         "'alice' appears twice"
     ),
     (
-        "unknown exit strategy", _set(["traders", 0, "exit_strategy"], "yolo"), "traders[0]:",
+        "unknown exit strategy", put(["traders", 0, "exit_strategy"], "yolo"), "traders[0]:",
         "unknown exit strategy 'yolo'"
     ),
-    ("empty listings", _set(["listings"], []), "listings:", "at least one listing"),
-    ("listing without prices", _set(["listings", 0, "prices"], []), "listings[0].prices:", "at least one price"),
+    ("empty listings", put(["listings"], []), "listings:", "at least one listing"),
+    ("listing without prices", put(["listings", 0, "prices"], []), "listings[0].prices:", "at least one price"),
     (
-        "non-positive quote amount", _set(["traders", 0, "quote_amount"], "0"), "traders[0].quote_amount:",
+        "non-positive quote amount", put(["traders", 0, "quote_amount"], "0"), "traders[0].quote_amount:",
         "must be positive"
     ),
-    ("end before start", _set(["end"], "2026-11-25T07:00:00Z"), "end:", "after start"),
-    ("lower-case ticker", _set(["listings", 0, "ticker"], "new"), "listings[0].ticker:", "upper-case"),
+    ("end before start", put(["end"], "2026-11-25T07:00:00Z"), "end:", "after start"),
+    ("lower-case ticker", put(["listings", 0, "ticker"], "new"), "listings[0].ticker:", "upper-case"),
     (
-        "states out of order", _set(["listings", 0, "states", 2, "at"], "2026-11-25T08:30:00Z"),
+        "states out of order", put(["listings", 0, "states", 2, "at"], "2026-11-25T08:30:00Z"),
         "listings[0].states[2].at:", "time order"
     ),
-    ("negative price time", _set(["listings", 0, "prices", 0, "t"], "-1"), "listings[0].prices[0].t:", "negative"),
-    ("fee out of range", _set(["taker_fee"], "0.5"), "taker_fee:", "between 0 and 0.1"),
+    ("negative price time", put(["listings", 0, "prices", 0, "t"], "-1"), "listings[0].prices[0].t:", "negative"),
+    ("fee out of range", put(["taker_fee"], "0.5"), "taker_fee:", "between 0 and 0.1"),
     (
-        "not-a-number price", _set(["listings", 0, "prices", 1, "price"], "NaN"), "listings[0].prices[1].price:",
+        "not-a-number price", put(["listings", 0, "prices", 1, "price"], "NaN"), "listings[0].prices[1].price:",
         "finite"
     ),
     (
-        "infinite price", _set(["listings", 0, "prices", 1, "price"], "Infinity"), "listings[0].prices[1].price:",
+        "infinite price", put(["listings", 0, "prices", 1, "price"], "Infinity"), "listings[0].prices[1].price:",
         "finite"
     ),
-    ("not-a-number quote amount", _set(["traders", 0, "quote_amount"], "NaN"), "traders[0].quote_amount:", "finite"),
-    ("not-a-number fee", _set(["taker_fee"], "NaN"), "taker_fee:", "finite"),
+    ("not-a-number quote amount", put(["traders", 0, "quote_amount"], "NaN"), "traders[0].quote_amount:", "finite"),
+    ("not-a-number fee", put(["taker_fee"], "NaN"), "taker_fee:", "finite"),
     (
         "bad custom exit plan",
-        _set(["traders", 0, "exit_plans"], [{"name": "mine", "stop_loss_percent": "5",
+        put(["traders", 0, "exit_plans"], [{"name": "mine", "stop_loss_percent": "5",
                                              "take_profits": [{"gain_percent": "10", "sell_percent": "150"}]}]),
         "traders[0]:",
         "take-profit share",

@@ -17,17 +17,7 @@ from adapters.paper.recordings import BUNDLED_RECORDINGS, parse_recording
 from adapters.paper.scenario import parse_scenario
 from application.errors import ConfigurationError
 from entrypoints.cli import main
-from tests.adapters.paper_support import listing, scenario_dict, trader
-
-
-def _set(path: list[Any], value: Any) -> Callable[[dict[str, Any]], None]:
-    def mutate(doc: dict[str, Any]) -> None:
-        node: Any = doc
-        for step in path[:-1]:
-            node = node[step]
-        node[path[-1]] = value
-    return mutate
-
+from tests.adapters.paper_support import listing, put, scenario_dict, trader
 
 FOREVER = [{"name": "forever", "take_profits": [{"gain_percent": "50", "sell_percent": "100"}],
             "stop_loss_percent": "10", "max_hold_seconds": 10**15}]
@@ -36,21 +26,21 @@ FOREVER = [{"name": "forever", "take_profits": [{"gain_percent": "50", "sell_per
 # nonsense or never finish.
 UNPLAYABLE: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     (
-        "launch in 9999", _set(["listings", 0, "launch_at"], "9999-12-31T23:59:59Z"),
+        "launch in 9999", put(["listings", 0, "launch_at"], "9999-12-31T23:59:59Z"),
         "listings[0].launch_at: must be from 2000-01-01"
     ),
-    ("start in year 1", _set(["start"], "0001-01-01T00:00:00Z"), "start: must be from 2000-01-01"),
+    ("start in year 1", put(["start"], "0001-01-01T00:00:00Z"), "start: must be from 2000-01-01"),
     (
-        "tiny price", _set(["listings", 0, "prices", 0, "price"], "1E-999999"),
+        "tiny price", put(["listings", 0, "prices", 0, "price"], "1E-999999"),
         "listings[0].prices[0].price: must be between 1E-12 and 1E+9"
     ),
     (
-        "huge price", _set(["listings", 0, "prices", 0, "price"], "1e30"),
+        "huge price", put(["listings", 0, "prices", 0, "price"], "1e30"),
         "listings[0].prices[0].price: must be between 1E-12 and 1E+9"
     ),
-    ("end in 9999", _set(["end"], "9999-12-31T00:00:00Z"), "end: must be from 2000-01-01"),
+    ("end in 9999", put(["end"], "9999-12-31T00:00:00Z"), "end: must be from 2000-01-01"),
     (
-        "t = 1e30", _set(["listings", 0, "prices", 2, "t"], "1e30"),
+        "t = 1e30", put(["listings", 0, "prices", 2, "t"], "1e30"),
         "listings[0].prices[2].t: must be between 0 and 604800"
     ),
     (
@@ -61,45 +51,45 @@ UNPLAYABLE: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
 
 OUT_OF_BOUNDS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     (
-        "announced in 2100", _set(["listings", 0, "announced_at"], "2100-01-01T00:00:00Z"),
+        "announced in 2100", put(["listings", 0, "announced_at"], "2100-01-01T00:00:00Z"),
         "listings[0].announced_at: must be from"
     ),
     (
-        "state in 1999", _set(["listings", 0, "states", 0, "at"], "1999-12-31T23:59:59Z"),
+        "state in 1999", put(["listings", 0, "states", 0, "at"], "1999-12-31T23:59:59Z"),
         "listings[0].states[0].at: must be from"
     ),
-    ("a span of more than a week", _set(["end"], "2026-12-02T08:00:01Z"), "end: at most 7 days after start"),
-    ("an end in 2099", _set(["end"], "2099-01-01T00:00:00Z"), "end: at most 7 days after start"),
+    ("a span of more than a week", put(["end"], "2026-12-02T08:00:01Z"), "end: at most 7 days after start"),
+    ("an end in 2099", put(["end"], "2099-01-01T00:00:00Z"), "end: at most 7 days after start"),
     (
-        "a price just under the floor", _set(["listings", 0, "prices", 1, "price"], "0.00000000000099"),
+        "a price just under the floor", put(["listings", 0, "prices", 1, "price"], "0.00000000000099"),
         "listings[0].prices[1].price: must be between"
     ),
     (
-        "a price just over the cap", _set(["listings", 0, "prices", 1, "price"], "1000000000.01"),
+        "a price just over the cap", put(["listings", 0, "prices", 1, "price"], "1000000000.01"),
         "listings[0].prices[1].price: must be between"
     ),
     (
-        "a price path past a week", _set(["listings", 0, "prices", 2, "t"], "604800.001"),
+        "a price path past a week", put(["listings", 0, "prices", 2, "t"], "604800.001"),
         "listings[0].prices[2].t: must be between 0 and 604800"
     ),
     (
-        "a huge minimum notional", _set(["listings", 0, "min_notional"], "1E+30"),
+        "a huge minimum notional", put(["listings", 0, "min_notional"], "1E+30"),
         "listings[0].min_notional: must be between 0 and 1E+9"
     ),
     (
-        "a huge quote amount", _set(["traders", 0, "quote_amount"], "1E+999999"),
+        "a huge quote amount", put(["traders", 0, "quote_amount"], "1E+999999"),
         "traders[0].quote_amount: must be between 0 and 1E+9"
     ),
     (
-        "a huge risk limit", _set(["traders", 0], trader(risk={"max_quote_per_snipe": "1E+40"})),
+        "a huge risk limit", put(["traders", 0], trader(risk={"max_quote_per_snipe": "1E+40"})),
         "traders[0].risk.max_quote_per_snipe: must be between"
     ),
     (
-        "a huge position count", _set(["traders", 0], trader(risk={"max_concurrent_positions": 10**30})),
+        "a huge position count", put(["traders", 0], trader(risk={"max_concurrent_positions": 10**30})),
         "traders[0].risk.max_concurrent_positions: must be between 0 and 1000"
     ),
     (
-        "a huge state code", _set(["listings", 0, "states", 0, "sts"], 10**30),
+        "a huge state code", put(["listings", 0, "states", 0, "sts"], 10**30),
         "listings[0].states[0]: state codes must be between 0 and 99"
     ),
 ]
@@ -183,12 +173,12 @@ def good_recording() -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        (_set(["launch_at"], "9999-12-31T23:59:59Z"), "launch_at: must be from 2000-01-01"),
-        (_set(["launch_at"], "0001-01-01T00:00:00Z"), "launch_at: must be from 2000-01-01"),
-        (_set(["prices", 0, "price"], "1E-999999"), "prices[0].price: must be between 1E-12 and 1E+9"),
-        (_set(["prices", 1, "price"], "1e30"), "prices[1].price: must be between 1E-12 and 1E+9"),
-        (_set(["prices", 1, "t"], "1e30"), "prices[1].t: more than a week after launch"),
-        (_set(["quote_amount"], "1E+999999"), "quote_amount: must be between 0 and 1E+9"),
+        (put(["launch_at"], "9999-12-31T23:59:59Z"), "launch_at: must be from 2000-01-01"),
+        (put(["launch_at"], "0001-01-01T00:00:00Z"), "launch_at: must be from 2000-01-01"),
+        (put(["prices", 0, "price"], "1E-999999"), "prices[0].price: must be between 1E-12 and 1E+9"),
+        (put(["prices", 1, "price"], "1e30"), "prices[1].price: must be between 1E-12 and 1E+9"),
+        (put(["prices", 1, "t"], "1e30"), "prices[1].t: more than a week after launch"),
+        (put(["quote_amount"], "1E+999999"), "quote_amount: must be between 0 and 1E+9"),
     ],
     ids=["launch in 9999", "launch in year 1", "tiny price", "huge price", "t = 1e30", "huge quote amount"],
 )

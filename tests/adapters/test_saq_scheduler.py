@@ -104,12 +104,7 @@ async def deployment(redis_url: str) -> AsyncIterator[Deployment]:
     prefix = f"sniper-test-{secrets.token_hex(6)}"
     async with AsyncExitStack() as stack:
         yield Deployment(redis_url, prefix, stack)
-    client = redis_client(redis_url)
-    try:
-        for namespace in (f"saq:{prefix}", f"saq:job:{prefix}"):
-            await delete_prefixed(client, namespace)
-    finally:
-        await client.aclose()
+    await _flush_queue(redis_url, prefix)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@ engines and SQLite URLs. The shared behaviour is in test_event_store_contract.py
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -12,13 +11,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from adapters.eventstore import sqlalchemy_store
 from adapters.eventstore.schema import events
 from adapters.eventstore.sqlalchemy_store import SqlEventStore, make_engine, sqlite_path
 from application.errors import ConcurrencyConflict
 from domain.events import Recorded, SnipeFailed
+from tests.adapters.sql_support import empty_database
 from tests.conftest import POSTGRES_URL
 
 T0 = datetime(2025, 3, 14, 9, 26, 53, 589793, tzinfo=UTC)
@@ -30,28 +29,14 @@ def rec(stream_id: str, version: int, n: int = 0, at: datetime = T0) -> Recorded
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlEventStore]:
-    admin: AsyncEngine | None = None
-    schema = f"sqlstore_{uuid.uuid4().hex}"
-    kwargs: dict[str, Any] = {}
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'history.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-        admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
-        async with admin.connect() as conn:
-            await conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-        kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
-    engine = make_engine(url, **kwargs)
-    try:
-        store = SqlEventStore(engine)
-        await store.create_schema()
-        yield store
-    finally:
-        await engine.dispose()
-        if admin is not None:
-            async with admin.connect() as conn:
-                await conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-            await admin.dispose()
+    async with empty_database(request.param, request, tmp_path, "sqlstore") as (url, engine_options):
+        engine = make_engine(url, **engine_options)
+        try:
+            store = SqlEventStore(engine)
+            await store.create_schema()
+            yield store
+        finally:
+            await engine.dispose()
 
 
 async def test_create_schema_is_idempotent_and_keeps_the_history(sql_store: SqlEventStore) -> None:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.ai.fake import FakeAiServer
+from tests.fakes.ai import FakeAiServer
 
 _PREFIXES = ("OPENAI_", "ANTHROPIC_", "PERPLEXITY_", "CO_", "COHERE_")
 _PROXIES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 from adapters.ai.anthropic_messages import AnthropicAnalyst
 from adapters.ai.cohere_embed import CohereEmbeddings
-from adapters.ai.fake import FakeAiServer
 from adapters.ai.openai_chat import OpenAIAnalyst, PerplexityAnalyst
 from application.ai import ListingAnalyst, ListingBrief
+from tests.fakes.ai import FakeAiServer
 
 KEYS = {
     "openai": "sk-test-OPENAI-0123456789abcdef",

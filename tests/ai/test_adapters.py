@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from adapters.ai.fake import FakeAiServer, Mode
 from adapters.ai.prompt import parse_opinion
 from application.ai import AnalystFailed
 from tests.ai.support import KEYS, analyst, brief, embeddings
+from tests.fakes.ai import FakeAiServer, Mode
 
 ANALYSTS = ("openai", "anthropic", "perplexity")
 # 1000 tokens in, 100 out at the adapters' default prices per 1K tokens.

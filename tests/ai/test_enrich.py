@@ -11,7 +11,6 @@ from decimal import Decimal
 
 import pytest
 
-from adapters.ai.fake import Mode
 from adapters.clock import ManualClock
 from adapters.eventstore.memory import InMemoryEventStore
 from adapters.eventstore.sqlalchemy_store import SqlEventStore, make_engine
@@ -22,6 +21,7 @@ from domain.events import Cause, ListingAnalysed
 from domain.listing import Listing
 from domain.values import Symbol
 from tests.ai.support import KEYS, LAUNCH, analyst, brief, chain, embeddings
+from tests.fakes.ai import Mode
 
 NOW = LAUNCH - timedelta(minutes=30)
 FAST = AiBudget(total=timedelta(seconds=3), per_call=timedelta(seconds=1))

@@ -29,7 +29,7 @@ AI_KEYS = {"OPENAI_API_KEY", "ANTHROPIC_API_KEY", "PERPLEXITY_API_KEY", "COHERE_
 
 
 def test_without_keys_the_chain_is_the_rules_alone() -> None:
-    ai = load_settings({}).ai
+    ai = load_settings({})
     assert build_analysts(ai) == [] and build_embeddings(ai) is None
     clock = ManualClock(LAUNCH)
     use_case = build_enrichment(ai, InMemoryEventStore(), clock, InMemoryCache(clock))
@@ -42,7 +42,7 @@ def test_each_key_adds_its_provider_in_order(fakes) -> None:
         "OPENAI_BASE_URL": fakes["openai"].base_url, "SNIPER_AI_CALL_TIMEOUT_SECONDS": "0.5",
         "SNIPER_AI_TIMEOUT_SECONDS": "2", "SNIPER_AI_DAILY_BUDGET_USD": "0.25", "PERPLEXITY_MODEL": "sonar-pro",
     }
-    ai = load_settings(env).ai
+    ai = load_settings(env)
     analysts = build_analysts(ai)
     assert [type(a) for a in analysts] == [OpenAIAnalyst, PerplexityAnalyst]
     assert analysts[1].model == "sonar-pro"
@@ -51,13 +51,13 @@ def test_each_key_adds_its_provider_in_order(fakes) -> None:
     use_case = build_enrichment(ai, InMemoryEventStore(), clock, InMemoryCache(clock))
     assert use_case.budget.daily_usd == Decimal("0.25") and use_case.budget.total.total_seconds() == 2
     assert [a.name for a in use_case.analysts] == ["openai", "perplexity", "rules"]
-    with_anthropic = build_analysts(load_settings({"ANTHROPIC_API_KEY": KEYS["anthropic"]}).ai)
+    with_anthropic = build_analysts(load_settings({"ANTHROPIC_API_KEY": KEYS["anthropic"]}))
     assert [type(a) for a in with_anthropic] == [AnthropicAnalyst]
 
 
 async def test_the_configured_base_url_is_the_one_called(fakes) -> None:
     ai = load_settings({"OPENAI_API_KEY": KEYS["openai"], "OPENAI_BASE_URL": fakes["openai"].base_url,
-                        "OPENAI_MODEL": "gpt-local"}).ai
+                        "OPENAI_MODEL": "gpt-local"})
     clock = ManualClock(LAUNCH)
     use_case = build_enrichment(ai, InMemoryEventStore(), clock, InMemoryCache(clock))
     result = await use_case(brief())
@@ -107,7 +107,7 @@ def test_a_key_without_its_sdk_installed_is_one_line_naming_the_extra(
     monkeypatch.setitem(sys.modules, sdk, None)  # `import openai` fails; importlib finds no spec
     with pytest.raises(ModuleNotFoundError):
         __import__(sdk)
-    ai = load_settings({variable: "sk-secret-key"}).ai
+    ai = load_settings({variable: "sk-secret-key"})
     clock = ManualClock(LAUNCH)
     with pytest.raises(ConfigurationError) as caught:
         build_enrichment(ai, InMemoryEventStore(), clock, InMemoryCache(clock))
@@ -148,7 +148,7 @@ def test_with_no_key_no_ai_sdk_is_imported_and_nothing_is_connected_to() -> None
 
         async def main():
             clock = ManualClock(datetime(2026, 11, 25, 9, 30, tzinfo=UTC))
-            use_case = build_enrichment(load_settings({}).ai, InMemoryEventStore(), clock, InMemoryCache(clock))
+            use_case = build_enrichment(load_settings({}), InMemoryEventStore(), clock, InMemoryCache(clock))
             brief = ListingBrief("c", "NEWUSDT", "New", clock.now(), timedelta(minutes=30), "ready", Decimal("0.95"))
             result = await use_case(brief)
             print(result.opinion.provider, result.opinion.score)

@@ -16,7 +16,6 @@ from decimal import Decimal
 
 import pytest
 
-from adapters.ai.fake import Mode
 from adapters.clock import SystemClock
 from adapters.memory import InMemoryCache
 from application import repository
@@ -28,9 +27,10 @@ from domain.listing import Listing, assess
 from domain.position import position_id_for, position_stream
 from domain.target import TargetStatus
 from domain.values import Symbol, SymbolState
-from tests.adapters.paper_support import build_scenario, listing
+from tests.adapters.paper_support import build_scenario, iso, listing
 from tests.ai.support import chain, embeddings
 from tests.application.support import World
+from tests.fakes.ai import Mode
 
 BUDGET = AiBudget(total=timedelta(seconds=3), per_call=timedelta(seconds=1))
 # What the test tells apart: a buy that waited for an AI call leaves at least one call's budget
@@ -41,10 +41,6 @@ LAUNCH_MARGIN = BUDGET.per_call
 
 SLOW = {"openai": Mode.SLOW, "anthropic": Mode.HANG, "perplexity": Mode.SLOW, "cohere": Mode.SLOW}
 FAILING = {"openai": Mode.ERROR_500, "anthropic": Mode.MALFORMED, "perplexity": Mode.ERROR_429, "cohere": Mode.NONSENSE}
-
-
-def iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def world_launching_in(seconds: float) -> tuple[World, datetime]:

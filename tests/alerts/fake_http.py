@@ -1,13 +1,13 @@
 """A tiny HTTP/1.1 server on 127.0.0.1 for adapter tests: records every request, answers
 with a status and body chosen per test, optionally after a delay (to provoke timeouts).
-The HTTP itself is adapters/fake_http.py's, shared with the AI providers' fake."""
+The HTTP itself is tests/fakes/http_server.py's (uvicorn), shared with the AI providers' fake."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
 
-from adapters.fake_http import HttpRequest, LocalHttpServer
+from tests.fakes.http_server import HttpRequest, LocalHttpServer
 
 Captured = HttpRequest  # method, path (as sent), headers (lower-case names), body bytes, json()
 

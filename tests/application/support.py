@@ -23,6 +23,7 @@ from application.use_cases.snipe import ExecuteSnipe
 from domain.events import Cause, Recorded
 from domain.exit_plans import PRESETS
 from domain.listing import target_id_for
+from domain.position import position_id_for
 from domain.risk import DEFAULT_RISK_PROFILE, RiskProfile
 from domain.target import SnipeTarget, snipe_client_order_id, target_stream
 from domain.values import ClientOrderId, Symbol
@@ -137,3 +138,16 @@ def world_at(moment: datetime, *, traders: list[TraderSettings] | None = None, t
 
 def before_launch(seconds: float = 2) -> datetime:
     return LAUNCH - timedelta(seconds=seconds)
+
+
+async def filled_position(moment: datetime) -> tuple[World, str]:
+    """A world whose target was sniped at launch (20 NEW at 0.5), its clock now at `moment` and
+    the exchange's calls so far forgotten; and the position's id."""
+    world = world_at(before_launch())
+    tid = await world.scheduled_target()
+    outcome = await world.execute_snipe()(tid)
+    assert outcome.fill is not None
+    assert (outcome.fill.executed_quantity, outcome.fill.average_price) == (Decimal("20.00"), Decimal("0.5"))
+    world.clock.set(moment)
+    world.paper.calls.clear()
+    return world, position_id_for(tid)

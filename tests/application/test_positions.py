@@ -8,22 +8,16 @@ from decimal import Decimal
 from adapters.paper.exchange import Fault
 from application.ports import PriceTick
 from domain.events import ExitOrderFailed, ExitOrderSubmitted, TakeProfitHit
-from domain.position import position_id_for, position_stream
+from domain.position import position_stream
 from domain.values import Symbol
 from tests.adapters.paper_support import LAUNCH
-from tests.application.support import NEW, World, before_launch, world_at
+from tests.application.support import NEW, World, filled_position
 
 AT_TP = LAUNCH + timedelta(seconds=60)  # the scenario's price is 0.6 here: +20 % on the 0.5 entry
 
 
 async def filled_world() -> tuple[World, str]:
-    world = world_at(before_launch())
-    tid = await world.scheduled_target()
-    outcome = await world.execute_snipe()(tid)
-    assert outcome.fill is not None and outcome.fill.average_price == Decimal("0.5")
-    world.clock.set(AT_TP)
-    world.paper.calls.clear()
-    return world, position_id_for(tid)
+    return await filled_position(AT_TP)
 
 
 def tick(world: World, price: str = "0.6") -> PriceTick:

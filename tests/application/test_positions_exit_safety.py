@@ -15,23 +15,17 @@ from application.errors import ExchangeError, OrderAlreadyExists, OrderRefused
 from application.ports import OrderSide, PriceTick
 from application.use_cases.positions import ManagePositions
 from domain.events import DustWrittenOff, StopLossHit
-from domain.position import position_id_for, position_stream
+from domain.position import position_stream
 from domain.values import ClientOrderId, Symbol
 from tests.adapters.paper_support import LAUNCH
-from tests.application.support import NEW, World, before_launch, world_at
+from tests.application.support import NEW, World, filled_position
 
 AT_TP = LAUNCH + timedelta(seconds=60)  # 0.6: +20 % on the 0.5 entry, take-profit level 1 (8 of 20)
 AT_SL = LAUNCH + timedelta(seconds=120)  # 0.44: -12 %, past the 10 % stop-loss
 
 
 async def filled(moment: Any = AT_SL) -> tuple[World, str]:
-    world = world_at(before_launch())
-    tid = await world.scheduled_target()
-    outcome = await world.execute_snipe()(tid)
-    assert outcome.fill is not None and outcome.fill.executed_quantity == Decimal("20.00")
-    world.clock.set(moment)
-    world.paper.calls.clear()
-    return world, position_id_for(tid)
+    return await filled_position(moment)
 
 
 def tick(world: World, price: str) -> PriceTick:

@@ -23,6 +23,23 @@ def reconcile(world: World, exchange=None) -> ReconcileWithExchange:  # noqa: AN
                                  world.clock, world.book)
 
 
+async def exit_sent_unrecorded() -> tuple[World, str]:
+    """A filled snipe's position, a minute after launch, with an exit recorded as submitted and
+    sold on the exchange, its fill not recorded yet (as when the worker died meanwhile)."""
+    world = world_at(before_launch())
+    tid = await world.scheduled_target()
+    assert (await world.execute_snipe()(tid)).result is SnipeResult.FILLED
+    pid = position_id_for(tid)
+    position = await repository.get(world.store, Position, position_stream(pid))
+    world.clock.set(LAUNCH + timedelta(seconds=60))
+    decision = position.decide_exit(Decimal("0.4"), world.clock.now())
+    assert decision is not None
+    coid = position.submit_exit(decision, Cause(world.clock.now(), tid))
+    await repository.save(world.store, position)
+    await world.paper.place_market_sell(NEW, decision.quantity, coid)
+    return world, pid
+
+
 async def test_a_snipe_sent_before_a_crash_is_recorded_as_filled_without_a_second_order() -> None:
     world = world_at(before_launch())
     tid = await world.scheduled_target()
@@ -55,17 +72,7 @@ async def test_a_snipe_that_never_left_is_failed_after_its_window_and_nothing_is
 
 
 async def test_a_pending_exit_that_filled_is_recorded() -> None:
-    world = world_at(before_launch())
-    tid = await world.scheduled_target()
-    assert (await world.execute_snipe()(tid)).result is SnipeResult.FILLED
-    pid = position_id_for(tid)
-    position = await repository.get(world.store, Position, position_stream(pid))
-    world.clock.set(LAUNCH + timedelta(seconds=60))
-    decision = position.decide_exit(Decimal("0.4"), world.clock.now())
-    assert decision is not None
-    coid = position.submit_exit(decision, Cause(world.clock.now(), tid))
-    await repository.save(world.store, position)
-    await world.paper.place_market_sell(NEW, decision.quantity, coid)
+    world, pid = await exit_sent_unrecorded()
 
     report = await reconcile(world)()
 
@@ -116,17 +123,7 @@ class _ExchangeTheTickBeats:
 
 
 async def test_an_exit_settled_by_the_risk_manager_meanwhile_is_found_settled_not_an_error(caplog) -> None:  # noqa: ANN001
-    world = world_at(before_launch())
-    tid = await world.scheduled_target()
-    assert (await world.execute_snipe()(tid)).result is SnipeResult.FILLED
-    pid = position_id_for(tid)
-    position = await repository.get(world.store, Position, position_stream(pid))
-    world.clock.set(LAUNCH + timedelta(seconds=60))
-    decision = position.decide_exit(Decimal("0.4"), world.clock.now())
-    assert decision is not None
-    coid = position.submit_exit(decision, Cause(world.clock.now(), tid))
-    await repository.save(world.store, position)
-    await world.paper.place_market_sell(NEW, decision.quantity, coid)
+    world, pid = await exit_sent_unrecorded()
     risk_manager = world.manage()  # the worker's other agent, on the same store
 
     async def tick_settles_first() -> None:

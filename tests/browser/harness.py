@@ -18,7 +18,7 @@ import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -43,7 +43,7 @@ from application.use_cases.listings import EXECUTE_SNIPE, DetectReadyStates, Syn
 from application.use_cases.positions import ManagePositions
 from application.use_cases.snipe import ExecuteSnipe
 from domain.events import ListingAnalysed, Recorded
-from entrypoints.config import Settings
+from entrypoints.config import Settings, load_settings
 from entrypoints.container import paper_trading_container
 from entrypoints.http import create_app
 from entrypoints.http.providers import http_container
@@ -146,10 +146,10 @@ class Replay:
             now = self.clock.now()
             if now >= self._next_calendar:
                 await self.sync_calendar()
-                self._next_calendar = now + settings.calendar_poll
+                self._next_calendar = now + timedelta(seconds=settings.sniper_calendar_poll_seconds)
             if now >= self._next_states:
                 await self.detect_ready()
-                self._next_states = now + settings.state_poll
+                self._next_states = now + timedelta(seconds=settings.sniper_state_poll_seconds)
             due = [job for job in self.scheduler.take_due(self.clock.now()) if job.kind == EXECUTE_SNIPE]
             if due:
                 await self.book.catch_up(self.store)
@@ -186,8 +186,7 @@ class Bench:
 
     def __init__(self, folder: Path) -> None:
         self.scenario, self.moments = build_scenario(datetime.now(UTC))
-        database = f"sqlite+aiosqlite:///{folder / 'cockpit.db'}"
-        self.settings = Settings(database_url=database)
+        self.database = f"sqlite+aiosqlite:///{folder / 'cockpit.db'}"
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="cockpit-bench", daemon=True)
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -206,14 +205,13 @@ class Bench:
     def start(self) -> None:
         self.thread.start()
         self.telegram: FakeTelegram = self.call(lambda: FakeTelegram().start())
-        bot = replace(self.settings.observability, telegram_bot_token=self.telegram.token,
-                      telegram_api_url=self.telegram.api_url)
-        self.settings = replace(self.settings, observability=bot)
+        self.settings = load_settings({"DATABASE_URL": self.database, "TELEGRAM_BOT_TOKEN": self.telegram.token,
+                                       "TELEGRAM_API_URL": self.telegram.api_url})
         self.replay = Replay(self.settings, self.scenario)
         self.call(self.replay.open)  # creates the schema before the API reads it
         self.container = http_container(self.settings, SystemClock(), trading=ReplayTrading(self.replay.paper))
-        http = replace(self.settings.http, rate_limit_per_minute=0, access_log=False)
-        app = create_app(self.container, http)
+        limits = msgspec.structs.replace(self.settings, sniper_rate_limit_per_minute=0, sniper_access_log=False)
+        app = create_app(self.container, limits)
         config = uvicorn.Config(app, log_config=None, log_level=None, access_log=False, lifespan="on")
         self.server = uvicorn.Server(config)
         self._served = asyncio.run_coroutine_threadsafe(self.server.serve(sockets=[self._listener]), self.loop)
@@ -272,7 +270,7 @@ class Bench:
         """The API as on a deployment without TELEGRAM_BOT_TOKEN, for the time of the block."""
         profile = self.call(lambda: self.container.get(TelegramBotProfile))
         kept = profile.settings
-        profile.settings = replace(kept, observability=replace(kept.observability, telegram_bot_token=None))
+        profile.settings = msgspec.structs.replace(kept, telegram_bot_token=None)
         try:
             yield
         finally:

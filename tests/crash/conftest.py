@@ -1,5 +1,5 @@
-"""Fixtures of the crash tests: the fake exchange, a fresh Postgres database, a Redis key
-prefix of the test's own, and the subprocesses (killed at the end, whatever happened)."""
+"""Fixtures of the crash tests: the fake exchange, a fresh Postgres database, Redis key
+prefixes of the test's own, and the subprocesses (killed at the end, whatever happened)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import secrets
 from collections.abc import AsyncIterator
 
 import pytest
-from redis.asyncio import Redis
 
-from adapters.mexc.fake.http import FakeMexcServer
+from tests.adapters.redis_support import delete_matching
 from tests.crash.support import Children, fake_exchange
+from tests.fakes.mexc_http import FakeMexcServer
 
 
 @pytest.fixture
@@ -33,10 +33,13 @@ async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
     """A key prefix for this test alone; its keys are deleted afterwards."""
     prefix = f"crash{secrets.token_hex(4)}"
     yield prefix
-    client = Redis.from_url(redis_url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+    await delete_matching(redis_url, f"{prefix}:*")
+
+
+@pytest.fixture
+async def queue_prefix(redis_url: str) -> AsyncIterator[str]:
+    """A key prefix of this test alone on the shared Redis; its keys, its SAQ queue's
+    (`saq:<prefix>…`) included, are deleted afterwards."""
+    prefix = f"queue{secrets.token_hex(4)}"
+    yield prefix
+    await delete_matching(redis_url, f"*{prefix}*")

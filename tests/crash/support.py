@@ -26,7 +26,6 @@ from sqlalchemy.engine import make_url
 
 from adapters.clock import SystemClock
 from adapters.eventstore.sqlalchemy_store import SqlEventStore, make_engine
-from adapters.mexc.fake.http import FakeMexcServer, FakeSymbol
 from application.ports import EventStore, Scheduler, TraderDirectory
 from application.trade_book import TradeBook
 from application.use_cases.targets import CreateSnipeTarget, NewSnipe
@@ -37,6 +36,7 @@ from domain.values import Symbol
 from entrypoints.config import ENV_VARS, load_settings
 from entrypoints.container import TradingMode, mexc_trading_container
 from tests.conftest import postgres_dsn
+from tests.fakes.mexc_http import FakeMexcServer, FakeSymbol
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY, API_SECRET = "crash-key", "crash-secret"

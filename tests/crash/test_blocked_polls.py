@@ -14,39 +14,37 @@ loss of data). Waits are bounded and generous; no timing is asserted.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from adapters.mexc.fake.http import ACCOUNT, CALENDAR, FakeListing, FakeMexcServer, Fault, FaultKind
 from adapters.scheduling import job_queue
-from tests.crash.support import SYMBOL, Child, Children, eventually
+from tests.crash.support import Children, eventually
 from tests.crash.test_launch_faults import finish as draining_finish
 from tests.crash.test_launch_faults import start_worker as draining_worker
 from tests.crash.test_lost_jobs import (
-    COIN,
-    LEAD_SECONDS,
     POLL_RESUMED_WITHIN,
     START_TIMEOUT,
     _true,
-    assert_one_live_order,
+    announce_now,
+    assert_sniped_once,
     count,
-    delete_keys,
     seed_live_trader,
     start_worker,
     stop,
+    wait_for_the_fill,
     worker_env,
 )
-from tests.crash.test_service_restart import PrivateRedis, _unavailable, free_port, server_env
+from tests.crash.test_service_restart import PrivateRedis, free_port, redis_running, server_env
+from tests.fakes.mexc_http import ACCOUNT, CALENDAR, FakeMexcServer, Fault, FaultKind
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -79,26 +77,12 @@ class PersistentRedis(PrivateRedis):
 
 
 @pytest.fixture
-async def queue_prefix(redis_url: str) -> AsyncIterator[str]:
-    """A key prefix of this test alone on the shared Redis; its keys, its SAQ queue's included,
-    are deleted afterwards."""
-    name = f"blocked-{secrets.token_hex(4)}"
-    yield name
-    await delete_keys(redis_url, name)
-
-
-@pytest.fixture
 def persistent_redis() -> Iterator[PersistentRedis]:
-    if shutil.which("redis-server") is None:
-        _unavailable("no redis-server binary to start a private Redis")
     data = Path(tempfile.mkdtemp(prefix="sniper-redis-"))
-    server = PersistentRedis(free_port(), data=data)
-    server.start()
     try:
-        yield server
+        with redis_running(PersistentRedis(free_port(), data=data)) as server:
+            yield server
     finally:
-        if server.proc is not None and server.proc.poll() is None:
-            server.crash()
         shutil.rmtree(data, ignore_errors=True)
 
 
@@ -125,10 +109,10 @@ async def test_a_worker_stopped_past_its_grace_mid_calendar_round_does_not_block
     await eventually(lambda: _true(fake.hits[CALENDAR] > polled), "a calendar poll after the stop",
                      timeout=POLL_RESUMED_WITHIN, interval=0.2)
 
-    await _snipe_announced_now(fake, db, second)
+    announce_now(fake)
+    await wait_for_the_fill(db, second, "the listing announced after the stop to be sniped")
     await stop(second)
-    assert_one_live_order(fake)
-    assert await count(db, "SnipeOrderFilled") == 1 and await count(db, "PositionOpened") == 1
+    await assert_sniped_once(fake, db)
 
 
 async def test_a_redis_outage_during_a_reconciliation_round_does_not_block_the_reconciliation_poll(
@@ -162,20 +146,9 @@ async def test_a_redis_outage_during_a_reconciliation_round_does_not_block_the_r
                          timeout=POLL_RESUMED_WITHIN, interval=0.2)
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{worker.output[-3000:]}\n{worker.stderr[-6000:]}") from None
-    await _snipe_announced_now(fake, db, worker)
+    announce_now(fake)
+    await wait_for_the_fill(db, worker, "the listing announced after the outage to be sniped")
     worker.proc.send_signal(signal.SIGTERM)
     assert await draining_finish(worker, 60) == 0, worker.output[-3000:] + worker.stderr[-6000:]
-    assert_one_live_order(fake)
-    assert await count(db, "SnipeOrderFilled") == 1 and await count(db, "PositionOpened") == 1
+    await assert_sniped_once(fake, db)
     assert await count(db, "SnipeFailed") == 0
-
-
-async def _snipe_announced_now(fake: FakeMexcServer, db: str, worker: Child) -> None:
-    """A listing announced now, launching LEAD_SECONDS later, is sniped (and filled)."""
-    launch_ms = fake.open_in(SYMBOL, LEAD_SECONDS)
-    fake.announce(FakeListing(COIN, "NEW", launch_ms, "New Coin", sts=2, st=2, tt=4))
-    try:
-        await eventually(lambda: count(db, "SnipeOrderFilled"), "the listing announced after the fault to be sniped",
-                         timeout=LEAD_SECONDS + 40, interval=0.2)
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{worker.output[-3000:]}") from None

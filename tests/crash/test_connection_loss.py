@@ -21,7 +21,6 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 
 from adapters.eventstore.sqlalchemy_store import _PG_APPEND_LOCK
-from adapters.mexc.fake.http import FakeMexcServer
 from adapters.redis import RedisLockService, locks, redis_client
 from application import repository
 from domain.events import Cause
@@ -44,6 +43,7 @@ from tests.crash.support import (
     target_events,
     terminate_backends,
 )
+from tests.fakes.mexc_http import FakeMexcServer
 
 SHORT_LEASE = timedelta(seconds=2)
 

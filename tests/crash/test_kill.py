@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from redis.asyncio import Redis
 
-from adapters.mexc.fake.http import ORDER, FakeMexcServer, Fault, FaultKind
 from tests.crash.support import (
     FILLED_HISTORY,
     Children,
@@ -25,6 +24,7 @@ from tests.crash.support import (
     submitted,
     target_events,
 )
+from tests.fakes.mexc_http import ORDER, FakeMexcServer, Fault, FaultKind
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 

@@ -22,7 +22,6 @@ import pytest
 from adapters.clock import SystemClock
 from adapters.eventstore.migrate import upgrade
 from adapters.eventstore.sqlalchemy_store import SqlEventStore, make_engine
-from adapters.mexc.fake.http import FakeMexcServer
 from application.use_cases.settings import ChangeTraderSettings
 from domain.risk import DEFAULT_RISK_PROFILE
 from domain.target import target_stream
@@ -43,6 +42,7 @@ from tests.crash.support import (
 from tests.crash.test_service_restart import PrivatePostgres, PrivateRedis
 from tests.crash.test_service_restart import private_postgres as private_postgres  # noqa: F401 - fixture
 from tests.crash.test_service_restart import private_redis as private_redis  # noqa: F401 - fixture
+from tests.fakes.mexc_http import FakeMexcServer
 
 WINDOW_SECONDS = 30  # the README's default snipe window
 

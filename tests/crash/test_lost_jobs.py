@@ -14,19 +14,15 @@ own (never the shared one). Waits are bounded and generous; no timing is asserte
 
 from __future__ import annotations
 
-import secrets
-import shutil
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
-from redis.asyncio import Redis
 
 from adapters.clock import SystemClock
 from adapters.eventstore.migrate import upgrade
 from adapters.eventstore.sqlalchemy_store import SqlEventStore, make_engine
-from adapters.mexc.fake.http import CALENDAR, FakeListing, FakeMexcServer, Fault, FaultKind
 from adapters.scheduling import SaqScheduler, job_queue
 from application.use_cases.listings import EXECUTE_SNIPE
 from application.use_cases.settings import ChangeTraderSettings
@@ -35,7 +31,8 @@ from domain.risk import DEFAULT_RISK_PROFILE
 from domain.target import snipe_client_order_id
 from domain.trader import TradingPreferences
 from tests.crash.support import SYMBOL, USER, Child, Children, all_events, child_env, eventually, names
-from tests.crash.test_service_restart import PrivateRedis, _unavailable, free_port
+from tests.crash.test_service_restart import PrivateRedis, free_port, redis_running
+from tests.fakes.mexc_http import CALENDAR, FakeListing, FakeMexcServer, Fault, FaultKind
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -52,34 +49,8 @@ START_TIMEOUT = 90.0
 @pytest.fixture
 def flushable_redis() -> Iterator[PrivateRedis]:
     """A redis-server of this test's own: it is flushed, so never the shared one."""
-    if shutil.which("redis-server") is None:
-        _unavailable("no redis-server binary to start a private Redis")
-    server = PrivateRedis(free_port())
-    server.start()
-    try:
+    with redis_running(PrivateRedis(free_port())) as server:
         yield server
-    finally:
-        if server.proc is not None and server.proc.poll() is None:
-            server.crash()
-
-
-@pytest.fixture
-async def prefix(redis_url: str) -> AsyncIterator[str]:
-    """A key prefix of this test alone on the shared Redis; its keys (the deployment's and its
-    SAQ queue's) are deleted afterwards."""
-    name = f"h10-{secrets.token_hex(4)}"
-    yield name
-    await delete_keys(redis_url, name)
-
-
-async def delete_keys(url: str, prefix: str) -> None:
-    client = Redis.from_url(url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"*{prefix}*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
 
 
 async def seed_live_trader(database_url: str) -> None:
@@ -116,28 +87,45 @@ async def stop(worker: Child) -> None:
     assert code == 0, worker.output[-3000:] + worker.stderr[-6000:]
 
 
-def assert_one_live_order(fake: FakeMexcServer) -> None:
+def announce_now(fake: FakeMexcServer) -> None:
+    """The listing announced now, ready, launching LEAD_SECONDS later."""
+    launch_ms = fake.open_in(SYMBOL, LEAD_SECONDS)
+    fake.announce(FakeListing(COIN, "NEW", launch_ms, "New Coin", sts=2, st=2, tt=4))
+
+
+async def wait_for_the_fill(database_url: str, worker: Child, what: str) -> None:
+    """Until the snipe is recorded filled; if it is not in time, the worker's output is in the error."""
+    try:
+        await eventually(lambda: count(database_url, "SnipeOrderFilled"), what, timeout=LEAD_SECONDS + 40,
+                         interval=0.2)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{worker.output[-3000:]}") from None
+
+
+async def assert_sniped_once(fake: FakeMexcServer, database_url: str) -> None:
+    """One live order, recorded as one fill that opened one position."""
     coid = snipe_client_order_id(target_id_for(USER, COIN)).value
     assert [o.client_order_id for o in fake.accepted_orders(SYMBOL)] == [coid]
     # One send accepted; any other was refused as sent before the open (10007: the send plan's
     # early tries around the launch), never a second order refused as a duplicate.
     outcomes = [a.outcome for a in fake.order_arrivals]
     assert outcomes.count("accepted") == 1 and set(outcomes) <= {"accepted", "10007"}, fake.order_arrivals
+    assert await count(database_url, "SnipeOrderFilled") == 1 and await count(database_url, "PositionOpened") == 1
 
 
 async def test_a_worker_killed_mid_calendar_round_does_not_block_the_calendar_poll(
-    fake: FakeMexcServer, fresh_postgres_database: str, redis_url: str, prefix: str, children: Children,
+    fake: FakeMexcServer, fresh_postgres_database: str, redis_url: str, queue_prefix: str, children: Children,
 ) -> None:
     db = fresh_postgres_database
     await seed_live_trader(db)
-    env = worker_env(db, fake, redis_url, prefix)
+    env = worker_env(db, fake, redis_url, queue_prefix)
     # The first calendar request hangs: the round that sent it is in flight when its worker dies.
     fake.inject(Fault(FaultKind.DELAY, endpoint=CALENDAR, delay=300))
     first = await start_worker(children, env, "h10-first")
     await eventually(lambda: _true(fake.hits[CALENDAR] >= 1), "the first worker's calendar round", timeout=30)
     first.kill()
     assert await first.finish() == -signal.SIGKILL
-    async with job_queue(redis_url, prefix) as queue:
+    async with job_queue(redis_url, queue_prefix) as queue:
         left = await queue.job("cron:calendar")
     assert left is not None and left.status.value == "active" and left.worker_id == "h10-first", left
 
@@ -147,17 +135,11 @@ async def test_a_worker_killed_mid_calendar_round_does_not_block_the_calendar_po
     await eventually(lambda: _true(fake.hits[CALENDAR] > polled), "a calendar poll after the kill",
                      timeout=POLL_RESUMED_WITHIN, interval=0.2)
 
-    launch_ms = fake.open_in(SYMBOL, LEAD_SECONDS)
-    fake.announce(FakeListing(COIN, "NEW", launch_ms, "New Coin", sts=2, st=2, tt=4))
-    try:
-        await eventually(lambda: count(db, "SnipeOrderFilled"), "the listing announced after the kill to be sniped",
-                         timeout=LEAD_SECONDS + 40, interval=0.2)
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{second.output[-3000:]}") from None
+    announce_now(fake)
+    await wait_for_the_fill(db, second, "the listing announced after the kill to be sniped")
     await stop(second)
 
-    assert_one_live_order(fake)
-    assert await count(db, "SnipeOrderFilled") == 1 and await count(db, "PositionOpened") == 1
+    await assert_sniped_once(fake, db)
 
 
 async def test_a_snipe_lost_by_redis_between_scheduling_and_launch_is_scheduled_again_and_fills_once(
@@ -167,8 +149,7 @@ async def test_a_snipe_lost_by_redis_between_scheduling_and_launch_is_scheduled_
     await seed_live_trader(db)
     env = worker_env(db, fake, flushable_redis.url, "h10-flush")
     worker = await start_worker(children, env, "h10-worker")
-    launch_ms = fake.open_in(SYMBOL, LEAD_SECONDS)
-    fake.announce(FakeListing(COIN, "NEW", launch_ms, "New Coin", sts=2, st=2, tt=4))
+    announce_now(fake)
     await eventually(lambda: count(db, "SnipeScheduled"), "the snipe to be scheduled", timeout=LEAD_SECONDS,
                      interval=0.1)
     target_id = target_id_for(USER, COIN)
@@ -179,15 +160,10 @@ async def test_a_snipe_lost_by_redis_between_scheduling_and_launch_is_scheduled_
         await queue.redis.flushall()  # no persistence, a failover or an operator: the queue is empty
         assert await scheduler.state(EXECUTE_SNIPE, target_id) is None
 
-    try:
-        await eventually(lambda: count(db, "SnipeOrderFilled"), "the snipe to fill after the flush",
-                         timeout=LEAD_SECONDS + 40, interval=0.2)
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{worker.output[-3000:]}") from None
+    await wait_for_the_fill(db, worker, "the snipe to fill after the flush")
     await stop(worker)
 
-    assert_one_live_order(fake)
-    assert await count(db, "SnipeOrderFilled") == 1 and await count(db, "PositionOpened") == 1
+    await assert_sniped_once(fake, db)
     assert await count(db, "SnipeFailed") == 0
 
 

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -130,17 +131,27 @@ class PrivateRedis:
         self.proc.wait(timeout=10)
 
 
-@pytest.fixture
-def private_redis() -> Iterator[PrivateRedis]:
+_Redis = TypeVar("_Redis", bound=PrivateRedis)
+
+
+@contextlib.contextmanager
+def redis_running(server: _Redis) -> Iterator[_Redis]:
+    """A private redis-server started (none to start: skipped, or failed where the services are
+    required), and killed at the end if it still runs."""
     if shutil.which("redis-server") is None:
         _unavailable("no redis-server binary to start a private Redis")
-    redis = PrivateRedis(free_port())
-    redis.start()
+    server.start()
     try:
-        yield redis
+        yield server
     finally:
-        if redis.proc is not None and redis.proc.poll() is None:
-            redis.crash()
+        if server.proc is not None and server.proc.poll() is None:
+            server.crash()
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    with redis_running(PrivateRedis(free_port())) as redis:
+        yield redis
 
 
 def _restart_during_the_snipe(tmp_path: Path, service, **env: str) -> list[str]:  # noqa: ANN001
@@ -160,7 +171,7 @@ def _restart_during_the_snipe(tmp_path: Path, service, **env: str) -> list[str]:
     finally:
         if proc.poll() is None:
             proc.kill()
-    out._thread.join(timeout=5)
+    out.join(timeout=5)
     return out.lines
 
 

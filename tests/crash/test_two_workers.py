@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from redis.asyncio import Redis
 
-from adapters.mexc.fake.http import FakeMexcServer
 from tests.crash.support import Child, Children, assert_one_position, child_env, create_target, eventually, submitted
+from tests.fakes.mexc_http import FakeMexcServer
 
 EXIT_FILLED, EXIT_SKIPPED = 0, 3
 

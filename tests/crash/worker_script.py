@@ -36,7 +36,7 @@ def say(line: str) -> None:
 
 async def work(target_id: str | None) -> int:
     settings = load_settings()
-    mode = TradingMode.LIVE if settings.mexc.has_keys else TradingMode.PAPER
+    mode = TradingMode.LIVE if settings.operator_keys else TradingMode.PAPER
     container = mexc_trading_container(settings, mode, SystemClock())
     try:
         execute = await container.get(ExecuteSnipe)  # opens the store, Redis and the HTTP client

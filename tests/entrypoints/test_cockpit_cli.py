@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -21,11 +20,12 @@ import pytest
 from adapters.clock import ManualClock
 from adapters.eventstore.migrate import ensure_schema
 from adapters.eventstore.sqlalchemy_store import SqlEventStore, open_engine
-from adapters.mexc.fake.http import FakeMexcServer, FakeSymbol
 from application.trade_book import TradeBook
 from application.use_cases.safety import ActivateEmergencyStop
 from entrypoints.cli import main
+from tests.fakes.mexc_http import FakeMexcServer, FakeSymbol
 from tests.http.support import seed_position
+from tests.mexc.support import on_own_loop
 
 ROOT = Path(__file__).resolve().parents[2]
 SNIPER = Path(sys.executable).with_name("sniper")
@@ -202,18 +202,8 @@ class ClosedPipe(io.StringIO):
 @pytest.fixture
 def mexc() -> Iterator[FakeMexcServer]:
     """The MEXC fake on its own loop in a thread (the command runs its own asyncio.run)."""
-    fake = FakeMexcServer(symbols=[FakeSymbol("NEWUSDT", "NEW", price=Decimal("0.6"))])
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    asyncio.run_coroutine_threadsafe(fake.start(), loop).result(timeout=10)
-    try:
+    with on_own_loop(FakeMexcServer(symbols=[FakeSymbol("NEWUSDT", "NEW", price=Decimal("0.6"))])) as fake:
         yield fake
-    finally:
-        asyncio.run_coroutine_threadsafe(fake.stop(), loop).result(timeout=10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
 
 
 class TestClose:

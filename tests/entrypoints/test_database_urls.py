@@ -376,7 +376,7 @@ def test_a_url_that_does_not_parse_is_not_echoed() -> None:
 
 def test_settings_keep_the_url_with_its_driver_named() -> None:
     settings = load_settings({"DATABASE_URL": "postgres://u:pw@h:5432/db?sslmode=require"})
-    assert settings.database_url == "postgresql+asyncpg://u:pw@h:5432/db?sslmode=require"
+    assert settings.store_url == "postgresql+asyncpg://u:pw@h:5432/db?sslmode=require"
 
 
 def test_a_bad_sslmode_stops_the_start_naming_the_variable() -> None:
@@ -388,12 +388,12 @@ def test_a_bad_sslmode_stops_the_start_naming_the_variable() -> None:
 
 def test_neon_database_url_stands_in_for_an_unset_database_url() -> None:
     neon = "postgresql://u:pw@ep-x.neon.tech/neondb?sslmode=require"
-    assert load_settings({"NEON_DATABASE_URL": neon}).database_url == "postgresql+asyncpg" + neon[len("postgresql"):]
-    assert load_settings({"NEON_DATABASE_URL": neon, "DATABASE_URL": ""}).database_url.endswith(
+    assert load_settings({"NEON_DATABASE_URL": neon}).store_url == "postgresql+asyncpg" + neon[len("postgresql"):]
+    assert load_settings({"NEON_DATABASE_URL": neon, "DATABASE_URL": ""}).store_url.endswith(
         "/neondb?sslmode=require"
     )
     same = {"NEON_DATABASE_URL": neon, "DATABASE_URL": "postgres" + neon[len("postgresql"):]}
-    assert load_settings(same).database_url.startswith("postgresql+asyncpg://")
+    assert load_settings(same).store_url.startswith("postgresql+asyncpg://")
     with pytest.raises(ConfigurationError, match="sslmode=nope") as refused:
         load_settings({"NEON_DATABASE_URL": neon.replace("require", "nope")})
     assert str(refused.value).startswith("NEON_DATABASE_URL ")
@@ -407,8 +407,8 @@ def test_database_url_and_its_alias_differing_is_refused_without_echoing_either(
 
 def test_kinde_issuer_url_stands_in_for_an_unset_kinde_domain() -> None:
     env = {"KINDE_ISSUER_URL": "https://sniper.kinde.com/", "KINDE_AUDIENCE": "api"}
-    assert load_settings(env).security.kinde_issuer == "https://sniper.kinde.com"
-    assert load_settings(env | {"KINDE_DOMAIN": "sniper.kinde.com"}).security.kinde_issuer == "https://sniper.kinde.com"
+    assert load_settings(env).kinde_issuer == "https://sniper.kinde.com"
+    assert load_settings(env | {"KINDE_DOMAIN": "sniper.kinde.com"}).kinde_issuer == "https://sniper.kinde.com"
     with pytest.raises(ConfigurationError, match="KINDE_DOMAIN and KINDE_ISSUER_URL"):
         load_settings(env | {"KINDE_DOMAIN": "other.kinde.com"})
     with pytest.raises(ConfigurationError, match="KINDE_ISSUER_URL must be the issuer's URL"):

@@ -38,7 +38,7 @@ def test_it_writes_docker_dot_env_with_a_fresh_key_readable_by_its_owner_only(
     assert set(variables) == {"ENCRYPTION_KEY", "SNIPER_DEV_IDENTITY_ON_NETWORK"}
     KeyRing.parse(variables["ENCRYPTION_KEY"])  # the ENCRYPTION_KEY format
     settings = load_settings(variables)  # what the file turns on is a valid setting
-    assert settings.http.dev_identity_on_network
+    assert settings.sniper_dev_identity_on_network
     # Compose reads docker/.env unasked: no --env-file.
     assert "docker compose -f docker/compose.yaml up --build\n" in out and "--env-file" not in out
     assert variables["ENCRYPTION_KEY"] not in out

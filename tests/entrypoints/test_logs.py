@@ -11,7 +11,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -21,31 +20,13 @@ from pathlib import Path
 import pytest
 
 from entrypoints.cli import main
-from entrypoints.config import LogSettings
 from entrypoints.logs import JsonFormatter, TextFormatter
 from tests.crash.test_service_restart import PrivateRedis, free_port, private_redis  # noqa: F401 (fixture)
+from tests.entrypoints.support import StreamLines
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = "query-secret-7c1f"
 TEXT_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: ")
-
-
-class Stderr:
-    """A process's stderr, line by line, as it comes."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.lines: list[str] = []
-        self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
-        self._thread.start()
-
-    def _read(self, proc: subprocess.Popen[str]) -> None:
-        assert proc.stderr is not None
-        for text in proc.stderr:
-            self.lines.append(text.rstrip("\n"))
-
-    def join(self) -> str:
-        self._thread.join(timeout=30)
-        return "\n".join(self.lines)
 
 
 def request(port: int, path: str) -> int:
@@ -57,7 +38,7 @@ def request(port: int, path: str) -> int:
         return exc.code
 
 
-def wait_until_up(port: int, proc: subprocess.Popen[str], stderr: Stderr, timeout: float = 60) -> None:
+def wait_until_up(port: int, proc: subprocess.Popen[str], stderr: StreamLines, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -92,7 +73,7 @@ def test_sniper_serve_logs_its_start_every_request_and_errors(
     # In a fresh directory with the embedded default database: what it writes there is seen below.
     proc = subprocess.Popen([sys.executable, "-m", "entrypoints.cli", "serve", "--port", str(port)], cwd=tmp_path,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    stderr = Stderr(proc)
+    stderr = StreamLines(proc.stderr)
     try:
         wait_until_up(port, proc, stderr)
         assert request(port, f"/api/v1/portfolio?token={MARKER}") == 200
@@ -193,13 +174,16 @@ def test_a_bad_setting_stops_sniper_serve_with_one_line_and_no_secret(tmp_path: 
 
 
 def test_the_log_level_and_format_are_read_from_the_environment() -> None:
-    from entrypoints.config import load_settings, log_settings
+    from entrypoints.config import Settings, load_settings, log_settings
 
-    assert log_settings({}) == LogSettings(level=None, format="text")
-    assert log_settings({"SNIPER_LOG_LEVEL": " debug ", "SNIPER_LOG_FORMAT": "JSON"}) == LogSettings("DEBUG", "json")
-    assert load_settings({"SNIPER_LOG_LEVEL": "error"}).log == LogSettings("ERROR", "text")
-    assert load_settings({}).http.access_log is True
-    assert load_settings({"SNIPER_ACCESS_LOG": "0"}).http.access_log is False
+    def log(settings: Settings) -> tuple[str | None, str]:
+        return settings.sniper_log_level, settings.sniper_log_format
+
+    assert log(log_settings({})) == (None, "text")
+    assert log(log_settings({"SNIPER_LOG_LEVEL": " debug ", "SNIPER_LOG_FORMAT": "JSON"})) == ("DEBUG", "json")
+    assert log(load_settings({"SNIPER_LOG_LEVEL": "error"})) == ("ERROR", "text")
+    assert load_settings({}).sniper_access_log is True
+    assert load_settings({"SNIPER_ACCESS_LOG": "0"}).sniper_access_log is False
 
 
 def test_sniper_worker_logs_in_the_same_format(tmp_path: Path) -> None:

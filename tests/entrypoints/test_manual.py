@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.mexc.fake.http import FakeMexcServer, FakeSymbol
 from entrypoints.cli import main
+from tests.fakes.mexc_http import FakeMexcServer, FakeSymbol
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.mexc.fake.http import FakeMexcServer
 from tests.entrypoints.test_manual import cli, env, fake, with_keys  # noqa: F401 (fixtures)
+from tests.fakes.mexc_http import FakeMexcServer
 
 
 async def test_paper_snipe_with_a_cap_above_the_price_fills_and_sends_no_order(env: Path,  # noqa: F811

@@ -5,7 +5,6 @@ the trader the run stands in for, and the output says so."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -15,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.adapters.paper_support import one_listing_file
+
 ROOT = Path(__file__).resolve().parents[2]
 START = datetime(2026, 11, 25, 9, 58, tzinfo=UTC)
 LAUNCH = START + timedelta(minutes=2)
@@ -22,26 +23,10 @@ LAUNCH = START + timedelta(minutes=2)
 COMMAND_TIMEOUT = 300
 
 
-def iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 def scenario(path: Path) -> Path:
     """One listing, ready from the start, sniped by SNIPER_USER's stand-in `local`."""
-    doc = {
-        "name": "halted",
-        "start": iso(START),
-        "end": iso(START + timedelta(minutes=10)),
-        "traders": [{"user_id": "local", "quote_amount": "10", "exit_strategy": "balanced"}],
-        "listings": [{
-            "coin_id": "halt-1", "ticker": "HALT", "full_name": "Halt Coin",
-            "announced_at": iso(START), "launch_at": iso(LAUNCH), "price_scale": 4, "quantity_scale": 2,
-            "states": [{"at": iso(START), "sts": 2, "st": 2, "tt": 4}],
-            "prices": [{"t": "0", "price": "0.5"}, {"t": "600", "price": "0.5"}],
-        }],
-    }
-    path.write_text(json.dumps(doc))
-    return path
+    return one_listing_file(path, name="halted", ticker="HALT", user_id="local", start=START, launch=LAUNCH,
+                            end=START + timedelta(minutes=10))
 
 
 def sniper(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

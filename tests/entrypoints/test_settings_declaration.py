@@ -19,9 +19,8 @@ from entrypoints.config import (
     SecretUrl,
     environ,
     load_settings,
-    read_environment,
+    read_settings,
     readme_with_table,
-    specs,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +31,7 @@ def test_a_dot_env_file_is_read_and_the_environment_wins(tmp_path: Path, monkeyp
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SNIPER_USER", "from-env")
     settings = load_settings()
-    assert (settings.http.port, settings.user_id, settings.redis_prefix) == (9001, "from-env", "quoted")
+    assert (settings.sniper_http_port, settings.sniper_user, settings.redis_prefix) == (9001, "from-env", "quoted")
 
 
 def test_without_a_dot_env_file_the_environment_alone_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,13 +50,13 @@ def test_a_bad_value_in_the_dot_env_file_is_one_line_and_exit_2(tmp_path: Path) 
 
 
 def test_secrets_are_secret_types_that_never_print() -> None:
-    values = read_environment({"MEXC_API_KEY": "key-123", "MEXC_SECRET_KEY": "shh-456",
+    values = read_settings({"MEXC_API_KEY": "key-123", "MEXC_SECRET_KEY": "shh-456",
                                "DATABASE_URL": "postgresql://me:pw-789@db.example/x"})
     shown = repr(values) + str(values.mexc_api_key) + f"{values.mexc_secret_key}" + str(values.database_url)
     assert "key-123" not in shown and "shh-456" not in shown and "pw-789" not in shown
     assert "db.example" in shown  # a URL is shown masked, not hidden
     assert isinstance(values.database_url, SecretUrl) and values.mexc_secret_key.reveal() == "shh-456"
-    assert {s.name for s in specs() if isinstance(s.default, Secret) or s.secret} == SECRET_VARS
+    assert {s.name for s in ENV_VARS if isinstance(s.default, Secret) or s.secret} == SECRET_VARS
 
 
 @pytest.mark.parametrize(("env", "message"), [
@@ -83,12 +82,12 @@ def test_a_bad_value_names_its_variable(env: dict[str, str], message: str) -> No
 
 def test_on_off_settings_take_yes_and_no_and_empty_means_the_default() -> None:
     settings = load_settings({"SNIPER_ACCESS_LOG": "no", "SNIPER_DEV_IDENTITY_ON_NETWORK": "YES", "SNIPER_NOTIFY": ""})
-    http = settings.http
-    assert (http.access_log, http.dev_identity_on_network, settings.notify.enabled) == (False, True, True)
+    assert (settings.sniper_access_log, settings.sniper_dev_identity_on_network, settings.sniper_notify) == (
+        False, True, True)
 
 
 def test_every_variable_has_a_description_and_a_printed_default() -> None:
-    assert all(var.meaning and var.default for var in ENV_VARS)
+    assert all(var.meaning and var.shown_default for var in ENV_VARS)
 
 
 def test_the_readme_table_is_rewritten_between_its_markers() -> None:
@@ -113,5 +112,5 @@ def test_what_sniper_init_writes_for_compose_is_not_read_by_the_commands_here(
     assert "SNIPER_DEV_IDENTITY_ON_NETWORK=1\n" in (tmp_path / "docker" / ".env").read_text()
     (tmp_path / ".env").write_text("SNIPER_USER=mine\n")
     settings = load_settings()
-    assert settings.user_id == "mine"
-    assert (settings.security.encryption_key, settings.http.dev_identity_on_network) == ("", False)
+    assert settings.sniper_user == "mine"
+    assert (settings.encryption_key, settings.sniper_dev_identity_on_network) == (None, False)

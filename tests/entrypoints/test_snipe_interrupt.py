@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.mexc.fake.http import FakeMexcServer, FakeSymbol
+from tests.fakes.mexc_http import FakeMexcServer, FakeSymbol
 
 ROOT = Path(__file__).resolve().parents[2]
 # Generous: the machine is small and shared. A prompt command takes a few seconds; the bug made

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from adapters.fake_http import HttpRequest, LocalHttpServer
+from tests.fakes.http_server import HttpRequest, LocalHttpServer
 
 DEFAULT_TOKEN = "123456:TEST-fake-bot-token"
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]

@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import replace
 
 import pytest
 from litestar.testing import AsyncTestClient
 
-from entrypoints.config import HttpSettings
-from tests.http.conftest import make_app
+from entrypoints.config import Settings
+from tests.http.conftest import api_settings, make_app
 from tests.http.support import auth
 
 
-async def requests_logged(caplog: pytest.LogCaptureFixture, http: HttpSettings) -> list[logging.LogRecord]:
+async def requests_logged(caplog: pytest.LogCaptureFixture, settings: Settings) -> list[logging.LogRecord]:
     caplog.set_level(logging.INFO, logger="sniper.http.access")
-    app, container = make_app(http=http, run_background=False)
+    app, container = make_app(settings, run_background=False)
     try:
         async with AsyncTestClient(app=app) as client:
             assert (await client.get("/health?token=query-secret-1")).status_code == 200
@@ -31,7 +30,7 @@ async def requests_logged(caplog: pytest.LogCaptureFixture, http: HttpSettings) 
 
 
 async def test_one_access_line_per_request_without_the_query(caplog: pytest.LogCaptureFixture) -> None:
-    records = await requests_logged(caplog, HttpSettings(rate_limit_per_minute=10_000))
+    records = await requests_logged(caplog, api_settings())
     lines = [r.getMessage() for r in records]
     assert [re.sub(r"\d+\.\d ms$", "N ms", line) for line in lines] == [
         "GET /health 200 N ms",
@@ -47,5 +46,4 @@ async def test_one_access_line_per_request_without_the_query(caplog: pytest.LogC
 
 
 async def test_sniper_access_log_0_turns_it_off(caplog: pytest.LogCaptureFixture) -> None:
-    http = replace(HttpSettings(rate_limit_per_minute=10_000), access_log=False)
-    assert await requests_logged(caplog, http) == []
+    assert await requests_logged(caplog, api_settings(SNIPER_ACCESS_LOG="0")) == []

@@ -3,8 +3,6 @@ on the MEXC fake), open positions at the current price, the status in one answer
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -12,12 +10,13 @@ from decimal import Decimal
 import pytest
 from litestar.testing import AsyncTestClient
 
-from adapters.mexc.fake.http import FakeMexcServer, FakeSymbol
 from application.ports import EventStore
 from domain.position import position_stream
-from entrypoints.config import MexcSettings, Settings, WorkerSettings
-from tests.http.conftest import make_app
+from entrypoints.config import Settings
+from tests.fakes.mexc_http import FakeMexcServer, FakeSymbol
+from tests.http.conftest import api_settings, make_app
 from tests.http.support import ALICE, BOB, auth, seed_position
+from tests.mexc.support import on_own_loop
 
 A = auth(ALICE)
 KEY, SECRET = "mx0vGoodKey0001", "GoodSecret000001"
@@ -36,24 +35,13 @@ def settings_body(live: bool) -> dict:
 def mexc() -> Iterator[FakeMexcServer]:
     """The MEXC fake on its own loop in a thread: the test client runs the app on another thread
     while it blocks this test's loop (litestar.testing), so a fake on this loop could not answer."""
-    fake = FakeMexcServer(api_key=KEY, api_secret=SECRET, symbols=[FakeSymbol("NEWUSDT", "NEW", price=Decimal("0.6"))],
-                          balances={"USDT": "1234.5", "NEW": "0"})
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    asyncio.run_coroutine_threadsafe(fake.start(), loop).result(timeout=10)
-    try:
+    with on_own_loop(FakeMexcServer(api_key=KEY, api_secret=SECRET, balances={"USDT": "1234.5", "NEW": "0"},
+                                    symbols=[FakeSymbol("NEWUSDT", "NEW", price=Decimal("0.6"))])) as fake:
         yield fake
-    finally:
-        asyncio.run_coroutine_threadsafe(fake.stop(), loop).result(timeout=10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
 
 
 def on_mexc(base_url: str) -> Settings:
-    return Settings(database_url="memory://", mexc=MexcSettings(base_url=base_url),
-                    worker=WorkerSettings(market="mexc"))
+    return api_settings(MEXC_BASE_URL=base_url, SNIPER_MARKET="mexc")
 
 
 @pytest.fixture

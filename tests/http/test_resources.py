@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from litestar.testing import AsyncTestClient
 
 from application.ports import AgentStatus, AgentStatusBoard, EventStore
-from entrypoints.config import HttpSettings
-from tests.http.conftest import make_app
+from tests.http.conftest import api_settings, make_app
 from tests.http.support import ALICE, BOB, auth, seed_position
 
 A = auth(ALICE)
@@ -221,7 +219,7 @@ async def test_agents_report_heartbeats_and_staleness() -> None:
 
 
 async def test_rate_limit_answers_429_with_retry_after() -> None:
-    app, container = make_app(http=HttpSettings(rate_limit_per_minute=3))
+    app, container = make_app(api_settings(SNIPER_RATE_LIMIT_PER_MINUTE="3"))
     async with AsyncTestClient(app=app) as client:
         codes = [(await client.get("/api/v1/me", headers=A)).status_code for _ in range(4)]
         assert codes == [200, 200, 200, 429]
@@ -234,7 +232,7 @@ async def test_rate_limit_answers_429_with_retry_after() -> None:
 
 
 async def test_body_too_large_is_413() -> None:
-    app, container = make_app(http=HttpSettings(max_body_bytes=2048, rate_limit_per_minute=0))
+    app, container = make_app(api_settings(SNIPER_MAX_BODY_BYTES="2048", SNIPER_RATE_LIMIT_PER_MINUTE="0"))
     async with AsyncTestClient(app=app) as client:
         r = await client.put("/api/v1/settings", headers={**A, "Content-Type": "application/json"},
                              content=b'{"auto_snipe": true, "pad": "' + b"x" * 4000 + b'"}')
@@ -243,7 +241,8 @@ async def test_body_too_large_is_413() -> None:
 
 
 async def test_cors_only_for_configured_origins() -> None:
-    app, container = make_app(http=HttpSettings(cors_origins=("https://app.example.com",), rate_limit_per_minute=0))
+    app, container = make_app(api_settings(SNIPER_CORS_ORIGINS="https://app.example.com/",
+                                           SNIPER_RATE_LIMIT_PER_MINUTE="0"))
     async with AsyncTestClient(app=app) as client:
         preflight = {"Origin": "https://app.example.com", "Access-Control-Request-Method": "PUT",
                      "Access-Control-Request-Headers": "authorization,content-type"}
@@ -298,8 +297,6 @@ async def test_errors_say_what_is_wrong_without_internals() -> None:
         assert r.status_code == 400 and r.json()["error"] == "bad_request"
     await container.close()
 
-
-_unused = replace
 
 
 async def test_metrics_are_public_and_count_the_requests(client) -> None:  # noqa: ANN001

@@ -16,11 +16,10 @@ from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.config import SchemathesisConfig
 
 from application.ports import EventStore
-from entrypoints.config import HttpSettings
-from tests.http.conftest import make_app
+from tests.http.conftest import api_settings, make_app
 from tests.http.support import ALICE, auth, seed_position
 
-APP, CONTAINER = make_app(http=HttpSettings(rate_limit_per_minute=0), run_background=False)
+APP, CONTAINER = make_app(api_settings(SNIPER_RATE_LIMIT_PER_MINUTE="0"), run_background=False)
 # Every check enabled, whatever schemathesis' defaults become. A schema-valid request may still break
 # a rule of the domain that JSON Schema cannot state (take-profit shares at most 100% in all, a
 # symbol ending in its quote asset, a launch still ahead...): the documented 422 is acceptance of

@@ -15,10 +15,10 @@ from adapters.clock import SystemClock
 from adapters.kinde.oauth import KindeSignIn
 from adapters.kinde.verifier import KindeTokenVerifier
 from application.identity import IdentityVerifier
-from entrypoints.config import Settings
 from entrypoints.http import create_app
 from entrypoints.http.auth import STATE_COOKIE, SignInFlow
 from entrypoints.http.providers import http_container
+from tests.http.conftest import api_settings
 from tests.http.support import FakeSecurity
 from tests.security.fake_kinde import AUDIENCE, CLIENT_ID, CLIENT_SECRET, FakeKinde
 
@@ -47,7 +47,7 @@ class KindeSecurity(FakeSecurity):
 @pytest.fixture
 async def app_on_kinde(kinde: FakeKinde) -> AsyncIterator:
     async with httpx.AsyncClient() as http:
-        container = http_container(Settings(database_url="memory://"), SystemClock(), KindeSecurity(kinde.issuer, http))
+        container = http_container(api_settings(), SystemClock(), KindeSecurity(kinde.issuer, http))
         try:
             yield create_app(container)
         finally:

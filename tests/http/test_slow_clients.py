@@ -12,15 +12,14 @@ import contextlib
 import logging
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
 import pytest
 import uvicorn
 
 from application.errors import ConfigurationError
-from entrypoints.config import HttpSettings, load_settings
+from entrypoints.config import load_settings
 from entrypoints.http.protocol import guarded_protocol
-from tests.http.conftest import make_app
+from tests.http.conftest import api_settings, make_app
 from tests.http.support import ALICE, token_for
 
 DEADLINE = 1.0
@@ -28,11 +27,12 @@ GENEROUS = 20.0  # what "closed" waits for at most: a slow machine is never a fa
 
 
 @contextlib.asynccontextmanager
-async def running_server(**limits: object) -> AsyncIterator[int]:
-    http = HttpSettings(rate_limit_per_minute=0, header_timeout_seconds=DEADLINE, body_timeout_seconds=DEADLINE,
-                        keep_alive_seconds=DEADLINE)
-    http = replace(http, **limits)
-    app, container = make_app(http=http, run_background=False)
+async def running_server(**limits: float) -> AsyncIterator[int]:
+    """The API under uvicorn with the deadlines at DEADLINE, or as `limits` (SNIPER_HTTP_* variables) say."""
+    env = {"SNIPER_HTTP_HEADER_TIMEOUT_SECONDS": DEADLINE, "SNIPER_HTTP_BODY_TIMEOUT_SECONDS": DEADLINE,
+           "SNIPER_HTTP_KEEP_ALIVE_SECONDS": DEADLINE, "SNIPER_RATE_LIMIT_PER_MINUTE": 0} | limits
+    http = api_settings(**{name: str(value) for name, value in env.items()})
+    app, container = make_app(http, run_background=False)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -130,7 +130,7 @@ async def test_half_a_body_is_closed_whether_the_app_reads_it_or_not(caplog: pyt
 async def test_pipelined_requests_are_answered_then_the_next_head_is_due() -> None:
     """Requests sent in one write are answered in order; the next head is due from the last answer
     (the keep-alive timer is out of the way here: the head deadline is what closes the connection)."""
-    async with running_server(keep_alive_seconds=GENEROUS * 3) as port:
+    async with running_server(SNIPER_HTTP_KEEP_ALIVE_SECONDS=GENEROUS * 3) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n" * 3)
         assert (await closed_by_server(reader)).count(b"HTTP/1.1 200") == 3
@@ -138,7 +138,8 @@ async def test_pipelined_requests_are_answered_then_the_next_head_is_due() -> No
 
 
 async def test_answered_before_its_body_is_in_the_next_head_is_due_once_it_is() -> None:
-    async with running_server(keep_alive_seconds=GENEROUS * 3, body_timeout_seconds=GENEROUS * 3) as port:
+    async with running_server(SNIPER_HTTP_KEEP_ALIVE_SECONDS=GENEROUS * 3,
+                              SNIPER_HTTP_BODY_TIMEOUT_SECONDS=GENEROUS * 3) as port:
         body = b'{"reason": "a reason"}'
         head = (f"POST /api/v1/emergency-stop HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer nobody\r\n"
                 f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
@@ -150,7 +151,7 @@ async def test_answered_before_its_body_is_in_the_next_head_is_due_once_it_is() 
         writer.close()
 
 async def test_past_the_connection_cap_requests_answer_503() -> None:
-    async with running_server(max_connections=2, header_timeout_seconds=GENEROUS * 3) as port:
+    async with running_server(SNIPER_HTTP_MAX_CONNECTIONS=2, SNIPER_HTTP_HEADER_TIMEOUT_SECONDS=GENEROUS * 3) as port:
         idle = await asyncio.open_connection("127.0.0.1", port)
         await asyncio.sleep(0.2)  # let the server take it
         assert (await request(port, b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")).startswith(b"HTTP/1.1 503")
@@ -167,9 +168,9 @@ async def test_past_the_connection_cap_requests_answer_503() -> None:
 
 def test_the_limits_are_settings_and_bad_values_are_refused_naming_the_variable() -> None:
     http = load_settings({"SNIPER_HTTP_HEADER_TIMEOUT_SECONDS": "2.5", "SNIPER_HTTP_BODY_TIMEOUT_SECONDS": "7",
-                          "SNIPER_HTTP_KEEP_ALIVE_SECONDS": "3", "SNIPER_HTTP_MAX_CONNECTIONS": "64"}).http
-    assert (http.header_timeout_seconds, http.body_timeout_seconds, http.keep_alive_seconds, http.max_connections) == (
-        2.5, 7, 3, 64)
+                          "SNIPER_HTTP_KEEP_ALIVE_SECONDS": "3", "SNIPER_HTTP_MAX_CONNECTIONS": "64"})
+    assert (http.sniper_http_header_timeout_seconds, http.sniper_http_body_timeout_seconds,
+            http.sniper_http_keep_alive_seconds, http.sniper_http_max_connections) == (2.5, 7, 3, 64)
     for name, bad in (("SNIPER_HTTP_HEADER_TIMEOUT_SECONDS", "0"), ("SNIPER_HTTP_BODY_TIMEOUT_SECONDS", "forever"),
                       ("SNIPER_HTTP_KEEP_ALIVE_SECONDS", "-1"), ("SNIPER_HTTP_MAX_CONNECTIONS", "1.5")):
         with pytest.raises(ConfigurationError, match=name):

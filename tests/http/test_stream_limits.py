@@ -18,7 +18,6 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,10 +32,10 @@ from websockets.exceptions import ConnectionClosed
 from adapters.clock import SystemClock
 from application.errors import SubscriptionLost
 from application.ports import EventFanout
-from entrypoints.config import Settings
 from entrypoints.http import create_app
 from entrypoints.http.providers import http_container
 from tests.adapters.redis_support import delete_prefixed
+from tests.http.conftest import api_settings
 from tests.http.support import ALICE, BOB, FakeSecurity, auth
 from tests.security.fake_kinde import AUDIENCE, FakeKinde, sign
 
@@ -165,9 +164,10 @@ async def test_one_user_flooding_streams_leaves_everyone_else_served(api: str, k
 
 @contextlib.contextmanager
 def api_client(security: FakeSecurity | None = None, **limits: int) -> Iterator[TestClient]:
-    settings = Settings(database_url="memory://")
+    """`limits`: SNIPER_* variables."""
+    settings = api_settings(**{name: str(value) for name, value in limits.items()})
     container = http_container(settings, SystemClock(), security or FakeSecurity())
-    app = create_app(container, replace(settings.http, rate_limit_per_minute=10_000, **limits))
+    app = create_app(container, settings)
     with TestClient(app=app) as client:
         yield client
         client.blocking_portal.call(container.close)  # on the loop the app ran on
@@ -181,7 +181,7 @@ def refusal(client: TestClient, user: str) -> tuple[int, str]:
 
 
 def test_a_user_past_the_cap_is_refused_with_1008_and_others_are_not() -> None:
-    with api_client(max_streams_per_user=2) as client, \
+    with api_client(SNIPER_MAX_STREAMS_PER_USER=2) as client, \
             client.websocket_connect("/api/v1/stream", headers=auth(ALICE)) as first, \
             client.websocket_connect("/api/v1/stream", headers=auth(ALICE)):
         assert json.loads(first.receive_text(timeout=5))["kind"] == "ready"
@@ -192,7 +192,7 @@ def test_a_user_past_the_cap_is_refused_with_1008_and_others_are_not() -> None:
 
 
 def test_a_closed_stream_frees_its_place() -> None:
-    with api_client(max_streams_per_user=1) as client:
+    with api_client(SNIPER_MAX_STREAMS_PER_USER=1) as client:
         for _ in range(3):
             deadline = time.monotonic() + 10  # the server sees the previous close a moment later
             while True:
@@ -207,7 +207,8 @@ def test_a_closed_stream_frees_its_place() -> None:
 
 
 def test_past_the_process_total_a_stream_is_told_to_retry_later() -> None:
-    with api_client(max_streams=1) as client, client.websocket_connect("/api/v1/stream", headers=auth(ALICE)) as ws:
+    with api_client(SNIPER_MAX_STREAMS=1) as client, \
+            client.websocket_connect("/api/v1/stream", headers=auth(ALICE)) as ws:
         assert json.loads(ws.receive_text(timeout=5))["kind"] == "ready"
         code, reason = refusal(client, BOB)
         assert code == CLOSE_TRY_AGAIN_LATER and "retry later" in reason

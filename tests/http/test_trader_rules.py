@@ -6,7 +6,6 @@ bounds, and the emergency stop is an idempotent button."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -15,9 +14,9 @@ from litestar.testing import AsyncTestClient
 
 from adapters.clock import ManualClock
 from application.ports import EventStore
-from entrypoints.config import Settings
 from entrypoints.http import create_app
 from entrypoints.http.providers import http_container
+from tests.http.conftest import api_settings
 from tests.http.support import ALICE, FakeSecurity, auth
 
 A = auth(ALICE)
@@ -143,9 +142,9 @@ async def test_the_daily_loss_limit_is_left_to_the_launch() -> None:
     # (the refusal and its words: features/risk.feature, "counts this snipe at its stop-loss").
     # The app's clock is fixed: the loss and the launch fall on the same UTC day whenever this runs.
     noon = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-    settings = Settings(database_url="memory://")
+    settings = api_settings()
     container = http_container(settings, ManualClock(noon), FakeSecurity())
-    app = create_app(container, replace(settings.http, rate_limit_per_minute=10_000))
+    app = create_app(container, settings)
     body = {"symbol": "NEWUSDT", "launch_at": "2026-11-25T13:00:00Z", "quote_amount": "20"}
     try:
         async with AsyncTestClient(app=app) as client:
@@ -182,9 +181,9 @@ async def seed_open_position(store: EventStore, user_id: str, coin: str, cost: D
 async def test_a_trader_at_the_position_and_exposure_maximum_may_schedule_a_later_snipe() -> None:
     """One position allowed and open, with the whole exposure in it: a snipe for later is still
     scheduled (the position may be closed by then), and amended; the launch judges the book."""
-    settings = Settings(database_url="memory://")
+    settings = api_settings()
     container = http_container(settings, ManualClock(datetime(2026, 11, 25, 12, 0, tzinfo=UTC)), FakeSecurity())
-    app = create_app(container, replace(settings.http, rate_limit_per_minute=10_000))
+    app = create_app(container, settings)
     body = {"symbol": "NEWUSDT", "launch_at": "2026-11-26T09:00:00Z", "quote_amount": "20"}
     try:
         async with AsyncTestClient(app=app) as client:
@@ -214,9 +213,9 @@ async def test_an_amount_below_the_pairs_known_minimum_order_value_is_refused() 
     from application.ports import Cache, SymbolRules
     from domain.values import Symbol
 
-    settings = Settings(database_url="memory://")
+    settings = api_settings()
     container = http_container(settings, ManualClock(datetime(2026, 11, 25, 12, 0, tzinfo=UTC)), FakeSecurity())
-    app = create_app(container, replace(settings.http, rate_limit_per_minute=10_000))
+    app = create_app(container, settings)
     body = {"launch_at": "2026-11-26T09:00:00Z", "quote_amount": "2"}
     try:
         async with AsyncTestClient(app=app) as client:

@@ -6,7 +6,6 @@ tests/entrypoints/test_unreachable_mexc.py)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
 import pytest
 from dishka import Scope, provide
@@ -14,18 +13,17 @@ from litestar.testing import AsyncTestClient
 
 from adapters.clock import SystemClock
 from application.credentials import CredentialChecker
-from entrypoints.config import MexcSettings, Settings
 from entrypoints.http import create_app
 from entrypoints.http.providers import http_container
 from entrypoints.keys import credential_checker
 from tests.entrypoints.test_unreachable_mexc import CAUSES, unreachable  # noqa: F401 - the fixture
+from tests.http.conftest import api_settings
 from tests.http.support import ALICE, FakeSecurity, auth
 
 
 @pytest.fixture
 async def client(unreachable: tuple[str, str]) -> AsyncIterator[AsyncTestClient]:  # noqa: F811
-    settings = Settings(database_url="memory://")
-    settings = replace(settings, mexc=MexcSettings(base_url=unreachable[0]))
+    settings = api_settings(MEXC_BASE_URL=unreachable[0])
 
     class RealChecker(FakeSecurity):
         @provide(scope=Scope.APP)
@@ -33,7 +31,7 @@ async def client(unreachable: tuple[str, str]) -> AsyncIterator[AsyncTestClient]
             return credential_checker(settings)
 
     container = http_container(settings, SystemClock(), RealChecker())
-    app = create_app(container, replace(settings.http, rate_limit_per_minute=10_000))
+    app = create_app(container, settings)
     try:
         async with AsyncTestClient(app=app, timeout=120) as test_client:
             yield test_client

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.mexc.fake.http import FakeMexcServer
 from adapters.mexc.rest import MexcRestClient
+from tests.fakes.mexc_http import FakeMexcServer
 from tests.mexc.support import client_for, new_symbol
 
 

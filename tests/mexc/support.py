@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
-from adapters.mexc.fake.http import FakeMexcServer, FakeSymbol
 from adapters.mexc.limits import CircuitBreakers, RateLimiter
 from adapters.mexc.rest import MexcRestClient
 from domain.values import ClientOrderId, Symbol
+from tests.fakes.mexc_http import FakeMexcServer, FakeSymbol
 
 NEW = Symbol("NEW", "USDT")
 KEY, SECRET = "test-key", "test-secret"
@@ -34,3 +38,21 @@ def client_for(server: FakeMexcServer, api_key: str = KEY, api_secret: str = SEC
 
 def coid(n: int = 1) -> ClientOrderId:
     return ClientOrderId(f"test-order-{n}")
+
+
+@contextmanager
+def on_own_loop(fake: FakeMexcServer) -> Iterator[FakeMexcServer]:
+    """The fake started on an event loop of its own, in a thread: for a test whose loop is blocked
+    while the fake must answer (a command's own asyncio.run; litestar.testing's client, which runs
+    the app on another thread)."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(fake.start(), loop).result(timeout=10)
+    try:
+        yield fake
+    finally:
+        asyncio.run_coroutine_threadsafe(fake.stop(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()

@@ -16,7 +16,6 @@ from adapters.clock import SystemClock
 from adapters.eventstore.memory import InMemoryEventStore
 from adapters.memory import InMemoryLockService, InMemoryTraderDirectory
 from adapters.mexc.exchange import MexcExchange
-from adapters.mexc.fake.http import ORDER, FakeMexcServer, FakeSymbol
 from adapters.mexc.rest import MexcRestClient
 from application import repository
 from application.errors import OrderRefused
@@ -27,6 +26,7 @@ from application.use_cases.snipe import ExecuteSnipe, SnipeResult
 from domain.events import Cause, SnipeOrderSubmitted
 from domain.exit_plans import PRESETS
 from domain.target import SnipeTarget, TargetStatus, target_stream
+from tests.fakes.mexc_http import ORDER, FakeMexcServer, FakeSymbol
 from tests.mexc.support import NEW, client_for, coid, new_symbol
 
 TARGET_ID = "t-mexc-capped"

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from adapters.mexc.fake.http import ACCOUNT, ORDER, TIME, FakeMexcServer, Fault, FaultKind
 from adapters.mexc.rest import MexcRestClient
 from application.errors import ClockSkew, ConfigurationError
+from tests.fakes.mexc_http import ACCOUNT, ORDER, TIME, FakeMexcServer, Fault, FaultKind
 from tests.mexc.support import client_for
 
 

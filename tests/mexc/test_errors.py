@@ -11,7 +11,6 @@ import pytest
 
 from adapters.mexc.errors import REFUSED_CODES, NotSent, UnexpectedReply, classify
 from adapters.mexc.exchange import MexcExchange
-from adapters.mexc.fake.http import DEPTH, ORDER, QUERY_ORDER, TICKER_PRICE, FakeMexcServer, Fault, FaultKind
 from adapters.mexc.rest import MexcRestClient
 from application.errors import (
     AmbiguousOutcome,
@@ -24,6 +23,7 @@ from application.errors import (
 )
 from application.ports import OrderStatus
 from domain.values import Symbol
+from tests.fakes.mexc_http import DEPTH, ORDER, QUERY_ORDER, TICKER_PRICE, FakeMexcServer, Fault, FaultKind
 from tests.mexc.support import NEW, client_for, coid, new_symbol
 
 

@@ -8,27 +8,21 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from adapters.clock import SystemClock
 from adapters.eventstore.memory import InMemoryEventStore
-from adapters.memory import InMemoryLockService, InMemoryTraderDirectory
 from adapters.mexc.exchange import MexcExchange
-from adapters.mexc.fake.http import ACCOUNT, EXCHANGE_INFO, MY_TRADES, FakeMexcServer, Fault, FaultKind
 from application import repository
 from application.errors import NotFound
-from application.ports import PriceTick, TraderSettings
-from application.timing import SnipeTiming
+from application.ports import PriceTick
 from application.trade_book import TradeBook
 from application.use_cases.positions import ManagePositions
-from application.use_cases.snipe import ExecuteSnipe, SnipeResult
-from domain.events import Cause, DustWrittenOff, ExitOrderFailed, StopLossHit
-from domain.exit_plans import PRESETS
+from domain.events import DustWrittenOff, ExitOrderFailed, StopLossHit
 from domain.position import Position, PositionStatus, position_id_for, position_stream
-from domain.target import SnipeTarget
 from domain.values import Symbol
+from tests.fakes.mexc_http import ACCOUNT, EXCHANGE_INFO, MY_TRADES, FakeMexcServer, Fault, FaultKind
 from tests.mexc.support import NEW, client_for, coid, new_symbol
 from tests.mexc.test_exit_fees import BOUGHT, FEE, TARGET_ID, Rig
 
@@ -92,17 +86,7 @@ class NotListedYet:
 async def buy_with_a_guessed_step(rig: Rig) -> Position:
     """10 USDT at 5: 2.0000 NEW (step 0.0001), 0.001 NEW of it the fee: 1.999 held. The snipe
     could not read the rules and guessed the step from "2.0000": 0 decimals."""
-    now = rig.clock.now()
-    target = SnipeTarget.create(TARGET_ID, "u1", "c", NEW, now, Decimal("10"), PRESETS["balanced"], Decimal("0.9"),
-                                False, Cause(now, "x"))
-    target.mark_ready("r", Decimal("0.9"), 60, Cause(now, "x"))
-    target.schedule(now, now + timedelta(seconds=5), Cause(now, "x"))
-    await repository.save(rig.store, target)
-    snipe = ExecuteSnipe(rig.store, rig.exchange, NotListedYet(), InMemoryTraderDirectory([TraderSettings("u1")]),
-                         InMemoryLockService(rig.clock), rig.clock, rig.book,
-                         SnipeTiming(retry_interval=timedelta(milliseconds=10)))
-    assert (await snipe(TARGET_ID)).result is SnipeResult.FILLED
-    position = await rig.position()
+    position = await rig.buy(NotListedYet())
     assert (position.quantity_scale, position.remaining) == (0, Decimal("1.999"))
     return position
 

@@ -19,10 +19,9 @@ from adapters.clock import SystemClock
 from adapters.eventstore.memory import InMemoryEventStore
 from adapters.memory import InMemoryLockService, InMemoryTraderDirectory
 from adapters.mexc.exchange import MexcExchange
-from adapters.mexc.fake.http import ACCOUNT, MY_TRADES, ORDER, FakeMexcServer, Fault, FaultKind
 from adapters.telemetry.instrument import InstrumentedExchange
 from application import repository
-from application.ports import OrderSide, OrderStatus, PriceTick, TraderSettings
+from application.ports import MarketData, OrderSide, OrderStatus, PriceTick, TraderSettings
 from application.telemetry import NO_TELEMETRY
 from application.timing import SnipeTiming
 from application.trade_book import TradeBook
@@ -34,6 +33,7 @@ from domain.events import Cause, DustWrittenOff, ExitOrderFailed, StopLossHit
 from domain.exit_plans import PRESETS
 from domain.position import Position, position_id_for, position_stream
 from domain.target import SnipeTarget
+from tests.fakes.mexc_http import ACCOUNT, MY_TRADES, ORDER, FakeMexcServer, Fault, FaultKind
 from tests.mexc.support import NEW, client_for, coid, new_symbol
 
 TARGET_ID = "t-fee"
@@ -95,14 +95,16 @@ class Rig:
     clock: SystemClock
     book: TradeBook
 
-    async def buy(self) -> Position:
+    async def buy(self, market: MarketData | None = None) -> Position:
+        """u1 snipes 10 USDT of NEW, now; the pair's rules from `market` (default: the exchange)."""
         now = self.clock.now()
         target = SnipeTarget.create(TARGET_ID, "u1", "c", NEW, now, Decimal("10"), PRESETS["balanced"], Decimal("0.9"),
                                     False, Cause(now, "x"))
         target.mark_ready("r", Decimal("0.9"), 60, Cause(now, "x"))
         target.schedule(now, now + timedelta(seconds=5), Cause(now, "x"))
         await repository.save(self.store, target)
-        snipe = ExecuteSnipe(self.store, self.exchange, self.exchange, InMemoryTraderDirectory([TraderSettings("u1")]),
+        snipe = ExecuteSnipe(self.store, self.exchange, market or self.exchange,
+                             InMemoryTraderDirectory([TraderSettings("u1")]),
                              InMemoryLockService(self.clock), self.clock, self.book,
                              SnipeTiming(retry_interval=timedelta(milliseconds=10)))
         assert (await snipe(TARGET_ID)).result is SnipeResult.FILLED

@@ -13,8 +13,8 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from adapters.mexc.fake.http import ORDER, TIME, FakeMexcServer
 from adapters.mexc.lane import LaneNoReply, LaneNotSent, OrderLane
+from tests.fakes.mexc_http import ORDER, TIME, FakeMexcServer
 from tests.mexc.support import client_for, new_symbol
 
 Script = Callable[[bytes, int], list[bytes] | None]  # (request head, request number) -> chunks to write; None closes

@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from adapters.mexc.errors import CircuitOpen
-from adapters.mexc.fake.http import DEPTH, PING, TICKER_PRICE, FakeMexcServer, Fault, FaultKind
 from adapters.mexc.limits import (
     BreakerState,
     CircuitBreaker,
@@ -23,6 +22,7 @@ from adapters.mexc.limits import (
     weight_of,
 )
 from application.errors import RateLimited
+from tests.fakes.mexc_http import DEPTH, PING, TICKER_PRICE, FakeMexcServer, Fault, FaultKind
 from tests.mexc.support import client_for, new_symbol
 
 

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 
 from adapters.mexc.errors import UnexpectedReply
-from adapters.mexc.fake.http import FakeMexcServer
 from adapters.mexc.models import (
     parse_balances,
     parse_book_ticker,
@@ -31,6 +30,7 @@ from adapters.mexc.models import (
 )
 from adapters.mexc.protobuf import ProtobufDecodeError, read_decimal
 from adapters.mexc.rest import MexcRestClient
+from tests.fakes.mexc_http import FakeMexcServer
 from tests.mexc.support import new_symbol
 
 GENEROUS = 30.0  # seconds; a bounded parse takes microseconds

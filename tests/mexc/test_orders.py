@@ -8,11 +8,11 @@ from decimal import Decimal
 import pytest
 
 from adapters.mexc.exchange import MexcExchange
-from adapters.mexc.fake.http import ORDER, ORDER_TEST, FakeMexcServer
 from adapters.mexc.rest import MexcRestClient
 from application.errors import OrderRefused
 from application.ports import OrderSide, OrderStatus
 from domain.values import ClientOrderId, Symbol
+from tests.fakes.mexc_http import ORDER, ORDER_TEST, FakeMexcServer
 from tests.mexc.support import NEW, client_for, coid, new_symbol
 
 

@@ -11,10 +11,10 @@ from decimal import Decimal
 import pytest
 
 from adapters.mexc.exchange import MexcExchange
-from adapters.mexc.fake.http import FakeMexcServer
 from adapters.mexc.rest import MexcRestClient
 from application.errors import NotYetOpen
 from application.ports import PresignedSends
+from tests.fakes.mexc_http import FakeMexcServer
 from tests.mexc.support import NEW, coid
 
 

@@ -9,7 +9,7 @@ import contextlib
 from decimal import Decimal
 
 from adapters.mexc.exchange import MexcExchange, MexcShare
-from adapters.mexc.fake.http import EXCHANGE_INFO, TIME, FakeMexcServer, FakeSymbol
+from tests.fakes.mexc_http import EXCHANGE_INFO, TIME, FakeMexcServer, FakeSymbol
 from tests.mexc.support import NEW, client_for, coid, new_symbol
 
 TRADERS = 8

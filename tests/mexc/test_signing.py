@@ -9,9 +9,9 @@ import pickle
 
 import pytest
 
-from adapters.mexc.fake.http import ACCOUNT, FakeMexcServer
-from adapters.mexc.signing import Signer, payload_without_signature, sign
+from adapters.mexc.signing import Signer, sign
 from application.errors import OrderRefused
+from tests.fakes.mexc_http import ACCOUNT, FakeMexcServer, payload_without_signature
 from tests.mexc.support import SECRET, client_for
 
 DOC_SECRET = "45d0b3c26f2644f19bfb98b07741b2f5"

@@ -16,7 +16,6 @@ from adapters.clock import SystemClock
 from adapters.eventstore.memory import InMemoryEventStore
 from adapters.memory import InMemoryLockService, InMemoryTraderDirectory
 from adapters.mexc.exchange import MexcExchange
-from adapters.mexc.fake.http import ORDER, QUERY_ORDER, FakeMexcServer, Fault, FaultKind
 from adapters.mexc.rest import MexcRestClient
 from application import repository
 from application.ports import OrderStatus, TraderSettings
@@ -26,6 +25,7 @@ from application.use_cases.snipe import ExecuteSnipe, SnipeOutcome, SnipeResult
 from domain.events import Cause
 from domain.exit_plans import PRESETS
 from domain.target import SnipeTarget, TargetStatus, target_stream
+from tests.fakes.mexc_http import ORDER, QUERY_ORDER, FakeMexcServer, Fault, FaultKind
 from tests.mexc.support import NEW, client_for, new_symbol
 
 TARGET_ID = "t-mexc-e2e"
@@ -212,7 +212,7 @@ async def test_an_order_briefly_invisible_after_a_timeout_is_resolved_as_the_one
 async def test_a_malformed_exchange_info_places_no_order_and_says_why(rig: Rig, kind: FaultKind) -> None:
     """Rules read from a garbled symbol list would be guesses: the target fails with the
     reason, nothing is sent, nothing is raised."""
-    from adapters.mexc.fake.http import EXCHANGE_INFO
+    from tests.fakes.mexc_http import EXCHANGE_INFO
 
     rig.server.inject(Fault(kind, EXCHANGE_INFO, times=20))
     await rig.schedule()
@@ -226,7 +226,7 @@ async def test_a_malformed_exchange_info_places_no_order_and_says_why(rig: Rig, 
 async def test_an_exchange_info_outage_does_not_cost_the_snipe(rig: Rig, kind: FaultKind) -> None:
     """A 5xx or a transfer garbled on the wire is passing trouble, not data we misread: the
     order goes out as asked, once, and the exchange judges it."""
-    from adapters.mexc.fake.http import EXCHANGE_INFO
+    from tests.fakes.mexc_http import EXCHANGE_INFO
 
     rig.server.inject(Fault(kind, EXCHANGE_INFO, times=20, status=503))
     await rig.schedule()

@@ -9,11 +9,11 @@ import pytest
 
 from adapters.mexc.errors import UnexpectedReply
 from adapters.mexc.exchange import MexcExchange
-from adapters.mexc.fake.http import FakeMexcServer
 from adapters.mexc.models import parse_symbol_info, scale_of
 from adapters.mexc.rest import MexcRestClient
 from application.errors import NotFound
 from domain.values import Symbol
+from tests.fakes.mexc_http import FakeMexcServer
 from tests.mexc.support import NEW, client_for, new_symbol
 
 

@@ -9,10 +9,10 @@ import pytest
 
 from adapters.credentials.memory import MemoryCredentialVault
 from adapters.mexc.accounts import UserMexcAccounts
-from adapters.mexc.fake.http import FakeMexcServer
 from adapters.security.sealing import KeyRing
 from application.credentials import ApiCredentials
 from application.errors import AccountUnavailable, OrderRefused
+from tests.fakes.mexc_http import FakeMexcServer
 from tests.mexc.support import KEY, NEW, SECRET, client_for, coid, new_symbol
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)

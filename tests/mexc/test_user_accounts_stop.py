@@ -11,7 +11,6 @@ from adapters.clock import ManualClock
 from adapters.credentials.memory import MemoryCredentialVault
 from adapters.eventstore.memory import InMemoryEventStore
 from adapters.mexc.accounts import UserMexcAccounts
-from adapters.mexc.fake.http import FakeMexcServer
 from adapters.paper.scenario import load_scenario
 from adapters.security.sealing import KeyRing
 from application import repository
@@ -24,6 +23,7 @@ from domain.exit_plans import PRESETS
 from domain.target import SnipeTarget
 from entrypoints.config import BUNDLED_SCENARIO, load_settings
 from entrypoints.container import paper_trading_container
+from tests.fakes.mexc_http import FakeMexcServer
 from tests.mexc.support import KEY, NEW, SECRET, client_for, new_symbol
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)

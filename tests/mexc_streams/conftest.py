@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.mexc.fake.ws import FakeMexcWebSocketServer
+from tests.fakes.mexc_ws import FakeMexcWebSocketServer
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from decimal import Decimal
 
 import pytest
 
-from adapters.mexc.fake.ws import FakeMexcWebSocketServer
 from adapters.mexc.protobuf import PublicAggreDealsV3Api, PublicAggreDealsV3ApiItem, encode_push
 from adapters.mexc.streams import (
     BookPrice,
@@ -24,6 +23,7 @@ from adapters.mexc.streams import (
 from application.errors import ConfigurationError
 from application.ports import PriceTick
 from domain.values import Symbol
+from tests.fakes.mexc_ws import FakeMexcWebSocketServer
 from tests.mexc_streams.support import eventually, fast_settings, next_item
 
 NEW = Symbol("NEW", "USDT")

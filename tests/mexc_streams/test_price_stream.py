@@ -6,10 +6,10 @@ import random
 from datetime import timedelta
 from decimal import Decimal
 
-from adapters.mexc.fake.ws import FakeMexcWebSocketServer
 from adapters.mexc.price_stream import MexcPriceStream
 from adapters.mexc.streams import MarketChannel, MexcMarketStream, deals_channel
 from domain.values import Symbol
+from tests.fakes.mexc_ws import FakeMexcWebSocketServer
 from tests.mexc_streams.support import fast_settings
 
 NEW, OLD = Symbol("NEW", "USDT"), Symbol("OLD", "USDT")

@@ -12,10 +12,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from adapters.mexc.fake.ws import FakeMexcWebSocketServer
 from adapters.mexc.protobuf import PrivateAccountV3Api, PrivateDealsV3Api, PrivateOrdersV3Api, read_decimal
 from adapters.mexc.streams import PRIVATE_CHANNELS, MexcUserDataStream, UserDataUpdate
 from application.errors import ConfigurationError
+from tests.fakes.mexc_ws import FakeMexcWebSocketServer
 from tests.mexc_streams.support import eventually, fast_settings, next_item
 
 T0 = 1_748_779_200_000

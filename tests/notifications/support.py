@@ -20,7 +20,7 @@ from adapters.paper.scenario import load_scenario
 from application.notifications import ChangeNotificationSettings, ChannelChange, SecretSealer
 from application.ports import EventStore
 from domain.events import ExitFilled, Recorded
-from entrypoints.config import Settings
+from entrypoints.config import BUNDLED_SCENARIO, load_settings
 
 WEBHOOK_SECRET = "whsec-test-0123456789"
 ALICE_CHAT, BOB_CHAT = "1001", "-1002"
@@ -72,7 +72,7 @@ async def demo_history(monkeypatch, run_id: str) -> list[Recorded]:  # noqa: ANN
         return await follow(book, store, scenario, run, out)
 
     monkeypatch.setattr(demo, "follow_run", following)
-    await demo.run_demo(Settings(database_url="memory://"), load_scenario(Settings().scenario_path), run_id,
+    await demo.run_demo(load_settings({"DATABASE_URL": "memory://"}), load_scenario(BUNDLED_SCENARIO), run_id,
                         io.StringIO())
     return [replace(rec, position=None) for rec in await stores[0].read_all()]
 

@@ -175,8 +175,8 @@ async def test_a_users_own_smtp_server_on_a_private_address_is_refused_unsent() 
 def test_private_addresses_are_allowed_only_by_the_operator() -> None:
     from entrypoints.config import load_settings
 
-    assert load_settings({}).notify.allow_private is False
-    assert load_settings({"SNIPER_NOTIFY_ALLOW_PRIVATE": "1"}).notify.allow_private is True
+    assert load_settings({}).sniper_notify_allow_private is False
+    assert load_settings({"SNIPER_NOTIFY_ALLOW_PRIVATE": "1"}).sniper_notify_allow_private is True
 
 
 def test_a_debug_log_never_carries_a_discord_webhook_token() -> None:
@@ -191,7 +191,7 @@ def test_a_debug_log_never_carries_a_discord_webhook_token() -> None:
         import asyncio
         from adapters.notifications import AppriseSender
         from application.notifications import Destination
-        from entrypoints.config import LogSettings
+        from entrypoints.config import log_settings
         from entrypoints.logs import configure_logging
         from tests.fakes.webhook import WebhookReceiver
         from tests.notifications.test_channels import entry
@@ -203,7 +203,7 @@ def test_a_debug_log_never_carries_a_discord_webhook_token() -> None:
                 await sender.send(Destination("discord", "", url), entry())
                 assert len(fake.requests) == 1
 
-        configure_logging(LogSettings(level="DEBUG"), long_running=True)
+        configure_logging(log_settings({{"SNIPER_LOG_LEVEL": "DEBUG"}}), long_running=True)
         asyncio.run(main())
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)

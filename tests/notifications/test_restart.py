@@ -58,7 +58,7 @@ def settings_for(tmp_path, tg: FakeTelegram, smtp: FakeSmtp) -> Settings:  # noq
 
 
 async def open_store(settings: Settings) -> SqlEventStore:
-    engine = await open_engine(settings.database_url)
+    engine = await open_engine(settings.store_url)
     await ensure_schema(engine, initialise_empty=True)
     return SqlEventStore(engine)
 

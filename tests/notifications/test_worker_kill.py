@@ -27,16 +27,15 @@ from litestar.testing import AsyncTestClient
 
 from adapters.eventstore.migrate import upgrade
 from adapters.eventstore.sqlalchemy_store import SqlEventStore, make_engine
-from adapters.fake_http import HttpRequest
 from application.notifications import PENDING
 from domain.events import ExitFilled, PositionClosed, SnipeOrderFilled
-from entrypoints.config import Settings
 from entrypoints.notifications import notification_sealer
 from tests.crash.support import SYMBOL, Child, Children, child_env, eventually, fake_exchange
+from tests.fakes.http_server import HttpRequest
 from tests.fakes.smtp import FakeSmtp
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.webhook import WebhookReceiver
-from tests.http.conftest import make_app
+from tests.http.conftest import api_settings, make_app
 from tests.http.support import auth
 from tests.notifications.support import (
     ALICE_CHAT,
@@ -77,7 +76,7 @@ async def test_a_worker_killed_mid_delivery_and_restarted_sends_each_message_onc
     children = Children()
     with FakeSmtp() as smtp:
         async with fake_exchange() as mexc, FakeTelegram() as tg, KillingReceiver() as hook:
-            settings = Settings(database_url=url)
+            settings = api_settings(DATABASE_URL=url)
             alice = Subscription(USER, {"telegram": ALICE_CHAT, "email": "alice@example.com",
                                         "webhook": f"{hook.url}/alice"})
             after = await subscribe(store, notification_sealer(settings), alice, {"webhook": WEBHOOK_SECRET})

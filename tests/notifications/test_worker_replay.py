@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 from adapters.eventstore.migrate import ensure_schema
 from adapters.eventstore.sqlalchemy_store import SqlEventStore, open_engine
-from adapters.fake_http import HttpRequest
 from adapters.notifications import SqlNotificationOutbox
 from application.notifications import ListUndeliveredNotifications
 from domain.events import SnipeOrderFilled
@@ -26,6 +25,7 @@ from entrypoints.config import BUNDLED_SCENARIO, load_settings
 from entrypoints.notifications import notification_sealer
 from entrypoints.worker import run_worker
 from tests.alerts.fake_http import FakeHttpServer
+from tests.fakes.http_server import HttpRequest
 from tests.fakes.telegram import FakeTelegram
 from tests.notifications.support import ALICE_CHAT, BOB_CHAT, Subscription, expected_sources, outbox_rows, subscribe
 
@@ -67,7 +67,7 @@ async def test_the_worker_notifies_once_and_a_hanging_channel_holds_up_no_snipe(
             "SNIPER_NOTIFY_TIMEOUT_SECONDS": str(HANG_TIMEOUT), "SNIPER_NOTIFY_ATTEMPTS": "1",
             "SNIPER_NOTIFY_PER_SECOND": "200", "SNIPER_NOTIFY_ALLOW_PRIVATE": "1",  # receivers on 127.0.0.1
         })
-        engine = await open_engine(settings.database_url)
+        engine = await open_engine(settings.store_url)
         await ensure_schema(engine, initialise_empty=True)
         store = SqlEventStore(engine)
         sealer = notification_sealer(settings)

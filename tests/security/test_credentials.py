@@ -15,7 +15,6 @@ from adapters.credentials.memory import MemoryCredentialVault
 from adapters.eventstore.codec import encode_event
 from adapters.eventstore.memory import InMemoryEventStore
 from adapters.mexc.credential_check import MexcCredentialChecker
-from adapters.mexc.fake.http import ACCOUNT, ORDER, ORDER_TEST, FakeMexcServer
 from adapters.mexc.limits import CircuitBreakers, RateLimiter
 from adapters.security.sealing import KeyRing
 from application.credentials import (
@@ -29,6 +28,7 @@ from application.credentials import (
 )
 from application.errors import ConcurrencyConflict, InvalidInput, NotFound
 from domain.events import CredentialsDeleted, CredentialsRotated, CredentialsStored, Recorded
+from tests.fakes.mexc_http import ACCOUNT, ORDER, ORDER_TEST, FakeMexcServer
 from tests.security.support import API_KEY, CREDENTIALS, SECRET_KEY, T0, find_leaks
 
 

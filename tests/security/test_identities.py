@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from dishka import Scope, provide
 from litestar.testing import AsyncTestClient
@@ -60,7 +60,7 @@ class VerifierOnKinde(FakeSecurity):
 
 async def _client_on(settings: Settings, security: Any = None) -> AsyncIterator[tuple[AsyncTestClient, Any]]:
     container = http_container(settings, SystemClock(), security)
-    app = create_app(container, replace(settings.http, rate_limit_per_minute=10_000))
+    app = create_app(container, msgspec.structs.replace(settings, sniper_rate_limit_per_minute=10_000))
     try:
         async with AsyncTestClient(app=app) as client:
             yield client, container
@@ -122,15 +122,15 @@ async def test_a_subject_named_global_halts_only_itself(api, kinde: FakeKinde) -
 async def test_a_subject_equal_to_sniper_user_never_trades_with_the_operators_keys(api, kinde: FakeKinde) -> None:  # noqa: ANN001
     client, container = api
     settings = await container.get(Settings)
-    me = await client.get("/api/v1/me", headers=bearer(token(kinde, settings.user_id)))
+    me = await client.get("/api/v1/me", headers=bearer(token(kinde, settings.sniper_user)))
     assert me.status_code == 200
     issued = me.json()["user_id"]
-    assert issued != settings.user_id
+    assert issued != settings.sniper_user
 
     operator = object()
     accounts = UserMexcAccounts(await _vault(container), paper=object(), make_client=_no_client,  # type: ignore[arg-type]
-                                operator=operator, operator_user=settings.user_id)  # type: ignore[arg-type]
-    assert await accounts.trading_for(settings.user_id, live=True) is operator  # the command line's user
+                                operator=operator, operator_user=settings.sniper_user)  # type: ignore[arg-type]
+    assert await accounts.trading_for(settings.sniper_user, live=True) is operator  # the command line's user
     with pytest.raises(AccountUnavailable):
         await accounts.trading_for(issued, live=True)
 
@@ -154,7 +154,7 @@ async def rotating(kinde: FakeKinde) -> AsyncIterator[tuple[AsyncTestClient, Man
     async with httpx.AsyncClient() as http:
         verifier = KindeTokenVerifier(kinde.issuer, AUDIENCE, clock, http, refetch_interval=timedelta(seconds=60),
                                       jwks_max_age=timedelta(seconds=300))
-        async for client, _ in _client_on(Settings(database_url="memory://"), VerifierOnKinde(verifier)):
+        async for client, _ in _client_on(load_settings({"DATABASE_URL": "memory://"}), VerifierOnKinde(verifier)):
             yield client, clock, verifier
 
 
@@ -283,7 +283,7 @@ def test_an_issued_identity_is_never_a_reserved_id_nor_one_the_operator_can_name
     user_id = issued_user_id(subject)
     assert user_id not in RESERVED_USER_IDS
     assert operator_user_id_problem(user_id) is not None  # no SNIPER_USER (or legacy subject) can equal it
-    assert user_id != load_settings({}).user_id
+    assert user_id != load_settings({}).sniper_user
 
 
 @pytest.mark.parametrize(("name", "value"), [

@@ -30,10 +30,10 @@ PRODUCTION = {"SNIPER_ENV": "production", "ENCRYPTION_KEY": encode_key(KEY_1, 1)
 
 
 def test_a_complete_production_setting_loads() -> None:
-    security = load_settings(PRODUCTION).security
-    assert security.production and security.kinde_issuer == "https://sniper.kinde.com"
-    assert encode_key(KEY_1, 1) not in repr(security)
-    assert not security.sign_in_configured
+    settings = load_settings(PRODUCTION)
+    assert settings.sniper_env == "production" and settings.kinde_issuer == "https://sniper.kinde.com"
+    assert encode_key(KEY_1, 1) not in repr(settings)
+    assert not (settings.kinde_client_id or settings.kinde_client_secret or settings.kinde_redirect_url)
 
 
 @pytest.mark.parametrize(("drop_or_change", "message"), [

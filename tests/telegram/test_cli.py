@@ -12,7 +12,7 @@ import pytest
 
 from application.telegram import NOT_LINKED
 from entrypoints.cli import main
-from entrypoints.config import MexcSettings, ObservabilitySettings, Settings
+from entrypoints.config import load_settings
 from entrypoints.telegram import run_telegram
 from tests.fakes.telegram import FakeTelegram
 
@@ -46,11 +46,9 @@ def test_refused_in_one_line(
 
 async def test_the_bot_alone_answers_until_stopped(tmp_path: Path) -> None:
     async with FakeTelegram() as tg:
-        settings = Settings(
-            database_url=f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", mexc=MexcSettings(
-                base_url=NOWHERE, web_url=NOWHERE
-            ),
-            observability=ObservabilitySettings(telegram_bot_token=tg.token, telegram_api_url=tg.api_url))
+        settings = load_settings({
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", "MEXC_BASE_URL": NOWHERE,
+            "MEXC_WEB_URL": NOWHERE, "TELEGRAM_BOT_TOKEN": tg.token, "TELEGRAM_API_URL": tg.api_url})
         out, stop = io.StringIO(), asyncio.Event()
         task = asyncio.create_task(run_telegram(settings, out, stop=stop, poll_timeout=timedelta(seconds=1)))
         await tg.push_update(5, "/status")

@@ -16,11 +16,10 @@ from adapters.eventstore.sqlalchemy_store import make_engine
 from application.telegram import HELP, NOT_LINKED
 from domain.events import EmergencyStopActivated, ExitFilled, PositionClosed, PositionOpened, SnipeFailed
 from domain.position import position_id_for
-from entrypoints.config import ObservabilitySettings, Settings
 from entrypoints.telegram import TelegramBotProfile
 from tests.crash.support import Children, all_events, child_env, eventually, fake_exchange
 from tests.fakes.telegram import FakeTelegram
-from tests.http.conftest import make_app
+from tests.http.conftest import api_settings, make_app
 from tests.http.support import auth
 from tests.telegram.support import ask as ask_bot
 
@@ -34,8 +33,7 @@ async def test_every_command_through_telegram_against_a_running_worker_and_the_a
     await engine.dispose()
     children = Children()
     async with fake_exchange() as mexc, FakeTelegram() as tg:
-        settings = Settings(database_url=url, observability=ObservabilitySettings(
-            telegram_bot_token=tg.token, telegram_api_url=tg.api_url))
+        settings = api_settings(DATABASE_URL=url, TELEGRAM_BOT_TOKEN=tg.token, TELEGRAM_API_URL=tg.api_url)
         app, container = make_app(settings)
         env = child_env(url, mexc, live=False, SNIPER_MARKET="mexc", SNIPER_USER="alice",
                         SNIPER_CALENDAR_POLL_SECONDS="1", SNIPER_STATE_POLL_SECONDS="1",

@@ -11,8 +11,8 @@ from litestar.testing import AsyncTestClient
 
 from application.errors import ConfigurationError
 from application.telegram import NOT_LINKED
-from entrypoints.config import ObservabilitySettings, Settings, load_settings
-from tests.http.conftest import make_app
+from entrypoints.config import load_settings, revealed
+from tests.http.conftest import api_settings, make_app
 from tests.http.support import auth
 
 SECRET = "s3cret_-token-0123456789"
@@ -31,8 +31,8 @@ def from_telegram(secret: str = SECRET) -> dict[str, str]:
 
 
 async def client_with(secret: str | None) -> AsyncIterator[AsyncTestClient]:
-    settings = Settings(database_url="memory://", observability=ObservabilitySettings(
-        telegram_bot_token="123:ABC", telegram_api_url=NOWHERE, telegram_webhook_secret=secret))
+    secret_env = {} if secret is None else {"TELEGRAM_WEBHOOK_SECRET": secret}
+    settings = api_settings(TELEGRAM_BOT_TOKEN="123:ABC", TELEGRAM_API_URL=NOWHERE, **secret_env)
     app, container = make_app(settings)
     try:
         async with AsyncTestClient(app=app) as client:
@@ -100,4 +100,4 @@ def test_a_short_or_malformed_secret_is_refused_in_one_line_naming_it(secret: st
 
 def test_a_secret_of_16_characters_is_taken() -> None:
     settings = load_settings({"TELEGRAM_BOT_TOKEN": "123:ABC", "TELEGRAM_WEBHOOK_SECRET": "0123456789abcDE_"})
-    assert settings.observability.telegram_webhook_secret == "0123456789abcDE_"
+    assert revealed(settings.telegram_webhook_secret) == "0123456789abcDE_"

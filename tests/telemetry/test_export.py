@@ -21,7 +21,7 @@ from application.errors import ConfigurationError
 from application.ports import ExchangeTrading
 from application.telemetry import NO_TELEMETRY, Telemetry
 from application.use_cases.snipe import ExecuteSnipe
-from entrypoints.config import BUNDLED_SCENARIO, ENV_VARS, SECRET_VARS, load_settings
+from entrypoints.config import BUNDLED_SCENARIO, ENV_VARS, SECRET_VARS, load_settings, revealed
 from entrypoints.container import paper_trading_container
 from entrypoints.observability import build_notifier, build_telemetry, start_metrics_server
 from tests.alerts.fake_http import FakeHttpServer
@@ -60,7 +60,7 @@ async def test_spans_and_metrics_reach_a_local_otlp_endpoint_as_protobuf() -> No
 
 async def test_without_an_endpoint_nothing_is_exported_and_prometheus_still_renders() -> None:
     settings = load_settings({})
-    assert settings.observability.otlp_endpoint is None
+    assert settings.otel_exporter_otlp_endpoint is None
     telemetry = build_telemetry(settings)
     try:
         assert telemetry.tracer_provider._active_span_processor._span_processors == ()  # no exporter at all
@@ -99,18 +99,19 @@ class TestSettings:
                 "TELEGRAM_BOT_TOKEN"} <= SECRET_VARS
 
     def test_defaults_switch_everything_off(self) -> None:
-        o = load_settings({}).observability
-        assert (o.otlp_endpoint, o.metrics_port, o.alert_webhook_url, o.slack_webhook_url, o.telegram_bot_token) == (
-            None, 0, None, None, None)
-        assert (o.service_name, o.telegram_api_url) == ("mexc-sniper", "https://api.telegram.org")
+        o = load_settings({})
+        assert (o.otel_exporter_otlp_endpoint, o.sniper_metrics_port, o.sniper_alert_webhook_url, o.slack_webhook_url,
+                o.telegram_bot_token) == (None, 0, None, None, None)
+        assert (o.otel_service_name, o.telegram_api_url) == ("mexc-sniper", "https://api.telegram.org")
 
     def test_values_are_read(self) -> None:
         o = load_settings({
             "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318/", "OTEL_SERVICE_NAME": "sniper-eu",
             "SNIPER_METRICS_PORT": "9464", "TELEGRAM_BOT_TOKEN": "1:A", "TELEGRAM_CHAT_ID": "-42",
-        }).observability
-        assert (o.otlp_endpoint, o.service_name, o.metrics_port) == ("http://127.0.0.1:4318", "sniper-eu", 9464)
-        assert (o.telegram_bot_token, o.telegram_chat_id) == ("1:A", "-42")
+        })
+        assert (o.otel_exporter_otlp_endpoint, o.otel_service_name, o.sniper_metrics_port) == (
+            "http://127.0.0.1:4318", "sniper-eu", 9464)
+        assert (revealed(o.telegram_bot_token), o.telegram_chat_id) == ("1:A", "-42")
 
     @pytest.mark.parametrize("env, message", [
         ({"SNIPER_METRICS_PORT": "70000"}, "SNIPER_METRICS_PORT must be between 0 and 65535"),

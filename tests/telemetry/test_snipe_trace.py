@@ -20,21 +20,23 @@ from adapters.clock import SystemClock
 from adapters.eventstore.memory import InMemoryEventStore
 from adapters.memory import InMemoryLockService, InMemoryTraderDirectory
 from adapters.mexc.exchange import MexcExchange
-from adapters.mexc.fake.http import FakeMexcServer
 from adapters.mexc.limits import RateLimiter
 from adapters.paper.exchange import Fault
 from adapters.telemetry import OtelTelemetry, configure_telemetry
 from adapters.telemetry.instrument import InstrumentedExchange, InstrumentedListingFeed
 from application import repository
-from application.ports import TraderSettings
+from application.errors import NotYetOpen
+from application.ports import ClockOffset, OrderReport, TraderSettings
 from application.timing import SnipeTiming
 from application.trade_book import TradeBook
 from application.use_cases.snipe import ExecuteSnipe, SnipeResult
 from domain.events import Cause
 from domain.exit_plans import PRESETS
 from domain.target import SnipeTarget
+from domain.values import ClientOrderId, Symbol
 from tests.adapters.paper_support import LAUNCH
-from tests.application.support import before_launch, coid_of, world_at
+from tests.application.support import World, before_launch, coid_of, world_at
+from tests.fakes.mexc_http import FakeMexcServer
 from tests.mexc.support import NEW, client_for, new_symbol
 
 
@@ -71,6 +73,38 @@ def assert_snipe_tree(spans: tuple[ReadableSpan, ...], leaf: str) -> tuple[Reada
     assert all(b.parent is not None and b.parent.span_id == use_case.context.span_id for b in buys)
     assert {s.context.trace_id for s in spans} == {tick.context.trace_id}
     return tick, use_case, buy
+
+
+class _NotOpenTwice:
+    """The paper exchange behind a clock measured to 300 µs (so the snipe plans a bracket of sends
+    around the open), refusing the first two sends as not open (10007); it opens for the third
+    (the virtual clock moves to the launch). Each send notes the order spans and not-open counts
+    the telemetry holds as it leaves."""
+
+    def __init__(self, world: World, exporter: InMemorySpanExporter, telemetry: OtelTelemetry) -> None:
+        self.inner, self.clock, self.exporter, self.telemetry = world.paper, world.clock, exporter, telemetry
+        self.seen_at_send: list[tuple[int, float]] = []
+
+    def __getattr__(self, name: str):  # noqa: ANN204 - everything else as the paper exchange
+        return getattr(self.inner, name)
+
+    async def prepare(self, symbol: Symbol) -> timedelta | None:
+        await self.inner.prepare(symbol)
+        return ClockOffset(timedelta(0), timedelta(microseconds=300), timedelta(microseconds=60))
+
+    def seen_errors(self) -> float:
+        return samples(self.telemetry).get(("sniper_exchange_errors_total", frozenset({("kind", "NotYetOpen")})), 0.0)
+
+    async def place_market_buy(
+        self, symbol: Symbol, quote_amount: Decimal, client_order_id: ClientOrderId
+    ) -> OrderReport:
+        self.seen_at_send.append(
+            (len(by_name(self.exporter.get_finished_spans(), "mexc.place_market_buy")), self.seen_errors())
+        )
+        if len(self.seen_at_send) <= 2:
+            raise NotYetOpen("MEXC 10007: symbol not support api", "10007")
+        self.clock.set(max(self.clock.now(), LAUNCH))
+        return await self.inner.place_market_buy(symbol, quote_amount, client_order_id)
 
 
 class TestPaperSnipe:
@@ -118,6 +152,7 @@ class TestPaperSnipe:
 
         with telemetry.span("agent.tick", agent="strategy"):
             outcome = await execute(tid)
+        await asyncio.sleep(0)  # a failed order's span and count are made at the loop's next turn
 
         assert outcome.result is SnipeResult.FAILED
         _, use_case, buy = assert_snipe_tree(exporter.get_finished_spans(), "mexc.place_market_buy")
@@ -131,6 +166,34 @@ class TestPaperSnipe:
         assert metrics[("sniper_exchange_errors_total", frozenset({("kind", "OrderRefused")}))] == 1
         assert ("sniper_orders_total", frozenset({("side", "buy"), ("mode", "paper")})) not in metrics
         assert not any(name.startswith("sniper_snipe_latency_ms") for name, _ in metrics)
+
+    async def test_after_a_not_open_refusal_the_next_send_leaves_before_the_refusals_telemetry_is_made(
+        self, traced
+    ) -> None:
+        """In the bracket around the open the send after a 10007 leaves at once: the refused send's
+        span and error count (a failed span made first held that send back 1.4 ms) come after it."""
+        telemetry, exporter = traced
+        world = world_at(before_launch())
+        tid = await world.scheduled_target()
+        refusing = _NotOpenTwice(world, exporter, telemetry)
+        execute = ExecuteSnipe(world.store, InstrumentedExchange(refusing, telemetry, mode="paper"), world.paper,
+                               world.traders, world.locks, world.clock, world.book, world.timing, telemetry)
+
+        outcome = await execute(tid)
+        await asyncio.sleep(0)
+
+        assert outcome.result is SnipeResult.FILLED and outcome.not_open == 2 and outcome.attempts == 3
+        # What each send found made of the sends before it: nothing, each time.
+        assert refusing.seen_at_send == [(0, 0.0)] * 3
+        buys = by_name(exporter.get_finished_spans(), "mexc.place_market_buy")
+        refused = [b for b in buys if b.status.status_code is StatusCode.ERROR]
+        assert len(buys) == 3 and len(refused) == 2
+        for span in refused:
+            [event] = span.events
+            assert event.name == "exception" and event.attributes["exception.type"] == "NotYetOpen"
+            assert "exception.stacktrace" not in event.attributes
+            assert span.start_time <= event.timestamp == span.end_time
+        assert refusing.seen_errors() == 2
 
     async def test_the_listing_feed_is_traced_and_the_adapter_extras_stay_reachable(self, traced) -> None:
         telemetry, exporter = traced

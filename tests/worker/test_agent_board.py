@@ -17,9 +17,10 @@ from adapters.clock import ManualClock
 from adapters.memory import InMemoryAgentStatusBoard
 from adapters.redis import RedisAgentStatusBoard, redis_client
 from application.ports import AgentStatus, AgentStatusBoard
-from entrypoints.config import Settings
+from entrypoints.config import load_settings
 from entrypoints.http import create_app
 from entrypoints.http.providers import http_container
+from tests.adapters.redis_support import delete_matching
 from tests.http.support import ALICE, FakeSecurity, auth
 from tests.worker.test_worker_process import ROOT, start_worker
 
@@ -65,10 +66,10 @@ async def test_redis_board(redis_url: str) -> None:
 async def test_the_api_judges_heartbeats_on_the_wall_clock_not_the_markets() -> None:
     """The API's clock may be any market's (here years away from today); a heartbeat stamped
     a moment ago on the wall clock is current, one past its wall-time deadline is not."""
-    settings = Settings(database_url="memory://")
+    settings = load_settings({"DATABASE_URL": "memory://"})
     container = http_container(settings, ManualClock(datetime(2001, 1, 1, tzinfo=UTC)), FakeSecurity())
     try:
-        async with AsyncTestClient(app=create_app(container, settings.http)) as client:
+        async with AsyncTestClient(app=create_app(container, settings)) as client:
             board = await container.get(AgentStatusBoard)
             now = datetime.now(UTC)
             await board.beat(status("calendar", at=now))
@@ -112,17 +113,7 @@ def test_sniper_agents_reads_a_running_workers_heartbeats(tmp_path: Path, redis_
     finally:
         if proc.poll() is None:
             proc.kill()
-        asyncio.run(_delete_prefix(redis_url, prefix))
-
-
-async def _delete_prefix(url: str, prefix: str) -> None:
-    client = redis_client(url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+        asyncio.run(delete_matching(redis_url, f"{prefix}:*"))
 
 
 def test_sniper_agents_without_redis_says_what_to_set() -> None:

@@ -11,8 +11,6 @@ from pathlib import Path
 from adapters.clock import SystemClock
 from adapters.eventstore.migrate import upgrade
 from adapters.eventstore.sqlalchemy_store import SqlEventStore, make_engine
-from adapters.mexc.fake.http import FakeListing
-from adapters.mexc.fake.ws import FakeMexcWebSocketServer
 from adapters.mexc.streams import deals_channel
 from application.use_cases.settings import ChangeTraderSettings
 from domain.listing import target_id_for
@@ -21,6 +19,8 @@ from domain.target import snipe_client_order_id
 from domain.trader import TradingPreferences
 from domain.values import Symbol
 from tests.crash.support import SYMBOL, USER, Children, all_events, child_env, eventually, fake_exchange, names
+from tests.fakes.mexc_http import FakeListing
+from tests.fakes.mexc_ws import FakeMexcWebSocketServer
 
 COIN = "new-77"
 # From the announcement to the launch: a calendar slot and a state slot (1 s each) must see the
@@ -97,11 +97,11 @@ async def test_two_durable_workers_run_the_snipe_job_once(fresh_postgres_databas
     import secrets
     import time
 
-    from adapters.mexc.fake.http import CALENDAR, SYMBOLS_V2
     from adapters.redis import RedisAgentStatusBoard, redis_client
     from adapters.scheduling import SaqScheduler, job_queue
     from application.supervisor import SHARED_WORKER
     from application.use_cases.listings import EXECUTE_SNIPE
+    from tests.fakes.mexc_http import CALENDAR, SYMBOLS_V2
 
     url = fresh_postgres_database
     prefix = f"sniper-test-{secrets.token_hex(6)}"

@@ -52,7 +52,7 @@ from urllib.parse import parse_qsl
 import msgspec
 
 from adapters.mexc.limits import weight_of
-from adapters.mexc.signing import Signer, payload_without_signature
+from adapters.mexc.signing import Signer
 
 API = "/api/v3"
 ORDER = f"POST {API}/order"
@@ -821,6 +821,27 @@ def _param_of(req: _Request, name: str) -> str | None:
             if piece.startswith(prefix):
                 return piece[len(prefix):]
     return None
+
+
+def payload_without_signature(query: str, body: str = "") -> tuple[str, str | None]:
+    """What was signed, and the signature sent: `signature=` removed from query or body.
+
+    What the fake checks a signature against, as MEXC does.
+    """
+    signature = None
+    parts = []
+    for piece in query.split("&") if query else []:
+        if piece.startswith("signature="):
+            signature = piece[len("signature="):]
+        else:
+            parts.append(piece)
+    body_parts = []
+    for piece in body.split("&") if body else []:
+        if piece.startswith("signature="):
+            signature = piece[len("signature="):]
+        else:
+            body_parts.append(piece)
+    return "&".join(parts) + "&".join(body_parts), signature
 
 
 def _decimal_param(params: dict[str, str], name: str) -> Decimal | None:

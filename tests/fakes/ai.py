@@ -1,6 +1,6 @@
 """FakeAiServer: local HTTP servers that speak the AI providers' APIs, for tests and demos.
 
-One server plays one provider, on 127.0.0.1 (adapters/fake_http.py's LocalHttpServer), closely
+One server plays one provider, on 127.0.0.1 (tests/fakes/http_server.py's LocalHttpServer, on uvicorn), closely
 enough for the official SDKs:
 - "openai": POST /v1/chat/completions (and /chat/completions, Perplexity's path);
 - "anthropic": POST /v1/messages;
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from adapters.fake_http import HttpRequest, LocalHttpServer
+from tests.fakes.http_server import HttpRequest, LocalHttpServer
 
 
 class Mode(Enum):
