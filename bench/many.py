@@ -1,4 +1,4 @@
-"""Many traders, one launch: `python -m bench many [--traders 50] [--rounds 1] [--lead 8]`.
+"""Many traders, one launch: `python -m bench many [--traders 50] [--rounds 1] [--lead 8] [--workers 1]`.
 
 - the exchange: the project's fake MEXC in its own process (`python -m bench.many --serve N`), with N
   API keys, one per trader, all on one IP: it enforces 500 weight per 10 s per endpoint (the IP's
@@ -6,7 +6,13 @@
 - the traders: one process, as one worker serves them: N live snipe targets on the same pair, each
   run by ExecuteSnipe with that trader's own keys (its own MexcRestClient and order lane), a
   shared launch roster (Redis when REDIS_URL is set, else in memory), the system clock at its
-  default launch priority. Every trader's bracket is shaped by how many share the launch.
+  default launch priority. Every trader's bracket is shaped by how many share the launch. Every
+  REST call of every trader (the fee lookups after the fills too) draws from the IP's budgets, one
+  RateLimiter for the process across the rounds (as a worker keeps one), counted on Redis too when
+  REDIS_URL is set;
+- `--workers W` (needs REDIS_URL): the traders split across W worker processes started for each
+  round (`python -m bench.many --worker ...`), sharing the launch roster and the IP's budgets
+  through Redis only.
 
 Reported per round: accepted traders, the spread of the first sends (when each trader's first send
 started, on the traders' clock, and when each arrived at the exchange), orders per trader, 429s,
@@ -21,6 +27,7 @@ import contextlib
 import json
 import math
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -34,11 +41,12 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
-from adapters.mexc.fake.http import _Connection, _Request, _response
+from adapters.mexc.limits import RateLimiter, scope_of
 from adapters.mexc.signing import Signer
 from bench.exchange import CONTROL, BenchExchange, stand_apart
 from bench.open import ROOT
 from bench.stats import median, percentile
+from tests.fakes.mexc_http import _Connection, _Request, _response
 
 WINDOW, BUDGET = 10.0, 500  # MEXC: per endpoint, per IP and per UID (key)
 
@@ -53,6 +61,7 @@ class ManyExchange(BenchExchange):
 
     def __init__(self, traders: int) -> None:
         super().__init__()
+        self.charge_fees = True  # each fill pays its fee, as on MEXC: a fee learnt is told from none
         self.keys = {key_of(n)[0]: Signer(key_of(n)[1]) for n in range(traders)}
         self.key_windows: dict[tuple[str, str], deque[float]] = {}
         self.too_many: Counter[str] = Counter()  # 429s by endpoint
@@ -129,9 +138,44 @@ class ManyRound:
     too_many: dict[str, int] = field(default_factory=dict)
     results: Counter[str] = field(default_factory=Counter)
     not_open: list[int] = field(default_factory=list)
+    fees_unknown: int = 0  # fills recorded without their fee (the lookup after the fill failed or was refused)
 
 
-async def _traders_round(base_url: str, symbol_code: str, opens_at: datetime, count: int) -> tuple[list[Any], Any]:
+@dataclass(frozen=True)
+class TraderOutcome:
+    """How one trader's snipe ended, as a worker process reports it (or an error's text)."""
+
+    result: str
+    filled: bool = False
+    not_open: int = 0
+    first_send_at: datetime | None = None
+    fee_known: bool = False  # the fill's fee was learnt (myTrades) before it was recorded
+
+    @staticmethod
+    def of(outcome: Any) -> TraderOutcome:
+        if isinstance(outcome, BaseException):
+            return TraderOutcome(f"error {type(outcome).__name__}: {outcome}")
+        fill = outcome.fill
+        return TraderOutcome(outcome.result.value, fill is not None, outcome.not_open, outcome.first_send_at,
+                             fill is not None and fill.fee_asset != "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"result": self.result, "filled": self.filled, "not_open": self.not_open,
+                "first_send_at": None if self.first_send_at is None else self.first_send_at.isoformat(),
+                "fee_known": self.fee_known}
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> TraderOutcome:
+        at = data.get("first_send_at")
+        return TraderOutcome(str(data["result"]), bool(data["filled"]), int(data["not_open"]),
+                             None if at is None else datetime.fromisoformat(at), bool(data["fee_known"]))
+
+
+async def _traders_round(
+    base_url: str, symbol_code: str, opens_at: datetime, traders: range, prefix: str, ip: RateLimiter,
+) -> list[TraderOutcome]:
+    """`traders` (their numbers: keys and names) snipe one launch in this process; `ip`: the process's
+    IP budgets, which every trader's client draws from (on Redis too, under `prefix`, with REDIS_URL)."""
     from adapters.clock import SystemClock
     from adapters.eventstore.memory import InMemoryEventStore
     from adapters.memory import InMemoryLaunchRoster, InMemoryLockService, InMemoryTraderDirectory
@@ -153,9 +197,9 @@ async def _traders_round(base_url: str, symbol_code: str, opens_at: datetime, co
     p = DEFAULT_RISK_PROFILE
     live = RiskProfile(p.max_quote_per_snipe, p.max_concurrent_positions, p.max_daily_loss, p.max_total_exposure,
                        live=True)
-    users = [f"trader-{n}" for n in range(count)]
+    users = {f"trader-{n}": n for n in traders}
     directory = InMemoryTraderDirectory(TraderSettings(user_id=u, risk=live) for u in users)
-    exchanges = {u: MexcExchange(MexcRestClient(*key_of(n), base_url)) for n, u in enumerate(users)}
+    exchanges = {u: MexcExchange(MexcRestClient(*key_of(n), base_url, ip_limiter=ip)) for u, n in users.items()}
 
     class Accounts:
         async def trading_for(self, user_id: str, live: bool) -> MexcExchange:
@@ -166,13 +210,15 @@ async def _traders_round(base_url: str, symbol_code: str, opens_at: datetime, co
     client = None
     if redis_url:
         from adapters.redis import redis_client
+        from adapters.redis.rate_windows import RedisRateWindows
         from adapters.redis.roster import RedisLaunchRoster
         client = redis_client(redis_url)
-        roster = RedisLaunchRoster(client, f"bench-many-{os.getpid()}")
+        roster = RedisLaunchRoster(client, prefix)
+        ip.shared = RedisRateWindows(client, prefix)
     else:
         roster = InMemoryLaunchRoster(clock)
     store = InMemoryEventStore()
-    first = exchanges[users[0]]
+    first = next(iter(exchanges.values()))
     execute = ExecuteSnipe(store, first, first, directory, InMemoryLockService(clock), clock, TradeBook(), timing,
                            accounts=Accounts(), roster=roster)  # type: ignore[arg-type]
     symbol = Symbol.parse(symbol_code)
@@ -192,12 +238,43 @@ async def _traders_round(base_url: str, symbol_code: str, opens_at: datetime, co
     finally:
         for exchange in exchanges.values():
             await exchange.client.aclose()
+        ip.shared = None
         if client is not None:
             await client.aclose()
-    return list(outcomes), None
+    return [TraderOutcome.of(o) for o in outcomes]
 
 
-def run(traders: int, rounds: int, lead: float) -> list[ManyRound]:
+def _in_workers(base_url: str, symbol: str, opens_at_ms: int, traders: int, workers: int,
+                prefix: str) -> list[TraderOutcome]:
+    """One round's traders split across `workers` processes (contiguous shares), sharing Redis."""
+    procs = []
+    for w in range(workers):
+        share = f"{w * traders // workers}:{(w + 1) * traders // workers}"
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "bench.many", "--worker", share, "--base-url", base_url, "--symbol", symbol,
+             "--opens-at-ms", str(opens_at_ms), "--prefix", prefix], cwd=ROOT, stdout=subprocess.PIPE, text=True))
+    found: list[TraderOutcome] = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=120)
+        if proc.returncode != 0:
+            raise RuntimeError(f"a worker process failed (exit {proc.returncode})")
+        found.extend(TraderOutcome.from_json(item) for item in json.loads(out.strip().splitlines()[-1]))
+    return found
+
+
+def _worker(share: str, base_url: str, symbol: str, opens_at_ms: int, prefix: str) -> int:
+    low, high = (int(x) for x in share.split(":"))
+    opens_at = datetime.fromtimestamp(opens_at_ms / 1000, UTC)
+    outcomes = asyncio.run(_traders_round(base_url, symbol, opens_at, range(low, high), prefix,
+                                          RateLimiter(scope=scope_of(base_url))))
+    print(json.dumps([o.to_json() for o in outcomes]), flush=True)
+    return 0
+
+
+def run(traders: int, rounds: int, lead: float, workers: int = 1) -> list[ManyRound]:
+    if workers > 1 and not os.environ.get("REDIS_URL"):
+        raise ValueError("traders split across worker processes share the roster and the IP budget through Redis: "
+                         "set REDIS_URL")
     proc = subprocess.Popen([sys.executable, "-m", "bench.many", "--serve", str(traders)], cwd=ROOT,
                             stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline().strip() if proc.stdout is not None else ""
@@ -211,13 +288,19 @@ def run(traders: int, rounds: int, lead: float) -> list[ManyRound]:
         with urllib.request.urlopen(f"{base_url}/bench/{what}?{query}", timeout=30) as reply:
             return json.loads(reply.read())
 
+    # One worker's IP budgets, kept across the rounds (launches) as a worker process keeps them.
+    ip = RateLimiter(scope=scope_of(base_url))
+    prefix = f"bench-many-{os.getpid()}-{secrets.token_hex(4)}"
     found = []
     try:
         for n in range(rounds):
             opens_at_ms = math.ceil(time.time() + lead) * 1000
             symbol = control("list", base=f"MT{n}", opens_at_ms=opens_at_ms)["symbol"]
             opens_at = datetime.fromtimestamp(opens_at_ms / 1000, UTC)
-            outcomes, _ = asyncio.run(_traders_round(base_url, symbol, opens_at, traders))
+            if workers > 1:
+                outcomes = _in_workers(base_url, symbol, opens_at_ms, traders, workers, prefix)
+            else:
+                outcomes = asyncio.run(_traders_round(base_url, symbol, opens_at, range(traders), prefix, ip))
             record = control("many", symbol=symbol)
             result = ManyRound(traders, too_many=record["too_many"])
             firsts: dict[str, float] = {}
@@ -233,17 +316,17 @@ def run(traders: int, rounds: int, lead: float) -> list[ManyRound]:
             result.per_trader = sorted(per_key.values())
             starts = []
             for o in outcomes:
-                if isinstance(o, BaseException):
-                    result.results[f"error {type(o).__name__}: {o}"] += 1
+                result.results[o.result] += 1
+                result.accepted += o.filled
+                result.fees_unknown += o.filled and not o.fee_known
+                if o.result.startswith("error "):
                     continue
-                result.results[o.result.value] += 1
-                result.accepted += o.fill is not None
                 result.not_open.append(o.not_open)
                 if o.first_send_at is not None:
                     starts.append(o.first_send_at)
             if starts:
-                earliest = min(starts)
-                result.first_sends_us = sorted((s - earliest) / timedelta(microseconds=1) for s in starts)
+                first_start = min(starts)
+                result.first_sends_us = sorted((s - first_start) / timedelta(microseconds=1) for s in starts)
             found.append(result)
             print(round_line(n, result), flush=True)
     finally:
@@ -252,6 +335,8 @@ def run(traders: int, rounds: int, lead: float) -> list[ManyRound]:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        if proc.stdout is not None:
+            proc.stdout.close()
     return found
 
 
@@ -264,7 +349,8 @@ def round_line(n: int, r: ManyRound) -> str:
             f"{percentile(r.first_sends_us, 90) / 1000:.2f}), arrived within {arrivals / 1000:.2f} ms; "
             f"first accepted {accepted} after the open; orders {dict(r.orders)}; per trader "
             f"{r.per_trader[0] if r.per_trader else 0}-{r.per_trader[-1] if r.per_trader else 0}; "
-            f"not open per trader max {max(r.not_open, default=0)}; 429s {sum(r.too_many.values())} {r.too_many}")
+            f"not open per trader max {max(r.not_open, default=0)}; fees unknown {r.fees_unknown}; "
+            f"429s {sum(r.too_many.values())} {r.too_many}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -272,20 +358,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--traders", type=int, default=50, help="traders on the one launch (default 50)")
     parser.add_argument("--rounds", type=int, default=1, help="launches, one after the other (default 1)")
     parser.add_argument("--lead", type=float, default=8.0, help="seconds from a round's start to its open (default 8)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes the traders are split across (default 1; more need REDIS_URL)")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # "low:high": the traders of one worker process
+    parser.add_argument("--base-url", help=argparse.SUPPRESS)
+    parser.add_argument("--symbol", help=argparse.SUPPRESS)
+    parser.add_argument("--opens-at-ms", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--prefix", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve is not None:
         print(f"exchange process: {stand_apart()}", file=sys.stderr, flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_serve(args.serve))
         return 0
-    if not 1 <= args.traders <= 500 or args.rounds < 1 or args.lead <= 2:
-        print("python -m bench many: --traders 1..500, --rounds >= 1, --lead > 2", file=sys.stderr)
+    if args.worker is not None:
+        return _worker(args.worker, args.base_url, args.symbol, args.opens_at_ms, args.prefix)
+    if not 1 <= args.traders <= 500 or args.rounds < 1 or args.lead <= 2 or not 1 <= args.workers <= args.traders:
+        print("python -m bench many: --traders 1..500, --rounds >= 1, --lead > 2, --workers 1..traders",
+              file=sys.stderr)
         return 2
-    print(f"many traders, one launch: {args.traders} traders, {args.rounds} round(s); load average "
-          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs; roster "
-          f"{'Redis' if os.environ.get('REDIS_URL') else 'in memory'}", flush=True)
-    results = run(args.traders, args.rounds, args.lead)
+    if args.workers > 1 and not os.environ.get("REDIS_URL"):
+        print("python -m bench many: --workers > 1 shares the roster and the IP budget through Redis: set REDIS_URL",
+              file=sys.stderr)
+        return 2
+    print(f"many traders, one launch: {args.traders} traders in {args.workers} worker process(es), {args.rounds} "
+          f"round(s); load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs; roster "
+          f"and IP budget {'on Redis' if os.environ.get('REDIS_URL') else 'in memory'}", flush=True)
+    results = run(args.traders, args.rounds, args.lead, args.workers)
     ok = all(r.accepted == r.traders and not sum(r.too_many.values()) and r.first_sends_us
              and r.first_sends_us[-1] <= 5000 for r in results)
     print(f"targets (issue 14): all accepted, no 429, last first send <= 5 ms after the first: "

@@ -3,6 +3,8 @@ the fake exchange in its own process enforcing the per-IP and per-key budgets. N
 
 from __future__ import annotations
 
+import pytest
+
 from bench import many
 
 
@@ -15,3 +17,29 @@ def test_every_trader_buys_once_with_its_own_key_and_nothing_is_rate_limited() -
     assert not result.too_many
     assert len(result.first_sends_us) == 3 and result.first_sends_us[0] == 0
     assert "bought" in many.round_line(0, result)
+
+
+def test_two_launches_inside_one_window_draw_no_429_from_the_calls_after_the_fills() -> None:
+    """The 50-trader bench's second round drew 429s (then a 418) on the fee lookups after the fills
+    (myTrades, weight 10, one per trader): scaled down, 30 traders on two launches a few seconds apart
+    put 600 weight in one 10 s window where MEXC (and the fake) allows 500 per IP. Every call draws
+    from the IP's budget: the second launch's last lookups wait for the first's to leave the window,
+    and every fill is recorded with its fee."""
+    rounds = many.run(traders=30, rounds=2, lead=3.0)
+
+    for result in rounds:
+        assert result.accepted == 30 and dict(result.results) == {"filled": 30}
+        assert result.orders["accepted"] == 30
+        assert not result.too_many
+        assert result.fees_unknown == 0
+
+
+@pytest.mark.redis
+def test_traders_split_across_two_worker_processes_share_redis(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    [result] = many.run(traders=4, rounds=1, lead=5.0, workers=2)
+
+    assert result.accepted == 4 and dict(result.results) == {"filled": 4}
+    assert result.orders["accepted"] == 4  # one buy each, across the two processes
+    assert len(result.per_trader) == 4 and not result.too_many
+    assert len(result.first_sends_us) == 4

@@ -24,7 +24,12 @@ Matches the paper exchange's semantics where MEXC allows:
   cost misses it). MEXC lists at most 100 fills per call and has no `fromId`: an order with more
   is paged by time (`_order_trades`, bounded). When myTrades fails, does not show the whole fill
   yet, or holds more fills in one millisecond than a page, the report says fee 0, "" as before,
-  and `free_balance` lets a seller find out what the account holds.
+  and `free_balance` lets a seller find out what the account holds. The lookup is background
+  work (adapters/mexc/limits.py): it draws from the key's and the IP's myTrades budget (shared by
+  every trader of the process, and through Redis by every worker), waits for budget rather than
+  being sent into a 429 (up to about one window; longer, e.g. under a 418 ban, it is not sent and
+  the fee is unknown), yields to urgent calls, and after a 429 asks once more when Retry-After
+  has passed. Whatever happens to it, the order's report (the fill) is returned.
 - `query_order`/`cancel_order` answer None for an order MEXC does not know (-2011).
 - A reused client order id is OrderAlreadyExists, as on the paper exchange (MEXC documents
   no code for it: see adapters.mexc.errors).
@@ -60,7 +65,7 @@ from typing import Any, TypeVar
 from adapters.mexc.errors import UnexpectedReply
 from adapters.mexc.models import Balance, ClockSync, MexcOrder, MexcTrade, SymbolInfo, ms_to_datetime, plain, round_down
 from adapters.mexc.rest import MexcRestClient, PreparedOrder, PresignedQuery, is_invalid_symbol
-from application.errors import ExchangeDataUnreadable, ExchangeError, NotFound, NotYetOpen, OrderRefused
+from application.errors import ExchangeDataUnreadable, ExchangeError, NotFound, NotYetOpen, OrderRefused, RateLimited
 from application.ports import ClockOffset, OrderReport, OrderSide, OrderStatus, SymbolRules
 from domain.errors import InvalidValue
 from domain.values import ClientOrderId, Symbol
@@ -399,7 +404,14 @@ class MexcExchange:
         fee = self._fees.get(order_id)
         if fee is None:
             try:
-                trades = await self._order_trades(report.symbol, order_id, report.executed_quantity)
+                try:
+                    trades = await self._order_trades(report.symbol, order_id, report.executed_quantity)
+                except RateLimited as exc:
+                    if exc.code != "429":
+                        raise
+                    # MEXC said 429: every client of the IP now holds the group back for Retry-After;
+                    # once more, waiting that out (or refused here, not sent, when it is too long).
+                    trades = await self._order_trades(report.symbol, order_id, report.executed_quantity)
             except ExchangeError as exc:
                 _log.warning("commission of order %s unknown (myTrades: %s): reported as none", order_id, exc)
                 return report

@@ -1,12 +1,13 @@
 """MexcRestClient: MEXC spot v3 REST on one pooled keep-alive httpx.AsyncClient.
 
-Every call goes: circuit breaker (fail fast, not sent) -> rate limiter (wait within budget,
-or RateLimited, not sent) -> timestamp + signature -> HTTP -> classification:
+Every call goes: circuit breaker (fail fast, not sent) -> rate limiters, the key's (UID) then the
+IP's (wait within budget, or RateLimited, not sent) -> timestamp + signature -> HTTP -> classification:
 
 - 2xx: JSON decoded with floats as Decimal; `{"code":200,"data":...}` unwrapped; an error
   body hidden in a 2xx (`{"code": N, "msg": ...}`) is classified like a 4xx.
 - 429/418: RateLimited(retry_after from Retry-After); the endpoint group (418: every group)
-  is blocked for that long and its budget cut.
+  is blocked for that long and its budget cut, in the client's own (UID) budgets and in the IP's,
+  which every client of the process shares (and every process, through Redis: see limits.py).
 - 5xx, timeouts, connection drops after the request may have left, unreadable 2xx bodies:
   AmbiguousOutcome. Idempotent reads are retried first (exponential backoff, full jitter,
   bounded attempts); order POSTs and cancels never are.
@@ -58,7 +59,16 @@ from adapters.mexc.errors import (
     why_unreachable,
 )
 from adapters.mexc.lane import LaneNoReply, LaneNotSent, LaneReply, OrderLane
-from adapters.mexc.limits import API, CircuitBreaker, CircuitBreakers, EndpointBudget, RateLimiter, group_of, weight_of
+from adapters.mexc.limits import (
+    API,
+    IP_LIMITS,
+    CircuitBreaker,
+    CircuitBreakers,
+    EndpointBudget,
+    RateLimiter,
+    group_of,
+    weight_of,
+)
 from adapters.mexc.models import (
     KLINE_INTERVALS,
     Balance,
@@ -111,6 +121,9 @@ class Endpoint:
     budget: EndpointBudget
     breaker: CircuitBreaker
     lane: bool = False  # sent through the OrderLane (when the client has one)
+    # Post-fill work (fee lookups): waits for budget, yields to urgent calls (see limits.py).
+    background: bool = False
+    ip_budget: EndpointBudget | None = None  # the IP's budget for this group, bound at the first call
 
     @property
     def group(self) -> str:
@@ -208,6 +221,7 @@ class MexcRestClient:
         backoff_base: float = 0.05,
         backoff_cap: float = 2.0,
         limiter: RateLimiter | None = None,
+        ip_limiter: RateLimiter | None = None,
         breakers: CircuitBreakers | None = None,
         max_connections: int = 10,
         keepalive_expiry: float = 30.0,
@@ -228,7 +242,10 @@ class MexcRestClient:
         self.backoff_base = backoff_base
         self._connect_timeout = connect_timeout
         self.backoff_cap = backoff_cap
+        # The key's own budgets (MEXC counts per UID), and the IP's, shared by every client of this
+        # exchange in the process (limits.IP_LIMITS, bound at the first call) unless given.
         self.limiter = limiter or RateLimiter()
+        self._ip_limiter = ip_limiter
         self.breakers = breakers or CircuitBreakers()
         self._api_key = api_key
         self._signer = Signer(api_secret) if api_secret else None
@@ -283,18 +300,27 @@ class MexcRestClient:
         self._get_order = ep("GET", "/order", True, CallKind.READ)
         self._cancel = ep("DELETE", "/order", True, CallKind.CANCEL)
         self._open_orders = ep("GET", "/openOrders", True, CallKind.READ)
-        self._my_trades = ep("GET", "/myTrades", True, CallKind.READ)
+        self._my_trades = ep("GET", "/myTrades", True, CallKind.READ, background=True)  # fee lookups only
         self._listen_key_new = ep("POST", "/userDataStream", True, CallKind.READ)
         self._listen_key_keep = ep("PUT", "/userDataStream", True, CallKind.READ)
         self._listen_key_close = ep("DELETE", "/userDataStream", True, CallKind.READ)
 
-    def _endpoint(self, method: str, path: str, signed: bool, kind: CallKind, lane: bool = False) -> Endpoint:
+    def _endpoint(
+        self, method: str, path: str, signed: bool, kind: CallKind, lane: bool = False, background: bool = False,
+    ) -> Endpoint:
         full = API + path
         group = group_of(method, full)
         endpoint = Endpoint(method, full, signed, kind, weight_of(method, full), self.limiter.budget(group),
-                            self.breakers.breaker(group), lane)
+                            self.breakers.breaker(group), lane, background)
         self._endpoints[group] = endpoint
         return endpoint
+
+    @property
+    def ip_limiter(self) -> RateLimiter:
+        """The IP's budgets this client draws from (the process's for its exchange unless given)."""
+        if self._ip_limiter is None:
+            self._ip_limiter = IP_LIMITS.for_url(self.base_url)
+        return self._ip_limiter
 
     def endpoint(self, method: str, path: str) -> Endpoint:
         """The endpoint record for "METHOD", "/api/v3/..." (its budget and breaker), for tests and telemetry."""
@@ -370,7 +396,13 @@ class MexcRestClient:
         probe = breaker.before_call()
         settled = False
         try:
-            await self.limiter.acquire(ep.budget, ep.weight)
+            await self.limiter.acquire(ep.budget, ep.weight, background=ep.background, local=True)
+            ip = self._ip_limiter or self.ip_limiter
+            ip_budget = ep.ip_budget
+            if ip_budget is None:
+                ip_budget = ep.ip_budget = ip.budget(ep.group)
+            # The order lane's calls (the send path) count in this process only: no Redis round trip there.
+            await ip.acquire(ip_budget, ep.weight, background=ep.background, local=ep.lane)
             if presigned is not None and self._takes(presigned.timestamp_ms):
                 target = presigned.target
             elif signed_prefix is not None:
@@ -447,10 +479,13 @@ class MexcRestClient:
         if status == 429 or status == 418:
             seconds = _retry_after_seconds(response.headers.get("retry-after"), status)
             ep.breaker.on_failure()
+            # Which of the key's and the IP's limits was crossed, MEXC does not say: both are held back.
             if status == 418:
                 self.limiter.penalize_all(seconds)
+                self.ip_limiter.penalize_all(seconds)
             else:
                 ep.budget.penalize(seconds, self.limiter.clock())
+                self.ip_limiter.penalize(ep.group, seconds)
             raise errors.rate_limited(status, timedelta(seconds=seconds))
         if status >= 500:
             ep.breaker.on_failure()
