@@ -14,12 +14,17 @@ served:
   segment of its path under /api/v1 (`/api/v1/targets/{target_id}` -> `targets`), and the
   document lists the tags. Operation ids are the handlers' names in camelCase (`operation_id`,
   given to Litestar's OpenAPIConfig, which refuses two alike). The summary is each route's
-  own (tests/http/test_openapi_conventions.py fails for a route without one).
+  own (tests/http/test_openapi_conventions.py fails for a route without one);
+- every tag has a description (`TAG_DESCRIPTIONS`);
+- a route that answers without a token (guards.PUBLIC_PATHS) says so: `security: []`. Litestar
+  writes nothing for an empty list, which leaves "no authentication" unsaid. Redocly's lint
+  (tests/http/test_openapi_lint.py) reads both.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,9 +36,35 @@ from litestar.routes import HTTPRoute
 from litestar.types import Method
 
 from entrypoints.http import schemas
+from entrypoints.http.guards import PUBLIC_PATHS
 
 _BOUNDS = ("minimum", "maximum", "exclusive_minimum", "exclusive_maximum")
 _API_PREFIX = "/api/v1/"
+_PUBLIC = re.compile("|".join(PUBLIC_PATHS))
+
+TAG_DESCRIPTIONS = {
+    "agents": "The worker agents and their last heartbeats.",
+    "audit": "Your audit trail: every event recorded for you.",
+    "balances": "The balances of the account you trade on (MEXC with your keys, or paper).",
+    "calendar": "Listings announced but not launched yet.",
+    "cockpit": "Backtests of exit strategies and the advisory analysis of a listing.",
+    "credentials": "Your MEXC API keys: stored sealed, answered as a hint only.",
+    "emergency-stop": "Halt and resume your trading.",
+    "exit-strategies": "Preset exit strategies and your own.",
+    "listings": "New listings the calendar announced.",
+    "me": "The signed-in user.",
+    "notifications": "Where and what you are notified, and the messages that could not be delivered.",
+    "pnl": "Realised profit and loss.",
+    "portfolio": "Your positions and totals at a glance.",
+    "positions": "What your filled targets hold, and closing them.",
+    "probes": "Liveness and readiness of the process, without a token.",
+    "settings": "Your trading settings and risk profile.",
+    "sign-in": "The browser sign-in (authorization code with PKCE) that answers a bearer token.",
+    "status": "Halted or not, holdings, today's result and the agents' health in one answer.",
+    "targets": "Snipe targets: buy a new listing at its launch.",
+    "telegram": "Linking your Telegram chats to the bot.",
+    "trades": "Your fills.",
+}
 
 
 def operation_id(handler: HTTPRouteHandler, method: Method, path: list[Any]) -> str:
@@ -77,11 +108,15 @@ def make_exact(app: Litestar) -> None:
                     continue
                 if not operation.tags:
                     operation.tags = [resource_tag(route.path_format)]
+                if operation.security is None and _PUBLIC.match(route.path_format):
+                    operation.security = []
                 if data is not None and data.has_default and isinstance(operation.request_body, RequestBody):
                     operation.request_body.required = False
     used = {tag for _, _, operation in operations(document) for tag in operation.tags or ()}
     declared = {tag.name for tag in document.tags or ()}
     document.tags = [*(document.tags or ()), *(Tag(name=name) for name in sorted(used - declared))]
+    for tag in document.tags:
+        tag.description = tag.description or TAG_DESCRIPTIONS.get(tag.name)
     for schema in _schemas(document):
         for bound in _BOUNDS:
             value = getattr(schema, bound)
