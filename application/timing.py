@@ -21,7 +21,7 @@ class SnipeTiming:
     snipe_window: timedelta = timedelta(seconds=30)
     # Pause between "not yet open" retries; MEXC allows 500 calls per 10 s per endpoint.
     retry_interval: timedelta = timedelta(milliseconds=20)
-    # The bracket around the open (ExecuteSnipe._plan): at most this many sends back to back, one
+    # The bracket around the open (SendPlanner.plan): at most this many sends back to back, one
     # at a time, from just before the earliest instant the open can be (as the clock sync allows)
     # to just after the latest; then `retry_interval` between sends.
     bracket_sends: int = 40

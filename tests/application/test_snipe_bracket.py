@@ -1,4 +1,4 @@
-"""The bracket around the open (ExecuteSnipe._plan): with a clock offset known to within a spread,
+"""The bracket around the open (SendPlanner.plan): with a clock offset known to within a spread,
 the first send reaches the exchange just before the earliest instant the open can be, the next
 ones follow one at a time with the same client order id, and the not-open refusals are counted
 and bounded by the plan. Many traders on one launch share the IP's budget: fewer sends each."""

@@ -94,7 +94,7 @@ async def finish(worker: Child, timeout: float = 90) -> int:
     return await worker.finish(10)
 
 
-# The bracket around the open (ExecuteSnipe._plan) starts at most this long before the launch: its
+# The bracket around the open (SendPlanner.plan) starts at most this long before the launch: its
 # first sends may arrive before the open and be refused as not open (10007), as planned.
 BRACKET_LEAD = timedelta(milliseconds=50)
 
