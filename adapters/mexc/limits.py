@@ -23,7 +23,7 @@ when `IP_LIMITS.share` was given a `SharedWindows` (Redis, when REDIS_URL is set
 too, across worker processes. What goes through the shared windows: every call but those of the
 order lane (POST order, GET time), which stay off Redis (the send path makes no Redis round trip):
 the traders' order sends are held inside the IP's order budget by the send plan, which counts them
-on the launch roster (ExecuteSnipe._plan), itself on Redis. A 429 or 418 blocks the group (or,
+on the launch roster (SendPlanner.plan), itself on Redis. A 429 or 418 blocks the group (or,
 418, every group) for Retry-After for every client of the process and, through the shared
 windows, of every process: no other trader knocks again into a 429 (which is how a 418 ban
 comes).
