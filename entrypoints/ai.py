@@ -10,13 +10,14 @@ are list prices at the time of writing; they only feed the daily budget (SNIPER_
 from __future__ import annotations
 
 import importlib.util
+from datetime import timedelta
 from decimal import Decimal
 
 from application.ai import AiBudget, Embeddings, EnrichListing, ListingAnalyst
 from application.errors import ConfigurationError
 from application.ports import Cache, Clock, EventStore
 from application.telemetry import NO_TELEMETRY, Telemetry
-from entrypoints.config import AiSettings
+from entrypoints.config import Settings
 
 # (input, output) USD per 1,000 tokens.
 PRICES_PER_1K = {
@@ -30,51 +31,55 @@ AI_EXTRA = "mexc-sniper[ai]"
 SDK_OF_PROVIDER = {"openai": "openai", "anthropic": "anthropic", "perplexity": "openai", "cohere": "cohere"}
 
 
-def require_sdks(ai: AiSettings) -> None:
+def require_sdks(settings: Settings) -> None:
     """Raise ConfigurationError naming the `ai` extra when a provider's key is set and its SDK is
     not installed. Imports nothing: the SDKs load when their adapter is built."""
     for provider, sdk in SDK_OF_PROVIDER.items():
-        if getattr(ai, provider).api_key and importlib.util.find_spec(sdk) is None:
-            var = f"{provider.upper()}_API_KEY"
+        var = f"{provider.upper()}_API_KEY"
+        if getattr(settings, var.lower()) is not None and importlib.util.find_spec(sdk) is None:
             raise ConfigurationError(
                 f"{var} is set but the {sdk} SDK is not installed: pip install '{AI_EXTRA}' (or unset {var})"
             )
 
 
-def build_analysts(ai: AiSettings) -> list[ListingAnalyst]:
-    require_sdks(ai)
+def build_analysts(settings: Settings) -> list[ListingAnalyst]:
+    require_sdks(settings)
+    s, call_timeout = settings, timedelta(seconds=settings.sniper_ai_call_timeout_seconds)
     analysts: list[ListingAnalyst] = []
-    if ai.openai.api_key:
+    if s.openai_api_key:
         from adapters.ai.openai_chat import OpenAIAnalyst
 
         price_in, price_out = PRICES_PER_1K["openai"]
-        analysts.append(OpenAIAnalyst(ai.openai.api_key, ai.openai.model, ai.openai.base_url, ai.call_timeout,
+        analysts.append(OpenAIAnalyst(s.openai_api_key.reveal(), s.openai_model, s.openai_base_url, call_timeout,
                                       price_in, price_out))
-    if ai.anthropic.api_key:
+    if s.anthropic_api_key:
         from adapters.ai.anthropic_messages import AnthropicAnalyst
 
         price_in, price_out = PRICES_PER_1K["anthropic"]
-        analysts.append(AnthropicAnalyst(ai.anthropic.api_key, ai.anthropic.model, ai.anthropic.base_url,
-                                         ai.call_timeout, price_in, price_out))
-    if ai.perplexity.api_key:
+        analysts.append(AnthropicAnalyst(s.anthropic_api_key.reveal(), s.anthropic_model, s.anthropic_base_url,
+                                         call_timeout, price_in, price_out))
+    if s.perplexity_api_key:
         from adapters.ai.openai_chat import PerplexityAnalyst
 
         price_in, price_out = PRICES_PER_1K["perplexity"]
-        analysts.append(PerplexityAnalyst(ai.perplexity.api_key, ai.perplexity.model, ai.perplexity.base_url,
-                                          ai.call_timeout, price_in, price_out))
+        analysts.append(PerplexityAnalyst(s.perplexity_api_key.reveal(), s.perplexity_model, s.perplexity_base_url,
+                                          call_timeout, price_in, price_out))
     return analysts
 
 
-def build_embeddings(ai: AiSettings) -> Embeddings | None:
-    if not ai.cohere.api_key:
+def build_embeddings(settings: Settings) -> Embeddings | None:
+    if not settings.cohere_api_key:
         return None
-    require_sdks(ai)
+    require_sdks(settings)
     from adapters.ai.cohere_embed import CohereEmbeddings
 
-    return CohereEmbeddings(ai.cohere.api_key, ai.cohere.model, ai.cohere.base_url, ai.call_timeout)
+    return CohereEmbeddings(settings.cohere_api_key.reveal(), settings.cohere_model, settings.cohere_base_url,
+                            timedelta(seconds=settings.sniper_ai_call_timeout_seconds))
 
 
-def build_enrichment(ai: AiSettings, store: EventStore, clock: Clock, cache: Cache,
+def build_enrichment(settings: Settings, store: EventStore, clock: Clock, cache: Cache,
                      telemetry: Telemetry = NO_TELEMETRY) -> EnrichListing:
-    budget = AiBudget(total=ai.timeout, per_call=ai.call_timeout, daily_usd=ai.daily_budget_usd)
-    return EnrichListing(build_analysts(ai), build_embeddings(ai), store, clock, cache, budget, telemetry)
+    budget = AiBudget(total=timedelta(seconds=settings.sniper_ai_timeout_seconds),
+                      per_call=timedelta(seconds=settings.sniper_ai_call_timeout_seconds),
+                      daily_usd=settings.sniper_ai_daily_budget_usd)
+    return EnrichListing(build_analysts(settings), build_embeddings(settings), store, clock, cache, budget, telemetry)

@@ -293,7 +293,7 @@ def _halt(args: argparse.Namespace, out: TextIO) -> int:
     from entrypoints.manual import run_emergency_stop
 
     settings = load_settings()
-    scope = "global" if args.everyone else (args.user or settings.user_id)
+    scope = "global" if args.everyone else (args.user or settings.sniper_user)
     reason = args.reason if args.command == "halt" else None
     if reason is not None and not reason.strip():
         raise ConfigurationError("--reason must say why")
@@ -326,12 +326,12 @@ def _migrate(out: TextIO) -> int:
     from adapters.eventstore.sqlalchemy_store import open_engine
 
     settings = load_settings()
-    if settings.database_url == "memory://":
+    if settings.store_url == "memory://":
         out.write("memory:// keeps nothing: there is no schema to migrate\n")
         return 0
 
     async def run() -> tuple[str | None, str]:
-        engine = await open_engine(settings.database_url)
+        engine = await open_engine(settings.store_url)
         try:
             return await upgrade(engine)
         finally:

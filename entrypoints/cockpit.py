@@ -149,13 +149,13 @@ async def trade_history(settings: Settings) -> AsyncIterator[EventStore]:
 async def market_prices(settings: Settings) -> AsyncIterator[MarketData | None]:
     """MEXC's public prices with SNIPER_MARKET=mexc (one attempt per read: a status must not
     hang on an unreachable MEXC); None for a replay."""
-    if settings.worker.market != "mexc":
+    if settings.sniper_market != "mexc":
         yield None
         return
     from adapters.mexc.exchange import MexcExchange
     from adapters.mexc.rest import MexcRestClient
 
-    client = MexcRestClient("", "", settings.mexc.base_url, read_attempts=1, order_lane=False, timeout=3.0)
+    client = MexcRestClient("", "", settings.mexc_base_url, read_attempts=1, order_lane=False, timeout=3.0)
     try:
         yield MexcExchange(client)
     finally:
@@ -311,7 +311,7 @@ async def run_close(settings: Settings, user_id: str, position_id: str) -> Posit
     """A market sell of what the position holds, as `sniper worker` would sell it: at MEXC's prices
     on paper, or on MEXC itself for a live position with SNIPER_LIVE=1. A replay's positions have no
     market here (their prices live in the replay's worker): refused with why."""
-    if settings.worker.market != "mexc":
+    if settings.sniper_market != "mexc":
         raise AccountUnavailable("no market to sell on: SNIPER_MARKET=replay keeps its prices in the replay's "
                                  "worker (its exit plan closes the position); with SNIPER_MARKET=mexc it sells at "
                                  "MEXC's prices")
@@ -319,13 +319,13 @@ async def run_close(settings: Settings, user_id: str, position_id: str) -> Posit
     from entrypoints.container import TradingMode, mexc_trading_container
 
     clock = SystemClock()
-    mode = TradingMode.LIVE if settings.worker.live else TradingMode.PAPER
+    mode = TradingMode.LIVE if settings.sniper_live else TradingMode.PAPER
     container = mexc_trading_container(settings, mode, clock)
     try:
         store = await container.get(EventStore)
         close = ClosePosition(store, await container.get(ExchangeAccounts), clock,
                               market=await container.get(MarketData))
-        return await close(user_id, position_id, requested_by=f"cli:{settings.user_id}")
+        return await close(user_id, position_id, requested_by=f"cli:{settings.sniper_user}")
     finally:
         await container.close()
 
@@ -437,7 +437,7 @@ def run_cockpit_command(args: argparse.Namespace, settings: Settings, out: TextI
     import asyncio
 
     palette = palette_for(out)
-    user_id = (args.user or settings.user_id).strip()
+    user_id = (args.user or settings.sniper_user).strip()
     if not user_id:
         raise ConfigurationError("--user must name a user")
     if args.command == "status":

@@ -1,10 +1,11 @@
 """Settings from environment variables (and a `.env` file), checked at start.
 
-Each setting is declared once, as a field of `Environment` below: its name (the field's in
-capitals), type, default, bounds, whether it is secret (type `Secret`), and what it means. msgspec
-reads the variables into it; `sniper config` and the README's configuration table are printed from
-it (`python -m entrypoints.config --readme` rewrites the table; tests/test_docs.py compares). Every
-setting has a default that runs on a fresh laptop. A bad value stops the program with one line
+Each setting is declared once, as a field of `Settings` below: its name (the field's in capitals),
+type, default, bounds, whether it is secret (type `Secret`), and what it means. msgspec reads the
+variables into it, and the program reads its settings from it (a few values derived from the fields,
+like `timing`, are properties). `sniper config` and the README's configuration table are printed
+from it (`python -m entrypoints.config --readme` rewrites the table; tests/test_docs.py compares).
+Every setting has a default that runs on a fresh laptop. A bad value stops the program with one line
 naming the variable and what it needs. Rules that tie settings together are the `_check_*` functions.
 """
 
@@ -18,7 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
-from functools import cache
+from functools import cached_property
+from operator import attrgetter
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -26,6 +28,7 @@ import msgspec
 from msgspec import Meta
 
 import adapters.paper
+from application.credentials import ApiCredentials
 from application.errors import ConfigurationError
 from application.timing import SnipeTiming
 from entrypoints.redact import mask_url
@@ -96,8 +99,12 @@ def url(schemes: str, doc: str) -> Meta:
                                         "must": f"be a {' or '.join(names)} URL", "url": True})
 
 
-class Environment(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
-    """Every variable the program reads."""
+# One origin of SNIPER_CORS_ORIGINS: no path, and no userinfo (that would be a password).
+_ORIGIN = r"\s*((\*|https?://[^\s/@,]+/?)\s*)?"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper", dict=True):
+    """Every variable the program reads (dict=True: room for the cached derived values)."""
 
     database_url: Annotated[SecretUrl | None, about(
         "Event store: `sqlite+aiosqlite:///FILE` (its directory must exist), "
@@ -169,7 +176,8 @@ class Environment(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
         "compose*)")] = False
     sniper_cors_origins: Annotated[str, about(
         "Comma-separated browser origins allowed to call the API (`https://app.example.com`); unset = no "
-        "cross-origin access")] = ""
+        "cross-origin access",
+        pattern=rf"^{_ORIGIN}(,{_ORIGIN})*$", must="be comma-separated origins like https://app.example.com")] = ""
     sniper_rate_limit_per_minute: Annotated[int, between(0, 1_000_000,
         "Requests one user may make per minute (sliding window, Redis-shared with `REDIS_URL`); `0` = no "
         "limit; over it: 429 with `Retry-After`")] = 600
@@ -364,168 +372,117 @@ class Environment(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
         "1 = users' webhook URLs and own SMTP servers may be private or local addresses (127.0.0.1, 10.x, "
         "169.254.x...); 0 = refused at delivery (SSRF)")] = False
 
+    # ---- Values derived from the fields above, in the forms the code uses (no default restated) ----
 
-_D = Environment()  # the declared defaults
-
-
-# What the rest of the program reads: settings grouped by concern, in the units the code uses.
-@dataclass(frozen=True, slots=True)
-class MexcSettings:
-    base_url: str = _D.mexc_base_url
-    web_url: str = _D.mexc_web_url
-    ws_url: str = _D.mexc_ws_url
-    api_key: str = field(default="", repr=False)
-    secret_key: str = field(default="", repr=False)
-    recv_window_ms: int = _D.mexc_recv_window_ms
+    @cached_property
+    def store_url(self) -> str:
+        """DATABASE_URL (or its alias NEON_DATABASE_URL) with its driver named: libpq's postgres:// and
+        postgresql:// mean asyncpg, their sslmode= and friends checked as make_engine will translate them."""
+        given = None if self.database_url is None else self.database_url.reveal()
+        url = _aliased("DATABASE_URL", given or "", "NEON_DATABASE_URL", revealed(self.neon_database_url), _store_url)
+        return url or _store_url("DATABASE_URL", DEFAULT_DATABASE_URL if given is None else given)  # set, "": refused
 
     @property
-    def has_keys(self) -> bool:
-        return bool(self.api_key and self.secret_key)
-
-
-@dataclass(frozen=True, slots=True)
-class ObservabilitySettings:
-    """Telemetry export and alert channels; each channel is on when its settings are given."""
-
-    service_name: str = _D.otel_service_name
-    otlp_endpoint: str | None = None
-    metrics_port: int = _D.sniper_metrics_port  # 0: no standalone /metrics server
-    alert_webhook_url: str | None = field(default=None, repr=False)
-    alert_webhook_secret: str | None = field(default=None, repr=False)
-    slack_webhook_url: str | None = field(default=None, repr=False)
-    telegram_bot_token: str | None = field(default=None, repr=False)
-    telegram_chat_id: str | None = None
-    telegram_api_url: str = _D.telegram_api_url
-    telegram_webhook_secret: str | None = field(default=None, repr=False)  # webhook mode of the control bot
-
-
-@dataclass(frozen=True, slots=True)
-class NotifySettings:
-    """Traders' notifications (application/notifications.py): delivery limits and the SMTP server."""
-
-    enabled: bool = _D.sniper_notify
-    timeout: float = _D.sniper_notify_timeout_seconds
-    attempts: int = _D.sniper_notify_attempts
-    first_retry: timedelta = timedelta(seconds=_D.sniper_notify_retry_seconds)
-    per_second: float = _D.sniper_notify_per_second
-    smtp_url: str | None = field(default=None, repr=False)
-    smtp_from: str | None = None
-    allow_private: bool = _D.sniper_notify_allow_private  # users' webhooks and SMTP servers may be private addresses
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerSettings:
-    market: str = _D.sniper_market  # replay | mexc
-    live: bool = _D.sniper_live
-    replay_speed: float = _D.sniper_replay_speed
-    price_poll: timedelta = timedelta(milliseconds=_D.sniper_price_poll_ms)
-    young_price_poll: timedelta = timedelta(milliseconds=_D.sniper_young_price_poll_ms)
-    young_position: timedelta = timedelta(seconds=_D.sniper_young_position_seconds)
-    safety_poll: timedelta = timedelta(seconds=_D.sniper_safety_poll_seconds)
-    reconcile_poll: timedelta = timedelta(seconds=_D.sniper_reconcile_poll_seconds)
-    error_burst: int = _D.sniper_error_burst
-    error_window: timedelta = timedelta(seconds=_D.sniper_error_window_seconds)
-    price_collapse_percent: Decimal = _D.sniper_price_collapse_percent
-    stop_grace: timedelta = timedelta(seconds=_D.sniper_stop_grace_seconds)
-    worker_id: str = ""
-    paper_wallet: Decimal = _D.sniper_paper_wallet  # a paper account's starting quote (SNIPER_PAPER_WALLET)
-
-
-@dataclass(frozen=True, slots=True)
-class AiProviderSettings:
-    api_key: str = field(default="", repr=False)
-    base_url: str = ""
-    model: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class AiSettings:
-    """AI enrichment (entrypoints/ai.py): each provider is used only when its key is set."""
-
-    openai: AiProviderSettings = AiProviderSettings(base_url=_D.openai_base_url, model=_D.openai_model)
-    anthropic: AiProviderSettings = AiProviderSettings(base_url=_D.anthropic_base_url, model=_D.anthropic_model)
-    perplexity: AiProviderSettings = AiProviderSettings(base_url=_D.perplexity_base_url, model=_D.perplexity_model)
-    cohere: AiProviderSettings = AiProviderSettings(base_url=_D.cohere_base_url, model=_D.cohere_model)
-    timeout: timedelta = timedelta(seconds=_D.sniper_ai_timeout_seconds)
-    call_timeout: timedelta = timedelta(seconds=_D.sniper_ai_call_timeout_seconds)
-    daily_budget_usd: Decimal = _D.sniper_ai_daily_budget_usd
-
-
-@dataclass(frozen=True, slots=True)
-class HttpSettings:
-    """`sniper serve`: where it listens, who may call it from a browser, and its limits."""
-
-    host: str = _D.sniper_http_host
-    port: int = _D.sniper_http_port
-    cors_origins: tuple[str, ...] = ()
-    rate_limit_per_minute: int = _D.sniper_rate_limit_per_minute
-    max_body_bytes: int = _D.sniper_max_body_bytes
-    # Slow clients (entrypoints/http/protocol.py): see the SNIPER_HTTP_* settings.
-    header_timeout_seconds: float = _D.sniper_http_header_timeout_seconds
-    body_timeout_seconds: float = _D.sniper_http_body_timeout_seconds
-    keep_alive_seconds: float = _D.sniper_http_keep_alive_seconds
-    max_connections: int = _D.sniper_http_max_connections
-    max_streams_per_user: int = _D.sniper_max_streams_per_user
-    max_streams: int = _D.sniper_max_streams
-    dev_identity_on_network: bool = _D.sniper_dev_identity_on_network  # see entrypoints/http/serve.py
-    access_log: bool = _D.sniper_access_log  # one line per request (entrypoints/http/guards.py `traced`)
-
-
-@dataclass(frozen=True, slots=True)
-class SecuritySettings:
-    """Sign-in (Kinde) and the sealing of users' credentials (entrypoints/keys.py wires them)."""
-
-    environment: str = _D.sniper_env  # or "production"
-    encryption_key: str = field(default="", repr=False)
-    encryption_old_keys: str = field(default="", repr=False)
-    kinde_issuer: str = ""  # https://<KINDE_DOMAIN>; empty = the development identity
-    kinde_audience: str = ""
-    kinde_client_id: str = ""
-    kinde_client_secret: str = field(default="", repr=False)
-    kinde_redirect_url: str = ""
-    kinde_jwks_max_age: timedelta = timedelta(seconds=_D.kinde_jwks_max_age_seconds)
-    kinde_legacy_subjects: frozenset[str] = frozenset()
+    def scenario_path(self) -> Path:
+        return Path(self.sniper_scenario) if self.sniper_scenario else BUNDLED_SCENARIO
 
     @property
-    def production(self) -> bool:
-        return self.environment == "production"
+    def send_in_flight(self) -> timedelta:
+        # MEXC takes a signed order in until its timestamp is recvWindow old, and takes a timestamp up
+        # to 1 s ahead of its clock: that long after a send starts, it is in or refused.
+        return timedelta(milliseconds=self.mexc_recv_window_ms) + timedelta(seconds=1)
+
+    @cached_property
+    def timing(self) -> SnipeTiming:
+        return SnipeTiming(
+            lead_window=timedelta(minutes=self.sniper_lead_window_minutes),
+            prepare_ahead=timedelta(seconds=self.sniper_prepare_ahead_seconds),
+            snipe_window=timedelta(seconds=self.sniper_snipe_window_seconds),
+            retry_interval=timedelta(milliseconds=self.sniper_retry_interval_ms),
+            expiry_grace=timedelta(seconds=self.sniper_expiry_grace_seconds),
+            lease_ttl=timedelta(seconds=self.sniper_lease_ttl_seconds),
+            send_in_flight=self.send_in_flight,
+            bracket_sends=self.sniper_bracket_sends,
+            launch_order_budget=self.sniper_launch_order_budget,
+        )
 
     @property
-    def sign_in_configured(self) -> bool:
-        return bool(self.kinde_issuer and self.kinde_client_id and self.kinde_client_secret and self.kinde_redirect_url)
+    def operator_keys(self) -> ApiCredentials | None:
+        """MEXC_API_KEY and MEXC_SECRET_KEY (SNIPER_USER's); None: paper trading only."""
+        if self.mexc_api_key is None or self.mexc_secret_key is None:
+            return None
+        return ApiCredentials(self.mexc_api_key.reveal(), self.mexc_secret_key.reveal())
+
+    @property
+    def cors_origins(self) -> tuple[str, ...]:
+        return tuple(o for raw in self.sniper_cors_origins.split(",") if (o := raw.strip().rstrip("/")))
+
+    @cached_property
+    def kinde_issuer(self) -> str:
+        """`https://<KINDE_DOMAIN>` (or KINDE_ISSUER_URL, its alias); "": the development identity."""
+        return _aliased("KINDE_DOMAIN", self.kinde_domain or "", "KINDE_ISSUER_URL", self.kinde_issuer_url or "",
+                        _issuer)
+
+    @cached_property
+    def legacy_subjects(self) -> frozenset[str]:
+        from application.identity import operator_user_id_problem
+
+        found = frozenset(s.strip() for s in self.kinde_legacy_subjects.split(",") if s.strip())
+        for subject in sorted(found):
+            problem = "is SNIPER_USER" if subject == self.sniper_user else operator_user_id_problem(subject)
+            if problem:
+                raise ConfigurationError(f"KINDE_LEGACY_SUBJECTS: {subject!r} {problem}")
+        return found
 
 
-@dataclass(frozen=True, slots=True)
-class LogSettings:
-    """What entrypoints/logs.py configures: the level (None: the command's own default) and the format."""
-
-    level: str | None = None
-    format: str = _D.sniper_log_format  # or "json"
+def revealed(value: Secret | None) -> str:
+    """A secret setting's value for the code that hands it on; "" when unset."""
+    return "" if value is None else value.reveal()
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    database_url: str = DEFAULT_DATABASE_URL
-    scenario_path: Path = BUNDLED_SCENARIO
-    calendar_poll: timedelta = timedelta(seconds=_D.sniper_calendar_poll_seconds)
-    state_poll: timedelta = timedelta(seconds=_D.sniper_state_poll_seconds)
-    timing: SnipeTiming = field(default_factory=SnipeTiming)
-    user_id: str = _D.sniper_user
-    worker: WorkerSettings = field(default_factory=lambda: WorkerSettings())
-    redis_url: str | None = None
-    redis_prefix: str = _D.redis_prefix
-    redis_max_connections: int = _D.redis_max_connections
-    redis_pool_timeout: timedelta = timedelta(seconds=_D.redis_pool_timeout_seconds)
-    mexc: MexcSettings = field(default_factory=MexcSettings)
-    ai: AiSettings = field(default_factory=AiSettings)
-    observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
-    http: HttpSettings = field(default_factory=HttpSettings)
-    security: SecuritySettings = field(default_factory=SecuritySettings)
-    log: LogSettings = field(default_factory=LogSettings)
-    notify: NotifySettings = field(default_factory=NotifySettings)
-    # SCHED_FIFO priority for the last milliseconds before a launch and the sends at it (0: off;
-    # adapters/clock.py SystemClock): needs root or CAP_SYS_NICE, else a warning and normal priority.
-    launch_priority: int = _D.sniper_launch_priority
+def _aliased(name: str, value: str, alias: str, other: str, read: Callable[[str, str], str]) -> str:
+    """`value` read by `read`, else `other` (`alias` is the seed system's name for the same setting)
+    when `value` is empty; "" when neither is set. Both set to different values is refused: which
+    one was meant cannot be told."""
+    if not other:
+        return read(name, value) if value else ""
+    if not value:
+        return read(alias, other)
+    if read(name, value) != read(alias, other):
+        raise ConfigurationError(f"{name} and {alias} (its alias) are both set and differ: unset one")
+    return read(name, value)
+
+
+def _store_url(name: str, url: str) -> str:
+    from adapters.eventstore.database import DatabaseUrlError, canonical_database_url
+
+    if url == "memory://":
+        return url
+    if url.startswith("sqlite://"):
+        raise ConfigurationError(
+            f"{name} must name the aiosqlite driver: use sqlite+aiosqlite:///FILE, got {_shown(name, url)}")
+    if url.startswith("sqlite+aiosqlite:///") and len(url) > len("sqlite+aiosqlite:///"):
+        return url
+    if url.startswith(("postgresql+asyncpg://", "postgresql://", "postgres://")) and not url.endswith("://"):
+        try:
+            return canonical_database_url(url)
+        except DatabaseUrlError as exc:
+            raise ConfigurationError(f"{name} {exc}") from None
+    raise ConfigurationError(
+        f"{name} must be sqlite+aiosqlite:///FILE, postgresql://... (or postgres://, postgresql+asyncpg://) "
+        f"or memory://, got {_shown(name, url)}")
+
+
+def _issuer(name: str, value: str) -> str:
+    from adapters.kinde.verifier import kinde_issuer
+
+    issuer = kinde_issuer(value)
+    if name == "KINDE_ISSUER_URL" and not value.startswith(("https://", "http://")) or issuer.endswith("://"):
+        raise ConfigurationError(f"{name} must be the issuer's URL like https://sniper.kinde.com, got "
+                                 f"{_shown(name, value)}")
+    if not issuer.startswith(("https://", "http://")):
+        raise ConfigurationError(f"{name} must be a host name like sniper.kinde.com, got {_shown(name, value)}")
+    return issuer
 
 
 # ---- The declaration, read back: one entry per variable ----
@@ -533,7 +490,7 @@ class Settings:
 @dataclass(frozen=True, slots=True)
 class Spec:
     name: str  # the variable
-    attr: str  # Environment's field
+    attr: str  # the field of Settings
     kind: str  # int, float, decimal, bool, choice, str
     default: Any
     doc: str  # markdown (the README); `meaning` below is the plain text
@@ -576,21 +533,9 @@ def _spec(attr: str, annotation: Any, default: Any) -> Spec:
     return Spec(attr.upper(), attr, kind, default, meta.description, secret, choices, low, high, extra)
 
 
-@cache
-def specs() -> tuple[Spec, ...]:
-    hints = typing.get_type_hints(Environment, include_extras=True)
-    return tuple(_spec(f.name, hints[f.name], f.default) for f in msgspec.structs.fields(Environment))
-
-
-@dataclass(frozen=True, slots=True)
-class EnvVar:
-    name: str
-    default: str
-    meaning: str
-
-
-ENV_VARS: tuple[EnvVar, ...] = tuple(EnvVar(s.name, s.shown_default, s.meaning) for s in specs())
-SECRET_VARS = frozenset(s.name for s in specs() if s.secret)
+_HINTS = typing.get_type_hints(Settings, include_extras=True)
+ENV_VARS = tuple(_spec(f.name, _HINTS[f.name], f.default) for f in msgspec.structs.fields(Settings))
+SECRET_VARS = frozenset(s.name for s in ENV_VARS if s.secret)
 # Variables holding a URL (or a list of them): `sniper config` shows them through mask_url.
 URL_VARS = frozenset({v.name for v in ENV_VARS if v.name.endswith(("_URL", "_ENDPOINT"))} | {"SNIPER_CORS_ORIGINS"})
 
@@ -633,13 +578,14 @@ def _secret(kind: type, value: Any) -> Any:
     raise NotImplementedError
 
 
-def read_environment(env: Mapping[str, str] | None = None, names: frozenset[str] | None = None) -> Environment:
-    """The variables (all, or `names`) read and checked one by one; ConfigurationError names a bad one."""
+def read_settings(env: Mapping[str, str] | None = None, names: frozenset[str] | None = None) -> Settings:
+    """The variables (all, or `names`) read and checked one by one, without the rules that tie several
+    together (load_settings adds those); ConfigurationError names a bad one."""
     env = environ() if env is None else env
-    chosen = [s for s in specs() if names is None or s.name in names]
+    chosen = [s for s in ENV_VARS if names is None or s.name in names]
     given = {s.name: value for s in chosen if (value := _given(env, s)) is not None}
     try:
-        values = msgspec.convert(given, Environment, strict=False, dec_hook=_secret)
+        values = msgspec.convert(given, Settings, strict=False, dec_hook=_secret)
     except msgspec.ValidationError as exc:
         found = re.search(r"`\$\.([A-Z0-9_]+)`", str(exc))
         spec = next(s for s in chosen if found and s.name == found.group(1))
@@ -689,347 +635,118 @@ def _shown(name: str, value: str) -> str:
     return repr(mask_url(value)) if name in SECRET_VARS or name in URL_VARS else repr(value)
 
 
-def _reveal(value: Secret | None) -> str | None:
-    return None if value is None else value.reveal()
-
-
-# ---- Settings from the declaration, with the rules that tie several variables together ----
-
-def log_settings(env: Mapping[str, str] | None = None) -> LogSettings:
-    """The logging variables alone: every command configures its log before it reads the rest."""
-    e = read_environment(env, frozenset({"SNIPER_LOG_LEVEL", "SNIPER_LOG_FORMAT"}))
-    return LogSettings(level=e.sniper_log_level, format=e.sniper_log_format)
+def log_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """The logging variables alone (the rest at their defaults): every command configures its log
+    before it reads the rest."""
+    return read_settings(env, frozenset({"SNIPER_LOG_LEVEL", "SNIPER_LOG_FORMAT"}))
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    e = read_environment(env)
-    return Settings(
-        database_url=_database_url(e),
-        scenario_path=Path(e.sniper_scenario) if e.sniper_scenario else BUNDLED_SCENARIO,
-        calendar_poll=timedelta(seconds=e.sniper_calendar_poll_seconds),
-        state_poll=timedelta(seconds=e.sniper_state_poll_seconds),
-        timing=_timing(e),
-        user_id=_user(e),
-        worker=_worker(e),
-        redis_url=_reveal(e.redis_url),
-        redis_prefix=e.redis_prefix,
-        redis_max_connections=e.redis_max_connections,
-        redis_pool_timeout=timedelta(seconds=e.redis_pool_timeout_seconds),
-        mexc=_mexc(e),
-        ai=_ai(e),
-        observability=_observability(e),
-        http=_http(e),
-        security=_security(e),
-        log=LogSettings(level=e.sniper_log_level, format=e.sniper_log_format),
-        notify=_notify(e),
-        launch_priority=e.sniper_launch_priority,
-    )
+    """Every variable read, and the rules that tie several together checked: the first broken one
+    stops the start with one line."""
+    settings = read_settings(env)
+    for check in CHECKS:
+        check(settings)
+    return settings
 
 
-def _timing(e: Environment) -> SnipeTiming:
-    # MEXC takes a signed order in until its timestamp is recvWindow old, and takes a timestamp up
-    # to 1 s ahead of its clock: that long after a send starts, it is in or refused.
-    send_in_flight = timedelta(milliseconds=e.mexc_recv_window_ms) + timedelta(seconds=1)
-    lease_ttl = timedelta(seconds=e.sniper_lease_ttl_seconds)
-    _check_lease_outlasts_send(e, lease_ttl, send_in_flight)
-    return SnipeTiming(
-        lead_window=timedelta(minutes=e.sniper_lead_window_minutes),
-        prepare_ahead=timedelta(seconds=e.sniper_prepare_ahead_seconds),
-        snipe_window=timedelta(seconds=e.sniper_snipe_window_seconds),
-        retry_interval=timedelta(milliseconds=e.sniper_retry_interval_ms),
-        expiry_grace=timedelta(seconds=e.sniper_expiry_grace_seconds),
-        lease_ttl=lease_ttl,
-        send_in_flight=send_in_flight,
-        bracket_sends=e.sniper_bracket_sends,
-        launch_order_budget=e.sniper_launch_order_budget,
-    )
+# ---- The rules that tie several variables together, each one question ----
 
-
-def _check_lease_outlasts_send(e: Environment, lease_ttl: timedelta, send_in_flight: timedelta) -> None:
-    floor = SnipeTiming(send_in_flight=send_in_flight, lease_ttl=timedelta(days=1)).lease_floor
-    if lease_ttl < floor:
+def _check_lease_outlasts_send(s: Settings) -> None:
+    floor = SnipeTiming(send_in_flight=s.send_in_flight, lease_ttl=timedelta(days=1)).lease_floor
+    if timedelta(seconds=s.sniper_lease_ttl_seconds) < floor:
         raise ConfigurationError(
-            f"SNIPER_LEASE_TTL_SECONDS={lease_ttl.total_seconds():g} is too short for MEXC_RECV_WINDOW_MS="
-            f"{e.mexc_recv_window_ms}: a send starts only while the snipe's lease holds for its time "
+            f"SNIPER_LEASE_TTL_SECONDS={s.sniper_lease_ttl_seconds:g} is too short for MEXC_RECV_WINDOW_MS="
+            f"{s.mexc_recv_window_ms}: a send starts only while the snipe's lease holds for its time "
             f"in flight (recvWindow + 1 s), so the lease must be at least {floor.total_seconds():g} s"
         )
 
 
-def _user(e: Environment) -> str:
+def _check_operator_user(s: Settings) -> None:
     from application.identity import operator_user_id_problem
 
-    problem = operator_user_id_problem(e.sniper_user)
+    problem = operator_user_id_problem(s.sniper_user)
     if problem:
-        raise ConfigurationError(f"SNIPER_USER {problem}, got {e.sniper_user!r}")
-    return e.sniper_user
+        raise ConfigurationError(f"SNIPER_USER {problem}, got {s.sniper_user!r}")
 
 
-def _database_url(e: Environment) -> str:
-    """The store's URL, its driver named: libpq's postgres:// and postgresql:// mean asyncpg, and
-    their sslmode= and friends are checked here as make_engine will translate them."""
-    from adapters.eventstore.database import DatabaseUrlError, canonical_database_url
-
-    def canonical(name: str, url: str) -> str:
-        if url == "memory://":
-            return url
-        if url.startswith("sqlite://"):
-            raise ConfigurationError(
-                f"{name} must name the aiosqlite driver: use sqlite+aiosqlite:///FILE, got {_shown(name, url)}"
-            )
-        if url.startswith("sqlite+aiosqlite:///") and len(url) > len("sqlite+aiosqlite:///"):
-            return url
-        if url.startswith(("postgresql+asyncpg://", "postgresql://", "postgres://")) and not url.endswith("://"):
-            try:
-                return canonical_database_url(url)
-            except DatabaseUrlError as exc:
-                raise ConfigurationError(f"{name} {exc}") from None
-        raise ConfigurationError(
-            f"{name} must be sqlite+aiosqlite:///FILE, postgresql://... (or postgres://, postgresql+asyncpg://) "
-            f"or memory://, got {_shown(name, url)}"
-        )
-
-    given = _reveal(e.database_url)
-    _, url = _aliased("DATABASE_URL", given or "", "NEON_DATABASE_URL", _reveal(e.neon_database_url) or "", canonical)
-    if url:
-        return url
-    return canonical("DATABASE_URL", DEFAULT_DATABASE_URL if given is None else given)  # set but empty is refused
-
-
-def _aliased(name: str, value: str, alias: str, other: str, read: Callable[[str, str], str]) -> tuple[str, str]:
-    """(the variable used, its value read by `read`): `name`, else `alias` (the seed system's name
-    for the same setting) when `name` is unset or empty; (name, "") when neither is set. Both
-    set to different values is refused: which one was meant cannot be told."""
-    if not other:
-        return name, read(name, value) if value else ""
-    if not value:
-        return alias, read(alias, other)
-    if read(name, value) != read(alias, other):
-        raise ConfigurationError(f"{name} and {alias} (its alias) are both set and differ: unset one")
-    return name, read(name, value)
-
-
-def _worker(e: Environment) -> WorkerSettings:
-    _check_live_needs_mexc(e)
-    return WorkerSettings(
-        market=e.sniper_market,
-        live=e.sniper_live,
-        replay_speed=e.sniper_replay_speed,
-        price_poll=timedelta(milliseconds=e.sniper_price_poll_ms),
-        young_price_poll=timedelta(milliseconds=e.sniper_young_price_poll_ms),
-        young_position=timedelta(seconds=e.sniper_young_position_seconds),
-        safety_poll=timedelta(seconds=e.sniper_safety_poll_seconds),
-        reconcile_poll=timedelta(seconds=e.sniper_reconcile_poll_seconds),
-        error_burst=e.sniper_error_burst,
-        error_window=timedelta(seconds=e.sniper_error_window_seconds),
-        price_collapse_percent=e.sniper_price_collapse_percent,
-        stop_grace=timedelta(seconds=e.sniper_stop_grace_seconds),
-        worker_id=e.sniper_worker_id,
-        paper_wallet=e.sniper_paper_wallet,
-    )
-
-
-def _check_live_needs_mexc(e: Environment) -> None:
-    if e.sniper_live and e.sniper_market != "mexc":
+def _check_live_needs_mexc(s: Settings) -> None:
+    if s.sniper_live and s.sniper_market != "mexc":
         raise ConfigurationError("SNIPER_LIVE=1 needs SNIPER_MARKET=mexc: a replay is never traded live")
 
 
-def _mexc(e: Environment) -> MexcSettings:
-    _check_mexc_keys_pair(e)
-    return MexcSettings(
-        base_url=e.mexc_base_url,
-        web_url=e.mexc_web_url,
-        ws_url=e.mexc_ws_url,
-        api_key=_reveal(e.mexc_api_key) or "",
-        secret_key=_reveal(e.mexc_secret_key) or "",
-        recv_window_ms=e.mexc_recv_window_ms,
-    )
-
-
-def _check_mexc_keys_pair(e: Environment) -> None:
-    if (e.mexc_api_key is None) != (e.mexc_secret_key is None):
-        missing = "MEXC_SECRET_KEY" if e.mexc_api_key else "MEXC_API_KEY"
+def _check_mexc_keys_pair(s: Settings) -> None:
+    if (s.mexc_api_key is None) != (s.mexc_secret_key is None):
+        missing = "MEXC_SECRET_KEY" if s.mexc_api_key else "MEXC_API_KEY"
         raise ConfigurationError(
             f"{missing} must be set too: MEXC keys come in pairs (or leave both unset for paper trading)")
 
 
-def _ai(e: Environment) -> AiSettings:
-    _check_ai_call_within_analysis(e)
-
-    def provider(prefix: str) -> AiProviderSettings:
-        key: Secret | None = getattr(e, f"{prefix}_api_key")
-        return AiProviderSettings(_reveal(key) or "", getattr(e, f"{prefix}_base_url"), getattr(e, f"{prefix}_model"))
-
-    return AiSettings(
-        openai=provider("openai"),
-        anthropic=provider("anthropic"),
-        perplexity=provider("perplexity"),
-        cohere=provider("cohere"),
-        timeout=timedelta(seconds=e.sniper_ai_timeout_seconds),
-        call_timeout=timedelta(seconds=e.sniper_ai_call_timeout_seconds),
-        daily_budget_usd=e.sniper_ai_daily_budget_usd,
-    )
-
-
-def _check_ai_call_within_analysis(e: Environment) -> None:
-    call, total = e.sniper_ai_call_timeout_seconds, e.sniper_ai_timeout_seconds
+def _check_ai_call_within_analysis(s: Settings) -> None:
+    call, total = s.sniper_ai_call_timeout_seconds, s.sniper_ai_timeout_seconds
     if call > total:
         raise ConfigurationError(
             f"SNIPER_AI_CALL_TIMEOUT_SECONDS ({call:g}) must not exceed SNIPER_AI_TIMEOUT_SECONDS ({total:g})")
 
 
-def _observability(e: Environment) -> ObservabilitySettings:
-    _check_telegram_alerts_have_token(e)
-    _check_webhook_secret_has_url(e)
-    _check_telegram_webhook_has_token(e)
-    return ObservabilitySettings(
-        service_name=e.otel_service_name,
-        otlp_endpoint=e.otel_exporter_otlp_endpoint,
-        metrics_port=e.sniper_metrics_port,
-        alert_webhook_url=_reveal(e.sniper_alert_webhook_url),
-        alert_webhook_secret=_reveal(e.sniper_alert_webhook_secret),
-        slack_webhook_url=_reveal(e.slack_webhook_url),
-        telegram_bot_token=_reveal(e.telegram_bot_token),
-        telegram_chat_id=e.telegram_chat_id,
-        telegram_api_url=e.telegram_api_url,
-        telegram_webhook_secret=_reveal(e.telegram_webhook_secret),
-    )
-
-
-def _check_telegram_alerts_have_token(e: Environment) -> None:
-    if e.telegram_chat_id and e.telegram_bot_token is None:  # a token alone is the control bot's
+def _check_telegram_alerts_have_token(s: Settings) -> None:
+    if s.telegram_chat_id and s.telegram_bot_token is None:  # a token alone is the control bot's
         raise ConfigurationError("TELEGRAM_BOT_TOKEN must be set too: Telegram alerts need a bot token and a chat id")
 
 
-def _check_webhook_secret_has_url(e: Environment) -> None:
-    if e.sniper_alert_webhook_secret is not None and e.sniper_alert_webhook_url is None:
+def _check_webhook_secret_has_url(s: Settings) -> None:
+    if s.sniper_alert_webhook_secret is not None and s.sniper_alert_webhook_url is None:
         raise ConfigurationError("SNIPER_ALERT_WEBHOOK_SECRET is set but SNIPER_ALERT_WEBHOOK_URL is not")
 
 
-def _check_telegram_webhook_has_token(e: Environment) -> None:
-    if e.telegram_webhook_secret is not None and e.telegram_bot_token is None:
+def _check_telegram_webhook_has_token(s: Settings) -> None:
+    if s.telegram_webhook_secret is not None and s.telegram_bot_token is None:
         raise ConfigurationError("TELEGRAM_WEBHOOK_SECRET is set but TELEGRAM_BOT_TOKEN is not")
 
 
-def _notify(e: Environment) -> NotifySettings:
-    return NotifySettings(
-        enabled=e.sniper_notify,
-        timeout=e.sniper_notify_timeout_seconds,
-        attempts=e.sniper_notify_attempts,
-        first_retry=timedelta(seconds=e.sniper_notify_retry_seconds),
-        per_second=e.sniper_notify_per_second,
-        smtp_url=_reveal(e.sniper_smtp_url),
-        smtp_from=e.sniper_smtp_from,
-        allow_private=e.sniper_notify_allow_private,
-    )
-
-
-def _http(e: Environment) -> HttpSettings:
-    return HttpSettings(
-        host=e.sniper_http_host,
-        port=e.sniper_http_port,
-        cors_origins=_cors_origins(e),
-        rate_limit_per_minute=e.sniper_rate_limit_per_minute,
-        max_body_bytes=e.sniper_max_body_bytes,
-        header_timeout_seconds=e.sniper_http_header_timeout_seconds,
-        body_timeout_seconds=e.sniper_http_body_timeout_seconds,
-        keep_alive_seconds=e.sniper_http_keep_alive_seconds,
-        max_connections=e.sniper_http_max_connections,
-        max_streams_per_user=e.sniper_max_streams_per_user,
-        max_streams=e.sniper_max_streams,
-        dev_identity_on_network=e.sniper_dev_identity_on_network,
-        access_log=e.sniper_access_log,
-    )
-
-
-def _cors_origins(e: Environment) -> tuple[str, ...]:
-    origins = []
-    for raw in e.sniper_cors_origins.split(","):
-        origin = raw.strip().rstrip("/")
-        if not origin:
-            continue
-        if origin != "*" and (not origin.startswith(("https://", "http://")) or "/" in origin.split("://", 1)[1]
-                              or "@" in origin):  # an origin has no userinfo: that would be a password
-            raise ConfigurationError(
-                "SNIPER_CORS_ORIGINS must be comma-separated origins like https://app.example.com, "
-                f"got {_shown('SNIPER_CORS_ORIGINS', raw.strip())}"
-            )
-        origins.append(origin)
-    return tuple(origins)
-
-
-def _security(e: Environment) -> SecuritySettings:
-    from adapters.kinde.verifier import kinde_issuer
+def _check_encryption_keys(s: Settings) -> None:
     from adapters.security.sealing import KeyRing
 
-    key, old_keys = _reveal(e.encryption_key) or "", _reveal(e.encryption_old_keys) or ""
-    if key:
-        KeyRing.parse(key, old_keys)  # a bad key stops the start here, naming the variable (never the key)
-    elif old_keys:
+    if s.encryption_key is not None:  # a bad key stops the start here, naming the variable (never the key)
+        KeyRing.parse(s.encryption_key.reveal(), revealed(s.encryption_old_keys))
+    elif s.encryption_old_keys is not None:
         raise ConfigurationError(
             "ENCRYPTION_OLD_KEYS needs ENCRYPTION_KEY: the old keys only open, the current one seals")
 
-    def issuer_of(name: str, value: str) -> str:
-        issuer = kinde_issuer(value)
-        if name == "KINDE_ISSUER_URL" and not value.startswith(("https://", "http://")) or issuer.endswith("://"):
-            raise ConfigurationError(
-                f"{name} must be the issuer's URL like https://sniper.kinde.com, got {_shown(name, value)}"
-            )
-        if not issuer.startswith(("https://", "http://")):
-            raise ConfigurationError(f"{name} must be a host name like sniper.kinde.com, got {_shown(name, value)}")
-        return issuer
 
-    kinde_var, issuer = _aliased("KINDE_DOMAIN", e.kinde_domain or "", "KINDE_ISSUER_URL", e.kinde_issuer_url or "",
-                                 issuer_of)
-    _check_production_is_signed_in(e, key, kinde_var, issuer)
-    _check_kinde_sign_in_complete(e, issuer)
-    return SecuritySettings(
-        environment=e.sniper_env,
-        encryption_key=key,
-        encryption_old_keys=old_keys,
-        kinde_issuer=issuer,
-        kinde_audience=e.kinde_audience,
-        kinde_client_id=e.kinde_client_id,
-        kinde_client_secret=_reveal(e.kinde_client_secret) or "",
-        kinde_redirect_url=e.kinde_redirect_url,
-        kinde_jwks_max_age=timedelta(seconds=e.kinde_jwks_max_age_seconds),
-        kinde_legacy_subjects=_legacy_subjects(e),
-    )
-
-
-def _check_production_is_signed_in(e: Environment, key: str, kinde_var: str, issuer: str) -> None:
-    if e.sniper_env != "production":
+def _check_production_is_signed_in(s: Settings) -> None:
+    if s.sniper_env != "production":
         return
-    if not key:
+    if s.encryption_key is None:
         raise ConfigurationError("SNIPER_ENV=production needs ENCRYPTION_KEY (VERSION:BASE64 of 32 random bytes)")
-    if not issuer:
+    if not s.kinde_issuer:
         raise ConfigurationError("SNIPER_ENV=production needs KINDE_DOMAIN: the development identity is refused")
-    if not issuer.startswith("https://"):
-        given = getattr(e, kinde_var.lower()) or ""
-        raise ConfigurationError(f"{kinde_var} must be served over https in production, got {_shown(kinde_var, given)}")
+    if not s.kinde_issuer.startswith("https://"):
+        name, given = ("KINDE_DOMAIN", s.kinde_domain) if s.kinde_domain else ("KINDE_ISSUER_URL", s.kinde_issuer_url)
+        raise ConfigurationError(f"{name} must be served over https in production, got {_shown(name, given or '')}")
 
 
-def _check_kinde_sign_in_complete(e: Environment, issuer: str) -> None:
-    if issuer and not e.kinde_audience:
+def _check_kinde_sign_in_complete(s: Settings) -> None:
+    if s.kinde_issuer and not s.kinde_audience:
         raise ConfigurationError("KINDE_AUDIENCE must be set with KINDE_DOMAIN: access tokens are checked for it")
-    sign_in = {"KINDE_CLIENT_ID": bool(e.kinde_client_id), "KINDE_CLIENT_SECRET": e.kinde_client_secret is not None,
-               "KINDE_REDIRECT_URL": bool(e.kinde_redirect_url)}
+    sign_in = {"KINDE_CLIENT_ID": bool(s.kinde_client_id), "KINDE_CLIENT_SECRET": s.kinde_client_secret is not None,
+               "KINDE_REDIRECT_URL": bool(s.kinde_redirect_url)}
     if any(sign_in.values()) and not all(sign_in.values()):
         missing = ", ".join(name for name, given in sign_in.items() if not given)
         raise ConfigurationError(
             f"{missing} must be set too: the Kinde sign-in needs client id, secret and redirect URL")
-    if any(sign_in.values()) and not issuer:
+    if any(sign_in.values()) and not s.kinde_issuer:
         raise ConfigurationError("KINDE_CLIENT_ID and friends need KINDE_DOMAIN")
 
 
-def _legacy_subjects(e: Environment) -> frozenset[str]:
-    from application.identity import operator_user_id_problem
-
-    found = frozenset(s.strip() for s in e.kinde_legacy_subjects.split(",") if s.strip())
-    for subject in sorted(found):
-        problem = "is SNIPER_USER" if subject == e.sniper_user else operator_user_id_problem(subject)
-        if problem:
-            raise ConfigurationError(f"KINDE_LEGACY_SUBJECTS: {subject!r} {problem}")
-    return found
+# In the order they are checked; a derived value's reading (attrgetter) checks its variables.
+CHECKS: tuple[Callable[[Settings], object], ...] = (
+    attrgetter("store_url"), _check_lease_outlasts_send, _check_operator_user, _check_live_needs_mexc,
+    _check_mexc_keys_pair, _check_ai_call_within_analysis, _check_telegram_alerts_have_token,
+    _check_webhook_secret_has_url, _check_telegram_webhook_has_token, attrgetter("cors_origins"),
+    _check_encryption_keys, attrgetter("kinde_issuer"), _check_production_is_signed_in,
+    _check_kinde_sign_in_complete, attrgetter("legacy_subjects"),
+)
 
 
 # ---- Printed from the declaration: `sniper config` and the README's table ----
@@ -1040,7 +757,7 @@ def describe(env: Mapping[str, str] | None = None) -> str:
     env = environ() if env is None else env
     load_settings(env)  # validates: a bad value fails here with its name
     lines = []
-    for spec in specs():
+    for spec in ENV_VARS:
         current = env.get(spec.name)
         if current is None:
             shown = "(default)"
@@ -1056,7 +773,7 @@ def describe(env: Mapping[str, str] | None = None) -> str:
 
 def readme_table() -> str:
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
-    for spec in specs():
+    for spec in ENV_VARS:
         shown = spec.shown_default
         default = shown[1:-1] if shown.startswith("(") and shown.endswith(")") else f"`{shown}`"
         rows.append(f"| `{spec.name}` | {default} | {spec.doc} |")
@@ -1073,15 +790,11 @@ def readme_with_table(readme: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """python -m entrypoints.config [--readme [PATH]]: print the table, or write it into the README."""
-    args = sys.argv[1:] if argv is None else argv
-    if not args:
-        sys.stdout.write(readme_table())
-        return 0
-    if args[0] != "--readme" or len(args) > 2:
-        sys.stderr.write("usage: python -m entrypoints.config [--readme [README.md]]\n")
+    """python -m entrypoints.config --readme: rewrite the table in the README.md of the working directory."""
+    if (sys.argv[1:] if argv is None else argv) != ["--readme"]:
+        sys.stderr.write("usage: python -m entrypoints.config --readme\n")
         return 2
-    path = Path(args[1] if len(args) == 2 else "README.md")
+    path = Path("README.md")
     text = path.read_text()
     updated = readme_with_table(text)
     if updated != text:

@@ -1,7 +1,7 @@
 """The one place where adapters are chosen and wired (dishka).
 
-APP scope throughout: the CLI and the demo run one flow per process. The HTTP app will
-add a REQUEST scope for per-request sessions.
+APP scope throughout: the CLI, the worker and the demo run one flow per process. The API reuses
+the storage and coordination providers and adds its REQUEST-scoped ones (entrypoints/http/providers.py).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from adapters.memory import (
 )
 from adapters.mexc.accounts import UserMexcAccounts
 from adapters.mexc.exchange import MexcExchange
-from adapters.mexc.limits import RateLimiter
+from adapters.mexc.limits import IP_LIMITS, RateLimiter
 from adapters.mexc.listings import MexcListingFeed
 from adapters.mexc.rest import MexcRestClient
 from adapters.paper.broker import PaperBroker
@@ -46,6 +46,7 @@ from adapters.redis import (
     RedisRequestCounter,
     redis_client,
 )
+from adapters.redis.rate_windows import RedisRateWindows
 from adapters.redis.roster import RedisLaunchRoster
 from adapters.telemetry.instrument import InstrumentedExchange, InstrumentedListingFeed
 from application.accounts import PaperOrLive
@@ -82,7 +83,7 @@ from application.use_cases.safety import ActivateEmergencyStop, ClearEmergencySt
 from application.use_cases.snipe import ExecuteSnipe
 from application.use_cases.targets import CreateSnipeTarget
 from domain.risk import DEFAULT_RISK_PROFILE
-from entrypoints.config import Settings
+from entrypoints.config import Settings, revealed
 from entrypoints.observability import ObservabilityProvider
 
 logger = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ class StorageProvider(Provider):
 
     @provide(scope=Scope.APP)
     async def event_store(self, settings: Settings, access: StoreAccess) -> AsyncIterator[EventStore]:
-        url = settings.database_url
+        url = settings.store_url
         if url == "memory://":
             yield InMemoryEventStore()
             return
@@ -161,8 +162,8 @@ class RedisHandle:
 class CoordinationProvider(Provider):
     """Scheduler, locks, cache, request counters, event fan-out and agent heartbeats. With
     REDIS_URL they live in Redis and are shared by every process; without it, in-process twins
-    (the embedded default).
-    The scheduler is in-process for now: durable scheduling is still to come."""
+    (the embedded default). The scheduler here is always in-process: the worker trading on MEXC
+    with REDIS_URL runs snipes as durable SAQ jobs instead (entrypoints/worker.py)."""
 
     clock = from_context(provides=Clock, scope=Scope.APP)
 
@@ -175,16 +176,20 @@ class CoordinationProvider(Provider):
         if settings.redis_url is None:
             yield RedisHandle(None)
             return
-        client = redis_client(settings.redis_url, max_connections=settings.redis_max_connections,
-                              pool_timeout=settings.redis_pool_timeout.total_seconds())
+        client = redis_client(settings.redis_url.reveal(), max_connections=settings.redis_max_connections,
+                              pool_timeout=settings.redis_pool_timeout_seconds)
         try:
             await client.ping()
         except (RedisError, OSError) as exc:
             await client.aclose()
             raise ConfigurationError(f"REDIS_URL cannot be reached: {exc}") from None
+        # Every MEXC client of this process draws from the IP's request budgets counted on Redis,
+        # with every other process's (adapters/mexc/limits.py, IP_LIMITS).
+        IP_LIMITS.share(RedisRateWindows(client, settings.redis_prefix))
         try:
             yield RedisHandle(client)
         finally:
+            IP_LIMITS.share(None)
             await client.aclose()
 
     @provide(scope=Scope.APP)
@@ -201,7 +206,7 @@ class CoordinationProvider(Provider):
 
     @provide(scope=Scope.APP)
     def roster(self, clock: Clock, redis: RedisHandle, settings: Settings) -> LaunchRoster:
-        # The traders of one launch share the IP's order budget (ExecuteSnipe._plan); through Redis,
+        # The traders of one launch share the IP's order budget (SendPlanner.plan); through Redis,
         # across every worker process.
         if redis.client is None:
             return InMemoryLaunchRoster(clock)
@@ -251,8 +256,8 @@ class MexcProvider(Provider):
 
     @provide(scope=Scope.APP)
     async def rest(self, settings: Settings, telemetry: Telemetry) -> AsyncIterator[MexcRestClient]:
-        m = settings.mexc
-        client = MexcRestClient(m.api_key, m.secret_key, m.base_url, recv_window_ms=m.recv_window_ms,
+        client = MexcRestClient(revealed(settings.mexc_api_key), revealed(settings.mexc_secret_key),
+                                settings.mexc_base_url, recv_window_ms=settings.mexc_recv_window_ms,
                                 limiter=RateLimiter(telemetry=telemetry))
         try:
             yield client
@@ -263,7 +268,7 @@ class MexcProvider(Provider):
     async def listing_feed(self, settings: Settings, clock: Clock, telemetry: Telemetry) -> AsyncIterator[ListingFeed]:
         web = httpx.AsyncClient(timeout=10.0, trust_env=False)
         try:
-            yield InstrumentedListingFeed(MexcListingFeed(web, settings.mexc.web_url, clock=clock), telemetry)
+            yield InstrumentedListingFeed(MexcListingFeed(web, settings.mexc_web_url, clock=clock), telemetry)
         finally:
             await web.aclose()
 
@@ -301,19 +306,19 @@ class MexcProvider(Provider):
             return
         from entrypoints.keys import credential_vault
 
-        m = settings.mexc
         try:
             vault = credential_vault(settings, store.engine if isinstance(store, SqlEventStore) else None)
         except ConfigurationError as exc:
             logger.warning("traders' stored MEXC keys cannot be opened (%s): only the operator's account trades live",
                            exc)
-            yield PaperOrLive(paper.exchange, trading if m.has_keys else None)
+            yield PaperOrLive(paper.exchange, trading if settings.operator_keys else None)
             return
         accounts = UserMexcAccounts(
             vault, paper.exchange,
-            lambda keys: MexcRestClient(keys.api_key, keys.secret_key, m.base_url, recv_window_ms=m.recv_window_ms),
+            lambda keys: MexcRestClient(keys.api_key, keys.secret_key, settings.mexc_base_url,
+                                        recv_window_ms=settings.mexc_recv_window_ms),
             wrap=lambda exchange: InstrumentedExchange(exchange, telemetry, mode="live", system="mexc"),
-            operator=trading if m.has_keys else None, operator_user=settings.user_id,
+            operator=trading if settings.operator_keys else None, operator_user=settings.sniper_user,
         )
         try:
             yield accounts
@@ -323,7 +328,7 @@ class MexcProvider(Provider):
     @provide(scope=Scope.APP)
     def traders(self, settings: Settings, mode: TradingMode, store: EventStore) -> TraderDirectory:
         risk = dataclasses.replace(DEFAULT_RISK_PROFILE, live=mode is TradingMode.LIVE)
-        fallback = InMemoryTraderDirectory([TraderSettings(user_id=settings.user_id, auto_snipe=False, risk=risk)])
+        fallback = InMemoryTraderDirectory([TraderSettings(user_id=settings.sniper_user, auto_snipe=False, risk=risk)])
         # Users who turned auto-snipe on through the API are served; SNIPER_USER keeps its defaults.
         return EventSourcedTraderDirectory(store, fallback=fallback, defaults_for_unknown=False)
 

@@ -122,10 +122,10 @@ async def run_demo(settings: Settings, scenario: Scenario, run_id: str, out: Tex
             now = clock.now()
             if now >= next_calendar:
                 await sync_calendar()
-                next_calendar = now + settings.calendar_poll
+                next_calendar = now + timedelta(seconds=settings.sniper_calendar_poll_seconds)
             if now >= next_states:
                 await detect_ready()
-                next_states = now + settings.state_poll
+                next_states = now + timedelta(seconds=settings.sniper_state_poll_seconds)
             due = [job for job in scheduler.take_due(clock.now()) if job.kind == EXECUTE_SNIPE]
             if due:
                 # In the order the targets were created, not by target id (random per run): the
@@ -155,7 +155,7 @@ async def run_demo(settings: Settings, scenario: Scenario, run_id: str, out: Tex
 
 
 def settings_store(settings: Settings) -> str:
-    url = settings.database_url
+    url = settings.store_url
     if url.startswith("sqlite"):
         return f"history in {url.split(':///', 1)[1]}"
     if url == "memory://":

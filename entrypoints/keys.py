@@ -20,6 +20,7 @@ import asyncio
 import logging
 import os
 import stat
+from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -36,7 +37,7 @@ from adapters.security.sealing import KEY_BYTES, KeyRing, encode_key
 from application.errors import ConfigurationError
 from application.identity import IdentityVerifier
 from application.ports import Clock
-from entrypoints.config import Settings, load_settings
+from entrypoints.config import Settings, load_settings, revealed
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +54,14 @@ def new_key(version: int = 1) -> str:
 
 
 def key_ring(settings: Settings) -> KeyRing:
-    security = settings.security
-    if security.encryption_key:
-        return KeyRing.parse(security.encryption_key, security.encryption_old_keys)
-    if security.production:  # load_settings refuses this already; never fall through to a file
+    if settings.encryption_key is not None:
+        return KeyRing.parse(settings.encryption_key.reveal(), revealed(settings.encryption_old_keys))
+    if settings.sniper_env == "production":  # load_settings refuses this already; never fall through to a file
         raise ConfigurationError("SNIPER_ENV=production needs ENCRYPTION_KEY")
-    if settings.database_url == "memory://":
+    if settings.store_url == "memory://":
         log.warning("ENCRYPTION_KEY is not set: credentials are sealed under a throwaway key (memory:// keeps nothing)")
         return KeyRing.generate()
-    db_file = sqlite_path(settings.database_url)
+    db_file = sqlite_path(settings.store_url)
     if db_file is None:
         raise ConfigurationError(
             "ENCRYPTION_KEY must be set to store credentials in this database (only the embedded SQLite "
@@ -130,23 +130,23 @@ def credential_vault(settings: Settings, engine: AsyncEngine | None) -> MemoryCr
 
 def identity_verifier(settings: Settings, clock: Clock, http: httpx.AsyncClient | None = None) -> IdentityVerifier:
     """Kinde when KINDE_DOMAIN is set, else the development identity (refused in production)."""
-    security = settings.security
-    return _identity_verifier(security.environment, security.kinde_issuer or None, security.kinde_audience or None,
-                              clock, http, development_user=settings.user_id, jwks_max_age=security.kinde_jwks_max_age,
-                              legacy_subjects=security.kinde_legacy_subjects)
+    s = settings
+    return _identity_verifier(s.sniper_env, s.kinde_issuer or None, s.kinde_audience or None, clock, http,
+                              development_user=s.sniper_user, legacy_subjects=s.legacy_subjects,
+                              jwks_max_age=timedelta(seconds=s.kinde_jwks_max_age_seconds))
 
 
 def kinde_sign_in(settings: Settings, verifier: IdentityVerifier) -> KindeSignIn | None:
     """The browser sign-in, when KINDE_CLIENT_ID, _SECRET and _REDIRECT_URL are set; else None."""
-    security = settings.security
-    if not security.sign_in_configured:
+    s = settings
+    if not (s.kinde_issuer and s.kinde_client_id and s.kinde_client_secret and s.kinde_redirect_url):
         return None
-    return KindeSignIn(security.kinde_issuer, security.kinde_client_id, security.kinde_client_secret,
-                       security.kinde_redirect_url, verifier, audience=security.kinde_audience or None)
+    return KindeSignIn(s.kinde_issuer, s.kinde_client_id, s.kinde_client_secret.reveal(), s.kinde_redirect_url,
+                       verifier, audience=s.kinde_audience or None)
 
 
 def credential_checker(settings: Settings) -> MexcCredentialChecker:
-    return MexcCredentialChecker(settings.mexc.base_url, recv_window_ms=settings.mexc.recv_window_ms)
+    return MexcCredentialChecker(settings.mexc_base_url, recv_window_ms=settings.mexc_recv_window_ms)
 
 
 # --- `sniper keys` ---------------------------------------------------------------------------
@@ -167,7 +167,7 @@ def run_keys_command(args: argparse.Namespace, out: TextIO) -> int:
         out.write(new_key(args.key_version) + "\n")
         return 0
     settings = load_settings()
-    if not settings.security.encryption_key:
+    if settings.encryption_key is None:
         raise ConfigurationError(
             "sniper keys rotate needs ENCRYPTION_KEY (the new key) and ENCRYPTION_OLD_KEYS (the old ones)"
         )
@@ -175,13 +175,13 @@ def run_keys_command(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def rotate(settings: Settings, out: TextIO) -> int:
-    if settings.database_url == "memory://":
+    if settings.store_url == "memory://":
         raise ConfigurationError("DATABASE_URL=memory:// keeps no credentials to rotate")
     from adapters.eventstore.migrate import ensure_schema
     from adapters.eventstore.sqlalchemy_store import open_engine
 
     ring = key_ring(settings)
-    engine = await open_engine(settings.database_url)
+    engine = await open_engine(settings.store_url)
     try:
         await ensure_schema(engine, initialise_empty=False)
         vault = SqlCredentialVault(engine, ring)

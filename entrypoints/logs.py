@@ -22,7 +22,7 @@ import time
 from types import TracebackType
 from typing import Any
 
-from entrypoints.config import LogSettings
+from entrypoints.config import Settings
 
 # Chatty at INFO (a line per HTTP call, per migration step, per job): kept at WARNING.
 NOISY_LOGGERS = ("httpx", "httpcore", "hpack", "websockets", "saq", "alembic", "aiosqlite", "asyncpg",
@@ -83,19 +83,20 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def configure_logging(settings: LogSettings, long_running: bool) -> None:
+def configure_logging(settings: Settings, long_running: bool) -> None:
     """Install the one handler. Like logging.basicConfig, it leaves alone a process whose root
     logger already has handlers of someone else's (a host application, pytest): theirs win.
-    Calling it again replaces what the previous call set up."""
+    Calling it again replaces what the previous call set up. Reads SNIPER_LOG_LEVEL (None: the command's
+    own default) and SNIPER_LOG_FORMAT."""
     root = logging.getLogger()
     if any(not isinstance(h, _StderrHandler) for h in root.handlers):
         return
     for handler in list(root.handlers):
         root.removeHandler(handler)
     handler = _StderrHandler()
-    handler.setFormatter(JsonFormatter() if settings.format == "json" else TextFormatter())
+    handler.setFormatter(JsonFormatter() if settings.sniper_log_format == "json" else TextFormatter())
     root.addHandler(handler)
-    level = logging.getLevelName(settings.level or ("INFO" if long_running else "WARNING"))
+    level = logging.getLevelName(settings.sniper_log_level or ("INFO" if long_running else "WARNING"))
     root.setLevel(level)
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))

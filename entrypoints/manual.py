@@ -64,7 +64,7 @@ def parse_snipe_command(symbol: str, quote_amount: str, at: str | None, live: bo
             raise ConfigurationError(f"--at must be an ISO time such as 2026-11-25T10:00:00Z, got {at!r}") from None
         if moment.tzinfo is None:
             raise ConfigurationError(f"--at must carry a time zone (e.g. ...Z or +01:00), got {at!r}")
-    if live and not settings.mexc.has_keys:
+    if live and not settings.operator_keys:
         raise ConfigurationError("--live needs MEXC_API_KEY and MEXC_SECRET_KEY; without them only paper trading runs")
     return SnipeCommand(sym, amount, moment, live, exit_strategy, cap)
 
@@ -74,7 +74,7 @@ class SnipeInterrupted(Exception):
 
 
 async def run_manual_snipe(settings: Settings, command: SnipeCommand, out: TextIO) -> SnipeOutcome:
-    clock = SystemClock(launch_priority=settings.launch_priority)
+    clock = SystemClock(launch_priority=settings.sniper_launch_priority)
     mode = TradingMode.LIVE if command.live else TradingMode.PAPER
     container = mexc_trading_container(settings, mode, clock)
     store: EventStore | None = None
@@ -91,14 +91,14 @@ async def run_manual_snipe(settings: Settings, command: SnipeCommand, out: TextI
         cap = "" if command.max_price is None else f" at most {command.max_price} each"
         out.write(
             f"{'LIVE' if command.live else 'paper'} snipe of {command.symbol} for {command.quote_amount} "
-            f"{command.symbol.quote}{cap} at {when} UTC via {settings.mexc.base_url}\n"
+            f"{command.symbol.quote}{cap} at {when} UTC via {settings.mexc_base_url}\n"
         )
         if unreachable is not None:
             out.write(f"warning: {unreachable}; the snipe goes on, and fails unless MEXC answers before its window "
                       "closes\n")
         target_id = await create(NewSnipe(
-            settings.user_id, command.symbol, launch, command.quote_amount, command.exit_strategy, live=command.live,
-            max_entry_price=command.max_price,
+            settings.sniper_user, command.symbol, launch, command.quote_amount, command.exit_strategy,
+            live=command.live, max_entry_price=command.max_price,
         ))
         # The executor records "market buy submitted" as soon as it has its lease, then waits for the
         # launch; started here at once, a snipe hours away would sit `executing` for hours, and an
@@ -117,7 +117,7 @@ async def run_manual_snipe(settings: Settings, command: SnipeCommand, out: TextI
     except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels this task
         if store is None:
             raise SnipeInterrupted("nothing was recorded") from None
-        left = await _left_by_interruption(store, target_id, f"cli:{settings.user_id}", clock)
+        left = await _left_by_interruption(store, target_id, f"cli:{settings.sniper_user}", clock)
         raise SnipeInterrupted(left) from None
     finally:
         await container.close()
@@ -150,7 +150,7 @@ async def mexc_unreachable(settings: Settings) -> str | None:
     """Why MEXC cannot be reached (DNS, refused, timeout, TLS), from one ping; None when it answers.
     A snipe's own calls would find out too, but only after their retries, in a reply about
     something else."""
-    async with MexcRestClient("", "", settings.mexc.base_url, read_attempts=1, order_lane=False) as client:
+    async with MexcRestClient("", "", settings.mexc_base_url, read_attempts=1, order_lane=False) as client:
         try:
             await client.ping()
         except (Unreachable, AmbiguousOutcome) as exc:
@@ -196,11 +196,11 @@ async def run_reconcile(settings: Settings, out: TextIO) -> ReconciliationReport
     but one left executing is resumed as ExecuteSnipe resumes it: a fill found by its client
     order id is recorded, and an order that never left is sent if its window is still open.
     Snipes whose launch has not come are listed as scheduled, never waited for."""
-    mode = TradingMode.LIVE if settings.mexc.has_keys else TradingMode.PAPER
+    mode = TradingMode.LIVE if settings.operator_keys else TradingMode.PAPER
     container = mexc_trading_container(settings, mode, SystemClock())
     try:
         out.write(f"reconciling the trade history with {'MEXC' if mode is TradingMode.LIVE else 'paper'} "
-                  f"via {settings.mexc.base_url}\n")
+                  f"via {settings.mexc_base_url}\n")
         report = await (await container.get(ReconcileWithExchange))(resume_before_launch=False)
         write_reconciliation(report, out)
         out.write("clean: every order is accounted for\n" if report.clean else "NOT clean: see the warnings above\n")
@@ -218,12 +218,13 @@ class Check:
 
 async def run_mexc_check(settings: Settings, symbol: Symbol, out: TextIO) -> list[Check]:
     """Read-only calls and one `order/test` (validated by MEXC, never matched)."""
-    if not settings.mexc.has_keys:
+    keys = settings.operator_keys
+    if keys is None:
         raise ConfigurationError("sniper mexc check needs MEXC_API_KEY and MEXC_SECRET_KEY")
-    m = settings.mexc
     checks: list[Check] = []
     unreachable = False
-    async with MexcRestClient(m.api_key, m.secret_key, m.base_url, recv_window_ms=m.recv_window_ms) as client:
+    async with MexcRestClient(keys.api_key, keys.secret_key, settings.mexc_base_url,
+                              recv_window_ms=settings.mexc_recv_window_ms) as client:
 
         async def step(name: str, work) -> None:  # noqa: ANN001
             nonlocal unreachable
@@ -243,7 +244,7 @@ async def run_mexc_check(settings: Settings, symbol: Symbol, out: TextIO) -> lis
 
         async def ping() -> str:
             await client.ping()
-            return f"{m.base_url} answers"
+            return f"{settings.mexc_base_url} answers"
 
         async def clock() -> str:
             sync = await client.sync_clock()
@@ -275,9 +276,9 @@ async def run_emergency_stop(settings: Settings, scope: str, reason: str | None,
     records the stop first (every worker refuses new orders from then on), then cancels the
     open orders of the account: the MEXC one when the keys are set, else paper. Both are
     idempotent: halting an active stop says since when it holds, resuming with none says so."""
-    mode = TradingMode.LIVE if settings.mexc.has_keys else TradingMode.PAPER
+    mode = TradingMode.LIVE if settings.operator_keys else TradingMode.PAPER
     container = mexc_trading_container(settings, mode, SystemClock())
-    by = f"cli:{settings.user_id}"
+    by = f"cli:{settings.sniper_user}"
     try:
         if reason is None:
             if await (await container.get(ClearEmergencyStop))(scope, by):

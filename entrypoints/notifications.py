@@ -27,7 +27,7 @@ from application.notifications import (
     TradeNotifier,
 )
 from application.ports import Clock, EventStore
-from entrypoints.config import Settings
+from entrypoints.config import Settings, revealed
 
 log = logging.getLogger(__name__)
 
@@ -68,18 +68,19 @@ def notification_sealer(settings: Settings) -> SecretSealer:
 
 
 def delivery_policy(settings: Settings) -> DeliveryPolicy:
-    n = settings.notify
-    return DeliveryPolicy(timeout=n.timeout, attempts=n.attempts, first_retry=n.first_retry,
-                          per_destination=n.per_second)
+    s = settings
+    return DeliveryPolicy(timeout=s.sniper_notify_timeout_seconds, attempts=s.sniper_notify_attempts,
+                          first_retry=timedelta(seconds=s.sniper_notify_retry_seconds),
+                          per_destination=s.sniper_notify_per_second)
 
 
 def senders(settings: Settings, client: httpx.AsyncClient) -> dict[str, ChannelSender]:
-    o, n = settings.observability, settings.notify
-    found: dict[str, ChannelSender] = {"webhook": WebhookSender(client, allow_private=n.allow_private)}
-    if o.telegram_bot_token:
-        found["telegram"] = TelegramSender(client, o.telegram_bot_token, o.telegram_api_url)
-    via_apprise = AppriseSender(smtp_url=n.smtp_url, smtp_from=n.smtp_from, timeout=n.timeout,
-                                allow_private=n.allow_private)
+    s = settings
+    found: dict[str, ChannelSender] = {"webhook": WebhookSender(client, allow_private=s.sniper_notify_allow_private)}
+    if s.telegram_bot_token:
+        found["telegram"] = TelegramSender(client, s.telegram_bot_token.reveal(), s.telegram_api_url)
+    via_apprise = AppriseSender(smtp_url=revealed(s.sniper_smtp_url) or None, smtp_from=s.sniper_smtp_from,
+                                timeout=s.sniper_notify_timeout_seconds, allow_private=s.sniper_notify_allow_private)
     found.update(discord=via_apprise, slack=via_apprise, email=via_apprise)
     return found
 
@@ -89,10 +90,10 @@ async def trade_notifier(settings: Settings, store: EventStore, clock: Clock, ho
                          *, poll: timedelta = timedelta(milliseconds=200),
                          batch: int = 500) -> AsyncIterator[TradeNotifier | None]:
     """The worker's notifier (None when off or on memory://), with its HTTP client closed after."""
-    if not settings.notify.enabled or not isinstance(store, SqlEventStore):
+    if not settings.sniper_notify or not isinstance(store, SqlEventStore):
         yield None
         return
-    async with httpx.AsyncClient(timeout=httpx.Timeout(settings.notify.timeout)) as client:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(settings.sniper_notify_timeout_seconds)) as client:
         outbox = SqlNotificationOutbox(store.engine)
         delivery = NotificationDelivery(outbox, store, senders(settings, client), notification_sealer(settings),
                                         SystemClock(), delivery_policy(settings))

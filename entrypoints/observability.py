@@ -28,7 +28,7 @@ from application.alerts import NoNotifier, Notifier
 from application.errors import ConfigurationError
 from application.ports import Clock
 from application.telemetry import Telemetry
-from entrypoints.config import Settings
+from entrypoints.config import Settings, revealed
 
 ALERT_TIMEOUT_SECONDS = 5.0
 ALERT_WINDOW = timedelta(minutes=5)
@@ -38,20 +38,21 @@ def build_telemetry(
     settings: Settings, *, prometheus: bool = True, span_exporter: SpanExporter | None = None
 ) -> OtelTelemetry:
     """The process's telemetry; call `.shutdown()` when done (flushes OTLP batches)."""
-    o = settings.observability
-    telemetry, _ = configure_telemetry(o.service_name, o.otlp_endpoint, prometheus, span_exporter)
+    telemetry, _ = configure_telemetry(settings.otel_service_name, settings.otel_exporter_otlp_endpoint, prometheus,
+                                       span_exporter)
     return telemetry
 
 
 def alert_channels(settings: Settings, client: httpx.AsyncClient) -> list[AlertChannel]:
-    o = settings.observability
+    s = settings
     channels: list[AlertChannel] = []
-    if o.alert_webhook_url:
-        channels.append(WebhookNotifier(client, o.alert_webhook_url, o.alert_webhook_secret))
-    if o.slack_webhook_url:
-        channels.append(SlackNotifier(client, o.slack_webhook_url))
-    if o.telegram_bot_token and o.telegram_chat_id:
-        channels.append(TelegramNotifier(client, o.telegram_bot_token, o.telegram_chat_id, o.telegram_api_url))
+    if s.sniper_alert_webhook_url:
+        channels.append(WebhookNotifier(client, s.sniper_alert_webhook_url.reveal(),
+                                        revealed(s.sniper_alert_webhook_secret) or None))
+    if s.slack_webhook_url:
+        channels.append(SlackNotifier(client, s.slack_webhook_url.reveal()))
+    if s.telegram_bot_token and s.telegram_chat_id:
+        channels.append(TelegramNotifier(client, s.telegram_bot_token.reveal(), s.telegram_chat_id, s.telegram_api_url))
     return channels
 
 

@@ -239,7 +239,7 @@ async def build_commands(container: AsyncContainer, settings: Settings, stack: c
     status = GetTraderStatus(read_models, store, clock, prices=PricePositions(market, clock),
                              board=await container.get(AgentStatusBoard))
     balances = GetBalances(read_models, await container.get(TraderDirectory), clock,
-                           live=await _live_balances(settings, store, stack), paper_wallet=settings.worker.paper_wallet)
+                           live=await _live_balances(settings, store, stack), paper_wallet=settings.sniper_paper_wallet)
     return TelegramCommands(
         store, clock, read_models,
         await container.get(ActivateEmergencyStop), await container.get(ClearEmergencyStop),
@@ -253,39 +253,38 @@ async def _live_balances(
 ) -> LiveBalances | None:
     """A live deployment reads live traders' balances with their own stored keys (as the API
     does); a paper one has no live account to read."""
-    if not (settings.worker.market == "mexc" and settings.worker.live):
+    if not (settings.sniper_market == "mexc" and settings.sniper_live):
         return None
     from adapters.mexc.accounts import UserMexcBalances
     from adapters.mexc.rest import MexcRestClient
-    from application.credentials import ApiCredentials
     from entrypoints.keys import credential_vault
 
-    m = settings.mexc
     try:
         vault = credential_vault(settings, store.engine if isinstance(store, SqlEventStore) else None)
     except ConfigurationError as exc:
         log.warning("telegram bot: stored MEXC keys cannot be opened (%s): no live balances", exc)
         return None
     balances = UserMexcBalances(
-        vault, lambda keys: MexcRestClient(keys.api_key, keys.secret_key, m.base_url, recv_window_ms=m.recv_window_ms,
-                                           order_lane=False, read_attempts=2),
-        operator=ApiCredentials(m.api_key, m.secret_key) if m.has_keys else None, operator_user=settings.user_id,
+        vault, lambda keys: MexcRestClient(keys.api_key, keys.secret_key, settings.mexc_base_url,
+                                           recv_window_ms=settings.mexc_recv_window_ms, order_lane=False,
+                                           read_attempts=2),
+        operator=settings.operator_keys, operator_user=settings.sniper_user,
     )
     stack.push_async_callback(balances.aclose)
     return balances
 
 
 def bot_token(settings: Settings) -> str:
-    token = settings.observability.telegram_bot_token
+    token = settings.telegram_bot_token
     if token is None:
         raise ConfigurationError("TELEGRAM_BOT_TOKEN is not set: the Telegram bot needs its token (from BotFather)")
-    return token
+    return token.reveal()
 
 
 @contextlib.asynccontextmanager
 async def bot_api(settings: Settings):  # noqa: ANN201
     async with httpx.AsyncClient(trust_env=False) as client:
-        yield HttpBotApi(client, bot_token(settings), settings.observability.telegram_api_url)
+        yield HttpBotApi(client, bot_token(settings), settings.telegram_api_url)
 
 
 class TelegramBotProfile:
@@ -297,11 +296,11 @@ class TelegramBotProfile:
         self._name: str | None = None
 
     def require(self) -> None:
-        if self.settings.observability.telegram_bot_token is None:
+        if self.settings.telegram_bot_token is None:
             raise ConfigurationError("Telegram control is not set up on this deployment (TELEGRAM_BOT_TOKEN)")
 
     async def name(self) -> str | None:
-        if self._name is None and self.settings.observability.telegram_bot_token is not None:
+        if self._name is None and self.settings.telegram_bot_token is not None:
             try:
                 async with bot_api(self.settings) as api:
                     self._name = await api.bot_name()
@@ -344,10 +343,10 @@ async def run_telegram(settings: Settings, out: TextIO, *, stop: asyncio.Event |
     from entrypoints.container import TradingMode, mexc_trading_container
 
     bot_token(settings)  # refused before anything is reached
-    if settings.observability.telegram_webhook_secret is not None:
+    if settings.telegram_webhook_secret is not None:
         raise ConfigurationError("TELEGRAM_WEBHOOK_SECRET is set: in webhook mode the API takes the bot's updates "
                                  "(POST /api/v1/telegram/webhook); unset it to long-poll with `sniper telegram`")
-    mode = TradingMode.LIVE if settings.worker.live and settings.mexc.has_keys else TradingMode.PAPER
+    mode = TradingMode.LIVE if settings.sniper_live and settings.operator_keys else TradingMode.PAPER
     container = mexc_trading_container(settings, mode, SystemClock())
     stop = stop if stop is not None else asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -117,7 +117,7 @@ class WorkerRun:
 
 
 def worker_id(settings: Settings) -> str:
-    return settings.worker.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+    return settings.sniper_worker_id or f"{socket.gethostname()}-{os.getpid()}"
 
 
 async def run_worker(
@@ -129,25 +129,25 @@ async def run_worker(
     stop_signals: bool = True,
     run_id: str | None = None,
 ) -> WorkerRun:
-    w = settings.worker
     if extras.enrich is None:
-        require_sdks(settings.ai)  # an AI key without its SDK: one line before anything starts
+        require_sdks(settings)  # an AI key without its SDK: one line before anything starts
     run = WorkerRun(run_id or secrets.token_hex(3))
     scenario: Scenario | None = None
     clock: Clock
-    if w.market == "replay":
+    if settings.sniper_market == "replay":
         scenario = namespaced(load_scenario(settings.scenario_path), run.run_id)
-        clock = AcceleratedClock(scenario.start, w.replay_speed)
+        clock = AcceleratedClock(scenario.start, settings.sniper_replay_speed)
         container = paper_trading_container(settings, scenario, clock)
-        where = f"replay of {scenario.name!r} at {w.replay_speed:g}x, run {run.run_id}, paper fills"
+        where = f"replay of {scenario.name!r} at {settings.sniper_replay_speed:g}x, run {run.run_id}, paper fills"
     else:
-        if w.live and not settings.mexc.has_keys:
+        if settings.sniper_live and settings.operator_keys is None:
             raise ConfigurationError("SNIPER_LIVE=1 needs MEXC_API_KEY and MEXC_SECRET_KEY")
         if settings.redis_url is not None:
             _shared_poll_slots(settings)  # refused before anything is reached or recorded
-        clock = SystemClock(launch_priority=settings.launch_priority)
-        container = mexc_trading_container(settings, TradingMode.LIVE if w.live else TradingMode.PAPER, clock)
-        where = "MEXC market, " + ("LIVE orders" if w.live else "paper fills")
+        clock = SystemClock(launch_priority=settings.sniper_launch_priority)
+        mode = TradingMode.LIVE if settings.sniper_live else TradingMode.PAPER
+        container = mexc_trading_container(settings, mode, clock)
+        where = "MEXC market, " + ("LIVE orders" if settings.sniper_live else "paper fills")
     me = worker_id(settings)
     label = (lambda u: display_user(u, run.run_id)) if scenario is not None else (lambda u: u)
     try:
@@ -178,25 +178,25 @@ async def run_worker(
                 return run
             enrichment = None
             if extras.enrich is None:
-                enrichment = build_enrichment(settings.ai, store, clock, await container.get(Cache),
+                enrichment = build_enrichment(settings, store, clock, await container.get(Cache),
                                               await container.get(Telemetry))
                 extras = dataclasses.replace(extras, enrich=_enrich_with(enrichment, store, clock, settings))
             metrics = None
-            if settings.observability.metrics_port:
-                metrics = start_metrics_server(await container.get(OtelTelemetry), settings.observability.metrics_port)
+            if settings.sniper_metrics_port:
+                metrics = start_metrics_server(await container.get(OtelTelemetry), settings.sniper_metrics_port)
                 out.write(f"metrics on :{metrics.port}/metrics\n")
             jobs = contextlib.AsyncExitStack()
             durable: SaqScheduler | None = None
-            if settings.redis_url is not None and w.market == "mexc":
+            if settings.redis_url is not None and settings.sniper_market == "mexc":
                 # Production: snipes are durable jobs in Redis (SAQ), each run by one worker, and the
                 # deployment-wide polls are periodic jobs, each slot run by one worker. Not for a
                 # replay: SAQ keeps wall-clock time, a replay runs on an accelerated clock.
                 shared_polls = _shared_poll_slots(settings)
-                queue = await jobs.enter_async_context(job_queue(settings.redis_url, settings.redis_prefix))
+                queue = await jobs.enter_async_context(job_queue(settings.redis_url.reveal(), settings.redis_prefix))
                 durable = SaqScheduler(queue, policies={EXECUTE_SNIPE: _snipe_job_policy(settings)})
             prices: MexcPriceStream | None = None
-            if w.market == "mexc":
-                market_stream = MexcMarketStream(settings.mexc.ws_url)
+            if settings.sniper_market == "mexc":
+                market_stream = MexcMarketStream(settings.mexc_ws_url)
                 await jobs.enter_async_context(market_stream)
                 prices = MexcPriceStream(market_stream)
             supervisor = await _supervisor(container, settings, clock, board, extras, me, durable, prices)
@@ -206,14 +206,14 @@ async def run_worker(
                     Periodic(name, every, functools.partial(supervisor.round, name), timeout=_SHARED_ROUND_TIMEOUT)
                     for name, every in shared_polls.items()
                 ]
-                runner = JobRunner(queue, {EXECUTE_SNIPE: execute}, periodic, grace=w.stop_grace, worker_id=me)
+                grace = timedelta(seconds=settings.sniper_stop_grace_seconds)
+                runner = JobRunner(queue, {EXECUTE_SNIPE: execute}, periodic, grace=grace, worker_id=me)
                 await runner.start()
                 jobs.push_async_callback(runner.stop)
                 out.write("snipes are durable jobs on SAQ (Redis): each runs on one worker; "
                           f"{', '.join(shared_polls)} run once per slot across workers\n")
-            o = settings.observability
             # The control bot, under its deployment-wide lease.
-            if o.telegram_bot_token and not o.telegram_webhook_secret:
+            if settings.telegram_bot_token and not settings.telegram_webhook_secret:
                 jobs.push_async_callback(await _start_telegram_bot(container, settings, out))
             stoppers = _install_stops(supervisor, run, stop_signals)
             if duration is not None:
@@ -296,9 +296,9 @@ _SHARED_ROUND_TIMEOUT = SupervisorPolicy().tick_timeout + timedelta(seconds=30)
 def _shared_poll_slots(settings: Settings) -> dict[str, timedelta]:
     """The shared agents and their intervals, each checked to make whole periodic-job slots."""
     polls = {
-        "calendar": ("SNIPER_CALENDAR_POLL_SECONDS", settings.calendar_poll),
-        "pattern-discovery": ("SNIPER_STATE_POLL_SECONDS", settings.state_poll),
-        "reconciliation": ("SNIPER_RECONCILE_POLL_SECONDS", settings.worker.reconcile_poll),
+        "calendar": ("SNIPER_CALENDAR_POLL_SECONDS", timedelta(seconds=settings.sniper_calendar_poll_seconds)),
+        "pattern-discovery": ("SNIPER_STATE_POLL_SECONDS", timedelta(seconds=settings.sniper_state_poll_seconds)),
+        "reconciliation": ("SNIPER_RECONCILE_POLL_SECONDS", timedelta(seconds=settings.sniper_reconcile_poll_seconds)),
     }
     for name, (var, every) in polls.items():
         try:
@@ -330,7 +330,8 @@ class _NothingDue:
 async def _supervisor(container, settings: Settings, clock: Clock, board: AgentStatusBoard,  # noqa: ANN001
                       extras: WorkerExtras, me: str, durable: SaqScheduler | None = None,
                       prices: PriceStream | None = None) -> Supervisor:
-    w = settings.worker
+    s = settings
+    price_poll = timedelta(milliseconds=s.sniper_price_poll_ms)
     store = await container.get(EventStore)
     book = await container.get(TradeBook)
     scheduler = await container.get(InMemoryScheduler)
@@ -351,7 +352,8 @@ async def _supervisor(container, settings: Settings, clock: Clock, board: AgentS
     notifier = await container.get(Notifier)
     telemetry = await container.get(Telemetry)
     monitor = MonitorSafety(store, market, traders, activate, clock, book,
-                            SafetyLimits(w.error_burst, w.error_window, w.price_collapse_percent), notifier)
+                            SafetyLimits(s.sniper_error_burst, timedelta(seconds=s.sniper_error_window_seconds),
+                                         s.sniper_price_collapse_percent), notifier)
     supervisor: Supervisor
 
     def spawn(work, name: str):  # noqa: ANN001, ANN202
@@ -359,23 +361,25 @@ async def _supervisor(container, settings: Settings, clock: Clock, board: AgentS
 
     # On MEXC the REST prices of young positions are read faster, and those the WebSocket keeps
     # fresh not at all (application/price_polling.py). A replay reads every price each SNIPER_PRICE_POLL_MS.
-    plan = (PollPlan(clock, PollCadence(w.price_poll, w.young_price_poll, w.young_position))
-            if w.market == "mexc" else None)
+    young = timedelta(milliseconds=s.sniper_young_price_poll_ms), timedelta(seconds=s.sniper_young_position_seconds)
+    plan = PollPlan(clock, PollCadence(price_poll, *young)) if s.sniper_market == "mexc" else None
     # Intervals are in the worker's clock: a replay's accelerated time stretches them alike,
     # but the strategy agent must not spin: never more often than every 50 ms of real time.
     speed = getattr(clock, "speed", 1.0)
     shared = durable is not None  # the deployment-wide polls: SAQ runs each slot on one worker
     specs = [
-        AgentSpec("calendar", lambda: CalendarAgent(sync), settings.calendar_poll, shared=shared),
+        AgentSpec("calendar", lambda: CalendarAgent(sync), timedelta(seconds=s.sniper_calendar_poll_seconds),
+                  shared=shared),
         AgentSpec("pattern-discovery", lambda: PatternDiscoveryAgent(detect, store, book, spawn, extras.enrich),
-                  settings.state_poll, shared=shared),
+                  timedelta(seconds=s.sniper_state_poll_seconds), shared=shared),
         AgentSpec("strategy", lambda: StrategyAgent(execute, jobs, schedule, store, book, clock, timing, spawn),
                   _STRATEGY_TICK * max(1.0, speed)),
         AgentSpec("risk-manager", lambda: RiskManagerAgent(manage, market, traders, store, book, clock, notifier, plan),
-                  w.price_poll if plan is None else plan.cadence.round_every),
-        AgentSpec("safety-monitor", lambda: SafetyMonitorAgent(monitor), w.safety_poll),
-        AgentSpec("reconciliation", lambda: ReconciliationAgent(reconcile, clock, notifier), w.reconcile_poll,
-                  shared=shared),
+                  price_poll if plan is None else plan.cadence.round_every),
+        AgentSpec("safety-monitor", lambda: SafetyMonitorAgent(monitor),
+                  timedelta(seconds=s.sniper_safety_poll_seconds)),
+        AgentSpec("reconciliation", lambda: ReconciliationAgent(reconcile, clock, notifier),
+                  timedelta(seconds=s.sniper_reconcile_poll_seconds), shared=shared),
     ]
     if prices is not None:
         specs.append(AgentSpec("price-stream", lambda: PriceStreamAgent(manage, prices, store, book, plan=plan),
@@ -383,7 +387,8 @@ async def _supervisor(container, settings: Settings, clock: Clock, board: AgentS
     simulate = extras.simulate or _bundled_backtest(
         lambda: snipe_near(store, book, scheduler, clock, lambda: supervisor.in_flight))
     specs.append(AgentSpec("simulation", lambda: SimulationAgent(simulate), extras.simulate_every))
-    supervisor = Supervisor(specs, clock, board, notifier, telemetry, me, SupervisorPolicy(stop_grace=w.stop_grace),
+    policy = SupervisorPolicy(stop_grace=timedelta(seconds=s.sniper_stop_grace_seconds))
+    supervisor = Supervisor(specs, clock, board, notifier, telemetry, me, policy,
                             wall_clock=await container.get(WallClock), clock_speed=speed)
     return supervisor
 
@@ -504,7 +509,7 @@ async def read_agent_statuses(settings: Settings) -> list[AgentStatus]:
         raise ConfigurationError(
             "agent heartbeats are shared through Redis: set REDIS_URL (without it a worker keeps them in its process)"
         )
-    client = redis_client(settings.redis_url)
+    client = redis_client(settings.redis_url.reveal())
     try:
         try:
             await client.ping()

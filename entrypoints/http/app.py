@@ -14,13 +14,13 @@ from litestar.config.cors import CORSConfig
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, License, SecurityScheme
 from litestar.response import Response
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 
 from adapters.telemetry.otel import OtelTelemetry
 from application.ports import EventFanout, EventStore, LockService
-from entrypoints.config import HttpSettings
+from entrypoints.config import Settings
 from entrypoints.http.auth import auth_router
 from entrypoints.http.backtests import backtests_router
 from entrypoints.http.bodies import ApiRequest
@@ -69,11 +69,12 @@ async def ready(request: Request[Any, Any, Any]) -> Response[ReadinessOut]:
     return Response(ReadinessOut(ok, checks), status_code=200 if ok else HTTP_503_SERVICE_UNAVAILABLE)
 
 
-def create_app(container: AsyncContainer, http: HttpSettings | None = None, run_background: bool = True) -> Litestar:
+def create_app(container: AsyncContainer, settings: Settings | None = None, run_background: bool = True) -> Litestar:
     """The API on `container` (see entrypoints/http/providers.py). With `run_background`, the
     app keeps the SQL projections current and relays recorded events to the live streams
-    while it runs. The caller owns the container (closes it after the app stops)."""
-    http = http or HttpSettings()
+    while it runs. The caller owns the container (closes it after the app stops). `settings`: the
+    SNIPER_* limits of the API (rate, body size, streams, CORS, access log)."""
+    settings = settings or Settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -96,9 +97,9 @@ def create_app(container: AsyncContainer, http: HttpSettings | None = None, run_
             yield
 
     cors = None
-    if http.cors_origins:
+    if settings.cors_origins:
         cors = CORSConfig(
-            allow_origins=list(http.cors_origins),
+            allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
             allow_credentials=False,
@@ -111,12 +112,15 @@ def create_app(container: AsyncContainer, http: HttpSettings | None = None, run_
         middleware=[DefineMiddleware(BearerAuthentication, exclude=PUBLIC_PATHS)],
         exception_handlers={Exception: handle_exception},
         request_class=ApiRequest,
-        request_max_body_size=http.max_body_bytes,
+        request_max_body_size=settings.sniper_max_body_bytes,
         cors_config=cors,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(
             title="mexc-sniper API",
             version=API_VERSION,
+            # No open-source licence is granted (the repository has none): all rights reserved. SPDX's
+            # `LicenseRef-` prefix names a licence outside its list.
+            license=License(name="Proprietary", identifier="LicenseRef-Proprietary"),
             description=(
                 "Every /api/v1 route needs `Authorization: Bearer <token>` and sees only the signed-in user's "
                 "resources. Amounts are decimal strings. Errors answer RFC 9457 problem details "
@@ -137,8 +141,8 @@ def create_app(container: AsyncContainer, http: HttpSettings | None = None, run_
         # Litestar's default takes over the root logger: the process's log is entrypoints/logs.py's.
         logging_config=None,
     )
-    app.state.rate_limit_per_minute = http.rate_limit_per_minute
-    app.state.open_streams = OpenStreams(http.max_streams_per_user, http.max_streams)
+    app.state.rate_limit_per_minute = settings.sniper_rate_limit_per_minute
+    app.state.open_streams = OpenStreams(settings.sniper_max_streams_per_user, settings.sniper_max_streams)
     setup_dishka(container, app)
     make_exact(app)
     methods = ("get", "put", "post", "patch", "delete")
@@ -148,5 +152,5 @@ def create_app(container: AsyncContainer, http: HttpSettings | None = None, run_
         return {path: [m for m in methods if m in item] for path, item in document["paths"].items()}
 
     app.asgi_handler = traced(security_headers(allow_header(app.asgi_handler, openapi_paths)), container,
-                              log_requests=http.access_log)
+                              log_requests=settings.sniper_access_log)
     return app

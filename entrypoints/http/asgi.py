@@ -20,7 +20,7 @@ from typing import Any
 from litestar import Litestar
 
 from adapters.clock import SystemClock
-from entrypoints.config import HttpSettings, load_settings
+from entrypoints.config import Settings, load_settings
 from entrypoints.http.app import create_app
 from entrypoints.http.protocol import GuardedHttpToolsProtocol
 from entrypoints.http.providers import http_container
@@ -30,16 +30,16 @@ from entrypoints.logs import configure_logging
 def app() -> Litestar:
     settings = load_settings()
     # uvicorn has set up its own loggers by now: this puts them, and every other, on the process's log.
-    configure_logging(settings.log, long_running=True)
+    configure_logging(settings, long_running=True)
     container = http_container(settings, SystemClock())
-    application = create_app(container, settings.http)
+    application = create_app(container, settings)
     application.on_shutdown.append(container.close)
     return application
 
 
 @functools.cache
-def _limits() -> HttpSettings:
-    return load_settings().http
+def _limits() -> Settings:
+    return load_settings()
 
 
 def protocol(*args: Any, **kwargs: Any) -> GuardedHttpToolsProtocol:

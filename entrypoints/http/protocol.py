@@ -30,19 +30,19 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from entrypoints.config import HttpSettings
+from entrypoints.config import Settings
 
 # Where the client is in its request.
 _HEAD_DUE, _BODY_DUE, _ANSWER_DUE, _UPGRADED = "head due", "body due", "answer due", "upgraded"
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
-    def __init__(self, *args: Any, limits: HttpSettings, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, limits: Settings, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.timeout_keep_alive = limits.keep_alive_seconds  # type: ignore[assignment]
-        self.limit_concurrency = limits.max_connections
-        self._head_seconds = limits.header_timeout_seconds
-        self._body_seconds = limits.body_timeout_seconds
+        self.timeout_keep_alive = limits.sniper_http_keep_alive_seconds  # type: ignore[assignment]
+        self.limit_concurrency = limits.sniper_http_max_connections
+        self._head_seconds = limits.sniper_http_header_timeout_seconds
+        self._body_seconds = limits.sniper_http_body_timeout_seconds
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._client = _HEAD_DUE
@@ -108,6 +108,6 @@ def _cancelled(timer: asyncio.TimerHandle | None) -> asyncio.TimerHandle | None:
     return None
 
 
-def guarded_protocol(limits: HttpSettings) -> Callable[..., GuardedHttpToolsProtocol]:
+def guarded_protocol(limits: Settings) -> Callable[..., GuardedHttpToolsProtocol]:
     """The `http` protocol factory for uvicorn.Config."""
     return functools.partial(GuardedHttpToolsProtocol, limits=limits)

@@ -40,28 +40,28 @@ def refuse_development_identity_on_network(settings: Settings, host: str) -> Non
     """Without Kinde, `Bearer dev` is SNIPER_USER, whose live orders use the operator's MEXC keys: only
     this machine may reach it. A container must listen on 0.0.0.0 to be reachable through a published
     port, hence the explicit, dangerous opt-in for a port published on 127.0.0.1 only."""
-    if settings.security.kinde_issuer or is_loopback(host):
+    if settings.kinde_issuer or is_loopback(host):
         return
-    if not settings.http.dev_identity_on_network:
+    if not settings.sniper_dev_identity_on_network:
         raise ConfigurationError(
             f"the development identity (no KINDE_DOMAIN) is refused on {host}, a non-loopback address: anyone "
-            f"reaching it would act as user {settings.user_id!r}; set KINDE_DOMAIN and KINDE_AUDIENCE, or listen on "
-            "127.0.0.1, or (a container whose port is published on 127.0.0.1 only) SNIPER_DEV_IDENTITY_ON_NETWORK=1"
+            f"reaching it would act as user {settings.sniper_user!r}; set KINDE_DOMAIN and KINDE_AUDIENCE, or listen "
+            "on 127.0.0.1, or (a container whose port is published on 127.0.0.1 only) SNIPER_DEV_IDENTITY_ON_NETWORK=1"
         )
     log.warning("!!! SNIPER_DEV_IDENTITY_ON_NETWORK=1: the development identity answers on %s; publish this port "
-                "on 127.0.0.1 only, or anyone reaching it acts as %r !!!", host, settings.user_id)
+                "on 127.0.0.1 only, or anyone reaching it acts as %r !!!", host, settings.sniper_user)
 
 
 async def serve(settings: Settings, out: TextIO, host: str | None = None, port: int | None = None) -> None:
-    host = host or settings.http.host
-    port = port or settings.http.port
+    host = host or settings.sniper_http_host
+    port = port or settings.sniper_http_port
     refuse_development_identity_on_network(settings, host)
     container = http_container(settings, SystemClock())
     try:
         # Resolve what a bad setting would break now, so the start fails in one line, not the first request.
         for dependency in (EventStore, IdentityVerifier, CredentialVault, RequestCounter):
             await container.get(dependency)
-        app = create_app(container, settings.http)
+        app = create_app(container, settings)
         out.write(f"sniper API on http://{host}:{port} (dashboard: http://{host}:{port}/, OpenAPI: /schema, "
                   "probes: /health /ready)\n")
         out.flush()
@@ -69,12 +69,12 @@ async def serve(settings: Settings, out: TextIO, host: str | None = None, port: 
         # the app writes the access log itself, with the duration.
         config = uvicorn.Config(
             app, host=host, port=port, log_config=None, log_level=None, access_log=False,
-            server_header=False, proxy_headers=False, lifespan="on", http=guarded_protocol(settings.http),
+            server_header=False, proxy_headers=False, lifespan="on", http=guarded_protocol(settings),
         )
         server = uvicorn.Server(config)
         log.info("sniper API starting on http://%s:%s (%s, access log %s)", host, port,
-                 "Kinde sign-in" if settings.security.kinde_issuer else "development identity",
-                 "on" if settings.http.access_log else "off")
+                 "Kinde sign-in" if settings.kinde_issuer else "development identity",
+                 "on" if settings.sniper_access_log else "off")
         with _stop_on_signals(server):
             await server.serve()
     finally:

@@ -55,11 +55,11 @@ async def telegram_webhook(
     request: Request[Any, Any, Any], data: JSONBody[dict[str, Any]], settings: FromDishka[Settings],
     commands: FromDishka[TelegramCommands],
 ) -> dict[str, Any]:
-    secret = settings.observability.telegram_webhook_secret
+    secret = settings.telegram_webhook_secret
     if secret is None:
         raise NotFound("the Telegram webhook is off (TELEGRAM_WEBHOOK_SECRET is not set)")
     given = request.headers.get(SECRET_HEADER, "")
-    if not hmac.compare_digest(given.encode(), secret.encode()):
+    if not hmac.compare_digest(given.encode(), secret.reveal().encode()):
         raise NotAuthorizedException(f"{SECRET_HEADER} does not match")
     message = parse_update(data)
     reply = await answer_safely(commands, message) if message is not None else None

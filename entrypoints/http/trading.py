@@ -62,10 +62,9 @@ class NoMarketAccounts:
 
 
 def _client(settings: Settings, credentials: ApiCredentials | None, **options: object) -> MexcRestClient:
-    m = settings.mexc
-    keys = credentials or ApiCredentials(m.api_key, m.secret_key)
-    return MexcRestClient(keys.api_key, keys.secret_key, m.base_url, recv_window_ms=m.recv_window_ms,
-                          **options)  # type: ignore[arg-type]
+    keys = credentials or settings.operator_keys or ApiCredentials("", "")
+    return MexcRestClient(keys.api_key, keys.secret_key, settings.mexc_base_url,
+                          recv_window_ms=settings.mexc_recv_window_ms, **options)  # type: ignore[arg-type]
 
 
 class ApiTradingProvider(Provider):
@@ -75,7 +74,7 @@ class ApiTradingProvider(Provider):
     async def market(
         self, settings: Settings, clock: Clock, vault: CredentialVault, telemetry: Telemetry
     ) -> AsyncIterator[ApiMarket]:
-        if settings.worker.market != "mexc":
+        if settings.sniper_market != "mexc":
             yield ApiMarket(None, NoMarketAccounts())
             return
         client = _client(settings, None)
@@ -83,13 +82,13 @@ class ApiTradingProvider(Provider):
         # Not wrapped in telemetry: the exits then learn the pair's rules from MEXC (the broker has none).
         paper = PaperBroker(mexc, clock)
         accounts: ExchangeAccounts
-        if settings.worker.live:
+        if settings.sniper_live:
             operator = (InstrumentedExchange(mexc, telemetry, mode="live", system="mexc")
-                        if settings.mexc.has_keys else None)
+                        if settings.operator_keys else None)
             accounts = UserMexcAccounts(
                 vault, paper, lambda keys: _client(settings, keys),
                 wrap=lambda exchange: InstrumentedExchange(exchange, telemetry, mode="live", system="mexc"),
-                operator=operator, operator_user=settings.user_id,
+                operator=operator, operator_user=settings.sniper_user,
             )
         else:
             accounts = PaperOrLive(paper)  # paper only: a live position is refused, never sold from here
@@ -102,11 +101,9 @@ class ApiTradingProvider(Provider):
 
     @provide(scope=Scope.APP)
     async def live_balances(self, settings: Settings, vault: CredentialVault) -> AsyncIterator[LiveBalances]:
-        m = settings.mexc
-        operator = ApiCredentials(m.api_key, m.secret_key) if m.has_keys else None
         balances = UserMexcBalances(
             vault, lambda keys: _client(settings, keys, order_lane=False, read_attempts=2),
-            operator=operator, operator_user=settings.user_id,
+            operator=settings.operator_keys, operator_user=settings.sniper_user,
         )
         try:
             yield balances
@@ -132,6 +129,6 @@ class ApiTradingProvider(Provider):
     def balances(
         self, read_models: ReadModels, traders: TraderDirectory, clock: Clock, live: LiveBalances, settings: Settings
     ) -> GetBalances:
-        return GetBalances(read_models, traders, clock, live=live, paper_wallet=settings.worker.paper_wallet)
+        return GetBalances(read_models, traders, clock, live=live, paper_wallet=settings.sniper_paper_wallet)
 
     emergency_stops = provide(GetEmergencyStops, scope=Scope.APP)

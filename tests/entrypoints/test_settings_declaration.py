@@ -114,3 +114,14 @@ def test_what_sniper_init_writes_for_compose_is_not_read_by_the_commands_here(
     settings = load_settings()
     assert settings.sniper_user == "mine"
     assert (settings.encryption_key, settings.sniper_dev_identity_on_network) == (None, False)
+
+
+def test_cors_origins_are_read_as_a_list_and_a_path_or_a_password_is_refused() -> None:
+    settings = load_settings({"SNIPER_CORS_ORIGINS": " https://app.example.com/ ,http://localhost:3000,"})
+    assert settings.cors_origins == ("https://app.example.com", "http://localhost:3000")
+    for bad in ("https://app.example.com/path", "https://user:pw-123@app.example.com", "app.example.com"):
+        with pytest.raises(ConfigurationError) as refused:
+            load_settings({"SNIPER_CORS_ORIGINS": bad})
+        message = str(refused.value)
+        assert message.startswith("SNIPER_CORS_ORIGINS must be comma-separated origins like https://app.example.com")
+        assert "pw-123" not in message and "\n" not in message
