@@ -318,6 +318,25 @@ class AccountBalances(Protocol):
 
 
 @runtime_checkable
+class OrderFees(Protocol):
+    """An order's fee, learnt after its fill (optional: MEXC has it, paper fills report theirs at once).
+
+    MEXC's GET order carries no fee: it is read from the order's trades, a call with a per-IP rate
+    budget that many traders filling at one launch can spend. A buy's fill is not held back for it:
+    its report says fee 0, fee_asset "" when the fee was not known or obtainable without waiting,
+    and the fee is learnt after, through this. Reached on the ExchangeTrading the order went to."""
+
+    async def order_fee(
+        self, symbol: Symbol, exchange_order_id: str, side: OrderSide, executed_quantity: Decimal, *, wait: bool = True,
+    ) -> tuple[Decimal, str] | None:
+        """The order's fee as (amount, asset), the asset always named (a free fill: 0 in the quote).
+        `wait`: wait for rate budget as background work does (bounded, about one rate window);
+        False: only when budget is free now. None: not learnt now (no budget in time, the trades not
+        showing the whole fill yet, the exchange's error): ask again later."""
+        ...
+
+
+@runtime_checkable
 class PairRules(Protocol):
     """The pair's trading rules as the exchange states them now (MEXC: exchangeInfo, cached by the
     adapter), where the exchange an order goes to can tell: MexcExchange and the replay's paper

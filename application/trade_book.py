@@ -13,11 +13,22 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from application.ports import EventStore
-from application.views import BUY, SELL, WRITE_OFF, DailyPnl, ListingView, PositionView, TargetView, TradeRecord
+from application.views import (
+    BUY,
+    ENTRY_FEE,
+    SELL,
+    WRITE_OFF,
+    DailyPnl,
+    ListingView,
+    PositionView,
+    TargetView,
+    TradeRecord,
+)
 from domain.events import (
     DustWrittenOff,
     EmergencyStopActivated,
     EmergencyStopCleared,
+    EntryFeeLearnt,
     ExitFilled,
     ExitOrderSubmitted,
     ListingAnnounced,
@@ -65,8 +76,12 @@ class TradeBook:
         # Each position's stop-loss percent, from its exit plan (the daily loss limit counts what an
         # open position would still lose at it).
         self.stop_losses: dict[str, Decimal] = {}
-        # Every fill in recording order: entries (PositionOpened) and exits (ExitFilled).
+        # Every fill in recording order: entries (PositionOpened) and exits (ExitFilled), and the entry
+        # fees learnt after their fill (EntryFeeLearnt).
         self.trades: list[TradeRecord] = []
+        # Positions, open or closed, whose buy's fee is not known yet (PositionOpened with fee asset ""
+        # and no EntryFeeLearnt since), in the order they were opened: the reconciliation learns them.
+        self.entry_fees_unknown: dict[str, None] = {}
 
     # --- following the store ---------------------------------------------------------
 
@@ -130,6 +145,26 @@ class TradeBook:
                     rec.position or 0, rec.occurred_at, rec.user_id, ev.position_id, ev.target_id, ev.symbol, BUY,
                     type(ev).__name__, ev.entry_price, ev.quantity, ev.cost, ev.entry_fee, ev.entry_fee_asset,
                 ))
+                if ev.entry_fee_asset == "":
+                    self.entry_fees_unknown[ev.position_id] = None
+            case EntryFeeLearnt():
+                self.entry_fees_unknown.pop(ev.position_id, None)
+                pos = self.positions.get(ev.position_id)
+                if pos is not None:
+                    pos.quantity -= ev.quantity
+                    pos.remaining -= ev.quantity
+                    pos.cost += ev.cost
+                    pos.remaining_cost += ev.cost + ev.realised_pnl
+                    pos.fees += ev.cost
+                    pos.realised_pnl += ev.realised_pnl
+                    if ev.realised_pnl:
+                        key = (rec.user_id, rec.occurred_at.date())
+                        self._daily_pnl[key] = self._daily_pnl.get(key, Decimal(0)) + ev.realised_pnl
+                    self.trades.append(TradeRecord(
+                        rec.position or 0, rec.occurred_at, rec.user_id, pos.position_id, pos.target_id, pos.symbol,
+                        ENTRY_FEE, type(ev).__name__, Decimal(0), ev.quantity, ev.cost, ev.fee, ev.fee_asset,
+                        ev.realised_pnl,
+                    ))
             case ExitOrderSubmitted():
                 pass
             case ExitFilled():

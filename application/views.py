@@ -61,7 +61,8 @@ class PositionView:
 
 @dataclass(frozen=True, slots=True)
 class DailyPnl:
-    """P&L a user realised on one (UTC) day: the sum of the realised P&L of their exit fills."""
+    """P&L a user realised on one (UTC) day: the sum of the realised P&L of their exit fills (and of
+    the entry fees learnt after their position closed, on the day learnt: EntryFeeLearnt)."""
 
     user_id: str
     day: date
@@ -73,6 +74,8 @@ SELL = "SELL"
 # Coins that left a position unsold (DustWrittenOff): below the pair's step or minimum, or not in
 # the account. Not a sale: no price, no proceeds, no order.
 WRITE_OFF = "WRITE_OFF"
+# A buy's fee learnt after its fill was recorded without it (EntryFeeLearnt). Not a fill: no order.
+ENTRY_FEE = "FEE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +90,11 @@ class TradeRecord:
     `realised_pnl` is proceeds - fee - the cost the sold quantity released. A WRITE_OFF
     (event_type DustWrittenOff) sold nothing: `quantity` is what was written off, price,
     `quote_amount` and fee are 0, `client_order_id` is None (no order), and `realised_pnl` is
-    minus the cost it released.
+    minus the cost it released. A FEE (event_type EntryFeeLearnt) is a buy's fee learnt after its
+    BUY was recorded with the fee unknown (fee 0, fee_asset ""): `fee` and `fee_asset` are the fee,
+    `quantity` the coins it took from what the position holds, `quote_amount` what it added to the
+    position's cost, `realised_pnl` what it took from the P&L of a position already closed; price 0,
+    `client_order_id` None.
     """
 
     position: int
@@ -96,8 +103,8 @@ class TradeRecord:
     position_id: str
     target_id: str
     symbol: str
-    side: str  # BUY, SELL or WRITE_OFF
-    event_type: str  # PositionOpened, TakeProfitHit, StopLossHit, ...
+    side: str  # BUY, SELL, WRITE_OFF or FEE
+    event_type: str  # PositionOpened, TakeProfitHit, StopLossHit, ..., EntryFeeLearnt
     price: Decimal
     quantity: Decimal
     quote_amount: Decimal

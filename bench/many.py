@@ -16,7 +16,9 @@
 
 Reported per round: accepted traders, the spread of the first sends (when each trader's first send
 started, on the traders' clock, and when each arrived at the exchange), orders per trader, 429s,
-refusals as not open, and the first accepted buy after the open.
+refusals as not open, the first accepted buy after the open, and the fees: each fill is recorded at
+once, with its fee when the IP's myTrades budget had room for the lookup then, else without it and the
+fee learnt right after (counted "learnt after the fill"); "unknown": not learnt when the snipe ended.
 """
 
 from __future__ import annotations
@@ -138,7 +140,11 @@ class ManyRound:
     too_many: dict[str, int] = field(default_factory=dict)
     results: Counter[str] = field(default_factory=Counter)
     not_open: list[int] = field(default_factory=list)
-    fees_unknown: int = 0  # fills recorded without their fee (the lookup after the fill failed or was refused)
+    # Fills whose fee was not known when the snipe ended: recorded without it and not learnt right after
+    # (the reconciliation learns it later). A fill is recorded at once, its fee then or after (issue 14).
+    fees_unknown: int = 0
+    fees_late: int = 0  # fills recorded without their fee (no budget for the lookup then) and the fee learnt after
+    recorded_ms: list[float] = field(default_factory=list)  # each fill recorded this long after the send time
 
 
 @dataclass(frozen=True)
@@ -149,26 +155,30 @@ class TraderOutcome:
     filled: bool = False
     not_open: int = 0
     first_send_at: datetime | None = None
-    fee_known: bool = False  # the fill's fee was learnt (myTrades) before it was recorded
+    fee_known: bool = False  # the fill's fee was known when the snipe ended (at the fill, or learnt right after)
+    fee_late: bool = False  # the fill was recorded without its fee, which was learnt right after
+    recorded_ms: float | None = None  # when the fill (and its position) was recorded, ms after the send time
 
     @staticmethod
-    def of(outcome: Any) -> TraderOutcome:
+    def of(outcome: Any, recorded_ms: float | None = None) -> TraderOutcome:
         if isinstance(outcome, BaseException):
             return TraderOutcome(f"error {type(outcome).__name__}: {outcome}")
         fill = outcome.fill
         return TraderOutcome(outcome.result.value, fill is not None, outcome.not_open, outcome.first_send_at,
-                             fill is not None and fill.fee_asset != "")
+                             fill is not None and (fill.fee_asset != "" or outcome.fee_late), outcome.fee_late,
+                             recorded_ms)
 
     def to_json(self) -> dict[str, Any]:
         return {"result": self.result, "filled": self.filled, "not_open": self.not_open,
                 "first_send_at": None if self.first_send_at is None else self.first_send_at.isoformat(),
-                "fee_known": self.fee_known}
+                "fee_known": self.fee_known, "fee_late": self.fee_late, "recorded_ms": self.recorded_ms}
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> TraderOutcome:
         at = data.get("first_send_at")
         return TraderOutcome(str(data["result"]), bool(data["filled"]), int(data["not_open"]),
-                             None if at is None else datetime.fromisoformat(at), bool(data["fee_known"]))
+                             None if at is None else datetime.fromisoformat(at), bool(data["fee_known"]),
+                             bool(data["fee_late"]), data.get("recorded_ms"))
 
 
 async def _traders_round(
@@ -186,7 +196,7 @@ async def _traders_round(
     from application.timing import SnipeTiming
     from application.trade_book import TradeBook
     from application.use_cases.snipe import ExecuteSnipe
-    from domain.events import Cause
+    from domain.events import Cause, SnipeOrderFilled
     from domain.exit_plans import PRESETS
     from domain.risk import DEFAULT_RISK_PROFILE, RiskProfile
     from domain.target import SnipeTarget
@@ -241,7 +251,10 @@ async def _traders_round(
         ip.shared = None
         if client is not None:
             await client.aclose()
-    return [TraderOutcome.of(o) for o in outcomes]
+    # The fill's latency as recorded: from the send time to the moment the fill (and its position) was recorded.
+    recorded = {r.stream_id: float(r.event.latency_ms) for r in await store.read_all()
+                if isinstance(r.event, SnipeOrderFilled)}
+    return [TraderOutcome.of(o, recorded.get(f"target-{tid}")) for tid, o in zip(ids, outcomes, strict=True)]
 
 
 def _in_workers(base_url: str, symbol: str, opens_at_ms: int, traders: int, workers: int,
@@ -319,6 +332,9 @@ def run(traders: int, rounds: int, lead: float, workers: int = 1) -> list[ManyRo
                 result.results[o.result] += 1
                 result.accepted += o.filled
                 result.fees_unknown += o.filled and not o.fee_known
+                result.fees_late += o.filled and o.fee_late
+                if o.recorded_ms is not None:
+                    result.recorded_ms.append(o.recorded_ms)
                 if o.result.startswith("error "):
                     continue
                 result.not_open.append(o.not_open)
@@ -349,7 +365,10 @@ def round_line(n: int, r: ManyRound) -> str:
             f"{percentile(r.first_sends_us, 90) / 1000:.2f}), arrived within {arrivals / 1000:.2f} ms; "
             f"first accepted {accepted} after the open; orders {dict(r.orders)}; per trader "
             f"{r.per_trader[0] if r.per_trader else 0}-{r.per_trader[-1] if r.per_trader else 0}; "
-            f"not open per trader max {max(r.not_open, default=0)}; fees unknown {r.fees_unknown}; "
+            f"not open per trader max {max(r.not_open, default=0)}; fills recorded within "
+            f"{max(r.recorded_ms, default=math.nan):.0f} ms of the send time "
+            f"(median {median(sorted(r.recorded_ms)):.0f}); "
+            f"fees learnt after the fill {r.fees_late}, unknown {r.fees_unknown}; "
             f"429s {sum(r.too_many.values())} {r.too_many}")
 
 

@@ -216,6 +216,26 @@ class PositionOpened(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class EntryFeeLearnt(DomainEvent):
+    """The buy's fee, learnt after its fill was recorded with the fee unknown (PositionOpened with
+    entry_fee_asset ""): the exchange's fee lookup had no rate budget then, and a fill is not held
+    back for it. `fee` is in `fee_asset`: the base coin, the quote, or a third asset (MX).
+
+    Its effect, worked out by the position as a fee known at the fill would have had it (issue 14):
+    `quantity` coins the fee took from what the position holds (off its quantity and remaining);
+    `cost` a quote fee added to what the position cost (and to its fees); `realised_pnl` what the fee
+    takes from the P&L of a position already closed (minus a quote fee: no cost is held any more).
+    The cost still held grows by `cost + realised_pnl`. Recorded at most once per position."""
+
+    position_id: str
+    fee: Decimal
+    fee_asset: str
+    quantity: Decimal
+    cost: Decimal
+    realised_pnl: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class ExitOrderSubmitted(DomainEvent):
     position_id: str
     client_order_id: str

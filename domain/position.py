@@ -15,6 +15,7 @@ from domain.events import (
     DomainEvent,
     DustWrittenOff,
     EmergencyExitFilled,
+    EntryFeeLearnt,
     ExitFilled,
     ExitOrderFailed,
     ExitOrderSubmitted,
@@ -130,19 +131,19 @@ class Position(Aggregate):
         exit_plan: ExitPlan,
         cause: Cause,
     ) -> Position:
-        """Open from a buy fill. A fee in the base asset reduces what we hold;
-        a fee in the quote asset adds to what the position cost."""
+        """Open from a buy fill. A fee in the base asset reduces what we hold; a fee in the quote
+        asset adds to what the position cost; a fee in a third asset (MX) leaves both (it has no
+        price here: the cost misses it rather than guess). `fee_asset` "" with fee 0: the fee is not
+        known yet (the exchange could not tell without waiting): it is learnt later (`learn_entry_fee`)."""
         if price <= 0 or quantity <= 0:
             raise InvalidValue("a position opens from a fill with positive price and quantity")
         if quote_spent <= 0 or fee < 0 or quantity_scale < 0:
             raise InvalidValue("a position opens from a positive spend, a non-negative fee and a quantity scale")
+        held, cost = quantity, quote_spent
         if fee_asset == symbol.base:
-            held, cost = quantity - fee, quote_spent
-        elif fee_asset in (symbol.quote, "") or fee == 0:
-            held, cost = quantity, quote_spent + fee
-        else:
-            # A fee in a third asset (e.g. MX) has no price here; refuse rather than guess.
-            raise InvalidValue(f"a fee in {fee_asset} cannot be valued in {symbol.quote}")
+            held = quantity - fee
+        elif fee_asset in (symbol.quote, ""):
+            cost = quote_spent + fee
         if held <= 0:
             raise InvalidValue("the fee leaves nothing to hold")
         pid = position_id_for(target_id)
@@ -163,8 +164,10 @@ class Position(Aggregate):
 
     @property
     def entry_fee_known(self) -> bool:
-        """Whether the buy's fee was learnt (in the coin or the quote). When it was not, the
-        account may hold less of the coin than the position says (MEXC takes it from the coin)."""
+        """Whether the buy's fee is known (at the fill, or learnt after: EntryFeeLearnt). While it
+        is not, the account may hold less of the coin than the position says (MEXC takes it from
+        the coin). A position recorded before issue 14 with fee asset "" may have had a free fill
+        or a fee in a third asset: learning it records it as what it was."""
         return self.entry_fee_asset != ""
 
     def decide_exit(
@@ -361,6 +364,40 @@ class Position(Aggregate):
         closed = PositionClosed(self.position_id, self.total_cost, self.proceeds, self.fees, self.realised_pnl)
         self._record(closed, cause)
 
+    def learn_entry_fee(self, fee: Decimal, fee_asset: str, cause: Cause) -> None:
+        """The buy's fee, learnt after the fill was recorded without it (EntryFeeLearnt): the
+        position takes it as it would have at the fill. A fee in the coin comes off what it holds;
+        a quote fee adds to its cost; a third asset's leaves both (see `open`). Not while an exit is
+        pending (the exit was sized on what the position holds now): learn it after that exit.
+
+        Closed already (its exits sold before the fee was learnt), a fee in the coin changes
+        nothing: an exit whose buy fee was unknown read the account's balance, sold what it held
+        and wrote the rest off (DustWrittenOff), so the coins the fee took are out of the position
+        and its P&L already. A quote fee was paid on top of everything the P&L counted: the closed
+        position's realised P&L takes it. The same holds for the coins of an open position that a
+        fee in the coin cannot come out of (it is not less than what is left): the exits' balance
+        reads settle them."""
+        if self.symbol is None:
+            raise InvalidTransition(f"position {self.position_id}", "blank", "learn its entry fee")
+        if self.entry_fee_known:
+            raise InvalidTransition(
+                f"position {self.position_id}", f"holding its entry fee in {self.entry_fee_asset}", "learn it again"
+            )
+        if self.pending_exit is not None:
+            raise InvalidTransition(f"position {self.position_id}", "awaiting an exit fill", "learn its entry fee")
+        if fee < 0 or not fee_asset:
+            raise InvalidValue(f"a learnt entry fee is not negative and names its asset, got {fee} {fee_asset!r}")
+        closed = self.status is PositionStatus.CLOSED
+        quantity = cost = pnl = Decimal(0)
+        if fee_asset == self.symbol.base:
+            if not closed and fee < self.remaining:
+                quantity = fee
+        elif fee_asset == self.symbol.quote:
+            cost = fee
+            if closed:
+                pnl = -fee
+        self._record(EntryFeeLearnt(self.position_id, fee, fee_asset, quantity, cost, pnl), cause)
+
     def record_exit_failure(self, reason: str, cause: Cause) -> None:
         pending = self.pending_exit
         if pending is None:
@@ -388,6 +425,14 @@ class Position(Aggregate):
                 self.status = PositionStatus.OPEN
             case PositionPeakRaised():
                 self.peak_price = event.peak_price
+            case EntryFeeLearnt():
+                self.quantity -= event.quantity
+                self.remaining -= event.quantity
+                self.total_cost += event.cost
+                self.remaining_cost += event.cost + event.realised_pnl
+                self.fees += event.cost
+                self.realised_pnl += event.realised_pnl
+                self.entry_fee_asset = event.fee_asset
             case ExitOrderSubmitted():
                 self.pending_exit = event
                 self.exits += 1

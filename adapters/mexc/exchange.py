@@ -19,17 +19,23 @@ Matches the paper exchange's semantics where MEXC allows:
   is done (final, something executed) its commission is read from myTrades (weight 10, once
   per order, after the order went out, so never on the send path) and reported as fee and
   fee_asset. MEXC takes it from the received asset by default: a buy's fee in the base coin
-  means the account holds executedQty minus the fee, and the position must hold that. A fee
-  in a third asset (MX) leaves the coins received whole: it is reported as fee 0, "" (the
-  cost misses it). MEXC lists at most 100 fills per call and has no `fromId`: an order with more
-  is paged by time (`_order_trades`, bounded). When myTrades fails, does not show the whole fill
-  yet, or holds more fills in one millisecond than a page, the report says fee 0, "" as before,
-  and `free_balance` lets a seller find out what the account holds. The lookup is background
-  work (adapters/mexc/limits.py): it draws from the key's and the IP's myTrades budget (shared by
-  every trader of the process, and through Redis by every worker), waits for budget rather than
-  being sent into a 429 (up to about one window; longer, e.g. under a 418 ban, it is not sent and
-  the fee is unknown), yields to urgent calls, and after a 429 asks once more when Retry-After
-  has passed. Whatever happens to it, the order's report (the fill) is returned.
+  means the account holds executedQty minus the fee, and the position must hold that. A buy's
+  fee in a third asset (MX) leaves the coins received whole: reported in that asset (the cost
+  misses it); a free buy is 0 in the quote: a buy's fee known always names its asset. A sell's
+  fee is in the quote (a third asset's, or none, is 0, ""). MEXC lists at most 100 fills per call
+  and has no `fromId`: an order with more is paged by time (`_order_trades`, bounded). When
+  myTrades fails, does not show the whole fill yet, or holds more fills in one millisecond than
+  a page, the report says fee 0, "" (not known), and `free_balance` lets a seller find out what
+  the account holds. The lookup is background work (adapters/mexc/limits.py): it draws from the
+  key's and the IP's myTrades budget (shared by every trader of the process, and through Redis by
+  every worker) and yields to urgent calls. A sell's report waits for budget rather than being
+  sent into a 429 (up to about one window; longer, e.g. under a 418 ban, it is not sent and the
+  fee is unknown), and after a 429 asks once more when Retry-After has passed. A buy's report
+  never waits for it (issue 14: fifty traders filling in one window spend the IP's myTrades
+  budget whole, and a fill held back for its fee is a position whose exits do not watch): the
+  fee comes with it when known already or when budget is free now, else not known, and the
+  snipe learns it after recording the fill through `order_fee` (OrderFees), which waits.
+  Whatever happens to the lookup, the order's report (the fill) is returned.
 - `query_order`/`cancel_order` answer None for an order MEXC does not know (-2011).
 - A reused client order id is OrderAlreadyExists, as on the paper exchange (MEXC documents
   no code for it: see adapters.mexc.errors).
@@ -397,38 +403,64 @@ class MexcExchange:
         return info
 
     async def _with_fee(self, report: OrderReport) -> OrderReport:
-        """The report with the order's commission, once the order is done (see the module doc)."""
+        """The report with the order's commission, once the order is done (see the module doc): a
+        buy's only when known or obtainable without waiting for budget (its fill is not held back
+        for it: `order_fee` learns it after), a sell's waiting for budget as background work."""
         order_id = report.exchange_order_id
         if not report.status.is_final or report.executed_quantity <= 0 or not order_id:
             return report
-        fee = self._fees.get(order_id)
-        if fee is None:
-            try:
-                try:
-                    trades = await self._order_trades(report.symbol, order_id, report.executed_quantity)
-                except RateLimited as exc:
-                    if exc.code != "429":
-                        raise
-                    # MEXC said 429: every client of the IP now holds the group back for Retry-After;
-                    # once more, waiting that out (or refused here, not sent, when it is too long).
-                    trades = await self._order_trades(report.symbol, order_id, report.executed_quantity)
-            except ExchangeError as exc:
-                _log.warning("commission of order %s unknown (myTrades: %s): reported as none", order_id, exc)
-                return report
-            traded = sum((t.quantity for t in trades), Decimal(0))
-            if traded != report.executed_quantity:
-                # The trade list can lag the order, or hold more fills than its pages reach:
-                # ask again on the next query (the seller reads the balance meanwhile).
-                _log.warning("commission of order %s unknown: myTrades shows %s of the %s executed",
-                             order_id, plain(traded), plain(report.executed_quantity))
-                return report
-            fee = _commission(trades, report.symbol, report.side)
-            if len(self._fees) >= _FEES_KEEP:
-                self._fees.pop(next(iter(self._fees)))
-            self._fees[order_id] = fee
-        return replace(report, fee=fee[0], fee_asset=fee[1])
+        fee = await self._fee(report.symbol, order_id, report.side, report.executed_quantity,
+                              patient=report.side is OrderSide.SELL)
+        return report if fee is None else replace(report, fee=fee[0], fee_asset=fee[1])
 
-    async def _order_trades(self, symbol: Symbol, order_id: str, executed: Decimal) -> list[MexcTrade]:
+    async def order_fee(
+        self, symbol: Symbol, exchange_order_id: str, side: OrderSide, executed_quantity: Decimal, *, wait: bool = True,
+    ) -> tuple[Decimal, str] | None:
+        """OrderFees: a done order's commission from myTrades (see the module doc), waiting for the
+        IP's budget as background work (`wait`), or only with budget free now; None when not learnt."""
+        self._seen[symbol.code] = symbol
+        return await self._fee(symbol, exchange_order_id, side, executed_quantity, patient=wait)
+
+    async def _fee(
+        self, symbol: Symbol, order_id: str, side: OrderSide, executed: Decimal, *, patient: bool,
+    ) -> tuple[Decimal, str] | None:
+        """(fee, asset) of a done order, kept once learnt; None when not learnt now. `patient`: waits
+        for budget (and once more after a 429); else asks only with budget free now, once."""
+        fee = self._fees.get(order_id)
+        if fee is not None:
+            return fee
+        try:
+            try:
+                trades = await self._order_trades(symbol, order_id, executed, patient)
+            except RateLimited as exc:
+                if exc.code != "429" or not patient:
+                    raise
+                # MEXC said 429: every client of the IP now holds the group back for Retry-After;
+                # once more, waiting that out (or refused here, not sent, when it is too long).
+                trades = await self._order_trades(symbol, order_id, executed, patient)
+        except ExchangeError as exc:
+            if patient:
+                _log.warning("commission of order %s unknown (myTrades: %s): reported as none", order_id, exc)
+            else:
+                _log.info("commission of order %s not known without waiting (myTrades: %s): learnt later",
+                          order_id, exc)
+            return None
+        traded = sum((t.quantity for t in trades), Decimal(0))
+        if traded != executed:
+            # The trade list can lag the order, or hold more fills than its pages reach:
+            # ask again on the next query (the seller reads the balance meanwhile).
+            _log.warning("commission of order %s unknown: myTrades shows %s of the %s executed",
+                         order_id, plain(traded), plain(executed))
+            return None
+        fee = _commission(trades, symbol, side)
+        if len(self._fees) >= _FEES_KEEP:
+            self._fees.pop(next(iter(self._fees)))
+        self._fees[order_id] = fee
+        return fee
+
+    async def _order_trades(
+        self, symbol: Symbol, order_id: str, executed: Decimal, patient: bool = True,
+    ) -> list[MexcTrade]:
         """The fills of one order from myTrades, paged: MEXC lists at most 100 per call and has no
         `fromId`, so further pages are asked by time, older (`endTime` = the oldest time seen) and
         then newer (`startTime` = the newest), each fill kept once by its id. At most
@@ -447,7 +479,7 @@ class MexcExchange:
         def traded() -> Decimal:
             return sum((t.quantity for t in found.values()), Decimal(0))
 
-        page = await self.client.my_trades(symbol.code, order_id=order_id, limit=_TRADES_PER_PAGE)
+        page = await self.client.my_trades(symbol.code, order_id=order_id, limit=_TRADES_PER_PAGE, patient=patient)
         keep(page)
         directions = ["older", "newer"] if len(page) >= _TRADES_PER_PAGE else []
         calls = 1
@@ -457,10 +489,10 @@ class MexcExchange:
                 break  # nothing to page by
             if directions[0] == "older":
                 page = await self.client.my_trades(symbol.code, order_id=order_id, limit=_TRADES_PER_PAGE,
-                                                   end_time_ms=min(times))
+                                                   end_time_ms=min(times), patient=patient)
             else:
                 page = await self.client.my_trades(symbol.code, order_id=order_id, limit=_TRADES_PER_PAGE,
-                                                   start_time_ms=max(times))
+                                                   start_time_ms=max(times), patient=patient)
             calls += 1
             if keep(page) == 0 or len(page) < _TRADES_PER_PAGE:
                 directions.pop(0)  # this way holds nothing more
@@ -544,14 +576,17 @@ def _three_digits(quantity: Decimal) -> Decimal:
 
 def _commission(trades: Sequence[MexcTrade], symbol: Symbol, side: OrderSide) -> tuple[Decimal, str]:
     """(fee, asset) of one order's trades, in the asset it matters in: a buy's fee in the base coin
-    (it reduces what is held) or else in the quote; a sell's in the quote. None, or a fee in a
-    third asset (MX), is (0, "")."""
+    (it reduces what is held), else in the quote, else in a third asset (MX: the position's cost
+    misses it), and none is 0 in the quote: a buy's fee learnt always names its asset ("" is kept
+    for a fee not known). A sell's in the quote; none, or a third asset's, is (0, "") (the exit
+    counts its fee in the quote)."""
     by_asset: dict[str, Decimal] = {}
     for trade in trades:
         if trade.commission > 0:
             by_asset[trade.commission_asset] = by_asset.get(trade.commission_asset, Decimal(0)) + trade.commission
-    assets = (symbol.base, symbol.quote) if side is OrderSide.BUY else (symbol.quote,)
-    for asset in assets:
+    if side is OrderSide.SELL:
+        return (by_asset[symbol.quote], symbol.quote) if symbol.quote in by_asset else (Decimal(0), "")
+    for asset in (symbol.base, symbol.quote, *sorted(by_asset)):
         if asset in by_asset:
             return by_asset[asset], asset
-    return Decimal(0), ""
+    return Decimal(0), symbol.quote

@@ -34,6 +34,8 @@ it is refused here (RateLimited "local-budget", not sent) and the caller decides
 call waits for budget up to `background_wait` (a window and its margin: one window always frees
 what it needs), and yields: while an urgent call of this process waits for the same budget, it
 does not take any. A wait longer than that (a ban's Retry-After) refuses it at once, not sent.
+A caller may bound one call's wait itself (`acquire(max_wait=0)`: budget free now or nothing): a
+buy's fee looked up on the way to recording its fill does not hold the fill back (exchange.py).
 """
 
 from __future__ import annotations
@@ -292,10 +294,12 @@ class RateLimiter:
 
     async def acquire(
         self, budget: EndpointBudget, weight: int, *, background: bool = False, local: bool = False,
+        max_wait: float | None = None,
     ) -> None:
         """Take `weight` from `budget` (and from the shared windows, unless `local`), waiting when
         it does not fit (see the class doc); RateLimited ("local-budget", not sent) when the wait
-        would be longer than allowed."""
+        would be longer than allowed: `max_wait` when given (0: only budget free now), else the
+        limiter's bound for an urgent or a background call."""
         shared = None if local else self.shared
         if shared is None and not background:
             wait = budget.try_take(weight, self.clock())
@@ -303,7 +307,9 @@ class RateLimiter:
                 return
         # Only a call that has to wait (or asks the shared windows) gets here: the fast path pays nothing.
         started = self.clock()
-        deadline = started + (self.background_wait if background else self.max_wait)
+        if max_wait is None:
+            max_wait = self.background_wait if background else self.max_wait
+        deadline = started + max_wait
         waited = registered = False
         try:
             while True:

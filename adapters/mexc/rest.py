@@ -358,7 +358,10 @@ class MexcRestClient:
 
     async def _call(
         self, ep: Endpoint, params: str = "", signed_prefix: str | None = None, presigned: PresignedQuery | None = None,
+        *, patient: bool = True,
     ) -> Any:
+        """`patient` False: sent only if the budgets have room now (no wait for them), and once (a
+        transient failure is not retried): for work that can be done later instead."""
         if ep.signed and signed_prefix is None:
             signed_prefix = self._signed_prefix(params)
         resynced = False
@@ -369,7 +372,7 @@ class MexcRestClient:
                 # A request signed ahead (`presign`) goes out as made, on the first attempt only
                 # and while its timestamp is one MEXC takes; any later attempt is signed afresh.
                 ready, presigned = presigned, None
-                return await self._once(ep, params, signed_prefix, ready)
+                return await self._once(ep, params, signed_prefix, ready, None if patient else 0.0)
             except ClockSkew:
                 if resynced:
                     raise
@@ -383,7 +386,7 @@ class MexcRestClient:
                 raise
             except _Transient as failure:
                 attempt += 1
-                if ep.kind is not CallKind.READ or attempt >= self.read_attempts:
+                if ep.kind is not CallKind.READ or attempt >= self.read_attempts or not patient:
                     raise failure.error from failure.__cause__
                 earlier = failure.error if isinstance(failure.error, (Unreachable, AmbiguousOutcome)) else None
                 ceiling = min(self.backoff_cap, self.backoff_base * (2 ** attempt))
@@ -391,18 +394,19 @@ class MexcRestClient:
 
     async def _once(
         self, ep: Endpoint, params: str, signed_prefix: str | None, presigned: PresignedQuery | None = None,
+        max_wait: float | None = None,
     ) -> Any:
         breaker = ep.breaker
         probe = breaker.before_call()
         settled = False
         try:
-            await self.limiter.acquire(ep.budget, ep.weight, background=ep.background, local=True)
+            await self.limiter.acquire(ep.budget, ep.weight, background=ep.background, local=True, max_wait=max_wait)
             ip = self._ip_limiter or self.ip_limiter
             ip_budget = ep.ip_budget
             if ip_budget is None:
                 ip_budget = ep.ip_budget = ip.budget(ep.group)
             # The order lane's calls (the send path) count in this process only: no Redis round trip there.
-            await ip.acquire(ip_budget, ep.weight, background=ep.background, local=ep.lane)
+            await ip.acquire(ip_budget, ep.weight, background=ep.background, local=ep.lane, max_wait=max_wait)
             if presigned is not None and self._takes(presigned.timestamp_ms):
                 target = presigned.target
             elif signed_prefix is not None:
@@ -709,14 +713,15 @@ class MexcRestClient:
 
     async def my_trades(
         self, symbol: str, order_id: str | None = None, limit: int | None = None, *,
-        start_time_ms: int | None = None, end_time_ms: int | None = None,
+        start_time_ms: int | None = None, end_time_ms: int | None = None, patient: bool = True,
     ) -> list[MexcTrade]:
         """Our fills on `symbol` (of one order with `order_id`), with their commissions. Weight 10.
         MEXC answers at most 100 per call (default 100) and has no `fromId`: more are paged by
-        `startTime`/`endTime` (ms, inclusive)."""
+        `startTime`/`endTime` (ms, inclusive). A background call: it waits for budget (limits.py);
+        `patient` False: only with budget free now, and once (RateLimited "local-budget" else)."""
         params = encode_params([("symbol", symbol), ("orderId", order_id), ("startTime", start_time_ms),
                                 ("endTime", end_time_ms), ("limit", limit)])
-        return parse_trades(await self._call(self._my_trades, params))
+        return parse_trades(await self._call(self._my_trades, params, patient=patient))
 
     # --- user data stream keys (for the WebSocket adapter) -------------------------------
 

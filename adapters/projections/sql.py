@@ -47,7 +47,7 @@ from adapters.eventstore.schema import (
 from adapters.eventstore.sqlalchemy_store import recorded_from_row
 from application.trade_book import UNKNOWN_LAUNCH_AT, TradeBook, halt_reason
 from application.views import DailyPnl, PositionView, TargetView, TradeRecord
-from domain.events import EmergencyStopActivated, EmergencyStopCleared, ExitFilled, Recorded
+from domain.events import EmergencyStopActivated, EmergencyStopCleared, EntryFeeLearnt, ExitFilled, Recorded
 
 # The one projection so far: the trade book's views (targets, positions, trades, P&L, stops).
 PROJECTION = "trade_book"
@@ -176,7 +176,7 @@ class _Touched:
                 touched.target_ids.add(target_id)
             if isinstance(position_id := getattr(ev, "position_id", None), str):
                 touched.position_ids.add(position_id)
-            if isinstance(ev, ExitFilled):
+            if isinstance(ev, (ExitFilled, EntryFeeLearnt)):  # the events that realise P&L
                 touched.days.add((rec.user_id, rec.occurred_at.date()))
             if isinstance(ev, (EmergencyStopActivated, EmergencyStopCleared)):
                 touched.scopes.add(ev.scope)

@@ -20,6 +20,10 @@ from application.views import TargetView
 from domain.position import Position, position_stream
 from domain.target import snipe_client_order_id
 
+# Entry fees a round asks for at most (myTrades, weight 10 each, from the IP's budget of 500 per 10 s);
+# the newest first, the rest in later rounds.
+ENTRY_FEES_PER_ROUND = 20
+
 
 @dataclass(slots=True)
 class ReconciliationReport:
@@ -34,6 +38,11 @@ class ReconciliationReport:
     # Snipes whose send time has not come (asked with `resume_before_launch=False`): scheduled,
     # or executing with no order possibly sent yet. Nothing to settle: reported, not unclean.
     snipes_pending: list[TargetView] = field(default_factory=list)
+    # Positions whose buy's fee, recorded unknown, was learnt in this round (EntryFeeLearnt), and those
+    # still unknown after it (asked again in a later round; the exits sell what the account holds).
+    # Not unclean: the fill is recorded, only its fee is to come.
+    entry_fees_learnt: list[str] = field(default_factory=list)
+    entry_fees_unknown: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
@@ -86,6 +95,7 @@ class ReconcileWithExchange:
                 report.exits_settled.append(view.position_id)
             elif settled is False:
                 report.exits_unresolved.append(view.position_id)
+        await self._learn_entry_fees(report)
         try:
             for order in await self.exchange.open_orders():
                 if order.client_order_id.value not in ours:
@@ -94,7 +104,21 @@ class ReconcileWithExchange:
             report.problems.append(f"open orders: {exc}")
         await self.book.catch_up(self.store)
         report.snipes_unresolved = [t.target_id for t in self.book.targets_in({"executing"}) if t.target_id not in skip]
+        report.entry_fees_unknown = list(self.book.entry_fees_unknown)
         return report
+
+    async def _learn_entry_fees(self, report: ReconciliationReport) -> None:
+        """The buy fees recorded unknown (the snipe could not learn them without waiting for rate
+        budget, or its worker stopped first): learnt now where there is budget, never waiting for it
+        (see application/use_cases/positions/fees.py)."""
+        asked = 0
+        for position_id in reversed(list(self.book.entry_fees_unknown)):
+            if asked >= ENTRY_FEES_PER_ROUND:
+                break
+            learnt = await self.manage_positions.learn_entry_fee(position_id)
+            asked += learnt is not None
+            if learnt:
+                report.entry_fees_learnt.append(position_id)
 
     def _not_yet_sendable(self) -> list[TargetView]:
         now = self.clock.now()

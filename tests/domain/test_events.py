@@ -17,7 +17,7 @@ STORED = {
     "ListingAnnounced", "ListingReadyDetected", "ListingAnalysed",
     "SnipeTargetCreated", "SnipeTargetReady", "SnipeScheduled", "SnipeOrderSubmitted", "SnipeOrderFilled",
     "SnipeOrderRejected", "SnipeFailed", "SnipeExpired", "SnipeTargetCancelled", "RiskCheckFailed",
-    "PositionOpened", "ExitOrderSubmitted", "ExitOrderFailed", "PositionPeakRaised",
+    "PositionOpened", "EntryFeeLearnt", "ExitOrderSubmitted", "ExitOrderFailed", "PositionPeakRaised",
     "TakeProfitHit", "StopLossHit", "TrailingStopHit", "MaxHoldTimeReached", "EmergencyExitFilled", "ManualExitFilled",
     "DustWrittenOff", "PositionClosed", "EmergencyStopActivated", "EmergencyStopCleared",
     "CredentialsStored", "CredentialsRotated", "CredentialsDeleted",

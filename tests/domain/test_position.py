@@ -501,18 +501,11 @@ class TestRehydrate:
         assert Position.rehydrate(pos.stream_id, pos.pending).exits == 1
 
 
-def test_a_fee_in_a_third_asset_is_refused_rather_than_guessed() -> None:
-    from datetime import UTC, datetime
-    from decimal import Decimal
-
-    import pytest
-
-    from domain.errors import InvalidValue
-    from domain.events import Cause
-    from domain.exit_plans import PRESETS
-    from domain.position import Position
-    from domain.values import Symbol
-
-    with pytest.raises(InvalidValue, match="MX"):
-        Position.open("t-1", "u", Symbol("NEW", "USDT"), Decimal("1"), Decimal("10"), Decimal("10"), Decimal("0.01"),
-                      "MX", 2, PRESETS["balanced"], Cause(datetime(2026, 1, 1, tzinfo=UTC), "t-1"))
+def test_a_fee_in_a_third_asset_leaves_what_is_held_and_its_cost() -> None:
+    # MX has no price in the quote here: the cost misses it rather than guess (and a fill is never
+    # refused its record for it). Before issue 14's learnt fees this was refused; the adapter then
+    # reported such a fee as none.
+    pos = open_position(price=D("1"), quantity=D("10"), spent=D("10"), fee=D("0.01"), fee_asset="MX")
+    assert (pos.quantity, pos.total_cost, pos.fees, pos.entry_fee_known) == (D("10"), D("10"), 0, True)
+    event = pos.pending[0].event
+    assert isinstance(event, PositionOpened) and (event.entry_fee, event.entry_fee_asset) == (D("0.01"), "MX")

@@ -63,12 +63,13 @@ async def test_a_buy_reports_its_fee_in_the_coin_and_a_sell_in_the_quote() -> No
         assert await exchange.free_balance("XYZ") == 0
 
 
-async def test_free_fills_report_no_fee() -> None:
+async def test_a_free_fill_reports_a_fee_of_0_in_the_quote() -> None:
+    # A known fee always names its asset: "" is kept for a fee not known (learnt after the fill).
     async with FakeMexcServer(symbols=[new_symbol()]) as server, client_for(server) as client:
         exchange = MexcExchange(client, clock_samples=1)
         await exchange.place_market_buy(NEW, Decimal("10"), coid(1))
         report = await exchange.query_order(NEW, coid(1))
-        assert report is not None and (report.fee, report.fee_asset) == (Decimal(0), "")
+        assert report is not None and (report.fee, report.fee_asset) == (Decimal(0), "USDT")
         assert server.hits[MY_TRADES] == 1
 
 

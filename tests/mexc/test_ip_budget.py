@@ -1,6 +1,7 @@
 """Many traders on one IP (issue 14): every REST call of every trader, the fee lookups after the fills
 (myTrades, weight 10) too, draws from the IP's per-endpoint budget, one for the process and, through
-Redis, one for every worker; a fee lookup waits for budget rather than being sent into a 429, yields to
+Redis, one for every worker; a fee lookup waits for budget rather than being sent into a 429 (the fill
+itself is reported at once: its fee then learnt after it, tests/mexc/test_fee_after_fill.py), yields to
 urgent calls, and a 429 from MEXC holds every trader of the IP back for Retry-After (so nobody knocks
 on into a 418 ban). Against the fake exchange, which enforces its budget per IP and endpoint: scaled
 down (myTrades 40 per 1 s: four lookups) so that six traders cross it where fifty cross MEXC's."""
@@ -12,6 +13,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -38,10 +40,15 @@ def scaled_down(lookups: int = LOOKUPS) -> FakeMexcServer:
 
 async def buy_and_follow(exchange: MexcExchange, n: int) -> OrderReport:
     """A trader's snipe as ExecuteSnipe makes it: the buy (MEXC's reply has no fill), then the query
-    that finds it filled, with its fee read from myTrades."""
+    that finds it filled, with its fee read from myTrades when there is budget for it now; else the
+    fill is recorded without it and the fee learnt right after (`order_fee`, waiting for budget)."""
     placed = await exchange.place_market_buy(NEW, Decimal("10"), coid(n))
     found = await exchange.query_order(NEW, placed.client_order_id)
     assert found is not None
+    if found.fee_asset == "":
+        fee = await exchange.order_fee(NEW, found.exchange_order_id, found.side, found.executed_quantity)
+        if fee is not None:
+            found = replace(found, fee=fee[0], fee_asset=fee[1])
     return found
 
 

@@ -39,7 +39,7 @@ async def test_market_buy_rounds_the_quote_down_and_reports_after_a_query(
     )
     assert report.executed_quote == Decimal("10.119")
     assert report.average_price == Decimal("0.3")
-    assert (report.fee, report.fee_asset) == (Decimal(0), "")  # a free fill (fees: tests/mexc/test_exit_fees.py)
+    assert (report.fee, report.fee_asset) == (Decimal(0), "USDT")  # a free fill (fees: tests/mexc/test_exit_fees.py)
     assert report.exchange_order_id == placed.exchange_order_id
     assert report.created_at is not None
     assert all(isinstance(v, Decimal) for v in (report.executed_quantity, report.executed_quote, report.average_price))

@@ -11,6 +11,7 @@ from application.errors import AccountUnavailable, ConcurrencyConflict
 from application.ports import Clock, EventStore, ExchangeAccounts, ExchangeTrading, PairRules, PriceTick
 from application.trade_book import TradeBook
 from application.use_cases.positions.exits import ExitOrders
+from application.use_cases.positions.fees import EntryFees
 from application.use_cases.positions.outcome import ExitOutcome
 from application.use_cases.positions.rules import PairRulesLookup
 from application.use_cases.positions.settle import Settlement
@@ -52,6 +53,7 @@ class ManagePositions:
         self._rules = PairRulesLookup(market)
         self._settlement = Settlement(self._rules)
         self._exits = ExitOrders(store, self._settlement, self._alert)
+        self._fees = EntryFees(store, clock)
 
     async def on_tick(self, tick: PriceTick) -> list[ExitOutcome]:
         await self.book.catch_up(self.store)
@@ -97,6 +99,22 @@ class ManagePositions:
             self._settlement.settled = True
             return True
         return settled
+
+    async def learn_entry_fee(self, position_id: str) -> bool | None:
+        """Learn the buy fee of a position recorded with it unknown, outside any tick, without waiting
+        for rate budget (EntryFees, fees.py). None: nothing to ask now (known, not due after earlier
+        misses, or its account cannot tell); True: recorded; False: not learnt this time."""
+        if not self._fees.due(position_id):
+            return None
+        position = await repository.get(self.store, Position, position_stream(position_id))
+        try:
+            exchange = await self._account(position)
+        except AccountUnavailable:
+            return False  # its account is not reachable from here
+        learnt = await self._fees.learn(position, exchange, wait=False)
+        if learnt:
+            self._settlement.settled = True  # news for the book at the next tick
+        return learnt
 
     async def close_by_hand(
         self, position: Position, requested_by: str, price: Decimal, cause: Cause

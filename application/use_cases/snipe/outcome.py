@@ -41,3 +41,6 @@ class SnipeOutcome:
     # Sends refused as not open yet (10007): expected in the bracket around the open (SendPlanner.plan).
     not_open: int = 0
     first_send_at: datetime | None = None  # when the first send of this run started (our clock)
+    # The fill was recorded with its fee unknown (`fill.fee_asset` "") and the fee learnt right after it
+    # (EntryFeeLearnt). A fill recorded without its fee and not learnt here is learnt by the reconciliation.
+    fee_late: bool = False

@@ -14,6 +14,7 @@ from application.ports import Clock, EventStore, ExchangeTrading, MarketData, Or
 from application.telemetry import FILLS, Telemetry
 from application.timing import SnipeTiming
 from application.trade_book import TradeBook
+from application.use_cases.positions.fees import EntryFees
 from application.use_cases.snipe.halt import HALT_READ_TIMEOUT, with_halt_note
 from application.use_cases.snipe.lookup import VISIBILITY_GRACE, OrderLookup, is_fill
 from application.use_cases.snipe.outcome import SnipeOutcome, SnipeResult, cause_of, mode, unscheduled
@@ -40,6 +41,7 @@ class Settlement:
     ) -> None:
         self.store, self.book, self.market, self.clock = store, book, market, clock
         self.timing, self.telemetry, self.lookup, self.sends = timing, telemetry, lookup, sends
+        self.fees = EntryFees(store, clock)
 
     async def settle(
         self, target: SnipeTarget, coid: ClientOrderId, sent: Sent, exchange: ExchangeTrading, run: Run
@@ -72,7 +74,7 @@ class Settlement:
         final = None if held is None else await self.lookup.confirm(target, held, target.deadline_at, exchange)
         if final is not None and is_fill(final):
             return await self._record_fill(target, final, sent.attempts, await self._quantity_scale(target, final),
-                                           run.halt_read_age)
+                                           exchange, run.halt_read_age)
         cause = cause_of(target, self.clock)
         result = SnipeResult.FAILED
         if final is not None:
@@ -129,9 +131,14 @@ class Settlement:
             return max(0, -exponent) if isinstance(exponent, int) else 8
 
     async def _record_fill(
-        self, target: SnipeTarget, report: OrderReport, attempts: int, quantity_scale: int,
+        self, target: SnipeTarget, report: OrderReport, attempts: int, quantity_scale: int, exchange: ExchangeTrading,
         halt_read_age: timedelta | None = None,
     ) -> SnipeOutcome:
+        """Record the fill and open its position at once, with the fee the report has (the exchange
+        gives it only when known or obtainable without waiting for rate budget: fee_asset "" else),
+        so the exits watch from now on. Then a fee not known is learnt, waiting for budget as
+        background work, and recorded on the position (EntryFeeLearnt); what this leaves unknown,
+        the reconciliation learns (application/use_cases/positions/fees.py)."""
         if target.symbol is None or target.execute_at is None or target.exit_plan is None:
             raise unscheduled(target)
         now = self.clock.now()
@@ -158,7 +165,16 @@ class Settlement:
         except Exception as exc:  # recorded: the trade book catches up at its next read
             _log.warning("snipe %s: fill recorded, the trade book not caught up (%s: %s)", target.target_id,
                          type(exc).__name__, exc)
-        return SnipeOutcome(target.target_id, SnipeResult.FILLED, f"filled after {attempts} attempts", attempts, report)
+        detail, fee_late = f"filled after {attempts} attempts", False
+        if not position.entry_fee_known:
+            try:
+                fee_late = await self.fees.learn(position, exchange, wait=True) is True
+            except Exception as exc:  # the fill is recorded: its fee is learnt by the reconciliation instead
+                _log.warning("snipe %s: its fee not learnt after the fill (%s: %s)", target.target_id,
+                             type(exc).__name__, exc)
+            detail += "; its fee learnt after the fill was recorded" if fee_late else \
+                "; its fee not known yet (the reconciliation learns it)"
+        return SnipeOutcome(target.target_id, SnipeResult.FILLED, detail, attempts, report, fee_late=fee_late)
 
     async def record(self, target: SnipeTarget, *others: Position) -> None:
         """Save what a send led to, retrying the store's errors (a database outage across the launch)
