@@ -9,6 +9,7 @@ from domain.events import (
     EmergencyExitFilled,
     EmergencyStopActivated,
     EmergencyStopCleared,
+    EntryFeeLearnt,
     ExitFilled,
     ExitOrderFailed,
     ExitOrderSubmitted,
@@ -110,6 +111,11 @@ def describe(rec: Recorded) -> tuple[str, str]:
             return ev.symbol, (
                 f"position {ev.position_id} opened: {fmt(ev.quantity)} @ {fmt(ev.entry_price)}, cost {fmt(ev.cost)}"
             )
+        case EntryFeeLearnt():
+            effect = (f"holding {fmt(ev.quantity)} less" if ev.quantity else f"cost {fmt(ev.cost)} more" if ev.cost
+                      else "nothing to adjust")
+            pnl = f", P&L {signed(ev.realised_pnl)}" if ev.realised_pnl else ""
+            return "", f"entry fee learnt: {fmt(ev.fee)} {ev.fee_asset} ({effect}{pnl})"
         case ExitOrderSubmitted():
             who = f" by {ev.requested_by}" if ev.requested_by else ""
             reason = ev.reason.replace("_", " ")
