@@ -406,7 +406,7 @@ def history_lines(events: Iterable[Recorded], keep: HistoryFilter, wrap: bool = 
 COMMANDS = frozenset({"status", "positions", "targets", "close"})
 
 
-def add_cockpit_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_cockpit_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     status = sub.add_parser("status", help="am I halted (since when, by whom), what do I hold, what did I make "
                                            "today, the agents' health")
     positions = sub.add_parser("positions", help="positions with their P&L (open ones at the current price with "

@@ -140,8 +140,8 @@ async def run_demo(settings: Settings, scenario: Scenario, run_id: str, out: Tex
             last_tick_at = clock.now()
             await flush()
             upcoming = [next_calendar, next_states, world.end + timedelta(microseconds=1)]
-            if (due := scheduler.next_run_at()) is not None:
-                upcoming.append(due)
+            if (next_run := scheduler.next_run_at()) is not None:
+                upcoming.append(next_run)
             if ticks := paper.ticks_between(last_tick_at, world.end):
                 upcoming.append(ticks[0].at)
             clock.set(max(min(upcoming), clock.now()))

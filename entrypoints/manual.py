@@ -80,7 +80,8 @@ async def run_manual_snipe(settings: Settings, command: SnipeCommand, out: TextI
     store: EventStore | None = None
     target_id: str | None = None
     try:
-        store = await container.get(EventStore)
+        found: EventStore = await container.get(EventStore)  # typed: dishka's get() of a Protocol is Any
+        store = found
         create = await container.get(CreateSnipeTarget)
         # Before trading: agree with the exchange on whatever an earlier run left unfinished.
         write_reconciliation(await (await container.get(ReconcileWithExchange))(resume_before_launch=False), out)

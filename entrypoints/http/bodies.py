@@ -54,7 +54,7 @@ class ApiRequest(Request[Any, Any, Any]):
             gone = message["type"] == "http.disconnect"
             return message
 
-        self.receive = noting_disconnect  # type: ignore[method-assign]
+        self.receive = noting_disconnect
         try:
             return await super().body()
         except InternalServerException:
@@ -62,7 +62,7 @@ class ApiRequest(Request[Any, Any, Any]):
                 raise BodyCutShort(detail="the connection closed before the request body was complete") from None
             raise
         finally:
-            self.receive = receive  # type: ignore[method-assign]
+            self.receive = receive
 
 
 def decode_message(decode: Callable[[str | bytes], T], raw: str | bytes) -> T:

@@ -14,6 +14,7 @@ from typing import Any
 from dishka import AsyncContainer
 from litestar.connection import ASGIConnection
 from litestar.datastructures import MutableScopeHeaders
+from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -145,11 +146,12 @@ def traced(app: ASGIApp, container: AsyncContainer, log_requests: bool = True) -
 
     async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
         nonlocal telemetry
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:  # the enum member (a str, == "http"): the type checker narrows the scope
             await app(scope, receive, send)
             return
         if telemetry is None:
-            telemetry = await container.get(Telemetry)
+            found: Telemetry = await container.get(Telemetry)  # typed: dishka's get() of a Protocol is Any
+            telemetry = found
         started = time.perf_counter()
         status = 500
         method = scope.get("method", "?")
@@ -195,7 +197,7 @@ def allow_header(app: ASGIApp, paths: Callable[[], dict[str, list[str]]]) -> ASG
         return next((methods for pattern, methods in routes if pattern.match(path)), None)
 
     async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "OPTIONS":
+        if scope["type"] != ScopeType.HTTP or scope["method"] != "OPTIONS":
             await app(scope, receive, send)
             return
         methods = allowed(scope["path"])

@@ -44,7 +44,9 @@ async def put_notifications(
     data: JSONBody[NotificationsIn], identity: FromDishka[Identity], change: FromDishka[ChangeNotificationSettings]
 ) -> NotificationsOut:
     channels = [ChannelChange(c.kind, c.enabled, c.address, c.secret) for c in data.channels]
-    return NotificationsOut.of(await change(identity.user_id, dict(data.kinds), channels, data.daily_summary_at))
+    # A comprehension, not dict(): the kind and mode names (Literals) become the plain str -> str mapping asked for.
+    modes: dict[str, str] = {kind: mode for kind, mode in data.kinds.items()}
+    return NotificationsOut.of(await change(identity.user_id, modes, channels, data.daily_summary_at))
 
 
 @get("/notifications/undelivered", responses=error_responses(*AUTH),

@@ -24,8 +24,6 @@ reading the body then sees the client gone (entrypoints/http/bodies.py). Upgrade
 from __future__ import annotations
 
 import asyncio
-import functools
-from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -108,6 +106,12 @@ def _cancelled(timer: asyncio.TimerHandle | None) -> asyncio.TimerHandle | None:
     return None
 
 
-def guarded_protocol(limits: Settings) -> Callable[..., GuardedHttpToolsProtocol]:
-    """The `http` protocol factory for uvicorn.Config."""
-    return functools.partial(GuardedHttpToolsProtocol, limits=limits)
+def guarded_protocol(limits: Settings) -> type[GuardedHttpToolsProtocol]:
+    """The `http` protocol class for uvicorn.Config: GuardedHttpToolsProtocol with these limits
+    (a subclass, not a functools.partial: Config's `http` takes a protocol class)."""
+
+    class WithLimits(GuardedHttpToolsProtocol):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, limits=limits, **kwargs)
+
+    return WithLimits

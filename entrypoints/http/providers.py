@@ -117,7 +117,7 @@ class SecurityProvider(Provider):
 class HttpProvider(Provider):
 
     @provide(scope=Scope.REQUEST)
-    def identity(self, request: Request) -> Identity:  # type: ignore[type-arg]
+    def identity(self, request: Request) -> Identity:
         """The caller, as the authentication middleware verified it."""
         user = request.scope.get("user")
         if not isinstance(user, Identity):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, get_args
 
 import msgspec
 from msgspec import Meta, Struct
@@ -534,13 +534,18 @@ def priced_portfolio(out: PortfolioOut, priced: list[PricedPosition], unrealised
     return msgspec.structs.replace(out, positions=positions, unrealised_pnl=_money_or_none(unrealised))
 
 
+CloseStateName = Literal["closed", "closing", "partially exited", "open"]
+# PositionClosure.state is a str ("closing", or the position's status): its names as the API's Literal.
+_CLOSE_STATES: dict[str, CloseStateName] = {name: name for name in get_args(CloseStateName)}
+
+
 class PositionCloseOut(Struct):
     """What a close by hand did. `state`: closed; closing (the sell is out, its outcome not known
     yet: ask again); partially exited (part of it sold). `sold` and `price`: what closes by hand
     sold of the position (quantity, average price). `already`: it was closing or closed before
     this request, and nothing was sent."""
 
-    state: Literal["closed", "closing", "partially exited", "open"]
+    state: CloseStateName
     sold: str
     price: str | None
     realised_pnl: str
@@ -550,8 +555,10 @@ class PositionCloseOut(Struct):
 
     @classmethod
     def of(cls, c: PositionClosure) -> PositionCloseOut:
-        return cls(c.state, money(c.sold), _money_or_none(c.price), money(c.realised_pnl), c.already, c.detail,
-                   PositionOut.of(c.position))
+        if c.state not in _CLOSE_STATES:
+            raise ValueError(f"a close by hand in a state the API does not name: {c.state!r}")
+        return cls(_CLOSE_STATES[c.state], money(c.sold), _money_or_none(c.price), money(c.realised_pnl), c.already,
+                   c.detail, PositionOut.of(c.position))
 
 
 class BalanceOut(Struct):
