@@ -1,9 +1,18 @@
-"""`sniper demo` end to end on the embedded default (SQLite file, paper exchange)."""
+"""`sniper demo` end to end on the embedded default (SQLite file, paper exchange).
+
+A demo run costs seconds of CPU, so the tests that only read one share it: one run through
+`run_demo` and one through the command line, each into a SQLite file of this module's own. A test
+that writes (a second run, `sniper history`) does so on a copy of that file, made with SQLite's
+backup API."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import secrets
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,13 +29,22 @@ from entrypoints.config import BUNDLED_SCENARIO, load_settings
 from entrypoints.demo import DemoReport, PnlRow, display_user, render_report, run_demo
 
 
-@pytest.fixture
-def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "history.db"
+def _use_store(monkeypatch: pytest.MonkeyPatch, path: Path) -> Path:
     monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{path}")
     for name in ("SNIPER_SCENARIO", "SNIPER_STATE_POLL_SECONDS", "SNIPER_CALENDAR_POLL_SECONDS"):
         monkeypatch.delenv(name, raising=False)
     return path
+
+
+@pytest.fixture
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return _use_store(monkeypatch, tmp_path / "history.db")
+
+
+def _copy_store(source: Path, target: Path) -> None:
+    """`source` as it is, into `target` (the test's own store), through SQLite's backup API."""
+    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)
 
 
 async def _demo(run_id: str) -> tuple[DemoReport, str]:
@@ -35,8 +53,26 @@ async def _demo(run_id: str) -> tuple[DemoReport, str]:
     return report, out.getvalue()
 
 
-async def test_demo_snipes_every_kind_of_listing(db: Path) -> None:
-    report, text = await _demo("a1")
+@pytest.fixture(scope="module")
+def demo_a1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoReport, str, Path]]:
+    """The bundled demo run once (run id a1) into a fresh store of its own: (report, output, store)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        path = _use_store(monkeypatch, tmp_path_factory.mktemp("demo-a1") / "history.db")
+        report, text = asyncio.run(_demo("a1"))
+    yield report, text, path
+
+
+@pytest.fixture(scope="module")
+def cli_demo_f6(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str, str, Path]]:
+    """`sniper demo --run-id f6` run once into a fresh store of its own: (exit code, stdout, stderr, store)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        path = _use_store(monkeypatch, tmp_path_factory.mktemp("demo-f6") / "history.db")
+        code, out, err = _cli("demo", "--run-id", "f6")
+    yield code, out, err, path
+
+
+async def test_demo_snipes_every_kind_of_listing(demo_a1: tuple[DemoReport, str, Path]) -> None:
+    report, text, db = demo_a1
     outcomes = {(r.user_id, r.symbol): r for r in report.rows}
     assert outcomes[("alice", "PUMPUSDT")].exits == "TP TP TP"
     assert outcomes[("alice", "PUMPUSDT")].outcome == "closed"
@@ -54,8 +90,8 @@ async def test_demo_snipes_every_kind_of_listing(db: Path) -> None:
     assert db.exists()
 
 
-async def test_rebuilding_every_aggregate_gives_what_the_demo_printed(db: Path) -> None:
-    report, text = await _demo("b2")
+async def test_rebuilding_every_aggregate_gives_what_the_demo_printed(demo_a1: tuple[DemoReport, str, Path]) -> None:
+    report, text, db = demo_a1
     engine = make_engine(f"sqlite+aiosqlite:///{db}")
     store = SqlEventStore(engine)
     try:
@@ -68,7 +104,7 @@ async def test_rebuilding_every_aggregate_gives_what_the_demo_printed(db: Path) 
             history = await store.load(position_stream(position_id_for(printed.target_id)))
             if not history:
                 assert printed.outcome == target.status.value
-                rows.append(PnlRow(display_user(target.user_id, "b2"), target.symbol.code, target.target_id,
+                rows.append(PnlRow(display_user(target.user_id, "a1"), target.symbol.code, target.target_id,
                                    target.status.value, Decimal(0), Decimal(0), Decimal(0), Decimal(0), "",
                                    target.failure or ""))
                 continue
@@ -76,9 +112,9 @@ async def test_rebuilding_every_aggregate_gives_what_the_demo_printed(db: Path) 
             assert pos.status.value == "closed"
             exits = " ".join({"TakeProfitHit": "TP", "StopLossHit": "SL"}[type(r.event).__name__]
                              for r in history if type(r.event).__name__ in ("TakeProfitHit", "StopLossHit"))
-            rows.append(PnlRow(display_user(pos.user_id, "b2"), pos.symbol.code if pos.symbol else "", target.target_id,
+            rows.append(PnlRow(display_user(pos.user_id, "a1"), pos.symbol.code if pos.symbol else "", target.target_id,
                                "closed", pos.total_cost, pos.proceeds, pos.fees, pos.realised_pnl, exits, ""))
-        rebuilt = DemoReport("b2", rows, report.events, report.first_position, report.last_position)
+        rebuilt = DemoReport("a1", rows, report.events, report.first_position, report.last_position)
         # Same numbers, exactly, and the same table as printed.
         assert [(r.cost, r.proceeds, r.fees, r.realised_pnl, r.outcome) for r in rebuilt.rows] == [
             (r.cost, r.proceeds, r.fees, r.realised_pnl, r.outcome) for r in report.rows
@@ -92,9 +128,9 @@ async def test_rebuilding_every_aggregate_gives_what_the_demo_printed(db: Path) 
         await engine.dispose()
 
 
-async def test_exact_decimals_through_a_full_snipe(db: Path) -> None:
+async def test_exact_decimals_through_a_full_snipe(demo_a1: tuple[DemoReport, str, Path]) -> None:
     """Bob buys PUMP for 10.01 USDT at 0.00009512 and exits on the conservative ladder."""
-    report, _ = await _demo("c3")
+    report, _, db = demo_a1
     bob = next(r for r in report.rows if r.user_id == "bob")
     engine = make_engine(f"sqlite+aiosqlite:///{db}")
     store = SqlEventStore(engine)
@@ -117,8 +153,9 @@ async def test_exact_decimals_through_a_full_snipe(db: Path) -> None:
     assert bob.realised_pnl == expected
 
 
-async def test_reruns_tell_the_same_story_in_one_store(db: Path) -> None:
-    first, _ = await _demo("d4")
+async def test_reruns_tell_the_same_story_in_one_store(db: Path, demo_a1: tuple[DemoReport, str, Path]) -> None:
+    first, _, first_store = demo_a1
+    _copy_store(first_store, db)  # the store as the first run left it
     second, _ = await _demo("e5")
     assert [(r.user_id, r.symbol, r.outcome, r.realised_pnl) for r in first.rows] == [
         (r.user_id, r.symbol, r.outcome, r.realised_pnl) for r in second.rows
@@ -135,8 +172,8 @@ def _cli(*argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def test_cli_demo_prints_timeline_and_table(db: Path) -> None:
-    code, out, err = _cli("demo", "--run-id", "f6")
+def test_cli_demo_prints_timeline_and_table(cli_demo_f6: tuple[int, str, str, Path]) -> None:
+    code, out, err, _ = cli_demo_f6
     assert code == 0, err
     assert "FILLED" in out and "Final P&L" in out and "TOTAL" in out
 
@@ -177,8 +214,9 @@ def test_bad_database_url_is_refused(db: Path, monkeypatch: pytest.MonkeyPatch) 
     assert code != 0 and err.count("\n") == 1 and "DATABASE_URL" in err
 
 
-def test_unknown_target_id_is_one_line_and_changes_nothing(db: Path) -> None:
-    assert _cli("demo", "--run-id", "g7")[0] == 0
+def test_unknown_target_id_is_one_line_and_changes_nothing(db: Path, cli_demo_f6: tuple[int, str, str, Path]) -> None:
+    assert cli_demo_f6[0] == 0
+    _copy_store(cli_demo_f6[3], db)
     before = db.read_bytes()
     code, out, err = _cli("history", "t-000000000000")
     assert code != 0
@@ -192,8 +230,9 @@ def test_history_without_a_store_creates_none(db: Path) -> None:
     assert not db.exists()
 
 
-def test_history_prints_one_target_in_order(db: Path) -> None:
-    _, out, _ = _cli("demo", "--run-id", "h8")
+def test_history_prints_one_target_in_order(db: Path, cli_demo_f6: tuple[int, str, str, Path]) -> None:
+    _, out, _, store = cli_demo_f6
+    _copy_store(store, db)
     target_id = next(part for part in out.split() if part.startswith("t-"))
     code, history, err = _cli("history", target_id)
     assert code == 0, err
