@@ -172,6 +172,9 @@ def _restart_during_the_snipe(tmp_path: Path, service, **env: str) -> list[str]:
         if proc.poll() is None:
             proc.kill()
     out.join(timeout=5)
+    for pipe in (proc.stdout, proc.stderr):  # read to the end by now: closed here, not left to the collector
+        if pipe is not None:
+            pipe.close()
     return out.lines
 
 
