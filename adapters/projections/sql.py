@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
+import functools
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, Protocol, cast
@@ -262,8 +262,11 @@ def _fold(records: Sequence[Recorded], checkpoint: int, stored: _Stored) -> _Wri
     """The trade book's fold of `records` over the stored rows, as rows to write. No I/O."""
     book = TradeBook()
     book.position = checkpoint
-    book.targets.update(copy.deepcopy(stored.targets))
-    book.positions.update(copy.deepcopy(stored.positions))
+    # The book folds into copies: `stored` must stay as loaded, since what differs from it is what
+    # gets written (`_Writes.rows`). A view's fields are immutable values but for a position's
+    # `exits` (a list the fold appends to), so that list is the one thing copied below the view.
+    book.targets.update({key: replace(view) for key, view in stored.targets.items()})
+    book.positions.update({key: replace(view, exits=list(view.exits)) for key, view in stored.positions.items()})
     book.restore_daily_pnl(DailyPnl(user, day, pnl) for (user, day), pnl in stored.days.items())
     book.stops.update(stored.stops)
 
@@ -354,12 +357,8 @@ class _AlchemyIO:
         if new:
             await self._conn.execute(insert(table), new)
         if changed:
-            columns = [col for col in changed[0] if col not in key]
-            stmt = (
-                update(table)
-                .where(*(table.c[k] == bindparam(f"k_{k}") for k in key))
-                .values({col: bindparam(f"v_{col}") for col in columns})
-            )
+            columns = tuple(col for col in changed[0] if col not in key)
+            stmt = _update_by_key(table, tuple(key), columns)
             await self._conn.execute(
                 stmt, [{f"k_{k}": row[k] for k in key} | {f"v_{col}": row[col] for col in columns} for row in changed]
             )
@@ -377,6 +376,16 @@ class _AlchemyIO:
     async def save_checkpoint(self, name: str, position: int) -> None:
         stmt = update(proj_checkpoints).where(proj_checkpoints.c.name == name).values(position=position)
         await self._conn.execute(stmt)
+
+
+@functools.cache
+def _update_by_key(table: Table, key: tuple[str, ...], columns: tuple[str, ...]) -> Any:
+    """UPDATE of `columns` of the row with `key` (bound as k_<key>, v_<column>), built once per shape."""
+    return (
+        update(table)
+        .where(*(table.c[k] == bindparam(f"k_{k}") for k in key))
+        .values({col: bindparam(f"v_{col}") for col in columns})
+    )
 
 
 class _AsyncpgIO:
@@ -467,11 +476,15 @@ _PG_SELECT_DAYS = (
 )
 
 
+# The statements and each table's column types are built once per table (functools.cache: tables
+# are module-level constants), not on every batch.
+@functools.cache
 def _pg_select_in(table: Table) -> str:
     [key] = table.primary_key.columns
     return f"SELECT * FROM {table.name} WHERE {key.name} = ANY($1::{key.type.compile(dialect=_PG)}[])"
 
 
+@functools.cache
 def _pg_insert(table: Table) -> str:
     """INSERT of every column, each given as one array (rows side by side)."""
     names = ", ".join(c.name for c in table.columns)
@@ -479,6 +492,7 @@ def _pg_insert(table: Table) -> str:
     return f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays})"
 
 
+@functools.cache
 def _pg_upsert(table: Table, key: tuple[str, ...]) -> str:
     kept = set(key) | {"first_event"}
     updates = ", ".join(f"{c.name} = EXCLUDED.{c.name}" for c in table.columns if c.name not in kept)
@@ -490,13 +504,19 @@ def _pg_type(column: Any) -> str:
     return str(impl.compile(dialect=_PG))
 
 
+@functools.cache
+def _pg_types(table: Table) -> tuple[tuple[str, TypeDecorator[Any] | None], ...]:
+    """Each column of `table` in order: its name, and its TypeDecorator if it has one."""
+    return tuple((c.name, c.type if isinstance(c.type, TypeDecorator) else None) for c in table.columns)
+
+
 def _pg_columns(table: Table, rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
     """The rows as one list per column, through each column type's bind processing."""
     columns = []
-    for column in table.columns:
-        values = [row[column.name] for row in rows]
-        if isinstance(column.type, TypeDecorator):
-            values = [column.type.process_bind_param(v, _PG) for v in values]
+    for name, decorator in _pg_types(table):
+        values = [row[name] for row in rows]
+        if decorator is not None:
+            values = [decorator.process_bind_param(v, _PG) for v in values]
         columns.append(values)
     return columns
 
@@ -504,9 +524,9 @@ def _pg_columns(table: Table, rows: Sequence[dict[str, Any]]) -> list[list[Any]]
 def _from_pg(table: Table, row: Any) -> dict[str, Any]:
     """An asyncpg row as SQLAlchemy would give it: through each column type's result processing."""
     found = dict(row)
-    for column in table.columns:
-        if isinstance(column.type, TypeDecorator):
-            found[column.name] = column.type.process_result_value(found[column.name], _PG)
+    for name, decorator in _pg_types(table):
+        if decorator is not None:
+            found[name] = decorator.process_result_value(found[name], _PG)
     return found
 
 

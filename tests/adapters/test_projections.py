@@ -7,6 +7,7 @@ SQL read models must give equal views, with the exact decimal digits.
 from __future__ import annotations
 
 import asyncio
+import copy
 import io
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -354,6 +355,38 @@ async def test_a_crash_halfway_through_the_writes_leaves_everything(
     assert await table_contents(engine) == before
     monkeypatch.undo()
     assert await run_projector(engine) == len(await store.read_all())
+    await assert_same_views(SqlReadModels(engine), reference(store))
+
+
+async def test_the_fold_changes_only_its_own_copies_of_the_stored_rows(
+    engine: AsyncEngine, store: SqlEventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fold works on copies of the rows a batch loaded: those stay as loaded (what differs from
+    them is what the batch writes), so folding the same batch again over them, as a retry would,
+    writes the same. Small batches, so that later batches exit positions and move targets that
+    earlier ones stored."""
+    await record_extras(store)
+    real_fold = projection_module._fold
+    exited_stored_positions = 0
+
+    def fold_twice(records: Any, checkpoint: int, stored: Any) -> Any:
+        nonlocal exited_stored_positions
+        loaded = copy.deepcopy(stored)
+        writes = real_fold(records, checkpoint, stored)
+        assert stored == loaded
+        assert repr(stored) == repr(loaded)  # the decimals' digits too
+        again = real_fold(records, checkpoint, stored)
+        assert (again.new, again.changed, again.stops, again.trades) == (
+            writes.new, writes.changed, writes.stops, writes.trades)
+        exited_stored_positions += sum(
+            row["exits"] != " ".join(stored.positions[row["position_id"]].exits)
+            for row in writes.changed.get(proj_positions, [])
+        )
+        return writes
+
+    monkeypatch.setattr(projection_module, "_fold", fold_twice)
+    assert await run_projector(engine, batch=2) == len(await store.read_all())
+    assert exited_stored_positions > 0  # the list the fold appends to was in stored rows
     await assert_same_views(SqlReadModels(engine), reference(store))
 
 
