@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("ccxt")  # the bench extra
-
-from bench import open as open_bench  # noqa: E402
-
 
 def test_both_clients_land_an_order_and_the_report_has_every_figure() -> None:
+    # Imported here, not at collection: ccxt (every exchange it has, ~0.4 s) would load in each pytest process.
+    pytest.importorskip("ccxt")  # the bench extra
+    from bench import open as open_bench
+
     bench = open_bench.run(rounds=1, hogs_count=0, lead=1.0, progress=False, warmup=False, tries=1)
 
     assert [(r.client, r.landed) for r in bench.results] == [(open_bench.OURS, True), (open_bench.CCXT, True)]

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from adapters.ai.anthropic_messages import AnthropicAnalyst
-from adapters.ai.cohere_embed import CohereEmbeddings
-from adapters.ai.openai_chat import OpenAIAnalyst, PerplexityAnalyst
 from application.ai import ListingAnalyst, ListingBrief
 from tests.fakes.ai import FakeAiServer
+
+if TYPE_CHECKING:
+    from adapters.ai.cohere_embed import CohereEmbeddings
+
+# The adapters (and the SDKs they import: anthropic's alone is ~2 s) are imported by the builders below,
+# when a test runs, not when pytest collects this package in every process.
 
 KEYS = {
     "openai": "sk-test-OPENAI-0123456789abcdef",
@@ -30,6 +34,9 @@ def brief(coin_id: str = "new-1", symbol: str = "NEWUSDT", name: str = "New Coin
 
 
 def analyst(provider: str, fakes: dict[str, FakeAiServer], timeout: float = 1.0) -> ListingAnalyst:
+    from adapters.ai.anthropic_messages import AnthropicAnalyst
+    from adapters.ai.openai_chat import OpenAIAnalyst, PerplexityAnalyst
+
     t = timedelta(seconds=timeout)
     server = fakes[provider]
     if provider == "openai":
@@ -46,4 +53,6 @@ def chain(fakes: dict[str, FakeAiServer], timeout: float = 1.0) -> list[ListingA
 
 
 def embeddings(fakes: dict[str, FakeAiServer], timeout: float = 1.0) -> CohereEmbeddings:
+    from adapters.ai.cohere_embed import CohereEmbeddings
+
     return CohereEmbeddings(KEYS["cohere"], "embed-test", fakes["cohere"].base_url, timedelta(seconds=timeout))

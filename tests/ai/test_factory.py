@@ -11,9 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from adapters.ai.anthropic_messages import AnthropicAnalyst
-from adapters.ai.cohere_embed import CohereEmbeddings
-from adapters.ai.openai_chat import OpenAIAnalyst, PerplexityAnalyst
 from adapters.clock import ManualClock
 from adapters.eventstore.memory import InMemoryEventStore
 from adapters.memory import InMemoryCache
@@ -37,6 +34,10 @@ def test_without_keys_the_chain_is_the_rules_alone() -> None:
 
 
 def test_each_key_adds_its_provider_in_order(fakes) -> None:
+    from adapters.ai.anthropic_messages import AnthropicAnalyst  # the SDKs load when a test runs, not at collection
+    from adapters.ai.cohere_embed import CohereEmbeddings
+    from adapters.ai.openai_chat import OpenAIAnalyst, PerplexityAnalyst
+
     env = {
         "OPENAI_API_KEY": KEYS["openai"], "PERPLEXITY_API_KEY": KEYS["perplexity"], "COHERE_API_KEY": KEYS["cohere"],
         "OPENAI_BASE_URL": fakes["openai"].base_url, "SNIPER_AI_CALL_TIMEOUT_SECONDS": "0.5",
