@@ -68,6 +68,9 @@ def brief_for(world: World, launch: datetime) -> ListingBrief:
 async def test_a_snipe_completes_on_time_while_every_ai_provider_misbehaves(modes, fakes) -> None:
     for provider, mode in modes.items():
         fakes[provider].mode, fakes[provider].delay = mode, 10.0
+    # The analysts first: building them imports the providers' SDKs (anthropic's alone takes seconds of
+    # CPU on a loaded machine), which must not eat the launch's lead.
+    analysts, vectors = chain(fakes), embeddings(fakes)
     world, launch = world_launching_in(1.5)
 
     assert (await world.sync_calendar()()).new_targets
@@ -78,9 +81,7 @@ async def test_a_snipe_completes_on_time_while_every_ai_provider_misbehaves(mode
         past = Listing.announce(coin_id, ticker, name, Symbol(ticker, "USDT"), launch - timedelta(days=3),
                                 Cause(world.clock.now(), f"listing-{coin_id}"))
         await repository.save(world.store, past)
-    enrich = EnrichListing(
-        chain(fakes), embeddings(fakes), world.store, world.clock, InMemoryCache(world.clock), BUDGET
-    )
+    enrich = EnrichListing(analysts, vectors, world.store, world.clock, InMemoryCache(world.clock), BUDGET)
 
     enrichments: list[tuple[Enrichment, float, datetime]] = []
     snipe_done = asyncio.Event()
